@@ -1,0 +1,82 @@
+//! Human durations as drills and runbooks write them: `500ms`, `30s`, `2m`, `1h30m`.
+
+use std::time::Duration;
+
+/// Parses a duration such as `500ms`, `30s`, `2m`, `1h30m` or `1m30s500ms`.
+///
+/// Units are `ms`, `s`, `m`, `h`; every number needs a unit, so `30` is rejected
+/// rather than guessed at. The error says what was expected.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err("expected a duration like `500ms`, `30s`, `2m` or `1h30m`, found an empty value".into());
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = trimmed;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(bad(trimmed));
+        }
+        let number: u64 = rest[..digits].parse().map_err(|_| bad(trimmed))?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        let part = match unit {
+            "ms" => Duration::from_millis(number),
+            "s" => Duration::from_secs(number),
+            "m" => Duration::from_secs(number.checked_mul(60).ok_or_else(|| bad(trimmed))?),
+            "h" => Duration::from_secs(number.checked_mul(3600).ok_or_else(|| bad(trimmed))?),
+            _ => return Err(bad(trimmed)),
+        };
+        total = total.checked_add(part).ok_or_else(|| bad(trimmed))?;
+    }
+    Ok(total)
+}
+
+fn bad(text: &str) -> String {
+    format!("expected a duration like `500ms`, `30s`, `2m` or `1h30m` (units ms, s, m, h), found `{text}`")
+}
+
+/// Formats a duration the way people read it in reports: `640ms`, `41.2s`, `2m05s`.
+pub fn format_duration(duration: Duration) -> String {
+    let ms = duration.as_millis();
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    } else if ms < 3_600_000 {
+        format!("{}m{:02}s", ms / 60_000, (ms % 60_000) / 1000)
+    } else {
+        format!("{}h{:02}m", ms / 3_600_000, (ms % 3_600_000) / 60_000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_forms_of_the_spec() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("1m30s500ms"), Ok(Duration::from_millis(90_500)));
+    }
+
+    #[test]
+    fn rejects_numbers_without_units_and_unknown_units() {
+        for text in ["30", "", "s", "5x", "1.5s", "-1s", "99999999999999999999h"] {
+            assert!(parse_duration(text).is_err(), "{text} should be rejected");
+        }
+    }
+
+    #[test]
+    fn formats_for_people() {
+        assert_eq!(format_duration(Duration::from_millis(640)), "640ms");
+        assert_eq!(format_duration(Duration::from_millis(41_200)), "41.2s");
+        assert_eq!(format_duration(Duration::from_secs(125)), "2m05s");
+    }
+}

@@ -1,0 +1,8 @@
+//! firedrill: game-day disaster-recovery drills.
+//!
+//! A drill (YAML) becomes a dependency graph of setup steps, fault injections,
+//! probes and recovery steps; the engine runs it against a target, follows the
+//! recovery runbook exactly as written, and scores the recovery.
+
+pub mod duration;
+pub mod journal;

@@ -4,5 +4,11 @@
 //! probes and recovery steps; the engine runs it against a target, follows the
 //! recovery runbook exactly as written, and scores the recovery.
 
+pub mod app;
+pub mod cli;
+pub mod drill;
 pub mod duration;
 pub mod journal;
+pub mod logging;
+pub mod plan;
+pub mod signal;

@@ -1,0 +1,159 @@
+//! Command-line definitions (SPEC §8).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Game-day disaster-recovery drills: inject real faults, follow the runbook
+/// exactly as written, score the recovery.
+#[derive(Debug, Parser)]
+#[command(name = "firedrill", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// More logging on stderr (repeat for more); `RUST_LOG` overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// firedrill's commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check drill files; exit 0 if all are valid, 2 otherwise (every problem is printed).
+    Validate {
+        /// Drill files, or directories to search for *.yaml / *.yml.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Show a drill's dependency graph: what runs when, and what waits for what.
+    Plan {
+        /// The drill file.
+        file: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+        format: PlanFormat,
+    },
+    /// Run a drill.
+    Run(RunArgs),
+    /// Continue a run whose runner died.
+    Resume {
+        /// The run's directory.
+        run_dir: PathBuf,
+    },
+    /// End whatever a dead run left running and remove its WORKDIR.
+    Clean {
+        /// The run's directory.
+        run_dir: PathBuf,
+    },
+    /// Regenerate a report from a run's records.
+    Report {
+        /// The run's directory.
+        run_dir: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
+        format: ReportFormat,
+    },
+    /// Past runs and the trend per drill.
+    History {
+        /// Only this drill.
+        #[arg(long)]
+        scenario: Option<String>,
+        /// Where runs are kept.
+        #[arg(long, default_value = ".firedrill/runs")]
+        dir: PathBuf,
+    },
+    /// Runbook tools.
+    Runbook {
+        /// The runbook command.
+        #[command(subcommand)]
+        command: RunbookCommand,
+    },
+    /// Print the JSON Schema of the drill format (for editors).
+    Schema,
+    /// Print shell completions.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `firedrill runbook ...`.
+#[derive(Debug, Subcommand)]
+pub enum RunbookCommand {
+    /// Check runbooks without running them; exit 1 if anything is found.
+    Lint {
+        /// Runbook files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Check variables against what this drill sets.
+        #[arg(long)]
+        drill: Option<PathBuf>,
+    },
+}
+
+/// `firedrill run` options.
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// The drill file.
+    pub file: PathBuf,
+    /// Override a drill variable.
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+    /// Seed for random choices (printed by every run, to replay it).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// How many steps may run at once (default: number of CPUs).
+    #[arg(long)]
+    pub parallel: Option<usize>,
+    /// Keep WORKDIR after the run.
+    #[arg(long)]
+    pub keep: bool,
+    /// Walk through the runbook step by step (answers may come from a pipe).
+    #[arg(long)]
+    pub interactive: bool,
+    /// Go on after a failed runbook step.
+    #[arg(long)]
+    pub runbook_continue: bool,
+    /// Print events as JSON lines.
+    #[arg(long)]
+    pub json: bool,
+    /// Resolve everything and print it; start and harm nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Where the run's records go (default .firedrill/runs/<UTC timestamp>-<drill>/).
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
+    /// Also write the JUnit report here.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// The halt file: while it exists no fault starts and a running drill aborts.
+    #[arg(long, default_value = ".firedrill/halt")]
+    pub halt_file: PathBuf,
+}
+
+/// `plan --format`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PlanFormat {
+    /// Stages of steps that can run together.
+    Text,
+    /// Graphviz.
+    Dot,
+    /// Mermaid flowchart.
+    Mermaid,
+    /// JSON.
+    Json,
+}
+
+/// `report --format`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ReportFormat {
+    /// Markdown.
+    Md,
+    /// Self-contained HTML.
+    Html,
+    /// The journal.
+    Json,
+    /// JUnit XML.
+    Junit,
+}

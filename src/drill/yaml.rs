@@ -1,0 +1,697 @@
+//! YAML to a located node tree, and serde from that tree.
+//!
+//! Drills are parsed in two passes. serde-saphyr turns the text into a tree of
+//! [`Node`]s, each knowing its line and column, under budgets that stop alias
+//! bombs and deep nesting before they cost anything. Typed values are then
+//! deserialized from parts of that tree ([`from_node`]); because each part is
+//! deserialized on its own, one bad step does not hide the problems of the
+//! next, and every error carries the location of the node it is about.
+
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+
+/// A position in a drill file, 1-based.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Loc {
+    /// Line, from 1; 0 when unknown.
+    pub line: u32,
+    /// Column in characters, from 1; 0 when unknown.
+    pub column: u32,
+}
+
+impl Loc {
+    fn from_saphyr(location: serde_saphyr::Location) -> Loc {
+        Loc {
+            line: u32::try_from(location.line()).unwrap_or(u32::MAX),
+            column: u32::try_from(location.column()).unwrap_or(u32::MAX),
+        }
+    }
+}
+
+/// A YAML value with its location.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    /// Where the value starts.
+    pub loc: Loc,
+    /// The value.
+    pub kind: NodeKind,
+}
+
+/// The shape of a YAML value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeKind {
+    /// `~`, `null` or nothing.
+    Null,
+    /// `true` / `false`.
+    Bool(bool),
+    /// An integer.
+    Int(i64),
+    /// A float.
+    Float(f64),
+    /// A string.
+    Str(String),
+    /// A sequence.
+    Seq(Vec<Node>),
+    /// A mapping, in file order; keys are nodes so that they keep their location.
+    Map(Vec<(Node, Node)>),
+}
+
+impl Node {
+    /// What kind of value this is, for messages: "a string", "a list", ...
+    pub fn describe(&self) -> String {
+        match &self.kind {
+            NodeKind::Null => "nothing (null)".into(),
+            NodeKind::Bool(value) => format!("the boolean `{value}`"),
+            NodeKind::Int(value) => format!("the number `{value}`"),
+            NodeKind::Float(value) => format!("the number `{value}`"),
+            NodeKind::Str(value) => format!("the string `{}`", shorten(value)),
+            NodeKind::Seq(_) => "a list".into(),
+            NodeKind::Map(_) => "a mapping".into(),
+        }
+    }
+
+    /// The string value of a scalar key or value.
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.kind {
+            NodeKind::Str(value) => Some(value),
+            _ => None,
+        }
+    }
+
+    /// The entries of a mapping.
+    pub fn as_map(&self) -> Option<&[(Node, Node)]> {
+        match &self.kind {
+            NodeKind::Map(entries) => Some(entries),
+            _ => None,
+        }
+    }
+
+    /// Text of a scalar as a user would have written it.
+    fn scalar_text(&self) -> Option<String> {
+        match &self.kind {
+            NodeKind::Str(value) => Some(value.clone()),
+            NodeKind::Int(value) => Some(value.to_string()),
+            NodeKind::Float(value) => Some(value.to_string()),
+            NodeKind::Bool(value) => Some(value.to_string()),
+            _ => None,
+        }
+    }
+}
+
+fn shorten(text: &str) -> String {
+    let mut short: String = text.chars().take(40).collect();
+    if short.len() < text.len() {
+        short.push('…');
+    }
+    short.replace('\n', "\\n")
+}
+
+// serde-saphyr records locations through its `Spanned` wrapper, so a node is
+// read as a `Spanned<NodeKind>` and every child again as a `Node`.
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let spanned = serde_saphyr::Spanned::<NodeKind>::deserialize(deserializer)?;
+        Ok(Node {
+            loc: Loc::from_saphyr(spanned.referenced),
+            kind: spanned.value,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for NodeKind {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KindVisitor;
+        impl<'de> Visitor<'de> for KindVisitor {
+            type Value = NodeKind;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any YAML value")
+            }
+            fn visit_unit<E>(self) -> Result<NodeKind, E> {
+                Ok(NodeKind::Null)
+            }
+            fn visit_none<E>(self) -> Result<NodeKind, E> {
+                Ok(NodeKind::Null)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<NodeKind, D::Error> {
+                NodeKind::deserialize(d)
+            }
+            fn visit_bool<E>(self, value: bool) -> Result<NodeKind, E> {
+                Ok(NodeKind::Bool(value))
+            }
+            fn visit_i64<E>(self, value: i64) -> Result<NodeKind, E> {
+                Ok(NodeKind::Int(value))
+            }
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<NodeKind, E> {
+                i64::try_from(value)
+                    .map(NodeKind::Int)
+                    .map_err(|_| E::custom(format!("the number {value} is too large")))
+            }
+            fn visit_f64<E>(self, value: f64) -> Result<NodeKind, E> {
+                Ok(NodeKind::Float(value))
+            }
+            fn visit_str<E>(self, value: &str) -> Result<NodeKind, E> {
+                Ok(NodeKind::Str(value.to_owned()))
+            }
+            fn visit_string<E>(self, value: String) -> Result<NodeKind, E> {
+                Ok(NodeKind::Str(value))
+            }
+            fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<NodeKind, E> {
+                Err(E::custom("binary values are not supported in drills"))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<NodeKind, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<Node>()? {
+                    items.push(item);
+                }
+                Ok(NodeKind::Seq(items))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NodeKind, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(key) = map.next_key::<Node>()? {
+                    let value = map.next_value::<Node>()?;
+                    entries.push((key, value));
+                }
+                Ok(NodeKind::Map(entries))
+            }
+        }
+        deserializer.deserialize_any(KindVisitor)
+    }
+}
+
+/// Limits that keep a hostile or broken file cheap to reject.
+pub const MAX_INPUT_BYTES: usize = 4 * 1024 * 1024;
+const MAX_DEPTH: usize = 64;
+
+/// A YAML syntax or budget error, located.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyntaxError {
+    /// Where the parser stopped.
+    pub loc: Loc,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// Parses YAML text into a located node tree.
+///
+/// Duplicate keys, more than one document, anchors expanded past a small
+/// budget, nesting deeper than 64 levels and inputs over 4 MiB are errors.
+pub fn parse(text: &str) -> Result<Node, SyntaxError> {
+    if text.len() > MAX_INPUT_BYTES {
+        return Err(SyntaxError {
+            loc: Loc::default(),
+            message: format!(
+                "the file is {} bytes; drills are limited to {MAX_INPUT_BYTES} bytes",
+                text.len()
+            ),
+        });
+    }
+    if text.trim().is_empty() {
+        return Err(SyntaxError {
+            loc: Loc { line: 1, column: 1 },
+            message: "the file is empty; a drill starts with `version: 1` and `name: ...`".into(),
+        });
+    }
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_depth = MAX_DEPTH;
+    budget.max_aliases = 1_000;
+    budget.max_anchors = 1_000;
+    budget.max_events = 1_000_000;
+    budget.max_nodes = 250_000;
+    budget.max_documents = 1;
+    budget.max_total_scalar_bytes = MAX_INPUT_BYTES * 2;
+    budget.flow_nesting_limit = MAX_DEPTH;
+    let mut alias_limits = serde_saphyr::options::AliasLimits::default();
+    alias_limits.max_total_replayed_events = 100_000;
+    alias_limits.max_replay_stack_depth = 16;
+    alias_limits.max_alias_expansions_per_anchor = 100;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::Error;
+    options.alias_limits = alias_limits;
+    options.with_snippet = false;
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| serde_saphyr::from_str_with_options::<Node>(text, options)));
+    match result {
+        Ok(Ok(node)) => Ok(node),
+        Ok(Err(error)) => Err(SyntaxError {
+            loc: error.location().map(Loc::from_saphyr).unwrap_or_default(),
+            message: clean_saphyr_message(&error.without_snippet().to_string()),
+        }),
+        // The parser is meant to be panic-free; if it is not, the user still
+        // gets a located-as-possible error and exit 2, never a crash.
+        Err(_) => Err(SyntaxError {
+            loc: Loc::default(),
+            message: "the YAML parser could not read this file".into(),
+        }),
+    }
+}
+
+fn clean_saphyr_message(message: &str) -> String {
+    // serde-saphyr appends " at line X column Y"; the location is rendered separately.
+    let first = message.lines().next().unwrap_or(message).trim();
+    match first.rfind(" at line ") {
+        Some(index) => first[..index].to_owned(),
+        None => first.to_owned(),
+    }
+}
+
+/// An error from deserializing a typed value out of a node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeError {
+    /// Where the offending value is; `None` until a node claims it.
+    pub loc: Option<Loc>,
+    /// What is wrong.
+    pub message: String,
+    /// What to do instead: the expected values, a did-you-mean.
+    pub help: Option<String>,
+}
+
+impl fmt::Display for DeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for DeError {}
+
+impl de::Error for DeError {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        DeError { loc: None, message: msg.to_string(), help: None }
+    }
+
+    fn unknown_field(field: &str, expected: &'static [&'static str]) -> Self {
+        DeError {
+            loc: None,
+            message: format!("unknown field `{field}`"),
+            help: Some(suggest(field, expected.iter().copied(), "field")),
+        }
+    }
+
+    fn unknown_variant(variant: &str, expected: &'static [&'static str]) -> Self {
+        DeError {
+            loc: None,
+            message: format!("unknown value `{variant}`"),
+            help: Some(suggest(variant, expected.iter().copied(), "value")),
+        }
+    }
+
+    fn missing_field(field: &'static str) -> Self {
+        DeError { loc: None, message: format!("missing field `{field}`"), help: None }
+    }
+
+    fn duplicate_field(field: &'static str) -> Self {
+        DeError { loc: None, message: format!("field `{field}` is given twice"), help: None }
+    }
+}
+
+impl DeError {
+    fn at(mut self, loc: Loc) -> Self {
+        if self.loc.is_none() {
+            self.loc = Some(loc);
+        }
+        self
+    }
+}
+
+/// The closest of `candidates` to `wrong`, if any is close enough to be a typo.
+pub fn closest<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|candidate| (strsim::jaro_winkler(wrong, candidate), candidate))
+        .filter(|(similarity, _)| *similarity > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, candidate)| candidate)
+}
+
+/// "did you mean `x`? (expected one of: a, b, c)".
+pub fn suggest<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a str> + Clone, what: &str) -> String {
+    let list: Vec<&str> = candidates.clone().into_iter().collect();
+    let expected = if list.is_empty() {
+        format!("no {what}s are allowed here")
+    } else {
+        format!("expected one of: {}", list.join(", "))
+    };
+    match closest(wrong, candidates) {
+        Some(best) => format!("did you mean `{best}`? ({expected})"),
+        None => expected,
+    }
+}
+
+/// Deserializes a typed value from a node; errors carry the location of the
+/// node they are about.
+pub fn from_node<'a, T: Deserialize<'a>>(node: &'a Node) -> Result<T, DeError> {
+    T::deserialize(node).map_err(|error| error.at(node.loc))
+}
+
+/// The newtype name through which [`Located`] asks for its node's location.
+const LOCATED_MARKER: &str = "__firedrill_located";
+
+/// A value with the location it came from in the drill file.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Located<T> {
+    /// The value.
+    pub value: T,
+    /// Where it was written.
+    pub loc: Loc,
+}
+
+impl<T> Located<T> {
+    /// A value made in code, with no location.
+    pub fn new(value: T) -> Self {
+        Located { value, loc: Loc::default() }
+    }
+}
+
+impl<T> std::ops::Deref for Located<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Located<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct LocatedVisitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for LocatedVisitor<T> {
+            type Value = Located<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a located value")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Located<T>, A::Error> {
+                let line: u32 = seq.next_element()?.unwrap_or_default();
+                let column: u32 = seq.next_element()?.unwrap_or_default();
+                let value = seq
+                    .next_element()?
+                    .ok_or_else(|| de::Error::custom("located value without a value"))?;
+                Ok(Located { value, loc: Loc { line, column } })
+            }
+        }
+        deserializer.deserialize_newtype_struct(LOCATED_MARKER, LocatedVisitor(std::marker::PhantomData))
+    }
+}
+
+impl<T: serde::Serialize> serde::Serialize for Located<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.value.serialize(serializer)
+    }
+}
+
+impl<T: schemars::JsonSchema> schemars::JsonSchema for Located<T> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        T::schema_name()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        T::json_schema(generator)
+    }
+    fn inline_schema() -> bool {
+        T::inline_schema()
+    }
+}
+
+struct LocatedAccess<'a> {
+    node: &'a Node,
+    state: u8,
+}
+
+impl<'de, 'a: 'de> SeqAccess<'de> for LocatedAccess<'a> {
+    type Error = DeError;
+    fn next_element_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<Option<S::Value>, DeError> {
+        self.state += 1;
+        match self.state {
+            1 => seed.deserialize(self.node.loc.line.into_deserializer()).map(Some),
+            2 => seed.deserialize(self.node.loc.column.into_deserializer()).map(Some),
+            3 => seed.deserialize(self.node).map(Some),
+            _ => Ok(None),
+        }
+    }
+}
+
+struct NodeSeq<'a> {
+    items: std::slice::Iter<'a, Node>,
+}
+
+impl<'de, 'a: 'de> SeqAccess<'de> for NodeSeq<'a> {
+    type Error = DeError;
+    fn next_element_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<Option<S::Value>, DeError> {
+        match self.items.next() {
+            Some(item) => seed.deserialize(item).map(Some).map_err(|error| error.at(item.loc)),
+            None => Ok(None),
+        }
+    }
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.items.len())
+    }
+}
+
+struct NodeMap<'a> {
+    entries: std::slice::Iter<'a, (Node, Node)>,
+    value: Option<&'a Node>,
+}
+
+impl<'de, 'a: 'de> MapAccess<'de> for NodeMap<'a> {
+    type Error = DeError;
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
+        match self.entries.next() {
+            Some((key, value)) => {
+                self.value = Some(value);
+                seed.deserialize(key).map(Some).map_err(|error| error.at(key.loc))
+            }
+            None => Ok(None),
+        }
+    }
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
+        let value = self
+            .value
+            .take()
+            .ok_or_else(|| <DeError as de::Error>::custom("a value without a key"))?;
+        seed.deserialize(value).map_err(|error| error.at(value.loc))
+    }
+}
+
+struct NodeEnum<'a> {
+    variant: &'a Node,
+    value: Option<&'a Node>,
+}
+
+impl<'de, 'a: 'de> de::EnumAccess<'de> for NodeEnum<'a> {
+    type Error = DeError;
+    type Variant = NodeVariant<'a>;
+    fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, NodeVariant<'a>), DeError> {
+        let variant = seed.deserialize(self.variant).map_err(|error| error.at(self.variant.loc))?;
+        Ok((variant, NodeVariant { value: self.value, loc: self.variant.loc }))
+    }
+}
+
+struct NodeVariant<'a> {
+    value: Option<&'a Node>,
+    loc: Loc,
+}
+
+impl<'de, 'a: 'de> de::VariantAccess<'de> for NodeVariant<'a> {
+    type Error = DeError;
+    fn unit_variant(self) -> Result<(), DeError> {
+        match self.value {
+            None => Ok(()),
+            Some(node) if node.kind == NodeKind::Null => Ok(()),
+            Some(node) => Err(DeError {
+                loc: Some(node.loc),
+                message: format!("expected no value here, found {}", node.describe()),
+                help: None,
+            }),
+        }
+    }
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, DeError> {
+        match self.value {
+            Some(node) => seed.deserialize(node).map_err(|error| error.at(node.loc)),
+            None => Err(DeError { loc: Some(self.loc), message: "expected a value".into(), help: None }),
+        }
+    }
+    fn tuple_variant<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, DeError> {
+        match self.value {
+            Some(node) => de::Deserializer::deserialize_seq(node, visitor),
+            None => Err(DeError { loc: Some(self.loc), message: "expected a list".into(), help: None }),
+        }
+    }
+    fn struct_variant<V: Visitor<'de>>(self, _fields: &'static [&'static str], visitor: V) -> Result<V::Value, DeError> {
+        match self.value {
+            Some(node) => de::Deserializer::deserialize_map(node, visitor),
+            None => Err(DeError { loc: Some(self.loc), message: "expected a mapping".into(), help: None }),
+        }
+    }
+}
+
+fn wrong_type(node: &Node, expected: &str) -> DeError {
+    DeError {
+        loc: Some(node.loc),
+        message: format!("expected {expected}, found {}", node.describe()),
+        help: None,
+    }
+}
+
+impl<'de, 'a: 'de> de::Deserializer<'de> for &'a Node {
+    type Error = DeError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        let result = match &self.kind {
+            NodeKind::Null => visitor.visit_unit(),
+            NodeKind::Bool(value) => visitor.visit_bool(*value),
+            NodeKind::Int(value) => visitor.visit_i64(*value),
+            NodeKind::Float(value) => visitor.visit_f64(*value),
+            NodeKind::Str(value) => visitor.visit_borrowed_str(value),
+            NodeKind::Seq(items) => visitor.visit_seq(NodeSeq { items: items.iter() }),
+            NodeKind::Map(entries) => visitor.visit_map(NodeMap { entries: entries.iter(), value: None }),
+        };
+        result.map_err(|error| error.at(self.loc))
+    }
+
+    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        match self.kind {
+            NodeKind::Bool(value) => visitor.visit_bool(value),
+            _ => Err(wrong_type(self, "`true` or `false`")),
+        }
+    }
+
+    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        // Drills write `PORT: 8080` and mean the string "8080": scalars are
+        // accepted as their text wherever a string is expected.
+        match &self.kind {
+            NodeKind::Str(value) => visitor.visit_borrowed_str(value),
+            _ => match self.scalar_text() {
+                Some(text) => visitor.visit_string(text),
+                None => Err(wrong_type(self, "a string")),
+            },
+        }
+        .map_err(|error| error.at(self.loc))
+    }
+
+    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        self.deserialize_str(visitor)
+    }
+
+    fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        match &self.kind {
+            NodeKind::Str(value) => visitor.visit_borrowed_str(value),
+            _ => Err(wrong_type(self, "a name")),
+        }
+        .map_err(|error| error.at(self.loc))
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        // A key that is present is `Some`, even when empty: `delete_cluster:`
+        // names a fault without fields, and an empty `description:` is a
+        // mistake worth reporting rather than silently ignoring.
+        visitor.visit_some(self)
+    }
+
+    fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        match &self.kind {
+            NodeKind::Null => visitor.visit_unit(),
+            NodeKind::Map(entries) if entries.is_empty() => visitor.visit_unit(),
+            _ => Err(wrong_type(self, "nothing (this key takes no fields)")),
+        }
+    }
+
+    fn deserialize_unit_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, DeError> {
+        self.deserialize_unit(visitor)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(self, name: &'static str, visitor: V) -> Result<V::Value, DeError> {
+        if name == LOCATED_MARKER {
+            return visitor.visit_seq(LocatedAccess { node: self, state: 0 });
+        }
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        match &self.kind {
+            NodeKind::Seq(items) => visitor.visit_seq(NodeSeq { items: items.iter() }),
+            _ => Err(wrong_type(self, "a list")),
+        }
+        .map_err(|error| error.at(self.loc))
+    }
+
+    fn deserialize_tuple<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, DeError> {
+        self.deserialize_seq(visitor)
+    }
+
+    fn deserialize_tuple_struct<V: Visitor<'de>>(self, _name: &'static str, _len: usize, visitor: V) -> Result<V::Value, DeError> {
+        self.deserialize_seq(visitor)
+    }
+
+    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        match &self.kind {
+            NodeKind::Map(entries) => visitor.visit_map(NodeMap { entries: entries.iter(), value: None }),
+            // `fault: {delete_cluster: }` style: an empty value is an empty map.
+            NodeKind::Null => visitor.visit_map(NodeMap { entries: [].iter(), value: None }),
+            _ => Err(wrong_type(self, "a mapping")),
+        }
+        .map_err(|error| error.at(self.loc))
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(self, _name: &'static str, _fields: &'static [&'static str], visitor: V) -> Result<V::Value, DeError> {
+        self.deserialize_map(visitor)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(self, _name: &'static str, _variants: &'static [&'static str], visitor: V) -> Result<V::Value, DeError> {
+        match &self.kind {
+            NodeKind::Str(_) => visitor.visit_enum(NodeEnum { variant: self, value: None }),
+            NodeKind::Map(entries) if entries.len() == 1 => {
+                let (key, value) = &entries[0];
+                visitor.visit_enum(NodeEnum { variant: key, value: Some(value) })
+            }
+            _ => Err(wrong_type(self, "a name, or a mapping with one key")),
+        }
+        .map_err(|error| error.at(self.loc))
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_unit()
+    }
+
+    fn deserialize_u8<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        self.deserialize_u64(visitor)
+    }
+    fn deserialize_u16<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        self.deserialize_u64(visitor)
+    }
+    fn deserialize_u32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        self.deserialize_u64(visitor)
+    }
+    fn deserialize_u64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        match self.kind {
+            NodeKind::Int(value) if value >= 0 => visitor.visit_u64(value as u64),
+            _ => Err(wrong_type(self, "a whole number, 0 or more")),
+        }
+        .map_err(|error| error.at(self.loc))
+    }
+    fn deserialize_i8<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        self.deserialize_i64(visitor)
+    }
+    fn deserialize_i16<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        self.deserialize_i64(visitor)
+    }
+    fn deserialize_i32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        self.deserialize_i64(visitor)
+    }
+    fn deserialize_i64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        match self.kind {
+            NodeKind::Int(value) => visitor.visit_i64(value),
+            _ => Err(wrong_type(self, "a whole number")),
+        }
+        .map_err(|error| error.at(self.loc))
+    }
+    fn deserialize_f32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        self.deserialize_f64(visitor)
+    }
+    fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        match self.kind {
+            NodeKind::Int(value) => visitor.visit_f64(value as f64),
+            NodeKind::Float(value) => visitor.visit_f64(value),
+            _ => Err(wrong_type(self, "a number")),
+        }
+        .map_err(|error| error.at(self.loc))
+    }
+
+    serde::forward_to_deserialize_any! { i128 u128 char bytes byte_buf }
+}

@@ -123,7 +123,7 @@ pub fn parse_source(source: &str, dir: &Path) -> Result<Drill, Vec<Problem>> {
     let steady_state = field(parts.steady_state, &mut report);
     let guards = field(parts.guards, &mut report);
     let data: Option<DataSpec> = field(parts.data, &mut report);
-    let (services, mut known_services) = named_map::<Service>(parts.services, &mut report);
+    let (services, known_services) = named_map::<Service>(parts.services, &mut report);
     let (probes, known_probes) = named_map::<Probe>(parts.probes, &mut report);
     let mut steps = Vec::new();
     let mut step_nodes = Vec::new();

@@ -18,15 +18,26 @@ pub fn run(cli: Cli) -> i32 {
         Command::Plan { file, format } => plan(&file, format),
         Command::Schema => {
             let schema = schemars::schema_for!(drill::Drill);
-            println!("{}", serde_json::to_string_pretty(&schema).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&schema).unwrap_or_default()
+            );
             0
         }
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "firedrill", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "firedrill",
+                &mut std::io::stdout(),
+            );
             0
         }
         other => {
-            eprintln!("error: `{}` is not available in this build yet", command_name(&other));
+            eprintln!(
+                "error: `{}` is not available in this build yet",
+                command_name(&other)
+            );
             EXIT_INVALID
         }
     }
@@ -59,9 +70,13 @@ pub fn drill_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     for path in paths {
         if path.is_dir() {
             let before = files.len();
-            collect_yaml(path, &mut files).map_err(|error| format!("cannot read directory {}: {error}", path.display()))?;
+            collect_yaml(path, &mut files)
+                .map_err(|error| format!("cannot read directory {}: {error}", path.display()))?;
             if files.len() == before {
-                return Err(format!("no *.yaml or *.yml drill files in {}", path.display()));
+                return Err(format!(
+                    "no *.yaml or *.yml drill files in {}",
+                    path.display()
+                ));
             }
         } else {
             files.push(path.clone());
@@ -71,12 +86,17 @@ pub fn drill_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
 }
 
 fn collect_yaml(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
     entries.sort();
     for entry in entries {
         if entry.is_dir() {
             collect_yaml(&entry, files)?;
-        } else if entry.extension().is_some_and(|ext| ext == "yaml" || ext == "yml") {
+        } else if entry
+            .extension()
+            .is_some_and(|ext| ext == "yaml" || ext == "yml")
+        {
             files.push(entry);
         }
     }
@@ -96,7 +116,12 @@ fn validate(paths: &[PathBuf]) -> i32 {
     let mut problems = 0;
     for file in &files {
         match drill::load(file) {
-            Ok(loaded) => println!("ok: {} ({}, {} steps)", file.display(), loaded.drill.name, loaded.drill.steps.len()),
+            Ok(loaded) => println!(
+                "ok: {} ({}, {} steps)",
+                file.display(),
+                loaded.drill.name,
+                loaded.drill.steps.len()
+            ),
             Err(report) => {
                 invalid += 1;
                 problems += report.problems.len();

@@ -9,18 +9,24 @@ use std::time::Duration;
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let trimmed = text.trim();
     if trimmed.is_empty() {
-        return Err("expected a duration like `500ms`, `30s`, `2m` or `1h30m`, found an empty value".into());
+        return Err(
+            "expected a duration like `500ms`, `30s`, `2m` or `1h30m`, found an empty value".into(),
+        );
     }
     let mut total = Duration::ZERO;
     let mut rest = trimmed;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             return Err(bad(trimmed));
         }
         let number: u64 = rest[..digits].parse().map_err(|_| bad(trimmed))?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let part = match unit {
@@ -36,7 +42,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 fn bad(text: &str) -> String {
-    format!("expected a duration like `500ms`, `30s`, `2m` or `1h30m` (units ms, s, m, h), found `{text}`")
+    format!(
+        "expected a duration like `500ms`, `30s`, `2m` or `1h30m` (units ms, s, m, h), found `{text}`"
+    )
 }
 
 /// Formats a duration the way people read it in reports: `640ms`, `41.2s`, `2m05s`.
@@ -63,7 +71,10 @@ mod tests {
         assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("1m30s500ms"), Ok(Duration::from_millis(90_500)));
+        assert_eq!(
+            parse_duration("1m30s500ms"),
+            Ok(Duration::from_millis(90_500))
+        );
     }
 
     #[test]

@@ -6,7 +6,11 @@ fn main() {
     let cli = match firedrill::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
-            let code = if error.use_stderr() { firedrill::app::EXIT_INVALID } else { 0 };
+            let code = if error.use_stderr() {
+                firedrill::app::EXIT_INVALID
+            } else {
+                0
+            };
             let _ = error.print();
             std::process::exit(code);
         }

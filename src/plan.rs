@@ -26,7 +26,9 @@ impl<'a> Graph<'a> {
             index.entry(step.id.as_str()).or_insert(node);
         }
         for step in &drill.steps {
-            let Some(&to) = index.get(step.id.as_str()) else { continue };
+            let Some(&to) = index.get(step.id.as_str()) else {
+                continue;
+            };
             for need in &step.needs {
                 if need.value == step.id.value {
                     continue;
@@ -59,7 +61,15 @@ impl<'a> Graph<'a> {
                     .graph
                     .neighbors_directed(current, petgraph::Direction::Incoming)
                     .filter(|n| component.contains(n))
-                    .min_by_key(|n| if *n == start { 0 } else if path.contains(n) { usize::MAX } else { n.index() + 1 });
+                    .min_by_key(|n| {
+                        if *n == start {
+                            0
+                        } else if path.contains(n) {
+                            usize::MAX
+                        } else {
+                            n.index() + 1
+                        }
+                    });
                 match next {
                     Some(n) if n == start => break,
                     Some(n) if !path.contains(&n) && guard <= component.len() => {
@@ -75,7 +85,11 @@ impl<'a> Graph<'a> {
                     }
                 }
             }
-            cycles.push(path.into_iter().map(|n| self.graph[n].id.value.clone()).collect());
+            cycles.push(
+                path.into_iter()
+                    .map(|n| self.graph[n].id.value.clone())
+                    .collect(),
+            );
         }
         cycles.sort();
         cycles
@@ -84,7 +98,9 @@ impl<'a> Graph<'a> {
     /// Steps grouped in stages: each stage's steps need only earlier stages,
     /// so they can run together. Empty if the graph has a cycle.
     pub fn stages(&self) -> Vec<Vec<&'a Step>> {
-        let Ok(order) = petgraph::algo::toposort(&self.graph, None) else { return Vec::new() };
+        let Ok(order) = petgraph::algo::toposort(&self.graph, None) else {
+            return Vec::new();
+        };
         let mut depth: BTreeMap<NodeIndex, usize> = BTreeMap::new();
         for node in &order {
             let d = self
@@ -110,15 +126,25 @@ impl<'a> Graph<'a> {
 
     /// The ids of the steps a step needs, as the graph has them.
     pub fn needs_of(&self, id: &str) -> Vec<&'a str> {
-        let Some(&node) = self.index.get(id) else { return Vec::new() };
-        let mut needs: Vec<NodeIndex> = self.graph.neighbors_directed(node, petgraph::Direction::Incoming).collect();
+        let Some(&node) = self.index.get(id) else {
+            return Vec::new();
+        };
+        let mut needs: Vec<NodeIndex> = self
+            .graph
+            .neighbors_directed(node, petgraph::Direction::Incoming)
+            .collect();
         needs.sort();
-        needs.into_iter().map(|n| self.graph[n].id.as_str()).collect()
+        needs
+            .into_iter()
+            .map(|n| self.graph[n].id.as_str())
+            .collect()
     }
 
     /// The ids of the steps that need a step, transitively.
     pub fn dependents_of(&self, id: &str) -> Vec<&'a str> {
-        let Some(&node) = self.index.get(id) else { return Vec::new() };
+        let Some(&node) = self.index.get(id) else {
+            return Vec::new();
+        };
         let mut dfs = petgraph::visit::Dfs::new(&self.graph, node);
         let mut found = Vec::new();
         while let Some(n) = dfs.next(&self.graph) {
@@ -127,7 +153,10 @@ impl<'a> Graph<'a> {
             }
         }
         found.sort();
-        found.into_iter().map(|n| self.graph[n].id.as_str()).collect()
+        found
+            .into_iter()
+            .map(|n| self.graph[n].id.as_str())
+            .collect()
     }
 }
 
@@ -144,7 +173,11 @@ pub fn describe_action(step: &Step) -> String {
             let fault = step.fault.as_ref().map(|f| &f.value);
             let kind = fault.map_or("?", |f| f.kind());
             let detail = fault.map(fault_detail).unwrap_or_default();
-            if detail.is_empty() { format!("fault: {kind}") } else { format!("fault: {kind} {detail}") }
+            if detail.is_empty() {
+                format!("fault: {kind}")
+            } else {
+                format!("fault: {kind} {detail}")
+            }
         }
         ActionKind::Recover => match step.recover.as_ref().map(|r| &r.value) {
             Some(recover) => match (&recover.runbook, &recover.run) {
@@ -154,18 +187,40 @@ pub fn describe_action(step: &Step) -> String {
             },
             None => "recover".into(),
         },
-        ActionKind::Probe => format!("probe: {}", step.probe.as_ref().map(|p| p.names().join(", ")).unwrap_or_default()),
-        ActionKind::Wait => format!("wait: {}", step.wait.map(|d| crate::duration::format_duration(d.0)).unwrap_or_default()),
+        ActionKind::Probe => format!(
+            "probe: {}",
+            step.probe
+                .as_ref()
+                .map(|p| p.names().join(", "))
+                .unwrap_or_default()
+        ),
+        ActionKind::Wait => format!(
+            "wait: {}",
+            step.wait
+                .map(|d| crate::duration::format_duration(d.0))
+                .unwrap_or_default()
+        ),
         ActionKind::Apply => format!(
             "apply: {}",
-            step.apply.as_ref().map(|m| m.iter().map(|p| p.value.clone()).collect::<Vec<_>>().join(", ")).unwrap_or_default()
+            step.apply
+                .as_ref()
+                .map(|m| m
+                    .iter()
+                    .map(|p| p.value.clone())
+                    .collect::<Vec<_>>()
+                    .join(", "))
+                .unwrap_or_default()
         ),
     }
 }
 
 fn fault_detail(fault: &crate::drill::Fault) -> String {
     if let Some(kill) = &fault.kill {
-        return format!("{} ({})", kill.service.names().join(", "), kill.signal.as_ref().map_or("KILL", |s| s.as_str()));
+        return format!(
+            "{} ({})",
+            kill.service.names().join(", "),
+            kill.signal.as_ref().map_or("KILL", |s| s.as_str())
+        );
     }
     if let Some(pause) = &fault.pause {
         return pause.service.names().join(", ");
@@ -177,7 +232,11 @@ fn fault_detail(fault: &crate::drill::Fault) -> String {
         return format!(
             "{} {}",
             delete.kind.as_deref().unwrap_or(""),
-            delete.name.as_deref().or(delete.selector.as_deref()).unwrap_or("")
+            delete
+                .name
+                .as_deref()
+                .or(delete.selector.as_deref())
+                .unwrap_or("")
         );
     }
     if let Some(corrupt) = &fault.corrupt {
@@ -186,9 +245,17 @@ fn fault_detail(fault: &crate::drill::Fault) -> String {
     if let Some(run) = &fault.run {
         return first_line(run);
     }
-    for selector in [&fault.stop_node, &fault.kill_node, &fault.pause_node, &fault.partition_node, &fault.stop_kubelet, &fault.drain_node]
-        .into_iter()
-        .flatten()
+    if let Some(selector) = [
+        &fault.stop_node,
+        &fault.kill_node,
+        &fault.pause_node,
+        &fault.partition_node,
+        &fault.stop_kubelet,
+        &fault.drain_node,
+    ]
+    .into_iter()
+    .flatten()
+    .next()
     {
         return match (&selector.node, &selector.role) {
             (Some(node), _) => node.clone(),
@@ -214,12 +281,25 @@ fn first_line(text: &str) -> String {
 /// `firedrill plan --format text`.
 pub fn render_text(drill: &Drill) -> String {
     let graph = Graph::build(drill);
-    let mut out = format!("drill {} ({} target, {} steps)\n", drill.name, drill.target.name(), drill.steps.len());
+    let mut out = format!(
+        "drill {} ({} target, {} steps)\n",
+        drill.name,
+        drill.target.name(),
+        drill.steps.len()
+    );
     for (number, stage) in graph.stages().iter().enumerate() {
-        let together = if stage.len() > 1 { " — these run together" } else { "" };
+        let together = if stage.len() > 1 {
+            " — these run together"
+        } else {
+            ""
+        };
         out.push_str(&format!("\nstage {}{together}\n", number + 1));
         for step in stage {
-            out.push_str(&format!("  {:<20} {}\n", step.id.value, describe_action(step)));
+            out.push_str(&format!(
+                "  {:<20} {}\n",
+                step.id.value,
+                describe_action(step)
+            ));
             let needs = graph.needs_of(&step.id);
             if !needs.is_empty() {
                 out.push_str(&format!("  {:<20} needs {}\n", "", needs.join(", ")));
@@ -235,7 +315,10 @@ fn node_label(step: &Step) -> String {
 
 /// `firedrill plan --format dot` (Graphviz).
 pub fn render_dot(drill: &Drill) -> String {
-    let mut out = format!("digraph \"{}\" {{\n  rankdir=LR;\n  node [shape=box, style=rounded];\n", drill.name);
+    let mut out = format!(
+        "digraph \"{}\" {{\n  rankdir=LR;\n  node [shape=box, style=rounded];\n",
+        drill.name
+    );
     for step in &drill.steps {
         let color = match step.action() {
             ActionKind::Fault => ", color=red",
@@ -243,7 +326,11 @@ pub fn render_dot(drill: &Drill) -> String {
             ActionKind::Probe => ", color=blue",
             _ => "",
         };
-        out.push_str(&format!("  \"{}\" [label=\"{}\"{color}];\n", step.id.value, node_label(step)));
+        out.push_str(&format!(
+            "  \"{}\" [label=\"{}\"{color}];\n",
+            step.id.value,
+            node_label(step)
+        ));
     }
     for step in &drill.steps {
         for need in &step.needs {
@@ -265,11 +352,18 @@ pub fn render_mermaid(drill: &Drill) -> String {
             ActionKind::Recover => ("([", "])"),
             _ => ("[", "]"),
         };
-        out.push_str(&format!("  {}{open}\"{label}\"{close}\n", mermaid_id(&step.id)));
+        out.push_str(&format!(
+            "  {}{open}\"{label}\"{close}\n",
+            mermaid_id(&step.id)
+        ));
     }
     for step in &drill.steps {
         for need in &step.needs {
-            out.push_str(&format!("  {} --> {}\n", mermaid_id(&need.value), mermaid_id(&step.id)));
+            out.push_str(&format!(
+                "  {} --> {}\n",
+                mermaid_id(&need.value),
+                mermaid_id(&step.id)
+            ));
         }
     }
     out
@@ -308,5 +402,10 @@ pub fn render_json(drill: &Drill) -> String {
                 .collect()
         })
         .collect();
-    serde_json::to_string_pretty(&JsonPlan { drill: &drill.name, target: drill.target.name(), stages }).unwrap_or_default()
+    serde_json::to_string_pretty(&JsonPlan {
+        drill: &drill.name,
+        target: drill.target.name(),
+        stages,
+    })
+    .unwrap_or_default()
 }

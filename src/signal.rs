@@ -5,7 +5,11 @@ use nix::sys::signal::Signal;
 /// Parses a signal name, with or without the `SIG` prefix, in any case.
 pub fn parse_signal(name: &str) -> Option<Signal> {
     let upper = name.trim().to_ascii_uppercase();
-    let full = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    let full = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
     full.parse().ok()
 }
 

@@ -20,7 +20,11 @@ pub struct Problem {
 impl Problem {
     /// A problem at `loc`.
     pub fn at(loc: Loc, message: impl Into<String>) -> Problem {
-        Problem { loc, message: message.into(), help: None }
+        Problem {
+            loc,
+            message: message.into(),
+            help: None,
+        }
     }
 
     /// Adds what to do.
@@ -44,14 +48,24 @@ pub struct FileProblems {
 impl FileProblems {
     /// Problems with no source text (unreadable file).
     pub fn unreadable(path: &Path, problem: Problem) -> FileProblems {
-        FileProblems { path: path.to_owned(), source: String::new(), problems: vec![problem] }
+        FileProblems {
+            path: path.to_owned(),
+            source: String::new(),
+            problems: vec![problem],
+        }
     }
 
     /// Renders every problem: `file:line:column`, the line with the offending
     /// text marked, and what to do.
     pub fn render(&self, color: bool) -> String {
-        let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
-        let handler = GraphicalReportHandler::new_themed(theme).with_width(100).with_context_lines(1);
+        let theme = if color {
+            GraphicalTheme::unicode()
+        } else {
+            GraphicalTheme::unicode_nocolor()
+        };
+        let handler = GraphicalReportHandler::new_themed(theme)
+            .with_width(100)
+            .with_context_lines(1);
         let mut out = String::new();
         let name = self.path.display().to_string();
         for problem in &self.problems {
@@ -75,8 +89,14 @@ impl FileProblems {
             let report = miette::Report::new(diagnostic)
                 .with_source_code(NamedSource::new(name.clone(), self.source.clone()));
             let mut rendered = String::new();
-            if handler.render_report(&mut rendered, report.as_ref()).is_err() {
-                rendered = format!("{name}:{}:{}: {}\n", problem.loc.line, problem.loc.column, problem.message);
+            if handler
+                .render_report(&mut rendered, report.as_ref())
+                .is_err()
+            {
+                rendered = format!(
+                    "{name}:{}:{}: {}\n",
+                    problem.loc.line, problem.loc.column, problem.message
+                );
             }
             out.push_str(&rendered);
             out.push('\n');
@@ -111,7 +131,11 @@ fn token_len(rest: &str) -> usize {
     }
     let end = rest.find([':', ',', ']', '}', '#']).unwrap_or(rest.len());
     let token = rest[..end].trim_end();
-    if token.is_empty() { rest.len().min(1) } else { token.len() }
+    if token.is_empty() {
+        rest.len().min(1)
+    } else {
+        token.len()
+    }
 }
 
 #[cfg(test)]
@@ -122,7 +146,13 @@ mod tests {
     fn spans_cover_the_token_at_the_location() {
         let source = "steps:\n  - id: restor\n    needs: [a, \"b c\"]\n";
         assert_eq!(span_at(source, Loc { line: 2, column: 9 }), (15, 6));
-        let (start, len) = span_at(source, Loc { line: 3, column: 16 });
+        let (start, len) = span_at(
+            source,
+            Loc {
+                line: 3,
+                column: 16,
+            },
+        );
         assert_eq!(&source[start..start + len], "\"b c\"");
     }
 }

@@ -30,8 +30,18 @@ impl LoadedDrill {
 }
 
 const TOP_LEVEL_FIELDS: &[&str] = &[
-    "version", "name", "description", "target", "vars", "objectives", "services", "probes",
-    "steady_state", "guards", "data", "steps",
+    "version",
+    "name",
+    "description",
+    "target",
+    "vars",
+    "objectives",
+    "services",
+    "probes",
+    "steady_state",
+    "guards",
+    "data",
+    "steps",
 ];
 
 /// Loads and validates one drill file, collecting every problem in it.
@@ -39,8 +49,13 @@ pub fn load(path: &Path) -> Result<LoadedDrill, FileProblems> {
     let bytes = std::fs::read(path).map_err(|error| {
         FileProblems::unreadable(
             path,
-            Problem::at(Loc::default(), format!("cannot read the drill file: {error}"))
-                .help("check the path; `firedrill validate scenarios/` checks every drill in a directory"),
+            Problem::at(
+                Loc::default(),
+                format!("cannot read the drill file: {error}"),
+            )
+            .help(
+                "check the path; `firedrill validate scenarios/` checks every drill in a directory",
+            ),
         )
     })?;
     if bytes.contains(&0) {
@@ -55,19 +70,34 @@ pub fn load(path: &Path) -> Result<LoadedDrill, FileProblems> {
             path,
             Problem::at(
                 Loc::default(),
-                format!("the file is not UTF-8 text (invalid byte at offset {})", error.utf8_error().valid_up_to()),
+                format!(
+                    "the file is not UTF-8 text (invalid byte at offset {})",
+                    error.utf8_error().valid_up_to()
+                ),
             )
             .help("save the drill as UTF-8"),
         )
     })?;
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+    let dir = if dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        dir
+    };
     match parse_source(&source, &dir) {
-        Ok(drill) => Ok(LoadedDrill { path: path.to_owned(), dir, drill }),
+        Ok(drill) => Ok(LoadedDrill {
+            path: path.to_owned(),
+            dir,
+            drill,
+        }),
         Err(mut problems) => {
             problems.sort_by_key(|problem| problem.loc);
             problems.dedup();
-            Err(FileProblems { path: path.to_owned(), source, problems })
+            Err(FileProblems {
+                path: path.to_owned(),
+                source,
+                problems,
+            })
         }
     }
 }
@@ -75,18 +105,36 @@ pub fn load(path: &Path) -> Result<LoadedDrill, FileProblems> {
 /// Parses and validates drill text; `dir` is where relative paths resolve.
 pub fn parse_source(source: &str, dir: &Path) -> Result<Drill, Vec<Problem>> {
     let root = yaml::parse(source).map_err(|error| {
-        let loc = if error.loc.line == 0 { Loc { line: 1, column: 1 } } else { error.loc };
-        vec![Problem::at(loc, error.message).help("fix the YAML syntax first; the rest of the file is checked once it parses")]
+        let loc = if error.loc.line == 0 {
+            Loc { line: 1, column: 1 }
+        } else {
+            error.loc
+        };
+        vec![
+            Problem::at(loc, error.message)
+                .help("fix the YAML syntax first; the rest of the file is checked once it parses"),
+        ]
     })?;
     let mut problems = Vec::new();
     let Some(entries) = root.as_map() else {
-        return Err(vec![Problem::at(root.loc, format!("expected a drill (a mapping of `version`, `name`, `steps`, ...), found {}", root.describe()))
-            .help("start the file with `version: 1`")]);
+        return Err(vec![
+            Problem::at(
+                root.loc,
+                format!(
+                    "expected a drill (a mapping of `version`, `name`, `steps`, ...), found {}",
+                    root.describe()
+                ),
+            )
+            .help("start the file with `version: 1`"),
+        ]);
     };
     let mut parts = Parts::default();
     for (key, value) in entries {
         let Some(name) = key.as_str() else {
-            problems.push(Problem::at(key.loc, format!("expected a field name, found {}", key.describe())));
+            problems.push(Problem::at(
+                key.loc,
+                format!("expected a field name, found {}", key.describe()),
+            ));
             continue;
         };
         match name {
@@ -103,8 +151,11 @@ pub fn parse_source(source: &str, dir: &Path) -> Result<Drill, Vec<Problem>> {
             "data" => parts.data = Some(value),
             "steps" => parts.steps = Some((key, value)),
             _ => problems.push(
-                Problem::at(key.loc, format!("unknown field `{name}`"))
-                    .help(yaml::suggest(name, TOP_LEVEL_FIELDS.iter().copied(), "field")),
+                Problem::at(key.loc, format!("unknown field `{name}`")).help(yaml::suggest(
+                    name,
+                    TOP_LEVEL_FIELDS.iter().copied(),
+                    "field",
+                )),
             ),
         }
     }
@@ -156,10 +207,26 @@ pub fn parse_source(source: &str, dir: &Path) -> Result<Drill, Vec<Problem>> {
 
     let top = Loc { line: 1, column: 1 };
     for (present, field, help) in [
-        (parts.version.is_some(), "version", "add `version: 1` at the top of the file"),
-        (parts.name.is_some(), "name", "add `name: my-drill` ([a-z0-9-]+)"),
-        (parts.objectives.is_some(), "objectives", "add `objectives: {rto: 2m}`: the recovery time objective the drill is scored against"),
-        (parts.steps.is_some(), "steps", "add `steps:` with at least one `fault` step and one `recover` step"),
+        (
+            parts.version.is_some(),
+            "version",
+            "add `version: 1` at the top of the file",
+        ),
+        (
+            parts.name.is_some(),
+            "name",
+            "add `name: my-drill` ([a-z0-9-]+)",
+        ),
+        (
+            parts.objectives.is_some(),
+            "objectives",
+            "add `objectives: {rto: 2m}`: the recovery time objective the drill is scored against",
+        ),
+        (
+            parts.steps.is_some(),
+            "steps",
+            "add `steps:` with at least one `fault` step and one `recover` step",
+        ),
     ] {
         if !present {
             problems.push(Problem::at(top, format!("missing field `{field}`")).help(help));
@@ -172,7 +239,11 @@ pub fn parse_source(source: &str, dir: &Path) -> Result<Drill, Vec<Problem>> {
         description,
         target: target.unwrap_or_default(),
         vars: vars.unwrap_or_default(),
-        objectives: objectives.unwrap_or(Objectives { rto: super::model::Dur(std::time::Duration::from_secs(300)), rpo: None, min_score: None }),
+        objectives: objectives.unwrap_or(Objectives {
+            rto: super::model::Dur(std::time::Duration::from_secs(300)),
+            rpo: None,
+            min_score: None,
+        }),
         services,
         probes,
         steady_state: steady_state.unwrap_or_default(),
@@ -194,7 +265,11 @@ pub fn parse_source(source: &str, dir: &Path) -> Result<Drill, Vec<Problem>> {
         target_loc: parts.target.map(|node| node.loc),
     };
     validate::validate(&drill, &context, &mut problems);
-    if problems.is_empty() { Ok(drill) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(drill)
+    } else {
+        Err(problems)
+    }
 }
 
 #[derive(Default)]
@@ -213,7 +288,10 @@ struct Parts<'a> {
     steps: Option<(&'a Node, &'a Node)>,
 }
 
-fn field<'a, T: Deserialize<'a>>(node: Option<&'a Node>, report: &mut impl FnMut(Result<(), DeError>)) -> Option<T> {
+fn field<'a, T: Deserialize<'a>>(
+    node: Option<&'a Node>,
+    report: &mut impl FnMut(Result<(), DeError>),
+) -> Option<T> {
     let node = node?;
     match yaml::from_node::<T>(node) {
         Ok(value) => Some(value),
@@ -233,18 +311,31 @@ fn named_map<'a, T: Deserialize<'a>>(
 ) -> (BTreeMap<String, T>, Vec<String>) {
     let mut values = BTreeMap::new();
     let mut names = Vec::new();
-    let Some(node) = node else { return (values, names) };
+    let Some(node) = node else {
+        return (values, names);
+    };
     let entries = match &node.kind {
         NodeKind::Map(entries) => entries,
         NodeKind::Null => return (values, names),
         _ => {
-            report(Err(DeError { loc: Some(node.loc), message: format!("expected a mapping of names to definitions, found {}", node.describe()), help: None }));
+            report(Err(DeError {
+                loc: Some(node.loc),
+                message: format!(
+                    "expected a mapping of names to definitions, found {}",
+                    node.describe()
+                ),
+                help: None,
+            }));
             return (values, names);
         }
     };
     for (key, value) in entries {
         let Some(name) = key.as_str() else {
-            report(Err(DeError { loc: Some(key.loc), message: format!("expected a name, found {}", key.describe()), help: None }));
+            report(Err(DeError {
+                loc: Some(key.loc),
+                message: format!("expected a name, found {}", key.describe()),
+                help: None,
+            }));
             continue;
         };
         names.push(name.to_owned());
@@ -260,14 +351,24 @@ fn named_map<'a, T: Deserialize<'a>>(
 
 /// The value under `key` in a mapping node.
 pub(crate) fn map_value<'a>(node: &'a Node, key: &str) -> Option<&'a Node> {
-    node.as_map()?.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(_, v)| v)
+    node.as_map()?
+        .iter()
+        .find(|(k, _)| k.as_str() == Some(key))
+        .map(|(_, v)| v)
 }
 
 /// The key node `key` in a mapping node.
 pub(crate) fn map_key<'a>(node: &'a Node, key: &str) -> Option<&'a Node> {
-    node.as_map()?.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(k, _)| k)
+    node.as_map()?
+        .iter()
+        .find(|(k, _)| k.as_str() == Some(key))
+        .map(|(k, _)| k)
 }
 
 fn de_problem(error: DeError) -> Problem {
-    Problem { loc: error.loc.unwrap_or(Loc { line: 1, column: 1 }), message: error.message, help: error.help }
+    Problem {
+        loc: error.loc.unwrap_or(Loc { line: 1, column: 1 }),
+        message: error.message,
+        help: error.help,
+    }
 }

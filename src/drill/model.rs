@@ -24,7 +24,9 @@ pub struct Dur(pub Duration);
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
-        crate::duration::parse_duration(&text).map(Dur).map_err(de::Error::custom)
+        crate::duration::parse_duration(&text)
+            .map(Dur)
+            .map_err(de::Error::custom)
     }
 }
 
@@ -79,7 +81,10 @@ impl<'de> Deserialize<'de> for OneOrManyRaw {
             fn visit_str<E: de::Error>(self, value: &str) -> Result<OneOrManyRaw, E> {
                 Ok(OneOrManyRaw(vec![Located::new(value.to_owned())]))
             }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrManyRaw, A::Error> {
+            fn visit_seq<A: de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<OneOrManyRaw, A::Error> {
                 let mut names = Vec::new();
                 while let Some(name) = seq.next_element::<Located<String>>()? {
                     names.push(name);
@@ -213,7 +218,10 @@ impl<'de> Deserialize<'de> for ProbeRef {
         // Read through `Located` so that a probe name keeps its location.
         let located = Located::<ProbeRefRaw>::deserialize(deserializer)?;
         Ok(match located.value.0 {
-            ProbeRef::Name(name) => ProbeRef::Name(Located { value: name.value, loc: located.loc }),
+            ProbeRef::Name(name) => ProbeRef::Name(Located {
+                value: name.value,
+                loc: located.loc,
+            }),
             inline => inline,
         })
     }
@@ -542,8 +550,20 @@ pub struct Fault {
 
 /// Every fault kind, for messages and did-you-mean.
 pub const FAULT_KINDS: &[&str] = &[
-    "kill", "pause", "delete", "corrupt", "run", "delete_cluster", "stop_node", "kill_node",
-    "pause_node", "partition_node", "stop_kubelet", "pod_kill", "drain_node", "control_plane_down",
+    "kill",
+    "pause",
+    "delete",
+    "corrupt",
+    "run",
+    "delete_cluster",
+    "stop_node",
+    "kill_node",
+    "pause_node",
+    "partition_node",
+    "stop_kubelet",
+    "pod_kill",
+    "drain_node",
+    "control_plane_down",
 ];
 
 /// Fault kinds the local target supports.
@@ -551,8 +571,17 @@ pub const LOCAL_FAULT_KINDS: &[&str] = &["kill", "pause", "delete", "corrupt", "
 
 /// Fault kinds the kind target supports.
 pub const KIND_FAULT_KINDS: &[&str] = &[
-    "delete_cluster", "stop_node", "kill_node", "pause_node", "partition_node", "stop_kubelet",
-    "pod_kill", "delete", "drain_node", "control_plane_down", "run",
+    "delete_cluster",
+    "stop_node",
+    "kill_node",
+    "pause_node",
+    "partition_node",
+    "stop_kubelet",
+    "pod_kill",
+    "delete",
+    "drain_node",
+    "control_plane_down",
+    "run",
 ];
 
 impl Fault {
@@ -574,7 +603,12 @@ impl Fault {
             self.drain_node.is_some(),
             self.control_plane_down.is_some(),
         ];
-        FAULT_KINDS.iter().zip(present).filter(|(_, p)| *p).map(|(k, _)| *k).collect()
+        FAULT_KINDS
+            .iter()
+            .zip(present)
+            .filter(|(_, p)| *p)
+            .map(|(k, _)| *k)
+            .collect()
     }
 
     /// The fault's kind; validation guarantees there is exactly one.

@@ -7,9 +7,10 @@ use std::path::Path;
 use super::diag::Problem;
 use super::load::{map_key, map_value};
 use super::model::{
-    ActionKind, Drill, Fault, KIND_FAULT_KINDS, LOCAL_FAULT_KINDS, NodeSelector, Probe, ProbeRef, Revert, Step, Target,
+    ActionKind, Drill, Fault, KIND_FAULT_KINDS, LOCAL_FAULT_KINDS, NodeSelector, Probe, ProbeRef,
+    Revert, Step, Target,
 };
-use super::yaml::{self, Located, Loc, Node};
+use super::yaml::{self, Loc, Located, Node};
 
 /// What validation needs besides the typed drill: the tree it came from,
 /// for locations, and the names of parts that did not parse.
@@ -29,7 +30,10 @@ pub(crate) struct Context<'a> {
 
 /// Names of steps, probes and services: `[a-z0-9-]+`.
 pub fn is_valid_name(name: &str) -> bool {
-    !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// Environment variable names: `[A-Za-z_][A-Za-z0-9_]*`.
@@ -40,25 +44,40 @@ pub fn is_valid_var_name(name: &str) -> bool {
 }
 
 /// Variables every run sets.
-pub const BUILTIN_VARS: &[&str] = &["WORKDIR", "RUN_ID", "DRILL", "SCENARIO_DIR", "RUN_DIR", "FIREDRILL_OUTPUT"];
+pub const BUILTIN_VARS: &[&str] = &[
+    "WORKDIR",
+    "RUN_ID",
+    "DRILL",
+    "SCENARIO_DIR",
+    "RUN_DIR",
+    "FIREDRILL_OUTPUT",
+];
 
 pub(crate) fn validate(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
     let top = Loc { line: 1, column: 1 };
     if drill.version != 1 {
         problems.push(
-            Problem::at(cx.version_loc.unwrap_or(top), format!("unsupported drill format version `{}`", drill.version))
-                .help("this firedrill reads `version: 1`"),
+            Problem::at(
+                cx.version_loc.unwrap_or(top),
+                format!("unsupported drill format version `{}`", drill.version),
+            )
+            .help("this firedrill reads `version: 1`"),
         );
     }
     if cx.name_loc.is_some() && !is_valid_name(&drill.name) {
         problems.push(
-            Problem::at(cx.name_loc.unwrap_or(top), format!("invalid drill name `{}`", drill.name))
-                .help("use lower-case letters, digits and `-`, e.g. `etcd-quorum-loss`"),
+            Problem::at(
+                cx.name_loc.unwrap_or(top),
+                format!("invalid drill name `{}`", drill.name),
+            )
+            .help("use lower-case letters, digits and `-`, e.g. `etcd-quorum-loss`"),
         );
     }
     for name in drill.vars.keys() {
         if !is_valid_var_name(name) {
-            let loc = map_value(cx.root, "vars").and_then(|vars| map_key(vars, name)).map_or(top, |n| n.loc);
+            let loc = map_value(cx.root, "vars")
+                .and_then(|vars| map_key(vars, name))
+                .map_or(top, |n| n.loc);
             problems.push(
                 Problem::at(loc, format!("invalid variable name `{name}`"))
                     .help("variables are exported to commands: use letters, digits and `_`, not starting with a digit"),
@@ -68,7 +87,10 @@ pub(crate) fn validate(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>)
     check_target(drill, cx, problems);
     check_probes(drill, cx, problems);
     check_services(drill, cx, problems);
-    for (list, what) in [(&drill.steady_state, "steady_state"), (&drill.guards, "guards")] {
+    for (list, what) in [
+        (&drill.steady_state, "steady_state"),
+        (&drill.guards, "guards"),
+    ] {
         for name in list {
             check_probe_name(name, cx, problems, what);
         }
@@ -77,15 +99,23 @@ pub(crate) fn validate(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>)
         && drill.data.is_none()
     {
         problems.push(
-            Problem::at(rpo.loc, "`objectives.rpo` needs a `data:` section to measure data loss")
-                .help("add `data: {write: ..., read: ...}` (SPEC §7.3), or remove `rpo`"),
+            Problem::at(
+                rpo.loc,
+                "`objectives.rpo` needs a `data:` section to measure data loss",
+            )
+            .help("add `data: {write: ..., read: ...}` (SPEC §7.3), or remove `rpo`"),
         );
     }
     if let Some(min_score) = drill.objectives.min_score
         && min_score > 100
     {
-        let loc = map_value(cx.root, "objectives").and_then(|o| map_value(o, "min_score")).map_or(top, |n| n.loc);
-        problems.push(Problem::at(loc, format!("min_score {min_score} is above 100")).help("scores run from 0 to 100"));
+        let loc = map_value(cx.root, "objectives")
+            .and_then(|o| map_value(o, "min_score"))
+            .map_or(top, |n| n.loc);
+        problems.push(
+            Problem::at(loc, format!("min_score {min_score} is above 100"))
+                .help("scores run from 0 to 100"),
+        );
     }
     check_steps(drill, cx, problems);
 }
@@ -94,8 +124,11 @@ fn check_target(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
     if let Target::Kind(kind) = &drill.target {
         if !is_valid_name(&kind.cluster) {
             problems.push(
-                Problem::at(kind.cluster.loc, format!("invalid kind cluster name `{}`", kind.cluster.value))
-                    .help("kind cluster names use lower-case letters, digits and `-`"),
+                Problem::at(
+                    kind.cluster.loc,
+                    format!("invalid kind cluster name `{}`", kind.cluster.value),
+                )
+                .help("kind cluster names use lower-case letters, digits and `-`"),
             );
         }
         if let Some(config) = &kind.config {
@@ -103,8 +136,11 @@ fn check_target(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
         }
         if !drill.services.is_empty() {
             problems.push(
-                Problem::at(cx.services_loc.unwrap_or(cx.target_loc.unwrap_or_default()), "`services` are for the local target only")
-                    .help("on a kind target, deploy workloads with an `apply` step instead"),
+                Problem::at(
+                    cx.services_loc.unwrap_or(cx.target_loc.unwrap_or_default()),
+                    "`services` are for the local target only",
+                )
+                .help("on a kind target, deploy workloads with an `apply` step instead"),
             );
         }
     }
@@ -114,8 +150,10 @@ fn check_file(dir: &Path, path: &Located<String>, what: &str, problems: &mut Vec
     let resolved = dir.join(&path.value);
     if !resolved.is_file() {
         problems.push(
-            Problem::at(path.loc, format!("{what} `{}` does not exist", path.value))
-                .help(format!("paths are relative to the drill file's directory; looked for {}", resolved.display())),
+            Problem::at(path.loc, format!("{what} `{}` does not exist", path.value)).help(format!(
+                "paths are relative to the drill file's directory; looked for {}",
+                resolved.display()
+            )),
         );
     }
 }
@@ -125,19 +163,32 @@ fn check_probe_name(name: &Located<String>, cx: &Context, problems: &mut Vec<Pro
         let help = if cx.known_probes.is_empty() {
             "define it under `probes:`".to_owned()
         } else {
-            yaml::suggest(&name.value, cx.known_probes.iter().map(String::as_str), "probe")
+            yaml::suggest(
+                &name.value,
+                cx.known_probes.iter().map(String::as_str),
+                "probe",
+            )
         };
-        problems.push(Problem::at(name.loc, format!("unknown probe `{}` in {what}", name.value)).help(help));
+        problems.push(
+            Problem::at(
+                name.loc,
+                format!("unknown probe `{}` in {what}", name.value),
+            )
+            .help(help),
+        );
     }
 }
 
 fn check_probes(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
     let probes_node = map_value(cx.root, "probes");
     for (name, probe) in &drill.probes {
-        let key_loc = probes_node.and_then(|node| map_key(node, name)).map_or(Loc::default(), |node| node.loc);
+        let key_loc = probes_node
+            .and_then(|node| map_key(node, name))
+            .map_or(Loc::default(), |node| node.loc);
         if !is_valid_name(name) {
             problems.push(
-                Problem::at(key_loc, format!("invalid probe name `{name}`")).help("use lower-case letters, digits and `-`"),
+                Problem::at(key_loc, format!("invalid probe name `{name}`"))
+                    .help("use lower-case letters, digits and `-`"),
             );
         }
         check_probe(probe, key_loc, &format!("probe `{name}`"), drill, problems);
@@ -153,30 +204,58 @@ fn check_probe(probe: &Probe, loc: Loc, what: &str, drill: &Drill, problems: &mu
         ),
         [_] => {}
         several => problems.push(
-            Problem::at(loc, format!("{what} has {} checks: {}", several.len(), several.join(", ")))
-                .help("a probe does one check; split it into several probes and list them all"),
+            Problem::at(
+                loc,
+                format!(
+                    "{what} has {} checks: {}",
+                    several.len(),
+                    several.join(", ")
+                ),
+            )
+            .help("a probe does one check; split it into several probes and list them all"),
         ),
     }
     if probe.expect.is_some() && probe.command.is_none() {
-        problems.push(Problem::at(loc, format!("{what}: `expect` applies to `command` probes only")));
+        problems.push(Problem::at(
+            loc,
+            format!("{what}: `expect` applies to `command` probes only"),
+        ));
     }
-    if let Some(pattern) = probe.expect.as_ref().and_then(|expect| expect.stdout_matches.as_ref())
+    if let Some(pattern) = probe
+        .expect
+        .as_ref()
+        .and_then(|expect| expect.stdout_matches.as_ref())
         && let Err(error) = regex::Regex::new(pattern)
     {
-        problems.push(Problem::at(pattern.loc, format!("invalid regular expression: {}", one_line(&error.to_string()))));
+        problems.push(Problem::at(
+            pattern.loc,
+            format!(
+                "invalid regular expression: {}",
+                one_line(&error.to_string())
+            ),
+        ));
     }
     if let Some(http) = &probe.http
         && !(http.url.starts_with("http://") || http.url.starts_with("https://"))
     {
-        problems.push(Problem::at(loc, format!("{what}: `{}` is not an http:// or https:// URL", http.url)));
+        problems.push(Problem::at(
+            loc,
+            format!("{what}: `{}` is not an http:// or https:// URL", http.url),
+        ));
     }
     if let Some(tcp) = &probe.tcp
         && !tcp.address.contains("${")
-        && tcp.address.rsplit_once(':').is_none_or(|(_, port)| port.parse::<u16>().is_err())
+        && tcp
+            .address
+            .rsplit_once(':')
+            .is_none_or(|(_, port)| port.parse::<u16>().is_err())
     {
         problems.push(
-            Problem::at(loc, format!("{what}: `{}` is not a host:port address", tcp.address))
-                .help("write it like `127.0.0.1:2379`"),
+            Problem::at(
+                loc,
+                format!("{what}: `{}` is not a host:port address", tcp.address),
+            )
+            .help("write it like `127.0.0.1:2379`"),
         );
     }
     if let Some(k8s) = &probe.k8s {
@@ -203,26 +282,44 @@ fn check_probe(probe: &Probe, loc: Loc, what: &str, drill: &Drill, problems: &mu
 }
 
 fn one_line(text: &str) -> String {
-    text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn check_services(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
     let services_node = map_value(cx.root, "services");
     for (name, service) in &drill.services {
-        let key_loc = services_node.and_then(|node| map_key(node, name)).map_or(Loc::default(), |node| node.loc);
+        let key_loc = services_node
+            .and_then(|node| map_key(node, name))
+            .map_or(Loc::default(), |node| node.loc);
         if !is_valid_name(name) {
             problems.push(
-                Problem::at(key_loc, format!("invalid service name `{name}`")).help("use lower-case letters, digits and `-`"),
+                Problem::at(key_loc, format!("invalid service name `{name}`"))
+                    .help("use lower-case letters, digits and `-`"),
             );
         }
         match &service.ready {
-            Some(ProbeRef::Name(probe)) => check_probe_name(probe, cx, problems, &format!("service `{name}` ready")),
-            Some(ProbeRef::Inline(probe)) => check_probe(probe, key_loc, &format!("service `{name}` ready probe"), drill, problems),
+            Some(ProbeRef::Name(probe)) => {
+                check_probe_name(probe, cx, problems, &format!("service `{name}` ready"))
+            }
+            Some(ProbeRef::Inline(probe)) => check_probe(
+                probe,
+                key_loc,
+                &format!("service `{name}` ready probe"),
+                drill,
+                problems,
+            ),
             None => {}
         }
         for var in service.env.keys() {
             if !is_valid_var_name(var) {
-                problems.push(Problem::at(key_loc, format!("service `{name}`: invalid environment variable name `{var}`")));
+                problems.push(Problem::at(
+                    key_loc,
+                    format!("service `{name}`: invalid environment variable name `{var}`"),
+                ));
             }
         }
     }
@@ -242,8 +339,14 @@ fn check_steps(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
         }
         if let Some(first) = seen.get(step.id.as_str()) {
             problems.push(
-                Problem::at(step.id.loc, format!("duplicate step id `{}`", step.id.value))
-                    .help(format!("it is already used at line {}; give each step its own id", first.line)),
+                Problem::at(
+                    step.id.loc,
+                    format!("duplicate step id `{}`", step.id.value),
+                )
+                .help(format!(
+                    "it is already used at line {}; give each step its own id",
+                    first.line
+                )),
             );
         } else {
             seen.insert(step.id.as_str(), step.id.loc);
@@ -251,20 +354,36 @@ fn check_steps(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
         for need in &step.needs {
             if need.value == step.id.value {
                 problems.push(
-                    Problem::at(need.loc, format!("step `{}` needs itself: {} -> {}", step.id.value, step.id.value, step.id.value))
-                        .help("remove it from its own `needs`"),
+                    Problem::at(
+                        need.loc,
+                        format!(
+                            "step `{}` needs itself: {} -> {}",
+                            step.id.value, step.id.value, step.id.value
+                        ),
+                    )
+                    .help("remove it from its own `needs`"),
                 );
             } else if !ids.contains(&need.as_str()) {
                 problems.push(
-                    Problem::at(need.loc, format!("unknown step `{}` in needs", need.value))
-                        .help(yaml::suggest(&need.value, ids.iter().copied().filter(|id| *id != step.id.as_str()), "step")),
+                    Problem::at(need.loc, format!("unknown step `{}` in needs", need.value)).help(
+                        yaml::suggest(
+                            &need.value,
+                            ids.iter().copied().filter(|id| *id != step.id.as_str()),
+                            "step",
+                        ),
+                    ),
                 );
             }
         }
         check_action(drill, cx, step, node, problems);
     }
 
-    let has = |kind: ActionKind| drill.steps.iter().any(|step| step.actions().contains(&kind));
+    let has = |kind: ActionKind| {
+        drill
+            .steps
+            .iter()
+            .any(|step| step.actions().contains(&kind))
+    };
     let steps_loc = cx.steps_key.unwrap_or(Loc { line: 1, column: 1 });
     if cx.steps_key.is_some() && cx.unparsed_step_ids.is_empty() {
         if !has(ActionKind::Fault) {
@@ -281,7 +400,10 @@ fn check_steps(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
         }
     }
     for cycle in crate::plan::cycles(drill) {
-        let first = cycle.first().and_then(|id| drill.step(id)).map_or(steps_loc, |step| step.id.loc);
+        let first = cycle
+            .first()
+            .and_then(|id| drill.step(id))
+            .map_or(steps_loc, |step| step.id.loc);
         let mut path = cycle.clone();
         if let Some(start) = cycle.first() {
             path.push(start.clone());
@@ -293,7 +415,13 @@ fn check_steps(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
     }
 }
 
-fn check_action(drill: &Drill, cx: &Context, step: &Step, node: Option<&Node>, problems: &mut Vec<Problem>) {
+fn check_action(
+    drill: &Drill,
+    cx: &Context,
+    step: &Step,
+    node: Option<&Node>,
+    problems: &mut Vec<Problem>,
+) {
     let actions = step.actions();
     let id = &step.id.value;
     match actions.as_slice() {
@@ -303,10 +431,21 @@ fn check_action(drill: &Drill, cx: &Context, step: &Step, node: Option<&Node>, p
         ),
         [_] => {}
         [first, second, ..] => {
-            let loc = node.and_then(|n| map_key(n, second.key())).map_or(step.id.loc, |key| key.loc);
+            let loc = node
+                .and_then(|n| map_key(n, second.key()))
+                .map_or(step.id.loc, |key| key.loc);
             problems.push(
-                Problem::at(loc, format!("step `{id}` has two actions: `{}` and `{}`", first.key(), second.key()))
-                    .help("a step does one thing; split it into two steps and connect them with `needs`"),
+                Problem::at(
+                    loc,
+                    format!(
+                        "step `{id}` has two actions: `{}` and `{}`",
+                        first.key(),
+                        second.key()
+                    ),
+                )
+                .help(
+                    "a step does one thing; split it into two steps and connect them with `needs`",
+                ),
             );
         }
     }
@@ -333,7 +472,10 @@ fn check_action(drill: &Drill, cx: &Context, step: &Step, node: Option<&Node>, p
     }
     if let Some(probes) = &step.probe {
         if probes.0.is_empty() {
-            problems.push(Problem::at(step.id.loc, format!("step `{id}`: `probe` lists no probes")));
+            problems.push(Problem::at(
+                step.id.loc,
+                format!("step `{id}`: `probe` lists no probes"),
+            ));
         }
         for name in &probes.0 {
             check_probe_name(name, cx, problems, "probe step");
@@ -341,7 +483,9 @@ fn check_action(drill: &Drill, cx: &Context, step: &Step, node: Option<&Node>, p
     }
     if let Some(manifests) = &step.apply {
         if !matches!(drill.target, Target::Kind(_)) {
-            let loc = node.and_then(|n| map_key(n, "apply")).map_or(step.id.loc, |key| key.loc);
+            let loc = node
+                .and_then(|n| map_key(n, "apply"))
+                .map_or(step.id.loc, |key| key.loc);
             problems.push(
                 Problem::at(loc, format!("step `{id}`: `apply` needs a kind target"))
                     .help("the local target runs processes; use `run` there"),
@@ -353,11 +497,20 @@ fn check_action(drill: &Drill, cx: &Context, step: &Step, node: Option<&Node>, p
         }
     }
     if step.retries.is_some_and(|retries| retries > 100) {
-        problems.push(Problem::at(step.id.loc, format!("step `{id}`: more than 100 retries")).help("retries are for flaky commands, not for waiting: use a `probe` step"));
+        problems.push(
+            Problem::at(step.id.loc, format!("step `{id}`: more than 100 retries"))
+                .help("retries are for flaky commands, not for waiting: use a `probe` step"),
+        );
     }
 }
 
-fn check_fault(drill: &Drill, cx: &Context, id: &str, fault: &Located<Fault>, problems: &mut Vec<Problem>) {
+fn check_fault(
+    drill: &Drill,
+    cx: &Context,
+    id: &str,
+    fault: &Located<Fault>,
+    problems: &mut Vec<Problem>,
+) {
     let kinds = fault.kinds();
     let supported = match drill.target {
         Target::Local => LOCAL_FAULT_KINDS,
@@ -366,8 +519,15 @@ fn check_fault(drill: &Drill, cx: &Context, id: &str, fault: &Located<Fault>, pr
     let kind = match kinds.as_slice() {
         [] => {
             problems.push(
-                Problem::at(fault.loc, format!("step `{id}`: the fault names no fault kind"))
-                    .help(format!("{} target faults: {}", drill.target.name(), supported.join(", "))),
+                Problem::at(
+                    fault.loc,
+                    format!("step `{id}`: the fault names no fault kind"),
+                )
+                .help(format!(
+                    "{} target faults: {}",
+                    drill.target.name(),
+                    supported.join(", ")
+                )),
             );
             return;
         }
@@ -382,23 +542,42 @@ fn check_fault(drill: &Drill, cx: &Context, id: &str, fault: &Located<Fault>, pr
     };
     if !supported.contains(&kind) {
         problems.push(
-            Problem::at(fault.loc, format!("fault `{kind}` is not supported by the {} target", drill.target.name()))
-                .help(format!("{} target faults: {}", drill.target.name(), supported.join(", "))),
+            Problem::at(
+                fault.loc,
+                format!(
+                    "fault `{kind}` is not supported by the {} target",
+                    drill.target.name()
+                ),
+            )
+            .help(format!(
+                "{} target faults: {}",
+                drill.target.name(),
+                supported.join(", ")
+            )),
         );
         return;
     }
     let service_check = |names: &super::model::OneOrMany, problems: &mut Vec<Problem>| {
         if names.0.is_empty() {
-            problems.push(Problem::at(fault.loc, format!("step `{id}`: no service named")));
+            problems.push(Problem::at(
+                fault.loc,
+                format!("step `{id}`: no service named"),
+            ));
         }
         for name in &names.0 {
             if !cx.known_services.contains(&name.value) {
                 let help = if cx.known_services.is_empty() {
                     "define it under `services:`".to_owned()
                 } else {
-                    yaml::suggest(&name.value, cx.known_services.iter().map(String::as_str), "service")
+                    yaml::suggest(
+                        &name.value,
+                        cx.known_services.iter().map(String::as_str),
+                        "service",
+                    )
                 };
-                problems.push(Problem::at(name.loc, format!("unknown service `{}`", name.value)).help(help));
+                problems.push(
+                    Problem::at(name.loc, format!("unknown service `{}`", name.value)).help(help),
+                );
             }
         }
     };
@@ -410,8 +589,9 @@ fn check_fault(drill: &Drill, cx: &Context, id: &str, fault: &Located<Fault>, pr
                     && crate::signal::parse_signal(signal).is_none()
                 {
                     problems.push(
-                        Problem::at(signal.loc, format!("unknown signal `{}`", signal.value))
-                            .help("use a signal name such as KILL, TERM, INT, HUP, STOP, or SIGKILL"),
+                        Problem::at(signal.loc, format!("unknown signal `{}`", signal.value)).help(
+                            "use a signal name such as KILL, TERM, INT, HUP, STOP, or SIGKILL",
+                        ),
                     );
                 }
             }
@@ -426,9 +606,19 @@ fn check_fault(drill: &Drill, cx: &Context, id: &str, fault: &Located<Fault>, pr
                 match drill.target {
                     Target::Local => {
                         if delete.path.as_ref().is_none_or(|p| p.0.is_empty()) {
-                            problems.push(Problem::at(fault.loc, format!("step `{id}`: `delete` needs `path`")).help("e.g. `delete: {path: \"$WORKDIR/data\"}`"));
+                            problems.push(
+                                Problem::at(
+                                    fault.loc,
+                                    format!("step `{id}`: `delete` needs `path`"),
+                                )
+                                .help("e.g. `delete: {path: \"$WORKDIR/data\"}`"),
+                            );
                         }
-                        if delete.kind.is_some() || delete.name.is_some() || delete.selector.is_some() || delete.namespace.is_some() {
+                        if delete.kind.is_some()
+                            || delete.name.is_some()
+                            || delete.selector.is_some()
+                            || delete.namespace.is_some()
+                        {
                             problems.push(Problem::at(fault.loc, format!("step `{id}`: `kind`, `namespace`, `name` and `selector` delete Kubernetes objects, on a kind target only")));
                         }
                     }
@@ -436,7 +626,9 @@ fn check_fault(drill: &Drill, cx: &Context, id: &str, fault: &Located<Fault>, pr
                         if delete.path.is_some() {
                             problems.push(Problem::at(fault.loc, format!("step `{id}`: `delete: {{path}}` deletes local files, on the local target only")).help("on kind, use a `run` fault to delete files inside a node"));
                         }
-                        if delete.kind.is_none() || (delete.name.is_none() && delete.selector.is_none()) {
+                        if delete.kind.is_none()
+                            || (delete.name.is_none() && delete.selector.is_none())
+                        {
                             problems.push(Problem::at(fault.loc, format!("step `{id}`: `delete` needs `kind` and `name` or `selector`")).help("e.g. `delete: {kind: Namespace, name: shop}`"));
                         }
                     }
@@ -447,49 +639,82 @@ fn check_fault(drill: &Drill, cx: &Context, id: &str, fault: &Located<Fault>, pr
             if let Some(corrupt) = &fault.corrupt
                 && corrupt.bytes == Some(0)
             {
-                problems.push(Problem::at(fault.loc, format!("step `{id}`: `corrupt` with 0 bytes does nothing")));
+                problems.push(Problem::at(
+                    fault.loc,
+                    format!("step `{id}`: `corrupt` with 0 bytes does nothing"),
+                ));
             }
         }
         "pod_kill" => {
             if let Some(pod_kill) = &fault.pod_kill {
                 if pod_kill.count.is_some() && pod_kill.percent.is_some() {
-                    problems.push(Problem::at(fault.loc, format!("step `{id}`: `pod_kill` takes `count` or `percent`, not both")));
+                    problems.push(Problem::at(
+                        fault.loc,
+                        format!("step `{id}`: `pod_kill` takes `count` or `percent`, not both"),
+                    ));
                 }
                 if pod_kill.percent.is_some_and(|p| p == 0 || p > 100) {
-                    problems.push(Problem::at(fault.loc, format!("step `{id}`: `percent` must be 1 to 100")));
+                    problems.push(Problem::at(
+                        fault.loc,
+                        format!("step `{id}`: `percent` must be 1 to 100"),
+                    ));
                 }
             }
         }
         _ => {}
     }
-    for selector in [&fault.stop_node, &fault.kill_node, &fault.pause_node, &fault.partition_node, &fault.stop_kubelet, &fault.drain_node]
-        .into_iter()
-        .flatten()
+    for selector in [
+        &fault.stop_node,
+        &fault.kill_node,
+        &fault.pause_node,
+        &fault.partition_node,
+        &fault.stop_kubelet,
+        &fault.drain_node,
+    ]
+    .into_iter()
+    .flatten()
     {
         check_node_selector(id, selector, fault.loc, problems);
     }
     if matches!(fault.revert, Revert::Shell(_)) && kind != "run" {
         // A shell revert on another kind is allowed: it replaces the built-in undo.
     }
-    if kind == "run" && fault.run.as_deref().is_some_and(|run| run.trim().is_empty()) {
-        problems.push(Problem::at(fault.loc, format!("step `{id}`: the `run` fault is empty")));
+    if kind == "run"
+        && fault
+            .run
+            .as_deref()
+            .is_some_and(|run| run.trim().is_empty())
+    {
+        problems.push(Problem::at(
+            fault.loc,
+            format!("step `{id}`: the `run` fault is empty"),
+        ));
     }
 }
 
 fn check_node_selector(id: &str, selector: &NodeSelector, loc: Loc, problems: &mut Vec<Problem>) {
     match (&selector.node, &selector.role) {
-        (Some(_), Some(_)) => problems.push(Problem::at(loc, format!("step `{id}`: give `node` or `role`, not both"))),
-        (None, None) => problems.push(
-            Problem::at(loc, format!("step `{id}`: which node? give `node: <name>` or `role: worker`")),
-        ),
-        (None, Some(role)) if !matches!(role.as_str(), "worker" | "control-plane") => problems.push(
-            Problem::at(role.loc, format!("unknown node role `{}`", role.value))
-                .help(yaml::suggest(&role.value, ["worker", "control-plane"], "role")),
-        ),
+        (Some(_), Some(_)) => problems.push(Problem::at(
+            loc,
+            format!("step `{id}`: give `node` or `role`, not both"),
+        )),
+        (None, None) => problems.push(Problem::at(
+            loc,
+            format!("step `{id}`: which node? give `node: <name>` or `role: worker`"),
+        )),
+        (None, Some(role)) if !matches!(role.as_str(), "worker" | "control-plane") => problems
+            .push(
+                Problem::at(role.loc, format!("unknown node role `{}`", role.value)).help(
+                    yaml::suggest(&role.value, ["worker", "control-plane"], "role"),
+                ),
+            ),
         _ => {}
     }
     if selector.count == Some(0) {
-        problems.push(Problem::at(loc, format!("step `{id}`: `count: 0` hits no node")));
+        problems.push(Problem::at(
+            loc,
+            format!("step `{id}`: `count: 0` hits no node"),
+        ));
     }
 }
 

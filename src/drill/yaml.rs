@@ -231,7 +231,9 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
     options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::Error;
     options.alias_limits = alias_limits;
     options.with_snippet = false;
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| serde_saphyr::from_str_with_options::<Node>(text, options)));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        serde_saphyr::from_str_with_options::<Node>(text, options)
+    }));
     match result {
         Ok(Ok(node)) => Ok(node),
         Ok(Err(error)) => Err(SyntaxError {
@@ -277,7 +279,11 @@ impl std::error::Error for DeError {}
 
 impl de::Error for DeError {
     fn custom<T: fmt::Display>(msg: T) -> Self {
-        DeError { loc: None, message: msg.to_string(), help: None }
+        DeError {
+            loc: None,
+            message: msg.to_string(),
+            help: None,
+        }
     }
 
     fn unknown_field(field: &str, expected: &'static [&'static str]) -> Self {
@@ -297,11 +303,19 @@ impl de::Error for DeError {
     }
 
     fn missing_field(field: &'static str) -> Self {
-        DeError { loc: None, message: format!("missing field `{field}`"), help: None }
+        DeError {
+            loc: None,
+            message: format!("missing field `{field}`"),
+            help: None,
+        }
     }
 
     fn duplicate_field(field: &'static str) -> Self {
-        DeError { loc: None, message: format!("field `{field}` is given twice"), help: None }
+        DeError {
+            loc: None,
+            message: format!("field `{field}` is given twice"),
+            help: None,
+        }
     }
 }
 
@@ -325,7 +339,11 @@ pub fn closest<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -
 }
 
 /// "did you mean `x`? (expected one of: a, b, c)".
-pub fn suggest<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a str> + Clone, what: &str) -> String {
+pub fn suggest<'a>(
+    wrong: &str,
+    candidates: impl IntoIterator<Item = &'a str> + Clone,
+    what: &str,
+) -> String {
     let list: Vec<&str> = candidates.clone().into_iter().collect();
     let expected = if list.is_empty() {
         format!("no {what}s are allowed here")
@@ -359,7 +377,10 @@ pub struct Located<T> {
 impl<T> Located<T> {
     /// A value made in code, with no location.
     pub fn new(value: T) -> Self {
-        Located { value, loc: Loc::default() }
+        Located {
+            value,
+            loc: Loc::default(),
+        }
     }
 }
 
@@ -384,10 +405,14 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Located<T> {
                 let value = seq
                     .next_element()?
                     .ok_or_else(|| de::Error::custom("located value without a value"))?;
-                Ok(Located { value, loc: Loc { line, column } })
+                Ok(Located {
+                    value,
+                    loc: Loc { line, column },
+                })
             }
         }
-        deserializer.deserialize_newtype_struct(LOCATED_MARKER, LocatedVisitor(std::marker::PhantomData))
+        deserializer
+            .deserialize_newtype_struct(LOCATED_MARKER, LocatedVisitor(std::marker::PhantomData))
     }
 }
 
@@ -416,11 +441,18 @@ struct LocatedAccess<'a> {
 
 impl<'de, 'a: 'de> SeqAccess<'de> for LocatedAccess<'a> {
     type Error = DeError;
-    fn next_element_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<Option<S::Value>, DeError> {
+    fn next_element_seed<S: DeserializeSeed<'de>>(
+        &mut self,
+        seed: S,
+    ) -> Result<Option<S::Value>, DeError> {
         self.state += 1;
         match self.state {
-            1 => seed.deserialize(self.node.loc.line.into_deserializer()).map(Some),
-            2 => seed.deserialize(self.node.loc.column.into_deserializer()).map(Some),
+            1 => seed
+                .deserialize(self.node.loc.line.into_deserializer())
+                .map(Some),
+            2 => seed
+                .deserialize(self.node.loc.column.into_deserializer())
+                .map(Some),
             3 => seed.deserialize(self.node).map(Some),
             _ => Ok(None),
         }
@@ -433,9 +465,15 @@ struct NodeSeq<'a> {
 
 impl<'de, 'a: 'de> SeqAccess<'de> for NodeSeq<'a> {
     type Error = DeError;
-    fn next_element_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<Option<S::Value>, DeError> {
+    fn next_element_seed<S: DeserializeSeed<'de>>(
+        &mut self,
+        seed: S,
+    ) -> Result<Option<S::Value>, DeError> {
         match self.items.next() {
-            Some(item) => seed.deserialize(item).map(Some).map_err(|error| error.at(item.loc)),
+            Some(item) => seed
+                .deserialize(item)
+                .map(Some)
+                .map_err(|error| error.at(item.loc)),
             None => Ok(None),
         }
     }
@@ -451,11 +489,16 @@ struct NodeMap<'a> {
 
 impl<'de, 'a: 'de> MapAccess<'de> for NodeMap<'a> {
     type Error = DeError;
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, DeError> {
         match self.entries.next() {
             Some((key, value)) => {
                 self.value = Some(value);
-                seed.deserialize(key).map(Some).map_err(|error| error.at(key.loc))
+                seed.deserialize(key)
+                    .map(Some)
+                    .map_err(|error| error.at(key.loc))
             }
             None => Ok(None),
         }
@@ -477,9 +520,20 @@ struct NodeEnum<'a> {
 impl<'de, 'a: 'de> de::EnumAccess<'de> for NodeEnum<'a> {
     type Error = DeError;
     type Variant = NodeVariant<'a>;
-    fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, NodeVariant<'a>), DeError> {
-        let variant = seed.deserialize(self.variant).map_err(|error| error.at(self.variant.loc))?;
-        Ok((variant, NodeVariant { value: self.value, loc: self.variant.loc }))
+    fn variant_seed<V: DeserializeSeed<'de>>(
+        self,
+        seed: V,
+    ) -> Result<(V::Value, NodeVariant<'a>), DeError> {
+        let variant = seed
+            .deserialize(self.variant)
+            .map_err(|error| error.at(self.variant.loc))?;
+        Ok((
+            variant,
+            NodeVariant {
+                value: self.value,
+                loc: self.variant.loc,
+            },
+        ))
     }
 }
 
@@ -504,19 +558,35 @@ impl<'de, 'a: 'de> de::VariantAccess<'de> for NodeVariant<'a> {
     fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, DeError> {
         match self.value {
             Some(node) => seed.deserialize(node).map_err(|error| error.at(node.loc)),
-            None => Err(DeError { loc: Some(self.loc), message: "expected a value".into(), help: None }),
+            None => Err(DeError {
+                loc: Some(self.loc),
+                message: "expected a value".into(),
+                help: None,
+            }),
         }
     }
     fn tuple_variant<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, DeError> {
         match self.value {
             Some(node) => de::Deserializer::deserialize_seq(node, visitor),
-            None => Err(DeError { loc: Some(self.loc), message: "expected a list".into(), help: None }),
+            None => Err(DeError {
+                loc: Some(self.loc),
+                message: "expected a list".into(),
+                help: None,
+            }),
         }
     }
-    fn struct_variant<V: Visitor<'de>>(self, _fields: &'static [&'static str], visitor: V) -> Result<V::Value, DeError> {
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
         match self.value {
             Some(node) => de::Deserializer::deserialize_map(node, visitor),
-            None => Err(DeError { loc: Some(self.loc), message: "expected a mapping".into(), help: None }),
+            None => Err(DeError {
+                loc: Some(self.loc),
+                message: "expected a mapping".into(),
+                help: None,
+            }),
         }
     }
 }
@@ -539,8 +609,13 @@ impl<'de, 'a: 'de> de::Deserializer<'de> for &'a Node {
             NodeKind::Int(value) => visitor.visit_i64(*value),
             NodeKind::Float(value) => visitor.visit_f64(*value),
             NodeKind::Str(value) => visitor.visit_borrowed_str(value),
-            NodeKind::Seq(items) => visitor.visit_seq(NodeSeq { items: items.iter() }),
-            NodeKind::Map(entries) => visitor.visit_map(NodeMap { entries: entries.iter(), value: None }),
+            NodeKind::Seq(items) => visitor.visit_seq(NodeSeq {
+                items: items.iter(),
+            }),
+            NodeKind::Map(entries) => visitor.visit_map(NodeMap {
+                entries: entries.iter(),
+                value: None,
+            }),
         };
         result.map_err(|error| error.at(self.loc))
     }
@@ -592,53 +667,97 @@ impl<'de, 'a: 'de> de::Deserializer<'de> for &'a Node {
         }
     }
 
-    fn deserialize_unit_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
         self.deserialize_unit(visitor)
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(self, name: &'static str, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
         if name == LOCATED_MARKER {
-            return visitor.visit_seq(LocatedAccess { node: self, state: 0 });
+            return visitor.visit_seq(LocatedAccess {
+                node: self,
+                state: 0,
+            });
         }
         visitor.visit_newtype_struct(self)
     }
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         match &self.kind {
-            NodeKind::Seq(items) => visitor.visit_seq(NodeSeq { items: items.iter() }),
+            NodeKind::Seq(items) => visitor.visit_seq(NodeSeq {
+                items: items.iter(),
+            }),
             _ => Err(wrong_type(self, "a list")),
         }
         .map_err(|error| error.at(self.loc))
     }
 
-    fn deserialize_tuple<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_tuple<V: Visitor<'de>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
         self.deserialize_seq(visitor)
     }
 
-    fn deserialize_tuple_struct<V: Visitor<'de>>(self, _name: &'static str, _len: usize, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
         self.deserialize_seq(visitor)
     }
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         match &self.kind {
-            NodeKind::Map(entries) => visitor.visit_map(NodeMap { entries: entries.iter(), value: None }),
+            NodeKind::Map(entries) => visitor.visit_map(NodeMap {
+                entries: entries.iter(),
+                value: None,
+            }),
             // `fault: {delete_cluster: }` style: an empty value is an empty map.
-            NodeKind::Null => visitor.visit_map(NodeMap { entries: [].iter(), value: None }),
+            NodeKind::Null => visitor.visit_map(NodeMap {
+                entries: [].iter(),
+                value: None,
+            }),
             _ => Err(wrong_type(self, "a mapping")),
         }
         .map_err(|error| error.at(self.loc))
     }
 
-    fn deserialize_struct<V: Visitor<'de>>(self, _name: &'static str, _fields: &'static [&'static str], visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
         self.deserialize_map(visitor)
     }
 
-    fn deserialize_enum<V: Visitor<'de>>(self, _name: &'static str, _variants: &'static [&'static str], visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
         match &self.kind {
-            NodeKind::Str(_) => visitor.visit_enum(NodeEnum { variant: self, value: None }),
+            NodeKind::Str(_) => visitor.visit_enum(NodeEnum {
+                variant: self,
+                value: None,
+            }),
             NodeKind::Map(entries) if entries.len() == 1 => {
                 let (key, value) = &entries[0];
-                visitor.visit_enum(NodeEnum { variant: key, value: Some(value) })
+                visitor.visit_enum(NodeEnum {
+                    variant: key,
+                    value: Some(value),
+                })
             }
             _ => Err(wrong_type(self, "a name, or a mapping with one key")),
         }

@@ -1,0 +1,3 @@
+//! The engine: runs a drill's graph against a target and emits events.
+
+pub mod event;

@@ -15,3 +15,4 @@ pub mod plan;
 pub mod process;
 pub mod score;
 pub mod signal;
+pub mod target;

@@ -1,3 +1,4 @@
 //! The engine: runs a drill's graph against a target and emits events.
 
+pub mod env;
 pub mod event;

@@ -1,0 +1,84 @@
+//! The environment of a run's commands and `${NAME}` expansion in non-shell
+//! fields (paths, URLs, addresses).
+
+use std::collections::BTreeMap;
+
+/// Replaces `${NAME}` with its value. Unknown names are left as written, so
+/// the mistake stays visible in the error that follows.
+pub fn expand(text: &str, env: &BTreeMap<String, String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after.find('}') {
+            Some(end) if env.contains_key(&after[..end]) => {
+                out.push_str(&env[&after[..end]]);
+                rest = &after[end + 1..];
+            }
+            Some(end) => {
+                out.push_str(&rest[start..start + 2 + end + 1]);
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Expands `vars` in order of definition dependencies: a var may use the
+/// built-ins and any other var (one level of indirection per pass, a few passes).
+pub fn expand_vars(
+    builtins: &BTreeMap<String, String>,
+    vars: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut env = builtins.clone();
+    env.extend(vars.clone());
+    for _ in 0..8 {
+        let mut changed = false;
+        for name in vars.keys() {
+            let expanded = expand(&env[name], &env);
+            if expanded != env[name] {
+                env.insert(name.clone(), expanded);
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn expands_known_names_and_keeps_unknown_ones() {
+        let env = env(&[("WORKDIR", "/tmp/w")]);
+        assert_eq!(expand("${WORKDIR}/data", &env), "/tmp/w/data");
+        assert_eq!(expand("${NOPE}/x ${WORKDIR}", &env), "${NOPE}/x /tmp/w");
+        assert_eq!(expand("tail ${", &env), "tail ${");
+    }
+
+    #[test]
+    fn vars_may_use_builtins_and_each_other() {
+        let builtins = env(&[("WORKDIR", "/w")]);
+        let vars = env(&[("A", "${B}/a"), ("B", "${WORKDIR}/b")]);
+        let all = expand_vars(&builtins, &vars);
+        assert_eq!(all["A"], "/w/b/a");
+        assert_eq!(all["B"], "/w/b");
+    }
+}

@@ -1,0 +1,141 @@
+//! Targets: the system a drill runs against.
+//!
+//! The engine owns the graph, the clock, probes that are plain commands,
+//! HTTP or TCP, `run` faults and their `revert:` shells. A target owns what is
+//! specific to it: bringing the system up and down, the fault kinds of SPEC §4
+//! other than `run`, `k8s` probes, `apply`, and evidence.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+
+use crate::drill::{Fault, K8sProbe};
+use crate::engine::event::Emitter;
+
+pub mod local;
+
+/// What every target gets from the run.
+#[derive(Clone)]
+pub struct RunContext {
+    /// The run's id (also the `FIREDRILL_RUN_ID` marker of its processes).
+    pub run_id: String,
+    /// Where the run's records go.
+    pub run_dir: PathBuf,
+    /// The per-run work directory.
+    pub workdir: PathBuf,
+    /// Directory of the drill file; relative paths resolve against it.
+    pub scenario_dir: PathBuf,
+    /// The environment every command of the run gets (process env excluded):
+    /// built-ins, `vars`, `--var`.
+    pub env: BTreeMap<String, String>,
+    /// Seed of random choices.
+    pub seed: u64,
+    /// The run's event stream.
+    pub emitter: Emitter,
+}
+
+/// Why a target could not do something.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    /// A tool or permission is missing: the run ends with exit 4.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A safety check refused a destructive action (wrong cluster, path outside
+    /// the drill's own): the run aborts (exit 3).
+    #[error("{0}")]
+    Refused(String),
+    /// The action was tried and failed.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// A fault that was injected, with what it needs to be undone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Injected {
+    /// What it hit (service names, paths, nodes, pods).
+    pub targets: Vec<String>,
+    /// Extra facts for the journal (signal, seed, offsets).
+    pub detail: String,
+    /// The target's own record of how to undo it; `None` if it cannot be undone.
+    pub undo: Option<serde_json::Value>,
+}
+
+/// The result of one attempt of a probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeOutcome {
+    /// It passed.
+    pub ok: bool,
+    /// Why not (or what it saw).
+    pub detail: String,
+}
+
+impl ProbeOutcome {
+    /// A pass.
+    pub fn pass(detail: impl Into<String>) -> ProbeOutcome {
+        ProbeOutcome {
+            ok: true,
+            detail: detail.into(),
+        }
+    }
+    /// A failure.
+    pub fn fail(detail: impl Into<String>) -> ProbeOutcome {
+        ProbeOutcome {
+            ok: false,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// A system under test.
+#[async_trait]
+pub trait Target: Send + Sync {
+    /// `local` or `kind:<cluster>`, for the journal.
+    fn describe(&self) -> String;
+
+    /// Brings the system up before the first step. Returns variables to add to
+    /// every command's environment (`KUBECONFIG`, `CLUSTER` on kind).
+    async fn setup(&self, ctx: &RunContext) -> Result<BTreeMap<String, String>, TargetError>;
+
+    /// What a fault would hit, without touching anything (`--dry-run`).
+    fn preview(&self, fault: &Fault, ctx: &RunContext) -> String;
+
+    /// Injects a fault of a kind other than `run`.
+    async fn inject(
+        &self,
+        step: &str,
+        fault: &Fault,
+        env: &BTreeMap<String, String>,
+        ctx: &RunContext,
+    ) -> Result<Injected, TargetError>;
+
+    /// Undoes a fault with the record [`Target::inject`] returned.
+    async fn revert(
+        &self,
+        kind: &str,
+        undo: &serde_json::Value,
+        ctx: &RunContext,
+    ) -> Result<String, TargetError>;
+
+    /// One attempt of a `k8s` probe.
+    async fn probe_k8s(&self, probe: &K8sProbe, ctx: &RunContext) -> ProbeOutcome {
+        let _ = (probe, ctx);
+        ProbeOutcome::fail("k8s probes need a kind target")
+    }
+
+    /// Server-side apply of manifests (kind target).
+    async fn apply(&self, manifests: &[PathBuf], ctx: &RunContext) -> Result<String, TargetError> {
+        let _ = (manifests, ctx);
+        Err(TargetError::Unavailable(
+            "apply needs a kind target".to_owned(),
+        ))
+    }
+
+    /// Copies what explains a failure into `dir` (service logs; cluster events,
+    /// node conditions, logs of pods that are not ready).
+    async fn collect_evidence(&self, dir: &Path, ctx: &RunContext);
+
+    /// Brings the system down at the end of the run (success, error, abort or
+    /// Ctrl-C). Must not fail: problems are logged.
+    async fn teardown(&self, ctx: &RunContext, keep: bool);
+}

@@ -33,6 +33,8 @@ pub fn run(cli: Cli) -> i32 {
             );
             0
         }
+        Command::Run(args) => run_command(&args),
+        Command::Clean { run_dir } => clean_command(&run_dir),
         other => {
             eprintln!(
                 "error: `{}` is not available in this build yet",
@@ -167,5 +169,264 @@ fn plan(file: &Path, format: PlanFormat) -> i32 {
         PlanFormat::Json => crate::plan::render_json(&loaded.drill) + "\n",
     };
     let _ = std::io::stdout().write_all(text.as_bytes());
+    0
+}
+
+/// Exit code for a run that could not be carried out (SPEC §8).
+pub const EXIT_ERROR: i32 = 4;
+
+fn parse_var(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if drill::is_valid_var_name(name) => {
+            Ok((name.to_owned(), value.to_owned()))
+        }
+        _ => Err(format!(
+            "--var {text:?}: expected NAME=VALUE with NAME made of letters, digits and _"
+        )),
+    }
+}
+
+fn make_target(loaded: &drill::LoadedDrill) -> std::sync::Arc<dyn crate::target::Target> {
+    match &loaded.drill.target {
+        drill::Target::Local => std::sync::Arc::new(crate::target::local::LocalTarget::new(
+            loaded.drill.services.clone(),
+        )),
+        drill::Target::Kind(kind) => crate::target::kind_target(kind, &loaded.dir),
+    }
+}
+
+fn run_command(args: &crate::cli::RunArgs) -> i32 {
+    let loaded = match load_or_report(&args.file) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    let mut vars = Vec::new();
+    for text in &args.vars {
+        match parse_var(text) {
+            Ok(var) => vars.push(var),
+            Err(error) => {
+                eprintln!("error: {error}");
+                return EXIT_INVALID;
+            }
+        }
+    }
+    let options = crate::engine::run::Options {
+        vars,
+        seed: args.seed,
+        parallel: args
+            .parallel
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+        keep: args.keep,
+        runbook_continue: args.runbook_continue,
+        run_dir: args.run_dir.clone(),
+        halt_file: args.halt_file.clone(),
+        ..Default::default()
+    };
+    if args.dry_run {
+        return dry_run(&loaded, &options);
+    }
+    // Orphans of the run's processes come back to us, so the sweep finds them.
+    crate::process::become_subreaper();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return EXIT_ERROR;
+        }
+    };
+    runtime.block_on(async {
+        let (interrupt_tx, interrupt_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            let term = async {
+                match term.as_mut() {
+                    Some(term) => {
+                        term.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term => {}
+            }
+            eprintln!("\ninterrupted: ending the drill's processes and reverting faults (Ctrl-C again does not skip this)");
+            let _ = interrupt_tx.send(true);
+        });
+        let mut reporters: Vec<Box<dyn crate::engine::event::Reporter>> = Vec::new();
+        let terminal = std::io::stderr().is_terminal() && !args.json;
+        if args.json {
+            reporters.push(Box::new(crate::engine::view::JsonLines::new(std::io::stdout())));
+        } else if terminal {
+            reporters.push(Box::new(crate::engine::view::Live::new()));
+        } else {
+            reporters.push(Box::new(crate::engine::view::Plain::new(std::io::stdout())));
+        }
+        let target = make_target(&loaded);
+        match crate::engine::run::run(&loaded, target, options, reporters, interrupt_rx).await {
+            Ok(outcome) => {
+                if let Some(junit) = &args.junit {
+                    let from = outcome.run_dir.join("junit.xml");
+                    if let Err(error) = std::fs::copy(&from, junit) {
+                        eprintln!("warning: cannot write {}: {error}", junit.display());
+                    }
+                }
+                let summary = crate::engine::view::summary(&outcome.journal, &outcome.run_dir);
+                if args.json {
+                    eprint!("{summary}");
+                } else {
+                    print!("{summary}");
+                }
+                outcome.exit_code
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                EXIT_INVALID
+            }
+        }
+    })
+}
+
+fn dry_run(loaded: &drill::LoadedDrill, options: &crate::engine::run::Options) -> i32 {
+    let drill = &loaded.drill;
+    let run_id = crate::engine::run::new_run_id(&drill.name);
+    let run_dir = options
+        .run_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(".firedrill/runs").join(&run_id));
+    let workdir = run_dir.join("work");
+    let env = crate::engine::run::run_env(loaded, &run_id, &run_dir, &workdir, &options.vars);
+    let seed = options.seed.unwrap_or(0);
+    let target = make_target(loaded);
+    let ctx = crate::target::RunContext {
+        run_id: run_id.clone(),
+        run_dir: run_dir.clone(),
+        workdir: workdir.clone(),
+        scenario_dir: loaded.dir.clone(),
+        env: env.clone(),
+        seed,
+        emitter: crate::engine::event::Emitter::new(Vec::new()),
+    };
+    println!(
+        "dry run of {} ({}): nothing is started or harmed",
+        drill.name,
+        loaded.path.display()
+    );
+    println!("target: {}", target.describe());
+    println!("run dir: {}", run_dir.display());
+    println!(
+        "seed: {}",
+        options.seed.map_or(
+            "chosen at random when the run starts (or give --seed)".to_owned(),
+            |s| s.to_string()
+        )
+    );
+    println!("\nvariables:");
+    for (name, value) in &env {
+        if name != crate::process::RUN_MARKER {
+            println!("  {name}={value}");
+        }
+    }
+    if !drill.services.is_empty() {
+        println!("\nservices:");
+        for (name, service) in &drill.services {
+            println!("  {name}: {}", service.run.lines().next().unwrap_or(""));
+        }
+    }
+    println!("\nplan:");
+    print!("{}", crate::plan::render_text(drill));
+    let faults: Vec<_> = drill.steps.iter().filter(|s| s.fault.is_some()).collect();
+    if !faults.is_empty() {
+        println!("\nfaults would hit:");
+        for step in faults {
+            let fault = &step
+                .fault
+                .as_ref()
+                .map(|f| f.value.clone())
+                .unwrap_or_default();
+            let what = match &fault.run {
+                Some(script) => format!("run: {}", script.lines().next().unwrap_or("")),
+                None => target.preview(fault, &ctx),
+            };
+            println!("  {}: {} → {}", step.id.value, fault.kind(), what);
+        }
+    }
+    0
+}
+
+/// `firedrill clean RUN_DIR`: ends what a dead run left running and removes
+/// its WORKDIR. Processes are found by the run's marker in their environment,
+/// so a pid reused by an unrelated process is never touched.
+fn clean_command(run_dir: &Path) -> i32 {
+    let events = match crate::engine::event::read_events(&run_dir.join("events.jsonl")) {
+        Ok(events) => events,
+        Err(error) => {
+            eprintln!(
+                "error: {} has no readable events.jsonl ({error}); is it a firedrill run directory?",
+                run_dir.display()
+            );
+            return EXIT_INVALID;
+        }
+    };
+    let Some((run_id, workdir, pid)) = events.iter().find_map(|e| match &e.kind {
+        crate::engine::event::EventKind::RunStarted {
+            run_id,
+            workdir,
+            pid,
+            ..
+        } => Some((run_id.clone(), workdir.clone(), *pid)),
+        _ => None,
+    }) else {
+        eprintln!(
+            "error: {}/events.jsonl does not record a run start",
+            run_dir.display()
+        );
+        return EXIT_INVALID;
+    };
+    let runner_alive = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|cmd| String::from_utf8_lossy(&cmd).contains("firedrill"))
+        .unwrap_or(false)
+        && !events
+            .iter()
+            .any(|e| matches!(e.kind, crate::engine::event::EventKind::RunFinished { .. }));
+    if runner_alive {
+        eprintln!(
+            "error: the run's runner (pid {pid}) is still alive; stop it with Ctrl-C (or `kill -INT {pid}`) and it cleans up itself"
+        );
+        return EXIT_ERROR;
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return EXIT_ERROR;
+        }
+    };
+    let ended = runtime.block_on(crate::process::sweep(
+        &run_id,
+        std::time::Duration::from_secs(5),
+    ));
+    println!(
+        "ended {} process{} of run {run_id}",
+        ended.len(),
+        if ended.len() == 1 { "" } else { "es" }
+    );
+    let workdir = PathBuf::from(workdir);
+    if workdir.exists() {
+        match std::fs::remove_dir_all(&workdir) {
+            Ok(()) => println!("removed {}", workdir.display()),
+            Err(error) => {
+                eprintln!("error: cannot remove {}: {error}", workdir.display());
+                return EXIT_ERROR;
+            }
+        }
+    }
     0
 }

@@ -2,3 +2,7 @@
 
 pub mod env;
 pub mod event;
+pub mod probe;
+pub mod recover;
+pub mod run;
+pub mod view;

@@ -15,6 +15,52 @@ use crate::engine::event::Emitter;
 
 pub mod local;
 
+/// The kind target for a drill.
+pub fn kind_target(
+    spec: &crate::drill::KindTarget,
+    scenario_dir: &Path,
+) -> std::sync::Arc<dyn Target> {
+    let _ = (spec, scenario_dir);
+    std::sync::Arc::new(Unsupported(
+        "the kind target is not part of this build yet".to_owned(),
+    ))
+}
+
+/// A target that cannot run anything (exit 4 with its reason).
+pub struct Unsupported(pub String);
+
+#[async_trait]
+impl Target for Unsupported {
+    fn describe(&self) -> String {
+        "unsupported".to_owned()
+    }
+    async fn setup(&self, _ctx: &RunContext) -> Result<BTreeMap<String, String>, TargetError> {
+        Err(TargetError::Unavailable(self.0.clone()))
+    }
+    fn preview(&self, _fault: &Fault, _ctx: &RunContext) -> String {
+        self.0.clone()
+    }
+    async fn inject(
+        &self,
+        _step: &str,
+        _fault: &Fault,
+        _env: &BTreeMap<String, String>,
+        _ctx: &RunContext,
+    ) -> Result<Injected, TargetError> {
+        Err(TargetError::Unavailable(self.0.clone()))
+    }
+    async fn revert(
+        &self,
+        _kind: &str,
+        _undo: &serde_json::Value,
+        _ctx: &RunContext,
+    ) -> Result<String, TargetError> {
+        Err(TargetError::Unavailable(self.0.clone()))
+    }
+    async fn collect_evidence(&self, _dir: &Path, _ctx: &RunContext) {}
+    async fn teardown(&self, _ctx: &RunContext, _keep: bool) {}
+}
+
 /// What every target gets from the run.
 #[derive(Clone)]
 pub struct RunContext {

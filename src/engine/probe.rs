@@ -1,0 +1,235 @@
+//! One attempt of a probe (SPEC §5), and waiting for probes to hold.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::drill::{Expect, HttpProbe, Probe};
+use crate::engine::env::expand;
+use crate::process;
+use crate::target::{ProbeOutcome, RunContext, Target};
+
+/// Runs one attempt of a probe.
+pub async fn check(
+    probe: &Probe,
+    env: &BTreeMap<String, String>,
+    target: &dyn Target,
+    ctx: &RunContext,
+) -> ProbeOutcome {
+    let timeout = probe.attempt_timeout();
+    if let Some(command) = &probe.command {
+        return check_command(command, probe.expect.as_ref(), env, timeout).await;
+    }
+    if let Some(http) = &probe.http {
+        return check_http(http, env, timeout).await;
+    }
+    if let Some(tcp) = &probe.tcp {
+        let address = expand(&tcp.address, env);
+        return match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&address)).await {
+            Ok(Ok(_)) => ProbeOutcome::pass(format!("connected to {address}")),
+            Ok(Err(error)) => ProbeOutcome::fail(format!("cannot connect to {address}: {error}")),
+            Err(_) => ProbeOutcome::fail(format!(
+                "no connection to {address} within {}",
+                crate::duration::format_duration(timeout)
+            )),
+        };
+    }
+    if let Some(k8s) = &probe.k8s {
+        return target.probe_k8s(k8s, ctx).await;
+    }
+    ProbeOutcome::fail("the probe has no check")
+}
+
+/// Checks a command's result against `expect` (default: exit 0).
+pub fn meets(expect: Option<&Expect>, exit_code: Option<i32>, stdout: &str) -> Result<(), String> {
+    let want_exit = expect.and_then(|e| e.exit).unwrap_or(0);
+    match exit_code {
+        Some(code) if code == want_exit => {}
+        Some(code) => return Err(format!("exit code {code}, expected {want_exit}")),
+        None => return Err("killed by a signal".to_owned()),
+    }
+    if let Some(text) = expect.and_then(|e| e.stdout_contains.as_deref())
+        && !stdout.contains(text)
+    {
+        return Err(format!("stdout does not contain {text:?}"));
+    }
+    if let Some(pattern) = expect.and_then(|e| e.stdout_matches.as_ref()) {
+        match regex::Regex::new(&pattern.value) {
+            Ok(re) if re.is_match(stdout) => {}
+            Ok(_) => return Err(format!("stdout does not match /{}/", pattern.value)),
+            Err(error) => return Err(format!("bad regex {:?}: {error}", pattern.value)),
+        }
+    }
+    Ok(())
+}
+
+async fn check_command(
+    command: &str,
+    expect: Option<&Expect>,
+    env: &BTreeMap<String, String>,
+    timeout: Duration,
+) -> ProbeOutcome {
+    match process::run_captured(command, env, timeout).await {
+        Err(error) => ProbeOutcome::fail(format!("cannot start /bin/sh: {error}")),
+        Ok((finished, _)) if finished.timed_out => ProbeOutcome::fail(format!(
+            "timed out after {}",
+            crate::duration::format_duration(timeout)
+        )),
+        Ok((finished, stdout)) => match meets(expect, finished.exit_code, &stdout) {
+            Ok(()) => ProbeOutcome::pass(process::tail(&stdout, 3)),
+            Err(why) => {
+                let mut detail = why;
+                let out = process::tail(stdout.trim_end(), 5);
+                let err = process::tail(finished.output.trim_end(), 5);
+                if !out.is_empty() {
+                    detail.push_str(&format!("\nstdout: {out}"));
+                }
+                if !err.is_empty() {
+                    detail.push_str(&format!("\nstderr: {err}"));
+                }
+                ProbeOutcome::fail(detail)
+            }
+        },
+    }
+}
+
+async fn check_http(
+    http: &HttpProbe,
+    env: &BTreeMap<String, String>,
+    timeout: Duration,
+) -> ProbeOutcome {
+    let url = expand(&http.url, env);
+    let client = match reqwest::Client::builder()
+        .timeout(timeout)
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::limited(5))
+        .build()
+    {
+        Ok(client) => client,
+        Err(error) => return ProbeOutcome::fail(format!("http client: {error}")),
+    };
+    let response = match client.get(&url).send().await {
+        Ok(response) => response,
+        Err(error) => {
+            let why = if error.is_timeout() {
+                "timed out".to_owned()
+            } else {
+                // reqwest's own message is generic; the cause says what happened.
+                let mut text = error.to_string();
+                let mut source = std::error::Error::source(&error);
+                while let Some(cause) = source {
+                    text = cause.to_string();
+                    source = cause.source();
+                }
+                text
+            };
+            return ProbeOutcome::fail(format!("GET {url}: {why}"));
+        }
+    };
+    let status = response.status().as_u16();
+    let status_ok = match http.status {
+        Some(want) => status == want,
+        None => (200..300).contains(&status),
+    };
+    let body = response.text().await.unwrap_or_default();
+    if !status_ok {
+        return ProbeOutcome::fail(format!(
+            "GET {url}: status {status}, expected {}",
+            http.status.map_or("2xx".to_owned(), |s| s.to_string())
+        ));
+    }
+    if let Some(text) = &http.body_contains
+        && !body.contains(text.as_str())
+    {
+        let shown: String = body.chars().take(200).collect();
+        return ProbeOutcome::fail(format!(
+            "GET {url}: status {status} but the body does not contain {text:?} (body: {shown:?})"
+        ));
+    }
+    ProbeOutcome::pass(format!("GET {url}: {status}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drill::yaml::Located;
+
+    #[test]
+    fn expectations_check_exit_and_stdout() {
+        assert!(meets(None, Some(0), "").is_ok());
+        assert!(meets(None, Some(1), "").is_err());
+        let expect = Expect {
+            exit: Some(3),
+            stdout_contains: Some("healthy".into()),
+            stdout_matches: Some(Located::new("^ok [0-9]+".to_owned())),
+        };
+        assert!(meets(Some(&expect), Some(3), "ok 12 healthy").is_ok());
+        assert_eq!(
+            meets(Some(&expect), Some(0), "ok 12 healthy").unwrap_err(),
+            "exit code 0, expected 3"
+        );
+        assert!(meets(Some(&expect), Some(3), "ok 12 sick").is_err());
+        assert!(meets(Some(&expect), Some(3), "no healthy").is_err());
+    }
+
+    #[tokio::test]
+    async fn tcp_and_http_probes_really_connect() {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut buf = [0u8; 1024];
+                let _ = tokio::io::AsyncReadExt::read(&mut socket, &mut buf).await;
+                let _ = socket
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 7\r\nconnection: close\r\n\r\nall ok\n")
+                    .await;
+            }
+        });
+        let env = BTreeMap::from([("ADDR".to_owned(), address.clone())]);
+        let ok = check_http(
+            &HttpProbe {
+                url: "http://${ADDR}/".into(),
+                status: Some(200),
+                body_contains: Some("all ok".into()),
+            },
+            &env,
+            Duration::from_secs(5),
+        )
+        .await;
+        assert!(ok.ok, "{}", ok.detail);
+        let wrong = check_http(
+            &HttpProbe {
+                url: "http://${ADDR}/".into(),
+                status: None,
+                body_contains: Some("missing".into()),
+            },
+            &env,
+            Duration::from_secs(5),
+        )
+        .await;
+        assert!(!wrong.ok);
+        assert!(
+            wrong.detail.contains("does not contain"),
+            "{}",
+            wrong.detail
+        );
+        // A port nobody listens on.
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let closed_addr = closed.local_addr().unwrap().to_string();
+        drop(closed);
+        let refused = check_http(
+            &HttpProbe {
+                url: format!("http://{closed_addr}/"),
+                status: None,
+                body_contains: None,
+            },
+            &env,
+            Duration::from_secs(5),
+        )
+        .await;
+        assert!(!refused.ok);
+    }
+}

@@ -1,0 +1,431 @@
+//! The engine on real processes: the real binary runs drills on this host,
+//! and after each run the test checks that nothing of it is still alive.
+
+mod common;
+
+use common::{alive, assert_nothing_left, read_pids, run_drill};
+
+/// A drill whose "system" is a file: healthy while `$WORKDIR/healthy` exists.
+const HEALTH: &str = r#"
+probes:
+  healthy:
+    command: test -f "$WORKDIR/healthy"
+    interval: 100ms
+    timeout: 2s
+steady_state: [healthy]
+"#;
+
+#[test]
+fn a_passing_drill_recovers_and_leaves_nothing_running() {
+    let run = run_drill(
+        &format!(
+            r#"
+version: 1
+name: pass
+objectives: {{rto: 30s}}
+services:
+  app:
+    run: touch "$WORKDIR/healthy"; echo $$ > "${{T}}/app.pid"; exec sleep 1000
+{HEALTH}
+steps:
+  - id: break
+    fault: {{kill: {{service: app}}}}
+  - id: sick
+    needs: [break]
+    run: rm "$WORKDIR/healthy"
+  - id: fix
+    needs: [sick]
+    recover: {{run: 'touch "$WORKDIR/healthy"'}}
+"#
+        ),
+        &[],
+    );
+    assert_eq!(run.code(), 0, "{}", run.explain());
+    let journal = run.journal();
+    assert_eq!(journal["verdict"], "passed");
+    assert_eq!(journal["recovered"], true);
+    assert_eq!(journal["faults"][0]["kind"], "kill");
+    assert_eq!(journal["faults"][0]["targets"][0], "app");
+    assert!(journal["ttr_ms"].as_u64().is_some());
+    let app = read_pids(&run.path("app.pid"));
+    assert!(!alive(app[0]), "the killed service is alive");
+    // WORKDIR is removed without --keep.
+    assert!(!run.run_dir.join("work").exists());
+    assert_nothing_left(&run);
+}
+
+#[test]
+fn an_unhealthy_system_gets_no_fault_and_exit_4() {
+    let run = run_drill(
+        &format!(
+            r#"
+version: 1
+name: unhealthy
+objectives: {{rto: 30s}}
+{HEALTH}
+steps:
+  - id: break
+    fault: {{run: 'touch "${{T}}/fault-ran"'}}
+  - id: fix
+    needs: [break]
+    recover: {{run: "true"}}
+"#
+        ),
+        &[],
+    );
+    assert_eq!(run.code(), 4, "{}", run.explain());
+    assert!(!run.path("fault-ran").exists(), "a fault ran on an unhealthy system");
+    let journal = run.journal();
+    assert_eq!(journal["verdict"], "error");
+    assert!(journal["faults"].as_array().unwrap().is_empty());
+    let reason = journal["reason"].as_str().unwrap();
+    assert!(reason.contains("not healthy before the drill"), "{reason}");
+    assert!(reason.contains("healthy"), "{reason}");
+    assert_eq!(run.step("break")["status"], "skipped");
+    assert_nothing_left(&run);
+}
+
+#[test]
+fn a_failing_guard_aborts_reverts_and_stops_later_faults() {
+    let run = run_drill(
+        r#"
+version: 1
+name: guarded
+objectives: {rto: 30s}
+probes:
+  healthy:
+    command: "true"
+  budget:
+    command: test -f "$WORKDIR/budget"
+    interval: 100ms
+steady_state: [healthy]
+guards: [budget]
+steps:
+  - id: setup
+    run: touch "$WORKDIR/budget"
+  - id: burn
+    needs: [setup]
+    fault:
+      run: rm "$WORKDIR/budget"
+      revert: touch "${T}/reverted"
+  - id: linger
+    needs: [burn]
+    wait: 5s
+  - id: second
+    needs: [linger]
+    fault: {run: 'touch "${T}/second-fault"'}
+  - id: fix
+    needs: [second]
+    recover: {run: "true"}
+"#,
+        &[],
+    );
+    assert_eq!(run.code(), 3, "{}", run.explain());
+    assert!(run.path("reverted").exists(), "the revert did not run");
+    assert!(!run.path("second-fault").exists(), "a fault ran after the abort");
+    let journal = run.journal();
+    assert_eq!(journal["verdict"], "aborted");
+    assert!(journal["reason"].as_str().unwrap().contains("budget"), "{}", journal["reason"]);
+    assert_eq!(journal["faults"][0]["reverted"], true);
+    assert_ne!(run.step("second")["status"], "ok");
+    assert_nothing_left(&run);
+}
+
+#[test]
+fn the_halt_file_aborts_a_running_drill() {
+    let run = run_drill(
+        r#"
+version: 1
+name: halted
+objectives: {rto: 30s}
+steps:
+  - id: break
+    fault:
+      run: "true"
+      revert: touch "${T}/reverted"
+  - id: press-the-button
+    needs: [break]
+    run: touch "${T}/halt"; sleep 10
+  - id: fix
+    needs: [press-the-button]
+    recover: {run: "true"}
+"#,
+        &[],
+    );
+    assert_eq!(run.code(), 3, "{}", run.explain());
+    assert!(run.path("reverted").exists());
+    assert!(run.journal()["reason"].as_str().unwrap().contains("halt"));
+    assert_nothing_left(&run);
+}
+
+#[test]
+fn a_step_timeout_kills_its_whole_process_group() {
+    let run = run_drill(
+        r#"
+version: 1
+name: timeout
+objectives: {rto: 30s}
+steps:
+  - id: slow
+    timeout: 500ms
+    run: sleep 60 & echo $! > "${T}/child.pid"; sleep 60
+  - id: break
+    needs: [slow]
+    fault: {run: "true"}
+  - id: fix
+    needs: [break]
+    recover: {run: "true"}
+"#,
+        &[],
+    );
+    assert_eq!(run.code(), 1, "{}", run.explain());
+    let slow = run.step("slow");
+    assert_eq!(slow["status"], "failed");
+    assert!(slow["detail"].as_str().unwrap().contains("timed out"), "{slow}");
+    let child = read_pids(&run.path("child.pid"));
+    assert!(!alive(child[0]), "the step's background child survived its timeout");
+    assert_eq!(run.step("break")["status"], "skipped");
+    assert_nothing_left(&run);
+}
+
+#[test]
+fn retries_run_a_step_again_until_it_passes() {
+    let run = run_drill(
+        r#"
+version: 1
+name: retries
+objectives: {rto: 30s}
+steps:
+  - id: flaky
+    retries: 3
+    retry_delay: 100ms
+    run: echo x >> "${T}/attempts"; test $(wc -l < "${T}/attempts") -ge 3
+  - id: break
+    needs: [flaky]
+    fault: {run: "true"}
+  - id: fix
+    needs: [break]
+    recover: {run: "true"}
+"#,
+        &[],
+    );
+    assert_eq!(run.code(), 0, "{}", run.explain());
+    let flaky = run.step("flaky");
+    assert_eq!(flaky["status"], "ok");
+    assert_eq!(flaky["attempts"], 3);
+    assert_nothing_left(&run);
+}
+
+#[test]
+fn a_failed_step_skips_its_dependents_and_the_rest_goes_on() {
+    let run = run_drill(
+        r#"
+version: 1
+name: skips
+objectives: {rto: 30s}
+steps:
+  - id: broken
+    run: echo "the script is wrong" >&2; exit 3
+  - id: after-broken
+    needs: [broken]
+    run: touch "${T}/after-broken"
+  - id: independent
+    run: touch "${T}/independent"
+  - id: break
+    needs: [independent]
+    fault: {run: "true"}
+  - id: fix
+    needs: [break]
+    recover: {run: "true"}
+"#,
+        &[],
+    );
+    let broken = run.step("broken");
+    assert_eq!(broken["status"], "failed");
+    assert_eq!(broken["exit_code"], 3);
+    assert!(broken["output_tail"].as_str().unwrap().contains("the script is wrong"));
+    let after = run.step("after-broken");
+    assert_eq!(after["status"], "skipped");
+    assert!(after["detail"].as_str().unwrap().contains("broken"));
+    assert!(!run.path("after-broken").exists());
+    assert!(run.path("independent").exists());
+    assert_eq!(run.step("fix")["status"], "ok");
+    assert_nothing_left(&run);
+}
+
+#[test]
+fn step_outputs_reach_dependents() {
+    let run = run_drill(
+        r#"
+version: 1
+name: outputs
+objectives: {rto: 30s}
+steps:
+  - id: produce
+    run: echo "TOKEN=abc-123" >> "$FIREDRILL_OUTPUT"
+  - id: relay
+    needs: [produce]
+    run: echo "ECHOED=$TOKEN" >> "$FIREDRILL_OUTPUT"
+  - id: break
+    needs: [relay]
+    fault: {run: 'echo "$TOKEN $ECHOED" > "${T}/seen"'}
+  - id: fix
+    needs: [break]
+    recover: {run: "true"}
+"#,
+        &[],
+    );
+    assert_eq!(run.code(), 0, "{}", run.explain());
+    assert_eq!(
+        std::fs::read_to_string(run.path("seen")).unwrap().trim(),
+        "abc-123 abc-123"
+    );
+}
+
+#[test]
+fn processes_that_escape_into_new_sessions_are_ended() {
+    let run = run_drill(
+        r#"
+version: 1
+name: escapes
+objectives: {rto: 30s}
+steps:
+  - id: daemons
+    run: |
+      setsid sleep 1001 > /dev/null 2>&1 < /dev/null & echo $! >> "${T}/pids"
+      nohup sleep 1002 > /dev/null 2>&1 & echo $! >> "${T}/pids"
+      ( ( sleep 1003 > /dev/null 2>&1 & echo $! >> "${T}/pids" ) & )
+      setsid sh -c 'sleep 1004 & echo $! >> "${T}/pids"; wait' > /dev/null 2>&1 &
+      sleep 0.3
+  - id: break
+    needs: [daemons]
+    fault: {run: "true"}
+  - id: fix
+    needs: [break]
+    recover: {run: "true"}
+"#,
+        &[],
+    );
+    assert_eq!(run.code(), 0, "{}", run.explain());
+    let pids = read_pids(&run.path("pids"));
+    assert_eq!(pids.len(), 4, "{pids:?}");
+    for pid in pids {
+        assert!(!alive(pid), "escaped process {pid} is still alive");
+    }
+    assert_nothing_left(&run);
+}
+
+#[test]
+fn ctrl_c_ends_the_run_with_130_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("drill.yaml"),
+        format!(
+            r#"
+version: 1
+name: interrupted
+objectives: {{rto: 30s}}
+services:
+  app:
+    run: exec sleep 1000
+steps:
+  - id: long
+    run: echo started > "{0}/started"; sleep 1000
+  - id: break
+    needs: [long]
+    fault: {{run: "true"}}
+  - id: fix
+    needs: [break]
+    recover: {{run: "true"}}
+"#,
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let run_dir = dir.path().join("run");
+    let mut child = common::firedrill()
+        .current_dir(dir.path())
+        .args(["run", "drill.yaml", "--run-dir"])
+        .arg(&run_dir)
+        .arg("--halt-file")
+        .arg(dir.path().join("halt"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = dir.path().join("started");
+    for _ in 0..200 {
+        if started.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(started.exists(), "the long step never started");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let journal: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("journal.json")).unwrap())
+            .unwrap();
+    let long = journal["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "long")
+        .cloned()
+        .unwrap();
+    assert_eq!(long["status"], "interrupted");
+    let left = common::processes_of_run(journal["run_id"].as_str().unwrap());
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn faults_outside_workdir_are_refused() {
+    let run = run_drill(
+        r#"
+version: 1
+name: refused
+objectives: {rto: 30s}
+steps:
+  - id: break
+    fault: {delete: {path: "${T}/precious"}}
+  - id: fix
+    needs: [break]
+    recover: {run: "true"}
+"#,
+        &[],
+    );
+    assert_eq!(run.code(), 3, "{}", run.explain());
+    assert!(run.step("break")["detail"].as_str().unwrap().contains("WORKDIR"));
+}
+
+#[test]
+fn dry_run_starts_nothing() {
+    let run = run_drill(
+        r#"
+version: 1
+name: dry
+objectives: {rto: 30s}
+services:
+  app:
+    run: touch "${T}/service-started"; exec sleep 1000
+steps:
+  - id: break
+    fault: {kill: {service: app, signal: TERM}}
+  - id: fix
+    needs: [break]
+    recover: {run: 'touch "${T}/recovered"'}
+"#,
+        &["--dry-run"],
+    );
+    assert_eq!(run.code(), 0, "{}", run.explain());
+    let out = run.stdout();
+    assert!(out.contains("SIGTERM to the process group of app"), "{out}");
+    assert!(!run.path("service-started").exists());
+    assert!(!run.path("recovered").exists());
+    assert!(!run.run_dir.exists());
+}

@@ -412,6 +412,7 @@ fn clean_command(run_dir: &Path) -> i32 {
     let ended = runtime.block_on(crate::process::sweep(
         &run_id,
         std::time::Duration::from_secs(5),
+        false,
     ));
     println!(
         "ended {} process{} of run {run_id}",

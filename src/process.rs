@@ -290,10 +290,17 @@ pub fn marked_processes(run_id: &str) -> Vec<i32> {
 /// with the run's id. TERM first, so services can flush; KILL after `grace`.
 /// Stopped processes are continued so that they can die. Returns the pids
 /// that had to be ended.
-pub async fn sweep(run_id: &str, grace: Duration) -> Vec<i32> {
+/// With `descendants`, every descendant of this process is ended too (right
+/// for the runner, whose children all belong to the run; not for a test
+/// harness that runs a drill in-process).
+pub async fn sweep(run_id: &str, grace: Duration, with_descendants: bool) -> Vec<i32> {
     let me = std::process::id() as i32;
     let targets = |_: ()| {
-        let mut pids = descendants(me);
+        let mut pids = if with_descendants {
+            descendants(me)
+        } else {
+            Vec::new()
+        };
         pids.extend(marked_processes(run_id));
         pids.sort();
         pids.dedup();

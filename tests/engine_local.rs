@@ -74,7 +74,10 @@ steps:
         &[],
     );
     assert_eq!(run.code(), 4, "{}", run.explain());
-    assert!(!run.path("fault-ran").exists(), "a fault ran on an unhealthy system");
+    assert!(
+        !run.path("fault-ran").exists(),
+        "a fault ran on an unhealthy system"
+    );
     let journal = run.journal();
     assert_eq!(journal["verdict"], "error");
     assert!(journal["faults"].as_array().unwrap().is_empty());
@@ -122,10 +125,17 @@ steps:
     );
     assert_eq!(run.code(), 3, "{}", run.explain());
     assert!(run.path("reverted").exists(), "the revert did not run");
-    assert!(!run.path("second-fault").exists(), "a fault ran after the abort");
+    assert!(
+        !run.path("second-fault").exists(),
+        "a fault ran after the abort"
+    );
     let journal = run.journal();
     assert_eq!(journal["verdict"], "aborted");
-    assert!(journal["reason"].as_str().unwrap().contains("budget"), "{}", journal["reason"]);
+    assert!(
+        journal["reason"].as_str().unwrap().contains("budget"),
+        "{}",
+        journal["reason"]
+    );
     assert_eq!(journal["faults"][0]["reverted"], true);
     assert_ne!(run.step("second")["status"], "ok");
     assert_nothing_left(&run);
@@ -181,9 +191,15 @@ steps:
     assert_eq!(run.code(), 1, "{}", run.explain());
     let slow = run.step("slow");
     assert_eq!(slow["status"], "failed");
-    assert!(slow["detail"].as_str().unwrap().contains("timed out"), "{slow}");
+    assert!(
+        slow["detail"].as_str().unwrap().contains("timed out"),
+        "{slow}"
+    );
     let child = read_pids(&run.path("child.pid"));
-    assert!(!alive(child[0]), "the step's background child survived its timeout");
+    assert!(
+        !alive(child[0]),
+        "the step's background child survived its timeout"
+    );
     assert_eq!(run.step("break")["status"], "skipped");
     assert_nothing_left(&run);
 }
@@ -243,7 +259,12 @@ steps:
     let broken = run.step("broken");
     assert_eq!(broken["status"], "failed");
     assert_eq!(broken["exit_code"], 3);
-    assert!(broken["output_tail"].as_str().unwrap().contains("the script is wrong"));
+    assert!(
+        broken["output_tail"]
+            .as_str()
+            .unwrap()
+            .contains("the script is wrong")
+    );
     let after = run.step("after-broken");
     assert_eq!(after["status"], "skipped");
     assert!(after["detail"].as_str().unwrap().contains("broken"));
@@ -400,7 +421,12 @@ steps:
         &[],
     );
     assert_eq!(run.code(), 3, "{}", run.explain());
-    assert!(run.step("break")["detail"].as_str().unwrap().contains("WORKDIR"));
+    assert!(
+        run.step("break")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("WORKDIR")
+    );
 }
 
 #[test]

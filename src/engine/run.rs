@@ -44,6 +44,9 @@ pub struct Options {
     pub halt_file: PathBuf,
     /// Grace period between SIGTERM and SIGKILL at the end.
     pub grace: Duration,
+    /// End every descendant of this process at the end, not only those
+    /// marked with the run id (the runner: yes; an in-process test: no).
+    pub sweep_descendants: bool,
 }
 
 impl Default for Options {
@@ -57,6 +60,7 @@ impl Default for Options {
             run_dir: None,
             halt_file: PathBuf::from(".firedrill/halt"),
             grace: Duration::from_secs(5),
+            sweep_descendants: true,
         }
     }
 }
@@ -439,7 +443,7 @@ pub async fn run(
         target.collect_evidence(&evidence, &shared.ctx).await;
     }
     target.teardown(&shared.ctx, options.keep).await;
-    let swept = process::sweep(&run_id, options.grace).await;
+    let swept = process::sweep(&run_id, options.grace, options.sweep_descendants).await;
     if !swept.is_empty() {
         tracing::info!(count = swept.len(), "ended processes the run left behind");
     }
@@ -1371,6 +1375,138 @@ async fn inject(shared: &Arc<Shared>, step: &Step, attempt: u32) -> StepResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::drill::{Fault, LoadedDrill};
+    use crate::target::Injected;
+
+    /// A target that records when faults arrive and can refuse them.
+    struct FakeTarget {
+        injected: Mutex<Vec<(String, u64)>>,
+        refuse: bool,
+        clock: tokio::time::Instant,
+    }
+
+    #[async_trait::async_trait]
+    impl Target for FakeTarget {
+        fn describe(&self) -> String {
+            "fake".into()
+        }
+        async fn setup(&self, _: &RunContext) -> Result<BTreeMap<String, String>, TargetError> {
+            Ok(BTreeMap::new())
+        }
+        fn preview(&self, _: &Fault, _: &RunContext) -> String {
+            String::new()
+        }
+        async fn inject(
+            &self,
+            step: &str,
+            _: &Fault,
+            _: &BTreeMap<String, String>,
+            _: &RunContext,
+        ) -> Result<Injected, TargetError> {
+            let at = self.clock.elapsed().as_secs();
+            self.injected.lock().unwrap().push((step.to_owned(), at));
+            if self.refuse {
+                return Err(TargetError::Refused("not our cluster".into()));
+            }
+            Ok(Injected {
+                targets: vec!["x".into()],
+                detail: String::new(),
+                undo: None,
+            })
+        }
+        async fn revert(
+            &self,
+            _: &str,
+            _: &serde_json::Value,
+            _: &RunContext,
+        ) -> Result<String, TargetError> {
+            Ok(String::new())
+        }
+        async fn collect_evidence(&self, _: &Path, _: &RunContext) {}
+        async fn teardown(&self, _: &RunContext, _: bool) {}
+    }
+
+    /// Two 10s waits, then two faults that need both, then one that needs a fault.
+    const DRILL: &str = r#"
+version: 1
+name: sched
+objectives: {rto: 1m}
+steps:
+  - id: a
+    wait: 10s
+  - id: b
+    wait: 10s
+  - id: f1
+    needs: [a, b]
+    fault: {kill: {service: s}}
+  - id: f2
+    needs: [a]
+    fault: {kill: {service: s}}
+  - id: after
+    needs: [f1]
+    wait: 5s
+  - id: fix
+    needs: [after]
+    recover: {run: "true"}
+services:
+  s: {run: "true"}
+"#;
+
+    async fn schedule_with(parallel: usize, refuse: bool) -> (Vec<(String, u64)>, Journal) {
+        let dir = tempfile::tempdir().unwrap();
+        let drill = crate::drill::parse_source(DRILL, dir.path()).expect("valid drill");
+        let loaded = LoadedDrill {
+            path: dir.path().join("sched.yaml"),
+            dir: dir.path().to_path_buf(),
+            drill,
+        };
+        let target = Arc::new(FakeTarget {
+            injected: Mutex::new(Vec::new()),
+            refuse,
+            clock: tokio::time::Instant::now(),
+        });
+        let options = Options {
+            parallel,
+            run_dir: Some(dir.path().join("run")),
+            halt_file: dir.path().join("halt"),
+            sweep_descendants: false,
+            ..Options::default()
+        };
+        let (_tx, rx) = watch::channel(false);
+        let outcome = run(&loaded, target.clone(), options, Vec::new(), rx)
+            .await
+            .unwrap();
+        let injected = target.injected.lock().unwrap().clone();
+        (injected, outcome.journal)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn independent_steps_run_together_up_to_the_parallel_limit() {
+        // a and b together: f2 at 10s (needs only a), f1 at 10s.
+        let (injected, _) = schedule_with(4, false).await;
+        assert_eq!(injected.len(), 2);
+        assert!(injected.iter().all(|(_, at)| *at == 10), "{injected:?}");
+        // One at a time: a (0-10s), b (10-20s); f2 became ready at 10s but
+        // waits for the slot b holds, so both faults start at 20s or later.
+        let (injected, _) = schedule_with(1, false).await;
+        let f1 = injected.iter().find(|(s, _)| s == "f1").unwrap().1;
+        let f2 = injected.iter().find(|(s, _)| s == "f2").unwrap().1;
+        assert!(f2 >= 20 && f1 >= 20, "{injected:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_fault_aborts_and_skips_what_is_left() {
+        let (injected, journal) = schedule_with(1, true).await;
+        assert_eq!(
+            injected.len(),
+            1,
+            "a second fault was tried after the refusal"
+        );
+        assert_eq!(journal.verdict, Verdict::Aborted);
+        let status = |id: &str| journal.steps.iter().find(|s| s.id == id).unwrap().status;
+        assert_eq!(status("after"), StepStatus::Skipped);
+        assert_eq!(status("fix"), StepStatus::Skipped);
+    }
 
     #[test]
     fn outputs_are_name_value_lines() {

@@ -23,8 +23,13 @@ impl Run {
         String::from_utf8_lossy(&self.output.stderr).into_owned()
     }
     pub fn journal(&self) -> serde_json::Value {
-        let text = std::fs::read_to_string(self.run_dir.join("journal.json"))
-            .unwrap_or_else(|e| panic!("no journal.json ({e}); stdout:\n{}\nstderr:\n{}", self.stdout(), self.stderr()));
+        let text = std::fs::read_to_string(self.run_dir.join("journal.json")).unwrap_or_else(|e| {
+            panic!(
+                "no journal.json ({e}); stdout:\n{}\nstderr:\n{}",
+                self.stdout(),
+                self.stderr()
+            )
+        });
         serde_json::from_str(&text).unwrap()
     }
     pub fn step(&self, id: &str) -> serde_json::Value {
@@ -48,7 +53,12 @@ impl Run {
     }
     /// Explains a failed expectation.
     pub fn explain(&self) -> String {
-        format!("exit {}\nstdout:\n{}\nstderr:\n{}", self.code(), self.stdout(), self.stderr())
+        format!(
+            "exit {}\nstdout:\n{}\nstderr:\n{}",
+            self.code(),
+            self.stdout(),
+            self.stderr()
+        )
     }
 }
 
@@ -92,14 +102,26 @@ pub fn processes_of_run(run_id: &str) -> Vec<String> {
             continue;
         }
         let stat = std::fs::read_to_string(format!("/proc/{name}/stat")).unwrap_or_default();
-        let state = stat.rsplit(')').next().unwrap_or("").split_whitespace().next().unwrap_or("");
+        let state = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .next()
+            .unwrap_or("");
         if state == "Z" || state == "X" {
             continue;
         }
         let environ = std::fs::read(format!("/proc/{name}/environ")).unwrap_or_default();
-        if environ.split(|b| *b == 0).any(|var| var == needle.as_bytes()) {
+        if environ
+            .split(|b| *b == 0)
+            .any(|var| var == needle.as_bytes())
+        {
             let cmdline = std::fs::read(format!("/proc/{name}/cmdline")).unwrap_or_default();
-            found.push(format!("{name}: {}", String::from_utf8_lossy(&cmdline).replace('\0', " ")));
+            found.push(format!(
+                "{name}: {}",
+                String::from_utf8_lossy(&cmdline).replace('\0', " ")
+            ));
         }
     }
     found
@@ -109,7 +131,10 @@ pub fn processes_of_run(run_id: &str) -> Vec<String> {
 pub fn assert_nothing_left(run: &Run) {
     let run_id = run.journal()["run_id"].as_str().unwrap().to_owned();
     let left = processes_of_run(&run_id);
-    assert!(left.is_empty(), "processes of run {run_id} still alive: {left:?}");
+    assert!(
+        left.is_empty(),
+        "processes of run {run_id} still alive: {left:?}"
+    );
 }
 
 /// Whether a pid is alive (and not a zombie).
@@ -118,7 +143,13 @@ pub fn alive(pid: u32) -> bool {
     if stat.is_empty() {
         return false;
     }
-    let state = stat.rsplit(')').next().unwrap_or("").split_whitespace().next().unwrap_or("");
+    let state = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .next()
+        .unwrap_or("");
     state != "Z" && state != "X"
 }
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use regex::Regex;
+use regex::{Regex, RegexBuilder};
 
 use crate::duration::parse_duration;
 
@@ -30,7 +30,7 @@ pub struct FenceAttrs {
     pub exit: i32,
     /// Text the output must contain.
     pub stdout_contains: Option<String>,
-    /// Regex the output must match somewhere.
+    /// Regex the output must match somewhere (multi-line: `^`/`$` match at line ends).
     pub stdout_matches: Option<Regex>,
     /// How many times to try again after a failed attempt (default 0).
     pub retries: u32,
@@ -63,7 +63,7 @@ pub(crate) fn split_info(info: &str) -> (&str, &str) {
     let end = info
         .find(|c: char| c.is_whitespace() || c == '{')
         .unwrap_or(info.len());
-    (&info[..end], &info[end..])
+    (&info[..end], info[end..].trim_start())
 }
 
 /// Parses the text after the language. Returns every problem found, each as a
@@ -198,8 +198,7 @@ fn apply(attrs: &mut FenceAttrs, key: &str, value: Option<&str>) -> Result<(), S
             example(key)
         ));
     };
-    let invalid =
-        |why: String| format!("invalid fence attribute `{key}={value}`: {why}");
+    let invalid = |why: String| format!("invalid fence attribute `{key}={value}`: {why}");
     match key {
         "timeout" => {
             let timeout = parse_duration(value).map_err(invalid)?;
@@ -223,11 +222,16 @@ fn apply(attrs: &mut FenceAttrs, key: &str, value: Option<&str>) -> Result<(), S
             attrs.stdout_contains = Some(value.to_string());
         }
         "stdout_matches" => {
-            let regex = Regex::new(value).map_err(|error| {
-                // The regex crate's message spans several lines; one finding is one line.
-                let flat: Vec<&str> = error.to_string().lines().map(str::trim).collect();
-                invalid(format!("not a valid regex: {}", flat.join(" ")))
-            })?;
+            // Output is lines: `^` and `$` match at each line's start and end.
+            let regex = RegexBuilder::new(value)
+                .multi_line(true)
+                .build()
+                .map_err(|error| {
+                    // The regex crate's message spans several lines; one finding is one line.
+                    let message = error.to_string();
+                    let flat: Vec<&str> = message.lines().map(str::trim).collect();
+                    invalid(format!("not a valid regex: {}", flat.join(" ")))
+                })?;
             attrs.stdout_matches = Some(regex);
         }
         "retries" => {
@@ -275,7 +279,7 @@ pub(crate) fn did_you_mean<'a, S: AsRef<str>>(word: &str, candidates: &'a [S]) -
                 strsim::damerau_levenshtein(&word_lower, &candidate.to_ascii_lowercase());
             (distance, candidate)
         })
-        .filter(|(distance, candidate)| *distance <= (candidate.len() / 3).max(2))
+        .filter(|(distance, candidate)| *distance <= candidate.len().div_ceil(3).max(2))
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, candidate)| candidate)
 }
@@ -288,6 +292,17 @@ mod tests {
         match parse_attrs(rest) {
             Ok(_) => Vec::new(),
             Err(errors) => errors,
+        }
+    }
+
+    /// Each attribute text gives exactly one error, containing the expected words.
+    fn assert_one_error_each(cases: &[(&str, &str)]) {
+        for (rest, expected) in cases {
+            let found = errors(rest);
+            assert!(
+                found.len() == 1 && found[0].contains(expected),
+                "{rest}: {found:?}"
+            );
         }
     }
 
@@ -347,7 +362,9 @@ mod tests {
             ]
         );
         assert!(errors("{retry=2}")[0].contains("did you mean `retries`?"));
-        assert!(errors("{colour=red}")[0].starts_with("unknown fence attribute `colour` (supported:"));
+        assert!(
+            errors("{colour=red}")[0].starts_with("unknown fence attribute `colour` (supported:")
+        );
     }
 
     #[test]
@@ -364,13 +381,7 @@ mod tests {
             ("{timeout}", "needs a value, like `timeout=2m`"),
             ("{timeout=1s timeout=2s}", "given twice"),
         ];
-        for (rest, expected) in cases {
-            let found = errors(rest);
-            assert!(
-                found.len() == 1 && found[0].contains(expected),
-                "{rest}: {found:?}"
-            );
-        }
+        assert_one_error_each(&cases);
     }
 
     #[test]
@@ -382,13 +393,7 @@ mod tests {
             ("{exit=0} trailing", "unexpected `trailing`"),
             ("{=3}", "expected an attribute name, found `=`"),
         ];
-        for (rest, expected) in cases {
-            let found = errors(rest);
-            assert!(
-                found.len() == 1 && found[0].contains(expected),
-                "{rest}: {found:?}"
-            );
-        }
+        assert_one_error_each(&cases);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -12,7 +13,8 @@ use super::parse::{Document, Section};
 use super::shell::{self, COMMON_ENV};
 use super::{RunbookError, ScriptLine};
 
-/// One problem in a runbook, at an exact line.
+/// One problem in a runbook, at an exact line. Displays as `file:line: kind: message`;
+/// [`LintFinding::help`] says what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LintFinding {
     /// The runbook file.
@@ -31,11 +33,11 @@ impl fmt::Display for LintFinding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}:{}: {}\n  help: {}",
+            "{}:{}: {}: {}",
             self.path.display(),
             self.line,
-            self.message,
-            self.help
+            self.kind.as_str(),
+            self.message
         )
     }
 }
@@ -115,10 +117,7 @@ pub fn lint(path: &Path, text: &str, known_vars: Option<&BTreeSet<String>>) -> V
             error.line.unwrap_or(1),
             LintKind::InvalidAttribute,
             error.message.clone(),
-            format!(
-                "write attributes after the language in braces, e.g. ```sh {{timeout=2m exit=0 stdout_contains=\"is healthy\" retries=3 retry_delay=2s}}; supported: {}",
-                super::SUPPORTED_ATTRIBUTES.join(", ")
-            ),
+            "write attributes after the language in braces, e.g. ```sh {timeout=2m exit=0 stdout_contains=\"is healthy\" retries=3 retry_delay=2s}".into(),
         );
     }
     let commands: Vec<Vec<ScriptLine>> = document
@@ -141,9 +140,16 @@ pub fn lint(path: &Path, text: &str, known_vars: Option<&BTreeSet<String>>) -> V
         linter.structure(section, next_level);
         linter.text(section);
         linter.links(section);
+        // The blocks of a step share one shell: after a `cd` in any of them,
+        // relative paths no longer resolve against the runbook's directory.
+        let mut moved = false;
         for block in &section.blocks {
             let lines = block.commands();
-            linter.commands(&lines, known_vars.map(|known| (known, &assigned)));
+            linter.commands(
+                &lines,
+                known_vars.map(|known| (known, &assigned)),
+                &mut moved,
+            );
         }
     }
     let mut findings = linter.findings;
@@ -188,7 +194,10 @@ impl Linter<'_> {
                 self.push(
                     heading.line,
                     LintKind::EmptyStep,
-                    format!("step `{}` is empty: no instructions and no commands", heading.title),
+                    format!(
+                        "step `{}` is empty: no instructions and no commands",
+                        heading.title
+                    ),
                     "write what to do under the heading, or remove the heading".into(),
                 );
             }
@@ -208,12 +217,16 @@ impl Linter<'_> {
             if block.is_empty() {
                 let (message, help) = if block.is_console() && !block.code.trim().is_empty() {
                     (
-                        "`console` block has no `$ ` command line, so nothing in it runs".to_string(),
-                        "start each command with `$ `; other lines are read as expected output",
+                        "`console` block has no `$ ` or `# ` prompt line, so nothing in it runs"
+                            .to_string(),
+                        "start each command with a `$ ` prompt; other lines are read as expected output",
                     )
                 } else {
                     (
-                        format!("empty `{}` block: the step looks runnable but has no command", block.lang),
+                        format!(
+                            "empty `{}` block: the step looks runnable but has no command",
+                            block.lang
+                        ),
                         "write the commands in the block, or remove it to make the step manual",
                     )
                 };
@@ -300,13 +313,21 @@ impl Linter<'_> {
     }
 
     /// Placeholders, unset variables and missing files in the lines that run.
+    /// `moved` is set once a line changes directory; from then on relative paths
+    /// are not checked, since the lint cannot know where they point.
     fn commands(
         &mut self,
         lines: &[ScriptLine],
         variables: Option<(&BTreeSet<String>, &BTreeSet<String>)>,
+        moved: &mut bool,
     ) {
         let view = shell::shell_view(lines);
         for shell_line in &view {
+            // A heredoc body is data for a command (a config file, a manifest),
+            // where `<tag>` is more often markup than a placeholder.
+            if shell_line.heredoc.is_some() {
+                continue;
+            }
             for placeholder in shell::placeholders(shell_line.text) {
                 self.push(
                     shell_line.line,
@@ -320,7 +341,8 @@ impl Linter<'_> {
                     ),
                 );
             }
-            if shell_line.heredoc.is_some() {
+            *moved = *moved || shell::changes_directory(shell_line.text);
+            if *moved {
                 continue;
             }
             for relative in shell::relative_paths(shell_line.text) {
@@ -342,7 +364,9 @@ impl Linter<'_> {
             return;
         };
         for (line, name) in shell::variable_uses(&view) {
-            if known.contains(&name) || assigned.contains(&name) || COMMON_ENV.contains(&name.as_str())
+            if known.contains(&name)
+                || assigned.contains(&name)
+                || COMMON_ENV.contains(&name.as_str())
             {
                 continue;
             }
@@ -367,13 +391,88 @@ impl Linter<'_> {
     }
 }
 
+/// `firedrill runbook lint FILE... [--drill DRILL]`: prints every finding to
+/// stdout as `file:line: kind: message` with a `  help:` line under it, and `ok:
+/// FILE` for a clean runbook. Returns 0 when every runbook is clean, 1 when
+/// anything was found, 2 when a runbook cannot be read or the drill is invalid.
+///
+/// Variables are only checked with a drill: then the known ones are the drill's
+/// `vars`, firedrill's built-ins, `CLUSTER` and `KUBECONFIG`, and the names the
+/// drill's own commands assign (step outputs written to `$FIREDRILL_OUTPUT`).
+pub fn lint_command(files: &[PathBuf], drill: Option<&Path>) -> i32 {
+    let known = match drill {
+        Some(drill) => match crate::app::load_or_report(drill) {
+            Ok(loaded) => Some(drill_vars(&loaded.drill)),
+            Err(code) => return code,
+        },
+        None => None,
+    };
+    let mut out = std::io::stdout().lock();
+    let (mut unreadable, mut findings_total, mut with_findings) = (0, 0, 0);
+    for file in files {
+        match lint_file(file, known.as_ref()) {
+            Err(error) => {
+                eprintln!("error: {error}");
+                unreadable += 1;
+            }
+            Ok(findings) if findings.is_empty() => {
+                let _ = writeln!(out, "ok: {}", file.display());
+            }
+            Ok(findings) => {
+                with_findings += 1;
+                findings_total += findings.len();
+                for finding in &findings {
+                    let _ = writeln!(out, "{finding}\n  help: {}", finding.help);
+                }
+            }
+        }
+    }
+    let _ = out.flush();
+    let runbooks = |n: usize| if n == 1 { "runbook" } else { "runbooks" };
+    if unreadable > 0 {
+        eprintln!(
+            "{unreadable} of {} {} could not be read",
+            files.len(),
+            runbooks(files.len())
+        );
+        crate::app::EXIT_INVALID
+    } else if findings_total > 0 {
+        eprintln!(
+            "{findings_total} finding{} in {with_findings} of {} {}",
+            if findings_total == 1 { "" } else { "s" },
+            files.len(),
+            runbooks(files.len())
+        );
+        1
+    } else {
+        0
+    }
+}
+
+/// Every name a runbook may use when the drill runs it.
+fn drill_vars(drill: &crate::drill::Drill) -> BTreeSet<String> {
+    let mut known = crate::drill::known_vars(drill);
+    known.extend(["CLUSTER", "KUBECONFIG"].map(String::from));
+    // Names a `run` writes to $FIREDRILL_OUTPUT are set for the steps after it;
+    // any name a drill command assigns is taken as known, to stay quiet.
+    let scripts = drill.steps.iter().flat_map(|step| {
+        let recover = step.recover.as_ref().and_then(|r| r.value.run.as_deref());
+        step.run.as_deref().into_iter().chain(recover)
+    });
+    for script in scripts {
+        let lines: Vec<ScriptLine> = script
+            .lines()
+            .enumerate()
+            .map(|(index, text)| ScriptLine::new(index + 1, text))
+            .collect();
+        known.extend(shell::assigned_names(&shell::shell_view(&lines)));
+    }
+    known
+}
+
 /// The local file a link points at, or `None` for URLs, anchors and absolute paths.
 fn local_link(destination: &str) -> Option<String> {
-    let path = destination
-        .split(['#', '?'])
-        .next()
-        .unwrap_or("")
-        .trim();
+    let path = destination.split(['#', '?']).next().unwrap_or("").trim();
     let has_scheme = path
         .split_once(':')
         .is_some_and(|(scheme, _)| !scheme.is_empty() && !scheme.contains('/'));
@@ -413,9 +512,21 @@ mod tests {
 
     #[test]
     fn local_links_only() {
-        assert_eq!(local_link("../scenarios/x.yaml#top").as_deref(), Some("../scenarios/x.yaml"));
-        assert_eq!(local_link("docs/my%20file.md").as_deref(), Some("docs/my file.md"));
-        for remote in ["https://example.com/x", "mailto:a@b", "#anchor", "/etc/hosts", ""] {
+        assert_eq!(
+            local_link("../scenarios/x.yaml#top").as_deref(),
+            Some("../scenarios/x.yaml")
+        );
+        assert_eq!(
+            local_link("docs/my%20file.md").as_deref(),
+            Some("docs/my file.md")
+        );
+        for remote in [
+            "https://example.com/x",
+            "mailto:a@b",
+            "#anchor",
+            "/etc/hosts",
+            "",
+        ] {
             assert_eq!(local_link(remote), None, "{remote}");
         }
     }

@@ -23,7 +23,7 @@ use std::time::Duration;
 use regex::Regex;
 
 pub use fence::{DEFAULT_RETRY_DELAY, FenceAttrs, SUPPORTED_ATTRIBUTES};
-pub use lint::{LintFinding, LintKind, lint, lint_file};
+pub use lint::{LintFinding, LintKind, lint, lint_command, lint_file};
 
 /// Fence languages that make a code block executable.
 pub const SHELL_LANGUAGES: [&str; 4] = ["sh", "bash", "shell", "console"];
@@ -96,11 +96,10 @@ impl CodeBlock {
 
     /// The lines that run, each with its runbook line.
     ///
-    /// In `console` blocks only `$ ` lines are commands (prompt stripped), with the
-    /// lines a trailing `\` continues onto and the bodies of heredocs they open;
-    /// everything else is the expected output and does not run. `#` is not taken
-    /// as a root prompt, because in a shell it starts a comment. Other blocks run
-    /// every line as written.
+    /// In `console` blocks only `$ ` and `# ` prompt lines are commands (prompt
+    /// stripped), with the lines a trailing `\` continues onto and the bodies of
+    /// heredocs they open; everything else is the expected output and does not run.
+    /// Other blocks run every line as written.
     pub fn commands(&self) -> Vec<ScriptLine> {
         if self.is_console() {
             shell::console_commands(self.line, &self.code)
@@ -114,9 +113,11 @@ impl CodeBlock {
     }
 
     /// Whether the block has nothing to run (only blank lines, or a console
-    /// transcript without a single `$ ` command).
+    /// transcript without a single prompt line).
     pub fn is_empty(&self) -> bool {
-        self.commands().iter().all(|line| line.text.trim().is_empty())
+        self.commands()
+            .iter()
+            .all(|line| line.text.trim().is_empty())
     }
 }
 
@@ -154,9 +155,7 @@ impl RunbookStep {
     /// A sum because the blocks run one after the other in the same shell; taking
     /// the largest would cut short a step whose every block needs its full time.
     pub fn timeout(&self, default_per_block: Duration) -> Duration {
-        self.blocks
-            .iter()
-            .filter(|block| !block.is_empty())
+        self.runnable_blocks()
             .map(|block| block.attrs.timeout.unwrap_or(default_per_block))
             .fold(Duration::ZERO, Duration::saturating_add)
     }
@@ -173,8 +172,7 @@ impl RunbookStep {
     ///   another's shell state), up to the largest `retries` of any block, waiting
     ///   the largest `retry_delay` among the blocks that ask for retries.
     pub fn expectations(&self) -> StepExpectations {
-        let runnable: Vec<&CodeBlock> = self.blocks.iter().filter(|b| !b.is_empty()).collect();
-        let retrying = runnable.iter().filter(|block| block.attrs.retries > 0);
+        let runnable: Vec<&CodeBlock> = self.runnable_blocks().collect();
         StepExpectations {
             exit: runnable.last().map_or(0, |block| block.attrs.exit),
             stdout_contains: runnable
@@ -185,12 +183,33 @@ impl RunbookStep {
                 .iter()
                 .filter_map(|block| block.attrs.stdout_matches.clone())
                 .collect(),
-            retries: runnable.iter().map(|block| block.attrs.retries).max().unwrap_or(0),
-            retry_delay: retrying
-                .map(|block| block.attrs.retry_delay)
-                .max()
-                .unwrap_or(DEFAULT_RETRY_DELAY),
+            retries: self.retries(),
+            retry_delay: self.retry_delay(),
         }
+    }
+
+    /// Further attempts after a failed one: the largest `retries` of the step's
+    /// blocks (0 when none asks). An attempt re-runs the whole step.
+    pub fn retries(&self) -> u32 {
+        self.runnable_blocks()
+            .map(|block| block.attrs.retries)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Pause between attempts: the largest `retry_delay` among the blocks that ask
+    /// for retries, else [`DEFAULT_RETRY_DELAY`].
+    pub fn retry_delay(&self) -> Duration {
+        self.runnable_blocks()
+            .filter(|block| block.attrs.retries > 0)
+            .map(|block| block.attrs.retry_delay)
+            .max()
+            .unwrap_or(DEFAULT_RETRY_DELAY)
+    }
+
+    /// The blocks with something to run, in order.
+    fn runnable_blocks(&self) -> impl Iterator<Item = &CodeBlock> {
+        self.blocks.iter().filter(|block| !block.is_empty())
     }
 }
 

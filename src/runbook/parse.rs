@@ -187,7 +187,9 @@ impl Document {
         }
         document.close_last(text, &lines, text.len());
         if let Some(last) = document.sections.last_mut() {
-            last.end_line = lines.line_of(text.len().saturating_sub(1)).max(last.start_line);
+            last.end_line = lines
+                .line_of(text.len().saturating_sub(1))
+                .max(last.start_line);
         }
         for section in &mut document.sections {
             section.prose = tidy_prose(&section.prose);
@@ -226,11 +228,12 @@ impl Document {
         let attrs = match parse_attrs(rest) {
             Ok(attrs) => attrs,
             Err(messages) => {
-                self.errors.extend(messages.into_iter().map(|message| RunbookError {
-                    path: path.to_path_buf(),
-                    line: Some(line),
-                    message,
-                }));
+                self.errors
+                    .extend(messages.into_iter().map(|message| RunbookError {
+                        path: path.to_path_buf(),
+                        line: Some(line),
+                        message,
+                    }));
                 FenceAttrs::default()
             }
         };

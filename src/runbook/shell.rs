@@ -52,12 +52,12 @@ fn continues(line: &str) -> bool {
     trailing % 2 == 1
 }
 
-/// The lines a `console` block runs: `$ ` prompts are stripped, `\` continuations
-/// and heredoc bodies belong to the command that opened them, and everything else
-/// is expected output, which is not run.
+/// The lines a `console` block runs: `$ ` (user) and `# ` (root) prompts are
+/// stripped, `\` continuations and heredoc bodies belong to the command that
+/// opened them, and everything else is expected output, which is not run.
 ///
-/// Only `$ ` is a prompt: a line starting with `# ` is a shell comment in every
-/// other block, and reading it as a root prompt would run prose.
+/// `# ` is read as a prompt, as in any terminal transcript; a person writing a
+/// remark in a `console` block writes it as prose outside the block, or as output.
 pub(crate) fn console_commands(fence_line: usize, code: &str) -> Vec<ScriptLine> {
     let mut commands = Vec::new();
     let mut continued = false;
@@ -73,10 +73,10 @@ pub(crate) fn console_commands(fence_line: usize, code: &str) -> Vec<ScriptLine>
         }
         let command = if continued {
             Some(raw)
-        } else if raw == "$" {
+        } else if raw == "$" || raw == "#" {
             Some("")
         } else {
-            raw.strip_prefix("$ ")
+            strip_prompt(raw)
         };
         let Some(command) = command else { continue };
         continued = continues(command);
@@ -84,6 +84,11 @@ pub(crate) fn console_commands(fence_line: usize, code: &str) -> Vec<ScriptLine>
         commands.push(ScriptLine::new(line, command));
     }
     commands
+}
+
+/// The command after a `$ ` or `# ` prompt, or `None` for an output line.
+pub(crate) fn strip_prompt(line: &str) -> Option<&str> {
+    line.strip_prefix("$ ").or_else(|| line.strip_prefix("# "))
 }
 
 /// A line of shell code as the lint sees it.
@@ -292,9 +297,9 @@ pub(crate) fn assigned_names(view: &[ShellLine]) -> BTreeSet<String> {
 
 /// `read -r -p "prompt" NAME OTHER`: the names after the options.
 fn read_targets(text: &str, names: &mut BTreeSet<String>) {
-    let words: Vec<&str> = text.split_whitespace().collect();
+    let words = shell_words(strip_comment(text));
     for (position, word) in words.iter().enumerate() {
-        if *word != "read" {
+        if word != "read" {
             continue;
         }
         let mut rest = words[position + 1..].iter();
@@ -304,7 +309,7 @@ fn read_targets(text: &str, names: &mut BTreeSet<String>) {
                 if let Some(last) = flags.chars().last() {
                     if last == 'a' {
                         if let Some(array) = rest.next() {
-                            names.insert((*array).to_string());
+                            names.insert(array.clone());
                         }
                     } else if "pdtnNu".contains(last) {
                         rest.next();
@@ -313,12 +318,49 @@ fn read_targets(text: &str, names: &mut BTreeSet<String>) {
                 continue;
             }
             if word.chars().all(is_name_char) && word.chars().next().is_some_and(is_name_start) {
-                names.insert((*word).to_string());
+                names.insert(word.clone());
             } else {
                 break;
             }
         }
     }
+}
+
+/// Splits a line into words as the shell would, keeping quoted text (quotes
+/// removed) inside its word, and `;`, `&`, `|` as separate words. No expansion.
+fn shell_words(text: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut quote: Option<char> = None;
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(open), c) if c == open => quote = None,
+            (Some('"'), '\\') => {
+                if let Some(next) = chars.next() {
+                    word.get_or_insert_default().push(next);
+                }
+            }
+            (Some(_), c) => word.get_or_insert_default().push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                word.get_or_insert_default();
+            }
+            (None, '\\') => {
+                if let Some(next) = chars.next() {
+                    word.get_or_insert_default().push(next);
+                }
+            }
+            (None, c) if c.is_whitespace() => words.extend(word.take()),
+            (None, ';' | '&' | '|') => {
+                words.extend(word.take());
+                words.push(c.to_string());
+            }
+            (None, c) => word.get_or_insert_default().push(c),
+        }
+    }
+    words.extend(word);
+    words
 }
 
 /// `<node>`-style placeholders: `<`, a word of letters, digits, `-` and `_` with at
@@ -370,7 +412,10 @@ pub(crate) fn relative_paths(text: &str) -> Vec<String> {
     let mut found = Vec::new();
     let mut after_redirect = false;
     for word in code.split_whitespace() {
-        if matches!(word, ">" | ">>" | "1>" | "2>" | "&>" | "1>>" | "2>>" | "&>>" | ">|") {
+        if matches!(
+            word,
+            ">" | ">>" | "1>" | "2>" | "&>" | "1>>" | "2>>" | "&>>" | ">|"
+        ) {
             after_redirect = true;
             continue;
         }
@@ -398,12 +443,23 @@ pub(crate) fn relative_paths(text: &str) -> Vec<String> {
         {
             continue;
         }
-        if path.trim_end_matches('/').chars().all(|c| c == '.' || c == '/') {
+        if path
+            .trim_end_matches('/')
+            .chars()
+            .all(|c| c == '.' || c == '/')
+        {
             continue;
         }
         found.push(path.to_string());
     }
     found
+}
+
+/// Whether the line runs `cd` or `pushd` anywhere (errs towards yes).
+pub(crate) fn changes_directory(text: &str) -> bool {
+    strip_comment(text)
+        .split(|c: char| c.is_whitespace() || matches!(c, ';' | '&' | '|' | '(' | ')' | '`'))
+        .any(|word| word == "cd" || word == "pushd")
 }
 
 /// The line without its `#` comment, minding quotes on this line.
@@ -421,7 +477,11 @@ pub(crate) fn strip_comment(text: &str) -> &str {
             in_single = !in_single;
         } else if c == '"' && !in_single {
             in_double = !in_double;
-        } else if c == '#' && !in_single && !in_double && (previous.is_whitespace() || previous == ';') {
+        } else if c == '#'
+            && !in_single
+            && !in_double
+            && (previous.is_whitespace() || previous == ';')
+        {
             return &text[..index];
         }
         previous = c;
@@ -447,12 +507,9 @@ mod tests {
 
     #[test]
     fn console_prompts_continuations_and_heredocs() {
-        let code = "$ etcdctl member list \\\n    --write-out=table\n+----+\n| id |\n$ cat <<EOF > x\nhello\nEOF\n$\nok\n# not a prompt\n";
+        let code = "$ etcdctl member list \\\n    --write-out=table\n+----+\n| id |\n$ cat <<EOF > x\nhello\nEOF\n$\nok\n# systemctl restart etcd\n#no-space is output\n";
         let commands = console_commands(10, code);
-        let seen: Vec<(usize, &str)> = commands
-            .iter()
-            .map(|c| (c.line, c.text.as_str()))
-            .collect();
+        let seen: Vec<(usize, &str)> = commands.iter().map(|c| (c.line, c.text.as_str())).collect();
         assert_eq!(
             seen,
             vec![
@@ -462,6 +519,7 @@ mod tests {
                 (16, "hello"),
                 (17, "EOF"),
                 (18, ""),
+                (20, "systemctl restart etcd"),
             ]
         );
     }
@@ -534,22 +592,39 @@ mod tests {
 
     #[test]
     fn unfinished_markers_are_words() {
-        assert_eq!(unfinished_markers("TODO: fix; FIXME(x) XXX"), vec!["TODO", "FIXME", "XXX"]);
+        assert_eq!(
+            unfinished_markers("TODO: fix; FIXME(x) XXX"),
+            vec!["TODO", "FIXME", "XXX"]
+        );
         assert!(unfinished_markers("TODOS XXXL todo mastodon").is_empty());
     }
 
     #[test]
     fn relative_paths_read_by_commands() {
         assert_eq!(
-            relative_paths("./restore.sh --config=./cfg.yaml ../x/y.db; cat \"./q.txt\" > ./out.log 2>./err # ./commented"),
+            relative_paths(
+                "./restore.sh --config=./cfg.yaml ../x/y.db; cat \"./q.txt\" > ./out.log 2>./err # ./commented"
+            ),
             vec!["./restore.sh", "./cfg.yaml", "../x/y.db", "./q.txt"]
         );
         assert!(relative_paths("cd ./ && ls ./$DIR ./*.yaml ../ >> ./log").is_empty());
     }
 
     #[test]
+    fn directory_changes_are_seen() {
+        assert!(changes_directory("cd /tmp"));
+        assert!(changes_directory("make && (cd sub; ./run.sh)"));
+        assert!(changes_directory("pushd ./x"));
+        assert!(!changes_directory("echo abcd # cd there"));
+        assert!(!changes_directory("./cdrom.sh"));
+    }
+
+    #[test]
     fn comments_respect_quotes() {
-        assert_eq!(strip_comment("echo '#x' \"#y\" a#b # c"), "echo '#x' \"#y\" a#b ");
+        assert_eq!(
+            strip_comment("echo '#x' \"#y\" a#b # c"),
+            "echo '#x' \"#y\" a#b "
+        );
         assert_eq!(strip_comment("# all"), "");
     }
 }

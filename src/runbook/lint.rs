@@ -87,10 +87,56 @@ impl LintKind {
 }
 
 /// HTML tags people put in Markdown on purpose; `<node>` is not one of them.
-const HTML_TAGS: [&str; 32] = [
-    "a", "abbr", "b", "br", "code", "dd", "del", "details", "div", "dl", "dt", "em", "h1", "h2",
-    "h3", "h4", "h5", "h6", "hr", "i", "img", "ins", "kbd", "li", "mark", "ol", "p", "pre", "span",
-    "strong", "summary", "ul",
+const HTML_TAGS: [&str; 49] = [
+    "a",
+    "abbr",
+    "b",
+    "blockquote",
+    "br",
+    "center",
+    "cite",
+    "code",
+    "dd",
+    "del",
+    "details",
+    "div",
+    "dl",
+    "dt",
+    "em",
+    "figcaption",
+    "figure",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "hr",
+    "i",
+    "img",
+    "ins",
+    "kbd",
+    "li",
+    "mark",
+    "ol",
+    "p",
+    "pre",
+    "q",
+    "s",
+    "samp",
+    "small",
+    "span",
+    "strong",
+    "sub",
+    "summary",
+    "sup",
+    "table",
+    "tbody",
+    "td",
+    "th",
+    "thead",
+    "tr",
+    "u",
 ];
 
 /// Checks a runbook without running it. Findings come sorted by line.
@@ -111,6 +157,7 @@ pub fn lint(path: &Path, text: &str, known_vars: Option<&BTreeSet<String>>) -> V
         base_dir: path.parent().unwrap_or(Path::new("")),
         lines: text.lines().collect(),
         findings: Vec::new(),
+        may_create: Vec::new(),
     };
     for error in &document.errors {
         linter.push(
@@ -131,6 +178,12 @@ pub fn lint(path: &Path, text: &str, known_vars: Option<&BTreeSet<String>>) -> V
         .iter()
         .flat_map(|lines| shell::assigned_names(&shell::shell_view(lines)))
         .collect();
+    // After `source FILE` or `eval`, any name may be set: checking would cry wolf.
+    let hidden_names = commands
+        .iter()
+        .flatten()
+        .any(|line| shell::sets_hidden_names(&line.text));
+    let known_vars = known_vars.filter(|_| !hidden_names);
     for (index, section) in document.sections.iter().enumerate() {
         let next_level = document
             .sections
@@ -172,6 +225,8 @@ struct Linter<'a> {
     base_dir: &'a Path,
     lines: Vec<&'a str>,
     findings: Vec<LintFinding>,
+    /// Relative paths commands so far may have created, in document order.
+    may_create: Vec<String>,
 }
 
 impl Linter<'_> {
@@ -345,14 +400,24 @@ impl Linter<'_> {
             if *moved {
                 continue;
             }
-            for relative in shell::relative_paths(shell_line.text) {
-                let resolved = self.base_dir.join(&relative);
-                if !resolved.exists() {
+            for path_use in shell::path_uses(shell_line.text) {
+                let path = path_use.path;
+                // A path an earlier command may have made (`snapshot save ./snap.db`,
+                // `mkdir ./backup`) is not expected to exist beforehand.
+                let maybe_made = self.may_create.iter().any(|made| {
+                    Path::new(&path).starts_with(Path::new(made.trim_end_matches('/')))
+                });
+                if !path_use.read {
+                    self.may_create.push(path);
+                    continue;
+                }
+                let resolved = self.base_dir.join(&path);
+                if !maybe_made && !resolved.exists() {
                     self.push(
                         shell_line.line,
                         LintKind::MissingFile,
                         format!(
-                            "`{relative}` does not exist next to the runbook (looked for `{}`)",
+                            "`{path}` does not exist next to the runbook (looked for `{}`)",
                             resolved.display()
                         ),
                         "fix the path (relative paths resolve against the runbook's directory); for files made during the run use `$WORKDIR/...`".into(),

@@ -127,7 +127,7 @@ pub(crate) fn shell_view(lines: &[ScriptLine]) -> Vec<ShellLine<'_>> {
 }
 
 /// Names from the environment every shell has, which a runbook may use freely.
-pub(crate) const COMMON_ENV: [&str; 24] = [
+pub(crate) const COMMON_ENV: [&str; 36] = [
     "HOME",
     "PATH",
     "USER",
@@ -152,6 +152,18 @@ pub(crate) const COMMON_ENV: [&str; 24] = [
     "OPTIND",
     "PIPESTATUS",
     "FIREDRILL_OUTPUT",
+    "BASH_SOURCE",
+    "BASH_VERSION",
+    "BASHPID",
+    "FUNCNAME",
+    "HOSTTYPE",
+    "OSTYPE",
+    "MACHTYPE",
+    "COLUMNS",
+    "LINES",
+    "EDITOR",
+    "PAGER",
+    "XDG_RUNTIME_DIR",
 ];
 
 fn is_name_start(c: char) -> bool {
@@ -273,6 +285,26 @@ static FOR_LOOP: LazyLock<Regex> = LazyLock::new(|| {
         .expect("constant regex")
 });
 
+/// Whether the line sets names the lint cannot see: `source FILE`, `. FILE`,
+/// `eval ...` or `set -a`. After one, any variable may be set.
+pub(crate) fn sets_hidden_names(text: &str) -> bool {
+    let words = shell_words(strip_comment(text));
+    let mut command_start = true;
+    for (index, word) in words.iter().enumerate() {
+        let word = word.as_str();
+        if command_start && matches!(word, "source" | "." | "eval") {
+            return true;
+        }
+        if command_start && word == "set" && words.get(index + 1).is_some_and(|w| w == "-a") {
+            return true;
+        }
+        command_start = matches!(word, ";" | "&" | "|")
+            || COMMAND_PREFIXES.contains(&word)
+            || (command_start && is_assignment(word));
+    }
+    false
+}
+
 /// Names the script gives a value itself: `NAME=...`, `export NAME=...`,
 /// `for NAME in`, `read [-r] NAME...`, and `NAME=value` lines written to
 /// `$FIREDRILL_OUTPUT` (the quote before `NAME` is allowed for that reason).
@@ -352,6 +384,10 @@ fn shell_words(text: &str) -> Vec<String> {
                 }
             }
             (None, c) if c.is_whitespace() => words.extend(word.take()),
+            // `2>&1`, `>|`: part of a redirection, not a separator.
+            (None, '&' | '|') if word.as_ref().is_some_and(|w| w.ends_with(['>', '<'])) => {
+                word.get_or_insert_default().push(c);
+            }
             (None, ';' | '&' | '|') => {
                 words.extend(word.take());
                 words.push(c.to_string());
@@ -405,54 +441,136 @@ pub(crate) fn unfinished_markers(text: &str) -> Vec<&'static str> {
     found
 }
 
-/// Paths starting with `./` or `../` that a command reads. Redirection targets
-/// (`> ./out.log`) are skipped: the command creates them.
-pub(crate) fn relative_paths(text: &str) -> Vec<String> {
-    let code = strip_comment(text);
-    let mut found = Vec::new();
-    let mut after_redirect = false;
-    for word in code.split_whitespace() {
-        if matches!(
-            word,
-            ">" | ">>" | "1>" | "2>" | "&>" | "1>>" | "2>>" | "&>>" | ">|"
-        ) {
-            after_redirect = true;
+/// A `./` or `../` path on a command line, and whether the line surely reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PathUse {
+    pub path: String,
+    /// True where the file must exist before the line runs: the command itself
+    /// (`./restore.sh`), an input redirection, an argument of a command that only
+    /// reads (`cat`, `source`, `bash`, ...), a source of `cp`/`mv`, or the value of
+    /// an option such as `-f`/`--config`. Anywhere else the command may be about to
+    /// create it (`snapshot save ./snap.db`, `mkdir ./backup`).
+    pub read: bool,
+}
+
+/// Commands whose path arguments are all inputs.
+const READERS: [&str; 14] = [
+    "source",
+    ".",
+    "cat",
+    "less",
+    "more",
+    "head",
+    "tail",
+    "bash",
+    "sh",
+    "zsh",
+    "python",
+    "python3",
+    "diff",
+    "sha256sum",
+];
+
+/// Options whose value is an input file.
+const INPUT_OPTIONS: [&str; 7] = [
+    "-f",
+    "--filename",
+    "--config",
+    "--config-file",
+    "--kubeconfig",
+    "--from-file",
+    "--env-file",
+];
+
+/// Words after which the next word is a command.
+const COMMAND_PREFIXES: [&str; 12] = [
+    "then", "do", "else", "elif", "if", "while", "until", "!", "sudo", "exec", "time", "nohup",
+];
+
+/// Every `./` or `../` path on a line, in order, with how it is used. Paths that
+/// expand (`$`, globs, `~`) and bare `.`/`..` directories are left out; so is
+/// everything after an output redirection (`> ./out.log`: the shell creates it).
+pub(crate) fn path_uses(text: &str) -> Vec<PathUse> {
+    let words = shell_words(strip_comment(text));
+    let mut uses = Vec::new();
+    let mut command: Option<&str> = None;
+    let mut copy_sources_end = None;
+    let mut previous: Option<&str> = None;
+    for (index, word) in words.iter().enumerate() {
+        let word = word.as_str();
+        if matches!(word, ";" | "&" | "|") {
+            command = None;
+            previous = None;
             continue;
         }
-        let is_output = after_redirect
-            || word.starts_with('>')
-            || word.starts_with("1>")
-            || word.starts_with("2>")
-            || word.starts_with("&>");
-        after_redirect = false;
-        if is_output {
-            continue;
-        }
-        let word = word.trim_start_matches(['(', '<', '"', '\'']);
-        let word = match word.split_once('=') {
-            Some((_, value)) if !word.starts_with('.') => value.trim_start_matches(['"', '\'']),
-            _ => word,
+        let redirect = word.trim_start_matches(['0', '1', '2', '&']);
+        let (input, output) = (redirect.starts_with('<'), redirect.starts_with('>'));
+        let after_output = previous
+            .map(|p| p.trim_start_matches(['0', '1', '2', '&']))
+            .is_some_and(|p| p.starts_with('>') && p.trim_start_matches(['>', '|']).is_empty());
+        let after_input = previous.is_some_and(|p| p == "<");
+        let starts_command = command.is_none()
+            && !COMMAND_PREFIXES.contains(&word)
+            && !is_assignment(word)
+            && !input
+            && !output;
+        let (option, value) = match word.split_once('=') {
+            Some((option, value)) if option.starts_with('-') => (Some(option), value),
+            _ => (
+                None,
+                word.trim_start_matches(['<', '(']).trim_start_matches('>'),
+            ),
         };
-        let path = word.trim_end_matches([';', ')', '"', '\'', '&', '|', ',']);
-        if !(path.starts_with("./") || path.starts_with("../")) {
+        let value = value.trim_end_matches([')', ',']);
+        if starts_command {
+            command = Some(value.rsplit('/').next().unwrap_or(value));
+            if matches!(command, Some("cp" | "mv")) {
+                // The last word before a separator is the destination.
+                let rest = &words[index + 1..];
+                let length = rest
+                    .iter()
+                    .position(|w| matches!(w.as_str(), ";" | "&" | "|"))
+                    .unwrap_or(rest.len());
+                copy_sources_end = Some(index + length);
+            }
+        }
+        previous = Some(word);
+        if !is_local_path(value) || output || after_output {
             continue;
         }
-        if path
+        let read = starts_command
+            || input
+            || after_input
+            || command.is_some_and(|c| READERS.contains(&c))
+            || copy_sources_end.is_some_and(|end| index < end)
+            || option.is_some_and(|o| INPUT_OPTIONS.contains(&o))
+            || index
+                .checked_sub(1)
+                .and_then(|i| words.get(i))
+                .is_some_and(|p| INPUT_OPTIONS.contains(&p.as_str()));
+        uses.push(PathUse {
+            path: value.to_string(),
+            read,
+        });
+    }
+    uses
+}
+
+fn is_assignment(word: &str) -> bool {
+    word.split_once('=').is_some_and(|(name, _)| {
+        name.chars().next().is_some_and(is_name_start) && name.chars().all(is_name_char)
+    })
+}
+
+fn is_local_path(word: &str) -> bool {
+    (word.starts_with("./") || word.starts_with("../"))
+        && !word
             .chars()
             .any(|c| matches!(c, '$' | '*' | '?' | '[' | '{' | '`' | '~'))
-        {
-            continue;
-        }
-        if path
+        && !word
             .trim_end_matches('/')
             .chars()
             .all(|c| c == '.' || c == '/')
-        {
-            continue;
-        }
-        found.push(path.to_string());
-    }
-    found
 }
 
 /// Whether the line runs `cd` or `pushd` anywhere (errs towards yes).
@@ -599,15 +717,68 @@ mod tests {
         assert!(unfinished_markers("TODOS XXXL todo mastodon").is_empty());
     }
 
+    fn reads(text: &str) -> Vec<(String, bool)> {
+        path_uses(text)
+            .into_iter()
+            .map(|u| (u.path, u.read))
+            .collect()
+    }
+
     #[test]
-    fn relative_paths_read_by_commands() {
+    fn paths_that_must_exist_are_told_from_paths_a_command_may_create() {
+        let found = reads(concat!(
+            "./restore.sh --config=./cfg.yaml ../x/y.db; cat \"./q.txt\" > ./out.log 2>./err",
+            " && etcdctl snapshot save ./snap.db < ./in.txt && kubectl apply -f ./pod.yaml",
+            " && cp ./a ./b ./dest/ # ./commented",
+        ));
+        let expected = [
+            ("./restore.sh", true),
+            ("./cfg.yaml", true),
+            ("../x/y.db", false),
+            ("./q.txt", true),
+            ("./snap.db", false),
+            ("./in.txt", true),
+            ("./pod.yaml", true),
+            ("./a", true),
+            ("./b", true),
+            ("./dest/", false),
+        ];
+        let expected: Vec<(String, bool)> = expected
+            .iter()
+            .map(|(path, read)| (path.to_string(), *read))
+            .collect();
+        assert_eq!(found, expected);
         assert_eq!(
-            relative_paths(
-                "./restore.sh --config=./cfg.yaml ../x/y.db; cat \"./q.txt\" > ./out.log 2>./err # ./commented"
-            ),
-            vec!["./restore.sh", "./cfg.yaml", "../x/y.db", "./q.txt"]
+            reads("FOO=1 sudo ./run.sh; mkdir -p ./backup"),
+            vec![
+                ("./run.sh".to_string(), true),
+                ("./backup".to_string(), false)
+            ]
         );
-        assert!(relative_paths("cd ./ && ls ./$DIR ./*.yaml ../ >> ./log").is_empty());
+        assert!(reads("cd ./ && ls ./$DIR ./*.yaml ../ >> ./log").is_empty());
+    }
+
+    #[test]
+    fn hidden_assignments_are_seen() {
+        for hidden in [
+            "source ./env.sh",
+            ". \"$WORKDIR/env\"",
+            "if x; then eval \"$(cmd)\"; fi",
+            "set -a",
+        ] {
+            assert!(sets_hidden_names(hidden), "{hidden}");
+        }
+        for plain in ["echo source", "ls .", "set -eu", "cat ./x # source y"] {
+            assert!(!sets_hidden_names(plain), "{plain}");
+        }
+    }
+
+    #[test]
+    fn words_split_like_the_shell() {
+        assert_eq!(
+            shell_words("a 'b c'\"d\" e\\ f;g&&h 2>&1 >|x"),
+            vec!["a", "b cd", "e f", ";", "g", "&", "&", "h", "2>&1", ">|x"]
+        );
     }
 
     #[test]

@@ -305,6 +305,19 @@ fn relative_paths_are_not_checked_after_cd() {
 }
 
 #[test]
+fn paths_an_earlier_command_may_have_made_are_not_missing() {
+    let text = "# T\n\n## Save\n\n```sh\netcdctl snapshot save ./snap.db\nmkdir -p ./backup\n```\n\n## Use\n\n```sh\ncat ./snap.db\n./backup/restore.sh\n./never-made.sh\n```\n";
+    assert_eq!(lint_kinds(text, None), vec![(15, LintKind::MissingFile)]);
+}
+
+#[test]
+fn variables_are_not_checked_after_source_or_eval() {
+    let text = "# T\n\n## Load\n\n```sh\n. ./env.sh\necho \"$FROM_ENV\"\n```\n";
+    let findings = lint_kinds(text, Some(&BTreeSet::new()));
+    assert_eq!(findings, vec![(6, LintKind::MissingFile)]);
+}
+
+#[test]
 fn a_heading_that_groups_deeper_ones_is_not_empty() {
     let text = "# T\n\n## Phase one\n\n### Do it\n\nNow.\n\n## Empty\n\n## Last\n\nDone.\n";
     assert_eq!(lint_kinds(text, None), vec![(9, LintKind::EmptyStep)]);

@@ -24,6 +24,9 @@ pub fn run(cli: Cli) -> i32 {
             );
             0
         }
+        Command::Runbook {
+            command: crate::cli::RunbookCommand::Lint { files, drill },
+        } => crate::runbook::lint_command(&files, drill.as_deref()),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

@@ -13,6 +13,7 @@ pub mod journal;
 pub mod logging;
 pub mod plan;
 pub mod process;
+pub mod runbook;
 pub mod score;
 pub mod signal;
 pub mod target;

@@ -221,6 +221,7 @@ fn run_command(args: &crate::cli::RunArgs) -> i32 {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
         keep: args.keep,
         runbook_continue: args.runbook_continue,
+        interactive: args.interactive,
         run_dir: args.run_dir.clone(),
         halt_file: args.halt_file.clone(),
         ..Default::default()

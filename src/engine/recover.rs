@@ -1,16 +1,510 @@
-//! Recovery by runbook (SPEC §7.1).
+//! Recovery by runbook (SPEC §7.1–7.2): every executable step runs exactly
+//! as written, in order, in the run's environment; the first failure stops
+//! the runbook (the remaining steps are `skipped`) unless `--runbook-continue`;
+//! manual steps are `unverified`. With `check: idempotent` every step that
+//! succeeded runs a second time afterwards.
+//!
+//! Each step's blocks run in one `/bin/sh -c` with `WORKDIR` as the working
+//! directory. `stdout_contains`/`stdout_matches` are checked against what the
+//! step printed (stdout and stderr as they interleaved, as a person at a
+//! terminal sees them).
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use crate::drill::{Recover, Step};
-use crate::engine::run::{Shared, StepResult};
+use crate::drill::{Check, Recover, Step};
+use crate::engine::event::EventKind;
+use crate::engine::run::{Shared, StepResult, parse_outputs};
+use crate::journal::{RunbookStepStatus, StepStatus};
+use crate::process;
+use crate::runbook::{self, RunbookStep};
+
+/// Time a block gets without a `timeout` attribute.
+pub const DEFAULT_BLOCK_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The operator's answers in `--interactive` (a terminal or a pipe, one a line).
+pub struct Operator {
+    lines: Mutex<Box<dyn BufRead + Send>>,
+}
+
+impl Operator {
+    /// Answers read from standard input.
+    pub fn stdin() -> Operator {
+        Operator {
+            lines: Mutex::new(Box::new(std::io::BufReader::new(std::io::stdin()))),
+        }
+    }
+
+    /// Answers from any reader (tests).
+    pub fn from_reader(reader: impl BufRead + Send + 'static) -> Operator {
+        Operator {
+            lines: Mutex::new(Box::new(reader)),
+        }
+    }
+
+    fn ask(&self, prompt: &str) -> Option<String> {
+        eprint!("{prompt}");
+        let _ = std::io::stderr().flush();
+        let mut line = String::new();
+        let mut lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        match lines.read_line(&mut line) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some(line.trim_end_matches(['\n', '\r']).to_owned()),
+        }
+    }
+}
+
+/// How one runbook step went.
+struct Ran {
+    status: RunbookStepStatus,
+    exit_code: Option<i32>,
+    output: String,
+    detail: String,
+    duration: Duration,
+}
+
+/// Runs a step's script with its retries; checks the expectations.
+async fn execute(
+    shared: &Arc<Shared>,
+    step: &Step,
+    index: usize,
+    script: &str,
+    rb_step: &RunbookStep,
+    env: &BTreeMap<String, String>,
+    outputs: &mut BTreeMap<String, String>,
+) -> Ran {
+    let expectations = rb_step.expectations();
+    let timeout = rb_step.timeout(DEFAULT_BLOCK_TIMEOUT);
+    let started = Instant::now();
+    let log = shared
+        .ctx
+        .run_dir
+        .join("logs")
+        .join(format!("{}.log", step.id.value));
+    let mut last = Ran {
+        status: RunbookStepStatus::Failed,
+        exit_code: None,
+        output: String::new(),
+        detail: String::new(),
+        duration: Duration::ZERO,
+    };
+    for attempt in 0..=expectations.retries {
+        let output_file = shared.ctx.run_dir.join("outputs").join(format!(
+            "{}.runbook-{}.{}.env",
+            step.id.value,
+            index + 1,
+            attempt + 1
+        ));
+        let _ = std::fs::write(&output_file, "");
+        let mut env = env.clone();
+        env.extend(outputs.clone());
+        env.insert(
+            "FIREDRILL_OUTPUT".to_owned(),
+            output_file.display().to_string(),
+        );
+        if let Ok(mut file) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+        {
+            let _ = writeln!(
+                file,
+                "=== runbook step {} (line {}): {} — attempt {}",
+                index + 1,
+                rb_step.line,
+                rb_step.title,
+                attempt + 1
+            );
+        }
+        let finished = process::run_logged(
+            script,
+            &env,
+            Some(&shared.ctx.workdir),
+            &log,
+            timeout,
+            |_| {},
+        )
+        .await;
+        last = match finished {
+            Err(error) => Ran {
+                status: RunbookStepStatus::Failed,
+                exit_code: None,
+                output: String::new(),
+                detail: format!("cannot start /bin/sh: {error}"),
+                duration: started.elapsed(),
+            },
+            Ok(finished) => {
+                let checked = if finished.timed_out {
+                    Err(format!(
+                        "timed out after {}",
+                        crate::duration::format_duration(timeout)
+                    ))
+                } else {
+                    match finished.exit_code {
+                        Some(code) => expectations.check(code, &finished.output),
+                        None => Err("killed by a signal".to_owned()),
+                    }
+                };
+                if checked.is_ok() {
+                    outputs.extend(
+                        std::fs::read_to_string(&output_file)
+                            .map(|text| parse_outputs(&text))
+                            .unwrap_or_default(),
+                    );
+                }
+                Ran {
+                    status: if checked.is_ok() {
+                        RunbookStepStatus::Ok
+                    } else {
+                        RunbookStepStatus::Failed
+                    },
+                    exit_code: finished.exit_code,
+                    output: finished.output,
+                    detail: checked.err().unwrap_or_default(),
+                    duration: started.elapsed(),
+                }
+            }
+        };
+        if last.status == RunbookStepStatus::Ok {
+            break;
+        }
+        if attempt < expectations.retries {
+            tokio::time::sleep(expectations.retry_delay).await;
+        }
+    }
+    if last.status == RunbookStepStatus::Failed && expectations.retries > 0 {
+        last.detail = format!(
+            "{} (after {} attempts)",
+            last.detail,
+            expectations.retries + 1
+        );
+    }
+    last
+}
+
+#[allow(clippy::too_many_arguments)]
+fn emit_step(
+    shared: &Shared,
+    step: &Step,
+    index: usize,
+    rb_step: &RunbookStep,
+    ran: &Ran,
+    command: &str,
+    idempotent: Option<bool>,
+    note: Option<String>,
+    deviation: Option<String>,
+) {
+    shared.ctx.emitter.emit(EventKind::RunbookStep {
+        step: step.id.value.clone(),
+        index,
+        title: rb_step.title.clone(),
+        line: rb_step.line,
+        status: ran.status,
+        duration_ms: ran.duration.as_millis() as u64,
+        exit_code: ran.exit_code,
+        command: command.trim_end().to_owned(),
+        output_tail: process::tail(&ran.output, 20),
+        detail: ran.detail.clone(),
+        idempotent,
+        note,
+        deviation,
+    });
+}
+
+fn not_run(status: RunbookStepStatus, detail: &str) -> Ran {
+    Ran {
+        status,
+        exit_code: None,
+        output: String::new(),
+        detail: detail.to_owned(),
+        duration: Duration::ZERO,
+    }
+}
 
 /// Follows a Markdown runbook step by step.
 pub(crate) async fn follow_runbook(
     shared: &Arc<Shared>,
-    _step: &Step,
-    _recover: &Recover,
+    step: &Step,
+    recover: &Recover,
 ) -> StepResult {
-    let _ = shared.runbook_continue;
-    StepResult::failed("runbook execution is not built yet")
+    let Some(written) = recover.runbook.as_ref() else {
+        return StepResult::failed("recover has neither `runbook` nor `run`");
+    };
+    let path = shared.ctx.scenario_dir.join(&written.value);
+    let book = match runbook::load(&path) {
+        Ok(book) => book,
+        Err(errors) => {
+            let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            return StepResult::failed(format!("the runbook cannot be read: {}", text.join("; ")));
+        }
+    };
+    let executable = book.steps.iter().filter(|s| !s.is_manual()).count();
+    shared.ctx.emitter.emit(EventKind::RunbookStarted {
+        step: step.id.value.clone(),
+        path: written.value.clone(),
+        executable,
+        total: book.steps.len(),
+    });
+    let env = shared.step_env_of(step);
+    let mut outputs = BTreeMap::new();
+    let mut stopped: Option<String> = None;
+    let mut failed = Vec::new();
+    let mut succeeded = Vec::new();
+    for (index, rb_step) in book.steps.iter().enumerate() {
+        let script = rb_step.script();
+        if let Some(operator) = &shared.operator {
+            let answer = interact(shared, step, index, rb_step, &env, &mut outputs, operator).await;
+            if answer.status == RunbookStepStatus::Failed {
+                failed.push(index);
+            } else if answer.status == RunbookStepStatus::Ok {
+                succeeded.push(index);
+            }
+            continue;
+        }
+        if rb_step.is_manual() {
+            emit_step(
+                shared,
+                step,
+                index,
+                rb_step,
+                &not_run(
+                    RunbookStepStatus::Unverified,
+                    "manual step: nothing to run, a person must do it",
+                ),
+                "",
+                None,
+                None,
+                None,
+            );
+            continue;
+        }
+        if let Some(why) = &stopped {
+            emit_step(
+                shared,
+                step,
+                index,
+                rb_step,
+                &not_run(RunbookStepStatus::Skipped, why),
+                &script,
+                None,
+                None,
+                None,
+            );
+            continue;
+        }
+        let ran = execute(shared, step, index, &script, rb_step, &env, &mut outputs).await;
+        emit_step(
+            shared, step, index, rb_step, &ran, &script, None, None, None,
+        );
+        if ran.status == RunbookStepStatus::Ok {
+            succeeded.push(index);
+        } else {
+            failed.push(index);
+            if !shared.runbook_continue {
+                stopped = Some(format!(
+                    "not run: step {} ({}) failed before it",
+                    index + 1,
+                    rb_step.title
+                ));
+            }
+        }
+    }
+    if recover.check == Some(Check::Idempotent) {
+        // The "resume after it died halfway" test: run every step again.
+        for &index in &succeeded {
+            let rb_step = &book.steps[index];
+            let script = rb_step.script();
+            if script.is_empty() {
+                continue;
+            }
+            let ran = execute(shared, step, index, &script, rb_step, &env, &mut outputs).await;
+            let ok = ran.status == RunbookStepStatus::Ok;
+            emit_step(
+                shared,
+                step,
+                index,
+                rb_step,
+                &ran,
+                &script,
+                Some(ok),
+                None,
+                None,
+            );
+        }
+    }
+    let mut result = if failed.is_empty() {
+        StepResult::ok(format!(
+            "runbook {}: {} of {executable} executable steps ok",
+            written.value,
+            succeeded.len()
+        ))
+    } else {
+        let first = &book.steps[failed[0]];
+        StepResult::failed(format!(
+            "runbook {}: step {} ({}, line {}) failed",
+            written.value,
+            failed[0] + 1,
+            first.title,
+            first.line
+        ))
+    };
+    result.outputs = outputs;
+    if result.status == StepStatus::Ok {
+        result.exit_code = Some(0);
+    }
+    result
+}
+
+/// `--interactive`: show the step, take the operator's answer.
+async fn interact(
+    shared: &Arc<Shared>,
+    step: &Step,
+    index: usize,
+    rb_step: &RunbookStep,
+    env: &BTreeMap<String, String>,
+    outputs: &mut BTreeMap<String, String>,
+    operator: &Arc<Operator>,
+) -> Ran {
+    let script = rb_step.script();
+    let shown_at = Instant::now();
+    let mut text = format!(
+        "\n── runbook step {}: {} (line {})\n",
+        index + 1,
+        rb_step.title,
+        rb_step.line
+    );
+    if !rb_step.prose.trim().is_empty() {
+        text.push_str(rb_step.prose.trim());
+        text.push('\n');
+    }
+    if !script.is_empty() {
+        for line in script.lines() {
+            text.push_str(&format!("  $ {line}\n"));
+        }
+    }
+    eprint!("{text}");
+    let mut note: Option<String> = None;
+    loop {
+        let prompt = if script.is_empty() {
+            "[d]one by hand, [s]kip, [f]ailed, [n]ote > "
+        } else {
+            "[r]un it, [d]one by hand, [s]kip, [e]dit, [f]ailed, [n]ote > "
+        };
+        let op = operator.clone();
+        let prompt = prompt.to_owned();
+        let answer = tokio::task::spawn_blocking(move || op.ask(&prompt))
+            .await
+            .ok()
+            .flatten();
+        let Some(answer) = answer else {
+            // No more answers (end of the pipe): nothing is run on nobody's say-so.
+            let ran = not_run(
+                RunbookStepStatus::Skipped,
+                "no answer from the operator (end of input)",
+            );
+            emit_step(
+                shared, step, index, rb_step, &ran, &script, None, note, None,
+            );
+            return ran;
+        };
+        let elapsed = |mut ran: Ran| {
+            ran.duration = shown_at.elapsed();
+            ran
+        };
+        match answer.trim() {
+            "r" if !script.is_empty() => {
+                let ran = execute(shared, step, index, &script, rb_step, env, outputs).await;
+                eprintln!(
+                    "   {}{}",
+                    if ran.status == RunbookStepStatus::Ok {
+                        "ok"
+                    } else {
+                        "FAILED: "
+                    },
+                    ran.detail
+                );
+                emit_step(
+                    shared, step, index, rb_step, &ran, &script, None, note, None,
+                );
+                return ran;
+            }
+            "d" => {
+                let ran = elapsed(not_run(RunbookStepStatus::Unverified, "done by hand"));
+                emit_step(
+                    shared, step, index, rb_step, &ran, &script, None, note, None,
+                );
+                return ran;
+            }
+            "s" => {
+                let ran = elapsed(not_run(
+                    RunbookStepStatus::Skipped,
+                    "skipped by the operator",
+                ));
+                emit_step(
+                    shared, step, index, rb_step, &ran, &script, None, note, None,
+                );
+                return ran;
+            }
+            "f" => {
+                let ran = elapsed(not_run(
+                    RunbookStepStatus::Failed,
+                    "the operator reported it failed",
+                ));
+                emit_step(
+                    shared, step, index, rb_step, &ran, &script, None, note, None,
+                );
+                return ran;
+            }
+            "e" if !script.is_empty() => {
+                let op = operator.clone();
+                let replacement =
+                    tokio::task::spawn_blocking(move || op.ask("command to run instead > "))
+                        .await
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default();
+                if replacement.trim().is_empty() {
+                    continue;
+                }
+                let mut ran =
+                    execute(shared, step, index, &replacement, rb_step, env, outputs).await;
+                ran.detail = if ran.status == RunbookStepStatus::Ok {
+                    "the runbook's command was replaced by the operator's".to_owned()
+                } else {
+                    format!("the operator's replacement failed: {}", ran.detail)
+                };
+                if ran.status == RunbookStepStatus::Ok {
+                    ran.status = RunbookStepStatus::Deviated;
+                }
+                emit_step(
+                    shared,
+                    step,
+                    index,
+                    rb_step,
+                    &ran,
+                    &script,
+                    None,
+                    note,
+                    Some(replacement),
+                );
+                return ran;
+            }
+            "n" => {
+                let op = operator.clone();
+                if let Some(text) = tokio::task::spawn_blocking(move || op.ask("note > "))
+                    .await
+                    .ok()
+                    .flatten()
+                {
+                    note = Some(match note {
+                        Some(before) => format!("{before}\n{text}"),
+                        None => text,
+                    });
+                }
+            }
+            other => eprintln!("   unknown answer {other:?}"),
+        }
+    }
 }

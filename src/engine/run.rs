@@ -38,6 +38,8 @@ pub struct Options {
     pub keep: bool,
     /// Go on after a failed runbook step.
     pub runbook_continue: bool,
+    /// Walk through runbooks with an operator answering on stdin.
+    pub interactive: bool,
     /// Where records go; default `.firedrill/runs/<run id>`.
     pub run_dir: Option<PathBuf>,
     /// The halt file.
@@ -57,6 +59,7 @@ impl Default for Options {
             parallel: std::thread::available_parallelism().map_or(2, |n| n.get()),
             keep: false,
             runbook_continue: false,
+            interactive: false,
             run_dir: None,
             halt_file: PathBuf::from(".firedrill/halt"),
             grace: Duration::from_secs(5),
@@ -182,6 +185,7 @@ pub(crate) struct Shared {
     pub(crate) ctx: RunContext,
     pub(crate) env: BTreeMap<String, String>,
     pub(crate) runbook_continue: bool,
+    pub(crate) operator: Option<Arc<crate::engine::recover::Operator>>,
     halt_file: PathBuf,
     abort: watch::Sender<Option<String>>,
     active: Mutex<Vec<Active>>,
@@ -215,6 +219,10 @@ impl Shared {
 
     /// The environment of a step: the run's, plus the outputs of every step
     /// it needs, directly or not.
+    pub(crate) fn step_env_of(&self, step: &Step) -> BTreeMap<String, String> {
+        self.step_env(step)
+    }
+
     fn step_env(&self, step: &Step) -> BTreeMap<String, String> {
         let mut env = self.env.clone();
         let outputs = self.outputs.lock().unwrap_or_else(|e| e.into_inner());
@@ -350,6 +358,9 @@ pub async fn run(
         },
         env,
         runbook_continue: options.runbook_continue,
+        operator: options
+            .interactive
+            .then(|| Arc::new(crate::engine::recover::Operator::stdin())),
         halt_file: halt_file.clone(),
         abort: abort_tx,
         active: Mutex::new(Vec::new()),
@@ -1130,8 +1141,18 @@ async fn run_step(shared: &Arc<Shared>, step: &Step) -> StepResult {
             attempt,
             summary: crate::plan::describe_action(step),
         });
-        result = match tokio::time::timeout(step.timeout(), run_action(shared, step, attempt)).await
-        {
+        let follows_runbook = step
+            .recover
+            .as_ref()
+            .is_some_and(|r| r.value.runbook.is_some());
+        // A runbook's steps have their own timeouts; the recover step only
+        // gets an overall one if the drill gives it.
+        let timeout = if follows_runbook && step.timeout.is_none() {
+            Duration::from_secs(24 * 3600)
+        } else {
+            step.timeout()
+        };
+        result = match tokio::time::timeout(timeout, run_action(shared, step, attempt)).await {
             Ok(result) => result,
             Err(_) => {
                 if let Some(pgid) = shared

@@ -46,7 +46,8 @@ pub fn scan_with_warnings(dir: &Path) -> Scan {
         Ok(entries) => entries,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return scan,
         Err(error) => {
-            scan.warnings.push(format!("cannot read {}: {error}", dir.display()));
+            scan.warnings
+                .push(format!("cannot read {}: {error}", dir.display()));
             return scan;
         }
     };
@@ -55,7 +56,8 @@ pub fn scan_with_warnings(dir: &Path) -> Scan {
         let run_dir = match entry {
             Ok(entry) => entry.path(),
             Err(error) => {
-                scan.warnings.push(format!("cannot read {}: {error}", dir.display()));
+                scan.warnings
+                    .push(format!("cannot read {}: {error}", dir.display()));
                 continue;
             }
         };
@@ -76,7 +78,10 @@ pub fn scan_with_warnings(dir: &Path) -> Scan {
         }
     }
     found.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
-    scan.runs = found.into_iter().map(|(_, path, journal)| (path, journal)).collect();
+    scan.runs = found
+        .into_iter()
+        .map(|(_, path, journal)| (path, journal))
+        .collect();
     scan
 }
 
@@ -139,7 +144,12 @@ pub fn render(runs: &[(PathBuf, Journal)], scenario: Option<&str>) -> String {
         let padded: Vec<String> = cells
             .iter()
             .zip(widths)
-            .map(|(cell, width)| format!("{cell}{}", " ".repeat(width.saturating_sub(cell.chars().count()))))
+            .map(|(cell, width)| {
+                format!(
+                    "{cell}{}",
+                    " ".repeat(width.saturating_sub(cell.chars().count()))
+                )
+            })
             .collect();
         format!("{}\n", padded.join("  ").trim_end())
     };
@@ -153,7 +163,10 @@ pub fn render(runs: &[(PathBuf, Journal)], scenario: Option<&str>) -> String {
     out.push_str("\nTrend (latest TTR against the median of the earlier runs):\n");
     let mut by_drill: BTreeMap<&str, Vec<&Journal>> = BTreeMap::new();
     for (_, journal) in &selected {
-        by_drill.entry(journal.drill.as_str()).or_default().push(journal);
+        by_drill
+            .entry(journal.drill.as_str())
+            .or_default()
+            .push(journal);
     }
     for (drill, journals) in by_drill {
         let _ = writeln!(out, "  {drill}: {}", trend(&journals));
@@ -162,7 +175,9 @@ pub fn render(runs: &[(PathBuf, Journal)], scenario: Option<&str>) -> String {
 }
 
 fn matches_scenario(journal: &Journal, name: &str) -> bool {
-    let stem = Path::new(&journal.scenario).file_stem().and_then(|stem| stem.to_str());
+    let stem = Path::new(&journal.scenario)
+        .file_stem()
+        .and_then(|stem| stem.to_str());
     journal.drill == name || journal.scenario == name || stem == Some(name)
 }
 
@@ -193,48 +208,89 @@ fn ttr_against_rto(journal: &Journal) -> String {
     }
 }
 
-/// The trend of one drill's runs, oldest first.
+/// The trend of one drill's runs, oldest first: the latest TTR against the
+/// median of the earlier runs (which decides faster/slower: one unusually
+/// slow or fast game day must not swing it) and against the previous run.
 ///
-/// Only recovered runs have a TTR worth comparing; the median of the earlier
-/// runs keeps one unusually slow or fast game day from swinging the verdict.
+/// Only recovered runs have a TTR worth comparing.
 fn trend(journals: &[&Journal]) -> String {
-    if journals.len() < 2 {
-        return "not enough runs".to_string();
-    }
     let ttr = |journal: &Journal| journal.ttr_ms.filter(|_| journal.recovered);
-    let Some((latest, earlier)) = journals.split_last() else {
+    let Some((latest, earlier)) = journals.split_last().filter(|_| journals.len() >= 2) else {
         return "not enough runs".to_string();
     };
     let Some(latest_ttr) = ttr(latest) else {
         return format!("latest run did not recover ({} runs)", journals.len());
     };
-    let mut earlier: Vec<u64> = earlier.iter().filter_map(|journal| ttr(journal)).collect();
-    if earlier.is_empty() {
-        return format!("not enough runs (no earlier run recovered); latest TTR {}", human(latest_ttr));
+    let mut earlier_ttrs: Vec<u64> = earlier.iter().filter_map(|journal| ttr(journal)).collect();
+    if earlier_ttrs.is_empty() {
+        return format!(
+            "not enough runs (no earlier run recovered); latest TTR {}",
+            human(latest_ttr)
+        );
     }
-    earlier.sort_unstable();
-    let middle = earlier.len() / 2;
-    let median = if earlier.len() % 2 == 0 {
-        earlier[middle - 1] / 2 + earlier[middle] / 2 + (earlier[middle - 1] % 2 + earlier[middle] % 2) / 2
-    } else {
-        earlier[middle]
+    let previous = match earlier.last().and_then(|journal| ttr(journal)) {
+        Some(previous) => format!(
+            "previous run {}, {}",
+            human(previous),
+            compare(latest_ttr, previous)
+        ),
+        None => "previous run did not recover".to_string(),
     };
+    earlier_ttrs.sort_unstable();
+    let median = median(&earlier_ttrs);
     let context = format!(
-        "latest TTR {} against a median of {} over {} earlier run{}",
+        "latest TTR {} against a median of {} over {} earlier run{}; {previous}",
         human(latest_ttr),
         human(median),
-        earlier.len(),
-        if earlier.len() == 1 { "" } else { "s" }
+        earlier_ttrs.len(),
+        if earlier_ttrs.len() == 1 { "" } else { "s" }
     );
+    format!("{} ({context})", compare(latest_ttr, median))
+}
+
+/// `faster by 2.0s`, `slower by 1m10s` or `steady`, for `latest` against `reference`.
+fn compare(latest: u64, reference: u64) -> String {
     // Differences within 5% (at least 100ms) are noise: probe intervals alone cause them.
-    let tolerance = (median / 20).max(100);
-    if latest_ttr.abs_diff(median) <= tolerance {
-        format!("steady ({context})")
-    } else if latest_ttr < median {
-        format!("faster by {} ({context})", human(median - latest_ttr))
+    let tolerance = (reference / 20).max(100);
+    if latest.abs_diff(reference) <= tolerance {
+        "steady".to_string()
+    } else if latest < reference {
+        format!("faster by {}", human(reference - latest))
     } else {
-        format!("slower by {} ({context})", human(latest_ttr - median))
+        format!("slower by {}", human(latest - reference))
     }
+}
+
+/// The median of sorted, non-empty values, without overflowing.
+fn median(sorted: &[u64]) -> u64 {
+    let middle = sorted.len() / 2;
+    if sorted.len().is_multiple_of(2) {
+        let (low, high) = (sorted[middle - 1], sorted[middle]);
+        low / 2 + high / 2 + (low % 2 + high % 2) / 2
+    } else {
+        sorted[middle]
+    }
+}
+
+/// `firedrill history [--scenario NAME] [--dir DIR]`: prints the table of past
+/// runs and the trend per drill; returns the exit code (2 when `dir` exists but
+/// is not a directory). Journals that cannot be read are named on stderr and
+/// skipped.
+pub fn history_command(dir: &Path, scenario: Option<&str>) -> i32 {
+    if dir.exists() && !dir.is_dir() {
+        eprintln!("error: {} is not a directory of runs", dir.display());
+        return crate::app::EXIT_INVALID;
+    }
+    let scan = scan_with_warnings(dir);
+    for warning in &scan.warnings {
+        eprintln!("warning: {warning}");
+    }
+    if scan.runs.is_empty() {
+        println!("No runs recorded in {}.", dir.display());
+        return 0;
+    }
+    print!("{}", render(&scan.runs, scenario));
+    0
 }
 
 #[cfg(test)]
@@ -256,16 +312,32 @@ mod tests {
     fn write(dir: &Path, name: &str, journal: &Journal) {
         let run_dir = dir.join(name);
         std::fs::create_dir_all(&run_dir).unwrap();
-        std::fs::write(run_dir.join("journal.json"), serde_json::to_string(journal).unwrap()).unwrap();
+        std::fs::write(
+            run_dir.join("journal.json"),
+            serde_json::to_string(journal).unwrap(),
+        )
+        .unwrap();
     }
 
     #[test]
     fn scans_two_drills_and_renders_both_with_their_trends() {
         let dir = tempfile::tempdir().unwrap();
         // Written out of order: the scan must sort by start time.
-        write(dir.path(), "c-etcd", &run("etcd-quorum-loss", 3, Some(40_000)));
-        write(dir.path(), "a-etcd", &run("etcd-quorum-loss", 1, Some(60_000)));
-        write(dir.path(), "b-etcd", &run("etcd-quorum-loss", 2, Some(50_000)));
+        write(
+            dir.path(),
+            "c-etcd",
+            &run("etcd-quorum-loss", 3, Some(40_000)),
+        );
+        write(
+            dir.path(),
+            "a-etcd",
+            &run("etcd-quorum-loss", 1, Some(60_000)),
+        );
+        write(
+            dir.path(),
+            "b-etcd",
+            &run("etcd-quorum-loss", 2, Some(50_000)),
+        );
         write(dir.path(), "a-web", &run("web-failover", 1, Some(10_000)));
         write(dir.path(), "b-web", &run("web-failover", 4, Some(22_300)));
         std::fs::create_dir_all(dir.path().join("broken")).unwrap();
@@ -277,24 +349,41 @@ mod tests {
         assert_eq!(scan.runs.len(), 5);
         assert_eq!(scan.warnings.len(), 1, "{:?}", scan.warnings);
         assert!(scan.warnings[0].contains("broken"), "{:?}", scan.warnings);
-        let order: Vec<_> = scan.runs.iter().map(|(_, j)| j.started_at.clone()).collect();
+        let order: Vec<_> = scan
+            .runs
+            .iter()
+            .map(|(_, j)| j.started_at.clone())
+            .collect();
         let mut sorted = order.clone();
         sorted.sort();
         assert_eq!(order, sorted, "oldest first");
 
         let text = render(&scan.runs, None);
-        assert!(text.contains("etcd-quorum-loss") && text.contains("web-failover"), "{text}");
+        assert!(
+            text.contains("etcd-quorum-loss") && text.contains("web-failover"),
+            "{text}"
+        );
         // etcd: latest 40s against the median 55s of 60s and 50s.
         assert!(text.contains("etcd-quorum-loss: faster by 15.0s"), "{text}");
         assert!(text.contains("web-failover: slower by 12.3s"), "{text}");
+        assert!(
+            text.contains("previous run 50.0s, faster by 10.0s"),
+            "compared with the previous run too: {text}"
+        );
         // Newest last.
-        let last_row = text.lines().filter(|line| line.starts_with("2025-")).last().unwrap();
+        let last_row = text
+            .lines()
+            .rfind(|line| line.starts_with("2025-"))
+            .unwrap();
         assert!(last_row.starts_with("2025-03-04 10:00 UTC"), "{text}");
         assert!(text.contains("2m00s"), "RTO shown: {text}");
 
         let only_web = render(&scan.runs, Some("web-failover"));
         assert!(!only_web.contains("etcd-quorum-loss"), "{only_web}");
-        assert_eq!(render(&scan.runs, Some("scenarios/web-failover.yaml")), only_web);
+        assert_eq!(
+            render(&scan.runs, Some("scenarios/web-failover.yaml")),
+            only_web
+        );
     }
 
     #[test]
@@ -305,8 +394,15 @@ mod tests {
             (PathBuf::from("1"), run("a", 1, Some(30_000))),
             (PathBuf::from("2"), run("a", 2, Some(30_500))),
         ];
-        assert!(render(&steady, None).contains("a: steady"), "{}", render(&steady, None));
-        let unrecovered = [(PathBuf::from("1"), one), (PathBuf::from("2"), run("a", 2, None))];
+        assert!(
+            render(&steady, None).contains("a: steady"),
+            "{}",
+            render(&steady, None)
+        );
+        let unrecovered = [
+            (PathBuf::from("1"), one),
+            (PathBuf::from("2"), run("a", 2, None)),
+        ];
         let text = render(&unrecovered, None);
         assert!(text.contains("latest run did not recover"), "{text}");
         assert!(text.contains("not recovered / 2m00s"), "{text}");

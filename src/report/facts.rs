@@ -52,7 +52,13 @@ pub(crate) fn runbook_status(status: RunbookStepStatus) -> &'static str {
 pub(crate) fn first_fault_ms(journal: &Journal) -> Option<u64> {
     journal
         .first_fault_ms
-        .or_else(|| journal.faults.iter().filter_map(|fault| fault_start_ms(journal, fault)).min())
+        .or_else(|| {
+            journal
+                .faults
+                .iter()
+                .filter_map(|fault| fault_start_ms(journal, fault))
+                .min()
+        })
         .or_else(|| {
             journal
                 .steps
@@ -64,7 +70,10 @@ pub(crate) fn first_fault_ms(journal: &Journal) -> Option<u64> {
 }
 
 /// When a fault was injected: its own record, else the start of its step.
-pub(crate) fn fault_start_ms(journal: &Journal, fault: &crate::journal::FaultRecord) -> Option<u64> {
+pub(crate) fn fault_start_ms(
+    journal: &Journal,
+    fault: &crate::journal::FaultRecord,
+) -> Option<u64> {
     fault.started_ms.or_else(|| {
         journal
             .steps
@@ -101,11 +110,15 @@ pub(crate) fn first_failed_probe(journal: &Journal) -> Option<&ProbeSample> {
 
 /// The end of the run's clock: the latest thing the journal knows about.
 pub(crate) fn end_ms(journal: &Journal) -> u64 {
-    let step_ends = journal
-        .steps
-        .iter()
-        .filter_map(|step| step.started_ms.map(|start| start.saturating_add(step.duration_ms)));
-    let marks = [recovery_ms(journal), detection_ms(journal), first_fault_ms(journal)];
+    let step_ends = journal.steps.iter().filter_map(|step| {
+        step.started_ms
+            .map(|start| start.saturating_add(step.duration_ms))
+    });
+    let marks = [
+        recovery_ms(journal),
+        detection_ms(journal),
+        first_fault_ms(journal),
+    ];
     step_ends
         .chain(marks.into_iter().flatten())
         .chain(journal.health.iter().map(|sample| sample.at_ms))
@@ -121,7 +134,11 @@ pub(crate) fn end_ms(journal: &Journal) -> u64 {
 /// that the operator did by hand (`unverified` with a command) does count,
 /// because it did not run as written.
 pub(crate) fn accuracy_counts(runbook: &RunbookRecord) -> (usize, usize) {
-    let executable = runbook.steps.iter().filter(|step| is_executable(step)).count();
+    let executable = runbook
+        .steps
+        .iter()
+        .filter(|step| is_executable(step))
+        .count();
     let ok = runbook
         .steps
         .iter()
@@ -141,7 +158,11 @@ pub(crate) fn accuracy(journal: &Journal) -> Option<f64> {
         Some(value) if value.is_finite() => Some(value),
         _ => {
             let (ok, executable) = accuracy_counts(runbook);
-            Some(if executable == 0 { 100.0 } else { 100.0 * ok as f64 / executable as f64 })
+            Some(if executable == 0 {
+                100.0
+            } else {
+                100.0 * ok as f64 / executable as f64
+            })
         }
     }
 }
@@ -149,7 +170,11 @@ pub(crate) fn accuracy(journal: &Journal) -> Option<f64> {
 /// Formats a percentage with at most one decimal: `83.3`, `100`.
 pub(crate) fn percent(value: f64) -> String {
     let rounded = (value * 10.0).round() / 10.0;
-    if rounded.fract() == 0.0 { format!("{rounded:.0}") } else { format!("{rounded:.1}") }
+    if rounded.fract() == 0.0 {
+        format!("{rounded:.0}")
+    } else {
+        format!("{rounded:.1}")
+    }
 }
 
 /// The score's parts, each with its numbers filled in.
@@ -160,6 +185,8 @@ pub(crate) struct ScoreExplanation {
     pub accuracy: String,
     /// The formula with this run's numbers.
     pub formula: String,
+    /// The scorer's own statement of it (`score::formula`), raw milliseconds included.
+    pub scorer: String,
 }
 
 /// Explains the score with this run's numbers (SPEC §7.4: "the report shows each part and this formula").
@@ -168,7 +195,11 @@ pub(crate) fn score_explanation(journal: &Journal) -> ScoreExplanation {
     let time = match journal.ttr_ms {
         _ if !journal.recovered => format!("not recovered → time score {}", journal.time_score),
         Some(ttr) if ttr <= journal.rto_ms => {
-            format!("TTR {} ≤ RTO {rto} → time score {}", human(ttr), journal.time_score)
+            format!(
+                "TTR {} ≤ RTO {rto} → time score {}",
+                human(ttr),
+                journal.time_score
+            )
         }
         Some(ttr) => {
             let raw = 100.0 * journal.rto_ms as f64 / ttr as f64;
@@ -212,7 +243,12 @@ pub(crate) fn score_explanation(journal: &Journal) -> ScoreExplanation {
             ),
         }
     };
-    ScoreExplanation { time, accuracy: accuracy_text, formula }
+    ScoreExplanation {
+        time,
+        accuracy: accuracy_text,
+        formula,
+        scorer: crate::score::formula(journal),
+    }
 }
 
 /// One objective against what was measured.
@@ -252,9 +288,10 @@ pub(crate) fn objectives(journal: &Journal) -> Vec<Objective> {
         },
         Objective {
             name: "Data loss",
-            target: journal
-                .rpo_ms
-                .map_or_else(|| "no RPO set".to_string(), |rpo| format!("RPO {}", human(rpo))),
+            target: journal.rpo_ms.map_or_else(
+                || "no RPO set".to_string(),
+                |rpo| format!("RPO {}", human(rpo)),
+            ),
             measured: data_loss.0,
             met: data_loss.1,
         },
@@ -300,7 +337,11 @@ pub(crate) struct TimelineEntry {
 pub(crate) fn timeline(journal: &Journal) -> Vec<TimelineEntry> {
     let mut entries: Vec<TimelineEntry> = Vec::new();
     for step in &journal.steps {
-        let action = if step.action.is_empty() { String::new() } else { format!(" ({})", step.action) };
+        let action = if step.action.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", step.action)
+        };
         entries.push(TimelineEntry {
             at_ms: step.started_ms,
             kind: EntryKind::Step,
@@ -313,9 +354,19 @@ pub(crate) fn timeline(journal: &Journal) -> Vec<TimelineEntry> {
         entries.push(TimelineEntry {
             at_ms: fault_start_ms(journal, fault),
             kind: EntryKind::Fault,
-            event: format!("fault {}: {} → {}", fault.step, fault.kind, targets(&fault.targets)),
+            event: format!(
+                "fault {}: {} → {}",
+                fault.step,
+                fault.kind,
+                targets(&fault.targets)
+            ),
             duration_ms: None,
-            status: if fault.reverted { "injected, reverted" } else { "injected" }.to_string(),
+            status: if fault.reverted {
+                "injected, reverted"
+            } else {
+                "injected"
+            }
+            .to_string(),
         });
     }
     if let Some(sample) = first_failed_probe(journal) {
@@ -331,7 +382,11 @@ pub(crate) fn timeline(journal: &Journal) -> Vec<TimelineEntry> {
         });
     }
     if let (Some(at), Some(ttr)) = (recovery_ms(journal), journal.ttr_ms) {
-        let status = if journal.recovered { "recovered" } else { "not holding at the end" };
+        let status = if journal.recovered {
+            "recovered"
+        } else {
+            "not holding at the end"
+        };
         entries.push(TimelineEntry {
             at_ms: Some(at),
             kind: EntryKind::Recovery,
@@ -347,7 +402,11 @@ pub(crate) fn timeline(journal: &Journal) -> Vec<TimelineEntry> {
 
 /// What a fault hit, as a list.
 pub(crate) fn targets(targets: &[String]) -> String {
-    if targets.is_empty() { "nothing recorded".to_string() } else { targets.join(", ") }
+    if targets.is_empty() {
+        "nothing recorded".to_string()
+    } else {
+        targets.join(", ")
+    }
 }
 
 /// The things a team should fix after this run, most important first.
@@ -377,9 +436,24 @@ pub(crate) fn follow_ups(journal: &Journal) -> Vec<String> {
             human(rpo)
         ));
     }
+    // A recover step that failed because its runbook did is followed up below,
+    // with the runbook step that broke.
+    let runbook_failed = journal.runbook.as_ref().is_some_and(|runbook| {
+        runbook
+            .steps
+            .iter()
+            .any(|step| step.status == RunbookStepStatus::Failed)
+    });
     for step in &journal.steps {
+        if step.action == "recover" && step.status == StepStatus::Failed && runbook_failed {
+            continue;
+        }
         let why = one_line(&step.detail);
-        let why = if why.is_empty() { String::new() } else { format!(": {why}") };
+        let why = if why.is_empty() {
+            String::new()
+        } else {
+            format!(": {why}")
+        };
         match step.status {
             StepStatus::Failed => items.push(format!("Drill step “{}” failed{why}.", step.id)),
             StepStatus::Interrupted => {
@@ -429,7 +503,11 @@ pub(crate) fn follow_ups(journal: &Journal) -> Vec<String> {
 
 /// `2 “Restart the members” (line 23)`.
 pub(crate) fn runbook_step_name(index: usize, step: &RunbookStepRecord) -> String {
-    let line = if step.line > 0 { format!(" (line {})", step.line) } else { String::new() };
+    let line = if step.line > 0 {
+        format!(" (line {})", step.line)
+    } else {
+        String::new()
+    };
     format!("{} “{}”{line}", index + 1, one_line(&step.title))
 }
 
@@ -500,7 +578,11 @@ pub(crate) fn health_segments(journal: &Journal, end_ms: u64) -> Vec<HealthSegme
         let until = samples.get(index).map_or(end_ms.max(at), |next| next.at_ms);
         match segments.last_mut() {
             Some(last) if last.health == health => last.to_ms = until,
-            _ => segments.push(HealthSegment { from_ms: at, to_ms: until, health }),
+            _ => segments.push(HealthSegment {
+                from_ms: at,
+                to_ms: until,
+                health,
+            }),
         }
     }
     segments

@@ -10,7 +10,11 @@ use crate::journal::{Journal, RunbookStepStatus, StepStatus, Verdict};
 
 pub(super) fn render(journal: &Journal) -> String {
     let mut out = String::with_capacity(32 * 1024);
-    let title = format!("Drill report: {} — {}", journal.drill, journal.verdict.as_str());
+    let title = format!(
+        "Drill report: {} — {}",
+        journal.drill,
+        journal.verdict.as_str()
+    );
     let _ = write!(
         out,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
@@ -20,7 +24,9 @@ pub(super) fn render(journal: &Journal) -> String {
     );
     header(&mut out, journal);
     cards(&mut out, journal);
-    section(&mut out, "Timeline", |out| out.push_str(&svg_timeline(journal)));
+    section(&mut out, "Timeline", |out| {
+        out.push_str(&svg_timeline(journal))
+    });
     section(&mut out, "Score", |out| score(out, journal));
     section(&mut out, "Objectives", |out| objectives(out, journal));
     section(&mut out, "Events", |out| events(out, journal));
@@ -39,7 +45,11 @@ pub(super) fn render(journal: &Journal) -> String {
 
 fn section(out: &mut String, title: &str, body: impl FnOnce(&mut String)) {
     let id = title.to_lowercase().replace(' ', "-");
-    let _ = write!(out, "<section id=\"section-{id}\">\n<h2>{}</h2>\n", esc(title));
+    let _ = write!(
+        out,
+        "<section id=\"section-{id}\">\n<h2>{}</h2>\n",
+        esc(title)
+    );
     body(out);
     out.push_str("</section>\n");
 }
@@ -65,14 +75,26 @@ fn header(out: &mut String, journal: &Journal) {
     if !journal.reason.trim().is_empty() {
         let _ = writeln!(out, "<p class=\"reason\">{}</p>", esc(&journal.reason));
     }
-    let or_unknown = |text: &str| if text.trim().is_empty() { "not recorded".to_string() } else { esc(text) };
+    let or_unknown = |text: &str| {
+        if text.trim().is_empty() {
+            "not recorded".to_string()
+        } else {
+            esc(text)
+        }
+    };
     let rows = [
         ("Run", format!("<code>{}</code>", esc(&journal.run_id))),
         ("Scenario", or_unknown(&journal.scenario)),
         ("Target", or_unknown(&journal.target)),
         ("Started", or_unknown(&journal.started_at)),
         ("Duration", esc(&facts::human(journal.duration_ms))),
-        ("Seed", format!("{} <span class=\"muted\">(replay with <code>--seed {}</code>)</span>", journal.seed, journal.seed)),
+        (
+            "Seed",
+            format!(
+                "{} <span class=\"muted\">(replay with <code>--seed {}</code>)</span>",
+                journal.seed, journal.seed
+            ),
+        ),
     ];
     out.push_str("<dl class=\"meta\">");
     for (name, value) in rows {
@@ -110,17 +132,27 @@ fn cards(out: &mut String, journal: &Journal) {
         (true, Some(ttr)) => facts::human(ttr),
         (true, None) => "not measured".to_string(),
     };
-    card("Time to recover", ttr, format!("RTO {}", facts::human(journal.rto_ms)), objectives[0].met);
+    card(
+        "Time to recover",
+        ttr,
+        format!("RTO {}", facts::human(journal.rto_ms)),
+        objectives[0].met,
+    );
     card(
         "Time to detect",
-        journal.ttd_ms.map_or_else(|| "not measured".to_string(), facts::human),
+        journal
+            .ttd_ms
+            .map_or_else(|| "not measured".to_string(), facts::human),
         "first fault → first failed probe".to_string(),
         None,
     );
-    let data_loss = journal.data_loss_ms.map_or_else(|| "not measured".to_string(), facts::human);
-    let rpo = journal
-        .rpo_ms
-        .map_or_else(|| "no RPO set".to_string(), |rpo| format!("RPO {}", facts::human(rpo)));
+    let data_loss = journal
+        .data_loss_ms
+        .map_or_else(|| "not measured".to_string(), facts::human);
+    let rpo = journal.rpo_ms.map_or_else(
+        || "no RPO set".to_string(),
+        |rpo| format!("RPO {}", facts::human(rpo)),
+    );
     card("Data loss", data_loss, rpo, objectives[1].met);
     match (&journal.runbook, facts::accuracy(journal)) {
         (Some(runbook), Some(value)) => {
@@ -132,7 +164,12 @@ fn cards(out: &mut String, journal: &Journal) {
                 Some(ok == executable),
             );
         }
-        _ => card("Runbook accuracy", "—".to_string(), "no runbook: recovery was a command".to_string(), None),
+        _ => card(
+            "Runbook accuracy",
+            "—".to_string(),
+            "no runbook: recovery was a command".to_string(),
+            None,
+        ),
     }
     out.push_str("</section>\n");
 }
@@ -145,11 +182,13 @@ fn score(out: &mut String, journal: &Journal) {
          <tr><th>Time score</th><td>{}</td></tr>\
          <tr><th>Runbook accuracy</th><td>{}</td></tr>\
          <tr><th>Score</th><td><strong>{}</strong></td></tr>\
-         </tbody></table>\n<p class=\"formula\">Formula: {}</p>\n",
+         </tbody></table>\n<p class=\"formula\">Formula: {}</p>\n\
+         <p class=\"formula\">As the scorer computed it: {}</p>\n",
         esc(&explanation.time),
         esc(&explanation.accuracy),
         esc(&explanation.formula),
-        esc(facts::FORMULA)
+        esc(facts::FORMULA),
+        esc(&explanation.scorer)
     );
 }
 
@@ -244,7 +283,9 @@ fn steps(out: &mut String, journal: &Journal) {
             esc(&step.id),
             esc(&step.action),
             esc(&facts::offset(step.started_ms)),
-            esc(&step.started_ms.map_or_else(String::new, |_| facts::human(step.duration_ms))),
+            esc(&step
+                .started_ms
+                .map_or_else(String::new, |_| facts::human(step.duration_ms))),
             pill(facts::step_status(step.status)),
             step.attempts,
             esc(&step.detail)
@@ -293,8 +334,10 @@ fn runbook(out: &mut String, journal: &Journal) {
     }
     out.push_str("</tbody></table>\n");
     for (index, step) in runbook.steps.iter().enumerate() {
-        let failed = matches!(step.status, RunbookStepStatus::Failed | RunbookStepStatus::Deviated)
-            || step.idempotent == Some(false);
+        let failed = matches!(
+            step.status,
+            RunbookStepStatus::Failed | RunbookStepStatus::Deviated
+        ) || step.idempotent == Some(false);
         let note = step.note.as_deref().filter(|note| !note.trim().is_empty());
         if !failed && note.is_none() {
             continue;
@@ -309,7 +352,9 @@ fn runbook(out: &mut String, journal: &Journal) {
             let _ = writeln!(out, "<p>Failed: {}.</p>", esc(&facts::failure_reason(step)));
         }
         if step.idempotent == Some(false) {
-            out.push_str("<p>Not safe to re-run: it failed when the runbook ran a second time.</p>\n");
+            out.push_str(
+                "<p>Not safe to re-run: it failed when the runbook ran a second time.</p>\n",
+            );
         }
         if !step.command.trim().is_empty() {
             let _ = writeln!(
@@ -318,7 +363,11 @@ fn runbook(out: &mut String, journal: &Journal) {
                 esc(step.command.trim_end())
             );
         }
-        if let Some(deviation) = step.deviation.as_deref().filter(|text| !text.trim().is_empty()) {
+        if let Some(deviation) = step
+            .deviation
+            .as_deref()
+            .filter(|text| !text.trim().is_empty())
+        {
             let _ = writeln!(
                 out,
                 "<p class=\"label\">The operator ran instead</p>\n<pre class=\"command\">{}</pre>",
@@ -372,22 +421,39 @@ struct Mark {
 /// vertical marks for faults, detection, the RTO deadline and recovery.
 fn svg_timeline(journal: &Journal) -> String {
     let end_ms = facts::end_ms(journal).max(1);
-    let x = |ms: u64| PLOT_LEFT + (ms.min(end_ms) as f64 / end_ms as f64) * (PLOT_RIGHT - PLOT_LEFT);
+    let x =
+        |ms: u64| PLOT_LEFT + (ms.min(end_ms) as f64 / end_ms as f64) * (PLOT_RIGHT - PLOT_LEFT);
 
     let mut marks: Vec<Mark> = Vec::new();
     for fault in &journal.faults {
         if let Some(at_ms) = facts::fault_start_ms(journal, fault) {
-            marks.push(Mark { at_ms, label: format!("⚡ {}", fault.step), class: "m-fault" });
+            marks.push(Mark {
+                at_ms,
+                label: format!("⚡ {}", fault.step),
+                class: "m-fault",
+            });
         }
     }
     if let (Some(at_ms), Some(ttd)) = (facts::detection_ms(journal), journal.ttd_ms) {
-        marks.push(Mark { at_ms, label: format!("detected (TTD {})", facts::human(ttd)), class: "m-detect" });
+        marks.push(Mark {
+            at_ms,
+            label: format!("detected (TTD {})", facts::human(ttd)),
+            class: "m-detect",
+        });
     }
     if let Some(at_ms) = facts::rto_deadline_ms(journal).filter(|at| *at <= end_ms) {
-        marks.push(Mark { at_ms, label: format!("RTO {}", facts::human(journal.rto_ms)), class: "m-rto" });
+        marks.push(Mark {
+            at_ms,
+            label: format!("RTO {}", facts::human(journal.rto_ms)),
+            class: "m-rto",
+        });
     }
     if let (Some(at_ms), Some(ttr)) = (facts::recovery_ms(journal), journal.ttr_ms) {
-        marks.push(Mark { at_ms, label: format!("recovered (TTR {})", facts::human(ttr)), class: "m-recover" });
+        marks.push(Mark {
+            at_ms,
+            label: format!("recovered (TTR {})", facts::human(ttr)),
+            class: "m-recover",
+        });
     }
     marks.sort_by_key(|mark| mark.at_ms);
 
@@ -400,7 +466,11 @@ fn svg_timeline(journal: &Journal) -> String {
         let at = x(mark.at_ms);
         // Labels near the right edge hang to the left of their line.
         let right_aligned = at + 4.0 + width > WIDTH - 4.0;
-        let (start, end) = if right_aligned { (at - 4.0 - width, at) } else { (at, at + 4.0 + width) };
+        let (start, end) = if right_aligned {
+            (at - 4.0 - width, at)
+        } else {
+            (at, at + 4.0 + width)
+        };
         let row = match row_ends.iter().position(|row_end| *row_end + 8.0 <= start) {
             Some(row) => row,
             None => {
@@ -428,7 +498,11 @@ fn svg_timeline(journal: &Journal) -> String {
     let _ = writeln!(
         svg,
         "<title>{}</title>",
-        esc(&format!("Timeline of {} ({})", journal.drill, facts::human(end_ms)))
+        esc(&format!(
+            "Timeline of {} ({})",
+            journal.drill,
+            facts::human(end_ms)
+        ))
     );
 
     // Grid and axis.
@@ -516,7 +590,11 @@ fn svg_timeline(journal: &Journal) -> String {
                 let tooltip = format!(
                     "{} ({}): {status}, started {}, took {}",
                     step.id,
-                    if step.action.is_empty() { "step" } else { &step.action },
+                    if step.action.is_empty() {
+                        "step"
+                    } else {
+                        &step.action
+                    },
                     facts::offset(Some(start)),
                     facts::human(step.duration_ms)
                 );
@@ -555,7 +633,11 @@ fn svg_timeline(journal: &Journal) -> String {
     // Vertical marks over everything, with their labels in the header rows.
     for (mark, (row, at, right_aligned)) in marks.iter().zip(&placed) {
         let label_y = 8.0 + (*row as f64 + 1.0) * MARK_LABEL_ROW - 4.0;
-        let (text_x, anchor) = if *right_aligned { (at - 4.0, "end") } else { (at + 4.0, "start") };
+        let (text_x, anchor) = if *right_aligned {
+            (at - 4.0, "end")
+        } else {
+            (at + 4.0, "start")
+        };
         let _ = writeln!(
             svg,
             "<g class=\"mark {class}\"><line x1=\"{at:.1}\" y1=\"{:.1}\" x2=\"{at:.1}\" y2=\"{axis_y:.1}\"/>\
@@ -642,7 +724,11 @@ fn tick_step(end_ms: u64) -> u64 {
 }
 
 fn tick_label(ms: u64) -> String {
-    if ms == 0 { "0".to_string() } else { facts::human(ms) }
+    if ms == 0 {
+        "0".to_string()
+    } else {
+        facts::human(ms)
+    }
 }
 
 const STYLE: &str = r#"

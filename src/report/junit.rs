@@ -142,7 +142,10 @@ fn objective_cases(journal: &Journal) -> Vec<TestCase> {
         Verdict::Aborted => non_success(
             NonSuccessKind::Error,
             "aborted",
-            &or(&journal.reason, "the run was aborted by a guard or the halt file"),
+            &or(
+                &journal.reason,
+                "the run was aborted by a guard or the halt file",
+            ),
             &journal.reason,
         ),
         Verdict::Error => non_success(
@@ -155,10 +158,16 @@ fn objective_cases(journal: &Journal) -> Vec<TestCase> {
     cases.push(("run completed", completed));
 
     let recovery = match (journal.recovered, journal.ttr_ms) {
-        (false, _) => failure("not-recovered", "the steady state did not hold after the last recovery step"),
+        (false, _) => failure(
+            "not-recovered",
+            "the steady state did not hold after the last recovery step",
+        ),
         (true, Some(ttr)) if ttr > journal.rto_ms => failure(
             "rto-missed",
-            &format!("recovered in {} (TTR), over the RTO of {rto}", facts::human(ttr)),
+            &format!(
+                "recovered in {} (TTR), over the RTO of {rto}",
+                facts::human(ttr)
+            ),
         ),
         _ => TestCaseStatus::success(),
     };
@@ -168,7 +177,11 @@ fn objective_cases(journal: &Journal) -> Vec<TestCase> {
         let status = if loss > rpo {
             failure(
                 "rpo-missed",
-                &format!("lost {} of data, over the RPO of {}", facts::human(loss), facts::human(rpo)),
+                &format!(
+                    "lost {} of data, over the RPO of {}",
+                    facts::human(loss),
+                    facts::human(rpo)
+                ),
             )
         } else {
             TestCaseStatus::success()
@@ -183,13 +196,17 @@ fn objective_cases(journal: &Journal) -> Vec<TestCase> {
         non_success(
             NonSuccessKind::Failure,
             "score-below-minimum",
-            &format!("score {} is below the minimum of {}", journal.score, journal.min_score),
             &format!(
-                "time score: {}\nrunbook accuracy: {}\n{}\n\nFormula: {}",
+                "score {} is below the minimum of {}",
+                journal.score, journal.min_score
+            ),
+            &format!(
+                "time score: {}\nrunbook accuracy: {}\n{}\n\nFormula: {}\nAs the scorer computed it: {}",
                 explanation.time,
                 explanation.accuracy,
                 explanation.formula,
-                facts::FORMULA
+                facts::FORMULA,
+                explanation.scorer
             ),
         )
     };
@@ -243,5 +260,9 @@ fn describe(exit_code: Option<i32>, detail: &str, output_tail: &str) -> String {
 }
 
 fn or(text: &str, fallback: &str) -> String {
-    if text.trim().is_empty() { fallback.to_string() } else { text.to_string() }
+    if text.trim().is_empty() {
+        fallback.to_string()
+    } else {
+        text.to_string()
+    }
 }

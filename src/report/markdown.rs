@@ -32,13 +32,22 @@ fn summary(out: &mut String, journal: &Journal) {
     let _ = writeln!(out, "| | |\n|---|---|");
     let rows = [
         ("Verdict", format!("**{}**", journal.verdict.as_str())),
-        ("Score", format!("**{}** / 100 (minimum {})", journal.score, journal.min_score)),
+        (
+            "Score",
+            format!(
+                "**{}** / 100 (minimum {})",
+                journal.score, journal.min_score
+            ),
+        ),
         ("Run", code(&journal.run_id)),
         ("Scenario", or_unknown(&journal.scenario, code)),
         ("Target", or_unknown(&journal.target, cell)),
         ("Started", or_unknown(&journal.started_at, cell)),
         ("Duration", facts::human(journal.duration_ms)),
-        ("Seed", format!("{} (replay with `--seed {}`)", journal.seed, journal.seed)),
+        (
+            "Seed",
+            format!("{} (replay with `--seed {}`)", journal.seed, journal.seed),
+        ),
     ];
     for (name, value) in rows {
         let _ = writeln!(out, "| {name} | {value} |");
@@ -51,14 +60,26 @@ fn score(out: &mut String, journal: &Journal) {
     let _ = writeln!(out, "## Score\n");
     let _ = writeln!(out, "| Part | Value |\n|---|---|");
     let _ = writeln!(out, "| Time score | {} |", cell(&explanation.time));
-    let _ = writeln!(out, "| Runbook accuracy | {} |", cell(&explanation.accuracy));
+    let _ = writeln!(
+        out,
+        "| Runbook accuracy | {} |",
+        cell(&explanation.accuracy)
+    );
     let _ = writeln!(out, "| **Score** | {} |\n", cell(&explanation.formula));
     let _ = writeln!(out, "Formula: {}\n", inline(facts::FORMULA));
+    let _ = writeln!(
+        out,
+        "As the scorer computed it: {}\n",
+        inline(&explanation.scorer)
+    );
 }
 
 fn objectives(out: &mut String, journal: &Journal) {
     let _ = writeln!(out, "## Objectives\n");
-    let _ = writeln!(out, "| Objective | Target | Measured | Met |\n|---|---|---|---|");
+    let _ = writeln!(
+        out,
+        "| Objective | Target | Measured | Met |\n|---|---|---|---|"
+    );
     for objective in facts::objectives(journal) {
         let met = match objective.met {
             Some(true) => "yes",
@@ -99,7 +120,10 @@ fn timeline(out: &mut String, journal: &Journal) {
             cell(&entry.status)
         );
     }
-    let _ = writeln!(out, "\nOffsets are from the start of the run; TTD and TTR count from the first fault.\n");
+    let _ = writeln!(
+        out,
+        "\nOffsets are from the start of the run; TTD and TTR count from the first fault.\n"
+    );
 }
 
 fn faults(out: &mut String, journal: &Journal) {
@@ -108,7 +132,10 @@ fn faults(out: &mut String, journal: &Journal) {
         let _ = writeln!(out, "No fault was injected.\n");
         return;
     }
-    let _ = writeln!(out, "| Step | Kind | At | Hit | Reverted | Detail |\n|---|---|---|---|---|---|");
+    let _ = writeln!(
+        out,
+        "| Step | Kind | At | Hit | Reverted | Detail |\n|---|---|---|---|---|---|"
+    );
     for fault in &journal.faults {
         let _ = writeln!(
             out,
@@ -141,7 +168,8 @@ fn steps(out: &mut String, journal: &Journal) {
             code(&step.id),
             cell(&step.action),
             facts::offset(step.started_ms),
-            step.started_ms.map_or_else(String::new, |_| facts::human(step.duration_ms)),
+            step.started_ms
+                .map_or_else(String::new, |_| facts::human(step.duration_ms)),
             facts::step_status(step.status),
             step.attempts,
             cell(&step.detail)
@@ -152,7 +180,11 @@ fn steps(out: &mut String, journal: &Journal) {
         if matches!(step.status, StepStatus::Failed | StepStatus::Interrupted)
             && !step.output_tail.trim().is_empty()
         {
-            let _ = writeln!(out, "Output of `{}` (last lines):\n", step.id.replace('`', "'"));
+            let _ = writeln!(
+                out,
+                "Output of `{}` (last lines):\n",
+                step.id.replace('`', "'")
+            );
             out.push_str(&fenced("text", &step.output_tail));
         }
     }
@@ -168,7 +200,10 @@ fn runbook(out: &mut String, journal: &Journal) {
         let _ = writeln!(out, "The runbook has no steps.\n");
         return;
     }
-    let _ = writeln!(out, "| # | Step | Status | Time | Safe to re-run |\n|---|---|---|---|---|");
+    let _ = writeln!(
+        out,
+        "| # | Step | Status | Time | Safe to re-run |\n|---|---|---|---|---|"
+    );
     for (index, step) in runbook.steps.iter().enumerate() {
         let idempotent = match step.idempotent {
             Some(true) => "yes",
@@ -176,7 +211,11 @@ fn runbook(out: &mut String, journal: &Journal) {
             None => "not checked",
         };
         let status = facts::runbook_status(step.status);
-        let status = if step.status == RunbookStepStatus::Ok { status.to_string() } else { format!("**{status}**") };
+        let status = if step.status == RunbookStepStatus::Ok {
+            status.to_string()
+        } else {
+            format!("**{status}**")
+        };
         let _ = writeln!(
             out,
             "| {} | {} | {status} | {} | {idempotent} |",
@@ -187,9 +226,14 @@ fn runbook(out: &mut String, journal: &Journal) {
     }
     out.push('\n');
     for (index, step) in runbook.steps.iter().enumerate() {
-        let failed = matches!(step.status, RunbookStepStatus::Failed | RunbookStepStatus::Deviated)
-            || step.idempotent == Some(false);
-        let has_note = step.note.as_deref().is_some_and(|note| !note.trim().is_empty());
+        let failed = matches!(
+            step.status,
+            RunbookStepStatus::Failed | RunbookStepStatus::Deviated
+        ) || step.idempotent == Some(false);
+        let has_note = step
+            .note
+            .as_deref()
+            .is_some_and(|note| !note.trim().is_empty());
         if !failed && !has_note {
             continue;
         }
@@ -203,13 +247,20 @@ fn runbook(out: &mut String, journal: &Journal) {
             let _ = writeln!(out, "Failed: {}.\n", inline(&facts::failure_reason(step)));
         }
         if step.idempotent == Some(false) {
-            let _ = writeln!(out, "Not safe to re-run: it failed when the runbook ran a second time.\n");
+            let _ = writeln!(
+                out,
+                "Not safe to re-run: it failed when the runbook ran a second time.\n"
+            );
         }
         if !step.command.trim().is_empty() {
             let _ = writeln!(out, "Command as written:\n");
             out.push_str(&fenced("sh", &step.command));
         }
-        if let Some(deviation) = step.deviation.as_deref().filter(|text| !text.trim().is_empty()) {
+        if let Some(deviation) = step
+            .deviation
+            .as_deref()
+            .filter(|text| !text.trim().is_empty())
+        {
             let _ = writeln!(out, "The operator ran instead:\n");
             out.push_str(&fenced("sh", deviation));
         }
@@ -227,7 +278,10 @@ fn follow_ups(out: &mut String, journal: &Journal) {
     let _ = writeln!(out, "## Follow-ups\n");
     let items = facts::follow_ups(journal);
     if items.is_empty() {
-        let _ = writeln!(out, "None: every step ran as written and every objective was met.");
+        let _ = writeln!(
+            out,
+            "None: every step ran as written and every objective was met."
+        );
         return;
     }
     for item in items {
@@ -239,7 +293,9 @@ fn follow_ups(out: &mut String, journal: &Journal) {
 fn inline(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for character in facts::one_line(text).chars() {
-        if matches!(character, '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '#') {
+        // `#` and `>` only mean something at the start of a line, where this
+        // text never goes.
+        if matches!(character, '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '|') {
             escaped.push('\\');
         }
         escaped.push(character);
@@ -260,18 +316,29 @@ fn code(text: &str) -> String {
     }
     let fence = "`".repeat(longest_run(&text, '`') + 1);
     // A space keeps a leading or trailing backtick from merging with the fence.
-    let pad = if text.starts_with('`') || text.ends_with('`') { " " } else { "" };
+    let pad = if text.starts_with('`') || text.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
     format!("{fence}{pad}{text}{pad}{fence}")
 }
 
 fn or_unknown(text: &str, format: fn(&str) -> String) -> String {
-    if text.trim().is_empty() { "not recorded".to_string() } else { format(text) }
+    if text.trim().is_empty() {
+        "not recorded".to_string()
+    } else {
+        format(text)
+    }
 }
 
 /// A fenced block longer than any backtick run inside, so output cannot end it early.
 fn fenced(language: &str, text: &str) -> String {
     let fence = "`".repeat(longest_run(text, '`').max(2) + 1);
-    format!("{fence}{language}\n{}\n{fence}\n\n", text.trim_end_matches('\n'))
+    format!(
+        "{fence}{language}\n{}\n{fence}\n\n",
+        text.trim_end_matches('\n')
+    )
 }
 
 fn longest_run(text: &str, wanted: char) -> usize {

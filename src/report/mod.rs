@@ -12,9 +12,11 @@ mod junit;
 mod markdown;
 mod samples;
 
-use std::io;
+use std::io::{self, Write as _};
 use std::path::Path;
 
+use crate::app::EXIT_INVALID;
+use crate::cli::ReportFormat;
 use crate::journal::Journal;
 
 pub use samples::sample_journal_for_docs;
@@ -46,8 +48,8 @@ pub fn json(journal: &Journal) -> String {
     })
 }
 
-/// Writes `report.md`, `report.html` and `junit.xml` into `run_dir`, and
-/// `journal.json` too when the engine has not written it yet.
+/// Writes `report.md`, `report.html` and `junit.xml` into `run_dir`
+/// (`journal.json` is the engine's to write).
 ///
 /// Each file is written to a temporary name first and renamed into place so
 /// a reader (a CI artifact upload, a browser) never sees half a report.
@@ -56,12 +58,62 @@ pub fn write_all(run_dir: &Path, journal: &Journal) -> io::Result<()> {
     write_atomically(&run_dir.join("report.md"), &markdown(journal))?;
     write_atomically(&run_dir.join("report.html"), &html(journal))?;
     write_atomically(&run_dir.join("junit.xml"), &junit(journal))?;
-    let journal_path = run_dir.join("journal.json");
-    if !journal_path.exists() {
-        write_atomically(&journal_path, &json(journal))?;
-    }
     Ok(())
 }
+
+/// Renders a journal in the format `firedrill report --format` names.
+pub fn render(journal: &Journal, format: ReportFormat) -> String {
+    match format {
+        ReportFormat::Md => markdown(journal),
+        ReportFormat::Html => html(journal),
+        ReportFormat::Json => json(journal) + "\n",
+        ReportFormat::Junit => junit(journal),
+    }
+}
+
+/// `firedrill report RUN_DIR --format ...`: re-renders a past run from its
+/// `journal.json` to stdout; returns the exit code (2 when the run directory
+/// holds no readable journal).
+pub fn report_command(run_dir: &Path, format: ReportFormat) -> i32 {
+    let journal_path = run_dir.join("journal.json");
+    if !journal_path.is_file() {
+        let hint = if run_dir.join("events.jsonl").is_file() {
+            " (the run has events.jsonl but never finished; `firedrill resume` it first)"
+        } else {
+            ""
+        };
+        eprintln!(
+            "error: {} has no journal.json: not a finished firedrill run directory{hint}",
+            run_dir.display()
+        );
+        return EXIT_INVALID;
+    }
+    match Journal::read(run_dir) {
+        Ok(journal) => {
+            let text = render(&journal, format);
+            let mut stdout = io::stdout().lock();
+            match stdout
+                .write_all(text.as_bytes())
+                .and_then(|()| stdout.flush())
+            {
+                Ok(()) => 0,
+                // A closed pipe (`| head`) is the reader's choice, not an error.
+                Err(error) if error.kind() == io::ErrorKind::BrokenPipe => 0,
+                Err(error) => {
+                    eprintln!("error: cannot write the report: {error}");
+                    EXIT_ERROR
+                }
+            }
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            EXIT_INVALID
+        }
+    }
+}
+
+/// Exit code when the system (here: stdout) fails us (SPEC §8).
+const EXIT_ERROR: i32 = 4;
 
 fn write_atomically(path: &Path, contents: &str) -> io::Result<()> {
     let mut temporary = path.as_os_str().to_owned();

@@ -27,11 +27,23 @@ pub fn sample_journal_for_docs() -> Journal {
     for at_ms in (3_000..=160_000).step_by(1_000) {
         // markers-readable is first polled half a second later, so the band starts grey.
         let recovered = at_ms >= 153_300;
-        health.push(ProbeSample { at_ms: at_ms + 640, probe: "cluster-healthy".into(), ok: recovered });
+        health.push(ProbeSample {
+            at_ms: at_ms + 640,
+            probe: "cluster-healthy".into(),
+            ok: recovered,
+        });
         if at_ms == 3_000 {
-            health.push(ProbeSample { at_ms: 3_000, probe: "cluster-healthy".into(), ok: true });
+            health.push(ProbeSample {
+                at_ms: 3_000,
+                probe: "cluster-healthy".into(),
+                ok: true,
+            });
         }
-        health.push(ProbeSample { at_ms: at_ms + 800, probe: "markers-readable".into(), ok: recovered });
+        health.push(ProbeSample {
+            at_ms: at_ms + 800,
+            probe: "markers-readable".into(),
+            ok: recovered,
+        });
     }
     health.sort_by_key(|sample| sample.at_ms);
     let mut restore = step(
@@ -208,7 +220,11 @@ pub(crate) fn aborted() -> Journal {
     journal.reason = "guard `payments-up` failed at +12.0s; faults reverted".into();
     journal.duration_ms = 13_000;
     journal.health.retain(|sample| sample.at_ms < 12_000);
-    journal.health.push(ProbeSample { at_ms: 12_000, probe: "payments-up".into(), ok: false });
+    journal.health.push(ProbeSample {
+        at_ms: 12_000,
+        probe: "payments-up".into(),
+        ok: false,
+    });
     for step in &mut journal.steps {
         if step.id == "restore" {
             step.status = StepStatus::Interrupted;

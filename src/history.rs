@@ -160,7 +160,9 @@ pub fn render(runs: &[(PathBuf, Journal)], scenario: Option<&str>) -> String {
         out.push_str(&line(&row.iter().map(String::as_str).collect::<Vec<_>>()));
     }
 
-    out.push_str("\nTrend (latest TTR against the median of the earlier runs):\n");
+    out.push_str(
+        "\nTrend (latest TTR against the median of the earlier runs, and the previous run):\n",
+    );
     let mut by_drill: BTreeMap<&str, Vec<&Journal>> = BTreeMap::new();
     for (_, journal) in &selected {
         by_drill

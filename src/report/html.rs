@@ -485,7 +485,7 @@ fn svg_timeline(journal: &Journal) -> String {
     let band_top = header + 8.0;
     let steps_top = band_top + ROW + 6.0;
     let axis_y = steps_top + journal.steps.len() as f64 * ROW + 6.0;
-    let legend_y = axis_y + 42.0;
+    let legend_y = axis_y + 56.0;
     let height = legend_y + 22.0;
 
     let mut svg = String::new();

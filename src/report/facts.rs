@@ -9,9 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::duration::format_duration;
-use crate::journal::{
-    Journal, ProbeSample, RunbookRecord, RunbookStepRecord, RunbookStepStatus, StepStatus,
-};
+use crate::journal::{Journal, ProbeSample, RunbookStepRecord, RunbookStepStatus, StepStatus};
 
 /// The general formula of SPEC §7.4, stated in every report.
 pub(crate) const FORMULA: &str = "score = 0.5 × time score + 0.5 × runbook accuracy, rounded; 0 if not recovered. \
@@ -128,13 +126,18 @@ pub(crate) fn end_ms(journal: &Journal) -> u64 {
         .unwrap_or(0)
 }
 
-/// `(ok, executable)` runbook steps as SPEC §7.2 counts them for accuracy.
+/// `(ok, executable)` runbook steps as SPEC §7.2 counts them for accuracy;
+/// `None` without a runbook.
 ///
 /// A prose-only heading is manual and does not count; a step with a command
 /// that the operator did by hand (`unverified` with a command) does count,
-/// because it did not run as written.
-pub(crate) fn accuracy_counts(runbook: &RunbookRecord) -> (usize, usize) {
-    let executable = runbook
+/// because it did not run as written. The scorer counts executable steps from
+/// the runbook itself, so when the journal holds fewer step records than that
+/// (steps after a failure that were never recorded), the count is taken from
+/// the recorded accuracy so the two numbers never contradict each other.
+pub(crate) fn accuracy_counts(journal: &Journal) -> Option<(usize, usize)> {
+    let runbook = journal.runbook.as_ref()?;
+    let recorded = runbook
         .steps
         .iter()
         .filter(|step| is_executable(step))
@@ -144,26 +147,34 @@ pub(crate) fn accuracy_counts(runbook: &RunbookRecord) -> (usize, usize) {
         .iter()
         .filter(|step| step.status == RunbookStepStatus::Ok)
         .count();
-    (ok, executable)
+    let executable = match journal.runbook_accuracy {
+        Some(value) if value.is_finite() && value > 0.0 && ok > 0 => {
+            let agrees = |executable: usize| {
+                executable > 0 && (100.0 * ok as f64 / executable as f64 - value).abs() < 0.1
+            };
+            if agrees(recorded) {
+                recorded
+            } else {
+                ((100.0 * ok as f64 / value).round() as usize).max(recorded)
+            }
+        }
+        _ => recorded,
+    };
+    Some((ok, executable))
 }
 
 fn is_executable(step: &RunbookStepRecord) -> bool {
     !step.command.trim().is_empty() || step.status != RunbookStepStatus::Unverified
 }
 
-/// The runbook accuracy as recorded, else as counted from the steps.
+/// The runbook accuracy as recorded, else counted from the steps as the
+/// scorer counts it (0 when nothing was executable).
 pub(crate) fn accuracy(journal: &Journal) -> Option<f64> {
-    let runbook = journal.runbook.as_ref()?;
+    let (ok, executable) = accuracy_counts(journal)?;
     match journal.runbook_accuracy {
         Some(value) if value.is_finite() => Some(value),
-        _ => {
-            let (ok, executable) = accuracy_counts(runbook);
-            Some(if executable == 0 {
-                100.0
-            } else {
-                100.0 * ok as f64 / executable as f64
-            })
-        }
+        _ if executable == 0 => Some(0.0),
+        _ => Some(100.0 * ok as f64 / executable as f64),
     }
 }
 
@@ -213,9 +224,8 @@ pub(crate) fn score_explanation(journal: &Journal) -> ScoreExplanation {
         }
         None => format!("TTR not measured → time score {}", journal.time_score),
     };
-    let accuracy_text = match (&journal.runbook, accuracy(journal)) {
-        (Some(runbook), Some(value)) => {
-            let (ok, executable) = accuracy_counts(runbook);
+    let accuracy_text = match (accuracy_counts(journal), accuracy(journal)) {
+        (Some((ok, executable)), Some(value)) => {
             format!(
                 "{}% ({ok} of {executable} executable runbook steps ran as written and met their expectations)",
                 percent(value)

@@ -154,9 +154,8 @@ fn cards(out: &mut String, journal: &Journal) {
         |rpo| format!("RPO {}", facts::human(rpo)),
     );
     card("Data loss", data_loss, rpo, objectives[1].met);
-    match (&journal.runbook, facts::accuracy(journal)) {
-        (Some(runbook), Some(value)) => {
-            let (ok, executable) = facts::accuracy_counts(runbook);
+    match (facts::accuracy_counts(journal), facts::accuracy(journal)) {
+        (Some((ok, executable)), Some(value)) => {
             card(
                 "Runbook accuracy",
                 format!("{}%", facts::percent(value)),

@@ -240,7 +240,7 @@ fn runbook(out: &mut String, journal: &Journal) {
         let _ = writeln!(
             out,
             "### Step {} — {}\n",
-            facts::runbook_step_name(index, step).replace('`', "'"),
+            inline(&facts::runbook_step_name(index, step)),
             facts::runbook_status(step.status)
         );
         if step.status == RunbookStepStatus::Failed {

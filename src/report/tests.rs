@@ -61,11 +61,18 @@ fn markdown_keeps_table_cells_and_fences_intact() {
     journal.faults[0].detail = "a | b\nc".into();
     let runbook = journal.runbook.as_mut().unwrap();
     runbook.steps[1].output_tail = "```\nnot the end of the block\n```".into();
+    runbook.steps[1].title = "Restore <b>*all*</b> members".into();
     let text = markdown(&journal);
     assert!(text.contains("| a \\| b c |"), "{text}");
     // The output's own ``` cannot close the fence around it.
     assert!(
         text.contains("````text\n```\nnot the end of the block\n```\n````"),
+        "{text}"
+    );
+    // Titles are text, not markup, in the tables and in the headings.
+    assert!(!text.contains("Restore <b>"), "{text}");
+    assert!(
+        text.contains(r"### Step 2 “Restore \<b>\*all\*\</b> members” (line 14)"),
         "{text}"
     );
 }
@@ -412,4 +419,24 @@ fn the_timeline_is_in_time_order_with_unstarted_steps_last() {
             .count(),
         1
     );
+}
+
+#[test]
+fn accuracy_counts_agree_with_the_recorded_accuracy() {
+    // All three steps recorded: 2 of 3, as the scorer said (66.7%).
+    let journal = sample_journal_for_docs();
+    assert_eq!(facts::accuracy_counts(&journal), Some((2, 3)));
+
+    // The runbook stopped at its failed 2nd step of 4 and only 2 were recorded:
+    // the scorer's 25% means 1 of 4, not 1 of 2.
+    let mut journal = sample_journal_for_docs();
+    journal.runbook_accuracy = Some(25.0);
+    journal.runbook.as_mut().unwrap().steps.truncate(2);
+    assert_eq!(facts::accuracy_counts(&journal), Some((1, 4)));
+    assert!(markdown(&journal).contains("25% (1 of 4 executable runbook steps"));
+
+    // An old journal without a recorded accuracy: counted from the steps.
+    journal.runbook_accuracy = None;
+    assert_eq!(facts::accuracy(&journal), Some(50.0));
+    assert_eq!(facts::accuracy_counts(&without_runbook()), None);
 }

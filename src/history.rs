@@ -185,7 +185,7 @@ fn matches_scenario(journal: &Journal, name: &str) -> bool {
 
 fn when(path: &Path, journal: &Journal) -> String {
     match started_at(journal) {
-        Some(time) => time.format("%Y-%m-%d %H:%M UTC").to_string(),
+        Some(time) => time.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
         // The default run directory name starts with the UTC timestamp.
         None => path.file_name().map_or_else(
             || "unknown".to_string(),
@@ -377,7 +377,7 @@ mod tests {
             .lines()
             .rfind(|line| line.starts_with("2025-"))
             .unwrap();
-        assert!(last_row.starts_with("2025-03-04 10:00 UTC"), "{text}");
+        assert!(last_row.starts_with("2025-03-04 10:00:00 UTC"), "{text}");
         assert!(text.contains("2m00s"), "RTO shown: {text}");
 
         let only_web = render(&scan.runs, Some("web-failover"));

@@ -118,7 +118,7 @@ fn history_lists_runs_of_several_drills_with_their_trends() {
         .collect();
     assert_eq!(rows.len(), 6, "{text}");
     assert!(
-        rows[0].starts_with("2025-03-01 10:00 UTC"),
+        rows[0].starts_with("2025-03-01 10:00:00 UTC"),
         "oldest first: {text}"
     );
     assert!(

@@ -405,8 +405,17 @@ pub(crate) fn timeline(journal: &Journal) -> Vec<TimelineEntry> {
             status: status.to_string(),
         });
     }
-    // Steps that never started go last; otherwise time order, ties in the order above.
-    entries.sort_by_key(|entry| (entry.at_ms.is_none(), entry.at_ms));
+    // Steps that never started go last; otherwise time order. At the same
+    // millisecond the fault comes first: the steps that start with it react to it.
+    entries.sort_by_key(|entry| {
+        let rank = match entry.kind {
+            EntryKind::Fault => 0,
+            EntryKind::Detection => 1,
+            EntryKind::Step => 2,
+            EntryKind::Recovery => 3,
+        };
+        (entry.at_ms.is_none(), entry.at_ms, rank)
+    });
     entries
 }
 

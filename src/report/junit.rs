@@ -248,7 +248,10 @@ fn describe(exit_code: Option<i32>, detail: &str, output_tail: &str) -> String {
     if let Some(code) = exit_code {
         text.push_str(&format!("exit code: {code}\n"));
     }
-    if !detail.trim().is_empty() {
+    // The engine's detail is often just the exit code again.
+    let repeats_exit_code =
+        exit_code.is_some_and(|code| detail.trim() == format!("exit code {code}"));
+    if !detail.trim().is_empty() && !repeats_exit_code {
         text.push_str(&format!("detail: {}\n", detail.trim()));
     }
     if !output_tail.trim().is_empty() {

@@ -38,6 +38,10 @@ pub fn run(cli: Cli) -> i32 {
         }
         Command::Run(args) => run_command(&args),
         Command::Clean { run_dir } => clean_command(&run_dir),
+        Command::Report { run_dir, format } => crate::report::report_command(&run_dir, format),
+        Command::History { scenario, dir } => {
+            crate::history::history_command(&dir, scenario.as_deref())
+        }
         other => {
             eprintln!(
                 "error: `{}` is not available in this build yet",

@@ -1,0 +1,431 @@
+//! `firedrill history`: past runs read back from their journals, and whether
+//! recovery is getting faster — the question a team asks after a few game days.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use chrono::{DateTime, Utc};
+
+use crate::duration::format_duration;
+use crate::journal::Journal;
+
+/// Where runs are recorded unless `--dir` says otherwise.
+pub const DEFAULT_DIR: &str = ".firedrill/runs";
+
+/// The runs found under a directory, and what could not be read.
+#[derive(Debug, Clone, Default)]
+pub struct Scan {
+    /// `(run directory, journal)`, oldest first.
+    pub runs: Vec<(PathBuf, Journal)>,
+    /// One sentence per run directory whose journal could not be read.
+    pub warnings: Vec<String>,
+}
+
+/// Reads every `*/journal.json` under `dir`, oldest first, logging a warning
+/// (through `tracing`) for each journal that cannot be read.
+///
+/// Use [`scan_with_warnings`] to show the warnings yourself.
+pub fn scan(dir: &Path) -> Vec<(PathBuf, Journal)> {
+    let scan = scan_with_warnings(dir);
+    for warning in &scan.warnings {
+        tracing::warn!("{warning}");
+    }
+    scan.runs
+}
+
+/// Reads every `*/journal.json` under `dir`, oldest first; a journal that is
+/// missing, unreadable or not a journal (a run that died before writing it,
+/// a file from a future version) is skipped with a warning, never a panic.
+///
+/// Runs are ordered by `started_at`, else by the journal file's modification time.
+pub fn scan_with_warnings(dir: &Path) -> Scan {
+    let mut scan = Scan::default();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return scan,
+        Err(error) => {
+            scan.warnings
+                .push(format!("cannot read {}: {error}", dir.display()));
+            return scan;
+        }
+    };
+    let mut found: Vec<(Option<DateTime<Utc>>, PathBuf, Journal)> = Vec::new();
+    for entry in entries {
+        let run_dir = match entry {
+            Ok(entry) => entry.path(),
+            Err(error) => {
+                scan.warnings
+                    .push(format!("cannot read {}: {error}", dir.display()));
+                continue;
+            }
+        };
+        if !run_dir.is_dir() {
+            continue;
+        }
+        let journal_path = run_dir.join("journal.json");
+        if !journal_path.exists() {
+            // A run that is still going or died early; it has nothing to show yet.
+            continue;
+        }
+        match Journal::read(&run_dir) {
+            Ok(journal) => {
+                let when = started_at(&journal).or_else(|| modified(&journal_path));
+                found.push((when, run_dir, journal));
+            }
+            Err(message) => scan.warnings.push(format!("skipped: {message}")),
+        }
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+    scan.runs = found
+        .into_iter()
+        .map(|(_, path, journal)| (path, journal))
+        .collect();
+    scan
+}
+
+fn started_at(journal: &Journal) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(journal.started_at.trim())
+        .ok()
+        .map(|time| time.with_timezone(&Utc))
+}
+
+fn modified(path: &Path) -> Option<DateTime<Utc>> {
+    let time: SystemTime = std::fs::metadata(path).ok()?.modified().ok()?;
+    Some(time.into())
+}
+
+/// Renders past runs as a table (newest last) and, per drill, a trend line
+/// comparing the latest TTR with the median of the earlier runs.
+///
+/// `scenario` keeps only the runs of one drill, matched by drill name or by
+/// the drill file's path or name without extension.
+pub fn render(runs: &[(PathBuf, Journal)], scenario: Option<&str>) -> String {
+    let mut selected: Vec<&(PathBuf, Journal)> = runs
+        .iter()
+        .filter(|(_, journal)| scenario.is_none_or(|name| matches_scenario(journal, name)))
+        .collect();
+    if selected.is_empty() {
+        return match scenario {
+            Some(name) => format!("No runs of `{name}` recorded.\n"),
+            None => "No runs recorded.\n".to_string(),
+        };
+    }
+    // Runs without a parseable start keep the order they came in (scan's
+    // modification-time order), ahead of dated ones.
+    selected.sort_by_key(|(_, journal)| started_at(journal));
+
+    let header = ["When", "Drill", "Verdict", "Score", "TTR / RTO", "Accuracy"];
+    let rows: Vec<[String; 6]> = selected
+        .iter()
+        .map(|(path, journal)| {
+            [
+                when(path, journal),
+                journal.drill.clone(),
+                journal.verdict.as_str().to_string(),
+                journal.score.to_string(),
+                ttr_against_rto(journal),
+                journal
+                    .runbook_accuracy
+                    .filter(|value| value.is_finite())
+                    .map_or_else(|| "no runbook".to_string(), |value| format!("{value:.1}%")),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(|title| title.chars().count());
+    for row in &rows {
+        for (width, value) in widths.iter_mut().zip(row) {
+            *width = (*width).max(value.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |cells: &[&str]| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(cell, width)| {
+                format!(
+                    "{cell}{}",
+                    " ".repeat(width.saturating_sub(cell.chars().count()))
+                )
+            })
+            .collect();
+        format!("{}\n", padded.join("  ").trim_end())
+    };
+    out.push_str(&line(&header));
+    let rule: Vec<String> = widths.iter().map(|width| "-".repeat(*width)).collect();
+    out.push_str(&line(&rule.iter().map(String::as_str).collect::<Vec<_>>()));
+    for row in &rows {
+        out.push_str(&line(&row.iter().map(String::as_str).collect::<Vec<_>>()));
+    }
+
+    out.push_str(
+        "\nTrend (latest TTR against the median of the earlier runs, and the previous run):\n",
+    );
+    let mut by_drill: BTreeMap<&str, Vec<&Journal>> = BTreeMap::new();
+    for (_, journal) in &selected {
+        by_drill
+            .entry(journal.drill.as_str())
+            .or_default()
+            .push(journal);
+    }
+    for (drill, journals) in by_drill {
+        let _ = writeln!(out, "  {drill}: {}", trend(&journals));
+    }
+    out
+}
+
+fn matches_scenario(journal: &Journal, name: &str) -> bool {
+    let stem = Path::new(&journal.scenario)
+        .file_stem()
+        .and_then(|stem| stem.to_str());
+    journal.drill == name || journal.scenario == name || stem == Some(name)
+}
+
+fn when(path: &Path, journal: &Journal) -> String {
+    match started_at(journal) {
+        Some(time) => time.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        // The default run directory name starts with the UTC timestamp.
+        None => path.file_name().map_or_else(
+            || "unknown".to_string(),
+            |name| name.to_string_lossy().into_owned(),
+        ),
+    }
+}
+
+fn human(ms: u64) -> String {
+    format_duration(std::time::Duration::from_millis(ms))
+}
+
+fn ttr_against_rto(journal: &Journal) -> String {
+    let rto = human(journal.rto_ms);
+    match (journal.recovered, journal.ttr_ms) {
+        (true, Some(ttr)) => {
+            let within = if ttr <= journal.rto_ms { "ok" } else { "over" };
+            format!("{} / {rto} {within}", human(ttr))
+        }
+        (true, None) => format!("? / {rto}"),
+        (false, _) => format!("not recovered / {rto}"),
+    }
+}
+
+/// The trend of one drill's runs, oldest first: the latest TTR against the
+/// median of the earlier runs (which decides faster/slower: one unusually
+/// slow or fast game day must not swing it) and against the previous run.
+///
+/// Only recovered runs have a TTR worth comparing.
+fn trend(journals: &[&Journal]) -> String {
+    let ttr = |journal: &Journal| journal.ttr_ms.filter(|_| journal.recovered);
+    let Some((latest, earlier)) = journals.split_last().filter(|_| journals.len() >= 2) else {
+        return "not enough runs".to_string();
+    };
+    let Some(latest_ttr) = ttr(latest) else {
+        return format!("latest run did not recover ({} runs)", journals.len());
+    };
+    let mut earlier_ttrs: Vec<u64> = earlier.iter().filter_map(|journal| ttr(journal)).collect();
+    if earlier_ttrs.is_empty() {
+        return format!(
+            "not enough runs (no earlier run recovered); latest TTR {}",
+            human(latest_ttr)
+        );
+    }
+    let previous = match earlier.last().and_then(|journal| ttr(journal)) {
+        Some(previous) => format!(
+            "previous run {}, {}",
+            human(previous),
+            compare(latest_ttr, previous)
+        ),
+        None => "previous run did not recover".to_string(),
+    };
+    earlier_ttrs.sort_unstable();
+    let median = median(&earlier_ttrs);
+    let context = format!(
+        "latest TTR {} against a median of {} over {} earlier run{}; {previous}",
+        human(latest_ttr),
+        human(median),
+        earlier_ttrs.len(),
+        if earlier_ttrs.len() == 1 { "" } else { "s" }
+    );
+    format!("{} ({context})", compare(latest_ttr, median))
+}
+
+/// `faster by 2.0s`, `slower by 1m10s` or `steady`, for `latest` against `reference`.
+fn compare(latest: u64, reference: u64) -> String {
+    // Differences within 5% (at least 100ms) are noise: probe intervals alone cause them.
+    let tolerance = (reference / 20).max(100);
+    if latest.abs_diff(reference) <= tolerance {
+        "steady".to_string()
+    } else if latest < reference {
+        format!("faster by {}", human(reference - latest))
+    } else {
+        format!("slower by {}", human(latest - reference))
+    }
+}
+
+/// The median of sorted, non-empty values, without overflowing.
+fn median(sorted: &[u64]) -> u64 {
+    let middle = sorted.len() / 2;
+    if sorted.len().is_multiple_of(2) {
+        let (low, high) = (sorted[middle - 1], sorted[middle]);
+        low / 2 + high / 2 + (low % 2 + high % 2) / 2
+    } else {
+        sorted[middle]
+    }
+}
+
+/// `firedrill history [--scenario NAME] [--dir DIR]`: prints the table of past
+/// runs and the trend per drill; returns the exit code (2 when `dir` exists but
+/// is not a directory). Journals that cannot be read are named on stderr and
+/// skipped.
+pub fn history_command(dir: &Path, scenario: Option<&str>) -> i32 {
+    if dir.exists() && !dir.is_dir() {
+        eprintln!("error: {} is not a directory of runs", dir.display());
+        return crate::app::EXIT_INVALID;
+    }
+    let scan = scan_with_warnings(dir);
+    for warning in &scan.warnings {
+        eprintln!("warning: {warning}");
+    }
+    if scan.runs.is_empty() {
+        println!("No runs recorded in {}.", dir.display());
+        return 0;
+    }
+    print!("{}", render(&scan.runs, scenario));
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::sample_journal_for_docs;
+
+    fn run(drill: &str, day: u32, ttr_ms: Option<u64>) -> Journal {
+        let mut journal = sample_journal_for_docs();
+        journal.drill = drill.to_string();
+        journal.scenario = format!("scenarios/{drill}.yaml");
+        journal.started_at = format!("2025-03-{day:02}T10:00:00Z");
+        journal.run_id = format!("2025030{day}-{drill}");
+        journal.ttr_ms = ttr_ms;
+        journal.recovered = ttr_ms.is_some();
+        journal
+    }
+
+    fn write(dir: &Path, name: &str, journal: &Journal) {
+        let run_dir = dir.join(name);
+        std::fs::create_dir_all(&run_dir).unwrap();
+        std::fs::write(
+            run_dir.join("journal.json"),
+            serde_json::to_string(journal).unwrap(),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn scans_two_drills_and_renders_both_with_their_trends() {
+        let dir = tempfile::tempdir().unwrap();
+        // Written out of order: the scan must sort by start time.
+        write(
+            dir.path(),
+            "c-etcd",
+            &run("etcd-quorum-loss", 3, Some(40_000)),
+        );
+        write(
+            dir.path(),
+            "a-etcd",
+            &run("etcd-quorum-loss", 1, Some(60_000)),
+        );
+        write(
+            dir.path(),
+            "b-etcd",
+            &run("etcd-quorum-loss", 2, Some(50_000)),
+        );
+        write(dir.path(), "a-web", &run("web-failover", 1, Some(10_000)));
+        write(dir.path(), "b-web", &run("web-failover", 4, Some(22_300)));
+        std::fs::create_dir_all(dir.path().join("broken")).unwrap();
+        std::fs::write(dir.path().join("broken/journal.json"), "{ not json").unwrap();
+        std::fs::create_dir_all(dir.path().join("still-running")).unwrap();
+        std::fs::write(dir.path().join("stray-file"), "x").unwrap();
+
+        let scan = scan_with_warnings(dir.path());
+        assert_eq!(scan.runs.len(), 5);
+        assert_eq!(scan.warnings.len(), 1, "{:?}", scan.warnings);
+        assert!(scan.warnings[0].contains("broken"), "{:?}", scan.warnings);
+        let order: Vec<_> = scan
+            .runs
+            .iter()
+            .map(|(_, j)| j.started_at.clone())
+            .collect();
+        let mut sorted = order.clone();
+        sorted.sort();
+        assert_eq!(order, sorted, "oldest first");
+
+        let text = render(&scan.runs, None);
+        assert!(
+            text.contains("etcd-quorum-loss") && text.contains("web-failover"),
+            "{text}"
+        );
+        // etcd: latest 40s against the median 55s of 60s and 50s.
+        assert!(text.contains("etcd-quorum-loss: faster by 15.0s"), "{text}");
+        assert!(text.contains("web-failover: slower by 12.3s"), "{text}");
+        assert!(
+            text.contains("previous run 50.0s, faster by 10.0s"),
+            "compared with the previous run too: {text}"
+        );
+        // Newest last.
+        let last_row = text
+            .lines()
+            .rfind(|line| line.starts_with("2025-"))
+            .unwrap();
+        assert!(last_row.starts_with("2025-03-04 10:00:00 UTC"), "{text}");
+        assert!(text.contains("2m00s"), "RTO shown: {text}");
+
+        let only_web = render(&scan.runs, Some("web-failover"));
+        assert!(!only_web.contains("etcd-quorum-loss"), "{only_web}");
+        assert_eq!(
+            render(&scan.runs, Some("scenarios/web-failover.yaml")),
+            only_web
+        );
+    }
+
+    #[test]
+    fn trends_need_two_runs_and_a_recovery() {
+        let one = run("a", 1, Some(1_000));
+        assert!(render(&[(PathBuf::from("x"), one.clone())], None).contains("a: not enough runs"));
+        let steady = [
+            (PathBuf::from("1"), run("a", 1, Some(30_000))),
+            (PathBuf::from("2"), run("a", 2, Some(30_500))),
+        ];
+        assert!(
+            render(&steady, None).contains("a: steady"),
+            "{}",
+            render(&steady, None)
+        );
+        let unrecovered = [
+            (PathBuf::from("1"), one),
+            (PathBuf::from("2"), run("a", 2, None)),
+        ];
+        let text = render(&unrecovered, None);
+        assert!(text.contains("latest run did not recover"), "{text}");
+        assert!(text.contains("not recovered / 2m00s"), "{text}");
+    }
+
+    #[test]
+    fn empty_and_missing_directories_are_not_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(scan(&dir.path().join("nope")).is_empty());
+        assert!(scan_with_warnings(dir.path()).warnings.is_empty());
+        assert_eq!(render(&[], None), "No runs recorded.\n");
+        assert_eq!(render(&[], Some("x")), "No runs of `x` recorded.\n");
+    }
+
+    #[test]
+    fn median_of_even_count_does_not_overflow() {
+        let runs = [
+            (PathBuf::from("1"), run("a", 1, Some(u64::MAX))),
+            (PathBuf::from("2"), run("a", 2, Some(u64::MAX))),
+            (PathBuf::from("3"), run("a", 3, Some(u64::MAX))),
+        ];
+        assert!(render(&runs, None).contains("a: steady"));
+    }
+}

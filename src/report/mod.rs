@@ -1,0 +1,149 @@
+//! The records a run leaves for people and CI (SPEC §7.4, §8): `report.md`,
+//! `report.html`, `junit.xml` and the pretty `journal.json`.
+//!
+//! Every format is a pure function of a [`Journal`], so `firedrill report` can
+//! re-render any past run and the formats cannot disagree about the facts: the
+//! derived facts (timeline, score explanation, follow-ups) live in `facts` and
+//! each renderer only lays them out.
+
+mod facts;
+mod html;
+mod junit;
+mod markdown;
+mod samples;
+
+use std::io::{self, Write as _};
+use std::path::Path;
+
+use crate::app::EXIT_INVALID;
+use crate::cli::ReportFormat;
+use crate::journal::Journal;
+
+pub use samples::sample_journal_for_docs;
+
+/// Renders `report.md`: a retrospective a team can paste into its postmortem.
+pub fn markdown(journal: &Journal) -> String {
+    markdown::render(journal)
+}
+
+/// Renders `report.html`: one self-contained file (inline CSS and SVG, no
+/// scripts, no network) with the same content as the Markdown plus a timeline.
+pub fn html(journal: &Journal) -> String {
+    html::render(journal)
+}
+
+/// Renders `junit.xml`: a suite per drill with a test case per drill step,
+/// per runbook step and per objective, so CI shows why a drill failed.
+pub fn junit(journal: &Journal) -> String {
+    junit::render(journal)
+}
+
+/// Renders the journal as pretty JSON (the `journal.json` format).
+pub fn json(journal: &Journal) -> String {
+    // A journal holds only strings, numbers and plain containers, so serde_json
+    // cannot fail on it; the fallback keeps this function total anyway.
+    serde_json::to_string_pretty(journal).unwrap_or_else(|error| {
+        let message = serde_json::Value::String(format!("cannot serialize journal: {error}"));
+        format!("{{\"error\": {message}}}")
+    })
+}
+
+/// Writes `report.md`, `report.html` and `junit.xml` into `run_dir`
+/// (`journal.json` is the engine's to write).
+///
+/// Each file is written to a temporary name first and renamed into place so
+/// a reader (a CI artifact upload, a browser) never sees half a report.
+pub fn write_all(run_dir: &Path, journal: &Journal) -> io::Result<()> {
+    std::fs::create_dir_all(run_dir)?;
+    write_atomically(&run_dir.join("report.md"), &markdown(journal))?;
+    write_atomically(&run_dir.join("report.html"), &html(journal))?;
+    write_atomically(&run_dir.join("junit.xml"), &junit(journal))?;
+    Ok(())
+}
+
+/// Renders a journal in the format `firedrill report --format` names.
+pub fn render(journal: &Journal, format: ReportFormat) -> String {
+    match format {
+        ReportFormat::Md => markdown(journal),
+        ReportFormat::Html => html(journal),
+        ReportFormat::Json => json(journal) + "\n",
+        ReportFormat::Junit => junit(journal),
+    }
+}
+
+/// `firedrill report RUN_DIR --format ...`: re-renders a past run from its
+/// `journal.json` to stdout; returns the exit code (2 when the run directory
+/// holds no readable journal).
+pub fn report_command(run_dir: &Path, format: ReportFormat) -> i32 {
+    let journal_path = run_dir.join("journal.json");
+    if !journal_path.is_file() {
+        let hint = if run_dir.join("events.jsonl").is_file() {
+            " (the run has events.jsonl but never finished; `firedrill resume` it first)"
+        } else {
+            ""
+        };
+        eprintln!(
+            "error: {} has no journal.json: not a finished firedrill run directory{hint}",
+            run_dir.display()
+        );
+        return EXIT_INVALID;
+    }
+    match Journal::read(run_dir) {
+        Ok(journal) => {
+            let text = render(&journal, format);
+            let mut stdout = io::stdout().lock();
+            match stdout
+                .write_all(text.as_bytes())
+                .and_then(|()| stdout.flush())
+            {
+                Ok(()) => 0,
+                // A closed pipe (`| head`) is the reader's choice, not an error.
+                Err(error) if error.kind() == io::ErrorKind::BrokenPipe => 0,
+                Err(error) => {
+                    eprintln!("error: cannot write the report: {error}");
+                    EXIT_ERROR
+                }
+            }
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            EXIT_INVALID
+        }
+    }
+}
+
+/// Exit code when the system (here: stdout) fails us (SPEC §8).
+const EXIT_ERROR: i32 = 4;
+
+fn write_atomically(path: &Path, contents: &str) -> io::Result<()> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let temporary = std::path::PathBuf::from(temporary);
+    std::fs::write(&temporary, contents)?;
+    std::fs::rename(&temporary, path)
+}
+
+/// Escapes text for HTML (and inline SVG) element content and quoted attribute values.
+///
+/// Every piece of journal text that reaches `report.html` goes through here:
+/// step output is whatever the system under test printed, including `<script>`.
+pub fn escape_html(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for character in text.chars() {
+        match character {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            // Control characters other than tab and newline are not allowed in
+            // HTML text and would garble the page; output tails can contain them.
+            c if c.is_control() && c != '\n' && c != '\t' => escaped.push('\u{fffd}'),
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests;

@@ -473,6 +473,9 @@ pub async fn run(
     if let Ok(text) = serde_json::to_string_pretty(&journal) {
         let _ = std::fs::write(run_dir.join("journal.json"), text + "\n");
     }
+    if let Err(error) = crate::report::write_all(&run_dir, &journal) {
+        tracing::warn!(%error, "cannot write the reports");
+    }
     let exit_code = if ending == Ending::Interrupted {
         130
     } else {

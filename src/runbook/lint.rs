@@ -385,7 +385,7 @@ impl Linter<'_> {
             if shell_line.heredoc.is_some() {
                 continue;
             }
-            for placeholder in shell::placeholders(shell_line.text) {
+            for placeholder in shell::placeholders(shell::strip_comment(shell_line.text)) {
                 self.push(
                     shell_line.line,
                     LintKind::Placeholder,

@@ -325,7 +325,7 @@ fn a_heading_that_groups_deeper_ones_is_not_empty() {
 
 #[test]
 fn html_and_shell_syntax_are_not_placeholders() {
-    let text = "# T\n\n## A\n\nPress <kbd>Enter</kbd>, see <https://example.com>.\n\n```sh\ncmd 2>&1 </dev/null | diff <(a) - > out\ncat <<EOF\n<config>\nEOF\n```\n";
+    let text = "# T\n\n## A\n\nPress <kbd>Enter</kbd>, see <https://example.com>.\n\n```sh\ncmd 2>&1 </dev/null | diff <(a) - > out # roles: <none>\ncat <<EOF\n<config>\nEOF\n```\n";
     assert_eq!(lint_kinds(text, None), vec![]);
 }
 

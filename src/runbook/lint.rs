@@ -147,9 +147,11 @@ const HTML_TAGS: [&str; 49] = [
 /// shell specials (`$?`, `$1` ...), common environment (`HOME`, `PATH` ...) and
 /// names the runbook assigns itself are never reported.
 ///
-/// Relative paths (`./x`, `../x` in commands, and Markdown links) are resolved
-/// against the runbook's directory. Files that commands create during the run
-/// are best referred to through `$WORKDIR`, which the lint does not check.
+/// Relative paths (`./x`, `../x`) are resolved against the runbook's directory:
+/// Markdown links, and in commands only paths a command surely reads (the
+/// command itself, inputs, `-f`/`--config` values, `cp` sources) that no earlier
+/// command may have made; nothing after a `cd`. Files made during the run are
+/// best named through `$WORKDIR`.
 pub fn lint(path: &Path, text: &str, known_vars: Option<&BTreeSet<String>>) -> Vec<LintFinding> {
     let document = Document::parse(path, text);
     let mut linter = Linter {
@@ -383,7 +385,7 @@ impl Linter<'_> {
             if shell_line.heredoc.is_some() {
                 continue;
             }
-            for placeholder in shell::placeholders(shell_line.text) {
+            for placeholder in shell::placeholders(shell::strip_comment(shell_line.text)) {
                 self.push(
                     shell_line.line,
                     LintKind::Placeholder,

@@ -325,7 +325,7 @@ fn a_heading_that_groups_deeper_ones_is_not_empty() {
 
 #[test]
 fn html_and_shell_syntax_are_not_placeholders() {
-    let text = "# T\n\n## A\n\nPress <kbd>Enter</kbd>, see <https://example.com>.\n\n```sh\ncmd 2>&1 </dev/null | diff <(a) - > out\ncat <<EOF\n<config>\nEOF\n```\n";
+    let text = "# T\n\n## A\n\nPress <kbd>Enter</kbd>, see <https://example.com>.\n\n```sh\ncmd 2>&1 </dev/null | diff <(a) - > out # roles: <none>\ncat <<EOF\n<config>\nEOF\n```\n";
     assert_eq!(lint_kinds(text, None), vec![]);
 }
 
@@ -337,4 +337,20 @@ fn findings_display_as_file_line_kind_message() {
         findings[0].to_string(),
         "rb.md:3: empty_step: step `Empty` is empty: no instructions and no commands"
     );
+}
+
+proptest::proptest! {
+    /// Whatever the text, parsing and linting end with a result, never a panic,
+    /// and every finding points at a line of the file.
+    #[test]
+    fn any_text_parses_and_lints_without_panicking(
+        text in r"(#{1,3} [a-z<>$]{0,4}\n|```(sh|console|yaml)?( \{[a-z_=0-9\x22 ]{0,12}\}?)?\n|\$ [a-z./<>${}'\x22 \\]{0,12}\n|[a-zA-Z./<>${}()'\x22#\\ \t-]{0,16}\n|<<-?'?EOF'?\n|EOF\n|é\n){0,24}"
+    ) {
+        let path = Path::new("fuzz.md");
+        let _ = parse(path, &text);
+        let line_count = text.lines().count().max(1);
+        for finding in lint(path, &text, Some(&BTreeSet::new())) {
+            proptest::prop_assert!(finding.line >= 1 && finding.line <= line_count, "{finding}");
+        }
+    }
 }

@@ -34,7 +34,17 @@ pub fn become_subreaper() -> bool {
 
 /// A `/bin/sh -c` command in its own process group with the run's environment.
 pub fn shell(script: &str, env: &BTreeMap<String, String>, cwd: Option<&Path>) -> Command {
-    let mut command = Command::new("/bin/sh");
+    shell_in("/bin/sh", script, env, cwd)
+}
+
+/// Like [`shell`] with another shell (`/bin/bash` for `bash` runbook blocks).
+pub fn shell_in(
+    program: &str,
+    script: &str,
+    env: &BTreeMap<String, String>,
+    cwd: Option<&Path>,
+) -> Command {
+    let mut command = Command::new(program);
     command
         .arg("-c")
         .arg(script)
@@ -87,12 +97,25 @@ pub async fn run_logged(
     timeout: Duration,
     on_spawn: impl FnOnce(u32),
 ) -> std::io::Result<Finished> {
+    run_logged_in("/bin/sh", script, env, cwd, log, timeout, on_spawn).await
+}
+
+/// [`run_logged`] with another shell.
+pub async fn run_logged_in(
+    program: &str,
+    script: &str,
+    env: &BTreeMap<String, String>,
+    cwd: Option<&Path>,
+    log: &Path,
+    timeout: Duration,
+    on_spawn: impl FnOnce(u32),
+) -> std::io::Result<Finished> {
     let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)?;
     let start_len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut command = shell(script, env, cwd);
+    let mut command = shell_in(program, script, env, cwd);
     command.stdout(file.try_clone()?).stderr(file);
     let mut child = command.spawn()?;
     let pid = child.id();
@@ -147,9 +170,10 @@ pub fn kill_group(pgid: i32, signal: Signal) -> bool {
 pub async fn run_captured(
     script: &str,
     env: &BTreeMap<String, String>,
+    cwd: Option<&Path>,
     timeout: Duration,
 ) -> std::io::Result<(Finished, String)> {
-    let mut command = shell(script, env, None);
+    let mut command = shell(script, env, cwd);
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = command.spawn()?;
     let pid = child.id();
@@ -389,6 +413,7 @@ mod tests {
         let (finished, stdout) = run_captured(
             "echo out; echo err >&2; exit 3",
             &env,
+            None,
             Duration::from_secs(5),
         )
         .await

@@ -26,6 +26,7 @@ objectives: {{rto: 30s}}
 services:
   app:
     run: touch "$WORKDIR/healthy"; echo $$ > "${{T}}/app.pid"; exec sleep 1000
+    ready: {{command: 'test -s "${{T}}/app.pid"', interval: 50ms}}
 {HEALTH}
 steps:
   - id: break

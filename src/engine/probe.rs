@@ -17,7 +17,14 @@ pub async fn check(
 ) -> ProbeOutcome {
     let timeout = probe.attempt_timeout();
     if let Some(command) = &probe.command {
-        return check_command(command, probe.expect.as_ref(), env, timeout).await;
+        return check_command(
+            command,
+            probe.expect.as_ref(),
+            env,
+            &ctx.scenario_dir,
+            timeout,
+        )
+        .await;
     }
     if let Some(http) = &probe.http {
         return check_http(http, env, timeout).await;
@@ -66,9 +73,10 @@ async fn check_command(
     command: &str,
     expect: Option<&Expect>,
     env: &BTreeMap<String, String>,
+    cwd: &std::path::Path,
     timeout: Duration,
 ) -> ProbeOutcome {
-    match process::run_captured(command, env, timeout).await {
+    match process::run_captured(command, env, Some(cwd), timeout).await {
         Err(error) => ProbeOutcome::fail(format!("cannot start /bin/sh: {error}")),
         Ok((finished, _)) if finished.timed_out => ProbeOutcome::fail(format!(
             "timed out after {}",

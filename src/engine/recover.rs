@@ -74,6 +74,7 @@ async fn execute(
     rb_step: &RunbookStep,
     env: &BTreeMap<String, String>,
     outputs: &mut BTreeMap<String, String>,
+    cwd: &std::path::Path,
 ) -> Ran {
     let expectations = rb_step.expectations();
     let timeout = rb_step.timeout(DEFAULT_BLOCK_TIMEOUT);
@@ -118,15 +119,16 @@ async fn execute(
                 attempt + 1
             );
         }
-        let finished = process::run_logged(
-            script,
-            &env,
-            Some(&shared.ctx.workdir),
-            &log,
-            timeout,
-            |_| {},
-        )
-        .await;
+        // `set -e`: the first failing command fails the step, where a person
+        // at a terminal would stop too. A step with a `bash` block runs in bash.
+        let program = if rb_step.blocks.iter().any(|b| b.lang == "bash") {
+            "/bin/bash"
+        } else {
+            "/bin/sh"
+        };
+        let strict = format!("set -e\n{script}");
+        let finished =
+            process::run_logged_in(program, &strict, &env, Some(cwd), &log, timeout, |_| {}).await;
         last = match finished {
             Err(error) => Ran {
                 status: RunbookStepStatus::Failed,
@@ -248,6 +250,11 @@ pub(crate) async fn follow_runbook(
         total: book.steps.len(),
     });
     let env = shared.step_env_of(step);
+    // Relative paths in a runbook are relative to the runbook, as for its links.
+    let book_dir = path
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| shared.ctx.scenario_dir.clone());
     let mut outputs = BTreeMap::new();
     let mut stopped: Option<String> = None;
     let mut failed = Vec::new();
@@ -255,7 +262,17 @@ pub(crate) async fn follow_runbook(
     for (index, rb_step) in book.steps.iter().enumerate() {
         let script = rb_step.script();
         if let Some(operator) = &shared.operator {
-            let answer = interact(shared, step, index, rb_step, &env, &mut outputs, operator).await;
+            let answer = interact(
+                shared,
+                step,
+                index,
+                rb_step,
+                &env,
+                &mut outputs,
+                operator,
+                &book_dir,
+            )
+            .await;
             if answer.status == RunbookStepStatus::Failed {
                 failed.push(index);
             } else if answer.status == RunbookStepStatus::Ok {
@@ -294,7 +311,17 @@ pub(crate) async fn follow_runbook(
             );
             continue;
         }
-        let ran = execute(shared, step, index, &script, rb_step, &env, &mut outputs).await;
+        let ran = execute(
+            shared,
+            step,
+            index,
+            &script,
+            rb_step,
+            &env,
+            &mut outputs,
+            &book_dir,
+        )
+        .await;
         emit_step(
             shared, step, index, rb_step, &ran, &script, None, None, None,
         );
@@ -319,7 +346,17 @@ pub(crate) async fn follow_runbook(
             if script.is_empty() {
                 continue;
             }
-            let ran = execute(shared, step, index, &script, rb_step, &env, &mut outputs).await;
+            let ran = execute(
+                shared,
+                step,
+                index,
+                &script,
+                rb_step,
+                &env,
+                &mut outputs,
+                &book_dir,
+            )
+            .await;
             let ok = ran.status == RunbookStepStatus::Ok;
             emit_step(
                 shared,
@@ -366,6 +403,7 @@ async fn interact(
     env: &BTreeMap<String, String>,
     outputs: &mut BTreeMap<String, String>,
     operator: &Arc<Operator>,
+    book_dir: &std::path::Path,
 ) -> Ran {
     let script = rb_step.script();
     let shown_at = Instant::now();
@@ -415,7 +453,10 @@ async fn interact(
         };
         match answer.trim() {
             "r" if !script.is_empty() => {
-                let ran = execute(shared, step, index, &script, rb_step, env, outputs).await;
+                let ran = execute(
+                    shared, step, index, &script, rb_step, env, outputs, book_dir,
+                )
+                .await;
                 eprintln!(
                     "   {}{}",
                     if ran.status == RunbookStepStatus::Ok {
@@ -468,8 +509,17 @@ async fn interact(
                 if replacement.trim().is_empty() {
                     continue;
                 }
-                let mut ran =
-                    execute(shared, step, index, &replacement, rb_step, env, outputs).await;
+                let mut ran = execute(
+                    shared,
+                    step,
+                    index,
+                    &replacement,
+                    rb_step,
+                    env,
+                    outputs,
+                    book_dir,
+                )
+                .await;
                 ran.detail = if ran.status == RunbookStepStatus::Ok {
                     "the runbook's command was replaced by the operator's".to_owned()
                 } else {

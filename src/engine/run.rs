@@ -390,6 +390,7 @@ pub async fn run(
         .filter(|_| ending == Ending::Completed)
         .map(|data| {
             tokio::spawn(heartbeats(
+                shared.ctx.scenario_dir.clone(),
                 data.write.clone(),
                 data.every.map_or(Duration::from_secs(1), |d| d.0),
                 shared.env.clone(),
@@ -600,6 +601,7 @@ async fn watch_halt_file(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>
 
 /// Writes a heartbeat every `every` until the first fault starts.
 async fn heartbeats(
+    cwd: PathBuf,
     write: String,
     every: Duration,
     env: BTreeMap<String, String>,
@@ -610,7 +612,7 @@ async fn heartbeats(
         if *fault_started.borrow() {
             return;
         }
-        match process::run_captured(&write, &env, Duration::from_secs(10)).await {
+        match process::run_captured(&write, &env, Some(&cwd), Duration::from_secs(10)).await {
             Ok((finished, _)) if finished.success() => {}
             Ok((finished, _)) => {
                 tracing::warn!(exit = ?finished.exit_code, stderr = %finished.output.trim(), "heartbeat write failed")
@@ -760,7 +762,14 @@ async fn measure_data_loss(shared: &Shared, read: &str) {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .unwrap_or(0);
-    let event = match process::run_captured(read, &shared.env, Duration::from_secs(30)).await {
+    let event = match process::run_captured(
+        read,
+        &shared.env,
+        Some(&shared.ctx.scenario_dir),
+        Duration::from_secs(30),
+    )
+    .await
+    {
         Ok((finished, stdout)) if finished.success() => {
             let value = stdout.lines().rev().map(str::trim).find(|l| !l.is_empty());
             match value.and_then(|v| v.parse::<u64>().ok()) {
@@ -819,7 +828,7 @@ async fn revert_all(shared: &Shared) {
                 match process::run_logged(
                     script,
                     &shared.env,
-                    Some(&shared.ctx.workdir),
+                    Some(&shared.ctx.scenario_dir),
                     &log,
                     Duration::from_secs(300),
                     |_| {},
@@ -886,6 +895,7 @@ async fn schedule(
         .collect();
     let mut tasks: JoinSet<(String, StepResult)> = JoinSet::new();
     let mut task_ids: HashMap<tokio::task::Id, String> = HashMap::new();
+    let mut handles: HashMap<tokio::task::Id, tokio::task::AbortHandle> = HashMap::new();
     let mut running = 0usize;
     let mut steady_checked = false;
     let mut ending = Ending::Completed;
@@ -912,19 +922,47 @@ async fn schedule(
             None
         };
         if let Some(reason) = stop_reason {
-            // Running steps are ended; the rest never start.
-            for pgid in shared
+            // Running steps are ended and the rest never start, except a
+            // fault being injected: it finishes, so that what it did is
+            // recorded and reverted rather than left half-known.
+            let faults_running: HashSet<String> = state
+                .iter()
+                .filter(|(id, s)| {
+                    **s == State::Running
+                        && drill
+                            .step(id)
+                            .is_some_and(|st| st.action() == ActionKind::Fault)
+                })
+                .map(|(id, _)| id.clone())
+                .collect();
+            for (id, pgid) in shared
                 .step_groups
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .values()
+                .iter()
             {
-                process::kill_group(*pgid, nix::sys::signal::Signal::SIGKILL);
+                if !faults_running.contains(id) {
+                    process::kill_group(*pgid, nix::sys::signal::Signal::SIGKILL);
+                }
             }
-            tasks.abort_all();
+            for (task, handle) in &handles {
+                if !task_ids
+                    .get(task)
+                    .is_some_and(|id| faults_running.contains(id))
+                {
+                    handle.abort();
+                }
+            }
             while let Some(joined) = tasks.join_next_with_id().await {
                 match joined {
-                    Ok((_, (id, result))) => finish_step(shared, &mut state, &id, result),
+                    Ok((_, (id, mut result))) => {
+                        // It ended because we killed it.
+                        if !faults_running.contains(&id) && result.status == StepStatus::Failed {
+                            result.status = StepStatus::Interrupted;
+                            result.detail = reason.clone();
+                        }
+                        finish_step(shared, &mut state, &id, result)
+                    }
                     Err(error) => {
                         if let Some(id) = task_ids.get(&error.id()).cloned() {
                             let result = StepResult {
@@ -1020,6 +1058,7 @@ async fn schedule(
                 (step.id.value.clone(), result)
             });
             task_ids.insert(handle.id(), id.to_owned());
+            handles.insert(handle.id(), handle);
         }
         if matches!(ending, Ending::Error(_)) || shared.aborted().is_some() {
             continue;
@@ -1273,7 +1312,7 @@ pub(crate) async fn run_shell(
     let finished = process::run_logged(
         script,
         &env,
-        Some(&shared.ctx.workdir),
+        Some(&shared.ctx.scenario_dir),
         &log,
         // The step's own timeout is enforced around this call.
         step.timeout() + Duration::from_secs(5),

@@ -157,11 +157,11 @@ impl Target for LocalTarget {
                 .map_err(|e| {
                     TargetError::Unavailable(format!("cannot open {}: {e}", log_path.display()))
                 })?;
-            let cwd = service
-                .cwd
-                .as_ref()
-                .map(|cwd| ctx.scenario_dir.join(expand(cwd, &ctx.env)));
-            let mut command = process::shell(&service.run, &env, cwd.as_deref());
+            let cwd = match &service.cwd {
+                Some(cwd) => ctx.scenario_dir.join(expand(cwd, &ctx.env)),
+                None => ctx.scenario_dir.clone(),
+            };
+            let mut command = process::shell(&service.run, &env, Some(&cwd));
             let err_log = log
                 .try_clone()
                 .map_err(|e| TargetError::Unavailable(e.to_string()))?;

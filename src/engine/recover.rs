@@ -66,16 +66,23 @@ struct Ran {
 }
 
 /// Runs a step's script with its retries; checks the expectations.
+/// What every runbook step of one recover step shares.
+struct Book<'a> {
+    shared: &'a Arc<Shared>,
+    step: &'a Step,
+    env: &'a BTreeMap<String, String>,
+    /// The runbook's directory: where its commands run.
+    dir: &'a std::path::Path,
+}
+
 async fn execute(
-    shared: &Arc<Shared>,
-    step: &Step,
+    book: &Book<'_>,
     index: usize,
     script: &str,
     rb_step: &RunbookStep,
-    env: &BTreeMap<String, String>,
     outputs: &mut BTreeMap<String, String>,
-    cwd: &std::path::Path,
 ) -> Ran {
+    let (shared, step, env, cwd) = (book.shared, book.step, book.env, book.dir);
     let expectations = rb_step.expectations();
     let timeout = rb_step.timeout(DEFAULT_BLOCK_TIMEOUT);
     let started = Instant::now();
@@ -255,6 +262,12 @@ pub(crate) async fn follow_runbook(
         .parent()
         .map(std::path::Path::to_path_buf)
         .unwrap_or_else(|| shared.ctx.scenario_dir.clone());
+    let rb = Book {
+        shared,
+        step,
+        env: &env,
+        dir: &book_dir,
+    };
     let mut outputs = BTreeMap::new();
     let mut stopped: Option<String> = None;
     let mut failed = Vec::new();
@@ -262,17 +275,7 @@ pub(crate) async fn follow_runbook(
     for (index, rb_step) in book.steps.iter().enumerate() {
         let script = rb_step.script();
         if let Some(operator) = &shared.operator {
-            let answer = interact(
-                shared,
-                step,
-                index,
-                rb_step,
-                &env,
-                &mut outputs,
-                operator,
-                &book_dir,
-            )
-            .await;
+            let answer = interact(&rb, index, rb_step, &mut outputs, operator).await;
             if answer.status == RunbookStepStatus::Failed {
                 failed.push(index);
             } else if answer.status == RunbookStepStatus::Ok {
@@ -311,17 +314,7 @@ pub(crate) async fn follow_runbook(
             );
             continue;
         }
-        let ran = execute(
-            shared,
-            step,
-            index,
-            &script,
-            rb_step,
-            &env,
-            &mut outputs,
-            &book_dir,
-        )
-        .await;
+        let ran = execute(&rb, index, &script, rb_step, &mut outputs).await;
         emit_step(
             shared, step, index, rb_step, &ran, &script, None, None, None,
         );
@@ -346,17 +339,7 @@ pub(crate) async fn follow_runbook(
             if script.is_empty() {
                 continue;
             }
-            let ran = execute(
-                shared,
-                step,
-                index,
-                &script,
-                rb_step,
-                &env,
-                &mut outputs,
-                &book_dir,
-            )
-            .await;
+            let ran = execute(&rb, index, &script, rb_step, &mut outputs).await;
             let ok = ran.status == RunbookStepStatus::Ok;
             emit_step(
                 shared,
@@ -396,15 +379,13 @@ pub(crate) async fn follow_runbook(
 
 /// `--interactive`: show the step, take the operator's answer.
 async fn interact(
-    shared: &Arc<Shared>,
-    step: &Step,
+    book: &Book<'_>,
     index: usize,
     rb_step: &RunbookStep,
-    env: &BTreeMap<String, String>,
     outputs: &mut BTreeMap<String, String>,
     operator: &Arc<Operator>,
-    book_dir: &std::path::Path,
 ) -> Ran {
+    let (shared, step) = (book.shared, book.step);
     let script = rb_step.script();
     let shown_at = Instant::now();
     let mut text = format!(
@@ -453,10 +434,7 @@ async fn interact(
         };
         match answer.trim() {
             "r" if !script.is_empty() => {
-                let ran = execute(
-                    shared, step, index, &script, rb_step, env, outputs, book_dir,
-                )
-                .await;
+                let ran = execute(book, index, &script, rb_step, outputs).await;
                 eprintln!(
                     "   {}{}",
                     if ran.status == RunbookStepStatus::Ok {
@@ -509,17 +487,7 @@ async fn interact(
                 if replacement.trim().is_empty() {
                     continue;
                 }
-                let mut ran = execute(
-                    shared,
-                    step,
-                    index,
-                    &replacement,
-                    rb_step,
-                    env,
-                    outputs,
-                    book_dir,
-                )
-                .await;
+                let mut ran = execute(book, index, &replacement, rb_step, outputs).await;
                 ran.detail = if ran.status == RunbookStepStatus::Ok {
                     "the runbook's command was replaced by the operator's".to_owned()
                 } else {

@@ -82,7 +82,13 @@ async fn check_command(
             "timed out after {}",
             crate::duration::format_duration(timeout)
         )),
-        Ok((finished, stdout)) => match meets(expect, finished.exit_code, &stdout) {
+        // Many tools report health on stderr (`etcdctl endpoint health`), so
+        // the text checks see stdout followed by stderr.
+        Ok((finished, stdout)) => match meets(
+            expect,
+            finished.exit_code,
+            &format!("{stdout}{}", finished.output),
+        ) {
             Ok(()) => ProbeOutcome::pass(process::tail(&stdout, 3)),
             Err(why) => {
                 let mut detail = why;

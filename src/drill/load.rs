@@ -104,18 +104,22 @@ pub fn load(path: &Path) -> Result<LoadedDrill, FileProblems> {
 
 /// Parses and validates drill text; `dir` is where relative paths resolve.
 pub fn parse_source(source: &str, dir: &Path) -> Result<Drill, Vec<Problem>> {
-    let root = yaml::parse(source).map_err(|error| {
-        let loc = if error.loc.line == 0 {
-            Loc { line: 1, column: 1 }
-        } else {
-            error.loc
-        };
-        vec![
-            Problem::at(loc, error.message)
-                .help("fix the YAML syntax first; the rest of the file is checked once it parses"),
-        ]
-    })?;
-    let mut problems = Vec::new();
+    let mut root = yaml::parse(source)
+        .map_err(|error| vec![Problem::at(error.loc, error.message).help(error.help)])?;
+    let mut problems: Vec<Problem> = yaml::remove_duplicate_keys(&mut root)
+        .into_iter()
+        .map(|duplicate| {
+            Problem::at(
+                duplicate.again,
+                format!("`{}` is given twice in the same mapping", duplicate.key),
+            )
+            .help(format!(
+                "it is first given at line {}, column {}; keep one of them",
+                duplicate.first.line, duplicate.first.column
+            ))
+        })
+        .collect();
+    let root = root;
     let Some(entries) = root.as_map() else {
         return Err(vec![
             Problem::at(
@@ -179,6 +183,7 @@ pub fn parse_source(source: &str, dir: &Path) -> Result<Drill, Vec<Problem>> {
     let mut steps = Vec::new();
     let mut step_nodes = Vec::new();
     let mut unparsed_step_ids = Vec::new();
+    let mut unparsed_steps = 0;
     if let Some((_, node)) = parts.steps {
         match &node.kind {
             NodeKind::Seq(items) => {
@@ -188,8 +193,12 @@ pub fn parse_source(source: &str, dir: &Path) -> Result<Drill, Vec<Problem>> {
                             steps.push(step);
                             step_nodes.push(item);
                         }
-                        Err(error) => {
+                        Err(mut error) => {
+                            if error.message == "missing field `id`" {
+                                error.help = Some("give every step an `id` ([a-z0-9-]+) that other steps can name in `needs`, e.g. `- id: restore`".into());
+                            }
                             report(Err(error));
+                            unparsed_steps += 1;
                             if let Some(id) = map_value(item, "id").and_then(Node::as_str) {
                                 unparsed_step_ids.push(id.to_owned());
                             }
@@ -257,6 +266,7 @@ pub fn parse_source(source: &str, dir: &Path) -> Result<Drill, Vec<Problem>> {
         step_nodes: &step_nodes,
         steps_key: parts.steps.map(|(key, _)| key.loc),
         unparsed_step_ids: &unparsed_step_ids,
+        unparsed_steps,
         known_probes: &known_probes,
         known_services: &known_services,
         version_loc: parts.version.map(|node| node.loc),

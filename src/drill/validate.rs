@@ -20,6 +20,9 @@ pub(crate) struct Context<'a> {
     pub step_nodes: &'a [&'a Node],
     pub steps_key: Option<Loc>,
     pub unparsed_step_ids: &'a [String],
+    /// Steps that did not parse, with or without an id: the graph-wide
+    /// checks (a fault step, a recover step) would guess wrong without them.
+    pub unparsed_steps: usize,
     pub known_probes: &'a [String],
     pub known_services: &'a [String],
     pub version_loc: Option<Loc>,
@@ -135,12 +138,14 @@ fn check_target(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
             check_file(cx.dir, config, "kind config", problems);
         }
         if !drill.services.is_empty() {
+            let loc = map_key(cx.root, "services")
+                .map(|key| key.loc)
+                .or(cx.services_loc)
+                .or(cx.target_loc)
+                .unwrap_or_default();
             problems.push(
-                Problem::at(
-                    cx.services_loc.unwrap_or(cx.target_loc.unwrap_or_default()),
-                    "`services` are for the local target only",
-                )
-                .help("on a kind target, deploy workloads with an `apply` step instead"),
+                Problem::at(loc, "`services` are for the local target only")
+                    .help("on a kind target, deploy workloads with an `apply` step instead"),
             );
         }
     }
@@ -160,15 +165,7 @@ fn check_file(dir: &Path, path: &Located<String>, what: &str, problems: &mut Vec
 
 fn check_probe_name(name: &Located<String>, cx: &Context, problems: &mut Vec<Problem>, what: &str) {
     if !cx.known_probes.iter().any(|known| known == &name.value) {
-        let help = if cx.known_probes.is_empty() {
-            "define it under `probes:`".to_owned()
-        } else {
-            yaml::suggest(
-                &name.value,
-                cx.known_probes.iter().map(String::as_str),
-                "probe",
-            )
-        };
+        let help = unknown_name_help(&name.value, cx.known_probes, "probe", "probes");
         problems.push(
             Problem::at(
                 name.loc,
@@ -176,6 +173,27 @@ fn check_probe_name(name: &Located<String>, cx: &Context, problems: &mut Vec<Pro
             )
             .help(help),
         );
+    }
+}
+
+/// A did-you-mean for a misspelt reference, or else where to define it.
+fn unknown_name_help(wrong: &str, known: &[String], what: &str, section: &str) -> String {
+    let known_list = || {
+        known
+            .iter()
+            .map(|name| format!("`{name}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match yaml::closest(wrong, known.iter().map(String::as_str)) {
+        Some(best) => format!("did you mean `{best}`? (defined {what}s: {})", known_list()),
+        None if known.is_empty() => {
+            format!("no {what}s are defined; define `{wrong}` under `{section}:`")
+        }
+        None => format!(
+            "define `{wrong}` under `{section}:`, or use one of: {}",
+            known_list()
+        ),
     }
 }
 
@@ -227,13 +245,10 @@ fn check_probe(probe: &Probe, loc: Loc, what: &str, drill: &Drill, problems: &mu
         .and_then(|expect| expect.stdout_matches.as_ref())
         && let Err(error) = regex::Regex::new(pattern)
     {
-        problems.push(Problem::at(
-            pattern.loc,
-            format!(
-                "invalid regular expression: {}",
-                one_line(&error.to_string())
-            ),
-        ));
+        problems.push(
+            Problem::at(pattern.loc, format!("{what}: `stdout_matches` is not a valid regular expression: {}", regex_reason(&error)))
+                .help("escape characters such as `(`, `[`, `.` with `\\` to match them literally, or use `stdout_contains` for plain text"),
+        );
     }
     if let Some(http) = &probe.http
         && !(http.url.starts_with("http://") || http.url.starts_with("https://"))
@@ -278,6 +293,19 @@ fn check_probe(probe: &Probe, loc: Loc, what: &str, drill: &Drill, problems: &mu
                     .help("Node and Pod: Ready; Deployment: Available; StatefulSet: Ready; any kind: Exists"),
             );
         }
+    }
+}
+
+/// The reason a regex does not compile, without the multi-line caret diagram.
+fn regex_reason(error: &regex::Error) -> String {
+    let text = error.to_string();
+    match text
+        .lines()
+        .rev()
+        .find_map(|line| line.trim().strip_prefix("error: "))
+    {
+        Some(reason) => reason.to_owned(),
+        None => one_line(&text),
     }
 }
 
@@ -385,7 +413,7 @@ fn check_steps(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
             .any(|step| step.actions().contains(&kind))
     };
     let steps_loc = cx.steps_key.unwrap_or(Loc { line: 1, column: 1 });
-    if cx.steps_key.is_some() && cx.unparsed_step_ids.is_empty() {
+    if cx.steps_key.is_some() && cx.unparsed_steps == 0 {
         if !has(ActionKind::Fault) {
             problems.push(
                 Problem::at(steps_loc, "the drill has no `fault` step")
@@ -541,6 +569,12 @@ fn check_fault(
         }
     };
     if !supported.contains(&kind) {
+        let other = match drill.target {
+            Target::Local => "it is a kind target fault (`target: {kind: {cluster: ...}}`)",
+            Target::Kind(_) => {
+                "it is a local target fault; on kind, a `run` fault can do the same inside a node"
+            }
+        };
         problems.push(
             Problem::at(
                 fault.loc,
@@ -550,7 +584,7 @@ fn check_fault(
                 ),
             )
             .help(format!(
-                "{} target faults: {}",
+                "{other}; {} target faults: {}",
                 drill.target.name(),
                 supported.join(", ")
             )),
@@ -561,22 +595,18 @@ fn check_fault(
         if names.0.is_empty() {
             problems.push(Problem::at(
                 fault.loc,
-                format!("step `{id}`: no service named"),
+                format!("step `{id}`: `{kind}` names no service"),
             ));
         }
         for name in &names.0 {
             if !cx.known_services.contains(&name.value) {
-                let help = if cx.known_services.is_empty() {
-                    "define it under `services:`".to_owned()
-                } else {
-                    yaml::suggest(
-                        &name.value,
-                        cx.known_services.iter().map(String::as_str),
-                        "service",
-                    )
-                };
+                let help = unknown_name_help(&name.value, cx.known_services, "service", "services");
                 problems.push(
-                    Problem::at(name.loc, format!("unknown service `{}`", name.value)).help(help),
+                    Problem::at(
+                        name.loc,
+                        format!("unknown service `{}` in the `{kind}` fault", name.value),
+                    )
+                    .help(help),
                 );
             }
         }

@@ -157,10 +157,31 @@ fn check_file(dir: &Path, path: &Located<String>, what: &str, problems: &mut Vec
         problems.push(
             Problem::at(path.loc, format!("{what} `{}` does not exist", path.value)).help(format!(
                 "paths are relative to the drill file's directory; looked for {}",
-                resolved.display()
+                tidy_path(&resolved).display()
             )),
         );
     }
+}
+
+/// `a/b/../c` as `a/c`, for messages: the path the user would look at.
+fn tidy_path(path: &Path) -> std::path::PathBuf {
+    use std::path::Component;
+    let mut tidy = std::path::PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir
+                if matches!(tidy.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                tidy.pop();
+            }
+            other => tidy.push(other),
+        }
+    }
+    if tidy.as_os_str().is_empty() {
+        tidy.push(".");
+    }
+    tidy
 }
 
 fn check_probe_name(name: &Located<String>, cx: &Context, problems: &mut Vec<Problem>, what: &str) {
@@ -173,6 +194,24 @@ fn check_probe_name(name: &Located<String>, cx: &Context, problems: &mut Vec<Pro
             )
             .help(help),
         );
+    }
+}
+
+/// A did-you-mean for a misspelt step in `needs`, with the ids it can name.
+fn unknown_step_help(wrong: &str, ids: &[&str], own_id: &str) -> String {
+    let others: Vec<&str> = ids.iter().copied().filter(|id| *id != own_id).collect();
+    let listed = others
+        .iter()
+        .map(|id| format!("`{id}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match yaml::closest(wrong, others.iter().copied()) {
+        Some(best) => format!("did you mean `{best}`? (other steps: {listed})"),
+        None if others.is_empty() => {
+            "no other step is defined; `needs` lists the ids of steps that must finish first"
+                .to_owned()
+        }
+        None => format!("`needs` lists ids of other steps: {listed}"),
     }
 }
 
@@ -355,6 +394,7 @@ fn check_services(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
 
 fn check_steps(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
     let mut seen: BTreeMap<&str, Loc> = BTreeMap::new();
+    let mut duplicate_ids = false;
     let mut ids: Vec<&str> = drill.steps.iter().map(|step| step.id.as_str()).collect();
     ids.extend(cx.unparsed_step_ids.iter().map(String::as_str));
     for (index, step) in drill.steps.iter().enumerate() {
@@ -366,6 +406,7 @@ fn check_steps(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
             );
         }
         if let Some(first) = seen.get(step.id.as_str()) {
+            duplicate_ids = true;
             problems.push(
                 Problem::at(
                     step.id.loc,
@@ -393,13 +434,8 @@ fn check_steps(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
                 );
             } else if !ids.contains(&need.as_str()) {
                 problems.push(
-                    Problem::at(need.loc, format!("unknown step `{}` in needs", need.value)).help(
-                        yaml::suggest(
-                            &need.value,
-                            ids.iter().copied().filter(|id| *id != step.id.as_str()),
-                            "step",
-                        ),
-                    ),
+                    Problem::at(need.loc, format!("unknown step `{}` in needs", need.value))
+                        .help(unknown_step_help(&need.value, &ids, &step.id.value)),
                 );
             }
         }
@@ -427,7 +463,14 @@ fn check_steps(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
             );
         }
     }
-    for cycle in crate::plan::cycles(drill) {
+    // With two steps of one id the graph merges them, and the cycles it
+    // finds are artefacts of the duplicate, not of the user's `needs`.
+    let cycles = if duplicate_ids {
+        Vec::new()
+    } else {
+        crate::plan::cycles(drill)
+    };
+    for cycle in cycles {
         let first = cycle
             .first()
             .and_then(|id| drill.step(id))
@@ -757,4 +800,18 @@ pub fn known_vars(drill: &Drill) -> BTreeSet<String> {
         vars.insert("KUBECONFIG".into());
     }
     vars
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_in_messages_are_tidied_without_touching_the_file_system() {
+        let tidy = |path: &str| tidy_path(Path::new(path)).display().to_string();
+        assert_eq!(tidy("invalid/../../runbooks/x.md"), "../runbooks/x.md");
+        assert_eq!(tidy("./a/./b/../c"), "a/c");
+        assert_eq!(tidy("../x"), "../x");
+        assert_eq!(tidy("a/.."), ".");
+    }
 }

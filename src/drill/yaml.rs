@@ -65,7 +65,7 @@ impl Node {
             NodeKind::Null => "nothing (null)".into(),
             NodeKind::Bool(value) => format!("the boolean `{value}`"),
             NodeKind::Int(value) => format!("the number `{value}`"),
-            NodeKind::Float(value) => format!("the number `{value}`"),
+            NodeKind::Float(value) => format!("the number `{value:?}`"),
             NodeKind::Str(value) => format!("the string `{}`", shorten(value)),
             NodeKind::Seq(_) => "a list".into(),
             NodeKind::Map(_) => "a mapping".into(),
@@ -217,7 +217,7 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
     }
     if text.trim().is_empty() {
         return Err(SyntaxError {
-            loc: Loc::default(),
+            loc: Loc { line: 1, column: 1 },
             message: "the file is empty".into(),
             help: "a drill starts with `version: 1`, `name: ...`, `objectives: {rto: ...}` and `steps:`; \
                    `firedrill schema` prints the whole format"
@@ -319,9 +319,33 @@ fn explain_saphyr_error(error: &serde_saphyr::Error) -> (String, String) {
             if message.contains("recursion limit") {
                 too_deep()
             } else {
-                (message, SYNTAX_HELP.to_owned())
+                let help = syntax_help(&message).to_owned();
+                (message, help)
             }
         }
+    }
+}
+
+/// What to do about the YAML syntax errors people make most.
+fn syntax_help(message: &str) -> &'static str {
+    let has = |text: &str| message.contains(text);
+    if has("tab") {
+        "YAML indents with spaces only: replace the tabs at the start of this line with spaces"
+    } else if has("mapping values are not allowed") {
+        "a `: ` here starts another key: quote a value that contains `: ` (`run: \"echo a: b\"`), \
+         or indent this line like the other keys of its mapping"
+    } else if has("quote") {
+        "the quoted string that starts here is never closed: add the closing quote"
+    } else if has("flow mapping") || has("brace") {
+        "a `{` before this point is not closed: look for a missing `}` or `,` on the lines above"
+    } else if has("flow sequence") || has("bracket") {
+        "a `[` before this point is not closed: look for a missing `]` or `,` on the lines above"
+    } else if has("block collection") || has("block mapping") || has("indent") {
+        "check the indentation: the keys of one mapping, and the `-` items of one list, start in the same column"
+    } else if has("anchor") {
+        "define the anchor with `&name` before using `*name`, or quote the value if the `*` is meant literally"
+    } else {
+        SYNTAX_HELP
     }
 }
 
@@ -446,6 +470,20 @@ impl DeError {
     fn at(mut self, loc: Loc) -> Self {
         if self.loc.is_none() {
             self.loc = Some(loc);
+        }
+        self
+    }
+
+    /// Names the field when the error is about the field's whole value
+    /// (`retries: three`), so that a message about a value in a flow mapping
+    /// or deep in a step still says which key it belongs to. Errors about a
+    /// key inside the value (an unknown field) already show that key.
+    pub(crate) fn in_field(mut self, name: &str, value_loc: Loc) -> Self {
+        if self.loc == Some(value_loc)
+            && !self.message.starts_with('`')
+            && !self.message.starts_with("unknown field")
+        {
+            self.message = format!("`{name}`: {}", self.message);
         }
         self
     }
@@ -616,7 +654,8 @@ impl<'de, 'a: 'de> SeqAccess<'de> for NodeSeq<'a> {
 
 struct NodeMap<'a> {
     entries: std::slice::Iter<'a, (Node, Node)>,
-    value: Option<&'a Node>,
+    /// The entry whose key was read last.
+    entry: Option<&'a (Node, Node)>,
 }
 
 impl<'de, 'a: 'de> MapAccess<'de> for NodeMap<'a> {
@@ -626,8 +665,9 @@ impl<'de, 'a: 'de> MapAccess<'de> for NodeMap<'a> {
         seed: K,
     ) -> Result<Option<K::Value>, DeError> {
         match self.entries.next() {
-            Some((key, value)) => {
-                self.value = Some(value);
+            Some(entry) => {
+                self.entry = Some(entry);
+                let key = &entry.0;
                 seed.deserialize(key)
                     .map(Some)
                     .map_err(|error| error.at(key.loc))
@@ -636,11 +676,14 @@ impl<'de, 'a: 'de> MapAccess<'de> for NodeMap<'a> {
         }
     }
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
-        let value = self
-            .value
+        let (key, value) = self
+            .entry
             .take()
             .ok_or_else(|| <DeError as de::Error>::custom("a value without a key"))?;
-        seed.deserialize(value).map_err(|error| error.at(value.loc))
+        seed.deserialize(value).map_err(|error| match key.as_str() {
+            Some(name) => error.at(value.loc).in_field(name, value.loc),
+            None => error.at(value.loc),
+        })
     }
 }
 
@@ -724,10 +767,20 @@ impl<'de, 'a: 'de> de::VariantAccess<'de> for NodeVariant<'a> {
 }
 
 fn wrong_type(node: &Node, expected: &str) -> DeError {
+    let help = match (&node.kind, expected) {
+        (NodeKind::Str(value), "a list") => {
+            Some(format!("write it as a list, even of one: `[{value}]`"))
+        }
+        (NodeKind::Seq(_) | NodeKind::Map(_), "a string") => Some(
+            "write it as one string; quote it (`\"...\"`) if it starts with `[`, `{`, `*` or `&`, or contains `: `"
+                .to_owned(),
+        ),
+        _ => None,
+    };
     DeError {
         loc: Some(node.loc),
         message: format!("expected {expected}, found {}", node.describe()),
-        help: None,
+        help,
     }
 }
 
@@ -746,7 +799,7 @@ impl<'de, 'a: 'de> de::Deserializer<'de> for &'a Node {
             }),
             NodeKind::Map(entries) => visitor.visit_map(NodeMap {
                 entries: entries.iter(),
-                value: None,
+                entry: None,
             }),
         };
         result.map_err(|error| error.at(self.loc))
@@ -852,12 +905,12 @@ impl<'de, 'a: 'de> de::Deserializer<'de> for &'a Node {
         match &self.kind {
             NodeKind::Map(entries) => visitor.visit_map(NodeMap {
                 entries: entries.iter(),
-                value: None,
+                entry: None,
             }),
             // `fault: {delete_cluster: }` style: an empty value is an empty map.
             NodeKind::Null => visitor.visit_map(NodeMap {
                 entries: [].iter(),
-                value: None,
+                entry: None,
             }),
             _ => Err(wrong_type(self, "a mapping")),
         }

@@ -344,6 +344,9 @@ fn syntax_help(message: &str) -> &'static str {
         "check the indentation: the keys of one mapping, and the `-` items of one list, start in the same column"
     } else if has("anchor") {
         "define the anchor with `&name` before using `*name`, or quote the value if the `*` is meant literally"
+    } else if has("unexpected character") {
+        "YAML reserves `@` and `` ` `` at the start of a value and allows no control characters: \
+         quote the value (`\"...\"`), or remove the character"
     } else {
         SYNTAX_HELP
     }
@@ -352,8 +355,13 @@ fn syntax_help(message: &str) -> &'static str {
 fn clean_saphyr_message(message: &str) -> String {
     // serde-saphyr appends " at line X column Y"; the location is rendered separately.
     let first = message.lines().next().unwrap_or(message).trim();
-    match first.rfind(" at line ") {
-        Some(index) => first[..index].to_owned(),
+    let first = match first.rfind(" at line ") {
+        Some(index) => &first[..index],
+        None => first,
+    };
+    // It quotes a character as `c' (TeX style); every other message uses `c`.
+    match first.strip_prefix("unexpected character: `") {
+        Some(quoted) => format!("unexpected character `{}`", quoted.trim_end_matches('\'')),
         None => first.to_owned(),
     }
 }

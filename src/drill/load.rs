@@ -231,17 +231,7 @@ pub fn parse_source(source: &str, dir: &Path) -> Result<Drill, Vec<Problem>> {
             problems.push(de_problem(error));
         }
     };
-    let version: Option<u32> = field("version", parts.version, &mut |result: Result<
-        (),
-        DeError,
-    >| {
-        report(result.map_err(|mut error| {
-            error.help.get_or_insert_with(|| {
-                "the format version is the number 1: write `version: 1`".into()
-            });
-            error
-        }))
-    });
+    let version: Option<u32> = field("version", parts.version, &mut report);
     let name: Option<String> = field("name", parts.name, &mut report);
     let description: Option<String> = field("description", parts.description, &mut report);
     let target: Option<Target> = field("target", parts.target, &mut report);
@@ -387,9 +377,28 @@ fn field<'a, T: Deserialize<'a>>(
     match yaml::from_node::<T>(node) {
         Ok(value) => Some(value),
         Err(error) => {
-            report(Err(error.in_field(name, node.loc)));
+            let mut error = error.in_field(name, node.loc);
+            // Only for the field's own value: a bad `rto` inside it has its own message.
+            if error.help.is_none() && error.loc == Some(node.loc) {
+                error.help = field_help(name).map(str::to_owned);
+            }
+            report(Err(error));
             None
         }
+    }
+}
+
+/// What a top-level field looks like, for errors that have no better help.
+fn field_help(name: &str) -> Option<&'static str> {
+    match name {
+        "version" => Some("the format version is the number 1: write `version: 1`"),
+        "target" => Some(
+            "`target: local` (the default), or `target: {kind: {cluster: NAME, config: PATH}}` for a kind cluster",
+        ),
+        "objectives" => Some(
+            "`objectives: {rto: 2m}`: the recovery time objective is required; `rpo` and `min_score` are optional",
+        ),
+        _ => None,
     }
 }
 

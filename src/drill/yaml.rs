@@ -487,10 +487,13 @@ impl DeError {
     /// or deep in a step still says which key it belongs to. Errors about a
     /// key inside the value (an unknown field) already show that key.
     pub(crate) fn in_field(mut self, name: &str, value_loc: Loc) -> Self {
-        if self.loc == Some(value_loc)
-            && !self.message.starts_with('`')
-            && !self.message.starts_with("unknown field")
-        {
+        // "`name`: ..." already says which field it is about.
+        let named = self
+            .message
+            .strip_prefix('`')
+            .and_then(|rest| rest.split_once("`: "))
+            .is_some_and(|(name, _)| !name.contains('`'));
+        if self.loc == Some(value_loc) && !named && !self.message.starts_with("unknown field") {
             self.message = format!("`{name}`: {}", self.message);
         }
         self
@@ -715,6 +718,7 @@ impl<'de, 'a: 'de> de::EnumAccess<'de> for NodeEnum<'a> {
             NodeVariant {
                 value: self.value,
                 loc: self.variant.loc,
+                name: self.variant.as_str(),
             },
         ))
     }
@@ -723,6 +727,8 @@ impl<'de, 'a: 'de> de::EnumAccess<'de> for NodeEnum<'a> {
 struct NodeVariant<'a> {
     value: Option<&'a Node>,
     loc: Loc,
+    /// The variant as written, for messages.
+    name: Option<&'a str>,
 }
 
 impl<'de, 'a: 'de> de::VariantAccess<'de> for NodeVariant<'a> {
@@ -741,9 +747,15 @@ impl<'de, 'a: 'de> de::VariantAccess<'de> for NodeVariant<'a> {
     fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, DeError> {
         match self.value {
             Some(node) => seed.deserialize(node).map_err(|error| error.at(node.loc)),
+            // `target: kind`: the name alone, without the settings it needs.
             None => Err(DeError {
                 loc: Some(self.loc),
-                message: "expected a value".into(),
+                message: match self.name {
+                    Some(name) => {
+                        format!("`{name}` needs its settings below it, as `{name}: {{...}}`")
+                    }
+                    None => "expected a value".into(),
+                },
                 help: None,
             }),
         }

@@ -63,46 +63,86 @@ impl FileProblems {
         } else {
             GraphicalTheme::unicode_nocolor()
         };
+        // Messages are not wrapped: `file:line:col: message` stays one line
+        // that editors and grep can use, and paths are never split.
         let handler = GraphicalReportHandler::new_themed(theme)
             .with_width(100)
+            .with_wrap_lines(false)
             .with_context_lines(1);
         let mut out = String::new();
         let name = self.path.display().to_string();
         for problem in &self.problems {
-            if problem.loc.line == 0 || self.source.is_empty() {
-                out.push_str(&format!("error: {name}: {}\n", problem.message));
-                if let Some(help) = &problem.help {
-                    out.push_str(&format!("  help: {help}\n"));
-                }
-                out.push('\n');
-                continue;
-            }
-            let (offset, len) = span_at(&self.source, problem.loc);
-            let mut diagnostic = MietteDiagnostic::new(format!(
-                "{name}:{}:{}: {}",
-                problem.loc.line, problem.loc.column, problem.message
-            ))
-            .with_label(LabeledSpan::at(offset..offset + len, "here"));
+            let place = if problem.loc.line == 0 {
+                name.clone()
+            } else {
+                format!("{name}:{}:{}", problem.loc.line, problem.loc.column)
+            };
+            let mut diagnostic = MietteDiagnostic::new(format!("{place}: {}", problem.message));
             if let Some(help) = &problem.help {
                 diagnostic = diagnostic.with_help(help.clone());
             }
-            let report = miette::Report::new(diagnostic)
-                .with_source_code(NamedSource::new(name.clone(), self.source.clone()));
+            let report = match line_text(&self.source, problem.loc.line) {
+                Some(line) if line.chars().count() <= MAX_SNIPPET_LINE => {
+                    let (offset, len) = span_at(&self.source, problem.loc);
+                    miette::Report::new(
+                        diagnostic.with_label(LabeledSpan::at(offset..offset + len, "here")),
+                    )
+                    .with_source_code(NamedSource::new(name.clone(), self.source.clone()))
+                }
+                // A generated or minified line would flood the terminal:
+                // show the part around the column instead.
+                Some(line) => {
+                    diagnostic.message = format!(
+                        "{}\nnear: {}",
+                        diagnostic.message,
+                        excerpt(line, problem.loc.column)
+                    );
+                    miette::Report::new(diagnostic)
+                }
+                None => miette::Report::new(diagnostic),
+            };
             let mut rendered = String::new();
             if handler
                 .render_report(&mut rendered, report.as_ref())
                 .is_err()
             {
-                rendered = format!(
-                    "{name}:{}:{}: {}\n",
-                    problem.loc.line, problem.loc.column, problem.message
-                );
+                rendered = format!("error: {place}: {}\n", problem.message);
+                if let Some(help) = &problem.help {
+                    rendered.push_str(&format!("  help: {help}\n"));
+                }
             }
             out.push_str(&rendered);
             out.push('\n');
         }
         out
     }
+}
+
+/// Lines longer than this (in characters) are not shown whole.
+const MAX_SNIPPET_LINE: usize = 200;
+
+/// The text of a 1-based line, without its line break.
+fn line_text(source: &str, line: u32) -> Option<&str> {
+    let index = usize::try_from(line).ok()?.checked_sub(1)?;
+    source.lines().nth(index)
+}
+
+/// About 60 characters of `line` around a 1-based column.
+fn excerpt(line: &str, column: u32) -> String {
+    const WIDTH: usize = 60;
+    let chars: Vec<char> = line.chars().collect();
+    let column = (column as usize).saturating_sub(1).min(chars.len());
+    let start = column.saturating_sub(WIDTH / 2);
+    let end = (start + WIDTH).min(chars.len());
+    let mut text = String::new();
+    if start > 0 {
+        text.push('…');
+    }
+    text.extend(&chars[start..end]);
+    if end < chars.len() {
+        text.push('…');
+    }
+    text
 }
 
 /// Byte offset and length of the token a location points at.

@@ -58,32 +58,46 @@ pub fn load(path: &Path) -> Result<LoadedDrill, FileProblems> {
             ),
         )
     })?;
-    if bytes.contains(&0) {
+    if let Some(nul) = bytes.iter().position(|&byte| byte == 0) {
         return Err(FileProblems::unreadable(
             path,
-            Problem::at(Loc::default(), "this is a binary file, not a YAML drill")
-                .help("a drill is a YAML text file; see `firedrill schema` for its format"),
+            Problem::at(
+                loc_of_byte(&bytes, nul),
+                "this is a binary file, not a YAML drill: it has a NUL byte at this position",
+            )
+            .help("a drill is a YAML text file; `firedrill schema` describes its format"),
         ));
     }
-    let source = String::from_utf8(bytes).map_err(|error| {
-        FileProblems::unreadable(
-            path,
-            Problem::at(
-                Loc::default(),
-                format!(
-                    "the file is not UTF-8 text (invalid byte at offset {})",
-                    error.utf8_error().valid_up_to()
-                ),
-            )
-            .help("save the drill as UTF-8"),
-        )
-    })?;
+    let source = match String::from_utf8(bytes) {
+        Ok(source) => source,
+        Err(error) => {
+            let bytes = error.as_bytes();
+            let bad = error.utf8_error().valid_up_to();
+            // Shown with the bad bytes replaced, so the user sees where they are.
+            return Err(FileProblems {
+                path: path.to_owned(),
+                source: lone_cr_to_lf(&String::from_utf8_lossy(bytes)).into_owned(),
+                problems: vec![
+                    Problem::at(
+                        loc_of_byte(bytes, bad),
+                        format!(
+                            "the file is not UTF-8 text: byte 0x{:02X} here is not valid UTF-8 (shown as \u{FFFD})",
+                            bytes[bad]
+                        ),
+                    )
+                    .help("save the drill as UTF-8; other encodings such as Latin-1 or UTF-16 are not read"),
+                ],
+            });
+        }
+    };
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let dir = if dir.as_os_str().is_empty() {
         PathBuf::from(".")
     } else {
         dir
     };
+    // Rendered from the same text the locations were counted in.
+    let source = lone_cr_to_lf(&source).into_owned();
     match parse_source(&source, &dir) {
         Ok(drill) => Ok(LoadedDrill {
             path: path.to_owned(),
@@ -102,20 +116,68 @@ pub fn load(path: &Path) -> Result<LoadedDrill, FileProblems> {
     }
 }
 
+/// Line and column (in characters, as a text editor counts them) of a byte
+/// offset in a file that may not be valid UTF-8.
+fn loc_of_byte(bytes: &[u8], offset: usize) -> Loc {
+    let before = &bytes[..offset.min(bytes.len())];
+    // Line breaks as YAML counts them: `\n`, and a `\r` not followed by `\n`.
+    let is_break =
+        |i: usize| before[i] == b'\n' || (before[i] == b'\r' && bytes.get(i + 1) != Some(&b'\n'));
+    let line_start = (0..before.len())
+        .rev()
+        .find(|&i| is_break(i))
+        .map_or(0, |i| i + 1);
+    let line = (0..before.len()).filter(|&i| is_break(i)).count() + 1;
+    let column = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
+    Loc {
+        line: u32::try_from(line).unwrap_or(u32::MAX),
+        column: u32::try_from(column).unwrap_or(u32::MAX),
+    }
+}
+
+/// YAML counts a lone `\r` (old Mac line ends) as a line break and so
+/// reports lines by it; as `\n` it means the same to YAML, and the lines
+/// shown under an error are the lines the parser counted.
+fn lone_cr_to_lf(text: &str) -> std::borrow::Cow<'_, str> {
+    let bytes = text.as_bytes();
+    let lone = |i: usize| bytes[i] == b'\r' && bytes.get(i + 1) != Some(&b'\n');
+    if !(0..bytes.len()).any(lone) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut fixed = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\r' && chars.peek() != Some(&'\n') {
+            fixed.push('\n');
+        } else {
+            fixed.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(fixed)
+}
+
 /// Parses and validates drill text; `dir` is where relative paths resolve.
 pub fn parse_source(source: &str, dir: &Path) -> Result<Drill, Vec<Problem>> {
-    let root = yaml::parse(source).map_err(|error| {
-        let loc = if error.loc.line == 0 {
-            Loc { line: 1, column: 1 }
-        } else {
-            error.loc
-        };
-        vec![
-            Problem::at(loc, error.message)
-                .help("fix the YAML syntax first; the rest of the file is checked once it parses"),
-        ]
-    })?;
-    let mut problems = Vec::new();
+    let source = lone_cr_to_lf(source);
+    let mut root = yaml::parse(&source)
+        .map_err(|error| vec![Problem::at(error.loc, error.message).help(error.help)])?;
+    let mut problems: Vec<Problem> = yaml::remove_duplicate_keys(&mut root)
+        .into_iter()
+        .map(|duplicate| {
+            Problem::at(
+                duplicate.again,
+                format!("`{}` is given twice in the same mapping", duplicate.key),
+            )
+            .help(format!(
+                "it is first given at line {}, column {}; keep one of them",
+                duplicate.first.line, duplicate.first.column
+            ))
+        })
+        .collect();
+    let root = root;
     let Some(entries) = root.as_map() else {
         return Err(vec![
             Problem::at(
@@ -125,7 +187,11 @@ pub fn parse_source(source: &str, dir: &Path) -> Result<Drill, Vec<Problem>> {
                     root.describe()
                 ),
             )
-            .help("start the file with `version: 1`"),
+            .help(if matches!(root.kind, NodeKind::Seq(_)) {
+                "a drill's top-level fields are keys, not list items: remove the leading `- `"
+            } else {
+                "start the file with `version: 1`, then `name:`, `objectives:` and `steps:`, each on its own line"
+            }),
         ]);
     };
     let mut parts = Parts::default();
@@ -165,20 +231,21 @@ pub fn parse_source(source: &str, dir: &Path) -> Result<Drill, Vec<Problem>> {
             problems.push(de_problem(error));
         }
     };
-    let version: Option<u32> = field(parts.version, &mut report);
-    let name: Option<String> = field(parts.name, &mut report);
-    let description: Option<String> = field(parts.description, &mut report);
-    let target: Option<Target> = field(parts.target, &mut report);
-    let vars: Option<BTreeMap<String, String>> = field(parts.vars, &mut report);
-    let objectives: Option<Objectives> = field(parts.objectives, &mut report);
-    let steady_state = field(parts.steady_state, &mut report);
-    let guards = field(parts.guards, &mut report);
-    let data: Option<DataSpec> = field(parts.data, &mut report);
-    let (services, known_services) = named_map::<Service>(parts.services, &mut report);
-    let (probes, known_probes) = named_map::<Probe>(parts.probes, &mut report);
+    let version: Option<u32> = field("version", parts.version, &mut report);
+    let name: Option<String> = field("name", parts.name, &mut report);
+    let description: Option<String> = field("description", parts.description, &mut report);
+    let target: Option<Target> = field("target", parts.target, &mut report);
+    let vars: Option<BTreeMap<String, String>> = field("vars", parts.vars, &mut report);
+    let objectives: Option<Objectives> = field("objectives", parts.objectives, &mut report);
+    let steady_state = field("steady_state", parts.steady_state, &mut report);
+    let guards = field("guards", parts.guards, &mut report);
+    let data: Option<DataSpec> = field("data", parts.data, &mut report);
+    let (services, known_services) = named_map::<Service>("services", parts.services, &mut report);
+    let (probes, known_probes) = named_map::<Probe>("probes", parts.probes, &mut report);
     let mut steps = Vec::new();
     let mut step_nodes = Vec::new();
     let mut unparsed_step_ids = Vec::new();
+    let mut unparsed_steps = 0;
     if let Some((_, node)) = parts.steps {
         match &node.kind {
             NodeKind::Seq(items) => {
@@ -188,8 +255,12 @@ pub fn parse_source(source: &str, dir: &Path) -> Result<Drill, Vec<Problem>> {
                             steps.push(step);
                             step_nodes.push(item);
                         }
-                        Err(error) => {
+                        Err(mut error) => {
+                            if error.message == "missing field `id`" {
+                                error.help = Some("give every step an `id` ([a-z0-9-]+) that other steps can name in `needs`, e.g. `- id: restore`".into());
+                            }
                             report(Err(error));
+                            unparsed_steps += 1;
                             if let Some(id) = map_value(item, "id").and_then(Node::as_str) {
                                 unparsed_step_ids.push(id.to_owned());
                             }
@@ -197,11 +268,18 @@ pub fn parse_source(source: &str, dir: &Path) -> Result<Drill, Vec<Problem>> {
                     }
                 }
             }
-            _ => report(Err(DeError {
-                loc: Some(node.loc),
-                message: format!("expected a list of steps, found {}", node.describe()),
-                help: Some("write `steps:` followed by `- id: ...` items".into()),
-            })),
+            _ => {
+                // Not a list: the checks that need every step are skipped.
+                unparsed_steps += 1;
+                report(Err(DeError {
+                    loc: Some(node.loc),
+                    message: format!(
+                        "`steps`: expected a list of steps, found {}",
+                        node.describe()
+                    ),
+                    help: Some("write `steps:` followed by `- id: ...` items".into()),
+                }));
+            }
         }
     }
 
@@ -257,6 +335,7 @@ pub fn parse_source(source: &str, dir: &Path) -> Result<Drill, Vec<Problem>> {
         step_nodes: &step_nodes,
         steps_key: parts.steps.map(|(key, _)| key.loc),
         unparsed_step_ids: &unparsed_step_ids,
+        unparsed_steps,
         known_probes: &known_probes,
         known_services: &known_services,
         version_loc: parts.version.map(|node| node.loc),
@@ -288,7 +367,9 @@ struct Parts<'a> {
     steps: Option<(&'a Node, &'a Node)>,
 }
 
+/// The top-level field `name`, if present and well-formed.
 fn field<'a, T: Deserialize<'a>>(
+    name: &str,
     node: Option<&'a Node>,
     report: &mut impl FnMut(Result<(), DeError>),
 ) -> Option<T> {
@@ -296,9 +377,28 @@ fn field<'a, T: Deserialize<'a>>(
     match yaml::from_node::<T>(node) {
         Ok(value) => Some(value),
         Err(error) => {
+            let mut error = error.in_field(name, node.loc);
+            // Only for the field's own value: a bad `rto` inside it has its own message.
+            if error.help.is_none() && error.loc == Some(node.loc) {
+                error.help = field_help(name).map(str::to_owned);
+            }
             report(Err(error));
             None
         }
+    }
+}
+
+/// What a top-level field looks like, for errors that have no better help.
+fn field_help(name: &str) -> Option<&'static str> {
+    match name {
+        "version" => Some("the format version is the number 1: write `version: 1`"),
+        "target" => Some(
+            "`target: local` (the default), or `target: {kind: {cluster: NAME, config: PATH}}` for a kind cluster",
+        ),
+        "objectives" => Some(
+            "`objectives: {rto: 2m}`: the recovery time objective is required; `rpo` and `min_score` are optional",
+        ),
+        _ => None,
     }
 }
 
@@ -306,6 +406,7 @@ fn field<'a, T: Deserialize<'a>>(
 /// the values that parsed and every name, parsed or not, so that references
 /// to a broken definition are not reported as missing too.
 fn named_map<'a, T: Deserialize<'a>>(
+    section: &str,
     node: Option<&'a Node>,
     report: &mut impl FnMut(Result<(), DeError>),
 ) -> (BTreeMap<String, T>, Vec<String>) {
@@ -321,10 +422,12 @@ fn named_map<'a, T: Deserialize<'a>>(
             report(Err(DeError {
                 loc: Some(node.loc),
                 message: format!(
-                    "expected a mapping of names to definitions, found {}",
+                    "`{section}`: expected a mapping of names to definitions, found {}",
                     node.describe()
                 ),
-                help: None,
+                help: Some(format!(
+                    "write each one as `name:` indented under `{section}:`, with its definition below it"
+                )),
             }));
             return (values, names);
         }
@@ -343,7 +446,7 @@ fn named_map<'a, T: Deserialize<'a>>(
             Ok(parsed) => {
                 values.insert(name.to_owned(), parsed);
             }
-            Err(error) => report(Err(error)),
+            Err(error) => report(Err(error.in_field(name, value.loc))),
         }
     }
     (values, names)
@@ -370,5 +473,30 @@ fn de_problem(error: DeError) -> Problem {
         loc: error.loc.unwrap_or(Loc { line: 1, column: 1 }),
         message: error.message,
         help: error.help,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_locations_count_lines_and_characters_as_yaml_and_editors_do() {
+        let bytes = b"a: \xc3\xa9\r\nb: x\rc: \xff";
+        assert_eq!(loc_of_byte(bytes, 5), Loc { line: 1, column: 5 });
+        assert_eq!(loc_of_byte(bytes, 7), Loc { line: 2, column: 1 });
+        assert_eq!(
+            loc_of_byte(bytes, bytes.len() - 1),
+            Loc { line: 3, column: 4 }
+        );
+    }
+
+    #[test]
+    fn lone_carriage_returns_become_line_feeds_and_crlf_stays() {
+        assert_eq!(lone_cr_to_lf("a\rb\r\nc\r"), "a\nb\r\nc\n");
+        assert!(matches!(
+            lone_cr_to_lf("a\r\nb\n"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 }

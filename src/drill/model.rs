@@ -26,7 +26,21 @@ impl<'de> Deserialize<'de> for Dur {
         let text = String::deserialize(deserializer)?;
         crate::duration::parse_duration(&text)
             .map(Dur)
-            .map_err(de::Error::custom)
+            .map_err(|error| {
+                // `timeout: 30` is the commonest slip: say which unit to add.
+                if text.trim().parse::<u64>().is_ok() {
+                    de::Error::custom(format!(
+                        "{error}; a number needs a unit, e.g. `{}s`",
+                        text.trim()
+                    ))
+                } else if text.contains('.') {
+                    de::Error::custom(format!(
+                        "{error}; write fractions with a smaller unit, e.g. `1s500ms` or `1500ms`"
+                    ))
+                } else {
+                    de::Error::custom(error)
+                }
+            })
     }
 }
 

@@ -20,6 +20,9 @@ pub(crate) struct Context<'a> {
     pub step_nodes: &'a [&'a Node],
     pub steps_key: Option<Loc>,
     pub unparsed_step_ids: &'a [String],
+    /// Steps that did not parse, with or without an id: the graph-wide
+    /// checks (a fault step, a recover step) would guess wrong without them.
+    pub unparsed_steps: usize,
     pub known_probes: &'a [String],
     pub known_services: &'a [String],
     pub version_loc: Option<Loc>,
@@ -135,12 +138,14 @@ fn check_target(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
             check_file(cx.dir, config, "kind config", problems);
         }
         if !drill.services.is_empty() {
+            let loc = map_key(cx.root, "services")
+                .map(|key| key.loc)
+                .or(cx.services_loc)
+                .or(cx.target_loc)
+                .unwrap_or_default();
             problems.push(
-                Problem::at(
-                    cx.services_loc.unwrap_or(cx.target_loc.unwrap_or_default()),
-                    "`services` are for the local target only",
-                )
-                .help("on a kind target, deploy workloads with an `apply` step instead"),
+                Problem::at(loc, "`services` are for the local target only")
+                    .help("on a kind target, deploy workloads with an `apply` step instead"),
             );
         }
     }
@@ -152,23 +157,36 @@ fn check_file(dir: &Path, path: &Located<String>, what: &str, problems: &mut Vec
         problems.push(
             Problem::at(path.loc, format!("{what} `{}` does not exist", path.value)).help(format!(
                 "paths are relative to the drill file's directory; looked for {}",
-                resolved.display()
+                tidy_path(&resolved).display()
             )),
         );
     }
 }
 
+/// `a/b/../c` as `a/c`, for messages: the path the user would look at.
+fn tidy_path(path: &Path) -> std::path::PathBuf {
+    use std::path::Component;
+    let mut tidy = std::path::PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir
+                if matches!(tidy.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                tidy.pop();
+            }
+            other => tidy.push(other),
+        }
+    }
+    if tidy.as_os_str().is_empty() {
+        tidy.push(".");
+    }
+    tidy
+}
+
 fn check_probe_name(name: &Located<String>, cx: &Context, problems: &mut Vec<Problem>, what: &str) {
     if !cx.known_probes.iter().any(|known| known == &name.value) {
-        let help = if cx.known_probes.is_empty() {
-            "define it under `probes:`".to_owned()
-        } else {
-            yaml::suggest(
-                &name.value,
-                cx.known_probes.iter().map(String::as_str),
-                "probe",
-            )
-        };
+        let help = unknown_name_help(&name.value, cx.known_probes, "probe", "probes");
         problems.push(
             Problem::at(
                 name.loc,
@@ -176,6 +194,45 @@ fn check_probe_name(name: &Located<String>, cx: &Context, problems: &mut Vec<Pro
             )
             .help(help),
         );
+    }
+}
+
+/// A did-you-mean for a misspelt step in `needs`, with the ids it can name.
+fn unknown_step_help(wrong: &str, ids: &[&str], own_id: &str) -> String {
+    let others: Vec<&str> = ids.iter().copied().filter(|id| *id != own_id).collect();
+    let listed = others
+        .iter()
+        .map(|id| format!("`{id}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match yaml::closest(wrong, others.iter().copied()) {
+        Some(best) => format!("did you mean `{best}`? (other steps: {listed})"),
+        None if others.is_empty() => {
+            "no other step is defined; `needs` lists the ids of steps that must finish first"
+                .to_owned()
+        }
+        None => format!("`needs` lists ids of other steps: {listed}"),
+    }
+}
+
+/// A did-you-mean for a misspelt reference, or else where to define it.
+fn unknown_name_help(wrong: &str, known: &[String], what: &str, section: &str) -> String {
+    let known_list = || {
+        known
+            .iter()
+            .map(|name| format!("`{name}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match yaml::closest(wrong, known.iter().map(String::as_str)) {
+        Some(best) => format!("did you mean `{best}`? (defined {what}s: {})", known_list()),
+        None if known.is_empty() => {
+            format!("no {what}s are defined; define `{wrong}` under `{section}:`")
+        }
+        None => format!(
+            "define `{wrong}` under `{section}:`, or use one of: {}",
+            known_list()
+        ),
     }
 }
 
@@ -227,13 +284,10 @@ fn check_probe(probe: &Probe, loc: Loc, what: &str, drill: &Drill, problems: &mu
         .and_then(|expect| expect.stdout_matches.as_ref())
         && let Err(error) = regex::Regex::new(pattern)
     {
-        problems.push(Problem::at(
-            pattern.loc,
-            format!(
-                "invalid regular expression: {}",
-                one_line(&error.to_string())
-            ),
-        ));
+        problems.push(
+            Problem::at(pattern.loc, format!("{what}: `stdout_matches` is not a valid regular expression: {}", regex_reason(&error)))
+                .help("escape characters such as `(`, `[`, `.` with `\\` to match them literally, or use `stdout_contains` for plain text"),
+        );
     }
     if let Some(http) = &probe.http
         && !(http.url.starts_with("http://") || http.url.starts_with("https://"))
@@ -278,6 +332,19 @@ fn check_probe(probe: &Probe, loc: Loc, what: &str, drill: &Drill, problems: &mu
                     .help("Node and Pod: Ready; Deployment: Available; StatefulSet: Ready; any kind: Exists"),
             );
         }
+    }
+}
+
+/// The reason a regex does not compile, without the multi-line caret diagram.
+fn regex_reason(error: &regex::Error) -> String {
+    let text = error.to_string();
+    match text
+        .lines()
+        .rev()
+        .find_map(|line| line.trim().strip_prefix("error: "))
+    {
+        Some(reason) => reason.to_owned(),
+        None => one_line(&text),
     }
 }
 
@@ -327,6 +394,7 @@ fn check_services(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
 
 fn check_steps(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
     let mut seen: BTreeMap<&str, Loc> = BTreeMap::new();
+    let mut duplicate_ids = false;
     let mut ids: Vec<&str> = drill.steps.iter().map(|step| step.id.as_str()).collect();
     ids.extend(cx.unparsed_step_ids.iter().map(String::as_str));
     for (index, step) in drill.steps.iter().enumerate() {
@@ -338,6 +406,7 @@ fn check_steps(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
             );
         }
         if let Some(first) = seen.get(step.id.as_str()) {
+            duplicate_ids = true;
             problems.push(
                 Problem::at(
                     step.id.loc,
@@ -365,13 +434,8 @@ fn check_steps(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
                 );
             } else if !ids.contains(&need.as_str()) {
                 problems.push(
-                    Problem::at(need.loc, format!("unknown step `{}` in needs", need.value)).help(
-                        yaml::suggest(
-                            &need.value,
-                            ids.iter().copied().filter(|id| *id != step.id.as_str()),
-                            "step",
-                        ),
-                    ),
+                    Problem::at(need.loc, format!("unknown step `{}` in needs", need.value))
+                        .help(unknown_step_help(&need.value, &ids, &step.id.value)),
                 );
             }
         }
@@ -385,7 +449,7 @@ fn check_steps(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
             .any(|step| step.actions().contains(&kind))
     };
     let steps_loc = cx.steps_key.unwrap_or(Loc { line: 1, column: 1 });
-    if cx.steps_key.is_some() && cx.unparsed_step_ids.is_empty() {
+    if cx.steps_key.is_some() && cx.unparsed_steps == 0 {
         if !has(ActionKind::Fault) {
             problems.push(
                 Problem::at(steps_loc, "the drill has no `fault` step")
@@ -399,7 +463,14 @@ fn check_steps(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
             );
         }
     }
-    for cycle in crate::plan::cycles(drill) {
+    // With two steps of one id the graph merges them, and the cycles it
+    // finds are artefacts of the duplicate, not of the user's `needs`.
+    let cycles = if duplicate_ids {
+        Vec::new()
+    } else {
+        crate::plan::cycles(drill)
+    };
+    for cycle in cycles {
         let first = cycle
             .first()
             .and_then(|id| drill.step(id))
@@ -541,6 +612,12 @@ fn check_fault(
         }
     };
     if !supported.contains(&kind) {
+        let other = match drill.target {
+            Target::Local => "it is a kind target fault (`target: {kind: {cluster: ...}}`)",
+            Target::Kind(_) => {
+                "it is a local target fault; on kind, a `run` fault can do the same inside a node"
+            }
+        };
         problems.push(
             Problem::at(
                 fault.loc,
@@ -550,7 +627,7 @@ fn check_fault(
                 ),
             )
             .help(format!(
-                "{} target faults: {}",
+                "{other}; {} target faults: {}",
                 drill.target.name(),
                 supported.join(", ")
             )),
@@ -561,22 +638,18 @@ fn check_fault(
         if names.0.is_empty() {
             problems.push(Problem::at(
                 fault.loc,
-                format!("step `{id}`: no service named"),
+                format!("step `{id}`: `{kind}` names no service"),
             ));
         }
         for name in &names.0 {
             if !cx.known_services.contains(&name.value) {
-                let help = if cx.known_services.is_empty() {
-                    "define it under `services:`".to_owned()
-                } else {
-                    yaml::suggest(
-                        &name.value,
-                        cx.known_services.iter().map(String::as_str),
-                        "service",
-                    )
-                };
+                let help = unknown_name_help(&name.value, cx.known_services, "service", "services");
                 problems.push(
-                    Problem::at(name.loc, format!("unknown service `{}`", name.value)).help(help),
+                    Problem::at(
+                        name.loc,
+                        format!("unknown service `{}` in the `{kind}` fault", name.value),
+                    )
+                    .help(help),
                 );
             }
         }
@@ -727,4 +800,18 @@ pub fn known_vars(drill: &Drill) -> BTreeSet<String> {
         vars.insert("KUBECONFIG".into());
     }
     vars
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_in_messages_are_tidied_without_touching_the_file_system() {
+        let tidy = |path: &str| tidy_path(Path::new(path)).display().to_string();
+        assert_eq!(tidy("invalid/../../runbooks/x.md"), "../runbooks/x.md");
+        assert_eq!(tidy("./a/./b/../c"), "a/c");
+        assert_eq!(tidy("../x"), "../x");
+        assert_eq!(tidy("a/.."), ".");
+    }
 }

@@ -65,7 +65,7 @@ impl Node {
             NodeKind::Null => "nothing (null)".into(),
             NodeKind::Bool(value) => format!("the boolean `{value}`"),
             NodeKind::Int(value) => format!("the number `{value}`"),
-            NodeKind::Float(value) => format!("the number `{value}`"),
+            NodeKind::Float(value) => format!("the number `{value:?}`"),
             NodeKind::Str(value) => format!("the string `{}`", shorten(value)),
             NodeKind::Seq(_) => "a list".into(),
             NodeKind::Map(_) => "a mapping".into(),
@@ -191,12 +191,19 @@ pub struct SyntaxError {
     pub loc: Loc,
     /// What went wrong.
     pub message: String,
+    /// What to do about it.
+    pub help: String,
 }
+
+const SYNTAX_HELP: &str =
+    "fix the YAML syntax first; the rest of the file is checked once it parses";
 
 /// Parses YAML text into a located node tree.
 ///
-/// Duplicate keys, more than one document, anchors expanded past a small
-/// budget, nesting deeper than 64 levels and inputs over 4 MiB are errors.
+/// More than one document, anchors expanded past a small budget, nesting
+/// deeper than 64 levels and inputs over 4 MiB are errors. Duplicate keys are
+/// kept in the tree; [`remove_duplicate_keys`] reports and drops them, so
+/// that they do not stop the rest of the file from being checked.
 pub fn parse(text: &str) -> Result<Node, SyntaxError> {
     if text.len() > MAX_INPUT_BYTES {
         return Err(SyntaxError {
@@ -205,12 +212,16 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
                 "the file is {} bytes; drills are limited to {MAX_INPUT_BYTES} bytes",
                 text.len()
             ),
+            help: "is this the right file? a drill is a short YAML text".into(),
         });
     }
     if text.trim().is_empty() {
         return Err(SyntaxError {
             loc: Loc { line: 1, column: 1 },
-            message: "the file is empty; a drill starts with `version: 1` and `name: ...`".into(),
+            message: "the file is empty".into(),
+            help: "a drill starts with `version: 1`, `name: ...`, `objectives: {rto: ...}` and `steps:`; \
+                   `firedrill schema` prints the whole format"
+                .into(),
         });
     }
     let mut budget = serde_saphyr::Budget::default();
@@ -228,7 +239,8 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
     alias_limits.max_alias_expansions_per_anchor = 100;
     let mut options = serde_saphyr::Options::default();
     options.budget = Some(budget);
-    options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::Error;
+    // Duplicates are reported by `remove_duplicate_keys`, with both locations.
+    options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::PassThrough;
     options.alias_limits = alias_limits;
     options.with_snippet = false;
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -236,25 +248,168 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
     }));
     match result {
         Ok(Ok(node)) => Ok(node),
-        Ok(Err(error)) => Err(SyntaxError {
-            loc: error.location().map(Loc::from_saphyr).unwrap_or_default(),
-            message: clean_saphyr_message(&error.without_snippet().to_string()),
-        }),
+        Ok(Err(error)) => {
+            let (message, help) = explain_saphyr_error(&error);
+            Err(SyntaxError {
+                loc: error.location().map(Loc::from_saphyr).unwrap_or_default(),
+                message,
+                help,
+            })
+        }
         // The parser is meant to be panic-free; if it is not, the user still
         // gets a located-as-possible error and exit 2, never a crash.
         Err(_) => Err(SyntaxError {
             loc: Loc::default(),
             message: "the YAML parser could not read this file".into(),
+            help: SYNTAX_HELP.into(),
         }),
+    }
+}
+
+/// serde-saphyr's message, said in terms of a drill, and what to do.
+fn explain_saphyr_error(error: &serde_saphyr::Error) -> (String, String) {
+    use serde_saphyr::Error as E;
+    use serde_saphyr::budget::BudgetBreach as B;
+    let mut inner = error;
+    while let E::WithSnippet { error, .. } | E::AliasError { error, .. } = inner {
+        inner = error;
+    }
+    let alias_bomb = || {
+        (
+            "YAML aliases (`*name`) here expand to far more values than a drill can hold (an alias bomb)".to_owned(),
+            "write the values out, or use fewer `&anchor` / `*alias` pairs; firedrill stops expanding aliases long before they cost memory"
+                .to_owned(),
+        )
+    };
+    let too_deep = || {
+        (
+            format!("the YAML is nested more than {MAX_DEPTH} levels deep"),
+            "a drill is a few levels deep; look for unclosed `[` or `{`, or check that this is the right file".to_owned(),
+        )
+    };
+    match inner {
+        E::AliasReplayLimitExceeded { .. }
+        | E::AliasExpansionLimitExceeded { .. }
+        | E::AliasReplayStackDepthExceeded { .. }
+        | E::AliasReplayCounterOverflow { .. } => alias_bomb(),
+        E::RecursiveReferencesRequireWeakTypes { .. } => (
+            "an alias (`*name`) refers to the anchor it is inside, so the value would never end"
+                .to_owned(),
+            "point the alias at an anchor defined before and outside it".to_owned(),
+        ),
+        E::Budget { breach, .. } => match breach {
+            B::Depth { .. } => too_deep(),
+            B::Documents { .. } => (
+                "the file holds more than one YAML document (`---`)".to_owned(),
+                "put each drill in its own file; `firedrill validate DIR` checks them all"
+                    .to_owned(),
+            ),
+            B::Aliases { .. }
+            | B::Anchors { .. }
+            | B::AliasAnchorRatio { .. }
+            | B::RecordedAnchorEvents { .. }
+            | B::RecordedAnchorBytes { .. } => alias_bomb(),
+            _ => (
+                "the file is far larger than a drill can be".to_owned(),
+                "is this the right file? a drill is a short YAML text".to_owned(),
+            ),
+        },
+        _ => {
+            let message = clean_saphyr_message(&error.without_snippet().to_string());
+            if message.contains("recursion limit") {
+                too_deep()
+            } else {
+                let help = syntax_help(&message).to_owned();
+                (message, help)
+            }
+        }
+    }
+}
+
+/// What to do about the YAML syntax errors people make most.
+fn syntax_help(message: &str) -> &'static str {
+    let has = |text: &str| message.contains(text);
+    if has("tab") {
+        "YAML indents with spaces only: replace the tabs at the start of this line with spaces"
+    } else if has("mapping values are not allowed") {
+        "a `: ` here starts another key: quote a value that contains `: ` (`run: \"echo a: b\"`), \
+         or indent this line like the other keys of its mapping"
+    } else if has("quote") {
+        "the quoted string that starts here is never closed: add the closing quote"
+    } else if has("flow mapping") || has("brace") {
+        "a `{` before this point is not closed: look for a missing `}` or `,` on the lines above"
+    } else if has("flow sequence") || has("bracket") {
+        "a `[` before this point is not closed: look for a missing `]` or `,` on the lines above"
+    } else if has("block collection") || has("block mapping") || has("indent") {
+        "check the indentation: the keys of one mapping, and the `-` items of one list, start in the same column"
+    } else if has("anchor") {
+        "define the anchor with `&name` before using `*name`, or quote the value if the `*` is meant literally"
+    } else if has("unexpected character") {
+        "YAML reserves `@` and `` ` `` at the start of a value and allows no control characters: \
+         quote the value (`\"...\"`), or remove the character"
+    } else {
+        SYNTAX_HELP
     }
 }
 
 fn clean_saphyr_message(message: &str) -> String {
     // serde-saphyr appends " at line X column Y"; the location is rendered separately.
     let first = message.lines().next().unwrap_or(message).trim();
-    match first.rfind(" at line ") {
-        Some(index) => first[..index].to_owned(),
+    let first = match first.rfind(" at line ") {
+        Some(index) => &first[..index],
+        None => first,
+    };
+    // It quotes a character as `c' (TeX style); every other message uses `c`.
+    match first.strip_prefix("unexpected character: `") {
+        Some(quoted) => format!("unexpected character `{}`", quoted.trim_end_matches('\'')),
         None => first.to_owned(),
+    }
+}
+
+/// A key written twice in one mapping.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DuplicateKey {
+    /// The key as written.
+    pub key: String,
+    /// Where it is first written (the entry that is kept).
+    pub first: Loc,
+    /// Where it is written again.
+    pub again: Loc,
+}
+
+/// Drops every later occurrence of a key in each mapping of the tree, and
+/// returns them; the first occurrence is kept so the rest of the file can
+/// still be checked.
+pub fn remove_duplicate_keys(node: &mut Node) -> Vec<DuplicateKey> {
+    let mut found = Vec::new();
+    remove_duplicates_into(node, &mut found);
+    found
+}
+
+fn remove_duplicates_into(node: &mut Node, found: &mut Vec<DuplicateKey>) {
+    match &mut node.kind {
+        NodeKind::Seq(items) => {
+            for item in items {
+                remove_duplicates_into(item, found);
+            }
+        }
+        NodeKind::Map(entries) => {
+            let mut kept: Vec<(Node, Node)> = Vec::with_capacity(entries.len());
+            for (key, mut value) in std::mem::take(entries) {
+                if let Some((first, _)) = kept.iter().find(|(k, _)| k.kind == key.kind) {
+                    found.push(DuplicateKey {
+                        key: key.scalar_text().unwrap_or_else(|| key.describe()),
+                        first: first.loc,
+                        again: key.loc,
+                    });
+                    continue;
+                }
+                remove_duplicates_into(&mut value, found);
+                kept.push((key, value));
+            }
+            *entries = kept;
+        }
+        _ => {}
     }
 }
 
@@ -326,16 +481,42 @@ impl DeError {
         }
         self
     }
+
+    /// Names the field when the error is about the field's whole value
+    /// (`retries: three`), so that a message about a value in a flow mapping
+    /// or deep in a step still says which key it belongs to. Errors about a
+    /// key inside the value (an unknown field) already show that key.
+    pub(crate) fn in_field(mut self, name: &str, value_loc: Loc) -> Self {
+        // "`name`: ..." already says which field it is about.
+        let named = self
+            .message
+            .strip_prefix('`')
+            .and_then(|rest| rest.split_once("`: "))
+            .is_some_and(|(name, _)| !name.contains('`'));
+        if self.loc == Some(value_loc) && !named && !self.message.starts_with("unknown field") {
+            self.message = format!("`{name}`: {}", self.message);
+        }
+        self
+    }
 }
 
-/// The closest of `candidates` to `wrong`, if any is close enough to be a typo.
+/// The closest of `candidates` to `wrong`, if any is close enough to be a typo:
+/// one or two edits away (a swapped pair counts as one), or similar enough by
+/// Jaro-Winkler for longer names.
 pub fn closest<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let max_edits = if wrong.chars().count() <= 4 { 1 } else { 2 };
     candidates
         .into_iter()
-        .map(|candidate| (strsim::jaro_winkler(wrong, candidate), candidate))
-        .filter(|(similarity, _)| *similarity > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, candidate)| candidate)
+        .map(|candidate| {
+            (
+                strsim::osa_distance(wrong, candidate),
+                strsim::jaro_winkler(wrong, candidate),
+                candidate,
+            )
+        })
+        .filter(|(edits, similarity, _)| *edits <= max_edits || *similarity > 0.8)
+        .min_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)))
+        .map(|(_, _, candidate)| candidate)
 }
 
 /// "did you mean `x`? (expected one of: a, b, c)".
@@ -484,7 +665,8 @@ impl<'de, 'a: 'de> SeqAccess<'de> for NodeSeq<'a> {
 
 struct NodeMap<'a> {
     entries: std::slice::Iter<'a, (Node, Node)>,
-    value: Option<&'a Node>,
+    /// The entry whose key was read last.
+    entry: Option<&'a (Node, Node)>,
 }
 
 impl<'de, 'a: 'de> MapAccess<'de> for NodeMap<'a> {
@@ -494,8 +676,9 @@ impl<'de, 'a: 'de> MapAccess<'de> for NodeMap<'a> {
         seed: K,
     ) -> Result<Option<K::Value>, DeError> {
         match self.entries.next() {
-            Some((key, value)) => {
-                self.value = Some(value);
+            Some(entry) => {
+                self.entry = Some(entry);
+                let key = &entry.0;
                 seed.deserialize(key)
                     .map(Some)
                     .map_err(|error| error.at(key.loc))
@@ -504,11 +687,14 @@ impl<'de, 'a: 'de> MapAccess<'de> for NodeMap<'a> {
         }
     }
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
-        let value = self
-            .value
+        let (key, value) = self
+            .entry
             .take()
             .ok_or_else(|| <DeError as de::Error>::custom("a value without a key"))?;
-        seed.deserialize(value).map_err(|error| error.at(value.loc))
+        seed.deserialize(value).map_err(|error| match key.as_str() {
+            Some(name) => error.at(value.loc).in_field(name, value.loc),
+            None => error.at(value.loc),
+        })
     }
 }
 
@@ -532,6 +718,7 @@ impl<'de, 'a: 'de> de::EnumAccess<'de> for NodeEnum<'a> {
             NodeVariant {
                 value: self.value,
                 loc: self.variant.loc,
+                name: self.variant.as_str(),
             },
         ))
     }
@@ -540,6 +727,8 @@ impl<'de, 'a: 'de> de::EnumAccess<'de> for NodeEnum<'a> {
 struct NodeVariant<'a> {
     value: Option<&'a Node>,
     loc: Loc,
+    /// The variant as written, for messages.
+    name: Option<&'a str>,
 }
 
 impl<'de, 'a: 'de> de::VariantAccess<'de> for NodeVariant<'a> {
@@ -558,9 +747,15 @@ impl<'de, 'a: 'de> de::VariantAccess<'de> for NodeVariant<'a> {
     fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, DeError> {
         match self.value {
             Some(node) => seed.deserialize(node).map_err(|error| error.at(node.loc)),
+            // `target: kind`: the name alone, without the settings it needs.
             None => Err(DeError {
                 loc: Some(self.loc),
-                message: "expected a value".into(),
+                message: match self.name {
+                    Some(name) => {
+                        format!("`{name}` needs its settings below it, as `{name}: {{...}}`")
+                    }
+                    None => "expected a value".into(),
+                },
                 help: None,
             }),
         }
@@ -592,10 +787,20 @@ impl<'de, 'a: 'de> de::VariantAccess<'de> for NodeVariant<'a> {
 }
 
 fn wrong_type(node: &Node, expected: &str) -> DeError {
+    let help = match (&node.kind, expected) {
+        (NodeKind::Str(value), "a list") => {
+            Some(format!("write it as a list, even of one: `[{value}]`"))
+        }
+        (NodeKind::Seq(_) | NodeKind::Map(_), "a string") => Some(
+            "write it as one string; quote it (`\"...\"`) if it starts with `[`, `{`, `*` or `&`, or contains `: `"
+                .to_owned(),
+        ),
+        _ => None,
+    };
     DeError {
         loc: Some(node.loc),
         message: format!("expected {expected}, found {}", node.describe()),
-        help: None,
+        help,
     }
 }
 
@@ -614,7 +819,7 @@ impl<'de, 'a: 'de> de::Deserializer<'de> for &'a Node {
             }),
             NodeKind::Map(entries) => visitor.visit_map(NodeMap {
                 entries: entries.iter(),
-                value: None,
+                entry: None,
             }),
         };
         result.map_err(|error| error.at(self.loc))
@@ -720,12 +925,12 @@ impl<'de, 'a: 'de> de::Deserializer<'de> for &'a Node {
         match &self.kind {
             NodeKind::Map(entries) => visitor.visit_map(NodeMap {
                 entries: entries.iter(),
-                value: None,
+                entry: None,
             }),
             // `fault: {delete_cluster: }` style: an empty value is an empty map.
             NodeKind::Null => visitor.visit_map(NodeMap {
                 entries: [].iter(),
-                value: None,
+                entry: None,
             }),
             _ => Err(wrong_type(self, "a mapping")),
         }

@@ -38,32 +38,11 @@ pub fn run(cli: Cli) -> i32 {
         }
         Command::Run(args) => run_command(&args),
         Command::Clean { run_dir } => clean_command(&run_dir),
+        Command::Resume { run_dir } => resume_command(&run_dir),
         Command::Report { run_dir, format } => crate::report::report_command(&run_dir, format),
         Command::History { scenario, dir } => {
             crate::history::history_command(&dir, scenario.as_deref())
         }
-        other => {
-            eprintln!(
-                "error: `{}` is not available in this build yet",
-                command_name(&other)
-            );
-            EXIT_INVALID
-        }
-    }
-}
-
-fn command_name(command: &Command) -> &'static str {
-    match command {
-        Command::Validate { .. } => "validate",
-        Command::Plan { .. } => "plan",
-        Command::Run(_) => "run",
-        Command::Resume { .. } => "resume",
-        Command::Clean { .. } => "clean",
-        Command::Report { .. } => "report",
-        Command::History { .. } => "history",
-        Command::Runbook { .. } => "runbook",
-        Command::Schema => "schema",
-        Command::Completions { .. } => "completions",
     }
 }
 
@@ -233,6 +212,37 @@ fn run_command(args: &crate::cli::RunArgs) -> i32 {
     if args.dry_run {
         return dry_run(&loaded, &options);
     }
+    execute(&loaded, options, args.json, args.junit.as_deref())
+}
+
+fn resume_command(run_dir: &Path) -> i32 {
+    let resume = match crate::engine::resume::Resume::read(run_dir) {
+        Ok(resume) => resume,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return EXIT_INVALID;
+        }
+    };
+    let loaded = match load_or_report(&resume.scenario) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    let options = crate::engine::run::Options {
+        seed: Some(resume.seed),
+        run_dir: Some(resume.run_dir.clone()),
+        resume: Some(resume),
+        ..Default::default()
+    };
+    execute(&loaded, options, false, None)
+}
+
+/// Runs a drill (new or resumed) with Ctrl-C handling and the right view.
+fn execute(
+    loaded: &drill::LoadedDrill,
+    options: crate::engine::run::Options,
+    json: bool,
+    junit: Option<&Path>,
+) -> i32 {
     // Orphans of the run's processes come back to us, so the sweep finds them.
     crate::process::become_subreaper();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -266,25 +276,25 @@ fn run_command(args: &crate::cli::RunArgs) -> i32 {
             let _ = interrupt_tx.send(true);
         });
         let mut reporters: Vec<Box<dyn crate::engine::event::Reporter>> = Vec::new();
-        let terminal = std::io::stderr().is_terminal() && !args.json;
-        if args.json {
+        let terminal = std::io::stderr().is_terminal() && !json;
+        if json {
             reporters.push(Box::new(crate::engine::view::JsonLines::new(std::io::stdout())));
         } else if terminal {
             reporters.push(Box::new(crate::engine::view::Live::new()));
         } else {
             reporters.push(Box::new(crate::engine::view::Plain::new(std::io::stdout())));
         }
-        let target = make_target(&loaded);
-        match crate::engine::run::run(&loaded, target, options, reporters, interrupt_rx).await {
+        let target = make_target(loaded);
+        match crate::engine::run::run(loaded, target, options, reporters, interrupt_rx).await {
             Ok(outcome) => {
-                if let Some(junit) = &args.junit {
+                if let Some(junit) = junit {
                     let from = outcome.run_dir.join("junit.xml");
                     if let Err(error) = std::fs::copy(&from, junit) {
                         eprintln!("warning: cannot write {}: {error}", junit.display());
                     }
                 }
                 let summary = crate::engine::view::summary(&outcome.journal, &outcome.run_dir);
-                if args.json {
+                if json {
                     eprint!("{summary}");
                 } else {
                     print!("{summary}");

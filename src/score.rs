@@ -153,6 +153,7 @@ pub fn journal(events: &[Event], ending: &Ending) -> Journal {
                 kind,
                 targets,
                 detail,
+                ..
             } => {
                 journal
                     .first_fault_ms

@@ -375,7 +375,10 @@ fn every_report_of_a_failed_run_names_the_failed_step_and_its_error() {
     assert_eq!(run.code(), 1, "{}", run.explain());
     for file in ["report.md", "report.html", "junit.xml", "journal.json"] {
         let text = std::fs::read_to_string(run.run_dir.join(file)).unwrap();
-        assert!(text.contains("Put the file back"), "{file} does not name the failed step");
+        assert!(
+            text.contains("Put the file back"),
+            "{file} does not name the failed step"
+        );
         assert!(
             text.contains("restore-health-tool"),
             "{file} does not show the failed command's error"
@@ -390,6 +393,9 @@ fn every_report_of_a_failed_run_names_the_failed_step_and_its_error() {
         assert!(output.status.success(), "report --format {format}");
         let text = String::from_utf8_lossy(&output.stdout);
         assert!(text.contains("Put the file back"), "--format {format}");
-        assert!(text.contains("not found"), "--format {format} lacks the error output");
+        assert!(
+            text.contains("not found"),
+            "--format {format} lacks the error output"
+        );
     }
 }

@@ -66,6 +66,13 @@ pub enum EventKind {
         /// Whether the drill has a `data:` section.
         has_data: bool,
     },
+    /// `firedrill resume` took over a run whose runner died.
+    RunResumed {
+        /// The new runner's pid.
+        pid: u32,
+        /// Steps that had finished before.
+        finished_steps: usize,
+    },
     /// A process was started (services, steps, probes are not listed).
     ProcessStarted {
         /// What it is (`service etcd-1`, `step snapshot`).
@@ -125,6 +132,9 @@ pub enum EventKind {
         targets: Vec<String>,
         /// Extra facts (seed, signal, offsets).
         detail: String,
+        /// The target's record of how to undo it, so a resumed run can.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        undo: Option<serde_json::Value>,
     },
     /// A fault was undone.
     FaultReverted {
@@ -251,6 +261,28 @@ impl Emitter {
             })),
             start: Instant::now(),
             start_wall: chrono::Utc::now(),
+        }
+    }
+
+    /// An emitter that continues a run: the clock keeps counting from the
+    /// run's original start, and the earlier events are part of the record
+    /// (they are not handed to the reporters again).
+    pub fn resumed(
+        reporters: Vec<Box<dyn Reporter>>,
+        earlier: Vec<Event>,
+        started: chrono::DateTime<chrono::Utc>,
+    ) -> Emitter {
+        let elapsed = (chrono::Utc::now() - started).to_std().unwrap_or_default();
+        let start = Instant::now()
+            .checked_sub(elapsed)
+            .unwrap_or_else(Instant::now);
+        Emitter {
+            inner: Arc::new(Mutex::new(EmitterInner {
+                reporters,
+                events: earlier,
+            })),
+            start,
+            start_wall: started,
         }
     }
 

@@ -4,5 +4,6 @@ pub mod env;
 pub mod event;
 pub mod probe;
 pub mod recover;
+pub mod resume;
 pub mod run;
 pub mod view;

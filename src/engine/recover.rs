@@ -250,12 +250,21 @@ pub(crate) async fn follow_runbook(
         }
     };
     let executable = book.steps.iter().filter(|s| !s.is_manual()).count();
-    shared.ctx.emitter.emit(EventKind::RunbookStarted {
-        step: step.id.value.clone(),
-        path: written.value.clone(),
-        executable,
-        total: book.steps.len(),
-    });
+    let announced = !shared
+        .runbooks_announced
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(step.id.value.clone());
+    if !announced {
+        shared.ctx.emitter.emit(EventKind::RunbookStarted {
+            step: step.id.value.clone(),
+            path: written.value.clone(),
+            executable,
+            total: book.steps.len(),
+        });
+    }
+    // On resume, the steps a dead runner finished are kept as recorded.
+    let done_before = shared.resumed_runbook.get(step.id.as_str());
     let env = shared.step_env_of(step);
     // Relative paths in a runbook are relative to the runbook, as for its links.
     let book_dir = path
@@ -274,6 +283,12 @@ pub(crate) async fn follow_runbook(
     let mut succeeded = Vec::new();
     for (index, rb_step) in book.steps.iter().enumerate() {
         let script = rb_step.script();
+        if done_before.is_some_and(|done| done.contains(&index)) {
+            if !rb_step.is_manual() {
+                succeeded.push(index);
+            }
+            continue;
+        }
         if let Some(operator) = &shared.operator {
             let answer = interact(&rb, index, rb_step, &mut outputs, operator).await;
             if answer.status == RunbookStepStatus::Failed {

@@ -49,6 +49,8 @@ pub struct Options {
     /// End every descendant of this process at the end, not only those
     /// marked with the run id (the runner: yes; an in-process test: no).
     pub sweep_descendants: bool,
+    /// Continue this dead run instead of starting a new one.
+    pub resume: Option<crate::engine::resume::Resume>,
 }
 
 impl Default for Options {
@@ -64,6 +66,7 @@ impl Default for Options {
             halt_file: PathBuf::from(".firedrill/halt"),
             grace: Duration::from_secs(5),
             sweep_descendants: true,
+            resume: None,
         }
     }
 }
@@ -191,6 +194,10 @@ pub(crate) struct Shared {
     active: Mutex<Vec<Active>>,
     outputs: Mutex<HashMap<String, BTreeMap<String, String>>>,
     step_groups: Mutex<HashMap<String, i32>>,
+    /// On resume: per recover step, the runbook steps already done.
+    pub(crate) resumed_runbook: HashMap<String, std::collections::BTreeSet<usize>>,
+    /// Recover steps whose `RunbookStarted` is recorded.
+    pub(crate) runbooks_announced: Mutex<HashSet<String>>,
     /// Wall-clock epoch ms of the first fault's start.
     first_fault_epoch_ms: Mutex<Option<u64>>,
     /// Set when a safety check refused a fault or the target is unusable.
@@ -264,20 +271,30 @@ pub async fn run(
     interrupt: watch::Receiver<bool>,
 ) -> Result<Outcome, StartError> {
     let drill = loaded.drill.clone();
-    let run_id = new_run_id(&drill.name);
-    let run_dir = absolute(
-        &options
-            .run_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(".firedrill/runs").join(&run_id)),
-    );
-    if run_dir.join("events.jsonl").exists() {
+    let resume = options.resume.clone();
+    let run_id = match &resume {
+        Some(resume) => resume.run_id.clone(),
+        None => new_run_id(&drill.name),
+    };
+    let run_dir = match &resume {
+        Some(resume) => resume.run_dir.clone(),
+        None => absolute(
+            &options
+                .run_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(".firedrill/runs").join(&run_id)),
+        ),
+    };
+    if resume.is_none() && run_dir.join("events.jsonl").exists() {
         return Err(StartError(format!(
             "{} already holds a run; give another --run-dir (or `firedrill resume` it)",
             run_dir.display()
         )));
     }
-    let workdir = run_dir.join("work");
+    let workdir = match &resume {
+        Some(resume) => resume.workdir.clone(),
+        None => run_dir.join("work"),
+    };
     for dir in [
         &run_dir,
         &workdir,
@@ -294,8 +311,14 @@ pub async fn run(
         ))
     })?;
     reporters.insert(0, Box::new(jsonl));
-    let emitter = Emitter::new(reporters);
-    let seed = options.seed.unwrap_or_else(rand::random);
+    let emitter = match &resume {
+        Some(resume) => Emitter::resumed(reporters, resume.events.clone(), resume.started),
+        None => Emitter::new(reporters),
+    };
+    let seed = match &resume {
+        Some(resume) => resume.seed,
+        None => options.seed.unwrap_or_else(rand::random),
+    };
     let mut env = run_env(loaded, &run_id, &run_dir, &workdir, &options.vars);
     let ctx = RunContext {
         run_id: run_id.clone(),
@@ -306,25 +329,37 @@ pub async fn run(
         seed,
         emitter: emitter.clone(),
     };
-    emitter.emit(EventKind::RunStarted {
-        drill: drill.name.clone(),
-        run_id: run_id.clone(),
-        seed,
-        scenario: loaded.path.display().to_string(),
-        target: target.describe(),
-        run_dir: run_dir.display().to_string(),
-        workdir: workdir.display().to_string(),
-        pid: std::process::id(),
-        rto_ms: drill.objectives.rto.0.as_millis() as u64,
-        rpo_ms: drill
-            .objectives
-            .rpo
-            .as_ref()
-            .map(|rpo| rpo.value.0.as_millis() as u64),
-        min_score: drill.min_score(),
-        steady_state: drill.steady_state.iter().map(|s| s.value.clone()).collect(),
-        has_data: drill.data.is_some(),
-    });
+    if let Some(resume) = &resume {
+        emitter.emit(EventKind::RunResumed {
+            pid: std::process::id(),
+            finished_steps: resume.finished().len(),
+        });
+        // What the dead runner left running goes first; services restart below.
+        let ended = process::sweep(&run_id, options.grace, false).await;
+        if !ended.is_empty() {
+            tracing::info!(count = ended.len(), "ended processes the dead runner left");
+        }
+    } else {
+        emitter.emit(EventKind::RunStarted {
+            drill: drill.name.clone(),
+            run_id: run_id.clone(),
+            seed,
+            scenario: absolute(&loaded.path).display().to_string(),
+            target: target.describe(),
+            run_dir: run_dir.display().to_string(),
+            workdir: workdir.display().to_string(),
+            pid: std::process::id(),
+            rto_ms: drill.objectives.rto.0.as_millis() as u64,
+            rpo_ms: drill
+                .objectives
+                .rpo
+                .as_ref()
+                .map(|rpo| rpo.value.0.as_millis() as u64),
+            min_score: drill.min_score(),
+            steady_state: drill.steady_state.iter().map(|s| s.value.clone()).collect(),
+            has_data: drill.data.is_some(),
+        });
+    }
 
     let (abort_tx, abort_rx) = watch::channel(None);
     let halt_file = absolute(&options.halt_file);
@@ -363,10 +398,35 @@ pub async fn run(
             .then(|| Arc::new(crate::engine::recover::Operator::stdin())),
         halt_file: halt_file.clone(),
         abort: abort_tx,
-        active: Mutex::new(Vec::new()),
+        active: Mutex::new(
+            resume
+                .iter()
+                .flat_map(|r| r.active_faults())
+                .map(|f| Active {
+                    revert: drill
+                        .step(&f.step)
+                        .and_then(|s| s.fault.as_ref())
+                        .map(|fault| fault.value.revert.clone())
+                        .unwrap_or_default(),
+                    step: f.step,
+                    kind: f.kind,
+                    undo: f.undo,
+                })
+                .collect(),
+        ),
+        resumed_runbook: resume
+            .as_ref()
+            .map(|r| r.runbook_done())
+            .unwrap_or_default(),
+        runbooks_announced: Mutex::new(
+            resume
+                .as_ref()
+                .map(|r| r.runbooks_started())
+                .unwrap_or_default(),
+        ),
         outputs: Mutex::new(HashMap::new()),
         step_groups: Mutex::new(HashMap::new()),
-        first_fault_epoch_ms: Mutex::new(None),
+        first_fault_epoch_ms: Mutex::new(resume.as_ref().and_then(|r| r.first_fault_epoch_ms())),
         target_failure: Mutex::new(None),
     });
 
@@ -384,10 +444,13 @@ pub async fn run(
     let halt_watch = tokio::spawn(watch_halt_file(shared.clone(), watchers_stopped.clone()));
     // Heartbeats until the first fault.
     let (fault_started_tx, fault_started_rx) = watch::channel(false);
+    let fault_before_resume = resume
+        .as_ref()
+        .is_some_and(|r| r.first_fault_epoch_ms().is_some());
     let writer = drill
         .data
         .as_ref()
-        .filter(|_| ending == Ending::Completed)
+        .filter(|_| ending == Ending::Completed && !fault_before_resume)
         .map(|data| {
             tokio::spawn(heartbeats(
                 shared.ctx.scenario_dir.clone(),
@@ -409,6 +472,7 @@ pub async fn run(
             &fault_started_tx,
             &mut monitors,
             &watchers_stopped,
+            resume.as_ref(),
         )
         .await;
     }
@@ -885,6 +949,7 @@ async fn schedule(
     fault_started: &watch::Sender<bool>,
     monitors: &mut Vec<tokio::task::JoinHandle<()>>,
     watchers_stopped: &watch::Receiver<bool>,
+    resume: Option<&crate::engine::resume::Resume>,
 ) -> Ending {
     let drill = &shared.drill;
     let graph = Graph::build(drill);
@@ -893,11 +958,49 @@ async fn schedule(
         .iter()
         .map(|s| (s.id.value.clone(), State::Pending))
         .collect();
+    if let Some(resume) = resume {
+        for (id, (status, attempts)) in resume.finished() {
+            state.insert(id.clone(), State::Done(status));
+            if status == StepStatus::Ok {
+                let file = shared
+                    .ctx
+                    .run_dir
+                    .join("outputs")
+                    .join(format!("{id}.{attempts}.env"));
+                let values = std::fs::read_to_string(file)
+                    .map(|text| parse_outputs(&text))
+                    .unwrap_or_default();
+                shared
+                    .outputs
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(id, values);
+            }
+        }
+        for id in resume.unfinished() {
+            if drill
+                .step(&id)
+                .is_some_and(|s| s.action() == ActionKind::Fault)
+            {
+                let result = StepResult {
+                    status: StepStatus::Interrupted,
+                    ..StepResult::failed(
+                        "the runner died while injecting this fault; it may have half-happened and is not injected twice",
+                    )
+                };
+                finish_step(shared, &mut state, &id, result);
+            }
+        }
+        if resume.first_fault_epoch_ms().is_some() {
+            let _ = fault_started.send(true);
+            start_monitors(shared, monitors, watchers_stopped);
+        }
+    }
     let mut tasks: JoinSet<(String, StepResult)> = JoinSet::new();
     let mut task_ids: HashMap<tokio::task::Id, String> = HashMap::new();
     let mut handles: HashMap<tokio::task::Id, tokio::task::AbortHandle> = HashMap::new();
     let mut running = 0usize;
-    let mut steady_checked = false;
+    let mut steady_checked = resume.is_some_and(|r| r.steady_checked());
     let mut ending = Ending::Completed;
 
     loop {
@@ -1401,6 +1504,7 @@ async fn inject(shared: &Arc<Shared>, step: &Step, attempt: u32) -> StepResult {
                 kind: kind.clone(),
                 targets: injected.targets.clone(),
                 detail: injected.detail.clone(),
+                undo: injected.undo.clone(),
             });
             shared
                 .active

@@ -29,6 +29,10 @@ pub fn describe(event: &Event) -> Option<String> {
             "run {run_id}: drill {drill} on {target}, seed {seed} (replay with --seed {seed}); records in {run_dir}"
         ),
         EventKind::ProcessStarted { .. } => return None,
+        EventKind::RunResumed {
+            pid,
+            finished_steps,
+        } => format!("resumed by pid {pid}: {finished_steps} finished steps kept"),
         EventKind::ServiceReady { service } => format!("service {service} is ready"),
         EventKind::StepStarted {
             step,
@@ -85,6 +89,7 @@ pub fn describe(event: &Event) -> Option<String> {
             kind,
             targets,
             detail,
+            ..
         } => format!(
             "⚡ fault {step}: {kind} hit {}{}",
             if targets.is_empty() {

@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use crate::drill::{Fault, K8sProbe};
 use crate::engine::event::Emitter;
 
+pub mod kind;
 pub mod local;
 
 /// What every target gets from the run.

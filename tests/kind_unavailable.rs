@@ -71,7 +71,11 @@ fn setup_without_kind_is_unavailable_and_leaves_home_alone() {
     runtime.block_on(target.teardown(&ctx, false));
 
     assert!(!home.join(".kube").exists(), "~/.kube was created");
-    assert!(entries(&home).is_empty(), "home was touched: {:?}", entries(&home));
+    assert!(
+        entries(&home).is_empty(),
+        "home was touched: {:?}",
+        entries(&home)
+    );
     assert!(!marker.exists(), "docker was run although kind is missing");
     assert!(!run_dir.join("kubeconfig").exists());
 }

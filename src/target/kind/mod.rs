@@ -280,9 +280,14 @@ pub async fn client_from_file(path: &Path) -> Result<Client, TargetError> {
     let kubeconfig = Kubeconfig::read_from(path).map_err(|e| {
         TargetError::Failed(format!("cannot read kubeconfig {}: {e}", path.display()))
     })?;
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+    let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .map_err(|e| TargetError::Failed(format!("invalid kubeconfig {}: {e}", path.display())))?;
+    // A paused or partitioned control plane must make requests fail, not hang:
+    // probes, guards and evidence all wait on them.
+    config.connect_timeout = Some(std::time::Duration::from_secs(5));
+    config.read_timeout = Some(std::time::Duration::from_secs(30));
+    config.write_timeout = Some(std::time::Duration::from_secs(30));
     Client::try_from(config).map_err(|e| {
         TargetError::Failed(format!("cannot build a client for {}: {e}", path.display()))
     })

@@ -1139,3 +1139,99 @@ fn preview_names_what_would_be_hit_without_running_anything() {
     );
     assert!(runner.calls().is_empty());
 }
+
+/// A tiny API server on loopback that answers every request with the
+/// `kube-system` namespace of `uid` and records the request lines.
+async fn loopback_api(uid: &'static str) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut request = Vec::new();
+            let mut buffer = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buffer).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buffer[..n]),
+                }
+            }
+            let text = String::from_utf8_lossy(&request);
+            record
+                .lock()
+                .unwrap()
+                .push(text.lines().next().unwrap_or_default().to_owned());
+            let body = namespace(uid).to_string();
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+        }
+    });
+    (format!("http://{address}"), seen)
+}
+
+fn kubeconfig_for(server: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: t\n"
+    )
+}
+
+#[tokio::test]
+async fn the_client_is_built_from_the_runs_kubeconfig_and_follows_it() {
+    let (first, first_seen) = loopback_api("uid-first").await;
+    let (second, second_seen) = loopback_api("uid-second").await;
+    let kubeconfig = kubeconfig_for(&first);
+    let runner = FakeRunner::new(&["kind", "docker"], move |argv| match argv {
+        "kind get kubeconfig --name drill" => Output::ok(kubeconfig.clone()),
+        "kind get nodes --name drill" => Output::ok(NODES),
+        _ => Output::ok(""),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let target = KindTarget::with_runner(&spec("drill"), Path::new("/d"), Arc::new(runner.clone()));
+    target.setup(&ctx(dir.path())).await.unwrap();
+    assert_eq!(target.state().identity.as_deref(), Some("uid-first"));
+    assert_eq!(
+        *first_seen.lock().unwrap(),
+        vec!["GET /api/v1/namespaces/kube-system HTTP/1.1"]
+    );
+
+    // The file now names another API server (say, a cluster recreated by hand
+    // elsewhere): the client follows the file, and the guard refuses.
+    std::fs::write(dir.path().join("kubeconfig"), kubeconfig_for(&second)).unwrap();
+    let stop = fault_with(|f| f.stop_node = Some(worker(1)));
+    let result = target
+        .inject("hit", &stop, &BTreeMap::new(), &ctx(dir.path()))
+        .await;
+    assert!(
+        matches!(&result, Err(TargetError::Refused(m)) if m.contains("uid-second")),
+        "{result:?}"
+    );
+    assert_eq!(second_seen.lock().unwrap().len(), 1);
+    assert_eq!(runner.argvs().len(), 4, "no container was touched");
+}
+
+#[tokio::test]
+async fn a_missing_or_broken_kubeconfig_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope");
+    let Err(error) = client_from_file(&missing).await else {
+        panic!("a missing file gave a client")
+    };
+    assert!(
+        error.to_string().contains(&missing.display().to_string()),
+        "{error}"
+    );
+    let broken = dir.path().join("kubeconfig");
+    std::fs::write(&broken, "apiVersion: v1\nkind: Config\n").unwrap();
+    let Err(error) = client_from_file(&broken).await else {
+        panic!("a kubeconfig without a cluster gave a client")
+    };
+    assert!(
+        error.to_string().contains(&broken.display().to_string()),
+        "{error}"
+    );
+}

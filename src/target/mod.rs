@@ -110,6 +110,14 @@ pub trait Target: Send + Sync {
         ctx: &RunContext,
     ) -> Result<Injected, TargetError>;
 
+    /// Checks, right before the engine runs a `run` fault itself, that the
+    /// system is still the one set up (kind: the cluster's identity); an
+    /// error means the fault must not run. [`Target::inject`] checks on its own.
+    async fn check_before_fault(&self, ctx: &RunContext) -> Result<(), TargetError> {
+        let _ = ctx;
+        Ok(())
+    }
+
     /// Undoes a fault with the record [`Target::inject`] returned.
     async fn revert(
         &self,

@@ -650,6 +650,10 @@ impl Target for KindTarget {
         }
     }
 
+    async fn check_before_fault(&self, ctx: &RunContext) -> Result<(), TargetError> {
+        self.check_identity("run the `run` fault", ctx).await
+    }
+
     async fn revert(
         &self,
         kind: &str,

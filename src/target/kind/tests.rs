@@ -1103,12 +1103,11 @@ async fn evidence_holds_events_node_conditions_and_logs_of_unready_pods() {
     assert!(read("nodes.txt").contains("Ready=False"));
     assert_eq!(read("pods/shop_web-b_web.log"), "boom\n");
     assert!(!evidence.join("pods/shop_web-a_web.log").exists());
-    assert!(
-        runner
-            .argvs()
-            .last()
-            .unwrap()
-            .starts_with("docker ps --all --filter label=io.x-k8s.kind.cluster=drill")
+    assert_eq!(
+        runner.argvs()[4..],
+        [
+            "docker ps --all --filter label=io.x-k8s.kind.cluster=drill --format {{.Names}}\t{{.Status}}"
+        ]
     );
     drop(target);
     assert_no_more(server).await;
@@ -1234,4 +1233,20 @@ async fn a_missing_or_broken_kubeconfig_names_the_file() {
         error.to_string().contains(&broken.display().to_string()),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn run_faults_are_checked_against_the_identity_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let runner = runner();
+    let (target, handle) = set_up(&runner, dir.path()).await;
+    let server = serve(handle, vec![identity("uid-1"), identity("uid-2")]);
+    target.check_before_fault(&ctx(dir.path())).await.unwrap();
+    let refused = target.check_before_fault(&ctx(dir.path())).await;
+    assert!(
+        matches!(&refused, Err(TargetError::Refused(m)) if m.contains("run the `run` fault")),
+        "{refused:?}"
+    );
+    drop(target);
+    assert_no_more(server).await;
 }

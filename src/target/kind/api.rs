@@ -722,21 +722,39 @@ pub async fn collect_evidence(client: &Client, dir: &Path) -> Vec<String> {
                     .as_ref()
                     .map(|s| s.containers.iter().map(|c| c.name.clone()).collect())
                     .unwrap_or_default();
+                // A container that restarted: its previous run holds the crash.
+                let restarted: Vec<String> = pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.container_statuses.as_ref())
+                    .into_iter()
+                    .flatten()
+                    .filter(|c| c.restart_count > 0)
+                    .map(|c| c.name.clone())
+                    .collect();
                 for container in containers {
-                    let params = LogParams {
-                        container: Some(container.clone()),
-                        tail_lines: Some(500),
-                        ..LogParams::default()
-                    };
-                    let text = match api.logs(&name, &params).await {
-                        Ok(text) => text,
-                        Err(e) => format!("(no logs: {e})\n"),
-                    };
-                    let _ = std::fs::create_dir_all(&logs_dir);
-                    let _ = std::fs::write(
-                        logs_dir.join(format!("{namespace}_{name}_{container}.log")),
-                        text,
-                    );
+                    let mut runs = vec![false];
+                    if restarted.contains(&container) {
+                        runs.push(true);
+                    }
+                    for previous in runs {
+                        let params = LogParams {
+                            container: Some(container.clone()),
+                            tail_lines: Some(500),
+                            previous,
+                            ..LogParams::default()
+                        };
+                        let text = match api.logs(&name, &params).await {
+                            Ok(text) => text,
+                            Err(e) => format!("(no logs: {e})\n"),
+                        };
+                        let suffix = if previous { "-previous" } else { "" };
+                        let _ = std::fs::create_dir_all(&logs_dir);
+                        let _ = std::fs::write(
+                            logs_dir.join(format!("{namespace}_{name}_{container}{suffix}.log")),
+                            text,
+                        );
+                    }
                 }
             }
         }

@@ -1072,7 +1072,9 @@ async fn evidence_holds_events_node_conditions_and_logs_of_unready_pods() {
             ),
             pod(
                 "web-b",
-                json!({"spec": {"containers": [{"name": "web"}]}, "status": ready("False")}),
+                json!({"spec": {"containers": [{"name": "web"}]},
+                       "status": {"conditions": [{"type": "Ready", "status": "False"}],
+                                  "containerStatuses": [{"name": "web", "restartCount": 3, "ready": false, "image": "nginx", "imageID": ""}]}}),
             ),
         ],
     );
@@ -1090,6 +1092,14 @@ async fn evidence_holds_events_node_conditions_and_logs_of_unready_pods() {
                     Value::Null,
                 )
             },
+            Exchange {
+                reply: Value::String("crashed\n".into()),
+                ..ex(
+                    "GET",
+                    "/api/v1/namespaces/shop/pods/web-b/log?&container=web&previous=true&tailLines=500",
+                    Value::Null,
+                )
+            },
         ],
     );
     let evidence = dir.path().join("evidence");
@@ -1102,6 +1112,7 @@ async fn evidence_holds_events_node_conditions_and_logs_of_unready_pods() {
     assert!(read("nodes.txt").contains("drill-worker\n  MemoryPressure=False"));
     assert!(read("nodes.txt").contains("Ready=False"));
     assert_eq!(read("pods/shop_web-b_web.log"), "boom\n");
+    assert_eq!(read("pods/shop_web-b_web-previous.log"), "crashed\n");
     assert!(!evidence.join("pods/shop_web-a_web.log").exists());
     assert_eq!(
         runner.argvs()[4..],
@@ -1247,6 +1258,47 @@ async fn run_faults_are_checked_against_the_identity_too() {
         matches!(&refused, Err(TargetError::Refused(m)) if m.contains("run the `run` fault")),
         "{refused:?}"
     );
+    drop(target);
+    assert_no_more(server).await;
+}
+
+#[tokio::test]
+async fn custom_resources_are_found_by_discovery_then_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("widget.yaml"),
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\nspec:\n  size: 3\n",
+    )
+    .unwrap();
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let target = KindTarget::with_runner(&spec("drill"), Path::new("/d"), Arc::new(runner()))
+        .with_client(Client::new(service, "default"));
+    let resources = json!({
+        "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "example.com/v1",
+        "resources": [{"name": "widgets", "singularName": "widget", "namespaced": true, "kind": "Widget",
+                       "verbs": ["get", "list", "patch", "create", "delete"]}]
+    });
+    let widget = json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": 3}});
+    let server = serve(
+        handle,
+        vec![
+            ex("GET", "/apis/example.com/v1", resources),
+            ex(
+                "PATCH",
+                "/apis/example.com/v1/namespaces/default/widgets/w?&force=true&fieldManager=firedrill",
+                widget.clone(),
+            )
+            .content_type("application/apply-patch+yaml")
+            .body(widget),
+        ],
+    );
+    let mut run = ctx(dir.path());
+    run.scenario_dir = dir.path().to_path_buf();
+    let done = target
+        .apply(&[PathBuf::from("widget.yaml")], &run)
+        .await
+        .unwrap();
+    assert_eq!(done, "applied 1 object(s): Widget/default/w");
     drop(target);
     assert_no_more(server).await;
 }

@@ -483,7 +483,7 @@ impl Target for KindTarget {
                 node_selector(fault).map(nodes).unwrap_or_default()
             ),
             "control_plane_down" => {
-                format!("move {APISERVER_MANIFEST} away inside {cluster}-control-plane")
+                format!("move {APISERVER_MANIFEST} away inside every control-plane node")
             }
             "pod_kill" => {
                 let f = fault.pod_kill.as_ref();
@@ -568,27 +568,28 @@ impl Target for KindTarget {
                 })
             }
             "control_plane_down" => {
-                let nodes = self.nodes(ctx).await?;
-                let node = nodes
-                    .iter()
-                    .find(|n| node_role(&self.cluster, n) == Some("control-plane"))
-                    .cloned()
-                    .ok_or_else(|| {
-                        TargetError::Failed(format!(
-                            "kind cluster {} has no control-plane node",
-                            self.cluster
-                        ))
-                    })?;
-                self.exec_ok(
-                    &engine,
-                    &["exec", &node, "mv", APISERVER_MANIFEST, APISERVER_PARKED],
-                    ctx,
-                )
-                .await?;
+                // Every control-plane node: with several, one left up would
+                // keep the API answering behind kind's load balancer.
+                let control_planes: Vec<String> = self
+                    .nodes(ctx)
+                    .await?
+                    .into_iter()
+                    .filter(|n| node_role(&self.cluster, n) == Some("control-plane"))
+                    .collect();
+                if control_planes.is_empty() {
+                    return Err(TargetError::Failed(format!(
+                        "kind cluster {} has no control-plane node",
+                        self.cluster
+                    )));
+                }
+                for node in &control_planes {
+                    let args = ["exec", node, "mv", APISERVER_MANIFEST, APISERVER_PARKED];
+                    self.exec_ok(&engine, &args, ctx).await?;
+                }
                 Ok(Injected {
-                    targets: vec![node.clone()],
+                    targets: control_planes.clone(),
                     detail: format!("{APISERVER_MANIFEST} moved to {APISERVER_PARKED}"),
-                    undo: Some(json!({"engine": engine, "nodes": [node]})),
+                    undo: Some(json!({"engine": engine, "nodes": control_planes})),
                 })
             }
             "pod_kill" => {

@@ -1302,3 +1302,28 @@ async fn custom_resources_are_found_by_discovery_then_applied() {
     drop(target);
     assert_no_more(server).await;
 }
+
+#[tokio::test]
+async fn control_plane_down_takes_every_control_plane_of_an_ha_cluster() {
+    let fault = fault_with(|f| f.control_plane_down = Some(Default::default()));
+    let runner = FakeRunner::new(&["kind", "docker"], |argv| match argv {
+        "kind get nodes --name drill" => Output::ok(
+            "drill-external-load-balancer\ndrill-control-plane2\ndrill-control-plane\ndrill-worker\n",
+        ),
+        _ => Output::ok(""),
+    });
+    let (result, target, server, _dir) =
+        inject_with(&fault, &runner, vec![identity("uid-1")]).await;
+    let injected = result.unwrap();
+    assert_eq!(
+        injected.targets,
+        vec!["drill-control-plane", "drill-control-plane2"]
+    );
+    let moved: Vec<String> = ["drill-control-plane", "drill-control-plane2"]
+        .iter()
+        .map(|n| format!("docker exec {n} mv /etc/kubernetes/manifests/kube-apiserver.yaml /etc/kubernetes/kube-apiserver.yaml.firedrill"))
+        .collect();
+    assert_eq!(runner.argvs()[5..], moved[..]);
+    drop(target);
+    assert_no_more(server).await;
+}

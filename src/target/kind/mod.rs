@@ -39,6 +39,10 @@ use runner::{Output, Runner, SystemRunner};
 const APISERVER_MANIFEST: &str = "/etc/kubernetes/manifests/kube-apiserver.yaml";
 const APISERVER_PARKED: &str = "/etc/kubernetes/kube-apiserver.yaml.firedrill";
 
+/// Puts the parked manifest back; succeeds when the manifest is in place at
+/// the end, also when a runbook restored it first.
+const RESTORE_APISERVER: &str = "if [ -f /etc/kubernetes/kube-apiserver.yaml.firedrill ]; then mv /etc/kubernetes/kube-apiserver.yaml.firedrill /etc/kubernetes/manifests/kube-apiserver.yaml; fi; test -f /etc/kubernetes/manifests/kube-apiserver.yaml";
+
 /// The docker network kind puts its nodes on.
 const KIND_NETWORK: &str = "kind";
 
@@ -153,12 +157,10 @@ impl KindTarget {
         if output.success() {
             return Ok(output);
         }
-        Err(TargetError::Failed(format!(
-            "`{program} {}` failed (exit {}): {}",
-            args.join(" "),
-            output.code.map_or("signal".to_owned(), |c| c.to_string()),
-            tail(&output.stderr)
-        )))
+        Err(command_failed(
+            &format!("{program} {}", args.join(" ")),
+            &output,
+        ))
     }
 
     fn engine(&self) -> String {
@@ -267,6 +269,24 @@ impl KindTarget {
             step_seed(ctx.seed, step),
         )
     }
+}
+
+/// Whether a revert failed only because the fault was undone already: the
+/// container is not paused, the node is on the network again.
+fn already_undone(stderr: &str) -> bool {
+    let stderr = stderr.to_ascii_lowercase();
+    ["is not paused", "already exists in network"]
+        .iter()
+        .any(|sign| stderr.contains(sign))
+}
+
+/// The error of a command that had to succeed, naming it.
+fn command_failed(argv: &str, output: &Output) -> TargetError {
+    TargetError::Failed(format!(
+        "`{argv}` failed (exit {}): {}",
+        output.code.map_or("signal".to_owned(), |c| c.to_string()),
+        tail(&output.stderr)
+    ))
 }
 
 /// The last lines of a command's error output.
@@ -672,9 +692,7 @@ impl Target for KindTarget {
                 "pause_node" => vec!["unpause", node],
                 "partition_node" => vec!["network", "connect", KIND_NETWORK, node],
                 "stop_kubelet" => vec!["exec", node, "systemctl", "start", "kubelet"],
-                "control_plane_down" => {
-                    vec!["exec", node, "mv", APISERVER_PARKED, APISERVER_MANIFEST]
-                }
+                "control_plane_down" => vec!["exec", node, "sh", "-c", RESTORE_APISERVER],
                 "drain_node" => {
                     let client = self.client(ctx).await?;
                     api::set_unschedulable(&client, node, false).await?;
@@ -683,8 +701,16 @@ impl Target for KindTarget {
                 }
                 other => return Err(TargetError::Failed(format!("{other} cannot be reverted"))),
             };
-            self.exec_ok(&engine, &args, ctx).await?;
-            done.push(format!("{engine} {}", args.join(" ")));
+            let output = self.exec(&engine, &args, ctx).await?;
+            let shown = format!("{engine} {}", args.join(" "));
+            if output.success() {
+                done.push(shown);
+            } else if already_undone(&output.stderr) {
+                // The runbook (or a person) undid it first: nothing left to do.
+                done.push(format!("{shown}: already undone"));
+            } else {
+                return Err(command_failed(&shown, &output));
+            }
         }
         if nodes.is_empty() {
             return Err(TargetError::Failed(format!(

@@ -526,7 +526,7 @@ async fn control_plane_down_moves_the_apiserver_manifest_and_back() {
         .unwrap();
     assert_eq!(
         runner.argvs().last().unwrap(),
-        "docker exec drill-control-plane mv /etc/kubernetes/kube-apiserver.yaml.firedrill /etc/kubernetes/manifests/kube-apiserver.yaml"
+        "docker exec drill-control-plane sh -c if [ -f /etc/kubernetes/kube-apiserver.yaml.firedrill ]; then mv /etc/kubernetes/kube-apiserver.yaml.firedrill /etc/kubernetes/manifests/kube-apiserver.yaml; fi; test -f /etc/kubernetes/manifests/kube-apiserver.yaml"
     );
     drop(target);
     assert_no_more(server).await;
@@ -1326,4 +1326,34 @@ async fn control_plane_down_takes_every_control_plane_of_an_ha_cluster() {
     assert_eq!(runner.argvs()[5..], moved[..]);
     drop(target);
     assert_no_more(server).await;
+}
+
+#[tokio::test]
+async fn reverts_of_faults_a_runbook_already_undid_succeed_and_real_failures_do_not() {
+    let runner = FakeRunner::new(&["kind", "docker"], |argv| match argv {
+        "docker unpause drill-worker" => {
+            Output::failed(1, "Error response from daemon: Container abc is not paused")
+        }
+        "docker network connect kind drill-worker" => Output::failed(
+            1,
+            "Error response from daemon: endpoint with name drill-worker already exists in network kind",
+        ),
+        "docker start drill-worker" => Output::failed(1, "Error: No such container: drill-worker"),
+        _ => Output::ok(""),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let target = KindTarget::with_runner(&spec("drill"), Path::new("/d"), Arc::new(runner.clone()));
+    let undo = json!({"engine": "docker", "nodes": ["drill-worker"]});
+    let ctx = ctx(dir.path());
+    assert_eq!(
+        target.revert("pause_node", &undo, &ctx).await.unwrap(),
+        "docker unpause drill-worker: already undone"
+    );
+    assert_eq!(
+        target.revert("partition_node", &undo, &ctx).await.unwrap(),
+        "docker network connect kind drill-worker: already undone"
+    );
+    let error = target.revert("stop_node", &undo, &ctx).await.unwrap_err();
+    assert!(error.to_string().contains("No such container"), "{error}");
+    assert!(target.revert("kill_node", &undo, &ctx).await.is_err());
 }

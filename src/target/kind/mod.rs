@@ -43,6 +43,11 @@ const APISERVER_PARKED: &str = "/etc/kubernetes/kube-apiserver.yaml.firedrill";
 /// the end, also when a runbook restored it first.
 const RESTORE_APISERVER: &str = "if [ -f /etc/kubernetes/kube-apiserver.yaml.firedrill ]; then mv /etc/kubernetes/kube-apiserver.yaml.firedrill /etc/kubernetes/manifests/kube-apiserver.yaml; fi; test -f /etc/kubernetes/manifests/kube-apiserver.yaml";
 
+/// `docker inspect` format printing a node's IPv4 and IPv6 address on the
+/// kind network.
+const NODE_ADDRESSES: &str =
+    "{{with index .NetworkSettings.Networks \"kind\"}}{{.IPAddress}} {{.GlobalIPv6Address}}{{end}}";
+
 /// The docker network kind puts its nodes on.
 const KIND_NETWORK: &str = "kind";
 
@@ -566,7 +571,19 @@ impl Target for KindTarget {
             "stop_node" | "kill_node" | "pause_node" | "partition_node" | "stop_kubelet" => {
                 let selector = node_selector(fault).cloned().unwrap_or_default();
                 let nodes = self.select_nodes(step, &selector, env, ctx).await?;
+                let mut addresses = serde_json::Map::new();
                 for node in &nodes {
+                    if kind == "partition_node" {
+                        // Reconnected with the same addresses: the node's
+                        // kubelet and certificates are bound to them.
+                        let args = ["inspect", "--format", NODE_ADDRESSES, node];
+                        let output = self.exec_ok(&engine, &args, ctx).await?;
+                        let mut found = output.stdout.split_whitespace();
+                        addresses.insert(
+                            node.clone(),
+                            json!({"ip": found.next(), "ip6": found.next()}),
+                        );
+                    }
                     let args: Vec<&str> = match kind {
                         "stop_node" => vec!["stop", node],
                         "kill_node" => vec!["kill", node],
@@ -576,7 +593,8 @@ impl Target for KindTarget {
                     };
                     self.exec_ok(&engine, &args, ctx).await?;
                 }
-                let undo = (kind != "kill_node").then(|| json!({"engine": engine, "nodes": nodes}));
+                let undo = (kind != "kill_node")
+                    .then(|| json!({"engine": engine, "nodes": nodes, "addresses": addresses}));
                 Ok(Injected {
                     targets: nodes,
                     detail: if selector.node.is_some() {
@@ -690,7 +708,17 @@ impl Target for KindTarget {
             let args: Vec<&str> = match kind {
                 "stop_node" => vec!["start", node],
                 "pause_node" => vec!["unpause", node],
-                "partition_node" => vec!["network", "connect", KIND_NETWORK, node],
+                "partition_node" => {
+                    let mut args = vec!["network", "connect"];
+                    let address = &undo["addresses"][node.as_str()];
+                    for (flag, key) in [("--ip", "ip"), ("--ip6", "ip6")] {
+                        if let Some(ip) = address[key].as_str() {
+                            args.extend([flag, ip]);
+                        }
+                    }
+                    args.extend([KIND_NETWORK, node]);
+                    args
+                }
                 "stop_kubelet" => vec!["exec", node, "systemctl", "start", "kubelet"],
                 "control_plane_down" => vec!["exec", node, "sh", "-c", RESTORE_APISERVER],
                 "drain_node" => {

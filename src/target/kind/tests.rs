@@ -402,11 +402,6 @@ async fn node_faults_run_the_container_engine_on_the_chosen_nodes_and_revert() {
         ("kill_node", "docker kill {n}", None),
         ("pause_node", "docker pause {n}", Some("docker unpause {n}")),
         (
-            "partition_node",
-            "docker network disconnect kind {n}",
-            Some("docker network connect kind {n}"),
-        ),
-        (
             "stop_kubelet",
             "docker exec {n} systemctl stop kubelet",
             Some("docker exec {n} systemctl start kubelet"),
@@ -418,7 +413,6 @@ async fn node_faults_run_the_container_engine_on_the_chosen_nodes_and_revert() {
             "stop_node" => f.stop_node = Some(selector),
             "kill_node" => f.kill_node = Some(selector),
             "pause_node" => f.pause_node = Some(selector),
-            "partition_node" => f.partition_node = Some(selector),
             _ => f.stop_kubelet = Some(selector),
         });
         let runner = runner();
@@ -1356,4 +1350,45 @@ async fn reverts_of_faults_a_runbook_already_undid_succeed_and_real_failures_do_
     let error = target.revert("stop_node", &undo, &ctx).await.unwrap_err();
     assert!(error.to_string().contains("No such container"), "{error}");
     assert!(target.revert("kill_node", &undo, &ctx).await.is_err());
+}
+
+#[tokio::test]
+async fn partition_reconnects_a_node_with_the_addresses_it_had() {
+    let fault = fault_with(|f| {
+        f.partition_node = Some(NodeSelector {
+            node: Some("drill-worker2".into()),
+            role: None,
+            count: None,
+        })
+    });
+    let runner = FakeRunner::new(&["kind", "docker"], |argv| match argv {
+        "kind get nodes --name drill" => Output::ok(NODES),
+        a if a.starts_with("docker inspect") => Output::ok("172.18.0.4 fc00:f853:ccd:e793::4\n"),
+        _ => Output::ok(""),
+    });
+    let (result, target, server, dir) = inject_with(&fault, &runner, vec![identity("uid-1")]).await;
+    let injected = result.unwrap();
+    assert_eq!(injected.targets, vec!["drill-worker2"]);
+    assert_eq!(
+        runner.argvs()[4..],
+        [
+            "kind get nodes --name drill",
+            "docker inspect --format {{with index .NetworkSettings.Networks \"kind\"}}{{.IPAddress}} {{.GlobalIPv6Address}}{{end}} drill-worker2",
+            "docker network disconnect kind drill-worker2",
+        ]
+    );
+    let done = target
+        .revert(
+            "partition_node",
+            injected.undo.as_ref().unwrap(),
+            &ctx(dir.path()),
+        )
+        .await
+        .unwrap();
+    let connect =
+        "docker network connect --ip 172.18.0.4 --ip6 fc00:f853:ccd:e793::4 kind drill-worker2";
+    assert_eq!(runner.argvs().last().unwrap(), connect);
+    assert_eq!(done, connect);
+    drop(target);
+    assert_no_more(server).await;
 }

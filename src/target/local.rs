@@ -130,7 +130,7 @@ pub fn corrupt_file(path: &Path, count: u64, seed: u64) -> std::io::Result<Vec<u
 }
 
 /// A stable per-step seed derived from the run's seed.
-fn step_seed(seed: u64, step: &str) -> u64 {
+pub(crate) fn step_seed(seed: u64, step: &str) -> u64 {
     step.bytes().fold(seed ^ 0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
     })

@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use crate::drill::{Fault, K8sProbe};
 use crate::engine::event::Emitter;
 
+pub mod kind;
 pub mod local;
 
 /// The kind target for a drill.
@@ -154,6 +155,14 @@ pub trait Target: Send + Sync {
         env: &BTreeMap<String, String>,
         ctx: &RunContext,
     ) -> Result<Injected, TargetError>;
+
+    /// Checks, right before the engine runs a `run` fault itself, that the
+    /// system is still the one set up (kind: the cluster's identity); an
+    /// error means the fault must not run. [`Target::inject`] checks on its own.
+    async fn check_before_fault(&self, ctx: &RunContext) -> Result<(), TargetError> {
+        let _ = ctx;
+        Ok(())
+    }
 
     /// Undoes a fault with the record [`Target::inject`] returned.
     async fn revert(

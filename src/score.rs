@@ -464,6 +464,7 @@ mod tests {
                     kind: "kill".into(),
                     targets: vec!["web".into()],
                     detail: String::new(),
+                    undo: None,
                 },
             ),
         ]

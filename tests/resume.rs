@@ -105,8 +105,7 @@ steps:
             .as_array()
             .unwrap()
             .iter()
-            .filter(|s| s["id"] == step)
-            .last()
+            .rfind(|s| s["id"] == step)
             .cloned()
             .unwrap_or_else(|| panic!("no record of {step}"));
         assert_eq!(record["status"], "ok", "{step}: {record}");

@@ -469,9 +469,11 @@ pub async fn run(
             options.parallel.max(1),
             interrupt.clone(),
             abort_rx.clone(),
-            &fault_started_tx,
-            &mut monitors,
-            &watchers_stopped,
+            Background {
+                fault_started: &fault_started_tx,
+                monitors: &mut monitors,
+                stopped: &watchers_stopped,
+            },
             resume.as_ref(),
         )
         .await;
@@ -940,17 +942,30 @@ enum State {
     Done(StepStatus),
 }
 
+/// What runs beside the graph once the first fault is in.
+struct Background<'a> {
+    /// Turns true at the first fault (stops the heartbeat writer).
+    fault_started: &'a watch::Sender<bool>,
+    /// The probe monitors, started at the first fault.
+    monitors: &'a mut Vec<tokio::task::JoinHandle<()>>,
+    /// Turns true when the monitors must stop.
+    stopped: &'a watch::Receiver<bool>,
+}
+
 /// The scheduler: starts every step whose needs are done, up to `parallel`.
 async fn schedule(
     shared: &Arc<Shared>,
     parallel: usize,
     mut interrupt: watch::Receiver<bool>,
     mut abort: watch::Receiver<Option<String>>,
-    fault_started: &watch::Sender<bool>,
-    monitors: &mut Vec<tokio::task::JoinHandle<()>>,
-    watchers_stopped: &watch::Receiver<bool>,
+    background: Background<'_>,
     resume: Option<&crate::engine::resume::Resume>,
 ) -> Ending {
+    let Background {
+        fault_started,
+        monitors,
+        stopped: watchers_stopped,
+    } = background;
     let drill = &shared.drill;
     let graph = Graph::build(drill);
     let mut state: HashMap<String, State> = drill

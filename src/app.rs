@@ -172,12 +172,15 @@ fn parse_var(text: &str) -> Result<(String, String), String> {
     }
 }
 
-fn make_target(loaded: &drill::LoadedDrill) -> std::sync::Arc<dyn crate::target::Target> {
+fn make_target(
+    loaded: &drill::LoadedDrill,
+    resuming: bool,
+) -> std::sync::Arc<dyn crate::target::Target> {
     match &loaded.drill.target {
         drill::Target::Local => std::sync::Arc::new(crate::target::local::LocalTarget::new(
             loaded.drill.services.clone(),
         )),
-        drill::Target::Kind(kind) => crate::target::kind_target(kind, &loaded.dir),
+        drill::Target::Kind(kind) => crate::target::kind_target(kind, &loaded.dir, resuming),
     }
 }
 
@@ -284,7 +287,7 @@ fn execute(
         } else {
             reporters.push(Box::new(crate::engine::view::Plain::new(std::io::stdout())));
         }
-        let target = make_target(loaded);
+        let target = make_target(loaded, options.resume.is_some());
         match crate::engine::run::run(loaded, target, options, reporters, interrupt_rx).await {
             Ok(outcome) => {
                 if let Some(junit) = junit {
@@ -319,7 +322,7 @@ fn dry_run(loaded: &drill::LoadedDrill, options: &crate::engine::run::Options) -
     let workdir = run_dir.join("work");
     let env = crate::engine::run::run_env(loaded, &run_id, &run_dir, &workdir, &options.vars);
     let seed = options.seed.unwrap_or(0);
-    let target = make_target(loaded);
+    let target = make_target(loaded, options.resume.is_some());
     let ctx = crate::target::RunContext {
         run_id: run_id.clone(),
         run_dir: run_dir.clone(),

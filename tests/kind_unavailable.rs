@@ -79,3 +79,30 @@ fn setup_without_kind_is_unavailable_and_leaves_home_alone() {
     assert!(!marker.exists(), "docker was run although kind is missing");
     assert!(!run_dir.join("kubeconfig").exists());
 }
+
+/// The whole binary, as a user would meet it: a kind drill on a machine
+/// without kind exits 4 with what to install and never creates `~/.kube`.
+#[test]
+fn a_kind_drill_without_kind_exits_4_and_leaves_home_alone() {
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/node-loss.yaml");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_firedrill"))
+        .current_dir(work.path())
+        .arg("run")
+        .arg(&scenario)
+        .arg("--halt-file")
+        .arg(work.path().join("halt"))
+        .env("HOME", home.path())
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(4), "{stdout}");
+    assert!(stdout.contains("install kind"), "{stdout}");
+    assert!(
+        entries(home.path()).is_empty(),
+        "HOME was touched: {:?}",
+        entries(home.path())
+    );
+}

@@ -1497,6 +1497,20 @@ async fn inject(shared: &Arc<Shared>, step: &Step, attempt: u32) -> StepResult {
     let kind = fault.kind().to_owned();
     let env = shared.step_env(step);
     let injected = if let Some(script) = &fault.run {
+        // The target's safety check (kind: is this still our cluster?) comes
+        // first for a shell fault too.
+        if let Err(error) = shared.target.check_before_fault(&shared.ctx).await {
+            let message = error.to_string();
+            *shared
+                .target_failure
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(error);
+            shared.ctx.emitter.emit(EventKind::Aborted {
+                reason: message.clone(),
+            });
+            shared.abort(message.clone());
+            return StepResult::failed(message);
+        }
         let result = run_shell(shared, step, script, attempt).await;
         if result.status != StepStatus::Ok {
             return result;

@@ -16,15 +16,18 @@ use crate::engine::event::Emitter;
 pub mod kind;
 pub mod local;
 
-/// The kind target for a drill.
+/// The kind target for a drill. `resuming`: the cluster exists already
+/// because the run created it before its runner died, so it is reused.
 pub fn kind_target(
     spec: &crate::drill::KindTarget,
     scenario_dir: &Path,
+    resuming: bool,
 ) -> std::sync::Arc<dyn Target> {
-    let _ = (spec, scenario_dir);
-    std::sync::Arc::new(Unsupported(
-        "the kind target is not part of this build yet".to_owned(),
-    ))
+    let mut spec = spec.clone();
+    if resuming {
+        spec.reuse = true;
+    }
+    std::sync::Arc::new(kind::KindTarget::new(&spec, scenario_dir))
 }
 
 /// A target that cannot run anything (exit 4 with its reason).

@@ -14,9 +14,10 @@ objectives. At the end it ends every process of the run (found by the
 FIREDRILL_RUN_ID marker in their environment, as the engine does) and removes
 WORKDIR.
 
-Simplifications, on purpose: steps run sequentially; each runbook code block
-runs in its own `/bin/sh -c` (the engine runs a step's blocks in one shell; the
-runbooks here have one block per step); only the local target.
+A runbook step's code blocks run together in one `/bin/sh -c` under `set -e`,
+in the runbook's directory, as the engine runs them. Simplifications, on
+purpose: steps run one at a time; only the local target; TTR is measured up to
+the first time the whole steady state holds after the recovery.
 
 Needs python3 and PyYAML (Debian: python3-yaml). Exit 0 when the drill
 recovered within its objectives, 1 otherwise.
@@ -68,11 +69,12 @@ def expand(text, env):
     return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", lambda m: env.get(m.group(1), m.group(0)), text)
 
 
-def sh(command, env, timeout, log_file=None):
+def sh(command, env, timeout, log_file=None, cwd=None):
     """Runs /bin/sh -c in its own process group; returns (exit, stdout)."""
     proc = subprocess.Popen(
         ["/bin/sh", "-c", command],
         env=env,
+        cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -101,6 +103,7 @@ class Run:
             self.drill = yaml.safe_load(f)
         self.keep = keep
         self.runbook_override = None
+        self.rerun_each = False
         self.run_id = time.strftime("byhand-%Y%m%dT%H%M%S-") + str(os.getpid())
         self.workdir = tempfile.mkdtemp(prefix=f"firedrill-{self.drill['name']}-")
         self.run_dir = tempfile.mkdtemp(prefix=f"firedrill-run-{self.drill['name']}-")
@@ -238,11 +241,11 @@ class Run:
             done.add(ready[0]["id"])
         return order
 
-    def run_shell_step(self, label, command, timeout, retries, delay, expect=None):
+    def run_shell_step(self, label, command, timeout, retries, delay, expect=None, cwd=None):
         expect = expect or {}
         step_log = os.path.join(self.run_dir, "logs", f"{re.sub('[^a-z0-9-]+', '-', label.lower())}.log")
         for attempt in range(retries + 1):
-            code, out = sh(command, self.env, timeout, step_log)
+            code, out = sh(command, self.env, timeout, step_log, cwd)
             problem = None
             if code != int(expect.get("exit", 0)):
                 problem = f"exit {code}"
@@ -270,7 +273,7 @@ class Run:
                 raise DrillFailed(f"system not healthy before the drill ({detail})")
             self.heartbeat_stop.set()
             self.first_fault = time.time()
-            log("steady state holds; first fault starts, heartbeat writer stopped")
+            log("steady state holds; first fault starts" + (", heartbeat writer stopped" if self.heartbeat_thread else ""))
         if "kill" in fault:
             names = fault["kill"]["service"]
             names = [names] if isinstance(names, str) else names
@@ -298,6 +301,9 @@ class Run:
             raise DrillFailed(f"{step['id']}: fault kind not supported by this script")
 
     def runbook(self, path, idempotent):
+        """Runs the runbook; `check: idempotent` runs it all a second time
+        (the engine's check). --rerun-each also runs every step twice in a row,
+        the harsher "died right after this step" case."""
         steps = parse_runbook(path)
         log(f"  runbook {path}: {len(steps)} steps")
         for round_ in (1, 2) if idempotent else (1,):
@@ -305,17 +311,26 @@ class Run:
                 if not blocks:
                     log(f"  [{round_}] {title}: manual step, unverified")
                     continue
-                for attrs, code in blocks:
+                # As the engine does: the step's blocks in one shell, under
+                # `set -e`, in the runbook's directory; the blocks' attributes
+                # apply to the step.
+                attrs = {}
+                for block_attrs, _ in blocks:
+                    attrs.update(block_attrs)
+                script = "set -e\n" + "".join(code for _, code in blocks)
+                for again in (False, True) if self.rerun_each else (False,):
+                    label = f"runbook {title}" + (" (re-run)" if round_ == 2 or again else "")
                     t0 = time.monotonic()
                     self.run_shell_step(
-                        f"runbook {title}" + (" (re-run)" if round_ == 2 else ""),
-                        code,
+                        label,
+                        script,
                         duration(attrs.get("timeout"), 300),
                         int(attrs.get("retries", 0)),
                         duration(attrs.get("retry_delay"), 1),
                         attrs,
+                        os.path.dirname(os.path.abspath(path)),
                     )
-                    log(f"  [{round_}] {title}: ok in {time.monotonic() - t0:.1f}s")
+                    log(f"  [{round_}{'+' if again else ''}] {title}: ok in {time.monotonic() - t0:.1f}s")
 
     def run_steps(self):
         for step in self.ordered_steps():
@@ -475,6 +490,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("drill")
     parser.add_argument("--keep", action="store_true", help="keep WORKDIR")
+    parser.add_argument("--rerun-each", action="store_true", help="also run every runbook step twice in a row")
     parser.add_argument("--runbook", help="run this runbook instead of the drill's (e.g. a stale fixture)")
     args = parser.parse_args()
     # Orphans of the run (members a runbook put in the background) become our
@@ -482,6 +498,7 @@ def main():
     ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
     run = Run(args.drill, args.keep)
     run.runbook_override = os.path.abspath(args.runbook) if args.runbook else None
+    run.rerun_each = args.rerun_each
     verdict = 1
     try:
         run.start_services()

@@ -69,14 +69,16 @@ def expand(text, env):
     return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", lambda m: env.get(m.group(1), m.group(0)), text)
 
 
-def sh(command, env, timeout, log_file=None, cwd=None):
-    """Runs /bin/sh -c in its own process group; returns (exit, stdout)."""
+def sh(command, env, timeout, log_file=None, cwd=None, stderr=subprocess.STDOUT):
+    """Runs /bin/sh -c in its own process group; returns (exit, output).
+    The output is stdout and stderr interleaved unless `stderr` says otherwise
+    (probes check stdout alone)."""
     proc = subprocess.Popen(
         ["/bin/sh", "-c", command],
         env=env,
         cwd=cwd,
         stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        stderr=stderr,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
         text=True,
@@ -97,7 +99,7 @@ def sh(command, env, timeout, log_file=None, cwd=None):
 
 
 class Run:
-    def __init__(self, path, keep):
+    def __init__(self, path, keep, overrides=()):
         self.path = os.path.abspath(path)
         with open(self.path) as f:
             self.drill = yaml.safe_load(f)
@@ -119,6 +121,9 @@ class Run:
         env = dict(os.environ)
         env.update(builtins)
         variables = {k: str(v) for k, v in (self.drill.get("vars") or {}).items()}
+        for item in overrides:
+            name, _, value = item.partition("=")
+            variables[name] = value
         env.update(variables)
         for _ in range(8):
             for name in variables:
@@ -144,7 +149,7 @@ class Run:
         timeout = duration(spec.get("timeout"), 10)
         if "command" in spec:
             expect = spec.get("expect") or {}
-            code, out = sh(spec["command"], self.env, timeout)
+            code, out = sh(spec["command"], self.env, timeout, stderr=subprocess.DEVNULL)
             ok = code == expect.get("exit", 0)
             if ok and expect.get("stdout_contains") is not None:
                 ok = expect["stdout_contains"] in out
@@ -379,7 +384,7 @@ class Run:
             failed.append(f"TTR {ttr:.1f}s above rto {rto:g}s")
         data = self.drill.get("data")
         if data:
-            code, out = sh(data["read"], self.env, 10)
+            code, out = sh(data["read"], self.env, 10, stderr=subprocess.DEVNULL)
             value = out.strip()
             if code != 0 or not value.isdigit():
                 raise DrillFailed(f"data read failed: exit {code}, output {value!r}")
@@ -490,13 +495,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("drill")
     parser.add_argument("--keep", action="store_true", help="keep WORKDIR")
+    parser.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help="override a drill variable")
     parser.add_argument("--rerun-each", action="store_true", help="also run every runbook step twice in a row")
     parser.add_argument("--runbook", help="run this runbook instead of the drill's (e.g. a stale fixture)")
     args = parser.parse_args()
     # Orphans of the run (members a runbook put in the background) become our
     # children, as they do with the engine, so they can be found and reaped.
     ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
-    run = Run(args.drill, args.keep)
+    run = Run(args.drill, args.keep, args.var)
     run.runbook_override = os.path.abspath(args.runbook) if args.runbook else None
     run.rerun_each = args.rerun_each
     verdict = 1

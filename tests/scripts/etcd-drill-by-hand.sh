@@ -8,7 +8,14 @@
 # etcd-client), python3 with PyYAML (python3-yaml), free loopback ports
 # 23791-23793 and 23801-23803.
 #
-#   tests/scripts/etcd-drill-by-hand.sh [--keep]
+#   tests/scripts/etcd-drill-by-hand.sh [--keep] [--rerun-each]
+#       [--runbook FILE] [--var NAME=VALUE]...
+#
+# --rerun-each also runs every runbook step twice in a row; --runbook swaps in
+# another runbook (tests/fixtures/runbooks/etcd-restore-stale.md must fail at
+# its restore step); --var moves the members to other ports, e.g.
+#   --var CLIENT_1=http://127.0.0.1:24791 ... --var PEER_3=http://127.0.0.1:24803
+# (the port checks below then only cover the default ports).
 #
 # Exit 0: the cluster lost quorum, the runbook restored it (and a second run of
 # every step succeeded), the canary keys came back, recovery time and data loss
@@ -25,6 +32,7 @@ if ss -ltnH 2>/dev/null | grep -Eq '127\.0\.0\.1:238(0[1-3]|9[1-3]) '; then
   exit 4
 fi
 
+# Only etcd processes that were not there before count as left behind.
 before=$(pgrep -x etcd | sort)
 python3 "$here/drill_by_hand.py" "$repo/scenarios/etcd-quorum-loss.yaml" "$@"
 rc=$?

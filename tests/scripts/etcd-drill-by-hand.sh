@@ -34,7 +34,7 @@ fi
 
 # Only etcd processes that were not there before count as left behind.
 before=$(pgrep -x etcd | sort)
-python3 "$here/drill_by_hand.py" "$repo/scenarios/etcd-quorum-loss.yaml" "$@"
+python3 -B "$here/drill_by_hand.py" "$repo/scenarios/etcd-quorum-loss.yaml" "$@"
 rc=$?
 
 after=$(pgrep -x etcd | sort)

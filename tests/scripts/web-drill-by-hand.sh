@@ -13,7 +13,7 @@ if ss -ltnH 2>/dev/null | grep -q '127\.0\.0\.1:28080 '; then
   echo "port 28080 is in use; is another run going?" >&2
   exit 4
 fi
-python3 "$here/drill_by_hand.py" "$repo/scenarios/web-restore.yaml" "$@"
+python3 -B "$here/drill_by_hand.py" "$repo/scenarios/web-restore.yaml" "$@"
 rc=$?
 if ss -ltnH 2>/dev/null | grep -q '127\.0\.0\.1:28080 '; then
   echo "something still listens on port 28080 after the drill:" >&2

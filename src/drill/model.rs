@@ -123,6 +123,7 @@ impl JsonSchema for OneOrMany {
 
 /// The system under test: processes on this host, or a kind cluster.
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
 pub enum Target {
     /// Processes on this host (the default).
     #[default]
@@ -503,7 +504,7 @@ pub enum Check {
 }
 
 /// `revert: auto | never | <shell>`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Revert {
     /// Undo at the end if the kind is reversible and recovery did not already.
     #[default]
@@ -514,12 +515,45 @@ pub enum Revert {
     Shell(String),
 }
 
+impl Serialize for Revert {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Revert::Auto => serializer.serialize_str("auto"),
+            Revert::Never => serializer.serialize_str("never"),
+            Revert::Shell(shell) => serializer.serialize_str(shell),
+        }
+    }
+}
+
+impl JsonSchema for Revert {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Revert".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "`auto` (undo at the end if the kind is reversible), `never`, or a shell command that undoes the fault",
+            "anyOf": [
+                {"const": "auto"},
+                {"const": "never"},
+                {"type": "string"}
+            ]
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for Revert {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
         Ok(match text.as_str() {
             "auto" => Revert::Auto,
             "never" => Revert::Never,
+            // `Never` would otherwise run as a command named `Never`.
+            other if other.eq_ignore_ascii_case("auto") || other.eq_ignore_ascii_case("never") => {
+                return Err(de::Error::custom(format!(
+                    "`{other}`: write `{}` in lower case (anything else is run as the revert shell command)",
+                    other.to_ascii_lowercase()
+                )));
+            }
             _ => Revert::Shell(text),
         })
     }

@@ -290,7 +290,10 @@ fn check_probe(probe: &Probe, loc: Loc, what: &str, drill: &Drill, problems: &mu
         );
     }
     if let Some(http) = &probe.http
-        && !(http.url.starts_with("http://") || http.url.starts_with("https://"))
+        && !(http.url.starts_with("http://")
+            || http.url.starts_with("https://")
+            // `${URL}/health`: known only after expansion at run time.
+            || http.url.starts_with("${"))
     {
         problems.push(Problem::at(
             loc,

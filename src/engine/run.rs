@@ -194,6 +194,8 @@ pub(crate) struct Shared {
     active: Mutex<Vec<Active>>,
     outputs: Mutex<HashMap<String, BTreeMap<String, String>>>,
     step_groups: Mutex<HashMap<String, i32>>,
+    /// When each step's first attempt started (run clock, ms).
+    step_started: Mutex<HashMap<String, u64>>,
     /// On resume: per recover step, the runbook steps already done.
     pub(crate) resumed_runbook: HashMap<String, std::collections::BTreeSet<usize>>,
     /// Recover steps whose `RunbookStarted` is recorded.
@@ -426,6 +428,7 @@ pub async fn run(
         ),
         outputs: Mutex::new(HashMap::new()),
         step_groups: Mutex::new(HashMap::new()),
+        step_started: Mutex::new(HashMap::new()),
         first_fault_epoch_ms: Mutex::new(resume.as_ref().and_then(|r| r.first_fault_epoch_ms())),
         target_failure: Mutex::new(None),
     });
@@ -1262,14 +1265,11 @@ fn finish_step(shared: &Shared, state: &mut HashMap<String, State>, id: &str, re
         .map_or("run", |s| s.action().key())
         .to_owned();
     let started = shared
-        .ctx
-        .emitter
-        .events()
-        .iter()
-        .find_map(|e| match &e.kind {
-            EventKind::StepStarted { step, .. } if step == id => Some(e.at_ms),
-            _ => None,
-        });
+        .step_started
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(id)
+        .copied();
     let duration_ms = started.map_or(0, |t| shared.ctx.emitter.now_ms().saturating_sub(t));
     if result.status == StepStatus::Ok {
         shared
@@ -1294,6 +1294,11 @@ fn finish_step(shared: &Shared, state: &mut HashMap<String, State>, id: &str, re
 async fn run_step(shared: &Arc<Shared>, step: &Step) -> StepResult {
     let attempts = step.retries.unwrap_or(0) + 1;
     let mut result = StepResult::failed("not run");
+    shared
+        .step_started
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(step.id.value.clone(), shared.ctx.emitter.now_ms());
     for attempt in 1..=attempts {
         shared.ctx.emitter.emit(EventKind::StepStarted {
             step: step.id.value.clone(),

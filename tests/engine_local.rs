@@ -456,3 +456,88 @@ steps:
     assert!(!run.path("recovered").exists());
     assert!(!run.run_dir.exists());
 }
+
+#[test]
+fn pause_stops_a_service_and_the_revert_continues_it() {
+    let run = run_drill(
+        r#"
+version: 1
+name: paused
+objectives: {rto: 30s}
+services:
+  app:
+    run: echo $$ > "${T}/app.pid"; exec sleep 1000
+    ready: {command: 'test -s "${T}/app.pid"', interval: 50ms}
+steps:
+  - id: freeze
+    fault: {pause: {service: app}}
+  - id: look
+    needs: [freeze]
+    run: awk '{print $3}' "/proc/$(cat "${T}/app.pid")/stat" > "${T}/state-during"
+  - id: fix
+    needs: [look]
+    recover: {run: "true"}
+"#,
+        &["--keep"],
+    );
+    assert_eq!(run.code(), 0, "{}", run.explain());
+    let during = std::fs::read_to_string(run.path("state-during")).unwrap();
+    assert_eq!(during.trim(), "T", "the service was not stopped");
+    let journal = run.journal();
+    assert_eq!(journal["faults"][0]["kind"], "pause");
+    assert_eq!(
+        journal["faults"][0]["reverted"], true,
+        "{}",
+        journal["faults"]
+    );
+    assert!(
+        journal["faults"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("SIGCONT")
+    );
+    assert_nothing_left(&run);
+}
+
+#[test]
+fn corrupt_overwrites_bytes_at_seeded_offsets() {
+    let drill = r#"
+version: 1
+name: corrupted
+objectives: {rto: 30s}
+steps:
+  - id: data
+    run: head -c 4096 /dev/zero > "$WORKDIR/db"; cp "$WORKDIR/db" "$WORKDIR/db.orig"
+  - id: damage
+    needs: [data]
+    fault: {corrupt: {path: "${WORKDIR}/db", bytes: 16}}
+  - id: compare
+    needs: [damage]
+    run: cmp -l "$WORKDIR/db.orig" "$WORKDIR/db" | wc -l > "${T}/changed"
+  - id: fix
+    needs: [compare]
+    recover: {run: 'cp "$WORKDIR/db.orig" "$WORKDIR/db"'}
+"#;
+    let first = run_drill(drill, &["--seed", "7"]);
+    let second = run_drill(drill, &["--seed", "7"]);
+    assert_eq!(first.code(), 0, "{}", first.explain());
+    let changed: usize = std::fs::read_to_string(first.path("changed"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!((1..=16).contains(&changed), "{changed} bytes changed");
+    let detail = |run: &common::Run| {
+        run.journal()["faults"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(detail(&first).contains("offsets"), "{}", detail(&first));
+    assert_eq!(
+        detail(&first),
+        detail(&second),
+        "the same seed hit other bytes"
+    );
+    assert_eq!(first.journal()["seed"], 7);
+}

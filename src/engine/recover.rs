@@ -403,8 +403,18 @@ async fn interact(
     let (shared, step) = (book.shared, book.step);
     let script = rb_step.script();
     let shown_at = Instant::now();
+    let clock = shared
+        .first_fault_ms()
+        .map(|fault| {
+            let now = chrono::Utc::now().timestamp_millis() as u64;
+            format!(
+                " — recovery clock {}",
+                crate::duration::format_duration(Duration::from_millis(now.saturating_sub(fault)))
+            )
+        })
+        .unwrap_or_default();
     let mut text = format!(
-        "\n── runbook step {}: {} (line {})\n",
+        "\n── runbook step {}: {} (line {}){clock}\n",
         index + 1,
         rb_step.title,
         rb_step.line

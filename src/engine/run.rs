@@ -228,6 +228,14 @@ impl Shared {
 
     /// The environment of a step: the run's, plus the outputs of every step
     /// it needs, directly or not.
+    /// Wall-clock ms of the first fault, once one is in.
+    pub(crate) fn first_fault_ms(&self) -> Option<u64> {
+        *self
+            .first_fault_epoch_ms
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
     pub(crate) fn step_env_of(&self, step: &Step) -> BTreeMap<String, String> {
         self.step_env(step)
     }

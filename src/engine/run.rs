@@ -530,6 +530,7 @@ pub async fn run(
         let evidence = run_dir.join("evidence");
         let _ = std::fs::create_dir_all(&evidence);
         target.collect_evidence(&evidence, &shared.ctx).await;
+        write_run_evidence(&evidence, &preliminary, &run_id);
     }
     target.teardown(&shared.ctx, options.keep).await;
     let swept = process::sweep(&run_id, options.grace, options.sweep_descendants).await;
@@ -564,6 +565,57 @@ pub async fn run(
         run_dir,
         exit_code,
     })
+}
+
+/// What the engine itself knows of a failure: the steps and runbook steps
+/// that failed with their output, and what of the run was still running.
+fn write_run_evidence(dir: &Path, journal: &Journal, run_id: &str) {
+    let mut failed = String::new();
+    for step in &journal.steps {
+        if matches!(step.status, StepStatus::Failed | StepStatus::Interrupted) {
+            failed.push_str(&format!(
+                "step {} ({}): {:?} after {} attempt(s), exit {:?}: {}\n{}\n\n",
+                step.id,
+                step.action,
+                step.status,
+                step.attempts,
+                step.exit_code,
+                step.detail,
+                step.output_tail
+            ));
+        }
+    }
+    if let Some(runbook) = &journal.runbook {
+        for (index, step) in runbook.steps.iter().enumerate() {
+            if step.status == crate::journal::RunbookStepStatus::Failed {
+                failed.push_str(&format!(
+                    "runbook {} step {} ({}, line {}): exit {:?}: {}\n$ {}\n{}\n\n",
+                    runbook.path,
+                    index + 1,
+                    step.title,
+                    step.line,
+                    step.exit_code,
+                    step.detail,
+                    step.command,
+                    step.output_tail
+                ));
+            }
+        }
+    }
+    if !failed.is_empty() {
+        let _ = std::fs::write(dir.join("failed-steps.txt"), failed);
+    }
+    let mut processes = String::new();
+    for pid in process::marked_processes(run_id) {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        processes.push_str(&format!(
+            "{pid} {}\n",
+            String::from_utf8_lossy(&cmdline).replace('\0', " ").trim()
+        ));
+    }
+    if !processes.is_empty() {
+        let _ = std::fs::write(dir.join("processes.txt"), processes);
+    }
 }
 
 /// Starts nothing (services are started by the target); waits for every

@@ -4,8 +4,11 @@
 //! `cargo bench` passes `--bench`; then each benchmark is warmed up and timed
 //! for about `FIREDRILL_BENCH_SECS` seconds (default 1). Without `--bench`
 //! (`cargo test --benches`) every benchmark runs once, as a smoke test.
+//! `FIREDRILL_BENCH_REPEAT=N` makes that once N times (`benches/callgrind.sh`
+//! subtracts two such runs to count the instructions of one call).
 //! A further argument filters benchmarks by substring:
-//! `cargo bench --bench drill -- parse/chain`.
+//! `cargo bench --bench drill -- parse_source/chain`; with `--exact` it must
+//! be the whole name.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -28,7 +31,11 @@ struct Row {
 pub struct Bench {
     title: &'static str,
     measure: bool,
+    /// Calls of each benchmark when not measuring.
+    repeat: u64,
     filter: Option<String>,
+    /// The filter is a whole name, not a part of one.
+    exact: bool,
     budget: Duration,
     warm_up: Duration,
     rows: Vec<Row>,
@@ -39,9 +46,12 @@ impl Bench {
     pub fn from_args(title: &'static str) -> Bench {
         let mut measure = false;
         let mut filter = None;
+        let mut exact = false;
         for arg in std::env::args().skip(1) {
             if arg == "--bench" {
                 measure = true;
+            } else if arg == "--exact" {
+                exact = true;
             } else if !arg.starts_with('-') {
                 filter = Some(arg);
             }
@@ -51,10 +61,16 @@ impl Bench {
             .and_then(|secs| secs.parse::<f64>().ok())
             .filter(|secs| secs.is_finite() && *secs > 0.0)
             .map_or(Duration::from_secs(1), Duration::from_secs_f64);
+        let repeat = std::env::var("FIREDRILL_BENCH_REPEAT")
+            .ok()
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(1);
         Bench {
             title,
             measure,
+            repeat,
             filter,
+            exact,
             budget,
             warm_up: budget / 5,
             rows: Vec::new(),
@@ -63,9 +79,13 @@ impl Bench {
 
     /// Whether a benchmark of this name is selected.
     pub fn wants(&self, name: &str) -> bool {
-        self.filter
-            .as_ref()
-            .is_none_or(|f| name.contains(f.as_str()))
+        self.filter.as_ref().is_none_or(|f| {
+            if self.exact {
+                name == f.as_str()
+            } else {
+                name.contains(f.as_str())
+            }
+        })
     }
 
     /// Times `f`; one call handles `items` `unit`s (for the throughput).
@@ -74,7 +94,9 @@ impl Bench {
             return;
         }
         if !self.measure {
-            black_box(f());
+            for _ in 0..self.repeat {
+                black_box(f());
+            }
             println!("{name}: ok");
             return;
         }

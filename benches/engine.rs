@@ -158,6 +158,11 @@ fn main() {
             run_once(&runtime, &loaded, root.path(), parallel, &counter)
         });
     }
+    // The floor under a `wait: 0ms` step: tokio's timer has millisecond
+    // resolution, so even a zero sleep lasts until its next tick.
+    bench.run("tokio::time::sleep(0ms)", 1, "sleeps", || {
+        runtime.block_on(async { tokio::time::sleep(std::time::Duration::ZERO).await })
+    });
     // The scan reads every process's environ: its cost grows with them.
     let processes = std::fs::read_dir("/proc").map_or(0, |entries| {
         entries

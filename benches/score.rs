@@ -53,6 +53,7 @@ fn events(total: usize) -> Vec<Event> {
                 kind: "kill".into(),
                 targets: vec!["web".into()],
                 detail: "signal SIGKILL".into(),
+                undo: None,
             }
         } else if i == fault_at + 1 {
             EventKind::RunbookStarted {

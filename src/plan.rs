@@ -25,6 +25,9 @@ impl<'a> Graph<'a> {
             let node = graph.add_node(step);
             index.entry(step.id.as_str()).or_insert(node);
         }
+        // Duplicate needs give one edge. (A set, not `update_edge`, which
+        // scans a node's edges and made wide fan-outs quadratic.)
+        let mut edges = std::collections::HashSet::new();
         for step in &drill.steps {
             let Some(&to) = index.get(step.id.as_str()) else {
                 continue;
@@ -33,8 +36,10 @@ impl<'a> Graph<'a> {
                 if need.value == step.id.value {
                     continue;
                 }
-                if let Some(&from) = index.get(need.as_str()) {
-                    graph.update_edge(from, to, ());
+                if let Some(&from) = index.get(need.as_str())
+                    && edges.insert((from, to))
+                {
+                    graph.add_edge(from, to, ());
                 }
             }
         }

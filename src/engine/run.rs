@@ -1418,7 +1418,9 @@ async fn run_action(shared: &Arc<Shared>, step: &Step, attempt: u32) -> StepResu
         }
         ActionKind::Wait => {
             let duration = step.wait.map_or(Duration::ZERO, |d| d.0);
-            tokio::time::sleep(duration).await;
+            if !duration.is_zero() {
+                tokio::time::sleep(duration).await;
+            }
             StepResult::ok(format!(
                 "waited {}",
                 crate::duration::format_duration(duration)

@@ -214,3 +214,38 @@ fn path_str(path: &Path) -> &str {
     path.to_str()
         .unwrap_or_else(|| panic!("temporary path is not UTF-8: {path:?}"))
 }
+
+/// Every runbook a shipped drill follows lints clean against that drill.
+#[test]
+fn the_shipped_runbooks_lint_clean_against_their_drills() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut checked = 0;
+    for entry in std::fs::read_dir(root.join("scenarios")).unwrap() {
+        let drill = entry.unwrap().path();
+        if drill.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&drill).unwrap();
+        for line in text.lines() {
+            let Some(path) = line.trim().strip_prefix("runbook: ") else {
+                continue;
+            };
+            let runbook = drill.parent().unwrap().join(path.trim());
+            let output = std::process::Command::new(env!("CARGO_BIN_EXE_firedrill"))
+                .args(["runbook", "lint"])
+                .arg(&runbook)
+                .arg("--drill")
+                .arg(&drill)
+                .output()
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "{}: {}",
+                runbook.display(),
+                String::from_utf8_lossy(&output.stdout)
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 5, "only {checked} runbooks found");
+}

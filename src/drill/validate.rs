@@ -163,6 +163,28 @@ fn check_file(dir: &Path, path: &Located<String>, what: &str, problems: &mut Vec
     }
 }
 
+/// A runbook that exists must also be readable as one: a fence attribute
+/// the runner does not know would otherwise only show up mid-recovery.
+fn check_runbook(dir: &Path, path: &Located<String>, problems: &mut Vec<Problem>) {
+    let resolved = dir.join(&path.value);
+    if !resolved.is_file() {
+        return;
+    }
+    if let Err(errors) = crate::runbook::load(&resolved) {
+        for error in errors {
+            let shown = crate::runbook::RunbookError {
+                path: tidy_path(&resolved),
+                ..error
+            };
+            problems.push(
+                Problem::at(path.loc, format!("runbook `{}`: {shown}", path.value)).help(
+                    "fix the runbook; `firedrill runbook lint FILE` checks it without running anything",
+                ),
+            );
+        }
+    }
+}
+
 /// `a/b/../c` as `a/c`, for messages: the path the user would look at.
 fn tidy_path(path: &Path) -> std::path::PathBuf {
     use std::path::Component;
@@ -536,7 +558,10 @@ fn check_action(
                 Problem::at(recover.loc, format!("step `{id}`: `recover` has both `runbook` and `run`"))
                     .help("keep one; a runbook is scored for accuracy, a command is not"),
             ),
-            (Some(runbook), None) => check_file(cx.dir, runbook, "runbook", problems),
+            (Some(runbook), None) => {
+                check_file(cx.dir, runbook, "runbook", problems);
+                check_runbook(cx.dir, runbook, problems);
+            }
             (None, Some(_)) => {
                 if recover.check.is_some() {
                     problems.push(Problem::at(recover.loc, format!("step `{id}`: `check` applies to runbooks only")));

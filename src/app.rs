@@ -279,7 +279,8 @@ fn execute(
             let _ = interrupt_tx.send(true);
         });
         let mut reporters: Vec<Box<dyn crate::engine::event::Reporter>> = Vec::new();
-        let terminal = std::io::stderr().is_terminal() && !json;
+        // The operator's prompts and live bars would fight over the terminal.
+        let terminal = std::io::stderr().is_terminal() && !json && !options.interactive;
         if json {
             reporters.push(Box::new(crate::engine::view::JsonLines::new(std::io::stdout())));
         } else if terminal {

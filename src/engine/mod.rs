@@ -2,8 +2,11 @@
 
 pub mod env;
 pub mod event;
+mod monitor;
 pub mod probe;
 pub mod recover;
 pub mod resume;
 pub mod run;
+mod schedule;
+mod shared;
 pub mod view;

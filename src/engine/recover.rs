@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use crate::drill::{Check, Recover, Step};
 use crate::engine::event::EventKind;
-use crate::engine::run::{Shared, StepResult, parse_outputs};
+use crate::engine::schedule::parse_outputs;
+use crate::engine::shared::{Shared, StepResult};
 use crate::journal::{RunbookStepStatus, StepStatus};
 use crate::process;
 use crate::runbook::{self, RunbookStep};

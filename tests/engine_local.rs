@@ -541,3 +541,57 @@ steps:
     );
     assert_eq!(first.journal()["seed"], 7);
 }
+
+#[test]
+fn ctrl_c_while_waiting_for_a_service_is_an_interruption() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("drill.yaml"),
+        format!(
+            r#"
+version: 1
+name: never-ready
+objectives: {{rto: 1m}}
+services:
+  app:
+    run: echo $$ > "{0}/app.pid"; exec sleep 1000
+    ready: {{command: "false", interval: 100ms}}
+steps:
+  - id: break
+    fault: {{run: "true"}}
+  - id: fix
+    needs: [break]
+    recover: {{run: "true"}}
+"#,
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let run_dir = dir.path().join("run");
+    let mut child = common::firedrill()
+        .current_dir(dir.path())
+        .args(["run", "drill.yaml", "--run-dir"])
+        .arg(&run_dir)
+        .arg("--halt-file")
+        .arg(dir.path().join("halt"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid_file = dir.path().join("app.pid");
+    for _ in 0..200 {
+        if !read_pids(&pid_file).is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let app = read_pids(&pid_file);
+    assert_eq!(app.len(), 1, "the service never started");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert!(!alive(app[0]), "the service survived Ctrl-C");
+}

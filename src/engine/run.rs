@@ -320,7 +320,9 @@ pub async fn run(
     {
         ending = Ending::Error(why);
     }
-    if *interrupt.borrow() && ending == Ending::Completed {
+    // Ctrl-C during setup or the wait for services is an interruption, not
+    // a failure of the system.
+    if *interrupt.borrow() && !matches!(ending, Ending::Aborted(_)) {
         ending = Ending::Interrupted;
     }
 

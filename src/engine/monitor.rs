@@ -113,13 +113,7 @@ pub(crate) async fn await_probe(
 pub(crate) async fn watch_halt_file(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
     loop {
         if shared.halt_file.exists() {
-            let reason = format!("halt file {} appeared", shared.halt_file.display());
-            if shared.aborted().is_none() {
-                shared.ctx.emitter.emit(EventKind::Aborted {
-                    reason: reason.clone(),
-                });
-            }
-            shared.abort(reason);
+            shared.abort(format!("halt file {} appeared", shared.halt_file.display()));
             return;
         }
         tokio::select! {
@@ -177,13 +171,10 @@ pub(crate) async fn monitor(
         }
         emit_probe(&shared, &name, &roles, &outcome);
         if roles.contains(&ProbeRole::Guard) && !outcome.ok {
-            let reason = format!("guard `{name}` failed: {}", first_line(&outcome.detail));
-            if shared.aborted().is_none() {
-                shared.ctx.emitter.emit(EventKind::Aborted {
-                    reason: reason.clone(),
-                });
-            }
-            shared.abort(reason);
+            shared.abort(format!(
+                "guard `{name}` failed: {}",
+                first_line(&outcome.detail)
+            ));
         }
         tokio::select! {
             _ = tokio::time::sleep(probe.interval()) => {}
@@ -283,11 +274,7 @@ pub(crate) async fn recovery_check(shared: &Arc<Shared>, mut interrupt: watch::R
 
 /// SPEC §7.3: data loss = first fault time − the last heartbeat that survived.
 pub(crate) async fn measure_data_loss(shared: &Shared, read: &str) {
-    let fault_ms = shared
-        .first_fault_epoch_ms
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .unwrap_or(0);
+    let fault_ms = shared.first_fault_ms().unwrap_or(0);
     let event = match process::run_captured(
         read,
         &shared.env,

@@ -266,7 +266,7 @@ pub(crate) async fn follow_runbook(
     }
     // On resume, the steps a dead runner finished are kept as recorded.
     let done_before = shared.resumed_runbook.get(step.id.as_str());
-    let env = shared.step_env_of(step);
+    let env = shared.step_env(step);
     // Relative paths in a runbook are relative to the runbook, as for its links.
     let book_dir = path
         .parent()

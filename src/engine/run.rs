@@ -370,11 +370,7 @@ pub async fn run(
         writer.abort();
     }
 
-    let fault_happened = shared
-        .first_fault_epoch_ms
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .is_some();
+    let fault_happened = shared.first_fault_ms().is_some();
     if ending == Ending::Completed && fault_happened {
         recovery_check(&shared, interrupt.clone()).await;
         if let Some(data) = &drill.data {

@@ -267,11 +267,7 @@ pub(crate) async fn schedule(
             }
             if step.action() == ActionKind::Fault {
                 if shared.halt_file.exists() {
-                    let reason = format!("halt file {} exists", shared.halt_file.display());
-                    shared.ctx.emitter.emit(EventKind::Aborted {
-                        reason: reason.clone(),
-                    });
-                    shared.abort(reason);
+                    shared.abort(format!("halt file {} exists", shared.halt_file.display()));
                     break;
                 }
                 if !steady_checked {
@@ -292,17 +288,7 @@ pub(crate) async fn schedule(
                         break;
                     }
                 }
-                let first = shared
-                    .first_fault_epoch_ms
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .is_none();
-                if first {
-                    *shared
-                        .first_fault_epoch_ms
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner()) =
-                        Some(chrono::Utc::now().timestamp_millis() as u64);
+                if shared.mark_first_fault() {
                     let _ = fault_started.send(true);
                     start_monitors(shared, monitors, watchers_stopped);
                 }
@@ -623,14 +609,7 @@ pub(crate) async fn inject(shared: &Arc<Shared>, step: &Step, attempt: u32) -> S
         // first for a shell fault too.
         if let Err(error) = shared.target.check_before_fault(&shared.ctx).await {
             let message = error.to_string();
-            *shared
-                .target_failure
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()) = Some(error);
-            shared.ctx.emitter.emit(EventKind::Aborted {
-                reason: message.clone(),
-            });
-            shared.abort(message.clone());
+            shared.target_failed(error);
             return StepResult::failed(message);
         }
         let result = run_shell(shared, step, script, attempt).await;
@@ -676,14 +655,7 @@ pub(crate) async fn inject(shared: &Arc<Shared>, step: &Step, attempt: u32) -> S
         Err(error) => {
             let message = error.to_string();
             if matches!(error, TargetError::Refused(_) | TargetError::Unavailable(_)) {
-                *shared
-                    .target_failure
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner()) = Some(error.clone());
-                shared.ctx.emitter.emit(EventKind::Aborted {
-                    reason: message.clone(),
-                });
-                shared.abort(message.clone());
+                shared.target_failed(error);
             }
             StepResult::failed(message)
         }

@@ -1,6 +1,7 @@
 //! State shared by the scheduler, the step tasks and the monitors of a run.
 
 use crate::drill::{Drill, Probe, Revert, Step};
+use crate::engine::event::EventKind;
 use crate::journal::StepStatus;
 use crate::target::{RunContext, Target, TargetError};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -73,15 +74,31 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Aborts the run (no further fault starts, running steps end, reverts
+    /// run). The first reason wins and is the one recorded as an event.
     pub(crate) fn abort(&self, reason: String) {
-        self.abort.send_if_modified(|current| {
+        let first = self.abort.send_if_modified(|current| {
             if current.is_none() {
-                *current = Some(reason);
+                *current = Some(reason.clone());
                 true
             } else {
                 false
             }
         });
+        if first {
+            self.ctx.emitter.emit(EventKind::Aborted { reason });
+        }
+    }
+
+    /// A target refused a fault (wrong cluster, path outside WORKDIR) or
+    /// cannot be used: remember why, for the verdict, and abort.
+    pub(crate) fn target_failed(&self, error: TargetError) {
+        let message = error.to_string();
+        *self
+            .target_failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(error);
+        self.abort(message);
     }
 
     pub(crate) fn aborted(&self) -> Option<String> {
@@ -92,8 +109,6 @@ impl Shared {
         self.drill.probes.get(name)
     }
 
-    /// The environment of a step: the run's, plus the outputs of every step
-    /// it needs, directly or not.
     /// Wall-clock ms of the first fault, once one is in.
     pub(crate) fn first_fault_ms(&self) -> Option<u64> {
         *self
@@ -102,10 +117,22 @@ impl Shared {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn step_env_of(&self, step: &Step) -> BTreeMap<String, String> {
-        self.step_env(step)
+    /// Records now as the first fault's start, unless one is recorded;
+    /// returns whether this is the first fault.
+    pub(crate) fn mark_first_fault(&self) -> bool {
+        let mut first = self
+            .first_fault_epoch_ms
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if first.is_some() {
+            return false;
+        }
+        *first = Some(chrono::Utc::now().timestamp_millis() as u64);
+        true
     }
 
+    /// The environment of a step: the run's, plus the outputs of every step
+    /// it needs, directly or not.
     pub(crate) fn step_env(&self, step: &Step) -> BTreeMap<String, String> {
         let mut env = self.env.clone();
         let outputs = self.outputs.lock().unwrap_or_else(|e| e.into_inner());

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::shared::first_line;
 use crate::duration::format_duration;
 use crate::engine::event::{Event, EventKind, ProbeRole, Reporter};
 use crate::journal::{Journal, RunbookStepStatus, StepStatus};
@@ -183,10 +184,6 @@ pub fn describe(event: &Event) -> Option<String> {
             verdict, reason, ..
         } => format!("verdict: {} ({reason})", verdict.as_str()),
     })
-}
-
-fn first_line(text: &str) -> &str {
-    text.lines().next().unwrap_or("")
 }
 
 fn status_word(status: StepStatus) -> &'static str {

@@ -45,6 +45,16 @@ impl Operator {
         }
     }
 
+    /// Asks without blocking the runtime: stdin is read on a blocking thread.
+    async fn ask_async(self: &Arc<Self>, prompt: &str) -> Option<String> {
+        let operator = self.clone();
+        let prompt = prompt.to_owned();
+        tokio::task::spawn_blocking(move || operator.ask(&prompt))
+            .await
+            .ok()
+            .flatten()
+    }
+
     fn ask(&self, prompt: &str) -> Option<String> {
         eprint!("{prompt}");
         let _ = std::io::stderr().flush();
@@ -431,35 +441,27 @@ async fn interact(
     }
     eprint!("{text}");
     let mut note: Option<String> = None;
+    let elapsed = |mut ran: Ran| {
+        ran.duration = shown_at.elapsed();
+        ran
+    };
+    let prompt = if script.is_empty() {
+        "[d]one by hand, [s]kip, [f]ailed, [n]ote > "
+    } else {
+        "[r]un it, [d]one by hand, [s]kip, [e]dit, [f]ailed, [n]ote > "
+    };
     loop {
-        let prompt = if script.is_empty() {
-            "[d]one by hand, [s]kip, [f]ailed, [n]ote > "
-        } else {
-            "[r]un it, [d]one by hand, [s]kip, [e]dit, [f]ailed, [n]ote > "
-        };
-        let op = operator.clone();
-        let prompt = prompt.to_owned();
-        let answer = tokio::task::spawn_blocking(move || op.ask(&prompt))
-            .await
-            .ok()
-            .flatten();
-        let Some(answer) = answer else {
+        let answer = operator.ask_async(prompt).await;
+        let (ran, deviation) = match answer.as_deref().map(str::trim) {
             // No more answers (end of the pipe): nothing is run on nobody's say-so.
-            let ran = not_run(
-                RunbookStepStatus::Skipped,
-                "no answer from the operator (end of input)",
-            );
-            emit_step(
-                shared, step, index, rb_step, &ran, &script, None, note, None,
-            );
-            return ran;
-        };
-        let elapsed = |mut ran: Ran| {
-            ran.duration = shown_at.elapsed();
-            ran
-        };
-        match answer.trim() {
-            "r" if !script.is_empty() => {
+            None => (
+                not_run(
+                    RunbookStepStatus::Skipped,
+                    "no answer from the operator (end of input)",
+                ),
+                None,
+            ),
+            Some("r") if !script.is_empty() => {
                 let ran = execute(book, index, &script, rb_step, outputs).await;
                 eprintln!(
                     "   {}{}",
@@ -470,85 +472,60 @@ async fn interact(
                     },
                     ran.detail
                 );
-                emit_step(
-                    shared, step, index, rb_step, &ran, &script, None, note, None,
-                );
-                return ran;
+                (ran, None)
             }
-            "d" => {
-                let ran = elapsed(not_run(RunbookStepStatus::Unverified, "done by hand"));
-                emit_step(
-                    shared, step, index, rb_step, &ran, &script, None, note, None,
-                );
-                return ran;
-            }
-            "s" => {
-                let ran = elapsed(not_run(
+            Some("d") => (
+                elapsed(not_run(RunbookStepStatus::Unverified, "done by hand")),
+                None,
+            ),
+            Some("s") => (
+                elapsed(not_run(
                     RunbookStepStatus::Skipped,
                     "skipped by the operator",
-                ));
-                emit_step(
-                    shared, step, index, rb_step, &ran, &script, None, note, None,
-                );
-                return ran;
-            }
-            "f" => {
-                let ran = elapsed(not_run(
+                )),
+                None,
+            ),
+            Some("f") => (
+                elapsed(not_run(
                     RunbookStepStatus::Failed,
                     "the operator reported it failed",
-                ));
-                emit_step(
-                    shared, step, index, rb_step, &ran, &script, None, note, None,
-                );
-                return ran;
-            }
-            "e" if !script.is_empty() => {
-                let op = operator.clone();
-                let replacement =
-                    tokio::task::spawn_blocking(move || op.ask("command to run instead > "))
-                        .await
-                        .ok()
-                        .flatten()
-                        .unwrap_or_default();
-                if replacement.trim().is_empty() {
+                )),
+                None,
+            ),
+            Some("e") if !script.is_empty() => {
+                let Some(replacement) = operator
+                    .ask_async("command to run instead > ")
+                    .await
+                    .filter(|r| !r.trim().is_empty())
+                else {
                     continue;
-                }
-                let mut ran = execute(book, index, &replacement, rb_step, outputs).await;
-                ran.detail = if ran.status == RunbookStepStatus::Ok {
-                    "the runbook's command was replaced by the operator's".to_owned()
-                } else {
-                    format!("the operator's replacement failed: {}", ran.detail)
                 };
+                let mut ran = execute(book, index, &replacement, rb_step, outputs).await;
                 if ran.status == RunbookStepStatus::Ok {
                     ran.status = RunbookStepStatus::Deviated;
+                    ran.detail = "the runbook's command was replaced by the operator's".to_owned();
+                } else {
+                    ran.detail = format!("the operator's replacement failed: {}", ran.detail);
                 }
-                emit_step(
-                    shared,
-                    step,
-                    index,
-                    rb_step,
-                    &ran,
-                    &script,
-                    None,
-                    note,
-                    Some(replacement),
-                );
-                return ran;
+                (ran, Some(replacement))
             }
-            "n" => {
-                let op = operator.clone();
-                if let Some(text) = tokio::task::spawn_blocking(move || op.ask("note > "))
-                    .await
-                    .ok()
-                    .flatten()
-                {
+            Some("n") => {
+                if let Some(text) = operator.ask_async("note > ").await {
                     note = Some(match note {
                         Some(before) => format!("{before}\n{text}"),
                         None => text,
                     });
                 }
+                continue;
             }
-            other => eprintln!("   unknown answer {other:?}"),
-        }
+            Some(other) => {
+                eprintln!("   unknown answer {other:?}");
+                continue;
+            }
+        };
+        emit_step(
+            shared, step, index, rb_step, &ran, &script, None, note, deviation,
+        );
+        return ran;
     }
 }

@@ -3,7 +3,10 @@
 
 mod common;
 
-use common::{alive, assert_nothing_left, read_pids, run_drill};
+use common::{
+    alive, assert_nothing_left, interrupt, read_journal, read_pids, run_command, run_drill,
+    step_of, wait_for, write_drill,
+};
 
 /// A drill whose "system" is a file: healthy while `$WORKDIR/healthy` exists.
 const HEALTH: &str = r#"
@@ -340,67 +343,39 @@ steps:
 #[test]
 fn ctrl_c_ends_the_run_with_130_and_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("drill.yaml"),
-        format!(
-            r#"
+    write_drill(
+        dir.path(),
+        r#"
 version: 1
 name: interrupted
-objectives: {{rto: 30s}}
+objectives: {rto: 30s}
 services:
   app:
     run: exec sleep 1000
 steps:
   - id: long
-    run: echo started > "{0}/started"; sleep 1000
+    run: echo started > "${T}/started"; sleep 1000
   - id: break
     needs: [long]
-    fault: {{run: "true"}}
+    fault: {run: "true"}
   - id: fix
     needs: [break]
-    recover: {{run: "true"}}
+    recover: {run: "true"}
 "#,
-            dir.path().display()
-        ),
-    )
-    .unwrap();
-    let run_dir = dir.path().join("run");
-    let mut child = common::firedrill()
-        .current_dir(dir.path())
-        .args(["run", "drill.yaml", "--run-dir"])
-        .arg(&run_dir)
-        .arg("--halt-file")
-        .arg(dir.path().join("halt"))
+    );
+    let mut child = run_command(dir.path())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let started = dir.path().join("started");
-    for _ in 0..200 {
-        if started.exists() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    assert!(started.exists(), "the long step never started");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130));
-    let journal: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run_dir.join("journal.json")).unwrap())
-            .unwrap();
-    let long = journal["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == "long")
-        .cloned()
-        .unwrap();
-    assert_eq!(long["status"], "interrupted");
+    assert!(
+        wait_for(&dir.path().join("started")),
+        "the long step never started"
+    );
+    interrupt(&child);
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    let journal = read_journal(&dir.path().join("run"));
+    assert_eq!(step_of(&journal, "long")["status"], "interrupted");
     let left = common::processes_of_run(journal["run_id"].as_str().unwrap());
     assert!(left.is_empty(), "{left:?}");
 }
@@ -545,53 +520,34 @@ steps:
 #[test]
 fn ctrl_c_while_waiting_for_a_service_is_an_interruption() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("drill.yaml"),
-        format!(
-            r#"
+    write_drill(
+        dir.path(),
+        r#"
 version: 1
 name: never-ready
-objectives: {{rto: 1m}}
+objectives: {rto: 1m}
 services:
   app:
-    run: echo $$ > "{0}/app.pid"; exec sleep 1000
-    ready: {{command: "false", interval: 100ms}}
+    run: echo $$ > "${T}/app.pid.new"; mv "${T}/app.pid.new" "${T}/app.pid"; exec sleep 1000
+    ready: {command: "false", interval: 100ms}
 steps:
   - id: break
-    fault: {{run: "true"}}
+    fault: {run: "true"}
   - id: fix
     needs: [break]
-    recover: {{run: "true"}}
+    recover: {run: "true"}
 "#,
-            dir.path().display()
-        ),
-    )
-    .unwrap();
-    let run_dir = dir.path().join("run");
-    let mut child = common::firedrill()
-        .current_dir(dir.path())
-        .args(["run", "drill.yaml", "--run-dir"])
-        .arg(&run_dir)
-        .arg("--halt-file")
-        .arg(dir.path().join("halt"))
+    );
+    let mut child = run_command(dir.path())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let pid_file = dir.path().join("app.pid");
-    for _ in 0..200 {
-        if !read_pids(&pid_file).is_empty() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    assert!(wait_for(&pid_file), "the service never started");
     let app = read_pids(&pid_file);
     assert_eq!(app.len(), 1, "the service never started");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
+    interrupt(&child);
     assert_eq!(child.wait().unwrap().code(), Some(130));
     assert!(!alive(app[0]), "the service survived Ctrl-C");
 }

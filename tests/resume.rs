@@ -4,24 +4,23 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{alive, firedrill, processes_of_run, read_pids};
+use common::{
+    alive, firedrill, processes_of_run, read_journal, read_pids, run_command, step_of, wait_for,
+    write_drill,
+};
 
 #[test]
 fn a_run_whose_runner_died_is_resumed_to_the_end() {
     let dir = tempfile::tempdir().unwrap();
-    let t = dir.path().display().to_string();
-    std::fs::write(
-        dir.path().join("drill.yaml"),
-        format!(
-            r#"
+    write_drill(
+        dir.path(),
+        r#"
 version: 1
 name: resumable
-objectives: {{rto: 5m}}
+objectives: {rto: 5m}
 services:
   app:
-    run: echo $$ >> "{t}/service-pids"; exec sleep 1000
+    run: echo $$ >> "${T}/service-pids"; exec sleep 1000
 probes:
   healthy:
     command: test -f "$WORKDIR/healthy"
@@ -32,40 +31,29 @@ steps:
     run: echo "KEY=from-setup" >> "$FIREDRILL_OUTPUT"; touch "$WORKDIR/healthy"
   - id: break
     needs: [setup]
-    fault: {{run: 'rm "$WORKDIR/healthy"; echo injected >> "{t}/faults"'}}
+    fault: {run: 'rm "$WORKDIR/healthy"; echo injected >> "${T}/faults"'}
   - id: long
     needs: [break]
     run: |
-      if [ -f "{t}/resumed" ]; then exit 0; fi
-      sleep 1000 & echo $! > "{t}/orphan.pid"
-      touch "{t}/long-started"
+      if [ -f "${T}/resumed" ]; then exit 0; fi
+      sleep 1000 & echo $! > "${T}/orphan.pid"
+      touch "${T}/long-started"
       wait
   - id: fix
     needs: [long]
-    recover: {{run: 'test "$KEY" = from-setup && touch "$WORKDIR/healthy"'}}
-"#
-        ),
-    )
-    .unwrap();
+    recover: {run: 'test "$KEY" = from-setup && touch "$WORKDIR/healthy"'}
+"#,
+    );
     let run_dir = dir.path().join("run");
-    let mut runner = firedrill()
-        .current_dir(dir.path())
-        .args(["run", "drill.yaml", "--run-dir"])
-        .arg(&run_dir)
-        .arg("--halt-file")
-        .arg(dir.path().join("halt"))
+    let mut runner = run_command(dir.path())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let started = dir.path().join("long-started");
-    for _ in 0..200 {
-        if started.exists() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(started.exists(), "the long step never started");
+    assert!(
+        wait_for(&dir.path().join("long-started")),
+        "the long step never started"
+    );
     // The runner dies without any cleanup.
     runner.kill().unwrap();
     runner.wait().unwrap();
@@ -88,9 +76,7 @@ steps:
         String::from_utf8_lossy(&output.stderr)
     );
     assert_eq!(output.status.code(), Some(0), "{explain}");
-    let journal: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run_dir.join("journal.json")).unwrap())
-            .unwrap();
+    let journal = read_journal(&run_dir);
     assert_eq!(journal["verdict"], "passed", "{explain}");
     // The fault ran once, before the runner died.
     assert_eq!(
@@ -101,13 +87,7 @@ steps:
         1
     );
     for step in ["setup", "break", "long", "fix"] {
-        let record = journal["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .rfind(|s| s["id"] == step)
-            .cloned()
-            .unwrap_or_else(|| panic!("no record of {step}"));
+        let record = step_of(&journal, step);
         assert_eq!(record["status"], "ok", "{step}: {record}");
     }
     // The fault's time survived the resume: TTR counts from the original fault.
@@ -131,54 +111,35 @@ steps:
 #[test]
 fn a_fault_interrupted_by_the_runner_dying_is_not_injected_again() {
     let dir = tempfile::tempdir().unwrap();
-    let t = dir.path().display().to_string();
-    std::fs::write(
-        dir.path().join("drill.yaml"),
-        format!(
-            r#"
+    write_drill(
+        dir.path(),
+        r#"
 version: 1
 name: half-fault
-objectives: {{rto: 5m}}
+objectives: {rto: 5m}
 steps:
   - id: break
-    fault: {{run: 'echo injected >> "{t}/faults"; touch "{t}/in-fault"; sleep 1000'}}
+    fault: {run: 'echo injected >> "${T}/faults"; touch "${T}/in-fault"; sleep 1000'}
   - id: fix
     needs: [break]
-    recover: {{run: "true"}}
-"#
-        ),
-    )
-    .unwrap();
+    recover: {run: "true"}
+"#,
+    );
     let run_dir = dir.path().join("run");
-    let mut runner = firedrill()
-        .current_dir(dir.path())
-        .args(["run", "drill.yaml", "--run-dir"])
-        .arg(&run_dir)
-        .arg("--halt-file")
-        .arg(dir.path().join("halt"))
+    let mut runner = run_command(dir.path())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    for _ in 0..200 {
-        if dir.path().join("in-fault").exists() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert!(
+        wait_for(&dir.path().join("in-fault")),
+        "the fault never started"
+    );
     runner.kill().unwrap();
     runner.wait().unwrap();
     let output = firedrill().arg("resume").arg(&run_dir).output().unwrap();
-    let journal: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run_dir.join("journal.json")).unwrap())
-            .unwrap();
-    let record = journal["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == "break")
-        .cloned()
-        .unwrap();
+    let journal = read_journal(&run_dir);
+    let record = step_of(&journal, "break");
     assert_eq!(
         record["status"],
         "interrupted",

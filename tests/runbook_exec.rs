@@ -3,11 +3,19 @@
 
 mod common;
 
-use common::{assert_nothing_left, firedrill, run_drill};
+use common::{
+    assert_nothing_left, firedrill, read_journal, run_command, run_drill, run_in, write_drill,
+};
 
-fn drill_with_runbook(runbook: &str, check: &str) -> String {
-    format!(
-        r#"
+/// A directory with a drill whose recovery follows `runbook.md` (with
+/// `check` appended to its `recover:`), and that runbook.
+fn with_runbook(runbook: &str, check: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("runbook.md"), runbook).unwrap();
+    write_drill(
+        dir.path(),
+        &format!(
+            r#"
 version: 1
 name: rb
 objectives: {{rto: 30s}}
@@ -26,34 +34,13 @@ steps:
     needs: [break]
     recover: {{runbook: runbook.md{check}}}
 "#
-    )
-    .replace("RUNBOOK", runbook)
+        ),
+    );
+    dir
 }
 
 fn run_with_runbook(runbook: &str, check: &str, args: &[&str]) -> common::Run {
-    // run_drill writes the drill; the runbook goes beside it before the run.
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("runbook.md"), runbook).unwrap();
-    std::fs::write(
-        dir.path().join("drill.yaml"),
-        drill_with_runbook(runbook, check),
-    )
-    .unwrap();
-    let run_dir = dir.path().join("run");
-    let output = firedrill()
-        .current_dir(dir.path())
-        .args(["run", "drill.yaml", "--run-dir"])
-        .arg(&run_dir)
-        .arg("--halt-file")
-        .arg(dir.path().join("halt"))
-        .args(args)
-        .output()
-        .unwrap();
-    common::Run {
-        dir,
-        output,
-        run_dir,
-    }
+    run_in(with_runbook(runbook, check), args)
 }
 
 const GOOD: &str = r#"# Restore health
@@ -234,16 +221,10 @@ touch "$WORKDIR/healthy"
 #[test]
 fn interactive_answers_come_from_a_pipe() {
     use std::io::Write;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("runbook.md"), STALE).unwrap();
-    std::fs::write(dir.path().join("drill.yaml"), drill_with_runbook(STALE, "")).unwrap();
+    let dir = with_runbook(STALE, "");
     let run_dir = dir.path().join("run");
-    let mut child = firedrill()
-        .current_dir(dir.path())
-        .args(["run", "drill.yaml", "--interactive", "--run-dir"])
-        .arg(&run_dir)
-        .arg("--halt-file")
-        .arg(dir.path().join("halt"))
+    let mut child = run_command(dir.path())
+        .arg("--interactive")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -257,9 +238,7 @@ fn interactive_answers_come_from_a_pipe() {
         .write_all(b"r\nn\nthe tool was renamed last quarter\ne\ntouch \"$WORKDIR/healthy\"\nr\n")
         .unwrap();
     let output = child.wait_with_output().unwrap();
-    let journal: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run_dir.join("journal.json")).unwrap())
-            .unwrap();
+    let journal = read_journal(&run_dir);
     let steps = journal["runbook"]["steps"].as_array().unwrap();
     let statuses: Vec<&str> = steps
         .iter()

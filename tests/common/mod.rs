@@ -33,13 +33,7 @@ impl Run {
         serde_json::from_str(&text).unwrap()
     }
     pub fn step(&self, id: &str) -> serde_json::Value {
-        self.journal()["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["id"] == id)
-            .cloned()
-            .unwrap_or_else(|| panic!("no step {id} in the journal"))
+        step_of(&self.journal(), id)
     }
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
@@ -66,30 +60,83 @@ pub fn firedrill() -> Command {
     Command::new(env!("CARGO_BIN_EXE_firedrill"))
 }
 
+/// `firedrill run drill.yaml` in `dir`, with the run's records in `dir/run`
+/// and a halt file of its own (`dir/halt`), so tests never meet each other's.
+pub fn run_command(dir: &Path) -> Command {
+    let mut command = firedrill();
+    command
+        .current_dir(dir)
+        .arg("run")
+        .arg("drill.yaml")
+        .arg("--run-dir")
+        .arg(dir.join("run"))
+        .arg("--halt-file")
+        .arg(dir.join("halt"))
+        .env("NO_COLOR", "1");
+    command
+}
+
 /// Writes `yaml` as `drill.yaml` in a fresh directory (`${T}` is replaced by
 /// that directory) and runs it.
 pub fn run_drill(yaml: &str, args: &[&str]) -> Run {
     let dir = tempfile::tempdir().unwrap();
-    let yaml = yaml.replace("${T}", &dir.path().display().to_string());
-    std::fs::write(dir.path().join("drill.yaml"), yaml).unwrap();
+    write_drill(dir.path(), yaml);
+    run_in(dir, args)
+}
+
+/// Writes `yaml` as `dir/drill.yaml`, `${T}` replaced by `dir`.
+pub fn write_drill(dir: &Path, yaml: &str) {
+    let yaml = yaml.replace("${T}", &dir.display().to_string());
+    std::fs::write(dir.join("drill.yaml"), yaml).unwrap();
+}
+
+/// Runs the `drill.yaml` already in `dir` to its end.
+pub fn run_in(dir: tempfile::TempDir, args: &[&str]) -> Run {
+    let output = run_command(dir.path()).args(args).output().unwrap();
     let run_dir = dir.path().join("run");
-    let output = firedrill()
-        .current_dir(dir.path())
-        .arg("run")
-        .arg("drill.yaml")
-        .arg("--run-dir")
-        .arg(&run_dir)
-        .arg("--halt-file")
-        .arg(dir.path().join("halt"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
     Run {
         dir,
         output,
         run_dir,
     }
+}
+
+/// Waits up to 10s for a file to appear; whether it did.
+pub fn wait_for(path: &Path) -> bool {
+    for _ in 0..200 {
+        if path.exists() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    path.exists()
+}
+
+/// Sends SIGINT, as Ctrl-C does, to one process.
+pub fn interrupt(child: &std::process::Child) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+}
+
+/// The journal of a run directory.
+pub fn read_journal(run_dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(run_dir.join("journal.json"))
+        .unwrap_or_else(|e| panic!("no journal.json in {}: {e}", run_dir.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The last record of a step in a journal.
+pub fn step_of(journal: &serde_json::Value, id: &str) -> serde_json::Value {
+    journal["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rfind(|s| s["id"] == id)
+        .cloned()
+        .unwrap_or_else(|| panic!("no step {id} in the journal"))
 }
 
 /// Live processes whose environment carries the run's marker.

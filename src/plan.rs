@@ -250,18 +250,7 @@ fn fault_detail(fault: &crate::drill::Fault) -> String {
     if let Some(run) = &fault.run {
         return first_line(run);
     }
-    if let Some(selector) = [
-        &fault.stop_node,
-        &fault.kill_node,
-        &fault.pause_node,
-        &fault.partition_node,
-        &fault.stop_kubelet,
-        &fault.drain_node,
-    ]
-    .into_iter()
-    .flatten()
-    .next()
-    {
+    if let Some(selector) = fault.node_selector() {
         return match (&selector.node, &selector.role) {
             (Some(node), _) => node.clone(),
             (_, Some(role)) => format!("{} × {}", selector.count.unwrap_or(1), role.value),

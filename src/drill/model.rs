@@ -659,6 +659,22 @@ impl Fault {
             .collect()
     }
 
+    /// The node selector of a node fault (`stop_node`, `kill_node`,
+    /// `pause_node`, `partition_node`, `stop_kubelet`, `drain_node`).
+    pub fn node_selector(&self) -> Option<&NodeSelector> {
+        [
+            &self.stop_node,
+            &self.kill_node,
+            &self.pause_node,
+            &self.partition_node,
+            &self.stop_kubelet,
+            &self.drain_node,
+        ]
+        .into_iter()
+        .flatten()
+        .next()
+    }
+
     /// The fault's kind; validation guarantees there is exactly one.
     pub fn kind(&self) -> &'static str {
         self.kinds().first().copied().unwrap_or("run")

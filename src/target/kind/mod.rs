@@ -372,20 +372,6 @@ pub fn choose_nodes(
     Ok(api::choose(candidates, count, seed))
 }
 
-fn node_selector(fault: &Fault) -> Option<&NodeSelector> {
-    [
-        &fault.stop_node,
-        &fault.kill_node,
-        &fault.pause_node,
-        &fault.partition_node,
-        &fault.stop_kubelet,
-        &fault.drain_node,
-    ]
-    .into_iter()
-    .flatten()
-    .next()
-}
-
 fn undo_nodes(undo: &Value) -> Vec<String> {
     undo["nodes"]
         .as_array()
@@ -492,20 +478,20 @@ impl Target for KindTarget {
                 let verb = &kind[..kind.len() - "_node".len()];
                 format!(
                     "`{engine} {verb}` on {}",
-                    node_selector(fault).map(nodes).unwrap_or_default()
+                    fault.node_selector().map(nodes).unwrap_or_default()
                 )
             }
             "partition_node" => format!(
                 "`{engine} network disconnect {KIND_NETWORK}` for {}",
-                node_selector(fault).map(nodes).unwrap_or_default()
+                fault.node_selector().map(nodes).unwrap_or_default()
             ),
             "stop_kubelet" => format!(
                 "`systemctl stop kubelet` inside {}",
-                node_selector(fault).map(nodes).unwrap_or_default()
+                fault.node_selector().map(nodes).unwrap_or_default()
             ),
             "drain_node" => format!(
                 "cordon and evict the pods of {}",
-                node_selector(fault).map(nodes).unwrap_or_default()
+                fault.node_selector().map(nodes).unwrap_or_default()
             ),
             "control_plane_down" => {
                 format!("move {APISERVER_MANIFEST} away inside every control-plane node")
@@ -569,7 +555,7 @@ impl Target for KindTarget {
                 })
             }
             "stop_node" | "kill_node" | "pause_node" | "partition_node" | "stop_kubelet" => {
-                let selector = node_selector(fault).cloned().unwrap_or_default();
+                let selector = fault.node_selector().cloned().unwrap_or_default();
                 let nodes = self.select_nodes(step, &selector, env, ctx).await?;
                 let mut addresses = serde_json::Map::new();
                 for node in &nodes {
@@ -662,7 +648,7 @@ impl Target for KindTarget {
                 })
             }
             "drain_node" => {
-                let selector = node_selector(fault).cloned().unwrap_or_default();
+                let selector = fault.node_selector().cloned().unwrap_or_default();
                 let nodes = self.select_nodes(step, &selector, env, ctx).await?;
                 let client = self.client(ctx).await?;
                 let mut evicted = Vec::new();

@@ -384,43 +384,21 @@ fn dry_run(loaded: &drill::LoadedDrill, options: &crate::engine::run::Options) -
 /// its WORKDIR. Processes are found by the run's marker in their environment,
 /// so a pid reused by an unrelated process is never touched.
 fn clean_command(run_dir: &Path) -> i32 {
-    let events = match crate::engine::event::read_events(&run_dir.join("events.jsonl")) {
-        Ok(events) => events,
+    let run = match crate::engine::resume::Resume::load(run_dir) {
+        Ok(run) => run,
         Err(error) => {
-            eprintln!(
-                "error: {} has no readable events.jsonl ({error}); is it a firedrill run directory?",
-                run_dir.display()
-            );
+            eprintln!("error: {error}");
             return EXIT_INVALID;
         }
     };
-    let Some((run_id, workdir, pid)) = events.iter().find_map(|e| match &e.kind {
-        crate::engine::event::EventKind::RunStarted {
-            run_id,
-            workdir,
-            pid,
-            ..
-        } => Some((run_id.clone(), workdir.clone(), *pid)),
-        _ => None,
-    }) else {
-        eprintln!(
-            "error: {}/events.jsonl does not record a run start",
-            run_dir.display()
-        );
-        return EXIT_INVALID;
-    };
-    let runner_alive = std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|cmd| String::from_utf8_lossy(&cmd).contains("firedrill"))
-        .unwrap_or(false)
-        && !events
-            .iter()
-            .any(|e| matches!(e.kind, crate::engine::event::EventKind::RunFinished { .. }));
-    if runner_alive {
+    if run.runner_alive() && !run.has_finished() {
+        let pid = run.pid;
         eprintln!(
             "error: the run's runner (pid {pid}) is still alive; stop it with Ctrl-C (or `kill -INT {pid}`) and it cleans up itself"
         );
         return EXIT_ERROR;
     }
+    let (run_id, workdir) = (run.run_id, run.workdir);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -441,7 +419,6 @@ fn clean_command(run_dir: &Path) -> i32 {
         ended.len(),
         if ended.len() == 1 { "" } else { "es" }
     );
-    let workdir = PathBuf::from(workdir);
     if workdir.exists() {
         match std::fs::remove_dir_all(&workdir) {
             Ok(()) => println!("removed {}", workdir.display()),

@@ -158,3 +158,51 @@ steps:
     let left = processes_of_run(journal["run_id"].as_str().unwrap());
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn clean_ends_what_a_dead_run_left_and_removes_its_workdir() {
+    let dir = tempfile::tempdir().unwrap();
+    write_drill(
+        dir.path(),
+        r#"
+version: 1
+name: abandoned
+objectives: {rto: 5m}
+steps:
+  - id: long
+    run: sleep 1000 & echo $! > "${T}/orphan.pid"; touch "${T}/started"; wait
+  - id: break
+    needs: [long]
+    fault: {run: "true"}
+  - id: fix
+    needs: [break]
+    recover: {run: "true"}
+"#,
+    );
+    let mut runner = run_command(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_for(&dir.path().join("started")),
+        "the step never started"
+    );
+    let run_dir = dir.path().join("run");
+    // While the runner lives, clean refuses.
+    let early = firedrill().arg("clean").arg(&run_dir).output().unwrap();
+    assert_eq!(early.status.code(), Some(4));
+    runner.kill().unwrap();
+    runner.wait().unwrap();
+    let orphan = read_pids(&dir.path().join("orphan.pid"))[0];
+    assert!(alive(orphan));
+    let output = firedrill().arg("clean").arg(&run_dir).output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!alive(orphan), "clean left the dead run's process alive");
+    assert!(!run_dir.join("work").exists(), "clean left WORKDIR");
+}

@@ -28,7 +28,7 @@ pub struct Resume {
     pub scenario: PathBuf,
     /// When it started.
     pub started: chrono::DateTime<chrono::Utc>,
-    /// The runner's pid.
+    /// The pid of its last runner (the one that started it, or resumed it last).
     pub pid: u32,
 }
 
@@ -46,6 +46,26 @@ pub struct ActiveFault {
 impl Resume {
     /// Reads a run directory. Refuses a run that finished or whose runner lives.
     pub fn read(run_dir: &Path) -> Result<Resume, String> {
+        let run = Resume::load(run_dir)?;
+        if run.has_finished() {
+            return Err(format!(
+                "run {} finished; there is nothing to resume (see `firedrill report {}`)",
+                run.run_id,
+                run_dir.display()
+            ));
+        }
+        if run.runner_alive() {
+            return Err(format!(
+                "the runner of run {} (pid {}) is still alive; resume is for runs whose runner died",
+                run.run_id, run.pid
+            ));
+        }
+        Ok(run)
+    }
+
+    /// Reads what a run directory records, whatever state the run is in
+    /// (`clean` needs this for finished runs too).
+    pub fn load(run_dir: &Path) -> Result<Resume, String> {
         let events = read_events(&run_dir.join("events.jsonl")).map_err(|error| {
             format!(
                 "{} has no readable events.jsonl ({error}); is it a firedrill run directory?",
@@ -73,15 +93,7 @@ impl Resume {
         else {
             unreachable!("matched above")
         };
-        if events
-            .iter()
-            .any(|e| matches!(e.kind, EventKind::RunFinished { .. }))
-        {
-            return Err(format!(
-                "run {run_id} finished; there is nothing to resume (see `firedrill report {}`)",
-                run_dir.display()
-            ));
-        }
+        // The runner is the last one to take the run over.
         let last_pid = events
             .iter()
             .rev()
@@ -90,14 +102,6 @@ impl Resume {
                 _ => None,
             })
             .unwrap_or(*pid);
-        let alive = std::fs::read(format!("/proc/{last_pid}/cmdline"))
-            .map(|cmd| String::from_utf8_lossy(&cmd).contains("firedrill"))
-            .unwrap_or(false);
-        if alive {
-            return Err(format!(
-                "the runner of run {run_id} (pid {last_pid}) is still alive; resume is for runs whose runner died"
-            ));
-        }
         let started = chrono::DateTime::parse_from_rfc3339(&start.time)
             .map(|t| t.with_timezone(&chrono::Utc))
             .map_err(|error| format!("events.jsonl: bad run start time: {error}"))?;
@@ -111,6 +115,20 @@ impl Resume {
             pid: last_pid,
             events,
         })
+    }
+
+    /// Whether the run recorded its end.
+    pub fn has_finished(&self) -> bool {
+        self.events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::RunFinished { .. }))
+    }
+
+    /// Whether the run's (last) runner is still a live firedrill process.
+    pub fn runner_alive(&self) -> bool {
+        std::fs::read(format!("/proc/{}/cmdline", self.pid))
+            .map(|cmd| String::from_utf8_lossy(&cmd).contains("firedrill"))
+            .unwrap_or(false)
     }
 
     /// Steps that finished, with their status and attempts.

@@ -397,12 +397,14 @@ pub async fn run(
     }
     revert_all(&shared).await;
 
-    let preliminary = score::journal(&emitter.events(), &ending);
-    if preliminary.verdict != Verdict::Passed {
+    // Everything the score reads has happened: teardown and the sweep below
+    // record no events that count.
+    let mut journal = score::journal(&emitter.events(), &ending);
+    if journal.verdict != Verdict::Passed {
         let evidence = run_dir.join("evidence");
         let _ = std::fs::create_dir_all(&evidence);
         target.collect_evidence(&evidence, &shared.ctx).await;
-        write_run_evidence(&evidence, &preliminary, &run_id);
+        write_run_evidence(&evidence, &journal, &run_id);
     }
     target.teardown(&shared.ctx, options.keep).await;
     let swept = process::sweep(&run_id, options.grace, options.sweep_descendants).await;
@@ -413,7 +415,6 @@ pub async fn run(
         let _ = std::fs::remove_dir_all(&workdir);
     }
 
-    let mut journal = score::journal(&emitter.events(), &ending);
     emitter.emit(EventKind::RunFinished {
         verdict: journal.verdict,
         reason: journal.reason.clone(),

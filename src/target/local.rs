@@ -43,6 +43,26 @@ impl LocalTarget {
         }
     }
 
+    /// Sends a signal to the process group of each service (the service and
+    /// what it started); returns each service with its group.
+    fn signal_services(
+        &self,
+        services: &[String],
+        signal: Signal,
+    ) -> Result<Vec<(String, i32)>, TargetError> {
+        let mut hit = Vec::new();
+        for service in services {
+            let pgid = self.pgid_of(service)?;
+            if !process::kill_group(pgid, signal) {
+                return Err(TargetError::Failed(format!(
+                    "service `{service}` (process group {pgid}) is not running"
+                )));
+            }
+            hit.push((service.clone(), pgid));
+        }
+        Ok(hit)
+    }
+
     fn pgid_of(&self, service: &str) -> Result<i32, TargetError> {
         let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         running
@@ -250,37 +270,18 @@ impl Target for LocalTarget {
             let signal_name = kill.signal.as_ref().map_or("KILL", |s| s.value.as_str());
             let signal: Signal = crate::signal::parse_signal(signal_name)
                 .ok_or_else(|| TargetError::Failed(format!("unknown signal `{signal_name}`")))?;
-            let mut hit = Vec::new();
-            for service in kill.service.names() {
-                let pgid = self.pgid_of(&service)?;
-                // The signal goes to the whole group: the service and what it started.
-                if process::kill_group(pgid, signal) {
-                    hit.push(service);
-                } else {
-                    return Err(TargetError::Failed(format!(
-                        "service `{service}` (process group {pgid}) is not running"
-                    )));
-                }
-            }
+            let hit = self.signal_services(&kill.service.names(), signal)?;
             return Ok(Injected {
-                targets: hit,
+                targets: hit.into_iter().map(|(service, _)| service).collect(),
                 detail: format!("signal {signal:?}"),
                 undo: None,
             });
         }
         if let Some(pause) = &fault.pause {
-            let mut pgids = Vec::new();
-            let mut hit = Vec::new();
-            for service in pause.service.names() {
-                let pgid = self.pgid_of(&service)?;
-                if !process::kill_group(pgid, Signal::SIGSTOP) {
-                    return Err(TargetError::Failed(format!(
-                        "service `{service}` (process group {pgid}) is not running"
-                    )));
-                }
-                pgids.push(pgid);
-                hit.push(service);
-            }
+            let (hit, pgids): (Vec<String>, Vec<i32>) = self
+                .signal_services(&pause.service.names(), Signal::SIGSTOP)?
+                .into_iter()
+                .unzip();
             let mut detail = "SIGSTOP".to_owned();
             if let Some(duration) = pause.duration {
                 detail = format!(

@@ -5,7 +5,7 @@
 
 mod harness;
 
-use firedrill::engine::event::{Event, EventKind, ProbeRole, read_events};
+use firedrill::event::{Event, EventKind, ProbeRole, read_events};
 use firedrill::journal::{RunbookStepStatus, StepStatus, Verdict};
 use firedrill::score::{self, Ending};
 use harness::Bench;

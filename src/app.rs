@@ -278,15 +278,15 @@ fn execute(
             eprintln!("\ninterrupted: ending the drill's processes and reverting faults (Ctrl-C again does not skip this)");
             let _ = interrupt_tx.send(true);
         });
-        let mut reporters: Vec<Box<dyn crate::engine::event::Reporter>> = Vec::new();
+        let mut reporters: Vec<Box<dyn crate::event::Reporter>> = Vec::new();
         // The operator's prompts and live bars would fight over the terminal.
         let terminal = std::io::stderr().is_terminal() && !json && !options.interactive;
         if json {
-            reporters.push(Box::new(crate::engine::view::JsonLines::new(std::io::stdout())));
+            reporters.push(Box::new(crate::report::terminal::JsonLines::new(std::io::stdout())));
         } else if terminal {
-            reporters.push(Box::new(crate::engine::view::Live::new()));
+            reporters.push(Box::new(crate::report::terminal::Live::new()));
         } else {
-            reporters.push(Box::new(crate::engine::view::Plain::new(std::io::stdout())));
+            reporters.push(Box::new(crate::report::terminal::Plain::new(std::io::stdout())));
         }
         let target = make_target(loaded, options.resume.is_some());
         match crate::engine::run::run(loaded, target, options, reporters, interrupt_rx).await {
@@ -297,7 +297,7 @@ fn execute(
                         eprintln!("warning: cannot write {}: {error}", junit.display());
                     }
                 }
-                let summary = crate::engine::view::summary(&outcome.journal, &outcome.run_dir);
+                let summary = crate::report::terminal::summary(&outcome.journal, &outcome.run_dir);
                 if json {
                     eprint!("{summary}");
                 } else {
@@ -331,7 +331,7 @@ fn dry_run(loaded: &drill::LoadedDrill, options: &crate::engine::run::Options) -
         scenario_dir: loaded.dir.clone(),
         env: env.clone(),
         seed,
-        emitter: crate::engine::event::Emitter::new(Vec::new()),
+        emitter: crate::event::Emitter::new(Vec::new()),
     };
     println!(
         "dry run of {} ({}): nothing is started or harmed",

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::engine::event::{Event, EventKind, ProbeRole};
+use crate::event::{Event, EventKind, ProbeRole};
 use crate::journal::{
     FaultRecord, Journal, ProbeSample, RunbookRecord, RunbookStepRecord, RunbookStepStatus,
     StepRecord, StepStatus, Verdict,

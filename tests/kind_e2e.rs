@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use firedrill::drill::yaml::Located;
 use firedrill::drill::{DeleteFault, Fault, K8sProbe, NodeSelector, PodKillFault};
-use firedrill::engine::event::Emitter;
+use firedrill::event::Emitter;
 use firedrill::target::kind::KindTarget;
 use firedrill::target::{RunContext, Target, TargetError};
 

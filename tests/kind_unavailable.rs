@@ -8,7 +8,7 @@ use std::path::Path;
 
 use firedrill::drill::KindTarget as KindSpec;
 use firedrill::drill::yaml::Located;
-use firedrill::engine::event::Emitter;
+use firedrill::event::Emitter;
 use firedrill::target::kind::KindTarget;
 use firedrill::target::{RunContext, Target, TargetError};
 

@@ -2,12 +2,13 @@
 //! the data heartbeat, the steady-state and guard monitors, the checks
 //! before the first fault and after the last step, and data loss.
 
-use super::shared::{Shared, changed, first_line};
+use super::shared::{Shared, changed};
 use crate::drill::Probe;
-use crate::engine::event::{EventKind, ProbeRole};
 use crate::engine::probe;
+use crate::event::{EventKind, ProbeRole};
 use crate::process;
 use crate::target::ProbeOutcome;
+use crate::text::first_line;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;

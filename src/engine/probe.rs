@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::drill::{Expect, HttpProbe, Probe};
-use crate::engine::env::expand;
 use crate::process;
 use crate::target::{ProbeOutcome, RunContext, Target};
+use crate::vars::expand;
 
 /// Runs one attempt of a probe.
 pub async fn check(

@@ -15,9 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::drill::{Check, Recover, Step};
-use crate::engine::event::EventKind;
 use crate::engine::schedule::parse_outputs;
 use crate::engine::shared::{Shared, StepResult};
+use crate::event::EventKind;
 use crate::journal::{RunbookStepStatus, StepStatus};
 use crate::process;
 use crate::runbook::{self, RunbookStep};

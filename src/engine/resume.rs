@@ -8,7 +8,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use crate::engine::event::{Event, EventKind, read_events};
+use crate::event::{Event, EventKind, read_events};
 use crate::journal::{RunbookStepStatus, StepStatus};
 
 /// What a dead run had done.

@@ -15,12 +15,12 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::drill::LoadedDrill;
-use crate::engine::env::expand_vars;
-use crate::engine::event::{Emitter, EventKind, JsonlFile, Reporter};
+use crate::event::{Emitter, EventKind, JsonlFile, Reporter};
 use crate::journal::{Journal, StepStatus, Verdict};
 use crate::process;
 use crate::score::{self, Ending};
 use crate::target::{RunContext, Target};
+use crate::vars::expand_vars;
 
 use super::monitor::{
     await_services, heartbeats, measure_data_loss, recovery_check, watch_halt_file,

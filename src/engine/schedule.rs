@@ -3,15 +3,16 @@
 //! faults, and stops what runs when the run aborts or is interrupted.
 
 use super::monitor::{await_probe, start_monitors, steady_state_holds};
-use super::shared::{Active, Shared, StepResult, changed, first_line};
+use super::shared::{Active, Shared, StepResult, changed};
 use crate::drill::{ActionKind, Revert, Step};
-use crate::engine::env::expand;
-use crate::engine::event::EventKind;
+use crate::event::EventKind;
 use crate::journal::StepStatus;
 use crate::plan::Graph;
 use crate::process;
 use crate::score::Ending;
 use crate::target::TargetError;
+use crate::text::first_line;
+use crate::vars::expand;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;

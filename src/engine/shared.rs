@@ -1,7 +1,7 @@
 //! State shared by the scheduler, the step tasks and the monitors of a run.
 
 use crate::drill::{Drill, Probe, Revert, Step};
-use crate::engine::event::EventKind;
+use crate::event::EventKind;
 use crate::journal::StepStatus;
 use crate::target::{RunContext, Target, TargetError};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -163,8 +163,4 @@ pub(crate) async fn changed<T>(rx: &mut watch::Receiver<T>) {
     if rx.changed().await.is_err() {
         std::future::pending::<()>().await;
     }
-}
-
-pub(crate) fn first_line(text: &str) -> &str {
-    text.lines().next().unwrap_or("")
 }

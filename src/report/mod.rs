@@ -11,6 +11,7 @@ mod html;
 mod junit;
 mod markdown;
 mod samples;
+pub mod terminal;
 
 use std::io::{self, Write as _};
 use std::path::Path;

@@ -16,9 +16,9 @@ use serde_json::json;
 
 use super::{Injected, RunContext, Target, TargetError};
 use crate::drill::{Fault, Service};
-use crate::engine::env::expand;
-use crate::engine::event::EventKind;
+use crate::event::EventKind;
 use crate::process;
+use crate::vars::expand;
 
 /// A service that was started: its process group.
 #[derive(Debug, Clone)]
@@ -437,7 +437,7 @@ impl Target for LocalTarget {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::event::Emitter;
+    use crate::event::Emitter;
 
     fn ctx(workdir: &Path) -> RunContext {
         RunContext {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 
 use crate::drill::{Fault, K8sProbe};
-use crate::engine::event::Emitter;
+use crate::event::Emitter;
 
 pub mod kind;
 pub mod local;

@@ -491,12 +491,12 @@ where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     if let Some(name) = &probe.name {
-        let name = crate::engine::env::expand(name, env);
+        let name = crate::vars::expand(name, env);
         return Ok(api.get_opt(&name).await?.into_iter().collect());
     }
     let mut params = ListParams::default();
     if let Some(selector) = &probe.selector {
-        params = params.labels(&crate::engine::env::expand(selector, env));
+        params = params.labels(&crate::vars::expand(selector, env));
     }
     Ok(api.list(&params).await?.items)
 }
@@ -508,8 +508,7 @@ pub async fn probe(
     env: &BTreeMap<String, String>,
 ) -> ProbeOutcome {
     let condition = probe_condition(probe).to_owned();
-    let namespace =
-        crate::engine::env::expand(probe.namespace.as_deref().unwrap_or("default"), env);
+    let namespace = crate::vars::expand(probe.namespace.as_deref().unwrap_or("default"), env);
     let result = match (probe.kind.value.as_str(), condition.as_str()) {
         ("Node", "Ready") => probe_list::<Node>(Api::all(client.clone()), probe, env)
             .await

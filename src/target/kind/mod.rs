@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use super::local::step_seed;
 use super::{Injected, RunContext, Target, TargetError};
 use crate::drill::{Fault, K8sProbe, NodeSelector};
-use crate::engine::env::expand;
+use crate::vars::expand;
 
 pub mod api;
 pub mod runner;

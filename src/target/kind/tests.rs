@@ -13,7 +13,7 @@ use super::runner::{FakeRunner, Output};
 use super::*;
 use crate::drill::yaml::Located;
 use crate::drill::{DeleteFault, PodKillFault};
-use crate::engine::event::Emitter;
+use crate::event::Emitter;
 use crate::target::ProbeOutcome;
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;

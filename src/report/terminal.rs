@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::shared::first_line;
 use crate::duration::format_duration;
-use crate::engine::event::{Event, EventKind, ProbeRole, Reporter};
+use crate::event::{Event, EventKind, ProbeRole, Reporter};
 use crate::journal::{Journal, RunbookStepStatus, StepStatus};
+use crate::text::first_line;
 
 /// One line of text for an event, or `None` for events not worth a line.
 pub fn describe(event: &Event) -> Option<String> {

@@ -3,7 +3,7 @@
 //! left behind, including what escaped into new sessions.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -32,29 +32,187 @@ pub fn become_subreaper() -> bool {
     }
 }
 
-/// A `/bin/sh -c` command in its own process group with the run's environment.
-pub fn shell(script: &str, env: &BTreeMap<String, String>, cwd: Option<&Path>) -> Command {
-    shell_in("/bin/sh", script, env, cwd)
+/// Time a command gets when its caller names none.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// A command the run starts: a shell script or an argv. Whatever it is, it
+/// runs in its own process group (so a timeout or an abort ends all of it),
+/// carries the run marker (so the sweep finds what escapes the group), has
+/// no stdin, and has a timeout that kills its group.
+#[derive(Debug, Clone)]
+pub struct Cmd {
+    program: String,
+    args: Vec<String>,
+    env: BTreeMap<String, String>,
+    cwd: Option<PathBuf>,
+    run_id: String,
+    timeout: Duration,
 }
 
-/// Like [`shell`] with another shell (`/bin/bash` for `bash` runbook blocks).
-pub fn shell_in(
-    program: &str,
-    script: &str,
-    env: &BTreeMap<String, String>,
-    cwd: Option<&Path>,
-) -> Command {
-    let mut command = Command::new(program);
-    command
-        .arg("-c")
-        .arg(script)
-        .envs(env)
-        .stdin(Stdio::null())
-        .process_group(0);
-    if let Some(cwd) = cwd {
-        command.current_dir(cwd);
+impl Cmd {
+    /// `/bin/sh -c script`.
+    pub fn shell(run_id: &str, script: &str) -> Cmd {
+        Cmd::shell_in(run_id, "/bin/sh", script)
     }
-    command
+
+    /// `program -c script` with another shell (`/bin/bash` for `bash`
+    /// runbook blocks).
+    pub fn shell_in(run_id: &str, program: &str, script: &str) -> Cmd {
+        Cmd::argv(run_id, program, ["-c", script])
+    }
+
+    /// `program args…`, no shell.
+    pub fn argv<S: AsRef<str>>(
+        run_id: &str,
+        program: impl Into<String>,
+        args: impl IntoIterator<Item = S>,
+    ) -> Cmd {
+        Cmd {
+            program: program.into(),
+            args: args.into_iter().map(|a| a.as_ref().to_owned()).collect(),
+            env: BTreeMap::new(),
+            cwd: None,
+            run_id: run_id.to_owned(),
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// Adds variables to the environment it inherits.
+    pub fn envs(mut self, env: &BTreeMap<String, String>) -> Cmd {
+        self.env
+            .extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self
+    }
+
+    /// Its working directory.
+    pub fn cwd(mut self, cwd: impl Into<PathBuf>) -> Cmd {
+        self.cwd = Some(cwd.into());
+        self
+    }
+
+    /// When its process group is killed.
+    pub fn timeout(mut self, timeout: Duration) -> Cmd {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The process to spawn, for callers that keep it running (services):
+    /// own process group, the run marker, no stdin.
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(&self.program);
+        command
+            .args(&self.args)
+            .envs(&self.env)
+            .env(RUN_MARKER, &self.run_id)
+            .stdin(Stdio::null())
+            .process_group(0);
+        if let Some(cwd) = &self.cwd {
+            command.current_dir(cwd);
+        }
+        command
+    }
+
+    fn spawn(&self, mut command: Command) -> std::io::Result<Child> {
+        tracing::debug!(program = %self.program, args = ?self.args, timeout = ?self.timeout, "spawn");
+        command.spawn()
+    }
+
+    /// Runs it with its output appended to `log`, waiting for the command
+    /// itself, not for what it put in the background (which keeps running
+    /// until the run's sweep). On timeout the whole process group is killed.
+    /// `on_spawn` gets its pid (= its process group).
+    pub async fn run_logged(
+        &self,
+        log: &Path,
+        on_spawn: impl FnOnce(u32),
+    ) -> std::io::Result<Finished> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
+        let start_len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let mut command = self.command();
+        command.stdout(file.try_clone()?).stderr(file);
+        let mut child = self.spawn(command)?;
+        let pid = child.id();
+        if let Some(pid) = pid {
+            on_spawn(pid);
+        }
+        let (exit_code, timed_out) = wait_or_kill(&mut child, self.timeout).await;
+        let log = log.to_path_buf();
+        let output = tokio::task::spawn_blocking(move || read_from(&log, start_len))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        Ok(Finished {
+            exit_code,
+            timed_out,
+            output,
+            pid,
+        })
+    }
+
+    /// Runs it and captures stdout and stderr separately (probes, the data
+    /// reader, the programs a target drives). The group is killed at the
+    /// timeout, and output reading stops then too, so a command that leaves
+    /// something holding its pipes cannot hang the run.
+    pub async fn run_captured(&self) -> std::io::Result<(Finished, String)> {
+        let mut command = self.command();
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = self.spawn(command)?;
+        let pid = child.id();
+        let mut stdout = child.stdout.take();
+        let mut stderr = child.stderr.take();
+        let read_all = async {
+            let mut out = Vec::new();
+            let mut err = Vec::new();
+            let read_out = async {
+                if let Some(s) = stdout.as_mut() {
+                    let _ = s.take(MAX_OUTPUT).read_to_end(&mut out).await;
+                }
+            };
+            let read_err = async {
+                if let Some(s) = stderr.as_mut() {
+                    let _ = s.take(MAX_OUTPUT).read_to_end(&mut err).await;
+                }
+            };
+            tokio::join!(read_out, read_err);
+            let status = child.wait().await;
+            (out, err, status)
+        };
+        match tokio::time::timeout(self.timeout, read_all).await {
+            Ok((out, err, status)) => {
+                let exit_code = status.ok().and_then(|s| s.code());
+                let stdout = String::from_utf8_lossy(&out).into_owned();
+                let stderr = String::from_utf8_lossy(&err).into_owned();
+                Ok((
+                    Finished {
+                        exit_code,
+                        timed_out: false,
+                        output: stderr,
+                        pid,
+                    },
+                    stdout,
+                ))
+            }
+            Err(_) => {
+                if let Some(pid) = pid {
+                    kill_group(pid as i32, Signal::SIGKILL);
+                }
+                tracing::warn!(program = %self.program, timeout = ?self.timeout, "timed out; its process group was killed");
+                Ok((
+                    Finished {
+                        exit_code: None,
+                        timed_out: true,
+                        output: String::new(),
+                        pid,
+                    },
+                    String::new(),
+                ))
+            }
+        }
+    }
 }
 
 /// How a command ended.
@@ -86,52 +244,6 @@ pub fn tail(text: &str, lines: usize) -> String {
 
 const MAX_OUTPUT: u64 = 256 * 1024;
 
-/// Runs a shell with its output appended to `log`, waiting for the shell
-/// itself, not for what it put in the background (which keeps running until
-/// the run's sweep). On timeout the whole process group is killed.
-pub async fn run_logged(
-    script: &str,
-    env: &BTreeMap<String, String>,
-    cwd: Option<&Path>,
-    log: &Path,
-    timeout: Duration,
-    on_spawn: impl FnOnce(u32),
-) -> std::io::Result<Finished> {
-    run_logged_in("/bin/sh", script, env, cwd, log, timeout, on_spawn).await
-}
-
-/// [`run_logged`] with another shell.
-pub async fn run_logged_in(
-    program: &str,
-    script: &str,
-    env: &BTreeMap<String, String>,
-    cwd: Option<&Path>,
-    log: &Path,
-    timeout: Duration,
-    on_spawn: impl FnOnce(u32),
-) -> std::io::Result<Finished> {
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)?;
-    let start_len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut command = shell_in(program, script, env, cwd);
-    command.stdout(file.try_clone()?).stderr(file);
-    let mut child = command.spawn()?;
-    let pid = child.id();
-    if let Some(pid) = pid {
-        on_spawn(pid);
-    }
-    let (exit_code, timed_out) = wait_or_kill(&mut child, timeout).await;
-    let output = read_from(log, start_len).unwrap_or_default();
-    Ok(Finished {
-        exit_code,
-        timed_out,
-        output,
-        pid,
-    })
-}
-
 fn read_from(path: &Path, offset: u64) -> std::io::Result<String> {
     use std::io::{Read, Seek, SeekFrom};
     let mut file = std::fs::File::open(path)?;
@@ -161,71 +273,6 @@ async fn wait_or_kill(child: &mut Child, timeout: Duration) -> (Option<i32>, boo
 /// Sends a signal to a process group; a group that is gone is not an error.
 pub fn kill_group(pgid: i32, signal: Signal) -> bool {
     killpg(Pid::from_raw(pgid), signal).is_ok()
-}
-
-/// Runs a shell and captures stdout and stderr separately (for probes and
-/// the data reader). The group is killed at the timeout, and output reading
-/// stops then too, so a probe that leaves something holding its pipes cannot
-/// hang the run.
-pub async fn run_captured(
-    script: &str,
-    env: &BTreeMap<String, String>,
-    cwd: Option<&Path>,
-    timeout: Duration,
-) -> std::io::Result<(Finished, String)> {
-    let mut command = shell(script, env, cwd);
-    command.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = command.spawn()?;
-    let pid = child.id();
-    let mut stdout = child.stdout.take();
-    let mut stderr = child.stderr.take();
-    let read_all = async {
-        let mut out = Vec::new();
-        let mut err = Vec::new();
-        let read_out = async {
-            if let Some(s) = stdout.as_mut() {
-                let _ = s.take(MAX_OUTPUT).read_to_end(&mut out).await;
-            }
-        };
-        let read_err = async {
-            if let Some(s) = stderr.as_mut() {
-                let _ = s.take(MAX_OUTPUT).read_to_end(&mut err).await;
-            }
-        };
-        tokio::join!(read_out, read_err);
-        let status = child.wait().await;
-        (out, err, status)
-    };
-    match tokio::time::timeout(timeout, read_all).await {
-        Ok((out, err, status)) => {
-            let exit_code = status.ok().and_then(|s| s.code());
-            let stdout = String::from_utf8_lossy(&out).into_owned();
-            let stderr = String::from_utf8_lossy(&err).into_owned();
-            Ok((
-                Finished {
-                    exit_code,
-                    timed_out: false,
-                    output: stderr,
-                    pid,
-                },
-                stdout,
-            ))
-        }
-        Err(_) => {
-            if let Some(pid) = pid {
-                kill_group(pid as i32, Signal::SIGKILL);
-            }
-            Ok((
-                Finished {
-                    exit_code: None,
-                    timed_out: true,
-                    output: String::new(),
-                    pid,
-                },
-                String::new(),
-            ))
-        }
-    }
 }
 
 /// A process seen in /proc.
@@ -318,21 +365,29 @@ pub fn marked_processes(run_id: &str) -> Vec<i32> {
 /// for the runner, whose children all belong to the run; not for a test
 /// harness that runs a drill in-process).
 pub async fn sweep(run_id: &str, grace: Duration, with_descendants: bool) -> Vec<i32> {
-    let me = std::process::id() as i32;
-    let targets = |_: ()| {
-        let mut pids = if with_descendants {
-            descendants(me)
-        } else {
-            Vec::new()
-        };
-        pids.extend(marked_processes(run_id));
-        pids.sort();
-        pids.dedup();
-        pids
+    let run_id = run_id.to_owned();
+    // /proc scans read a file per process: off the async threads.
+    let scan = move || {
+        let run_id = run_id.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                reap_orphans();
+                let mut pids = if with_descendants {
+                    descendants(std::process::id() as i32)
+                } else {
+                    Vec::new()
+                };
+                pids.extend(marked_processes(&run_id));
+                pids.sort();
+                pids.dedup();
+                pids
+            })
+            .await
+            .unwrap_or_default()
+        }
     };
-    let first = targets(());
+    let first = scan().await;
     if first.is_empty() {
-        reap_orphans();
         return first;
     }
     for pid in &first {
@@ -341,8 +396,7 @@ pub async fn sweep(run_id: &str, grace: Duration, with_descendants: bool) -> Vec
     }
     let deadline = tokio::time::Instant::now() + grace;
     loop {
-        reap_orphans();
-        let left = targets(());
+        let left = scan().await;
         if left.is_empty() {
             break;
         }
@@ -357,8 +411,16 @@ pub async fn sweep(run_id: &str, grace: Duration, with_descendants: bool) -> Vec
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    reap_orphans();
+    let _ = tokio::task::spawn_blocking(reap_orphans).await;
     first
+}
+
+/// [`marked_processes`] off the async threads.
+pub async fn marked_processes_async(run_id: &str) -> Vec<i32> {
+    let run_id = run_id.to_owned();
+    tokio::task::spawn_blocking(move || marked_processes(&run_id))
+        .await
+        .unwrap_or_default()
 }
 
 /// Reaps exited children that are no longer tracked by anyone (orphans that
@@ -387,16 +449,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("log");
         let env = BTreeMap::new();
-        let finished = run_logged(
-            "sleep 30 & sleep 30",
-            &env,
-            None,
-            &log,
-            Duration::from_millis(300),
-            |_| {},
-        )
-        .await
-        .unwrap();
+        let finished = Cmd::shell("test-run", "sleep 30 & sleep 30")
+            .envs(&env)
+            .timeout(Duration::from_millis(300))
+            .run_logged(&log, |_| {})
+            .await
+            .unwrap();
         assert!(finished.timed_out);
         assert_eq!(finished.exit_code, None);
         let pid = finished.pid.unwrap() as i32;
@@ -410,14 +468,12 @@ mod tests {
     #[tokio::test]
     async fn captured_output_separates_stdout() {
         let env = BTreeMap::new();
-        let (finished, stdout) = run_captured(
-            "echo out; echo err >&2; exit 3",
-            &env,
-            None,
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
+        let (finished, stdout) = Cmd::shell("test-run", "echo out; echo err >&2; exit 3")
+            .envs(&env)
+            .timeout(Duration::from_secs(5))
+            .run_captured()
+            .await
+            .unwrap();
         assert_eq!(finished.exit_code, Some(3));
         assert_eq!(stdout, "out\n");
         assert_eq!(finished.output, "err\n");

@@ -10,7 +10,6 @@ use crate::process;
 use crate::target::ProbeOutcome;
 use crate::text::first_line;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -126,10 +125,8 @@ pub(crate) async fn watch_halt_file(shared: Arc<Shared>, mut stopped: watch::Rec
 
 /// Writes a heartbeat every `every` until the first fault starts.
 pub(crate) async fn heartbeats(
-    cwd: PathBuf,
-    write: String,
+    write: process::Cmd,
     every: Duration,
-    env: BTreeMap<String, String>,
     mut fault_started: watch::Receiver<bool>,
     mut stopped: watch::Receiver<bool>,
 ) {
@@ -137,7 +134,7 @@ pub(crate) async fn heartbeats(
         if *fault_started.borrow() {
             return;
         }
-        match process::run_captured(&write, &env, Some(&cwd), Duration::from_secs(10)).await {
+        match write.run_captured().await {
             Ok((finished, _)) if finished.success() => {}
             Ok((finished, _)) => {
                 tracing::warn!(exit = ?finished.exit_code, stderr = %finished.output.trim(), "heartbeat write failed")
@@ -276,13 +273,12 @@ pub(crate) async fn recovery_check(shared: &Arc<Shared>, mut interrupt: watch::R
 /// SPEC §7.3: data loss = first fault time − the last heartbeat that survived.
 pub(crate) async fn measure_data_loss(shared: &Shared, read: &str) {
     let fault_ms = shared.first_fault_ms().unwrap_or(0);
-    let event = match process::run_captured(
-        read,
-        &shared.env,
-        Some(&shared.ctx.scenario_dir),
-        Duration::from_secs(30),
-    )
-    .await
+    let event = match process::Cmd::shell(&shared.ctx.run_id, read)
+        .envs(&shared.env)
+        .cwd(&shared.ctx.scenario_dir)
+        .timeout(Duration::from_secs(30))
+        .run_captured()
+        .await
     {
         Ok((finished, stdout)) if finished.success() => {
             let value = stdout.lines().rev().map(str::trim).find(|l| !l.is_empty());

@@ -17,14 +17,11 @@ pub async fn check(
 ) -> ProbeOutcome {
     let timeout = probe.attempt_timeout();
     if let Some(command) = &probe.command {
-        return check_command(
-            command,
-            probe.expect.as_ref(),
-            env,
-            &ctx.scenario_dir,
-            timeout,
-        )
-        .await;
+        let command = process::Cmd::shell(&ctx.run_id, command)
+            .envs(env)
+            .cwd(&ctx.scenario_dir)
+            .timeout(timeout);
+        return check_command(&command, probe.expect.as_ref(), timeout).await;
     }
     if let Some(http) = &probe.http {
         return check_http(http, env, timeout).await;
@@ -70,13 +67,11 @@ pub fn meets(expect: Option<&Expect>, exit_code: Option<i32>, stdout: &str) -> R
 }
 
 async fn check_command(
-    command: &str,
+    command: &process::Cmd,
     expect: Option<&Expect>,
-    env: &BTreeMap<String, String>,
-    cwd: &std::path::Path,
     timeout: Duration,
 ) -> ProbeOutcome {
-    match process::run_captured(command, env, Some(cwd), timeout).await {
+    match command.run_captured().await {
         Err(error) => ProbeOutcome::fail(format!("cannot start /bin/sh: {error}")),
         Ok((finished, _)) if finished.timed_out => ProbeOutcome::fail(format!(
             "timed out after {}",

@@ -145,8 +145,12 @@ async fn execute(
             "/bin/sh"
         };
         let strict = format!("set -e\n{script}");
-        let finished =
-            process::run_logged_in(program, &strict, &env, Some(cwd), &log, timeout, |_| {}).await;
+        let finished = process::Cmd::shell_in(&shared.ctx.run_id, program, &strict)
+            .envs(&env)
+            .cwd(cwd)
+            .timeout(timeout)
+            .run_logged(&log, |_| {})
+            .await;
         last = match finished {
             Err(error) => Ran {
                 status: RunbookStepStatus::Failed,

@@ -340,10 +340,11 @@ pub async fn run(
         .filter(|_| ending == Ending::Completed && !fault_before_resume)
         .map(|data| {
             tokio::spawn(heartbeats(
-                shared.ctx.scenario_dir.clone(),
-                data.write.clone(),
+                process::Cmd::shell(&run_id, &data.write)
+                    .envs(&shared.env)
+                    .cwd(&shared.ctx.scenario_dir)
+                    .timeout(Duration::from_secs(10)),
                 data.every.map_or(Duration::from_secs(1), |d| d.0),
-                shared.env.clone(),
                 fault_started_rx.clone(),
                 watchers_stopped.clone(),
             ))

@@ -33,15 +33,12 @@ pub(crate) async fn revert_all(shared: &Shared) {
                     .run_dir
                     .join("logs")
                     .join(format!("{}.revert.log", fault.step));
-                match process::run_logged(
-                    script,
-                    &shared.env,
-                    Some(&shared.ctx.scenario_dir),
-                    &log,
-                    Duration::from_secs(300),
-                    |_| {},
-                )
-                .await
+                match process::Cmd::shell(&shared.ctx.run_id, script)
+                    .envs(&shared.env)
+                    .cwd(&shared.ctx.scenario_dir)
+                    .timeout(Duration::from_secs(300))
+                    .run_logged(&log, |_| {})
+                    .await
                 {
                     Ok(finished) if finished.success() => Ok("revert shell exited 0".to_owned()),
                     Ok(finished) => Err(format!(
@@ -536,14 +533,12 @@ pub(crate) async fn run_shell(
     let groups = shared.clone();
     let spawned_id = id.clone();
     let emitter = shared.ctx.emitter.clone();
-    let finished = process::run_logged(
-        script,
-        &env,
-        Some(&shared.ctx.scenario_dir),
-        &log,
+    let finished = process::Cmd::shell(&shared.ctx.run_id, script)
+        .envs(&env)
+        .cwd(&shared.ctx.scenario_dir)
         // The step's own timeout is enforced around this call.
-        step.timeout() + Duration::from_secs(5),
-        move |pid| {
+        .timeout(step.timeout() + Duration::from_secs(5))
+        .run_logged(&log, move |pid| {
             groups
                 .step_groups
                 .lock()
@@ -553,9 +548,8 @@ pub(crate) async fn run_shell(
                 what: format!("step {spawned_id}"),
                 pid,
             });
-        },
-    )
-    .await;
+        })
+        .await;
     let finished = match finished {
         Ok(finished) => finished,
         Err(error) => return StepResult::failed(format!("cannot start /bin/sh: {error}")),

@@ -181,7 +181,10 @@ impl Target for LocalTarget {
                 Some(cwd) => ctx.scenario_dir.join(expand(cwd, &ctx.env)),
                 None => ctx.scenario_dir.clone(),
             };
-            let mut command = process::shell(&service.run, &env, Some(&cwd));
+            let mut command = process::Cmd::shell(&ctx.run_id, &service.run)
+                .envs(&env)
+                .cwd(&cwd)
+                .command();
             let err_log = log
                 .try_clone()
                 .map_err(|e| TargetError::Unavailable(e.to_string()))?;

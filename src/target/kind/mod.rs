@@ -146,7 +146,7 @@ impl KindTarget {
     ) -> Result<Output, TargetError> {
         let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
         self.runner
-            .run(program, &args, &self.child_env(ctx))
+            .run(program, &args, &self.child_env(ctx), &ctx.run_id)
             .await
             .map_err(|e| TargetError::Failed(format!("cannot run {program}: {e}")))
     }

@@ -238,27 +238,69 @@ pub trait Reporter: Send {
     fn finish(&mut self) {}
 }
 
-/// Hands every event to every reporter, in order, stamped with the run clock.
+/// Stamps every event with the run clock, keeps it for the record, and hands
+/// it to the reporters, in order. The reporters are owned by one thread of
+/// their own: whoever emits never waits for a terminal or a file.
 #[derive(Clone)]
 pub struct Emitter {
-    inner: Arc<Mutex<EmitterInner>>,
+    inner: Arc<Mutex<Record>>,
     start: Instant,
     start_wall: chrono::DateTime<chrono::Utc>,
 }
 
-struct EmitterInner {
-    reporters: Vec<Box<dyn Reporter>>,
+struct Record {
     events: Vec<Event>,
+    /// To the reporters' thread; `None` once finished.
+    reporters: Option<std::sync::mpsc::Sender<Event>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Record {
+    fn new(reporters: Vec<Box<dyn Reporter>>, events: Vec<Event>) -> Record {
+        if reporters.is_empty() {
+            return Record {
+                events,
+                reporters: None,
+                thread: None,
+            };
+        }
+        let (tx, rx) = std::sync::mpsc::channel::<Event>();
+        let thread = std::thread::Builder::new()
+            .name("reporters".to_owned())
+            .spawn(move || {
+                let mut reporters = reporters;
+                for event in rx {
+                    for reporter in reporters.iter_mut() {
+                        reporter.event(&event);
+                    }
+                }
+                for reporter in reporters.iter_mut() {
+                    reporter.finish();
+                }
+            });
+        match thread {
+            Ok(thread) => Record {
+                events,
+                reporters: Some(tx),
+                thread: Some(thread),
+            },
+            Err(error) => {
+                tracing::warn!(%error, "cannot start the reporters' thread: no live output");
+                Record {
+                    events,
+                    reporters: None,
+                    thread: None,
+                }
+            }
+        }
+    }
 }
 
 impl Emitter {
     /// An emitter whose clock starts now.
     pub fn new(reporters: Vec<Box<dyn Reporter>>) -> Emitter {
         Emitter {
-            inner: Arc::new(Mutex::new(EmitterInner {
-                reporters,
-                events: Vec::new(),
-            })),
+            inner: Arc::new(Mutex::new(Record::new(reporters, Vec::new()))),
             start: Instant::now(),
             start_wall: chrono::Utc::now(),
         }
@@ -277,13 +319,14 @@ impl Emitter {
             .checked_sub(elapsed)
             .unwrap_or_else(Instant::now);
         Emitter {
-            inner: Arc::new(Mutex::new(EmitterInner {
-                reporters,
-                events: earlier,
-            })),
+            inner: Arc::new(Mutex::new(Record::new(reporters, earlier))),
             start,
             start_wall: started,
         }
+    }
+
+    fn record(&self) -> std::sync::MutexGuard<'_, Record> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Milliseconds since the run started.
@@ -298,36 +341,33 @@ impl Emitter {
 
     /// Emits an event.
     pub fn emit(&self, kind: EventKind) {
+        let mut record = self.record();
+        // Stamped under the lock: the record's order is the clock's order.
         let at_ms = self.now_ms();
         let time = (self.start_wall + chrono::Duration::milliseconds(at_ms as i64))
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let event = Event { at_ms, time, kind };
-        let mut inner = match self.inner.lock() {
-            Ok(inner) => inner,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        for reporter in inner.reporters.iter_mut() {
-            reporter.event(&event);
+        if let Some(reporters) = &record.reporters {
+            let _ = reporters.send(event.clone());
         }
-        inner.events.push(event);
+        record.events.push(event);
     }
 
     /// Every event so far.
     pub fn events(&self) -> Vec<Event> {
-        match self.inner.lock() {
-            Ok(inner) => inner.events.clone(),
-            Err(poisoned) => poisoned.into_inner().events.clone(),
-        }
+        self.record().events.clone()
     }
 
-    /// Lets every reporter finish (flush, clear progress bars).
+    /// Lets every reporter finish (flush, clear progress bars) and waits
+    /// until they have.
     pub fn finish(&self) {
-        let mut inner = match self.inner.lock() {
-            Ok(inner) => inner,
-            Err(poisoned) => poisoned.into_inner(),
+        let thread = {
+            let mut record = self.record();
+            record.reporters = None;
+            record.thread.take()
         };
-        for reporter in inner.reporters.iter_mut() {
-            reporter.finish();
+        if let Some(thread) = thread {
+            let _ = thread.join();
         }
     }
 }

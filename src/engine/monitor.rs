@@ -17,10 +17,7 @@ use tokio::task::JoinSet;
 
 /// Starts nothing (services are started by the target); waits for every
 /// service's `ready` probe, in parallel.
-pub(crate) async fn await_services(
-    shared: &Arc<Shared>,
-    interrupt: watch::Receiver<bool>,
-) -> Result<(), String> {
+pub(crate) async fn await_services(shared: &Arc<Shared>) -> Result<(), String> {
     let mut waits = JoinSet::new();
     for (name, service) in &shared.drill.services {
         let Some(ready) = &service.ready else {
@@ -46,13 +43,8 @@ pub(crate) async fn await_services(
             .map_or(Duration::from_secs(60), |d| d.0);
         let shared = shared.clone();
         let name = name.clone();
-        let mut interrupt = interrupt.clone();
         waits.spawn(async move {
-            let waited = tokio::select! {
-                result = await_probe(&shared, &probe, timeout) => result,
-                _ = changed(&mut interrupt) => Err("interrupted".to_owned()),
-            };
-            match waited {
+            match await_probe(&shared, &probe, timeout).await {
                 Ok(()) => {
                     shared.ctx.emitter.emit(EventKind::ServiceReady {
                         service: name.clone(),
@@ -81,8 +73,14 @@ pub(crate) async fn await_services(
     first_error.map_or(Ok(()), Err)
 }
 
+/// First pause after a failed check while waiting for a probe to pass.
+const FIRST_RETRY: Duration = Duration::from_millis(5);
+
 /// Polls a probe until it passes `success_threshold` times in a row, or the
-/// time is up. The error is the last failure's detail.
+/// time is up. The error is the last failure's detail. While it fails, it is
+/// checked again soon (5 ms, doubling up to its interval), so that a service
+/// is seen ready right after it listens, not up to an interval later; the
+/// passes of a streak are an interval apart.
 pub(crate) async fn await_probe(
     shared: &Shared,
     probe: &Probe,
@@ -91,28 +89,37 @@ pub(crate) async fn await_probe(
     let deadline = tokio::time::Instant::now() + within;
     let mut streak = 0;
     let mut last = String::from("never checked");
+    let mut retry = FIRST_RETRY.min(probe.interval());
     loop {
         let outcome = probe::check(probe, &shared.env, shared.target.as_ref(), &shared.ctx).await;
-        if outcome.ok {
+        let pause = if outcome.ok {
             streak += 1;
             if streak >= probe.success_threshold() {
                 return Ok(());
             }
+            probe.interval()
         } else {
             streak = 0;
             last = outcome.detail;
-        }
-        if tokio::time::Instant::now() + probe.interval() > deadline {
+            let pause = retry;
+            retry = (retry * 2).min(probe.interval());
+            pause
+        };
+        if tokio::time::Instant::now() + pause > deadline {
             return Err(last);
         }
-        tokio::time::sleep(probe.interval()).await;
+        tokio::time::sleep(pause).await;
     }
 }
 
-/// Every `interval` while the run goes on: is the halt file there?
+/// Every 250 ms while the run goes on: is the halt file there?
 pub(crate) async fn watch_halt_file(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
     loop {
-        if shared.halt_file.exists() {
+        let file = shared.halt_file.clone();
+        let exists = tokio::task::spawn_blocking(move || file.exists())
+            .await
+            .unwrap_or(false);
+        if exists {
             shared.abort(format!("halt file {} appeared", shared.halt_file.display()));
             return;
         }
@@ -225,7 +232,7 @@ pub(crate) async fn steady_state_holds(shared: &Shared) -> Result<(), String> {
 
 /// After the graph: does the steady state hold? Each probe must pass its
 /// `success_threshold` in a row; it gets a few intervals to do so.
-pub(crate) async fn recovery_check(shared: &Arc<Shared>, mut interrupt: watch::Receiver<bool>) {
+pub(crate) async fn recovery_check(shared: &Arc<Shared>) {
     if shared.drill.steady_state.is_empty() {
         return;
     }
@@ -250,10 +257,7 @@ pub(crate) async fn recovery_check(shared: &Arc<Shared>, mut interrupt: watch::R
                 streak = 0;
             }
             if attempt + 1 < attempts {
-                tokio::select! {
-                    _ = tokio::time::sleep(probe.interval()) => {}
-                    _ = changed(&mut interrupt) => return,
-                }
+                tokio::time::sleep(probe.interval()).await;
             }
         }
         if streak < needed {
@@ -324,7 +328,7 @@ pub(crate) async fn measure_data_loss(shared: &Shared, read: &str) {
 
 pub(crate) fn start_monitors(
     shared: &Arc<Shared>,
-    monitors: &mut Vec<tokio::task::JoinHandle<()>>,
+    monitors: &mut JoinSet<()>,
     stopped: &watch::Receiver<bool>,
 ) {
     let mut roles: BTreeMap<String, Vec<ProbeRole>> = BTreeMap::new();
@@ -341,11 +345,6 @@ pub(crate) fn start_monitors(
             .push(ProbeRole::Guard);
     }
     for (name, roles) in roles {
-        monitors.push(tokio::spawn(monitor(
-            shared.clone(),
-            name,
-            roles,
-            stopped.clone(),
-        )));
+        monitors.spawn(monitor(shared.clone(), name, roles, stopped.clone()));
     }
 }

@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::drill::{Check, Recover, Step};
-use crate::engine::schedule::parse_outputs;
 use crate::engine::shared::{Shared, StepResult};
+use crate::engine::step::{StepTask, parse_outputs};
 use crate::event::EventKind;
 use crate::journal::{RunbookStepStatus, StepStatus};
 use crate::process;
@@ -250,9 +250,10 @@ fn not_run(status: RunbookStepStatus, detail: &str) -> Ran {
 /// Follows a Markdown runbook step by step.
 pub(crate) async fn follow_runbook(
     shared: &Arc<Shared>,
-    step: &Step,
+    task: &StepTask<'_>,
     recover: &Recover,
 ) -> StepResult {
+    let step = task.step;
     let Some(written) = recover.runbook.as_ref() else {
         return StepResult::failed("recover has neither `runbook` nor `run`");
     };
@@ -265,12 +266,7 @@ pub(crate) async fn follow_runbook(
         }
     };
     let executable = book.steps.iter().filter(|s| !s.is_manual()).count();
-    let announced = !shared
-        .runbooks_announced
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(step.id.value.clone());
-    if !announced {
+    if task.announce_runbook {
         shared.ctx.emitter.emit(EventKind::RunbookStarted {
             step: step.id.value.clone(),
             path: written.value.clone(),
@@ -280,7 +276,7 @@ pub(crate) async fn follow_runbook(
     }
     // On resume, the steps a dead runner finished are kept as recorded.
     let done_before = shared.resumed_runbook.get(step.id.as_str());
-    let env = shared.step_env(step);
+    let env = &task.env;
     // Relative paths in a runbook are relative to the runbook, as for its links.
     let book_dir = path
         .parent()
@@ -289,7 +285,7 @@ pub(crate) async fn follow_runbook(
     let rb = Book {
         shared,
         step,
-        env: &env,
+        env,
         dir: &book_dir,
     };
     let mut outputs = BTreeMap::new();

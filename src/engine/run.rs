@@ -2,17 +2,20 @@
 //!
 //! Order of a run: records and environment; target setup and services'
 //! `ready`; the data heartbeat; the graph (steps whose needs are done run
-//! concurrently up to `--parallel`); the steady-state check right before the
-//! first fault; from then on the background monitor of steady-state and guard
-//! probes; after the graph the recovery check and the data-loss read; reverts;
-//! evidence on failure; teardown and the sweep of every process of the run.
+//! concurrently up to `--parallel`, started by the dispatcher); the
+//! steady-state check right before the first fault; from then on the
+//! background monitor of steady-state and guard probes; after the graph the
+//! recovery check and the data-loss read; evidence on failure, while the
+//! faults are still in; reverts; teardown and the sweep of every process of
+//! the run.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
 
 use crate::drill::LoadedDrill;
 use crate::event::{Emitter, EventKind, JsonlFile, Reporter};
@@ -22,12 +25,14 @@ use crate::score::{self, Ending};
 use crate::target::{RunContext, Target};
 use crate::vars::expand_vars;
 
+use super::dispatch::{Background, Dispatcher, Inbox};
 use super::monitor::{
     await_services, heartbeats, measure_data_loss, recovery_check, watch_halt_file,
 };
-pub use super::schedule::parse_outputs;
-use super::schedule::{Background, revert_all, schedule};
-use super::shared::{Active, Shared};
+use super::shared::{Active, Msg, Shared, changed};
+pub use super::step::parse_outputs;
+use super::step::revert_all;
+use super::stop::{StopReason, Stops};
 
 /// How a run is carried out (`firedrill run` options).
 #[derive(Debug, Clone)]
@@ -147,20 +152,229 @@ fn absolute(path: &Path) -> PathBuf {
 }
 
 /// Runs a drill to its end. `interrupt` turns true on Ctrl-C.
+///
+/// The phases: prepare (records, environment) → set up (target, services)
+/// → execute (the graph, by the dispatcher) → verify (recovery check, data
+/// loss) → collect evidence (before anything is reverted) → revert →
+/// record (teardown, the sweep, the journal and the reports).
 pub async fn run(
     loaded: &LoadedDrill,
     target: Arc<dyn Target>,
     options: Options,
-    mut reporters: Vec<Box<dyn Reporter>>,
+    reporters: Vec<Box<dyn Reporter>>,
     interrupt: watch::Receiver<bool>,
 ) -> Result<Outcome, StartError> {
-    let drill = loaded.drill.clone();
-    let resume = options.resume.clone();
-    let run_id = match &resume {
+    let prepared = prepare(loaded, &target, &options, reporters).await?;
+    let Prepared {
+        run_id,
+        run_dir,
+        workdir,
+        emitter,
+        mut env,
+        ctx,
+    } = prepared;
+    let resume = options.resume.as_ref();
+    let drill = &loaded.drill;
+
+    // One inbox for everything that can stop the run.
+    let (messages, inbox) = mpsc::unbounded_channel();
+    let (stops, stop_seen) = Stops::new(emitter.clone());
+    let mut inbox = Inbox::new(stops, inbox);
+    let (stop_background, background_stopped) = watch::channel(false);
+    let mut background = JoinSet::new();
+    background.spawn(forward_interrupt(
+        interrupt,
+        messages.clone(),
+        background_stopped.clone(),
+    ));
+
+    // Set up: the big red button before anything starts, the target, the
+    // services' readiness.
+    let halt_file = absolute(&options.halt_file);
+    if halt_file.exists() {
+        inbox.stops.stop(StopReason::Aborted(format!(
+            "the halt file {} exists: no drill may start a fault while it is there",
+            halt_file.display()
+        )));
+    }
+    if !inbox.stops.is_stopped() {
+        match inbox.until_stopped(target.setup(&ctx)).await {
+            Some(Ok(extra)) => env.extend(extra),
+            Some(Err(error)) => inbox
+                .stops
+                .stop(StopReason::Error(format!("target setup failed: {error}"))),
+            None => {}
+        }
+    }
+    let shared = Arc::new(Shared {
+        drill: drill.clone(),
+        target: target.clone(),
+        ctx: RunContext {
+            env: env.clone(),
+            ..ctx
+        },
+        env,
+        runbook_continue: options.runbook_continue,
+        operator: options
+            .interactive
+            .then(|| Arc::new(crate::engine::recover::Operator::stdin())),
+        halt_file,
+        resumed_runbook: resume.map(|r| r.runbook_done()).unwrap_or_default(),
+        first_fault_epoch_ms: resume
+            .and_then(|r| r.first_fault_epoch_ms())
+            .map(OnceLock::from)
+            .unwrap_or_default(),
+        stop: stop_seen,
+        messages,
+    });
+    if !inbox.stops.is_stopped()
+        && let Some(Err(why)) = inbox.until_stopped(await_services(&shared)).await
+    {
+        inbox.stops.stop(StopReason::Error(why));
+    }
+
+    // Execute: the halt file is watched for the whole run, heartbeats are
+    // written until the first fault, the dispatcher runs the graph.
+    background.spawn(watch_halt_file(shared.clone(), background_stopped.clone()));
+    let (fault_started, fault_started_seen) = watch::channel(false);
+    if let Some(data) = drill.data.as_ref().filter(|_| {
+        !inbox.stops.is_stopped() && resume.is_none_or(|r| r.first_fault_epoch_ms().is_none())
+    }) {
+        background.spawn(heartbeats(
+            process::Cmd::shell(&run_id, &data.write)
+                .envs(&shared.env)
+                .cwd(&shared.ctx.scenario_dir)
+                .timeout(Duration::from_secs(10)),
+            data.every.map_or(Duration::from_secs(1), |d| d.0),
+            fault_started_seen,
+            background_stopped.clone(),
+        ));
+    }
+    let mut active: Vec<Active> = resume
+        .iter()
+        .flat_map(|r| r.active_faults())
+        .map(|f| Active {
+            revert: drill
+                .step(&f.step)
+                .and_then(|s| s.fault.as_ref())
+                .map(|fault| fault.value.revert.clone())
+                .unwrap_or_default(),
+            step: f.step,
+            kind: f.kind,
+            undo: f.undo,
+        })
+        .collect();
+    if !inbox.stops.is_stopped() {
+        let mut dispatcher = Dispatcher::new(
+            &shared,
+            &mut inbox,
+            Background {
+                fault_started: &fault_started,
+                tasks: &mut background,
+                stopped: &background_stopped,
+            },
+            options.parallel,
+            active,
+        );
+        if let Some(resume) = resume {
+            dispatcher.resume(resume);
+        }
+        active = dispatcher.run().await;
+    }
+    let _ = fault_started.send(true);
+
+    // Verify: does the steady state hold again, what data was lost?
+    if !inbox.stops.is_stopped() && shared.first_fault_ms().is_some() {
+        inbox.until_stopped(recovery_check(&shared)).await;
+        if let Some(data) = &drill.data
+            && !inbox.stops.is_stopped()
+        {
+            inbox
+                .until_stopped(measure_data_loss(&shared, &data.read))
+                .await;
+        }
+    }
+    let _ = stop_background.send(true);
+    while background.join_next().await.is_some() {}
+    inbox.drain();
+    let ending = inbox.stops.ending();
+
+    // Collect evidence while the faults are still in: it shows the broken
+    // state. (The verdict does not depend on reverts.)
+    let unreverted = score::journal(&emitter.events(), &ending);
+    if unreverted.verdict != Verdict::Passed {
+        let evidence = run_dir.join("evidence");
+        let _ = std::fs::create_dir_all(&evidence);
+        target.collect_evidence(&evidence, &shared.ctx).await;
+        write_run_evidence(&evidence, &unreverted, &run_id).await;
+    }
+
+    // Revert.
+    revert_all(&shared, active).await;
+
+    // Record. Everything the score reads has happened: teardown and the
+    // sweep record no events that count.
+    let mut journal = score::journal(&emitter.events(), &ending);
+    debug_assert_eq!(journal.verdict, unreverted.verdict);
+    target.teardown(&shared.ctx, options.keep).await;
+    let swept = process::sweep(&run_id, options.grace, options.sweep_descendants).await;
+    if !swept.is_empty() {
+        tracing::info!(count = swept.len(), "ended processes the run left behind");
+    }
+    if !options.keep {
+        let workdir = workdir.clone();
+        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(workdir)).await;
+    }
+    emitter.emit(EventKind::RunFinished {
+        verdict: journal.verdict,
+        reason: journal.reason.clone(),
+        interrupted: ending == Ending::Interrupted,
+    });
+    journal.duration_ms = emitter.now_ms();
+    emitter.finish();
+    if let Ok(text) = serde_json::to_string_pretty(&journal) {
+        let _ = std::fs::write(run_dir.join("journal.json"), text + "\n");
+    }
+    if let Err(error) = crate::report::write_all(&run_dir, &journal) {
+        tracing::warn!(%error, "cannot write the reports");
+    }
+    let exit_code = if ending == Ending::Interrupted {
+        130
+    } else {
+        journal.verdict.exit_code()
+    };
+    Ok(Outcome {
+        journal,
+        run_dir,
+        exit_code,
+    })
+}
+
+/// What a run starts from.
+struct Prepared {
+    run_id: String,
+    run_dir: PathBuf,
+    workdir: PathBuf,
+    emitter: Emitter,
+    env: BTreeMap<String, String>,
+    ctx: RunContext,
+}
+
+/// The run's id, directories, records and environment; the first event.
+/// A resumed run first ends what the dead runner left running.
+async fn prepare(
+    loaded: &LoadedDrill,
+    target: &Arc<dyn Target>,
+    options: &Options,
+    mut reporters: Vec<Box<dyn Reporter>>,
+) -> Result<Prepared, StartError> {
+    let drill = &loaded.drill;
+    let resume = options.resume.as_ref();
+    let run_id = match resume {
         Some(resume) => resume.run_id.clone(),
         None => new_run_id(&drill.name),
     };
-    let run_dir = match &resume {
+    let run_dir = match resume {
         Some(resume) => resume.run_dir.clone(),
         None => absolute(
             &options
@@ -175,7 +389,7 @@ pub async fn run(
             run_dir.display()
         )));
     }
-    let workdir = match &resume {
+    let workdir = match resume {
         Some(resume) => resume.workdir.clone(),
         None => run_dir.join("work"),
     };
@@ -195,15 +409,15 @@ pub async fn run(
         ))
     })?;
     reporters.insert(0, Box::new(jsonl));
-    let emitter = match &resume {
+    let emitter = match resume {
         Some(resume) => Emitter::resumed(reporters, resume.events.clone(), resume.started),
         None => Emitter::new(reporters),
     };
-    let seed = match &resume {
+    let seed = match resume {
         Some(resume) => resume.seed,
         None => options.seed.unwrap_or_else(rand::random),
     };
-    let mut env = run_env(loaded, &run_id, &run_dir, &workdir, &options.vars);
+    let env = run_env(loaded, &run_id, &run_dir, &workdir, &options.vars);
     let ctx = RunContext {
         run_id: run_id.clone(),
         run_dir: run_dir.clone(),
@@ -213,7 +427,7 @@ pub async fn run(
         seed,
         emitter: emitter.clone(),
     };
-    if let Some(resume) = &resume {
+    if let Some(resume) = resume {
         emitter.emit(EventKind::RunResumed {
             pid: std::process::id(),
             finished_steps: resume.finished().len(),
@@ -244,206 +458,37 @@ pub async fn run(
             has_data: drill.data.is_some(),
         });
     }
-
-    let (abort_tx, abort_rx) = watch::channel(None);
-    let halt_file = absolute(&options.halt_file);
-    let mut ending = Ending::Completed;
-
-    // The big red button before anything starts.
-    if halt_file.exists() {
-        let reason = format!(
-            "the halt file {} exists: no drill may start a fault while it is there",
-            halt_file.display()
-        );
-        emitter.emit(EventKind::Aborted {
-            reason: reason.clone(),
-        });
-        ending = Ending::Aborted(reason);
-    }
-
-    // Setup.
-    if ending == Ending::Completed {
-        match target.setup(&ctx).await {
-            Ok(extra) => env.extend(extra),
-            Err(error) => ending = Ending::Error(format!("target setup failed: {error}")),
-        }
-    }
-    let shared = Arc::new(Shared {
-        drill: drill.clone(),
-        target: target.clone(),
-        ctx: RunContext {
-            env: env.clone(),
-            ..ctx.clone()
-        },
-        env,
-        runbook_continue: options.runbook_continue,
-        operator: options
-            .interactive
-            .then(|| Arc::new(crate::engine::recover::Operator::stdin())),
-        halt_file: halt_file.clone(),
-        abort: abort_tx,
-        active: Mutex::new(
-            resume
-                .iter()
-                .flat_map(|r| r.active_faults())
-                .map(|f| Active {
-                    revert: drill
-                        .step(&f.step)
-                        .and_then(|s| s.fault.as_ref())
-                        .map(|fault| fault.value.revert.clone())
-                        .unwrap_or_default(),
-                    step: f.step,
-                    kind: f.kind,
-                    undo: f.undo,
-                })
-                .collect(),
-        ),
-        resumed_runbook: resume
-            .as_ref()
-            .map(|r| r.runbook_done())
-            .unwrap_or_default(),
-        runbooks_announced: Mutex::new(
-            resume
-                .as_ref()
-                .map(|r| r.runbooks_started())
-                .unwrap_or_default(),
-        ),
-        outputs: Mutex::new(HashMap::new()),
-        step_groups: Mutex::new(HashMap::new()),
-        step_started: Mutex::new(HashMap::new()),
-        first_fault_epoch_ms: Mutex::new(resume.as_ref().and_then(|r| r.first_fault_epoch_ms())),
-        target_failure: Mutex::new(None),
-    });
-
-    if ending == Ending::Completed
-        && let Err(why) = await_services(&shared, interrupt.clone()).await
-    {
-        ending = Ending::Error(why);
-    }
-    // Ctrl-C during setup or the wait for services is an interruption, not
-    // a failure of the system.
-    if *interrupt.borrow() && !matches!(ending, Ending::Aborted(_)) {
-        ending = Ending::Interrupted;
-    }
-
-    // The halt file is watched for the whole run.
-    let (stop_watchers, watchers_stopped) = watch::channel(false);
-    let halt_watch = tokio::spawn(watch_halt_file(shared.clone(), watchers_stopped.clone()));
-    // Heartbeats until the first fault.
-    let (fault_started_tx, fault_started_rx) = watch::channel(false);
-    let fault_before_resume = resume
-        .as_ref()
-        .is_some_and(|r| r.first_fault_epoch_ms().is_some());
-    let writer = drill
-        .data
-        .as_ref()
-        .filter(|_| ending == Ending::Completed && !fault_before_resume)
-        .map(|data| {
-            tokio::spawn(heartbeats(
-                process::Cmd::shell(&run_id, &data.write)
-                    .envs(&shared.env)
-                    .cwd(&shared.ctx.scenario_dir)
-                    .timeout(Duration::from_secs(10)),
-                data.every.map_or(Duration::from_secs(1), |d| d.0),
-                fault_started_rx.clone(),
-                watchers_stopped.clone(),
-            ))
-        });
-
-    let mut monitors = Vec::new();
-    if ending == Ending::Completed {
-        ending = schedule(
-            &shared,
-            options.parallel.max(1),
-            interrupt.clone(),
-            abort_rx.clone(),
-            Background {
-                fault_started: &fault_started_tx,
-                monitors: &mut monitors,
-                stopped: &watchers_stopped,
-            },
-            resume.as_ref(),
-        )
-        .await;
-    }
-    let _ = fault_started_tx.send(true);
-    if let Some(writer) = writer {
-        writer.abort();
-    }
-
-    let fault_happened = shared.first_fault_ms().is_some();
-    if ending == Ending::Completed && fault_happened {
-        recovery_check(&shared, interrupt.clone()).await;
-        if let Some(data) = &drill.data {
-            measure_data_loss(&shared, &data.read).await;
-        }
-    }
-    if *interrupt.borrow() && ending == Ending::Completed {
-        ending = Ending::Interrupted;
-    }
-    let _ = stop_watchers.send(true);
-    for monitor in monitors {
-        let _ = monitor.await;
-    }
-    halt_watch.abort();
-
-    // Processes of steps that are still running (after an abort or Ctrl-C).
-    for pgid in shared
-        .step_groups
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .values()
-    {
-        process::kill_group(*pgid, nix::sys::signal::Signal::SIGKILL);
-    }
-    revert_all(&shared).await;
-
-    // Everything the score reads has happened: teardown and the sweep below
-    // record no events that count.
-    let mut journal = score::journal(&emitter.events(), &ending);
-    if journal.verdict != Verdict::Passed {
-        let evidence = run_dir.join("evidence");
-        let _ = std::fs::create_dir_all(&evidence);
-        target.collect_evidence(&evidence, &shared.ctx).await;
-        write_run_evidence(&evidence, &journal, &run_id);
-    }
-    target.teardown(&shared.ctx, options.keep).await;
-    let swept = process::sweep(&run_id, options.grace, options.sweep_descendants).await;
-    if !swept.is_empty() {
-        tracing::info!(count = swept.len(), "ended processes the run left behind");
-    }
-    if !options.keep {
-        let _ = std::fs::remove_dir_all(&workdir);
-    }
-
-    emitter.emit(EventKind::RunFinished {
-        verdict: journal.verdict,
-        reason: journal.reason.clone(),
-        interrupted: ending == Ending::Interrupted,
-    });
-    journal.duration_ms = emitter.now_ms();
-    emitter.finish();
-    if let Ok(text) = serde_json::to_string_pretty(&journal) {
-        let _ = std::fs::write(run_dir.join("journal.json"), text + "\n");
-    }
-    if let Err(error) = crate::report::write_all(&run_dir, &journal) {
-        tracing::warn!(%error, "cannot write the reports");
-    }
-    let exit_code = if ending == Ending::Interrupted {
-        130
-    } else {
-        journal.verdict.exit_code()
-    };
-    Ok(Outcome {
-        journal,
+    Ok(Prepared {
+        run_id,
         run_dir,
-        exit_code,
+        workdir,
+        emitter,
+        env,
+        ctx,
     })
+}
+
+/// Ctrl-C (or SIGTERM) becomes a message to the run.
+async fn forward_interrupt(
+    mut interrupt: watch::Receiver<bool>,
+    messages: mpsc::UnboundedSender<Msg>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        if *interrupt.borrow_and_update() {
+            let _ = messages.send(Msg::Stop(StopReason::Interrupted));
+            return;
+        }
+        tokio::select! {
+            _ = changed(&mut interrupt) => {}
+            _ = changed(&mut stopped) => return,
+        }
+    }
 }
 
 /// What the engine itself knows of a failure: the steps and runbook steps
 /// that failed with their output, and what of the run was still running.
-fn write_run_evidence(dir: &Path, journal: &Journal, run_id: &str) {
+async fn write_run_evidence(dir: &Path, journal: &Journal, run_id: &str) {
     let mut failed = String::new();
     for step in &journal.steps {
         if matches!(step.status, StepStatus::Failed | StepStatus::Interrupted) {
@@ -480,7 +525,7 @@ fn write_run_evidence(dir: &Path, journal: &Journal, run_id: &str) {
         let _ = std::fs::write(dir.join("failed-steps.txt"), failed);
     }
     let mut processes = String::new();
-    for pid in process::marked_processes(run_id) {
+    for pid in process::marked_processes_async(run_id).await {
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         processes.push_str(&format!(
             "{pid} {}\n",
@@ -497,6 +542,7 @@ mod tests {
     use super::*;
     use crate::drill::{Fault, LoadedDrill};
     use crate::target::{Injected, TargetError};
+    use std::sync::Mutex;
 
     /// A target that records when faults arrive and can refuse them.
     struct FakeTarget {

@@ -258,7 +258,7 @@ fn execute(
             return EXIT_ERROR;
         }
     };
-    runtime.block_on(async {
+    let code = runtime.block_on(async {
         let (interrupt_tx, interrupt_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             let mut term =
@@ -310,7 +310,11 @@ fn execute(
                 EXIT_INVALID
             }
         }
-    })
+    });
+    // What is still running does not hold the exit: the run has ended and
+    // swept its processes; a blocking read or a stuck task is abandoned.
+    runtime.shutdown_timeout(crate::engine::run::RUNTIME_DEADLINE);
+    code
 }
 
 fn dry_run(loaded: &drill::LoadedDrill, options: &crate::engine::run::Options) -> i32 {

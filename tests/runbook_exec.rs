@@ -256,6 +256,64 @@ fn interactive_answers_come_from_a_pipe() {
 }
 
 #[test]
+fn ctrl_c_at_an_interactive_prompt_ends_the_run_without_an_answer() {
+    use std::io::{BufRead, BufReader};
+    let dir = with_runbook(STALE, "");
+    let run_dir = dir.path().join("run");
+    let mut child = run_command(dir.path())
+        .arg("--interactive")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The operator never answers: stdin stays open and empty.
+    let _stdin = child.stdin.take().unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (prompted_tx, prompted) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut seen = String::new();
+        let mut told = false;
+        for line in stderr.split(b'>') {
+            let Ok(line) = line else { break };
+            seen.push_str(&String::from_utf8_lossy(&line));
+            if !told && seen.contains("[r]un it") {
+                told = true;
+                let _ = prompted_tx.send(());
+            }
+        }
+        seen
+    });
+    assert!(
+        prompted
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .is_ok(),
+        "no prompt came"
+    );
+    common::interrupt(&child);
+    // Liveness, not speed: a run held by the unanswered prompt never ends.
+    let mut status = None;
+    for _ in 0..1200 {
+        status = child.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("Ctrl-C at the prompt did not end the run: it waits for an answer");
+    }
+    assert_eq!(status.unwrap().code(), Some(130));
+    let stderr = reader.join().unwrap();
+    let journal = read_journal(&run_dir);
+    assert_eq!(journal["verdict"], "aborted", "{stderr}");
+    let left = common::processes_of_run(journal["run_id"].as_str().unwrap());
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
 fn data_loss_is_the_gap_between_the_last_surviving_write_and_the_fault() {
     let run = run_drill(
         r#"

@@ -34,6 +34,16 @@ pub use super::step::parse_outputs;
 use super::step::revert_all;
 use super::stop::{StopReason, Stops};
 
+/// Steps that may run at once unless `--parallel` says otherwise. Steps
+/// mostly wait on processes, sleeps and probes, not on this machine's CPUs:
+/// a limit of the CPU count made 200 steps that each wait 0.2 s take 100
+/// times their critical path. The limit stays bounded, since every running
+/// step may hold a process.
+pub const DEFAULT_PARALLEL: usize = 256;
+
+/// How long the runtime may take to end its tasks once a run is over.
+pub const RUNTIME_DEADLINE: Duration = Duration::from_secs(2);
+
 /// How a run is carried out (`firedrill run` options).
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -67,7 +77,7 @@ impl Default for Options {
         Options {
             vars: Vec::new(),
             seed: None,
-            parallel: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            parallel: DEFAULT_PARALLEL,
             keep: false,
             runbook_continue: false,
             interactive: false,

@@ -204,7 +204,7 @@ fn run_command(args: &crate::cli::RunArgs) -> i32 {
         seed: args.seed,
         parallel: args
             .parallel
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+            .unwrap_or(crate::engine::run::DEFAULT_PARALLEL),
         keep: args.keep,
         runbook_continue: args.runbook_continue,
         interactive: args.interactive,

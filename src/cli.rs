@@ -103,7 +103,8 @@ pub struct RunArgs {
     /// Seed for random choices (printed by every run, to replay it).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// How many steps may run at once (default: number of CPUs).
+    /// How many steps may run at once (default: 256; steps mostly wait on
+    /// processes, not on CPUs).
     #[arg(long)]
     pub parallel: Option<usize>,
     /// Keep WORKDIR after the run.

@@ -80,6 +80,12 @@ pub enum EventKind {
         /// Its pid (and process group).
         pid: u32,
     },
+    /// The run is ending the processes it leaves (services, what steps and
+    /// runbooks started): TERM one at a time, KILL after the grace period.
+    ProcessesEnding {
+        /// How many are still running.
+        count: usize,
+    },
     /// A service is up (its ready probe passed).
     ServiceReady {
         /// Name.

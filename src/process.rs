@@ -135,10 +135,12 @@ impl Cmd {
         command.stdout(file.try_clone()?).stderr(file);
         let mut child = self.spawn(command)?;
         let pid = child.id();
+        let guard = GroupGuard(pid);
         if let Some(pid) = pid {
             on_spawn(pid);
         }
         let (exit_code, timed_out) = wait_or_kill(&mut child, self.timeout).await;
+        guard.disarm();
         let log = log.to_path_buf();
         let output = tokio::task::spawn_blocking(move || read_from(&log, start_len))
             .await
@@ -162,6 +164,7 @@ impl Cmd {
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = self.spawn(command)?;
         let pid = child.id();
+        let guard = GroupGuard(pid);
         let mut stdout = child.stdout.take();
         let mut stderr = child.stderr.take();
         let read_all = async {
@@ -181,7 +184,9 @@ impl Cmd {
             let status = child.wait().await;
             (out, err, status)
         };
-        match tokio::time::timeout(self.timeout, read_all).await {
+        let finished = tokio::time::timeout(self.timeout, read_all).await;
+        guard.disarm();
+        match finished {
             Ok((out, err, status)) => {
                 let exit_code = status.ok().and_then(|s| s.code());
                 let stdout = String::from_utf8_lossy(&out).into_owned();
@@ -211,6 +216,26 @@ impl Cmd {
                     String::new(),
                 ))
             }
+        }
+    }
+}
+
+/// Kills a command's process group if whoever waits for it gives up (its
+/// future is dropped: an aborted step, a probe check that lost the race).
+struct GroupGuard(Option<u32>);
+
+impl GroupGuard {
+    /// The command ended as it should; what it left in the background is the
+    /// sweep's.
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            kill_group(pid as i32, Signal::SIGKILL);
         }
     }
 }
@@ -365,36 +390,39 @@ pub fn marked_processes(run_id: &str) -> Vec<i32> {
 /// for the runner, whose children all belong to the run; not for a test
 /// harness that runs a drill in-process).
 pub async fn sweep(run_id: &str, grace: Duration, with_descendants: bool) -> Vec<i32> {
-    let run_id = run_id.to_owned();
     // /proc scans read a file per process: off the async threads.
-    let scan = move || {
-        let run_id = run_id.clone();
-        async move {
-            tokio::task::spawn_blocking(move || {
-                reap_orphans();
-                let mut pids = if with_descendants {
-                    descendants(std::process::id() as i32)
-                } else {
-                    Vec::new()
-                };
-                pids.extend(marked_processes(&run_id));
-                pids.sort();
-                pids.dedup();
-                pids
-            })
-            .await
-            .unwrap_or_default()
-        }
+    let scan = || async {
+        let _ = tokio::task::spawn_blocking(reap_orphans).await;
+        run_processes(run_id, with_descendants).await
     };
     let first = scan().await;
     if first.is_empty() {
         return first;
     }
+    let deadline = tokio::time::Instant::now() + grace;
+    // One at a time, the newest first, each given a moment to end before the
+    // next is asked: peers that hand their work over when they stop (an etcd
+    // leader transfers leadership) stop at once while the others are still
+    // there, where all asked together each waits out its timeout on a peer
+    // that is stopping too.
+    for pid in first.iter().rev() {
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            break;
+        }
+        let _ = kill(Pid::from_raw(*pid), Signal::SIGTERM);
+        let _ = kill(Pid::from_raw(*pid), Signal::SIGCONT);
+        let until = deadline.min(now + EACH_MAY_TAKE);
+        let mut pause = Duration::from_millis(1);
+        while is_alive(*pid) && tokio::time::Instant::now() < until {
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+    }
     for pid in &first {
         let _ = kill(Pid::from_raw(*pid), Signal::SIGTERM);
         let _ = kill(Pid::from_raw(*pid), Signal::SIGCONT);
     }
-    let deadline = tokio::time::Instant::now() + grace;
     loop {
         let left = scan().await;
         if left.is_empty() {
@@ -413,6 +441,38 @@ pub async fn sweep(run_id: &str, grace: Duration, with_descendants: bool) -> Vec
     }
     let _ = tokio::task::spawn_blocking(reap_orphans).await;
     first
+}
+
+/// How long the sweep waits for one process to end before it asks the next.
+const EACH_MAY_TAKE: Duration = Duration::from_millis(500);
+
+/// Whether a process runs (a zombie has ended).
+fn is_alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        let state = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next());
+        !matches!(state, Some("Z" | "X") | None)
+    })
+}
+
+/// The processes of a run that are still there: everything marked with
+/// its id, and with `with_descendants` every descendant of this process.
+pub async fn run_processes(run_id: &str, with_descendants: bool) -> Vec<i32> {
+    let run_id = run_id.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut pids = if with_descendants {
+            descendants(std::process::id() as i32)
+        } else {
+            Vec::new()
+        };
+        pids.extend(marked_processes(&run_id));
+        pids.sort();
+        pids.dedup();
+        pids
+    })
+    .await
+    .unwrap_or_default()
 }
 
 /// [`marked_processes`] off the async threads.

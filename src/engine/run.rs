@@ -326,6 +326,12 @@ pub async fn run(
     // sweep record no events that count.
     let mut journal = score::journal(&emitter.events(), &ending);
     debug_assert_eq!(journal.verdict, unreverted.verdict);
+    let leaving = process::run_processes(&run_id, options.sweep_descendants).await;
+    if !leaving.is_empty() {
+        emitter.emit(EventKind::ProcessesEnding {
+            count: leaving.len(),
+        });
+    }
     target.teardown(&shared.ctx, options.keep).await;
     let swept = process::sweep(&run_id, options.grace, options.sweep_descendants).await;
     if !swept.is_empty() {

@@ -30,6 +30,10 @@ pub fn describe(event: &Event) -> Option<String> {
             "run {run_id}: drill {drill} on {target}, seed {seed} (replay with --seed {seed}); records in {run_dir}"
         ),
         EventKind::ProcessStarted { .. } => return None,
+        EventKind::ProcessesEnding { count } => format!(
+            "ending {count} process{}…",
+            if *count == 1 { "" } else { "es" }
+        ),
         EventKind::RunResumed {
             pid,
             finished_steps,

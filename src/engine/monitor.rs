@@ -76,39 +76,79 @@ pub(crate) async fn await_services(shared: &Arc<Shared>) -> Result<(), String> {
 /// First pause after a failed check while waiting for a probe to pass.
 const FIRST_RETRY: Duration = Duration::from_millis(5);
 
+/// Checks of one probe that may run at once while it fails.
+const CHECKS_AT_ONCE: usize = 4;
+
 /// Polls a probe until it passes `success_threshold` times in a row, or the
-/// time is up. The error is the last failure's detail. While it fails, it is
-/// checked again soon (5 ms, doubling up to its interval), so that a service
-/// is seen ready right after it listens, not up to an interval later; the
-/// passes of a streak are an interval apart.
+/// time is up. The error is the last failure's detail.
+///
+/// While it fails, the next check starts soon (5 ms, doubling up to the
+/// probe's interval), even if the last one has not ended yet (up to four at
+/// once): a check that hangs until its timeout in a passing state of the
+/// system (etcd listening before it has a leader) must not hide that the
+/// service became ready meanwhile. The passes of a streak are an interval
+/// apart, one check at a time.
 pub(crate) async fn await_probe(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     probe: &Probe,
     within: Duration,
 ) -> Result<(), String> {
-    let deadline = tokio::time::Instant::now() + within;
+    let start = tokio::time::Instant::now();
+    let deadline = start + within;
     let mut streak = 0;
-    let mut last = String::from("never checked");
+    let mut last: Option<String> = None;
     let mut retry = FIRST_RETRY.min(probe.interval());
+    let mut checks: JoinSet<ProbeOutcome> = JoinSet::new();
+    let mut next_check = start;
     loop {
-        let outcome = probe::check(probe, &shared.env, shared.target.as_ref(), &shared.ctx).await;
-        let pause = if outcome.ok {
-            streak += 1;
-            if streak >= probe.success_threshold() {
-                return Ok(());
-            }
-            probe.interval()
-        } else {
-            streak = 0;
-            last = outcome.detail;
-            let pause = retry;
-            retry = (retry * 2).min(probe.interval());
-            pause
-        };
-        if tokio::time::Instant::now() + pause > deadline {
-            return Err(last);
+        let now = tokio::time::Instant::now();
+        if now >= deadline
+            && let Some(last) = &last
+        {
+            return Err(last.clone());
         }
-        tokio::time::sleep(pause).await;
+        let room = if streak == 0 { CHECKS_AT_ONCE } else { 1 };
+        // Past the deadline a probe still gets its first check.
+        let may_start = now < deadline || (last.is_none() && checks.is_empty());
+        if now >= next_check && may_start && checks.len() < room {
+            let (run, checked) = (shared.clone(), probe.clone());
+            checks.spawn(async move {
+                probe::check(&checked, &run.env, run.target.as_ref(), &run.ctx).await
+            });
+            next_check = now + retry;
+            retry = (retry * 2).min(probe.interval());
+        }
+        // Wake for the next check if there is room for one, else only for
+        // the deadline.
+        let wake = if checks.len() < room {
+            next_check.min(deadline)
+        } else {
+            deadline
+        };
+        tokio::select! {
+            Some(joined) = checks.join_next() => {
+                let outcome = match joined {
+                    Ok(outcome) => outcome,
+                    // Aborted below, after a pass: it has nothing to say.
+                    Err(error) if error.is_cancelled() => continue,
+                    Err(error) => ProbeOutcome::fail(error.to_string()),
+                };
+                if outcome.ok {
+                    streak += 1;
+                    if streak >= probe.success_threshold() {
+                        return Ok(());
+                    }
+                    // The next pass of the streak comes an interval later.
+                    checks.abort_all();
+                    next_check = tokio::time::Instant::now() + probe.interval();
+                    last.get_or_insert_with(|| "passed, but not enough times in a row".to_owned());
+                } else {
+                    streak = 0;
+                    last = Some(outcome.detail);
+                }
+            }
+            _ = tokio::time::sleep_until(wake), if now < deadline => {}
+        }
     }
 }
 

@@ -304,7 +304,31 @@ pub fn kill_group(pgid: i32, signal: Signal) -> bool {
 #[derive(Debug, Clone)]
 struct ProcInfo {
     ppid: i32,
+    pgrp: i32,
     zombie: bool,
+    stopped: bool,
+}
+
+impl ProcInfo {
+    /// From the text of `/proc/<pid>/stat`.
+    fn parse(stat: &str) -> Option<ProcInfo> {
+        // The command name is in parentheses and may contain spaces: parse after the last ')'.
+        let rest = stat.rfind(')').map(|i| &stat[i + 1..])?;
+        let mut fields = rest.split_whitespace();
+        let state = fields.next()?;
+        let ppid = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        let pgrp = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        Some(ProcInfo {
+            ppid,
+            pgrp,
+            zombie: matches!(state, "Z" | "X"),
+            stopped: matches!(state, "T" | "t"),
+        })
+    }
+
+    fn of(pid: i32) -> Option<ProcInfo> {
+        ProcInfo::parse(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    }
 }
 
 fn read_proc_table() -> HashMap<i32, ProcInfo> {
@@ -320,23 +344,9 @@ fn read_proc_table() -> HashMap<i32, ProcInfo> {
         else {
             continue;
         };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // The command name is in parentheses and may contain spaces: parse after the last ')'.
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-            continue;
-        };
-        let mut fields = rest.split_whitespace();
-        let state = fields.next().unwrap_or("");
-        let ppid = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-        table.insert(
-            pid,
-            ProcInfo {
-                ppid,
-                zombie: state == "Z" || state == "X",
-            },
-        );
+        if let Some(info) = ProcInfo::of(pid) {
+            table.insert(pid, info);
+        }
     }
     table
 }
@@ -448,12 +458,7 @@ const EACH_MAY_TAKE: Duration = Duration::from_millis(500);
 
 /// Whether a process runs (a zombie has ended).
 fn is_alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        let state = stat
-            .rfind(')')
-            .and_then(|i| stat[i + 1..].split_whitespace().next());
-        !matches!(state, Some("Z" | "X") | None)
-    })
+    ProcInfo::of(pid).is_some_and(|info| !info.zombie)
 }
 
 /// The processes of a run that are still there: everything marked with
@@ -473,6 +478,37 @@ pub async fn run_processes(run_id: &str, with_descendants: bool) -> Vec<i32> {
     })
     .await
     .unwrap_or_default()
+}
+
+/// Waits until every process of these groups has stopped (a SIGSTOP takes
+/// effect only when the process next runs, which on a busy machine can be
+/// many milliseconds later). Whether they all did within `within`.
+pub async fn wait_until_stopped(pgids: &[i32], within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    let pgids = pgids.to_vec();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let groups = pgids.clone();
+        let running = tokio::task::spawn_blocking(move || running_in_groups(&groups))
+            .await
+            .unwrap_or(0);
+        if running == 0 {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// How many processes of these groups are neither stopped nor ended.
+fn running_in_groups(pgids: &[i32]) -> usize {
+    read_proc_table()
+        .values()
+        .filter(|info| pgids.contains(&info.pgrp) && !info.stopped && !info.zombie)
+        .count()
 }
 
 /// [`marked_processes`] off the async threads.

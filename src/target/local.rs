@@ -285,6 +285,11 @@ impl Target for LocalTarget {
                 .signal_services(&pause.service.names(), Signal::SIGSTOP)?
                 .into_iter()
                 .unzip();
+            // The fault is in when the processes are stopped, not when the
+            // signal is sent.
+            if !process::wait_until_stopped(&pgids, Duration::from_secs(2)).await {
+                tracing::warn!(?pgids, "not every process stopped within 2 s of SIGSTOP");
+            }
             let mut detail = "SIGSTOP".to_owned();
             if let Some(duration) = pause.duration {
                 detail = format!(

@@ -76,6 +76,35 @@ pub(crate) async fn await_services(shared: &Arc<Shared>) -> Result<(), String> {
 /// First pause after a failed check while waiting for a probe to pass.
 const FIRST_RETRY: Duration = Duration::from_millis(5);
 
+/// When to check a probe again: an interval after a pass; after a failure
+/// soon (5 ms, doubling up to the interval), since what comes next is the
+/// change being waited for, and its time should not be rounded up to an
+/// interval.
+struct Pace {
+    interval: Duration,
+    retry: Duration,
+}
+
+impl Pace {
+    fn new(interval: Duration) -> Pace {
+        Pace {
+            interval,
+            retry: FIRST_RETRY.min(interval),
+        }
+    }
+
+    /// The pause after a check that passed (`ok`) or failed.
+    fn after(&mut self, ok: bool) -> Duration {
+        if ok {
+            self.retry = FIRST_RETRY.min(self.interval);
+            return self.interval;
+        }
+        let pause = self.retry;
+        self.retry = (self.retry * 2).min(self.interval);
+        pause
+    }
+}
+
 /// Checks of one probe that may run at once while it fails.
 const CHECKS_AT_ONCE: usize = 4;
 
@@ -97,7 +126,7 @@ pub(crate) async fn await_probe(
     let deadline = start + within;
     let mut streak = 0;
     let mut last: Option<String> = None;
-    let mut retry = FIRST_RETRY.min(probe.interval());
+    let mut pace = Pace::new(probe.interval());
     let mut checks: JoinSet<ProbeOutcome> = JoinSet::new();
     let mut next_check = start;
     loop {
@@ -115,8 +144,8 @@ pub(crate) async fn await_probe(
             checks.spawn(async move {
                 probe::check(&checked, &run.env, run.target.as_ref(), &run.ctx).await
             });
-            next_check = now + retry;
-            retry = (retry * 2).min(probe.interval());
+            // Until one ends, assume it fails: the next may start soon.
+            next_check = now + pace.after(false);
         }
         // Wake for the next check if there is room for one, else only for
         // the deadline.
@@ -140,7 +169,7 @@ pub(crate) async fn await_probe(
                     }
                     // The next pass of the streak comes an interval later.
                     checks.abort_all();
-                    next_check = tokio::time::Instant::now() + probe.interval();
+                    next_check = tokio::time::Instant::now() + pace.after(true);
                     last.get_or_insert_with(|| "passed, but not enough times in a row".to_owned());
                 } else {
                     streak = 0;
@@ -206,6 +235,7 @@ pub(crate) async fn monitor(
     let Some(probe) = shared.probe(&name).cloned() else {
         return;
     };
+    let mut pace = Pace::new(probe.interval());
     loop {
         if *stopped.borrow() {
             return;
@@ -222,7 +252,7 @@ pub(crate) async fn monitor(
             ));
         }
         tokio::select! {
-            _ = tokio::time::sleep(probe.interval()) => {}
+            _ = tokio::time::sleep(pace.after(outcome.ok)) => {}
             _ = changed(&mut stopped) => return,
         }
     }
@@ -282,10 +312,13 @@ pub(crate) async fn recovery_check(shared: &Arc<Shared>) {
             continue;
         };
         let needed = probe.success_threshold();
-        let attempts = needed + 2;
+        // As many intervals as a streak needs, and one more.
+        let budget = probe.interval() * (needed + 1);
+        let started = tokio::time::Instant::now();
+        let mut pace = Pace::new(probe.interval());
         let mut streak = 0;
-        let mut last = ProbeOutcome::fail("not checked");
-        for attempt in 0..attempts {
+        let mut last;
+        loop {
             last = probe::check(probe, &shared.env, shared.target.as_ref(), &shared.ctx).await;
             emit_probe(shared, name, &[ProbeRole::Steady], &last);
             if last.ok {
@@ -296,9 +329,11 @@ pub(crate) async fn recovery_check(shared: &Arc<Shared>) {
             } else {
                 streak = 0;
             }
-            if attempt + 1 < attempts {
-                tokio::time::sleep(probe.interval()).await;
+            let pause = pace.after(last.ok);
+            if started.elapsed() + pause > budget {
+                break;
             }
+            tokio::time::sleep(pause).await;
         }
         if streak < needed {
             failures.push(format!("`{}`: {}", name.value, first_line(&last.detail)));
@@ -386,5 +421,31 @@ pub(crate) fn start_monitors(
     }
     for (name, roles) in roles {
         monitors.spawn(monitor(shared.clone(), name, roles, stopped.clone()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_probe_is_checked_again_soon_and_a_passing_one_at_its_interval() {
+        let second = Duration::from_secs(1);
+        let mut pace = Pace::new(second);
+        let fails: Vec<Duration> = (0..10).map(|_| pace.after(false)).collect();
+        assert_eq!(fails[0], Duration::from_millis(5));
+        assert_eq!(fails[1], Duration::from_millis(10));
+        assert!(fails.windows(2).all(|w| w[0] <= w[1]), "{fails:?}");
+        assert_eq!(
+            *fails.last().unwrap(),
+            second,
+            "it backs off up to the interval"
+        );
+        assert_eq!(pace.after(true), second);
+        // A new failure after a pass starts soon again.
+        assert_eq!(pace.after(false), Duration::from_millis(5));
+        // An interval shorter than the first retry is never exceeded.
+        let mut quick = Pace::new(Duration::from_millis(2));
+        assert_eq!(quick.after(false), Duration::from_millis(2));
     }
 }

@@ -380,10 +380,15 @@ pub struct DataSpec {
     pub every: Option<Dur>,
 }
 
+// As written: every action key is optional here, and validation turns the
+// one that is given into `Step::action`. Kept apart from `Step` so that a
+// mistake is reported at its own line rather than as "did not match any
+// variant". (The doc comment is the schema's description.)
 /// One node of the graph (SPEC §2). Exactly one action key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Step {
+#[schemars(rename = "Step")]
+pub struct RawStep {
     /// Unique id, `[a-z0-9-]+`.
     pub id: Located<String>,
     /// Steps that must be done first.
@@ -400,7 +405,7 @@ pub struct Step {
     /// A shell command.
     pub run: Option<String>,
     /// A fault injection.
-    pub fault: Option<Located<Fault>>,
+    pub fault: Option<Located<RawFault>>,
     /// The recovery under test.
     pub recover: Option<Located<Recover>>,
     /// Wait until these probes pass.
@@ -411,7 +416,85 @@ pub struct Step {
     pub apply: Option<Vec<Located<String>>>,
 }
 
-/// The action of a step, resolved from its one action key.
+impl RawStep {
+    /// The action keys present, in the order of SPEC §2.
+    pub fn actions(&self) -> Vec<ActionKind> {
+        let present = [
+            (self.run.is_some(), ActionKind::Run),
+            (self.fault.is_some(), ActionKind::Fault),
+            (self.recover.is_some(), ActionKind::Recover),
+            (self.probe.is_some(), ActionKind::Probe),
+            (self.wait.is_some(), ActionKind::Wait),
+            (self.apply.is_some(), ActionKind::Apply),
+        ];
+        present
+            .into_iter()
+            .filter(|(present, _)| *present)
+            .map(|(_, kind)| kind)
+            .collect()
+    }
+}
+
+/// One node of the graph, validated: it has exactly one action.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// Unique id, `[a-z0-9-]+`.
+    pub id: Located<String>,
+    /// Steps that must be done first.
+    pub needs: Vec<Located<String>>,
+    /// What the step is for.
+    pub description: Option<String>,
+    /// Default 5m; on expiry the step's process group is killed.
+    pub timeout: Option<Dur>,
+    /// Default 0.
+    pub retries: Option<u32>,
+    /// Default 1s.
+    pub retry_delay: Option<Dur>,
+    /// What the step does.
+    pub action: Action,
+}
+
+impl JsonSchema for Step {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        RawStep::schema_name()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        RawStep::json_schema(generator)
+    }
+}
+
+/// What a step does: the one action key it gives.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// `run`: a shell command.
+    Run(String),
+    /// `fault`: a fault injection.
+    Fault(Fault),
+    /// `recover`: the recovery under test.
+    Recover(Located<Recover>),
+    /// `probe`: wait until these probes pass.
+    Probe(OneOrMany),
+    /// `wait`: sleep.
+    Wait(Dur),
+    /// `apply`: server-side apply of Kubernetes manifests.
+    Apply(Vec<Located<String>>),
+}
+
+impl Action {
+    /// Which action it is.
+    pub fn kind(&self) -> ActionKind {
+        match self {
+            Action::Run(_) => ActionKind::Run,
+            Action::Fault(_) => ActionKind::Fault,
+            Action::Recover(_) => ActionKind::Recover,
+            Action::Probe(_) => ActionKind::Probe,
+            Action::Wait(_) => ActionKind::Wait,
+            Action::Apply(_) => ActionKind::Apply,
+        }
+    }
+}
+
+/// The action of a step, by its key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ActionKind {
     /// `run`
@@ -443,33 +526,17 @@ impl ActionKind {
 }
 
 impl Step {
-    /// The action keys present, in the order of SPEC §2.
-    pub fn actions(&self) -> Vec<ActionKind> {
-        let mut actions = Vec::new();
-        if self.run.is_some() {
-            actions.push(ActionKind::Run);
-        }
-        if self.fault.is_some() {
-            actions.push(ActionKind::Fault);
-        }
-        if self.recover.is_some() {
-            actions.push(ActionKind::Recover);
-        }
-        if self.probe.is_some() {
-            actions.push(ActionKind::Probe);
-        }
-        if self.wait.is_some() {
-            actions.push(ActionKind::Wait);
-        }
-        if self.apply.is_some() {
-            actions.push(ActionKind::Apply);
-        }
-        actions
+    /// The step's action kind.
+    pub fn action(&self) -> ActionKind {
+        self.action.kind()
     }
 
-    /// The step's action; validation guarantees there is exactly one.
-    pub fn action(&self) -> ActionKind {
-        self.actions().first().copied().unwrap_or(ActionKind::Run)
+    /// The fault this step injects, if it is a fault step.
+    pub fn fault(&self) -> Option<&Fault> {
+        match &self.action {
+            Action::Fault(fault) => Some(fault),
+            _ => None,
+        }
     }
 
     /// The step's timeout (default 5m).
@@ -559,10 +626,59 @@ impl<'de> Deserialize<'de> for Revert {
     }
 }
 
+/// A validated fault: what it does, and how to undo it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fault {
+    /// The fault, owned by the target that injects it.
+    pub spec: FaultSpec,
+    /// How to undo it.
+    pub revert: Revert,
+}
+
+/// A fault of one kind. Each target module owns its faults: their fields,
+/// validation, description, injection and undo.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FaultSpec {
+    /// A fault of the local target (processes and files on this host).
+    Local(crate::target::local::LocalFault),
+    /// A fault through the Kubernetes API, on any Kubernetes target.
+    Kube(crate::target::kube::KubeFault),
+    /// A fault of the kind target's nodes and cluster.
+    Kind(crate::target::kind::KindFault),
+    /// `run`: any shell, with `revert:` as its undo; run by the engine on every target.
+    Shell(String),
+}
+
+impl FaultSpec {
+    /// The fault's key as written (`kill`, `pod_kill`, `run`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FaultSpec::Local(fault) => fault.kind(),
+            FaultSpec::Kube(fault) => fault.kind(),
+            FaultSpec::Kind(fault) => fault.kind(),
+            FaultSpec::Shell(_) => "run",
+        }
+    }
+
+    /// What it hits, in a few words, for `plan` (empty if nothing to add).
+    pub fn describe(&self) -> String {
+        match self {
+            FaultSpec::Local(fault) => fault.describe(),
+            FaultSpec::Kube(fault) => fault.describe(),
+            FaultSpec::Kind(fault) => fault.describe(),
+            FaultSpec::Shell(script) => crate::text::short_line(script),
+        }
+    }
+}
+
+// As written: every kind is optional here; validation checks that there is
+// exactly one and that the target supports it, and turns it into a `Fault`.
+// (The doc comment is the schema's description.)
 /// `fault: {<kind>: {...}, revert: ...}` (SPEC §4). Exactly one kind.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
-pub struct Fault {
+#[schemars(rename = "Fault")]
+pub struct RawFault {
     /// How to undo it.
     #[serde(default)]
     pub revert: Revert,
@@ -596,88 +712,31 @@ pub struct Fault {
     pub control_plane_down: Option<Empty>,
 }
 
-/// Every fault kind, for messages and did-you-mean.
-pub const FAULT_KINDS: &[&str] = &[
-    "kill",
-    "pause",
-    "delete",
-    "corrupt",
-    "run",
-    "delete_cluster",
-    "stop_node",
-    "kill_node",
-    "pause_node",
-    "partition_node",
-    "stop_kubelet",
-    "pod_kill",
-    "drain_node",
-    "control_plane_down",
-];
-
-/// Fault kinds the local target supports.
-pub const LOCAL_FAULT_KINDS: &[&str] = &["kill", "pause", "delete", "corrupt", "run"];
-
-/// Fault kinds the kind target supports.
-pub const KIND_FAULT_KINDS: &[&str] = &[
-    "delete_cluster",
-    "stop_node",
-    "kill_node",
-    "pause_node",
-    "partition_node",
-    "stop_kubelet",
-    "pod_kill",
-    "delete",
-    "drain_node",
-    "control_plane_down",
-    "run",
-];
-
-impl Fault {
-    /// The kinds present (validation requires exactly one).
+impl RawFault {
+    /// The kinds present (validation requires exactly one), in the order of
+    /// the fields.
     pub fn kinds(&self) -> Vec<&'static str> {
         let present = [
-            self.kill.is_some(),
-            self.pause.is_some(),
-            self.delete.is_some(),
-            self.corrupt.is_some(),
-            self.run.is_some(),
-            self.delete_cluster.is_some(),
-            self.stop_node.is_some(),
-            self.kill_node.is_some(),
-            self.pause_node.is_some(),
-            self.partition_node.is_some(),
-            self.stop_kubelet.is_some(),
-            self.pod_kill.is_some(),
-            self.drain_node.is_some(),
-            self.control_plane_down.is_some(),
+            ("kill", self.kill.is_some()),
+            ("pause", self.pause.is_some()),
+            ("delete", self.delete.is_some()),
+            ("corrupt", self.corrupt.is_some()),
+            ("run", self.run.is_some()),
+            ("delete_cluster", self.delete_cluster.is_some()),
+            ("stop_node", self.stop_node.is_some()),
+            ("kill_node", self.kill_node.is_some()),
+            ("pause_node", self.pause_node.is_some()),
+            ("partition_node", self.partition_node.is_some()),
+            ("stop_kubelet", self.stop_kubelet.is_some()),
+            ("pod_kill", self.pod_kill.is_some()),
+            ("drain_node", self.drain_node.is_some()),
+            ("control_plane_down", self.control_plane_down.is_some()),
         ];
-        FAULT_KINDS
-            .iter()
-            .zip(present)
-            .filter(|(_, p)| *p)
-            .map(|(k, _)| *k)
+        present
+            .into_iter()
+            .filter(|(_, present)| *present)
+            .map(|(kind, _)| kind)
             .collect()
-    }
-
-    /// The node selector of a node fault (`stop_node`, `kill_node`,
-    /// `pause_node`, `partition_node`, `stop_kubelet`, `drain_node`).
-    pub fn node_selector(&self) -> Option<&NodeSelector> {
-        [
-            &self.stop_node,
-            &self.kill_node,
-            &self.pause_node,
-            &self.partition_node,
-            &self.stop_kubelet,
-            &self.drain_node,
-        ]
-        .into_iter()
-        .flatten()
-        .next()
-    }
-
-    /// The fault's kind; validation guarantees there is exactly one.
-    pub fn kind(&self) -> &'static str {
-        self.kinds().first().copied().unwrap_or("run")
     }
 }
 
@@ -758,8 +817,10 @@ pub struct PodKillFault {
     pub percent: Option<u32>,
 }
 
+// Validated; loaded part by part (see `load`), so it is never deserialized
+// whole. (The doc comment is the schema's description.)
 /// A drill (SPEC §1).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Drill {
     /// Format version; must be 1.

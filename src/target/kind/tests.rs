@@ -11,10 +11,12 @@ use serde_json::{Value, json};
 
 use super::runner::{FakeRunner, Output};
 use super::*;
+use crate::drill::PodKillFault;
 use crate::drill::yaml::Located;
-use crate::drill::{DeleteFault, PodKillFault};
 use crate::event::Emitter;
 use crate::target::ProbeOutcome;
+use crate::target::kube::KubeDelete;
+use crate::target::local::LocalUndo;
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
@@ -156,12 +158,6 @@ async fn set_up(runner: &FakeRunner, dir: &Path) -> (KindTarget, Handle) {
     (target, handle)
 }
 
-fn fault_with(change: impl FnOnce(&mut Fault)) -> Fault {
-    let mut fault = Fault::default();
-    change(&mut fault);
-    fault
-}
-
 fn worker(count: u32) -> NodeSelector {
     NodeSelector {
         node: None,
@@ -206,7 +202,13 @@ async fn setup_creates_the_cluster_with_its_own_kubeconfig_and_records_its_ident
     for call in runner.calls() {
         assert_eq!(
             call.env,
-            BTreeMap::from([("KUBECONFIG".to_owned(), k.clone())]),
+            BTreeMap::from([
+                ("KUBECONFIG".to_owned(), k.clone()),
+                (
+                    "KUBECACHEDIR".to_owned(),
+                    dir.path().join("kube-cache").display().to_string()
+                ),
+            ]),
             "{}",
             call.argv()
         );
@@ -378,7 +380,7 @@ async fn missing_tools_are_unavailable_with_what_to_install() {
 
 /// Sets up, then injects `fault` with `exchanges` served after the identity check.
 async fn inject_with(
-    fault: &Fault,
+    fault: &FaultSpec,
     runner: &FakeRunner,
     exchanges: Vec<Exchange>,
 ) -> (
@@ -409,11 +411,11 @@ async fn node_faults_run_the_container_engine_on_the_chosen_nodes_and_revert() {
     ];
     for (kind, inject, revert) in cases {
         let selector = worker(2);
-        let fault = fault_with(|f| match *kind {
-            "stop_node" => f.stop_node = Some(selector),
-            "kill_node" => f.kill_node = Some(selector),
-            "pause_node" => f.pause_node = Some(selector),
-            _ => f.stop_kubelet = Some(selector),
+        let fault = FaultSpec::Kind(match *kind {
+            "stop_node" => KindFault::Node(NodeFault::Stop, selector),
+            "kill_node" => KindFault::Node(NodeFault::Kill, selector),
+            "pause_node" => KindFault::Node(NodeFault::Pause, selector),
+            _ => KindFault::Node(NodeFault::StopKubelet, selector),
         });
         let runner = runner();
         let (result, target, server, dir) =
@@ -432,7 +434,7 @@ async fn node_faults_run_the_container_engine_on_the_chosen_nodes_and_revert() {
         assert_eq!(after_setup, expected.as_slice(), "{kind}");
         match (revert, &injected.undo) {
             (Some(revert), Some(undo)) => {
-                let done = target.revert(kind, undo, &ctx(dir.path())).await.unwrap();
+                let done = target.revert(undo, &ctx(dir.path())).await.unwrap();
                 let argvs = runner.argvs();
                 let reverted: Vec<String> = injected
                     .targets
@@ -498,7 +500,7 @@ async fn nodes_are_chosen_by_name_or_by_role_with_the_seed() {
 
 #[tokio::test]
 async fn control_plane_down_moves_the_apiserver_manifest_and_back() {
-    let fault = fault_with(|f| f.control_plane_down = Some(Default::default()));
+    let fault = FaultSpec::Kind(KindFault::ControlPlaneDown);
     let runner = runner();
     let (result, target, server, dir) = inject_with(&fault, &runner, vec![identity("uid-1")]).await;
     let injected = result.unwrap();
@@ -511,11 +513,7 @@ async fn control_plane_down_moves_the_apiserver_manifest_and_back() {
         ]
     );
     target
-        .revert(
-            "control_plane_down",
-            injected.undo.as_ref().unwrap(),
-            &ctx(dir.path()),
-        )
+        .revert(injected.undo.as_ref().unwrap(), &ctx(dir.path()))
         .await
         .unwrap();
     assert_eq!(
@@ -528,7 +526,7 @@ async fn control_plane_down_moves_the_apiserver_manifest_and_back() {
 
 #[tokio::test]
 async fn delete_cluster_deletes_it_through_its_own_kubeconfig() {
-    let fault = fault_with(|f| f.delete_cluster = Some(Default::default()));
+    let fault = FaultSpec::Kind(KindFault::DeleteCluster);
     let runner = runner();
     let (result, target, server, dir) = inject_with(&fault, &runner, vec![identity("uid-1")]).await;
     let injected = result.unwrap();
@@ -547,14 +545,12 @@ async fn delete_cluster_deletes_it_through_its_own_kubeconfig() {
 
 #[tokio::test]
 async fn pod_kill_deletes_the_pods_the_seed_chooses() {
-    let fault = fault_with(|f| {
-        f.pod_kill = Some(PodKillFault {
-            namespace: "${NS}".into(),
-            selector: "app=web".into(),
-            count: Some(2),
-            percent: None,
-        })
-    });
+    let fault = FaultSpec::Kube(KubeFault::PodKill(PodKillFault {
+        namespace: "${NS}".into(),
+        selector: "app=web".into(),
+        count: Some(2),
+        percent: None,
+    }));
     let pods = list(
         "Pod",
         vec![
@@ -626,15 +622,12 @@ fn pod_kill_counts_and_percentages() {
 
 #[tokio::test]
 async fn the_identity_guard_refuses_a_different_cluster() {
-    let fault = fault_with(|f| {
-        f.delete = Some(DeleteFault {
-            path: None,
-            kind: Some("Namespace".into()),
-            namespace: None,
-            name: Some("shop".into()),
-            selector: None,
-        })
-    });
+    let fault = FaultSpec::Kube(KubeFault::Delete(KubeDelete {
+        kind: "Namespace".into(),
+        namespace: None,
+        name: Some("shop".into()),
+        selector: None,
+    }));
     let runner = runner();
     // The kubeconfig now points at another cluster: kube-system has another UID.
     let (result, target, server, _dir) =
@@ -649,7 +642,7 @@ async fn the_identity_guard_refuses_a_different_cluster() {
     assert_no_more(server).await;
 
     // A node fault is refused before any container is touched.
-    let fault = fault_with(|f| f.stop_node = Some(worker(1)));
+    let fault = FaultSpec::Kind(KindFault::Node(NodeFault::Stop, worker(1)));
     let runner = super::tests::runner();
     let (result, target, server, _dir) =
         inject_with(&fault, &runner, vec![identity("uid-OTHER")]).await;
@@ -666,7 +659,7 @@ async fn the_identity_guard_refuses_a_different_cluster() {
 
 #[tokio::test]
 async fn an_unreachable_api_server_refuses_destructive_faults() {
-    let fault = fault_with(|f| f.delete_cluster = Some(Default::default()));
+    let fault = FaultSpec::Kind(KindFault::DeleteCluster);
     let runner = runner();
     let unreachable = ex("GET", "/api/v1/namespaces/kube-system", json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": "unavailable", "reason": "ServiceUnavailable", "code": 503})).status(503);
     let (result, target, server, _dir) = inject_with(&fault, &runner, vec![unreachable]).await;
@@ -681,15 +674,12 @@ async fn an_unreachable_api_server_refuses_destructive_faults() {
 
 #[tokio::test]
 async fn delete_by_name_and_by_selector() {
-    let by_name = fault_with(|f| {
-        f.delete = Some(DeleteFault {
-            path: None,
-            kind: Some("Namespace".into()),
-            namespace: None,
-            name: Some("${NS}".into()),
-            selector: None,
-        })
-    });
+    let by_name = FaultSpec::Kube(KubeFault::Delete(KubeDelete {
+        kind: "Namespace".into(),
+        namespace: None,
+        name: Some("${NS}".into()),
+        selector: None,
+    }));
     let runner = runner();
     let exchanges = vec![
         identity("uid-1"),
@@ -701,15 +691,12 @@ async fn delete_by_name_and_by_selector() {
     drop(target);
     assert_no_more(server).await;
 
-    let by_selector = fault_with(|f| {
-        f.delete = Some(DeleteFault {
-            path: None,
-            kind: Some("ConfigMap".into()),
-            namespace: Some("shop".into()),
-            name: None,
-            selector: Some("tier=config".into()),
-        })
-    });
+    let by_selector = FaultSpec::Kube(KubeFault::Delete(KubeDelete {
+        kind: "ConfigMap".into(),
+        namespace: Some("shop".into()),
+        name: None,
+        selector: Some("tier=config".into()),
+    }));
     let cm = |name: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "shop"}});
     let exchanges = vec![
         identity("uid-1"),
@@ -734,13 +721,11 @@ async fn delete_by_name_and_by_selector() {
 
 #[tokio::test]
 async fn drain_cordons_evicts_and_reverts_by_uncordoning() {
-    let fault = fault_with(|f| {
-        f.drain_node = Some(NodeSelector {
-            node: Some("drill-worker".into()),
-            role: None,
-            count: None,
-        })
-    });
+    let fault = FaultSpec::Kube(KubeFault::DrainNode(NodeSelector {
+        node: Some("drill-worker".into()),
+        role: None,
+        count: None,
+    }));
     let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "drill-worker"}});
     let pods = list(
         "Pod",
@@ -781,11 +766,7 @@ async fn drain_cordons_evicts_and_reverts_by_uncordoning() {
         ],
     );
     let done = target
-        .revert(
-            "drain_node",
-            injected.undo.as_ref().unwrap(),
-            &ctx(dir.path()),
-        )
+        .revert(injected.undo.as_ref().unwrap(), &ctx(dir.path()))
         .await
         .unwrap();
     assert_eq!(done, "uncordoned drill-worker");
@@ -812,7 +793,7 @@ async fn probe_with(probe: &K8sProbe, exchanges: Vec<Exchange>) -> ProbeOutcome 
     let target = KindTarget::with_runner(&spec("drill"), Path::new("/d"), Arc::new(runner()))
         .with_client(Client::new(service, "default"));
     let server = serve(handle, exchanges);
-    let outcome = target.probe_k8s(probe, &ctx(dir.path())).await;
+    let outcome = target.probe(probe, &ctx(dir.path())).await;
     drop(target);
     assert_no_more(server).await;
     outcome
@@ -1123,19 +1104,17 @@ fn preview_names_what_would_be_hit_without_running_anything() {
     let dir = tempfile::tempdir().unwrap();
     let runner = runner();
     let target = KindTarget::with_runner(&spec("drill"), Path::new("/d"), Arc::new(runner.clone()));
-    let stop = fault_with(|f| f.stop_node = Some(worker(1)));
+    let stop = FaultSpec::Kind(KindFault::Node(NodeFault::Stop, worker(1)));
     assert_eq!(
         target.preview(&stop, &ctx(dir.path())),
         "`docker stop` on 1 worker node(s) chosen with the run's seed (kind cluster drill; its kube-system UID is checked first)"
     );
-    let kill = fault_with(|f| {
-        f.pod_kill = Some(PodKillFault {
-            namespace: "${NS}".into(),
-            selector: "app=web".into(),
-            count: None,
-            percent: Some(50),
-        })
-    });
+    let kill = FaultSpec::Kube(KubeFault::PodKill(PodKillFault {
+        namespace: "${NS}".into(),
+        selector: "app=web".into(),
+        count: None,
+        percent: Some(50),
+    }));
     assert!(
         target
             .preview(&kill, &ctx(dir.path()))
@@ -1206,7 +1185,7 @@ async fn the_client_is_built_from_the_runs_kubeconfig_and_follows_it() {
     // The file now names another API server (say, a cluster recreated by hand
     // elsewhere): the client follows the file, and the guard refuses.
     std::fs::write(dir.path().join("kubeconfig"), kubeconfig_for(&second)).unwrap();
-    let stop = fault_with(|f| f.stop_node = Some(worker(1)));
+    let stop = FaultSpec::Kind(KindFault::Node(NodeFault::Stop, worker(1)));
     let result = target
         .inject("hit", &stop, &BTreeMap::new(), &ctx(dir.path()))
         .await;
@@ -1246,8 +1225,12 @@ async fn run_faults_are_checked_against_the_identity_too() {
     let runner = runner();
     let (target, handle) = set_up(&runner, dir.path()).await;
     let server = serve(handle, vec![identity("uid-1"), identity("uid-2")]);
-    target.check_before_fault(&ctx(dir.path())).await.unwrap();
-    let refused = target.check_before_fault(&ctx(dir.path())).await;
+    let what = "run the `run` fault";
+    target
+        .confirm_cluster(what, &ctx(dir.path()))
+        .await
+        .unwrap();
+    let refused = target.confirm_cluster(what, &ctx(dir.path())).await;
     assert!(
         matches!(&refused, Err(TargetError::Refused(m)) if m.contains("run the `run` fault")),
         "{refused:?}"
@@ -1299,7 +1282,7 @@ async fn custom_resources_are_found_by_discovery_then_applied() {
 
 #[tokio::test]
 async fn control_plane_down_takes_every_control_plane_of_an_ha_cluster() {
-    let fault = fault_with(|f| f.control_plane_down = Some(Default::default()));
+    let fault = FaultSpec::Kind(KindFault::ControlPlaneDown);
     let runner = FakeRunner::new(&["kind", "docker"], |argv| match argv {
         "kind get nodes --name drill" => Output::ok(
             "drill-external-load-balancer\ndrill-control-plane2\ndrill-control-plane\ndrill-worker\n",
@@ -1337,30 +1320,47 @@ async fn reverts_of_faults_a_runbook_already_undid_succeed_and_real_failures_do_
     });
     let dir = tempfile::tempdir().unwrap();
     let target = KindTarget::with_runner(&spec("drill"), Path::new("/d"), Arc::new(runner.clone()));
-    let undo = json!({"engine": "docker", "nodes": ["drill-worker"]});
+    let engine = "docker".to_owned();
+    let nodes = vec!["drill-worker".to_owned()];
     let ctx = ctx(dir.path());
+    let unpause = Undo::Kind(KindUndo::UnpauseNodes {
+        engine: engine.clone(),
+        nodes: nodes.clone(),
+    });
     assert_eq!(
-        target.revert("pause_node", &undo, &ctx).await.unwrap(),
+        target.revert(&unpause, &ctx).await.unwrap(),
         "docker unpause drill-worker: already undone"
     );
+    let reconnect = Undo::Kind(KindUndo::ReconnectNodes {
+        engine: engine.clone(),
+        nodes: vec![NodeAddress {
+            node: nodes[0].clone(),
+            ip: None,
+            ip6: None,
+        }],
+    });
     assert_eq!(
-        target.revert("partition_node", &undo, &ctx).await.unwrap(),
+        target.revert(&reconnect, &ctx).await.unwrap(),
         "docker network connect kind drill-worker: already undone"
     );
-    let error = target.revert("stop_node", &undo, &ctx).await.unwrap_err();
+    let start = Undo::Kind(KindUndo::StartNodes { engine, nodes });
+    let error = target.revert(&start, &ctx).await.unwrap_err();
     assert!(error.to_string().contains("No such container"), "{error}");
-    assert!(target.revert("kill_node", &undo, &ctx).await.is_err());
+    // A record of another target's fault is not undone here.
+    let local = Undo::Local(LocalUndo::Resume { pgids: vec![1] });
+    assert!(target.revert(&local, &ctx).await.is_err());
 }
 
 #[tokio::test]
 async fn partition_reconnects_a_node_with_the_addresses_it_had() {
-    let fault = fault_with(|f| {
-        f.partition_node = Some(NodeSelector {
+    let fault = FaultSpec::Kind(KindFault::Node(
+        NodeFault::Partition,
+        NodeSelector {
             node: Some("drill-worker2".into()),
             role: None,
             count: None,
-        })
-    });
+        },
+    ));
     let runner = FakeRunner::new(&["kind", "docker"], |argv| match argv {
         "kind get nodes --name drill" => Output::ok(NODES),
         a if a.starts_with("docker inspect") => Output::ok("172.18.0.4 fc00:f853:ccd:e793::4\n"),
@@ -1378,11 +1378,7 @@ async fn partition_reconnects_a_node_with_the_addresses_it_had() {
         ]
     );
     let done = target
-        .revert(
-            "partition_node",
-            injected.undo.as_ref().unwrap(),
-            &ctx(dir.path()),
-        )
+        .revert(injected.undo.as_ref().unwrap(), &ctx(dir.path()))
         .await
         .unwrap();
     let connect =

@@ -370,3 +370,66 @@ pub fn render_json(drill: &Drill) -> String {
     })
     .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drill(target: &str, steps: &str) -> Drill {
+        let text = format!(
+            "version: 1\nname: d\ntarget: {target}\nobjectives: {{rto: 1m}}\n{}steps:\n{steps}  - id: fix\n    recover: {{run: 'true'}}\n",
+            if target == "local" {
+                "services: {web: {run: sleep 100}, db: {run: sleep 100}}\n"
+            } else {
+                ""
+            }
+        );
+        crate::drill::parse_source(&text, std::path::Path::new("."))
+            .unwrap_or_else(|problems| panic!("{problems:?}"))
+    }
+
+    fn described(drill: &Drill) -> Vec<String> {
+        drill.steps.iter().map(describe_action).collect()
+    }
+
+    #[test]
+    fn local_faults_are_described_by_what_they_hit() {
+        let drill = drill(
+            "local",
+            "  - id: a\n    fault: {kill: {service: [web, db], signal: SIGTERM}}\n  - id: b\n    fault: {kill: {service: web}}\n  - id: c\n    fault: {pause: {service: db, duration: 5s}}\n  - id: d\n    fault: {delete: {path: [\"$WORKDIR/a\", \"$WORKDIR/b\"]}}\n  - id: e\n    fault: {corrupt: {path: \"$WORKDIR/f\"}}\n  - id: f\n    fault: {run: \"echo one\\necho two\", revert: \"echo undo\"}\n",
+        );
+        assert_eq!(
+            described(&drill),
+            [
+                "fault: kill web, db (TERM)",
+                "fault: kill web (KILL)",
+                "fault: pause db",
+                "fault: delete $WORKDIR/a, $WORKDIR/b",
+                "fault: corrupt $WORKDIR/f (64 bytes)",
+                "fault: run echo one…",
+                "recover: run: true",
+            ]
+        );
+    }
+
+    #[test]
+    fn kind_and_kubernetes_faults_are_described_by_what_they_hit() {
+        let drill = drill(
+            "{kind: {cluster: c}}",
+            "  - id: a\n    fault: {stop_node: {role: worker, count: 2}}\n  - id: b\n    fault: {partition_node: {node: c-worker}}\n  - id: c\n    fault: {delete_cluster: {}}\n  - id: d\n    fault: {control_plane_down: {}}\n  - id: e\n    fault: {pod_kill: {namespace: shop, selector: app=web, percent: 50}}\n  - id: f\n    fault: {delete: {kind: Namespace, name: shop}}\n  - id: g\n    fault: {drain_node: {role: worker}}\n",
+        );
+        assert_eq!(
+            described(&drill),
+            [
+                "fault: stop_node 2 × worker",
+                "fault: partition_node c-worker",
+                "fault: delete_cluster",
+                "fault: control_plane_down",
+                "fault: pod_kill shop/app=web",
+                "fault: delete Namespace shop",
+                "fault: drain_node 1 × worker",
+                "recover: run: true",
+            ]
+        );
+    }
+}

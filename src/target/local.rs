@@ -584,6 +584,8 @@ impl Target for LocalTarget {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::drill::yaml::Located;
+    use crate::drill::{CorruptFault, DeleteFault, KillFault, PauseFault};
     use crate::event::Emitter;
 
     fn ctx(workdir: &Path) -> RunContext {
@@ -596,6 +598,141 @@ mod tests {
             seed: 1,
             emitter: Emitter::new(Vec::new()),
         }
+    }
+
+    fn parse(raw: &RawFault) -> Result<FaultSpec, Vec<String>> {
+        crate::target::check_fault(&crate::drill::Target::Local, raw)
+    }
+
+    fn services(names: &[&str]) -> OneOrMany {
+        OneOrMany(
+            names
+                .iter()
+                .map(|n| Located::new((*n).to_owned()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn kill_and_pause_name_defined_services_and_known_signals() {
+        let kill = |service: &[&str], signal: Option<&str>| RawFault {
+            kill: Some(KillFault {
+                service: services(service),
+                signal: signal.map(|s| Located::new(s.to_owned())),
+            }),
+            ..RawFault::default()
+        };
+        assert_eq!(
+            parse(&kill(&["web", "db"], Some("TERM"))),
+            Ok(FaultSpec::Local(LocalFault::Kill {
+                services: vec!["web".into(), "db".into()],
+                signal: Signal::SIGTERM,
+            }))
+        );
+        assert_eq!(
+            parse(&kill(&["web"], None)),
+            Ok(FaultSpec::Local(LocalFault::Kill {
+                services: vec!["web".into()],
+                signal: Signal::SIGKILL,
+            }))
+        );
+        assert_eq!(
+            parse(&kill(&["wbe"], Some("KILLL"))),
+            Err(vec![
+                "unknown service `wbe` in the `kill` fault | did you mean `web`? (defined services: `web`, `db`)".to_owned(),
+                "unknown signal `KILLL` | use a signal name such as KILL, TERM, INT, HUP, STOP, or SIGKILL".to_owned(),
+            ])
+        );
+        assert_eq!(
+            parse(&kill(&[], None)),
+            Err(vec!["step `hit`: `kill` names no service".to_owned()])
+        );
+        let pause = RawFault {
+            pause: Some(PauseFault {
+                service: services(&["db"]),
+                duration: Some(crate::drill::Dur(Duration::from_secs(5))),
+            }),
+            ..RawFault::default()
+        };
+        assert_eq!(
+            parse(&pause),
+            Ok(FaultSpec::Local(LocalFault::Pause {
+                services: vec!["db".into()],
+                duration: Some(Duration::from_secs(5)),
+            }))
+        );
+    }
+
+    #[test]
+    fn delete_takes_paths_and_corrupt_takes_bytes() {
+        let delete = |path: Option<&[&str]>, name: Option<&str>| RawFault {
+            delete: Some(DeleteFault {
+                path: path.map(services),
+                kind: None,
+                namespace: None,
+                name: name.map(str::to_owned),
+                selector: None,
+            }),
+            ..RawFault::default()
+        };
+        assert_eq!(
+            parse(&delete(Some(&["$WORKDIR/a"]), None)),
+            Ok(FaultSpec::Local(LocalFault::Delete {
+                paths: vec!["$WORKDIR/a".into()]
+            }))
+        );
+        assert_eq!(
+            parse(&delete(None, Some("shop"))),
+            Err(vec![
+                "step `hit`: `delete` needs `path` | e.g. `delete: {path: \"$WORKDIR/data\"}`".to_owned(),
+                "step `hit`: `kind`, `namespace`, `name` and `selector` delete Kubernetes objects, on a kind target only".to_owned(),
+            ])
+        );
+        let corrupt = |bytes| RawFault {
+            corrupt: Some(CorruptFault {
+                path: "$WORKDIR/f".into(),
+                bytes,
+            }),
+            ..RawFault::default()
+        };
+        assert_eq!(
+            parse(&corrupt(None)),
+            Ok(FaultSpec::Local(LocalFault::Corrupt {
+                path: "$WORKDIR/f".into(),
+                bytes: 64
+            }))
+        );
+        assert_eq!(
+            parse(&corrupt(Some(0))),
+            Err(vec![
+                "step `hit`: `corrupt` with 0 bytes does nothing".to_owned()
+            ])
+        );
+    }
+
+    #[test]
+    fn kind_faults_are_not_supported_and_the_local_ones_are_listed() {
+        let stop = RawFault {
+            stop_node: Some(Default::default()),
+            ..RawFault::default()
+        };
+        assert_eq!(
+            parse(&stop),
+            Err(vec!["fault `stop_node` is not supported by the local target | it is a kind target fault (`target: {kind: {cluster: ...}}`); local target faults: kill, pause, delete, corrupt, run".to_owned()])
+        );
+    }
+
+    #[test]
+    fn a_pause_is_undone_from_the_record_events_jsonl_keeps() {
+        let undo = Undo::Local(LocalUndo::Resume {
+            pgids: vec![12, 34],
+        });
+        let recorded = serde_json::to_value(&undo).unwrap();
+        assert_eq!(
+            recorded,
+            serde_json::json!({"local": {"resume": {"pgids": [12, 34]}}})
+        );
+        assert_eq!(serde_json::from_value::<Undo>(recorded).unwrap(), undo);
     }
 
     #[test]

@@ -100,6 +100,33 @@ pub fn var_names(target: &crate::drill::Target) -> &'static [&'static str] {
     }
 }
 
+/// Validates `raw`'s one fault kind for `target` in a drill that defines
+/// the services `web` and `db`: the fault, or each problem as `message |
+/// help`.
+#[cfg(test)]
+pub(crate) fn check_fault(
+    target: &crate::drill::Target,
+    raw: &RawFault,
+) -> Result<FaultSpec, Vec<String>> {
+    let mut problems = Vec::new();
+    let kinds = raw.kinds();
+    let mut check = FaultCheck {
+        step: "hit",
+        loc: Loc::default(),
+        known_services: &["web".to_owned(), "db".to_owned()],
+        problems: &mut problems,
+    };
+    let fault = parse_fault(target, kinds[0], raw, &mut check);
+    let shown = problems
+        .iter()
+        .map(|problem| match &problem.help {
+            Some(help) => format!("{} | {help}", problem.message),
+            None => problem.message.clone(),
+        })
+        .collect();
+    fault.ok_or(shown)
+}
+
 /// A target's record of how to undo a fault it injected. `events.jsonl`
 /// records it, so that `resume` can undo a fault of a runner that died.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1388,3 +1388,104 @@ async fn partition_reconnects_a_node_with_the_addresses_it_had() {
     drop(target);
     assert_no_more(server).await;
 }
+
+fn check(raw: &RawFault) -> Result<FaultSpec, Vec<String>> {
+    crate::target::check_fault(&crate::drill::Target::Kind(spec("drill")), raw)
+}
+
+#[test]
+fn node_and_cluster_faults_are_validated_by_the_kind_target() {
+    let stop = RawFault {
+        stop_node: Some(worker(2)),
+        ..RawFault::default()
+    };
+    assert_eq!(
+        check(&stop),
+        Ok(FaultSpec::Kind(KindFault::Node(NodeFault::Stop, worker(2))))
+    );
+    let none = RawFault {
+        kill_node: Some(worker(0)),
+        ..RawFault::default()
+    };
+    assert_eq!(
+        check(&none),
+        Err(vec!["step `hit`: `count: 0` hits no node".to_owned()])
+    );
+    let cluster = RawFault {
+        delete_cluster: Some(Default::default()),
+        ..RawFault::default()
+    };
+    assert_eq!(
+        check(&cluster),
+        Ok(FaultSpec::Kind(KindFault::DeleteCluster))
+    );
+    let kill = RawFault {
+        kill: Some(crate::drill::KillFault {
+            service: crate::drill::OneOrMany(vec![Located::new("web".to_owned())]),
+            signal: None,
+        }),
+        ..RawFault::default()
+    };
+    assert_eq!(
+        check(&kill),
+        Err(vec!["fault `kill` is not supported by the kind target | it is a local target fault; on kind, a `run` fault can do the same inside a node; kind target faults: delete_cluster, stop_node, kill_node, pause_node, partition_node, stop_kubelet, control_plane_down, pod_kill, delete, drain_node, run".to_owned()])
+    );
+}
+
+#[test]
+fn node_faults_are_described_by_their_selector() {
+    assert_eq!(
+        KindFault::Node(NodeFault::Pause, worker(2)).describe(),
+        "2 × worker"
+    );
+    let named = NodeSelector {
+        node: Some("drill-worker".into()),
+        role: None,
+        count: None,
+    };
+    assert_eq!(
+        KindFault::Node(NodeFault::StopKubelet, named).describe(),
+        "drill-worker"
+    );
+    assert_eq!(KindFault::DeleteCluster.describe(), "");
+    assert_eq!(KindFault::ControlPlaneDown.kind(), "control_plane_down");
+    for fault in NodeFault::ALL {
+        assert!(fault_kinds().contains(&fault.kind()), "{fault:?}");
+    }
+}
+
+#[test]
+fn a_partition_is_undone_from_the_record_events_jsonl_keeps() {
+    let undo = Undo::Kind(KindUndo::ReconnectNodes {
+        engine: "docker".into(),
+        nodes: vec![NodeAddress {
+            node: "drill-worker".into(),
+            ip: Some("172.18.0.4".into()),
+            ip6: None,
+        }],
+    });
+    let recorded = serde_json::to_value(&undo).unwrap();
+    assert_eq!(
+        recorded,
+        json!({"kind": {"reconnect_nodes": {"engine": "docker", "nodes": [{"node": "drill-worker", "ip": "172.18.0.4", "ip6": null}]}}})
+    );
+    assert_eq!(serde_json::from_value::<Undo>(recorded).unwrap(), undo);
+}
+
+#[test]
+fn the_kind_target_sets_its_variables_before_setup() {
+    let target = KindTarget::with_runner(&spec("drill"), Path::new("/d"), Arc::new(runner()));
+    assert_eq!(
+        target.vars(Path::new("/runs/r")),
+        BTreeMap::from([
+            ("CLUSTER".to_owned(), "drill".to_owned()),
+            ("KUBECONFIG".to_owned(), "/runs/r/kubeconfig".to_owned()),
+            ("KUBECACHEDIR".to_owned(), "/runs/r/kube-cache".to_owned()),
+        ])
+    );
+    // `validate` and the runbook linter know the same names.
+    let set: Vec<String> = target.vars(Path::new("/r")).into_keys().collect();
+    let mut known: Vec<&str> = VAR_NAMES.to_vec();
+    known.sort();
+    assert_eq!(set, known);
+}

@@ -308,3 +308,171 @@ pub fn check_node_selector(
 fn expand_opt(value: &Option<String>, env: &BTreeMap<String, String>) -> Option<String> {
     value.as_ref().map(|v| expand(v, env))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drill::yaml::Located;
+    use crate::drill::{DeleteFault, FaultSpec};
+
+    fn parse(raw: &RawFault) -> Result<FaultSpec, Vec<String>> {
+        let kind = crate::drill::KindTarget {
+            cluster: Located::new("c".to_owned()),
+            config: None,
+            reuse: false,
+            keep: false,
+        };
+        super::super::check_fault(&crate::drill::Target::Kind(kind), raw)
+    }
+
+    fn pod_kill(count: Option<u32>, percent: Option<u32>) -> RawFault {
+        RawFault {
+            pod_kill: Some(PodKillFault {
+                namespace: "shop".into(),
+                selector: "app=web".into(),
+                count,
+                percent,
+            }),
+            ..RawFault::default()
+        }
+    }
+
+    #[test]
+    fn pod_kill_takes_a_count_or_a_percent() {
+        assert!(matches!(
+            parse(&pod_kill(Some(2), None)),
+            Ok(FaultSpec::Kube(KubeFault::PodKill(PodKillFault {
+                count: Some(2),
+                ..
+            })))
+        ));
+        assert_eq!(
+            parse(&pod_kill(Some(2), Some(50))),
+            Err(vec![
+                "step `hit`: `pod_kill` takes `count` or `percent`, not both".to_owned()
+            ])
+        );
+        for percent in [0, 101] {
+            assert_eq!(
+                parse(&pod_kill(None, Some(percent))),
+                Err(vec!["step `hit`: `percent` must be 1 to 100".to_owned()])
+            );
+        }
+    }
+
+    #[test]
+    fn delete_takes_a_kind_and_a_name_or_selector_and_no_path() {
+        let delete = |kind: Option<&str>, name: Option<&str>, path: bool| RawFault {
+            delete: Some(DeleteFault {
+                path: path.then(|| crate::drill::OneOrMany(vec![Located::new("x".to_owned())])),
+                kind: kind.map(str::to_owned),
+                namespace: None,
+                name: name.map(str::to_owned),
+                selector: None,
+            }),
+            ..RawFault::default()
+        };
+        assert_eq!(
+            parse(&delete(Some("Namespace"), Some("shop"), false)),
+            Ok(FaultSpec::Kube(KubeFault::Delete(KubeDelete {
+                kind: "Namespace".into(),
+                namespace: None,
+                name: Some("shop".into()),
+                selector: None,
+            })))
+        );
+        assert_eq!(
+            parse(&delete(Some("Namespace"), None, true)),
+            Err(vec![
+                "step `hit`: `delete: {path}` deletes local files, on the local target only | on kind, use a `run` fault to delete files inside a node".to_owned(),
+                "step `hit`: `delete` needs `kind` and `name` or `selector` | e.g. `delete: {kind: Namespace, name: shop}`".to_owned(),
+            ])
+        );
+    }
+
+    #[test]
+    fn drain_node_needs_one_known_node_selector() {
+        let drain = |node: Option<&str>, role: Option<&str>, count| RawFault {
+            drain_node: Some(NodeSelector {
+                node: node.map(str::to_owned),
+                role: role.map(|r| Located::new(r.to_owned())),
+                count,
+            }),
+            ..RawFault::default()
+        };
+        assert!(matches!(
+            parse(&drain(None, Some("worker"), Some(2))),
+            Ok(FaultSpec::Kube(KubeFault::DrainNode(_)))
+        ));
+        assert_eq!(
+            parse(&drain(Some("c-worker"), Some("worker"), None)),
+            Err(vec![
+                "step `hit`: give `node` or `role`, not both".to_owned()
+            ])
+        );
+        assert_eq!(
+            parse(&drain(None, None, None)),
+            Err(vec![
+                "step `hit`: which node? give `node: <name>` or `role: worker`".to_owned()
+            ])
+        );
+        let unknown = parse(&drain(None, Some("workers"), Some(0))).unwrap_err();
+        assert_eq!(unknown.len(), 2, "{unknown:?}");
+        assert!(
+            unknown[0].starts_with("unknown node role `workers` | ")
+                && unknown[0].contains("`worker`"),
+            "{unknown:?}"
+        );
+        assert_eq!(unknown[1], "step `hit`: `count: 0` hits no node");
+    }
+
+    #[test]
+    fn api_faults_describe_what_they_hit_and_preview_it_expanded() {
+        let env = BTreeMap::from([("NS".to_owned(), "shop".to_owned())]);
+        let pod_kill = KubeFault::PodKill(PodKillFault {
+            namespace: "${NS}".into(),
+            selector: "app=web".into(),
+            count: None,
+            percent: Some(50),
+        });
+        assert_eq!(pod_kill.describe(), "${NS}/app=web");
+        assert_eq!(
+            pod_kill.preview(&env, ""),
+            "delete 50% of the pods matching `app=web` in namespace shop, chosen with the run's seed"
+        );
+        let delete = KubeFault::Delete(KubeDelete {
+            kind: "ConfigMap".into(),
+            namespace: Some("${NS}".into()),
+            name: None,
+            selector: Some("tier=config".into()),
+        });
+        assert_eq!(delete.describe(), "ConfigMap tier=config");
+        assert_eq!(
+            delete.preview(&env, ""),
+            "delete ConfigMap matching `tier=config` in namespace shop"
+        );
+        let drain = KubeFault::DrainNode(NodeSelector {
+            node: Some("c-worker".into()),
+            role: None,
+            count: None,
+        });
+        assert_eq!(drain.describe(), "c-worker");
+        assert_eq!(
+            drain.preview(&env, "node c-worker"),
+            "cordon and evict the pods of node c-worker"
+        );
+    }
+
+    #[test]
+    fn a_drain_is_undone_from_the_record_events_jsonl_keeps() {
+        let undo = Undo::Kube(KubeUndo::Uncordon {
+            nodes: vec!["c-worker".into()],
+        });
+        let recorded = serde_json::to_value(&undo).unwrap();
+        assert_eq!(
+            recorded,
+            serde_json::json!({"kube": {"uncordon": {"nodes": ["c-worker"]}}})
+        );
+        assert_eq!(serde_json::from_value::<Undo>(recorded).unwrap(), undo);
+    }
+}

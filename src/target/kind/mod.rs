@@ -691,10 +691,7 @@ impl Target for KindTarget {
             ))
         })?;
         self.update(|state| state.identity = Some(uid));
-        Ok(BTreeMap::from([
-            ("KUBECONFIG".to_owned(), kubeconfig_arg),
-            ("CLUSTER".to_owned(), self.cluster.clone()),
-        ]))
+        Ok(self.vars(&ctx.run_dir))
     }
 
     fn preview(&self, fault: &FaultSpec, ctx: &RunContext) -> String {

@@ -178,7 +178,19 @@ fn make_target(
 ) -> std::sync::Arc<dyn crate::target::Target> {
     match &loaded.drill.target {
         drill::Target::Local => std::sync::Arc::new(crate::target::local::LocalTarget::new(
-            loaded.drill.services.clone(),
+            loaded
+                .drill
+                .services
+                .iter()
+                .map(|(name, service)| {
+                    let spec = crate::target::local::ServiceSpec {
+                        run: service.run.clone(),
+                        env: service.env.clone(),
+                        cwd: service.cwd.clone(),
+                    };
+                    (name.clone(), spec)
+                })
+                .collect(),
         )),
         drill::Target::Kind(kind) => crate::target::kind_target(kind, &loaded.dir, resuming),
     }

@@ -9,5 +9,4 @@ pub mod yaml;
 pub use diag::{FileProblems, Problem};
 pub use load::{LoadedDrill, load, parse_source};
 pub use model::*;
-pub(crate) use validate::unknown_name_help;
 pub use validate::{BUILTIN_VARS, is_valid_name, is_valid_var_name, known_vars};

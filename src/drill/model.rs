@@ -16,110 +16,13 @@ use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::yaml::Located;
-
-/// A duration written as `500ms`, `30s`, `2m`, `1h30m`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub struct Dur(pub Duration);
-
-impl<'de> Deserialize<'de> for Dur {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        crate::duration::parse_duration(&text)
-            .map(Dur)
-            .map_err(|error| {
-                // `timeout: 30` is the commonest slip: say which unit to add.
-                if text.trim().parse::<u64>().is_ok() {
-                    de::Error::custom(format!(
-                        "{error}; a number needs a unit, e.g. `{}s`",
-                        text.trim()
-                    ))
-                } else if text.contains('.') {
-                    de::Error::custom(format!(
-                        "{error}; write fractions with a smaller unit, e.g. `1s500ms` or `1500ms`"
-                    ))
-                } else {
-                    de::Error::custom(error)
-                }
-            })
-    }
-}
-
-impl JsonSchema for Dur {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Duration".into()
-    }
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "type": "string",
-            "pattern": "^([0-9]+(ms|s|m|h))+$",
-            "description": "A duration: 500ms, 30s, 2m, 1h30m",
-        })
-    }
-}
-
-/// One name or a list of names: `service: etcd-2` or `service: [etcd-2, etcd-3]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct OneOrMany(pub Vec<Located<String>>);
-
-impl<'de> Deserialize<'de> for OneOrMany {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        // Read through `Located` so that a single name keeps its location.
-        let located = Located::<OneOrManyRaw>::deserialize(deserializer)?;
-        let mut names = located.value.0;
-        if let [only] = names.as_mut_slice()
-            && only.loc == Default::default()
-        {
-            only.loc = located.loc;
-        }
-        Ok(OneOrMany(names))
-    }
-}
-
-impl OneOrMany {
-    /// The names as plain strings.
-    pub fn names(&self) -> Vec<String> {
-        self.0.iter().map(|name| name.value.clone()).collect()
-    }
-}
-
-struct OneOrManyRaw(Vec<Located<String>>);
-
-impl<'de> Deserialize<'de> for OneOrManyRaw {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct OneOrManyVisitor;
-        impl<'de> Visitor<'de> for OneOrManyVisitor {
-            type Value = OneOrManyRaw;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a name or a list of names")
-            }
-            fn visit_str<E: de::Error>(self, value: &str) -> Result<OneOrManyRaw, E> {
-                Ok(OneOrManyRaw(vec![Located::new(value.to_owned())]))
-            }
-            fn visit_seq<A: de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<OneOrManyRaw, A::Error> {
-                let mut names = Vec::new();
-                while let Some(name) = seq.next_element::<Located<String>>()? {
-                    names.push(name);
-                }
-                Ok(OneOrManyRaw(names))
-            }
-        }
-        deserializer.deserialize_any(OneOrManyVisitor)
-    }
-}
-
-impl JsonSchema for OneOrMany {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "OneOrMany".into()
-    }
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]
-        })
-    }
-}
+pub use crate::duration::Dur;
+pub use crate::located::OneOrMany;
+// The parts of the format that belong to a target live with it.
+pub use crate::target::kind::KindSpec as KindTarget;
+pub use crate::target::kube::{K8sProbe, NodeSelector, PodKillFault};
+pub use crate::target::local::{CorruptFault, KillFault, PauseFault};
+pub use crate::target::{DeleteFault, Empty, FaultSpec, RawFault, Revert};
 
 /// The system under test: processes on this host, or a kind cluster.
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
@@ -138,6 +41,38 @@ impl Target {
         match self {
             Target::Local => "local",
             Target::Kind(_) => "kind",
+        }
+    }
+
+    /// The fault kinds it supports (its own, then `run`), for messages.
+    pub fn fault_kinds(&self) -> Vec<&'static str> {
+        let own = match self {
+            Target::Local => crate::target::local::FAULT_KINDS.to_vec(),
+            Target::Kind(_) => crate::target::kind::fault_kinds(),
+        };
+        crate::target::with_shell(&own)
+    }
+
+    /// Validates the one fault kind `kind` of `raw` with the target's module:
+    /// whether the target supports it, and what its fields say. `run`, which
+    /// every target supports, is not the target's.
+    pub(crate) fn parse_fault(
+        &self,
+        kind: &str,
+        raw: &RawFault,
+        check: &mut crate::target::FaultCheck,
+    ) -> Option<FaultSpec> {
+        match self {
+            Target::Local => crate::target::local::parse_fault(kind, raw, check),
+            Target::Kind(_) => crate::target::kind::parse_fault(kind, raw, check),
+        }
+    }
+
+    /// The names of the variables it sets, known before the run.
+    pub fn var_names(&self) -> &'static [&'static str] {
+        match self {
+            Target::Local => &[],
+            Target::Kind(_) => crate::target::kind::VAR_NAMES,
         }
     }
 }
@@ -171,22 +106,6 @@ impl JsonSchema for Target {
             ]
         })
     }
-}
-
-/// `target: {kind: {...}}` (SPEC §3.2).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct KindTarget {
-    /// The kind cluster's name.
-    pub cluster: Located<String>,
-    /// The kind config file, relative to the drill file.
-    pub config: Option<Located<String>>,
-    /// Use the cluster if it exists already.
-    #[serde(default)]
-    pub reuse: bool,
-    /// Do not delete the cluster at the end.
-    #[serde(default)]
-    pub keep: bool,
 }
 
 /// `objectives:`.
@@ -348,24 +267,6 @@ pub struct HttpProbe {
 pub struct TcpProbe {
     /// `host:port`.
     pub address: String,
-}
-
-/// `k8s: {kind, namespace, name, selector, condition, count}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct K8sProbe {
-    /// `Node`, `Deployment`, `StatefulSet`, `Pod`, or any kind for an existence check.
-    pub kind: Located<String>,
-    /// Namespace of namespaced objects.
-    pub namespace: Option<String>,
-    /// Object name.
-    pub name: Option<String>,
-    /// Label selector.
-    pub selector: Option<String>,
-    /// `Ready` (Node, Pod), `Available` (Deployment), `Exists`.
-    pub condition: Option<String>,
-    /// How many must meet the condition (default: all that match, at least 1).
-    pub count: Option<u32>,
 }
 
 /// `data:` — the heartbeat writer for RPO (SPEC §7.3).
@@ -570,62 +471,6 @@ pub enum Check {
     Idempotent,
 }
 
-/// `revert: auto | never | <shell>`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum Revert {
-    /// Undo at the end if the kind is reversible and recovery did not already.
-    #[default]
-    Auto,
-    /// Never undo.
-    Never,
-    /// Run this shell to undo.
-    Shell(String),
-}
-
-impl Serialize for Revert {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Revert::Auto => serializer.serialize_str("auto"),
-            Revert::Never => serializer.serialize_str("never"),
-            Revert::Shell(shell) => serializer.serialize_str(shell),
-        }
-    }
-}
-
-impl JsonSchema for Revert {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Revert".into()
-    }
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "description": "`auto` (undo at the end if the kind is reversible), `never`, or a shell command that undoes the fault",
-            "anyOf": [
-                {"const": "auto"},
-                {"const": "never"},
-                {"type": "string"}
-            ]
-        })
-    }
-}
-
-impl<'de> Deserialize<'de> for Revert {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        Ok(match text.as_str() {
-            "auto" => Revert::Auto,
-            "never" => Revert::Never,
-            // `Never` would otherwise run as a command named `Never`.
-            other if other.eq_ignore_ascii_case("auto") || other.eq_ignore_ascii_case("never") => {
-                return Err(de::Error::custom(format!(
-                    "`{other}`: write `{}` in lower case (anything else is run as the revert shell command)",
-                    other.to_ascii_lowercase()
-                )));
-            }
-            _ => Revert::Shell(text),
-        })
-    }
-}
-
 /// A validated fault: what it does, and how to undo it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fault {
@@ -635,190 +480,6 @@ pub struct Fault {
     pub revert: Revert,
 }
 
-/// A fault of one kind. Each target module owns its faults: their fields,
-/// validation, description, injection and undo.
-#[derive(Debug, Clone, PartialEq)]
-pub enum FaultSpec {
-    /// A fault of the local target (processes and files on this host).
-    Local(crate::target::local::LocalFault),
-    /// A fault through the Kubernetes API, on any Kubernetes target.
-    Kube(crate::target::kube::KubeFault),
-    /// A fault of the kind target's nodes and cluster.
-    Kind(crate::target::kind::KindFault),
-    /// `run`: any shell, with `revert:` as its undo; run by the engine on every target.
-    Shell(String),
-}
-
-impl FaultSpec {
-    /// The fault's key as written (`kill`, `pod_kill`, `run`, ...).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            FaultSpec::Local(fault) => fault.kind(),
-            FaultSpec::Kube(fault) => fault.kind(),
-            FaultSpec::Kind(fault) => fault.kind(),
-            FaultSpec::Shell(_) => "run",
-        }
-    }
-
-    /// What it hits, in a few words, for `plan` (empty if nothing to add).
-    pub fn describe(&self) -> String {
-        match self {
-            FaultSpec::Local(fault) => fault.describe(),
-            FaultSpec::Kube(fault) => fault.describe(),
-            FaultSpec::Kind(fault) => fault.describe(),
-            FaultSpec::Shell(script) => crate::text::short_line(script),
-        }
-    }
-}
-
-// As written: every kind is optional here; validation checks that there is
-// exactly one and that the target supports it, and turns it into a `Fault`.
-// (The doc comment is the schema's description.)
-/// `fault: {<kind>: {...}, revert: ...}` (SPEC §4). Exactly one kind.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Default)]
-#[serde(deny_unknown_fields)]
-#[schemars(rename = "Fault")]
-pub struct RawFault {
-    /// How to undo it.
-    #[serde(default)]
-    pub revert: Revert,
-    /// Local: send a signal to services.
-    pub kill: Option<KillFault>,
-    /// Local: SIGSTOP services, SIGCONT on revert.
-    pub pause: Option<PauseFault>,
-    /// Local: delete paths. Kind: delete Kubernetes objects.
-    pub delete: Option<DeleteFault>,
-    /// Local: overwrite bytes of a file at random offsets.
-    pub corrupt: Option<CorruptFault>,
-    /// Any shell, with `revert:` as its undo.
-    pub run: Option<String>,
-    /// Kind: delete the whole cluster.
-    pub delete_cluster: Option<Empty>,
-    /// Kind: stop node containers (revert: start).
-    pub stop_node: Option<NodeSelector>,
-    /// Kind: kill node containers.
-    pub kill_node: Option<NodeSelector>,
-    /// Kind: pause node containers (revert: unpause).
-    pub pause_node: Option<NodeSelector>,
-    /// Kind: disconnect nodes from the `kind` network (revert: reconnect).
-    pub partition_node: Option<NodeSelector>,
-    /// Kind: stop the kubelet on nodes (revert: start it).
-    pub stop_kubelet: Option<NodeSelector>,
-    /// Kind: delete pods by selector.
-    pub pod_kill: Option<PodKillFault>,
-    /// Kind: cordon and drain nodes (revert: uncordon).
-    pub drain_node: Option<NodeSelector>,
-    /// Kind: move the kube-apiserver static pod manifest away (revert: move it back).
-    pub control_plane_down: Option<Empty>,
-}
-
-impl RawFault {
-    /// The kinds present (validation requires exactly one), in the order of
-    /// the fields.
-    pub fn kinds(&self) -> Vec<&'static str> {
-        let present = [
-            ("kill", self.kill.is_some()),
-            ("pause", self.pause.is_some()),
-            ("delete", self.delete.is_some()),
-            ("corrupt", self.corrupt.is_some()),
-            ("run", self.run.is_some()),
-            ("delete_cluster", self.delete_cluster.is_some()),
-            ("stop_node", self.stop_node.is_some()),
-            ("kill_node", self.kill_node.is_some()),
-            ("pause_node", self.pause_node.is_some()),
-            ("partition_node", self.partition_node.is_some()),
-            ("stop_kubelet", self.stop_kubelet.is_some()),
-            ("pod_kill", self.pod_kill.is_some()),
-            ("drain_node", self.drain_node.is_some()),
-            ("control_plane_down", self.control_plane_down.is_some()),
-        ];
-        present
-            .into_iter()
-            .filter(|(_, present)| *present)
-            .map(|(kind, _)| kind)
-            .collect()
-    }
-}
-
-/// A key that takes no fields: `delete_cluster: {}` or `delete_cluster:`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
-#[serde(deny_unknown_fields)]
-pub struct Empty {}
-
-/// `kill: {service, signal}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct KillFault {
-    /// Service name or names.
-    pub service: OneOrMany,
-    /// Signal name (default KILL): `TERM`, `SIGINT`, ...
-    pub signal: Option<Located<String>>,
-}
-
-/// `pause: {service, duration}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PauseFault {
-    /// Service name or names.
-    pub service: OneOrMany,
-    /// Resume after this long; without it, resumed at revert.
-    pub duration: Option<Dur>,
-}
-
-/// `delete:` — local `{path}`, kind `{kind, namespace, name | selector}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DeleteFault {
-    /// Local: path or paths (files or directories).
-    pub path: Option<OneOrMany>,
-    /// Kind: object kind (`Namespace`, `Deployment`, `ConfigMap`, ...).
-    pub kind: Option<String>,
-    /// Kind: namespace.
-    pub namespace: Option<String>,
-    /// Kind: object name.
-    pub name: Option<String>,
-    /// Kind: label selector.
-    pub selector: Option<String>,
-}
-
-/// `corrupt: {path, bytes}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CorruptFault {
-    /// The file.
-    pub path: String,
-    /// How many bytes to overwrite (default 64).
-    pub bytes: Option<u64>,
-}
-
-/// Which nodes: `node: name` or `role: worker` with `count`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Default)]
-#[serde(deny_unknown_fields)]
-pub struct NodeSelector {
-    /// A node (container) name.
-    pub node: Option<String>,
-    /// `worker` or `control-plane`.
-    pub role: Option<Located<String>>,
-    /// How many nodes of the role (default 1).
-    pub count: Option<u32>,
-}
-
-/// `pod_kill: {namespace, selector, count | percent}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PodKillFault {
-    /// Namespace.
-    pub namespace: String,
-    /// Label selector.
-    pub selector: String,
-    /// How many pods (default 1).
-    pub count: Option<u32>,
-    /// Or what share of the matching pods.
-    pub percent: Option<u32>,
-}
-
-// Validated; loaded part by part (see `load`), so it is never deserialized
-// whole. (The doc comment is the schema's description.)
 /// A drill (SPEC §1).
 #[derive(Debug, Clone, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]

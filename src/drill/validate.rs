@@ -245,12 +245,7 @@ fn unknown_step_help(wrong: &str, ids: &[&str], own_id: &str) -> String {
 }
 
 /// A did-you-mean for a misspelt reference, or else where to define it.
-pub(crate) fn unknown_name_help(
-    wrong: &str,
-    known: &[String],
-    what: &str,
-    section: &str,
-) -> String {
+fn unknown_name_help(wrong: &str, known: &[String], what: &str, section: &str) -> String {
     let known_list = || {
         known
             .iter()
@@ -664,7 +659,7 @@ fn check_fault(
                 .help(format!(
                     "{} target faults: {}",
                     drill.target.name(),
-                    crate::target::fault_kinds(&drill.target).join(", ")
+                    drill.target.fault_kinds().join(", ")
                 )),
             );
             return None;
@@ -688,8 +683,7 @@ fn check_fault(
             None
         }
         Some(run) => Some(FaultSpec::Shell(run.clone())),
-        None => crate::target::parse_fault(
-            &drill.target,
+        None => drill.target.parse_fault(
             kind,
             fault,
             &mut crate::target::FaultCheck {
@@ -697,6 +691,10 @@ fn check_fault(
                 loc: fault.loc,
                 known_services: cx.known_services,
                 problems,
+                name_help: unknown_name_help,
+                value_help: |wrong, allowed, what| {
+                    yaml::suggest(wrong, allowed.iter().copied(), what)
+                },
             },
         ),
     };
@@ -711,7 +709,9 @@ pub fn known_vars(drill: &Drill) -> BTreeSet<String> {
     let mut vars: BTreeSet<String> = drill.vars.keys().cloned().collect();
     vars.extend(BUILTIN_VARS.iter().map(|name| (*name).to_owned()));
     vars.extend(
-        crate::target::var_names(&drill.target)
+        drill
+            .target
+            .var_names()
             .iter()
             .map(|name| (*name).to_owned()),
     );

@@ -15,10 +15,44 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use super::{FaultCheck, Injected, RunContext, Target, TargetError, Undo};
-use crate::drill::{FaultSpec, OneOrMany, Problem, RawFault, Service, unknown_name_help};
+use schemars::JsonSchema;
+
+use super::{FaultSpec, RawFault};
+use crate::duration::Dur;
 use crate::event::EventKind;
+use crate::located::{Located, OneOrMany, Problem};
 use crate::process;
 use crate::vars::expand;
+
+/// `kill: {service, signal}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KillFault {
+    /// Service name or names.
+    pub service: OneOrMany,
+    /// Signal name (default KILL): `TERM`, `SIGINT`, ...
+    pub signal: Option<Located<String>>,
+}
+
+/// `pause: {service, duration}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PauseFault {
+    /// Service name or names.
+    pub service: OneOrMany,
+    /// Resume after this long; without it, resumed at revert.
+    pub duration: Option<Dur>,
+}
+
+/// `corrupt: {path, bytes}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CorruptFault {
+    /// The file.
+    pub path: String,
+    /// How many bytes to overwrite (default 64).
+    pub bytes: Option<u64>,
+}
 
 /// A fault of the local target.
 #[derive(Debug, Clone, PartialEq)]
@@ -213,7 +247,7 @@ fn check_services(kind: &str, names: &OneOrMany, check: &mut FaultCheck) -> Opti
     }
     for name in &names.0 {
         if !check.known_services.contains(&name.value) {
-            let help = unknown_name_help(&name.value, check.known_services, "service", "services");
+            let help = (check.name_help)(&name.value, check.known_services, "service", "services");
             check.push(
                 Problem::at(
                     name.loc,
@@ -226,6 +260,18 @@ fn check_services(kind: &str, names: &OneOrMany, check: &mut FaultCheck) -> Opti
     (check.problems.len() == before).then(|| names.names())
 }
 
+/// A service as the local target runs it: a drill's `services:` entry
+/// without its readiness, which the engine awaits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceSpec {
+    /// The shell command that runs it in the foreground.
+    pub run: String,
+    /// Extra environment (`${VAR}` expanded).
+    pub env: BTreeMap<String, String>,
+    /// Working directory, relative to the drill file.
+    pub cwd: Option<String>,
+}
+
 /// A service that was started: its process group.
 #[derive(Debug, Clone)]
 struct Running {
@@ -234,14 +280,14 @@ struct Running {
 
 /// Processes on this host.
 pub struct LocalTarget {
-    services: BTreeMap<String, Service>,
+    services: BTreeMap<String, ServiceSpec>,
     running: Mutex<BTreeMap<String, Running>>,
     children: tokio::sync::Mutex<Vec<tokio::process::Child>>,
 }
 
 impl LocalTarget {
     /// A target for these services.
-    pub fn new(services: BTreeMap<String, Service>) -> LocalTarget {
+    pub fn new(services: BTreeMap<String, ServiceSpec>) -> LocalTarget {
         LocalTarget {
             services,
             running: Mutex::new(BTreeMap::new()),
@@ -279,7 +325,7 @@ impl LocalTarget {
 }
 
 /// The environment of a service: the run's, then its own `env:` (expanded).
-fn service_env(service: &Service, ctx: &RunContext) -> BTreeMap<String, String> {
+fn service_env(service: &ServiceSpec, ctx: &RunContext) -> BTreeMap<String, String> {
     let mut env = ctx.env.clone();
     for (name, value) in &service.env {
         let value = expand(value, &env);
@@ -584,9 +630,8 @@ impl Target for LocalTarget {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::drill::yaml::Located;
-    use crate::drill::{CorruptFault, DeleteFault, KillFault, PauseFault};
     use crate::event::Emitter;
+    use crate::target::DeleteFault;
 
     fn ctx(workdir: &Path) -> RunContext {
         RunContext {
@@ -601,7 +646,7 @@ mod tests {
     }
 
     fn parse(raw: &RawFault) -> Result<FaultSpec, Vec<String>> {
-        crate::target::check_fault(&crate::drill::Target::Local, raw)
+        crate::target::check_fault(parse_fault, raw)
     }
 
     fn services(names: &[&str]) -> OneOrMany {
@@ -639,7 +684,7 @@ mod tests {
         assert_eq!(
             parse(&kill(&["wbe"], Some("KILLL"))),
             Err(vec![
-                "unknown service `wbe` in the `kill` fault | did you mean `web`? (defined services: `web`, `db`)".to_owned(),
+                "unknown service `wbe` in the `kill` fault | no service `wbe` among [\"web\", \"db\"]".to_owned(),
                 "unknown signal `KILLL` | use a signal name such as KILL, TERM, INT, HUP, STOP, or SIGKILL".to_owned(),
             ])
         );
@@ -650,7 +695,7 @@ mod tests {
         let pause = RawFault {
             pause: Some(PauseFault {
                 service: services(&["db"]),
-                duration: Some(crate::drill::Dur(Duration::from_secs(5))),
+                duration: Some(Dur(Duration::from_secs(5))),
             }),
             ..RawFault::default()
         };

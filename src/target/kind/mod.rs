@@ -20,12 +20,15 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use kube::Client;
 use kube::config::{Config, KubeConfigOptions, Kubeconfig};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::kube::{K8sProbe, NodeSelector};
 use super::kube::{KubeFault, KubeOps, api, check_node_selector, describe_selector};
 use super::local::step_seed;
 use super::{FaultCheck, Injected, RunContext, Target, TargetError, Undo};
-use crate::drill::{FaultSpec, K8sProbe, NodeSelector, RawFault};
+use super::{FaultSpec, RawFault};
+use crate::located::Located;
 use crate::vars::expand;
 
 pub mod runner;
@@ -50,6 +53,23 @@ const NODE_ADDRESSES: &str =
 
 /// The docker network kind puts its nodes on.
 const KIND_NETWORK: &str = "kind";
+
+/// `target: {kind: {...}}` (SPEC §3.2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "KindTarget")]
+pub struct KindSpec {
+    /// The kind cluster's name.
+    pub cluster: Located<String>,
+    /// The kind config file, relative to the drill file.
+    pub config: Option<Located<String>>,
+    /// Use the cluster if it exists already.
+    #[serde(default)]
+    pub reuse: bool,
+    /// Do not delete the cluster at the end.
+    #[serde(default)]
+    pub keep: bool,
+}
 
 /// A fault of the kind target's node containers or of the whole cluster.
 #[derive(Debug, Clone, PartialEq)]
@@ -305,13 +325,13 @@ pub struct KindTarget {
 impl KindTarget {
     /// The target a drill's `target: {kind: ...}` describes; `config` resolves
     /// against `scenario_dir`.
-    pub fn new(spec: &crate::drill::KindTarget, scenario_dir: &Path) -> KindTarget {
+    pub fn new(spec: &KindSpec, scenario_dir: &Path) -> KindTarget {
         KindTarget::with_runner(spec, scenario_dir, Arc::new(SystemRunner::new()))
     }
 
     /// The same, running `kind` and the container engine through `runner`.
     pub fn with_runner(
-        spec: &crate::drill::KindTarget,
+        spec: &KindSpec,
         scenario_dir: &Path,
         runner: Arc<dyn Runner>,
     ) -> KindTarget {

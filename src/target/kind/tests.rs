@@ -11,11 +11,12 @@ use serde_json::{Value, json};
 
 use super::runner::{FakeRunner, Output};
 use super::*;
-use crate::drill::PodKillFault;
-use crate::drill::yaml::Located;
 use crate::event::Emitter;
+use crate::located::{Located, OneOrMany};
 use crate::target::ProbeOutcome;
 use crate::target::kube::KubeDelete;
+use crate::target::kube::PodKillFault;
+use crate::target::local::KillFault;
 use crate::target::local::LocalUndo;
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
@@ -99,8 +100,8 @@ async fn assert_no_more(server: tokio::task::JoinHandle<Handle>) {
     }
 }
 
-fn spec(cluster: &str) -> crate::drill::KindTarget {
-    crate::drill::KindTarget {
+fn spec(cluster: &str) -> KindSpec {
+    KindSpec {
         cluster: Located::new(cluster.to_owned()),
         config: Some(Located::new("../kind-configs/three-node.yaml".to_owned())),
         reuse: false,
@@ -237,7 +238,7 @@ async fn setup_creates_the_cluster_with_its_own_kubeconfig_and_records_its_ident
 }
 
 #[tokio::test]
-async fn setup_returns_kubeconfig_and_cluster_for_every_command() {
+async fn setup_returns_kubeconfig_kube_cache_and_cluster_for_every_command() {
     let dir = tempfile::tempdir().unwrap();
     let runner = runner();
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
@@ -252,6 +253,10 @@ async fn setup_returns_kubeconfig_and_cluster_for_every_command() {
             (
                 "KUBECONFIG".to_owned(),
                 dir.path().join("kubeconfig").display().to_string()
+            ),
+            (
+                "KUBECACHEDIR".to_owned(),
+                dir.path().join("kube-cache").display().to_string()
             ),
         ])
     );
@@ -1390,7 +1395,7 @@ async fn partition_reconnects_a_node_with_the_addresses_it_had() {
 }
 
 fn check(raw: &RawFault) -> Result<FaultSpec, Vec<String>> {
-    crate::target::check_fault(&crate::drill::Target::Kind(spec("drill")), raw)
+    crate::target::check_fault(parse_fault, raw)
 }
 
 #[test]
@@ -1420,8 +1425,8 @@ fn node_and_cluster_faults_are_validated_by_the_kind_target() {
         Ok(FaultSpec::Kind(KindFault::DeleteCluster))
     );
     let kill = RawFault {
-        kill: Some(crate::drill::KillFault {
-            service: crate::drill::OneOrMany(vec![Located::new("web".to_owned())]),
+        kill: Some(KillFault {
+            service: OneOrMany(vec![Located::new("web".to_owned())]),
             signal: None,
         }),
         ..RawFault::default()

@@ -17,8 +17,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use serde_json::{Value, json};
 
-use super::KubeDelete;
-use crate::drill::{K8sProbe, PodKillFault};
+use super::{K8sProbe, KubeDelete, PodKillFault};
 use crate::target::{ProbeOutcome, TargetError};
 
 /// The field manager of firedrill's server-side applies.

@@ -17,8 +17,10 @@ use kube::Client;
 use serde::{Deserialize, Serialize};
 
 use super::{FaultCheck, Injected, ProbeOutcome, RunContext, TargetError, Undo};
-use crate::drill::yaml;
-use crate::drill::{K8sProbe, NodeSelector, PodKillFault, Problem, RawFault};
+use schemars::JsonSchema;
+
+use super::RawFault;
+use crate::located::{Located, Problem};
 use crate::vars::expand;
 
 pub mod api;
@@ -37,6 +39,52 @@ pub trait KubeOps: Send + Sync {
     /// Server-side apply of manifests (paths as written, resolved against
     /// the drill's directory after `${VAR}` expansion).
     async fn apply(&self, manifests: &[PathBuf], ctx: &RunContext) -> Result<String, TargetError>;
+}
+
+/// Which nodes: `node: name` or `role: worker` with `count`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSelector {
+    /// A node (container) name.
+    pub node: Option<String>,
+    /// `worker` or `control-plane`.
+    pub role: Option<Located<String>>,
+    /// How many nodes of the role (default 1).
+    pub count: Option<u32>,
+}
+
+/// `pod_kill: {namespace, selector, count | percent}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PodKillFault {
+    /// Namespace.
+    pub namespace: String,
+    /// Label selector.
+    pub selector: String,
+    /// How many pods (default 1).
+    pub count: Option<u32>,
+    /// Or what share of the matching pods.
+    pub percent: Option<u32>,
+}
+
+// Validated; loaded part by part (see `load`), so it is never deserialized
+// whole. (The doc comment is the schema's description.)
+/// `k8s: {kind, namespace, name, selector, condition, count}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct K8sProbe {
+    /// `Node`, `Deployment`, `StatefulSet`, `Pod`, or any kind for an existence check.
+    pub kind: Located<String>,
+    /// Namespace of namespaced objects.
+    pub namespace: Option<String>,
+    /// Object name.
+    pub name: Option<String>,
+    /// Label selector.
+    pub selector: Option<String>,
+    /// `Ready` (Node, Pod), `Available` (Deployment), `Exists`.
+    pub condition: Option<String>,
+    /// How many must meet the condition (default: all that match, at least 1).
+    pub count: Option<u32>,
 }
 
 /// A fault made through the Kubernetes API.
@@ -293,9 +341,12 @@ pub fn check_node_selector(
             "step `{step}`: which node? give `node: <name>` or `role: worker`"
         )),
         (None, Some(role)) if !matches!(role.as_str(), "worker" | "control-plane") => check.push(
-            Problem::at(role.loc, format!("unknown node role `{}`", role.value)).help(
-                yaml::suggest(&role.value, ["worker", "control-plane"], "role"),
-            ),
+            Problem::at(role.loc, format!("unknown node role `{}`", role.value)).help((check
+                .value_help)(
+                &role.value,
+                &["worker", "control-plane"],
+                "role",
+            )),
         ),
         (Some(_), None) | (None, Some(_)) => {}
     }
@@ -312,17 +363,11 @@ fn expand_opt(value: &Option<String>, env: &BTreeMap<String, String>) -> Option<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::drill::yaml::Located;
-    use crate::drill::{DeleteFault, FaultSpec};
+    use crate::located::OneOrMany;
+    use crate::target::{DeleteFault, FaultSpec};
 
     fn parse(raw: &RawFault) -> Result<FaultSpec, Vec<String>> {
-        let kind = crate::drill::KindTarget {
-            cluster: Located::new("c".to_owned()),
-            config: None,
-            reuse: false,
-            keep: false,
-        };
-        super::super::check_fault(&crate::drill::Target::Kind(kind), raw)
+        crate::target::check_fault(crate::target::kind::parse_fault, raw)
     }
 
     fn pod_kill(count: Option<u32>, percent: Option<u32>) -> RawFault {
@@ -364,7 +409,7 @@ mod tests {
     fn delete_takes_a_kind_and_a_name_or_selector_and_no_path() {
         let delete = |kind: Option<&str>, name: Option<&str>, path: bool| RawFault {
             delete: Some(DeleteFault {
-                path: path.then(|| crate::drill::OneOrMany(vec![Located::new("x".to_owned())])),
+                path: path.then(|| OneOrMany(vec![Located::new("x".to_owned())])),
                 kind: kind.map(str::to_owned),
                 namespace: None,
                 name: name.map(str::to_owned),
@@ -420,7 +465,7 @@ mod tests {
         assert_eq!(unknown.len(), 2, "{unknown:?}");
         assert!(
             unknown[0].starts_with("unknown node role `workers` | ")
-                && unknown[0].contains("`worker`"),
+                && unknown[0].contains("control-plane"),
             "{unknown:?}"
         );
         assert_eq!(unknown[1], "step `hit`: `count: 0` hits no node");

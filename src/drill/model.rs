@@ -6,6 +6,12 @@
 //! probe) are optional fields checked by validation rather than untagged
 //! enums, so a mistake is reported at its own line and not as "did not match
 //! any variant".
+//!
+//! Validation then turns each [`RawStep`] into a [`Step`] with one typed
+//! [`Action`], and each fault into a [`FaultSpec`] of the target that
+//! injects it. The parts of the format that belong to a target (a fault's
+//! fields, the kind target's settings, `k8s` probes) are defined in its
+//! module under `target/` and re-exported here.
 
 use std::collections::BTreeMap;
 use std::fmt;

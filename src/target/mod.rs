@@ -427,7 +427,7 @@ pub trait Target: Send + Sync {
 
     /// The variables the target adds to every command's environment, known
     /// before setup (kind: `CLUSTER`, `KUBECONFIG`, `KUBECACHEDIR`); names
-    /// in [`var_names`].
+    /// in `drill::Target::var_names`.
     fn vars(&self, run_dir: &Path) -> BTreeMap<String, String> {
         let _ = run_dir;
         BTreeMap::new()

@@ -442,7 +442,11 @@ impl Step {
     pub fn fault(&self) -> Option<&Fault> {
         match &self.action {
             Action::Fault(fault) => Some(fault),
-            _ => None,
+            Action::Run(_)
+            | Action::Recover(_)
+            | Action::Probe(_)
+            | Action::Wait(_)
+            | Action::Apply(_) => None,
         }
     }
 

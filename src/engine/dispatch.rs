@@ -22,7 +22,7 @@ use super::monitor::{start_monitors, steady_state_holds};
 use super::shared::{Active, Msg, Shared, StepResult};
 use super::step::{StepTask, parse_outputs, run_step};
 use super::stop::{StopReason, Stops};
-use crate::drill::ActionKind;
+use crate::drill::{Action, ActionKind};
 use crate::event::EventKind;
 use crate::journal::StepStatus;
 use crate::process;
@@ -375,11 +375,7 @@ impl<'a> Dispatcher<'a> {
         } else {
             BTreeMap::new()
         };
-        let announce_runbook = action == ActionKind::Recover
-            && step
-                .recover
-                .as_ref()
-                .is_some_and(|r| r.value.runbook.is_some())
+        let announce_runbook = matches!(&step.action, Action::Recover(recover) if recover.value.runbook.is_some())
             && self.runbooks_started.insert(step.id.value.clone());
         let shared = self.shared.clone();
         let handle = self.tasks.spawn(async move {

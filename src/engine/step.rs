@@ -3,7 +3,7 @@
 
 use super::monitor::await_probe;
 use super::shared::{Active, Msg, Shared, StepResult};
-use crate::drill::{ActionKind, Revert, Step};
+use crate::drill::{Action, ActionKind, FaultSpec, Revert, Step};
 use crate::event::EventKind;
 use crate::journal::StepStatus;
 use crate::process;
@@ -49,9 +49,10 @@ pub(crate) async fn revert_all(shared: &Shared, active: Vec<Active>) {
                 }
             }
             (Revert::Auto, None) => continue,
-            (Revert::Auto, Some(undo)) => shared
+            (Revert::Auto, Some(Err(unreadable))) => Err(unreadable.clone()),
+            (Revert::Auto, Some(Ok(undo))) => shared
                 .target
-                .revert(&fault.kind, undo, &shared.ctx)
+                .revert(undo, &shared.ctx)
                 .await
                 .map_err(|e| e.to_string()),
         };
@@ -93,10 +94,8 @@ pub(crate) async fn run_step(shared: &Arc<Shared>, task: &StepTask<'_>) -> StepR
             attempt,
             summary: crate::plan::describe_action(step),
         });
-        let follows_runbook = step
-            .recover
-            .as_ref()
-            .is_some_and(|r| r.value.runbook.is_some());
+        let follows_runbook =
+            matches!(&step.action, Action::Recover(recover) if recover.value.runbook.is_some());
         // A runbook's steps have their own timeouts; the recover step only
         // gets an overall one if the drill gives it.
         let timeout = if follows_runbook && step.timeout.is_none() {
@@ -153,10 +152,10 @@ async fn run_action(attempt: &Attempt<'_>) -> StepResult {
     let (shared, task) = (attempt.shared, attempt.task);
     let step = task.step;
     let shell = |script: String| run_shell(attempt, script);
-    match step.action() {
-        ActionKind::Run => shell(step.run.clone().unwrap_or_default()).await,
-        ActionKind::Wait => {
-            let duration = step.wait.map_or(Duration::ZERO, |d| d.0);
+    match &step.action {
+        Action::Run(script) => shell(script.clone()).await,
+        Action::Wait(duration) => {
+            let duration = duration.0;
             if !duration.is_zero() {
                 tokio::time::sleep(duration).await;
             }
@@ -165,8 +164,8 @@ async fn run_action(attempt: &Attempt<'_>) -> StepResult {
                 crate::duration::format_duration(duration)
             ))
         }
-        ActionKind::Probe => {
-            let names = step.probe.as_ref().map(|p| p.names()).unwrap_or_default();
+        Action::Probe(probes) => {
+            let names = probes.names();
             for name in &names {
                 let Some(probe) = shared.probe(name) else {
                     return StepResult::failed(format!("unknown probe `{name}`"));
@@ -180,27 +179,20 @@ async fn run_action(attempt: &Attempt<'_>) -> StepResult {
             }
             StepResult::ok(format!("{} passed", names.join(", ")))
         }
-        ActionKind::Fault => inject(attempt).await,
-        ActionKind::Recover => {
-            let recover = step.recover.as_ref().map(|r| r.value.clone());
-            match recover {
-                Some(recover) if recover.run.is_some() => {
-                    shell(recover.run.unwrap_or_default()).await
-                }
-                Some(recover) => {
-                    crate::engine::recover::follow_runbook(shared, task, &recover).await
-                }
-                None => StepResult::failed("no recover action"),
-            }
-        }
-        ActionKind::Apply => {
-            let paths: Vec<PathBuf> = step
-                .apply
+        Action::Fault(_) => inject(attempt).await,
+        Action::Recover(recover) => match &recover.value.run {
+            Some(script) => shell(script.clone()).await,
+            None => crate::engine::recover::follow_runbook(shared, task, &recover.value).await,
+        },
+        Action::Apply(manifests) => {
+            let paths: Vec<PathBuf> = manifests
                 .iter()
-                .flatten()
                 .map(|p| shared.ctx.scenario_dir.join(expand(p, &shared.env)))
                 .collect();
-            match shared.target.apply(&paths, &shared.ctx).await {
+            let Some(kube) = shared.target.kube() else {
+                return StepResult::failed("apply needs a kind target");
+            };
+            match kube.apply(&paths, &shared.ctx).await {
                 Ok(detail) => StepResult::ok(detail),
                 Err(error) => StepResult::failed(error.to_string()),
             }
@@ -285,7 +277,7 @@ pub fn parse_outputs(text: &str) -> BTreeMap<String, String> {
 async fn inject(attempt: &Attempt<'_>) -> StepResult {
     let (shared, task) = (attempt.shared, attempt.task);
     let step = task.step;
-    let Some(fault) = step.fault.as_ref().map(|f| f.value.clone()) else {
+    let Some(fault) = step.fault() else {
         return StepResult::failed("no fault");
     };
     if let Some(reason) = shared.stopping() {
@@ -294,12 +286,15 @@ async fn inject(attempt: &Attempt<'_>) -> StepResult {
             ..StepResult::failed(reason.for_steps())
         };
     }
-    let kind = fault.kind().to_owned();
+    let kind = fault.spec.kind().to_owned();
     let env = &task.env;
-    let injected = if let Some(script) = &fault.run {
-        // The target's safety check (kind: is this still our cluster?) comes
-        // first for a shell fault too.
-        if let Err(error) = shared.target.check_before_fault(&shared.ctx).await {
+    let injected = if let FaultSpec::Shell(script) = &fault.spec {
+        // On a cluster, a shell fault too must hit the cluster this run set up.
+        if let Some(kube) = shared.target.kube()
+            && let Err(error) = kube
+                .confirm_cluster("run the `run` fault", &shared.ctx)
+                .await
+        {
             let message = error.to_string();
             shared.target_failed(error);
             return StepResult::failed(message);
@@ -316,7 +311,7 @@ async fn inject(attempt: &Attempt<'_>) -> StepResult {
     } else {
         shared
             .target
-            .inject(step.id.as_str(), &fault, env, &shared.ctx)
+            .inject(step.id.as_str(), &fault.spec, env, &shared.ctx)
             .await
     };
     match injected {
@@ -326,7 +321,10 @@ async fn inject(attempt: &Attempt<'_>) -> StepResult {
                 kind: kind.clone(),
                 targets: injected.targets.clone(),
                 detail: injected.detail.clone(),
-                undo: injected.undo.clone(),
+                undo: injected
+                    .undo
+                    .as_ref()
+                    .and_then(|undo| serde_json::to_value(undo).ok()),
             });
             let mut result = StepResult::ok(if injected.targets.is_empty() {
                 injected.detail
@@ -336,7 +334,7 @@ async fn inject(attempt: &Attempt<'_>) -> StepResult {
             result.injected = Some(Active {
                 step: step.id.value.clone(),
                 kind,
-                undo: injected.undo,
+                undo: injected.undo.map(Ok),
                 revert: fault.revert.clone(),
             });
             result

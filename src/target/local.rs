@@ -283,6 +283,8 @@ pub struct LocalTarget {
     services: BTreeMap<String, ServiceSpec>,
     running: Mutex<BTreeMap<String, Running>>,
     children: tokio::sync::Mutex<Vec<tokio::process::Child>>,
+    /// Timers of `pause` faults with a `duration`, ended at teardown.
+    timers: Mutex<tokio::task::JoinSet<()>>,
 }
 
 impl LocalTarget {
@@ -292,6 +294,7 @@ impl LocalTarget {
             services,
             running: Mutex::new(BTreeMap::new()),
             children: tokio::sync::Mutex::new(Vec::new()),
+            timers: Mutex::new(tokio::task::JoinSet::new()),
         }
     }
 
@@ -506,7 +509,8 @@ impl Target for LocalTarget {
                 if let Some(duration) = *duration {
                     detail = format!("SIGSTOP for {}", crate::duration::format_duration(duration));
                     let resume = pgids.clone();
-                    tokio::spawn(async move {
+                    let mut timers = self.timers.lock().unwrap_or_else(|e| e.into_inner());
+                    timers.spawn(async move {
                         tokio::time::sleep(duration).await;
                         for pgid in resume {
                             process::kill_group(pgid, Signal::SIGCONT);
@@ -609,6 +613,10 @@ impl Target for LocalTarget {
     }
 
     async fn teardown(&self, _ctx: &RunContext, _keep: bool) {
+        self.timers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .abort_all();
         let pgids: Vec<i32> = self
             .running
             .lock()

@@ -202,14 +202,15 @@ pub async fn run(
             halt_file.display()
         )));
     }
+    // Setup runs to its end even after Ctrl-C, so that teardown knows what
+    // it made (a half-created cluster is worse than a wait).
     if !inbox.stops.is_stopped() {
-        match inbox.until_stopped(target.setup(&ctx)).await {
-            Some(Ok(extra)) => env.extend(extra),
-            Some(Err(error)) => inbox
+        if let Err(error) = target.setup(&ctx).await.map(|extra| env.extend(extra)) {
+            inbox
                 .stops
-                .stop(StopReason::Error(format!("target setup failed: {error}"))),
-            None => {}
+                .stop(StopReason::Error(format!("target setup failed: {error}")));
         }
+        inbox.drain();
     }
     let shared = Arc::new(Shared {
         drill: drill.clone(),
@@ -291,12 +292,8 @@ pub async fn run(
     // Verify: does the steady state hold again, what data was lost?
     if !inbox.stops.is_stopped() && shared.first_fault_ms().is_some() {
         inbox.until_stopped(recovery_check(&shared)).await;
-        if let Some(data) = &drill.data
-            && !inbox.stops.is_stopped()
-        {
-            inbox
-                .until_stopped(measure_data_loss(&shared, &data.read))
-                .await;
+        if let Some(data) = &drill.data {
+            measure_data_loss(&shared, &data.read).await;
         }
     }
     let _ = stop_background.send(true);

@@ -321,7 +321,8 @@ version: 1
 name: rpo
 objectives: {rto: 30s, rpo: 10s}
 data:
-  write: date +%s%3N > "$WORKDIR/hb"
+  # Written whole (a new file renamed over the old), so a copy never sees it half-written.
+  write: date +%s%3N > "$WORKDIR/hb.new" && mv "$WORKDIR/hb.new" "$WORKDIR/hb"
   read: cat "$WORKDIR/hb"
   every: 100ms
 steps:
@@ -374,7 +375,8 @@ version: 1
 name: rpo-missed
 objectives: {rto: 30s, rpo: 200ms}
 data:
-  write: date +%s%3N > "$WORKDIR/hb"
+  # Written whole (a new file renamed over the old), so a copy never sees it half-written.
+  write: date +%s%3N > "$WORKDIR/hb.new" && mv "$WORKDIR/hb.new" "$WORKDIR/hb"
   read: cat "$WORKDIR/hb"
   every: 100ms
 steps:

@@ -92,6 +92,8 @@ enum State {
 pub(crate) struct Background<'a> {
     /// Turns true at the first fault (stops the heartbeat writer).
     pub(crate) fault_started: &'a watch::Sender<bool>,
+    /// The heartbeat writer, until the first fault.
+    pub(crate) heartbeat: &'a mut Option<tokio::task::JoinHandle<()>>,
     /// Where the probe monitors run, started at the first fault.
     pub(crate) tasks: &'a mut JoinSet<()>,
     /// Turns true when the monitors must stop.
@@ -354,9 +356,18 @@ impl<'a> Dispatcher<'a> {
                 return false;
             }
         }
-        let now = chrono::Utc::now().timestamp_millis() as u64;
-        if shared.first_fault_epoch_ms.set(now).is_ok() {
+        if shared.first_fault_ms().is_none() {
             let _ = self.background.fault_started.send(true);
+            // A heartbeat being written ends before the fault: no write
+            // lands after the time data loss is measured from.
+            if let Some(writer) = self.background.heartbeat.as_mut() {
+                if self.inbox.until_stopped(writer).await.is_none() {
+                    return false;
+                }
+                *self.background.heartbeat = None;
+            }
+            let now = chrono::Utc::now().timestamp_millis() as u64;
+            let _ = shared.first_fault_epoch_ms.set(now);
             start_monitors(self.shared, self.background.tasks, self.background.stopped);
         }
         true

@@ -243,10 +243,11 @@ pub async fn run(
     // written until the first fault, the dispatcher runs the graph.
     background.spawn(watch_halt_file(shared.clone(), background_stopped.clone()));
     let (fault_started, fault_started_seen) = watch::channel(false);
+    let mut heartbeat = None;
     if let Some(data) = drill.data.as_ref().filter(|_| {
         !inbox.stops.is_stopped() && resume.is_none_or(|r| r.first_fault_epoch_ms().is_none())
     }) {
-        background.spawn(heartbeats(
+        heartbeat = Some(tokio::spawn(heartbeats(
             process::Cmd::shell(&run_id, &data.write)
                 .envs(&shared.env)
                 .cwd(&shared.ctx.scenario_dir)
@@ -254,7 +255,7 @@ pub async fn run(
             data.every.map_or(Duration::from_secs(1), |d| d.0),
             fault_started_seen,
             background_stopped.clone(),
-        ));
+        )));
     }
     let mut active: Vec<Active> = resume
         .iter()
@@ -276,6 +277,7 @@ pub async fn run(
             &mut inbox,
             Background {
                 fault_started: &fault_started,
+                heartbeat: &mut heartbeat,
                 tasks: &mut background,
                 stopped: &background_stopped,
             },
@@ -288,6 +290,9 @@ pub async fn run(
         active = dispatcher.run().await;
     }
     let _ = fault_started.send(true);
+    if let Some(heartbeat) = heartbeat {
+        let _ = heartbeat.await;
+    }
 
     // Verify: does the steady state hold again, what data was lost?
     if !inbox.stops.is_stopped() && shared.first_fault_ms().is_some() {
@@ -339,13 +344,19 @@ pub async fn run(
         interrupted: ending == Ending::Interrupted,
     });
     journal.duration_ms = emitter.now_ms();
-    emitter.finish();
-    if let Ok(text) = serde_json::to_string_pretty(&journal) {
-        let _ = std::fs::write(run_dir.join("journal.json"), text + "\n");
-    }
-    if let Err(error) = crate::report::write_all(&run_dir, &journal) {
-        tracing::warn!(%error, "cannot write the reports");
-    }
+    // The reporters' last writes, the journal and the reports are file work:
+    // off the async threads.
+    let (records, dir) = (journal.clone(), run_dir.clone());
+    let _ = tokio::task::spawn_blocking(move || {
+        emitter.finish();
+        if let Ok(text) = serde_json::to_string_pretty(&records) {
+            let _ = std::fs::write(dir.join("journal.json"), text + "\n");
+        }
+        if let Err(error) = crate::report::write_all(&dir, &records) {
+            tracing::warn!(%error, "cannot write the reports");
+        }
+    })
+    .await;
     let exit_code = if ending == Ending::Interrupted {
         130
     } else {

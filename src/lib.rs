@@ -14,6 +14,7 @@ pub mod history;
 pub mod journal;
 pub mod logging;
 pub mod plan;
+pub mod ports;
 pub mod process;
 pub mod report;
 pub mod runbook;

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{
-    alive, firedrill, processes_of_run, read_journal, read_pids, run_command, step_of, wait_for,
+    AWAIT_OUTAGE, alive, firedrill, processes_of_run, read_journal, read_pids, run_command, step_of, wait_for,
     write_drill,
 };
 
@@ -14,7 +14,7 @@ fn a_run_whose_runner_died_is_resumed_to_the_end() {
     let dir = tempfile::tempdir().unwrap();
     write_drill(
         dir.path(),
-        r#"
+        &r#"
 version: 1
 name: resumable
 objectives: {rto: 5m}
@@ -35,14 +35,15 @@ steps:
   - id: long
     needs: [break]
     run: |
-      if [ -f "${T}/resumed" ]; then exit 0; fi
+      if [ -f "${T}/resumed" ]; then AWAIT_OUTAGE; exit 0; fi
       sleep 1000 & echo $! > "${T}/orphan.pid"
       touch "${T}/long-started"
       wait
   - id: fix
     needs: [long]
     recover: {run: 'test "$KEY" = from-setup && touch "$WORKDIR/healthy"'}
-"#,
+"#
+        .replace("AWAIT_OUTAGE", AWAIT_OUTAGE),
     );
     let run_dir = dir.path().join("run");
     let mut runner = run_command(dir.path())

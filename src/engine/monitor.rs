@@ -53,6 +53,14 @@ pub(crate) async fn await_services(
                 result = await_probe(&shared, &probe, timeout) => result,
                 _ = changed(&mut interrupt) => Err("interrupted".to_owned()),
             };
+            // The probe may have reached somebody else's server on the
+            // service's port: ready only while the service's own process lives.
+            let waited = waited.and_then(|()| match shared.target.service_alive(&name) {
+                Some(false) => Err(
+                    "its ready probe passed, but its own process has exited: another process answers in its place".to_owned(),
+                ),
+                _ => Ok(()),
+            });
             match waited {
                 Ok(()) => {
                     shared.ctx.emitter.emit(EventKind::ServiceReady {
@@ -80,6 +88,35 @@ pub(crate) async fn await_services(
         }
     }
     first_error.map_or(Ok(()), Err)
+}
+
+/// SPEC §3.1: before services start, the port each one's `tcp`/`http`
+/// ready probe checks must be free. The error names the port and its holder.
+pub(crate) fn ports_free(
+    drill: &crate::drill::Drill,
+    env: &BTreeMap<String, String>,
+) -> Result<(), String> {
+    for (name, service) in &drill.services {
+        let probe = match &service.ready {
+            Some(crate::drill::ProbeRef::Name(probe)) => drill.probes.get(&probe.value),
+            Some(crate::drill::ProbeRef::Inline(probe)) => Some(&**probe),
+            None => None,
+        };
+        let Some(probe) = probe else { continue };
+        let address = match (&probe.tcp, &probe.http) {
+            (Some(tcp), _) => Some(crate::vars::expand(&tcp.address, env)),
+            (None, Some(http)) => {
+                crate::ports::address_of_url(&crate::vars::expand(&http.url, env))
+            }
+            (None, None) => None,
+        };
+        if let Some(why) = address.as_deref().and_then(crate::ports::taken) {
+            return Err(format!(
+                "service `{name}` cannot start: {why}; its ready probe would test that server, not this drill's (stop it, or move the service with --var)"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Polls a probe until it passes `success_threshold` times in a row, or the
@@ -162,6 +199,7 @@ pub(crate) async fn monitor(
     let Some(probe) = shared.probe(&name).cloned() else {
         return;
     };
+    let mut landed = shared.fault_landed.subscribe();
     loop {
         if *stopped.borrow() {
             return;
@@ -177,8 +215,11 @@ pub(crate) async fn monitor(
                 first_line(&outcome.detail)
             ));
         }
+        // A fault that lands is looked at at once, not an interval later: a
+        // fast recovery must not hide the outage it caused.
         tokio::select! {
             _ = tokio::time::sleep(probe.interval()) => {}
+            _ = changed(&mut landed) => {}
             _ = changed(&mut stopped) => return,
         }
     }
@@ -226,23 +267,32 @@ pub(crate) async fn steady_state_holds(shared: &Shared) -> Result<(), String> {
     Ok(())
 }
 
-/// After the graph: does the steady state hold? Each probe must pass its
-/// `success_threshold` in a row; it gets a few intervals to do so.
-pub(crate) async fn recovery_check(shared: &Arc<Shared>, mut interrupt: watch::Receiver<bool>) {
+/// After the graph (and again after the idempotency re-run): does the
+/// steady state hold? Each probe must pass its `success_threshold` in a row
+/// within the settle window (`objectives.settle`), polled at its interval,
+/// and gets at least that many attempts however short the window. Returns
+/// whether it held.
+pub(crate) async fn recovery_check(
+    shared: &Arc<Shared>,
+    mut interrupt: watch::Receiver<bool>,
+    after_rerun: bool,
+) -> bool {
     if shared.drill.steady_state.is_empty() {
-        return;
+        return true;
     }
+    let deadline = tokio::time::Instant::now() + shared.drill.settle();
     let mut failures = Vec::new();
     for name in &shared.drill.steady_state {
         let Some(probe) = shared.probe(name) else {
             continue;
         };
         let needed = probe.success_threshold();
-        let attempts = needed + 2;
+        let mut attempts = 0;
         let mut streak = 0;
-        let mut last = ProbeOutcome::fail("not checked");
-        for attempt in 0..attempts {
+        let mut last: ProbeOutcome;
+        loop {
             last = probe::check(probe, &shared.env, shared.target.as_ref(), &shared.ctx).await;
+            attempts += 1;
             emit_probe(shared, name, &[ProbeRole::Steady], &last);
             if last.ok {
                 streak += 1;
@@ -252,25 +302,34 @@ pub(crate) async fn recovery_check(shared: &Arc<Shared>, mut interrupt: watch::R
             } else {
                 streak = 0;
             }
-            if attempt + 1 < attempts {
-                tokio::select! {
-                    _ = tokio::time::sleep(probe.interval()) => {}
-                    _ = changed(&mut interrupt) => return,
-                }
+            // A streak still in reach within the window, or the minimum tries.
+            let next = tokio::time::Instant::now() + probe.interval();
+            if attempts >= needed && next > deadline {
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(probe.interval()) => {}
+                _ = changed(&mut interrupt) => return false,
             }
         }
         if streak < needed {
             failures.push(format!("`{}`: {}", name.value, first_line(&last.detail)));
         }
     }
+    let settle = crate::duration::format_duration(shared.drill.settle());
     shared.ctx.emitter.emit(EventKind::RecoveryChecked {
         ok: failures.is_empty(),
         detail: if failures.is_empty() {
             "every steady-state probe holds".to_owned()
         } else {
-            format!("not holding: {}", failures.join("; "))
+            format!(
+                "not holding within the settle window of {settle}: {}",
+                failures.join("; ")
+            )
         },
+        after_rerun,
     });
+    failures.is_empty()
 }
 
 /// SPEC §7.3: data loss = first fault time − the last heartbeat that survived.

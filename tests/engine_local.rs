@@ -4,8 +4,8 @@
 mod common;
 
 use common::{
-    AWAIT_OUTAGE, alive, assert_nothing_left, interrupt, read_journal, read_pids, run_command, run_drill,
-    step_of, wait_for, write_drill,
+    AWAIT_OUTAGE, alive, assert_nothing_left, interrupt, read_journal, read_pids, run_command,
+    run_drill, step_of, wait_for, write_drill,
 };
 
 /// A drill whose "system" is a file: healthy while `$WORKDIR/healthy` exists.

@@ -5,8 +5,8 @@
 mod common;
 
 use common::{
-    AWAIT_OUTAGE, alive, firedrill, processes_of_run, read_journal, read_pids, run_command, step_of, wait_for,
-    write_drill,
+    AWAIT_OUTAGE, alive, firedrill, processes_of_run, read_journal, read_pids, run_command,
+    step_of, wait_for, write_drill,
 };
 
 #[test]

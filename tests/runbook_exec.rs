@@ -4,7 +4,8 @@
 mod common;
 
 use common::{
-    AWAIT_OUTAGE, assert_nothing_left, firedrill, read_journal, run_command, run_drill, run_in, write_drill,
+    AWAIT_OUTAGE, assert_nothing_left, firedrill, read_journal, run_command, run_drill, run_in,
+    write_drill,
 };
 
 /// A directory with a drill whose recovery follows `runbook.md` (with

@@ -365,8 +365,12 @@ pub(crate) async fn measure_data_loss(shared: &Shared, read: &str) {
             loss_ms: None,
             last_heartbeat_ms: None,
             detail: format!(
-                "`data.read` failed (exit {:?}{}): {}{}",
-                finished.exit_code,
+                "`data.read` failed ({}{}): {}{}",
+                finished
+                    .exit_code
+                    .map_or("killed by a signal".to_owned(), |code| format!(
+                        "exit {code}"
+                    )),
                 if finished.timed_out {
                     ", timed out"
                 } else {

@@ -183,11 +183,20 @@ pub fn describe(event: &Event) -> Option<String> {
             Some(ms) => format!("data loss: {}", format_duration(Duration::from_millis(*ms))),
             None => format!("data loss unknown: {detail}"),
         },
-        EventKind::RecoveryChecked { ok, detail, .. } => {
-            if *ok {
-                format!("recovered: {detail}")
+        EventKind::RecoveryChecked {
+            ok,
+            detail,
+            after_rerun,
+        } => {
+            let when = if *after_rerun {
+                "after the idempotency re-run"
             } else {
-                format!("NOT recovered: {detail}")
+                "after the recovery"
+            };
+            if *ok {
+                format!("steady state holds {when}: {detail}")
+            } else {
+                format!("NOT recovered: the steady state does not hold {when}: {detail}")
             }
         }
         EventKind::RunFinished {

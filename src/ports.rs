@@ -37,12 +37,19 @@ pub struct Holder {
     pub cmdline: String,
 }
 
-/// If something already accepts connections at `address` (`host:port`):
-/// the message to stop the run with, naming the port and, where `/proc`
-/// tells, the process that holds it. `None` if the port is free (or the
-/// address does not resolve: the ready probe will say so).
+/// If something already accepts connections at `address` (`host:port` on
+/// a loopback or unspecified address): the message to stop the run with,
+/// naming the port and, where `/proc` tells, the process that holds it.
+/// `None` if the port is free, the address is not this host's loopback, or
+/// it does not resolve (the ready probe will say so).
 pub fn taken(address: &str) -> Option<String> {
-    let addrs: Vec<SocketAddr> = address.to_socket_addrs().ok()?.collect();
+    // Only this host's addresses: a service listens here, and nothing is
+    // sent anywhere else.
+    let addrs: Vec<SocketAddr> = address
+        .to_socket_addrs()
+        .ok()?
+        .filter(|a| a.ip().is_loopback() || a.ip().is_unspecified())
+        .collect();
     let first = addrs.first()?;
     let port = first.port();
     let listening = listeners(port)

@@ -477,3 +477,40 @@ steps:
     let left = processes_of_run(journal["run_id"].as_str().unwrap());
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn a_service_is_ready_only_while_its_own_process_lives() {
+    // The service exits at once; its ready probe passes only once it is
+    // dead, as a probe answered by another server on its port would.
+    let run = run_drill(
+        r#"
+version: 1
+name: dead-service
+objectives: {rto: 30s}
+services:
+  web:
+    run: echo $$ > "${T}/web.pid"; exit 0
+    ready:
+      command: >-
+        p=$(cat "${T}/web.pid") || exit 1;
+        s=$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null);
+        [ -z "$s" ] || [ "$s" = Z ]
+      interval: 50ms
+steps:
+  - id: break
+    fault: {run: 'touch "${T}/fault-ran"'}
+  - id: fix
+    needs: [break]
+    recover: {run: "true"}
+"#,
+        &[],
+    );
+    assert_eq!(run.code(), 4, "{}", run.explain());
+    let reason = reason(&run);
+    assert!(
+        reason.contains("service `web` answered its ready probe, but its own process has exited"),
+        "{reason}"
+    );
+    assert!(!run.path("fault-ran").exists());
+    assert_nothing_left(&run);
+}

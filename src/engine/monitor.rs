@@ -53,15 +53,16 @@ pub(crate) async fn await_services(
                 result = await_probe(&shared, &probe, timeout) => result,
                 _ = changed(&mut interrupt) => Err("interrupted".to_owned()),
             };
-            // The probe may have reached somebody else's server on the
-            // service's port: ready only while the service's own process lives.
-            let waited = waited.and_then(|()| match shared.target.service_alive(&name) {
-                Some(false) => Err(
-                    "its ready probe passed, but its own process has exited: another process answers in its place".to_owned(),
-                ),
-                _ => Ok(()),
-            });
+            let log = shared.ctx.run_dir.join("logs").join(format!("{name}.log"));
             match waited {
+                // The probe may have reached somebody else's server on the
+                // service's port: ready only while its own process lives.
+                Ok(()) if shared.target.service_alive(&name) == Some(false) => Err(format!(
+                    "service `{name}` answered its ready probe, but its own process has exited: \
+                     another process answers in its place, and a drill must not test somebody \
+                     else's server (its output is in {})",
+                    log.display()
+                )),
                 Ok(()) => {
                     shared.ctx.emitter.emit(EventKind::ServiceReady {
                         service: name.clone(),
@@ -71,12 +72,7 @@ pub(crate) async fn await_services(
                 Err(why) => Err(format!(
                     "service `{name}` did not become ready within {}: {why} (its output is in {})",
                     crate::duration::format_duration(timeout),
-                    shared
-                        .ctx
-                        .run_dir
-                        .join("logs")
-                        .join(format!("{name}.log"))
-                        .display()
+                    log.display()
                 )),
             }
         });

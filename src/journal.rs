@@ -193,6 +193,13 @@ pub struct Journal {
     pub recovered: bool,
     /// Whether the runbook alone restored the steady state.
     pub complete: bool,
+    /// Whether a steady-state probe failed after the first fault; null
+    /// without `steady_state` or without a fault.
+    #[serde(default)]
+    pub outage_observed: Option<bool>,
+    /// `objectives.expect_outage`: a run that observed no outage fails.
+    #[serde(default = "yes")]
+    pub expect_outage: bool,
     /// The seed of every random choice; `--seed` replays it.
     pub seed: u64,
     /// Time to detect.
@@ -242,6 +249,10 @@ pub struct Journal {
     /// Background probe results from the first fault on.
     #[serde(default)]
     pub health: Vec<ProbeSample>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Journal {

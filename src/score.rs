@@ -186,6 +186,8 @@ pub fn journal(events: &[Event], ending: &Ending) -> Journal {
         runbook_accuracy: None,
         recovered: false,
         complete: false,
+        outage_observed: None,
+        expect_outage: true,
         seed: 0,
         ttd_ms: None,
         ttr_ms: None,
@@ -435,6 +437,10 @@ pub fn journal(events: &[Event], ending: &Ending) -> Journal {
             .map(|sample| sample.at_ms - fault_at);
     }
 
+    journal.expect_outage = expect_outage;
+    journal.outage_observed = first_fault
+        .filter(|_| !steady.is_empty())
+        .map(|at| outage_observed(&journal.health, at));
     let not_recovered = not_recovered_because(
         first_fault.is_some(),
         &recover_steps,
@@ -496,10 +502,7 @@ pub fn journal(events: &[Event], ending: &Ending) -> Journal {
                 (Verdict::Error, why)
             } else if let Some(why) = not_recovered {
                 (Verdict::Failed, format!("not recovered: {why}"))
-            } else if !steady.is_empty()
-                && expect_outage
-                && !first_fault.is_some_and(|at| outage_observed(&journal.health, at))
-            {
+            } else if expect_outage && journal.outage_observed == Some(false) {
                 (
                     Verdict::Failed,
                     "no outage observed: no steady-state probe failed after the first fault, so \

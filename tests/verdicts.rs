@@ -113,6 +113,11 @@ steps:
         "{}",
         run.stdout()
     );
+    // The reports agree with the verdict.
+    let junit = std::fs::read_to_string(run.run_dir.join("junit.xml")).unwrap();
+    assert!(junit.contains("no-outage"), "{junit}");
+    let markdown = std::fs::read_to_string(run.run_dir.join("report.md")).unwrap();
+    assert!(markdown.contains("none observed"), "{markdown}");
     // A resilience check: holding is the point.
     let holding = run_drill(&yaml(", expect_outage: false"), &[]);
     assert_eq!(holding.code(), 0, "{}", holding.explain());

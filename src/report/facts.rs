@@ -302,7 +302,7 @@ pub(crate) fn objectives(journal: &Journal) -> Vec<Objective> {
         || "not measured (no steady-state probe failed)".to_string(),
         |ttd| format!("TTD {}", human(ttd)),
     );
-    vec![
+    let mut objectives = vec![
         Objective {
             name: "Recovery time",
             target: format!("RTO {}", human(journal.rto_ms)),
@@ -330,7 +330,24 @@ pub(crate) fn objectives(journal: &Journal) -> Vec<Objective> {
             measured: journal.score.to_string(),
             met: Some(journal.score >= journal.min_score),
         },
-    ]
+    ];
+    if let Some(observed) = journal.outage_observed {
+        objectives.push(Objective {
+            name: "Outage",
+            target: if journal.expect_outage {
+                "the faults break the steady state".to_string()
+            } else {
+                "none required (`expect_outage: false`)".to_string()
+            },
+            measured: if observed {
+                "observed".to_string()
+            } else {
+                "none observed: no steady-state probe failed after the first fault".to_string()
+            },
+            met: journal.expect_outage.then_some(observed),
+        });
+    }
+    objectives
 }
 
 /// What an entry of the timeline is.
@@ -450,7 +467,7 @@ pub(crate) fn follow_ups(journal: &Journal) -> Vec<String> {
             .strip_prefix("not recovered: ")
             .unwrap_or("the steady state did not hold after the recovery");
         items.push(format!("The system did not recover: {}.", one_line(why)));
-    } else if journal.reason.starts_with("no outage observed") {
+    } else if journal.expect_outage && journal.outage_observed == Some(false) {
         items.push(
             "No outage was observed: the faults broke nothing the steady-state probes see. \
              Make the faults bite, probe more often, or set `objectives.expect_outage: false` \

@@ -199,6 +199,20 @@ fn objective_cases(journal: &Journal) -> Vec<TestCase> {
         cases.push(("data loss within RPO", status));
     }
 
+    if let Some(observed) = journal.outage_observed
+        && journal.expect_outage
+    {
+        let status = if observed {
+            TestCaseStatus::success()
+        } else {
+            failure(
+                "no-outage",
+                "no outage observed: no steady-state probe failed after the first fault, so the recovery was not exercised",
+            )
+        };
+        cases.push(("outage observed", status));
+    }
+
     let explanation = facts::score_explanation(journal);
     let score = if journal.score >= journal.min_score {
         TestCaseStatus::success()

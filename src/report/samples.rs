@@ -64,6 +64,8 @@ pub fn sample_journal_for_docs() -> Journal {
         runbook_accuracy: Some(66.7),
         recovered: true,
         complete: true,
+        outage_observed: Some(true),
+        expect_outage: true,
         seed: 42,
         ttd_ms: Some(640),
         ttr_ms: Some(150_300),

@@ -372,16 +372,21 @@ data:
     }
 }
 
-/// The recover step leaves a server that needs 1.5s to come back.
-fn slow_to_settle(settle: &str) -> common::Run {
+/// The recover step leaves a server that comes back in the background once
+/// `until` holds.
+fn slow_to_settle(settle: &str, until: &str) -> common::Run {
     run_drill(
         &drill(
             "settle",
             settle,
-            r#"  - id: restart
+            &format!(
+                r#"  - id: restart
     needs: [detected]
-    recover: {run: '(sleep 1.5; touch "$WORKDIR/healthy") > /dev/null 2>&1 &'}
-"#,
+    recover:
+      run: |
+        ( {until}; touch "$WORKDIR/healthy" ) > /dev/null 2>&1 &
+"#
+            ),
         ),
         &[],
     )
@@ -389,13 +394,18 @@ fn slow_to_settle(settle: &str) -> common::Run {
 
 #[test]
 fn the_recovery_check_waits_a_settle_window() {
-    // The default window (10s) sees the server come back.
-    let run = slow_to_settle("");
+    // A server that needs 1.5s to come back: the default window (10s) sees
+    // it; the old check gave up after success_threshold + 2 polls (~300ms).
+    let run = slow_to_settle("", "sleep 1.5");
     assert_eq!(run.code(), 0, "{}", run.explain());
     assert_eq!(run.journal()["recovered"], true);
     assert_nothing_left(&run);
-    // A window shorter than the restart: not recovered, and the reason says so.
-    let short = slow_to_settle(", settle: 300ms");
+    // A server that comes back only after the check has given up: the
+    // window bounds the wait, and the reason names it.
+    let short = slow_to_settle(
+        ", settle: 300ms",
+        r#"until grep -q '"event":"recovery_checked"' "$RUN_DIR/events.jsonl"; do sleep 0.05; done"#,
+    );
     assert_eq!(short.code(), 1, "{}", short.explain());
     assert!(
         reason(&short).contains("settle window of 300ms"),

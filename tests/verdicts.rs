@@ -529,3 +529,59 @@ steps:
     assert!(!run.path("fault-ran").exists());
     assert_nothing_left(&run);
 }
+
+#[test]
+fn a_service_that_died_while_another_server_took_its_port_stops_the_run() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    // The setup step plays the accident: the service dies, and another
+    // server starts on its port.
+    let run = run_drill(
+        &format!(
+            r#"
+version: 1
+name: replaced-server
+objectives: {{rto: 30s}}
+services:
+  web:
+    run: echo $$ > "${{T}}/web.pid"; exec python3 -m http.server {port} --bind 127.0.0.1
+    ready: {{tcp: {{address: "127.0.0.1:{port}"}}}}
+probes:
+  up:
+    tcp: {{address: "127.0.0.1:{port}"}}
+    interval: 100ms
+steady_state: [up]
+steps:
+  - id: replace
+    timeout: 1m
+    run: |
+      kill "$(cat "${{T}}/web.pid")"
+      while python3 -c 'import socket; socket.create_connection(("127.0.0.1", {port}), 1)' 2>/dev/null; do sleep 0.05; done
+      python3 -m http.server {port} --bind 127.0.0.1 > /dev/null 2>&1 &
+      echo $! > "${{T}}/outsider.pid"
+      until python3 -c 'import socket; socket.create_connection(("127.0.0.1", {port}), 1)' 2>/dev/null; do sleep 0.05; done
+  - id: break
+    needs: [replace]
+    fault: {{kill: {{service: web}}}}
+  - id: fix
+    needs: [break]
+    recover: {{run: 'touch "${{T}}/recovered"'}}
+"#
+        ),
+        &[],
+    );
+    assert_eq!(run.code(), 4, "{}", run.explain());
+    let reason = reason(&run);
+    let outsider = common::read_pids(&run.path("outsider.pid"));
+    assert!(
+        reason.contains("service `web` has exited")
+            && reason.contains(&format!("port {port}"))
+            && reason.contains(&format!("pid {}", outsider[0])),
+        "{reason}"
+    );
+    assert!(run.journal()["faults"].as_array().unwrap().is_empty());
+    assert!(!run.path("recovered").exists());
+    assert_nothing_left(&run);
+}

@@ -92,23 +92,46 @@ pub(crate) fn ports_free(
     drill: &crate::drill::Drill,
     env: &BTreeMap<String, String>,
 ) -> Result<(), String> {
-    for (name, service) in &drill.services {
-        let probe = match &service.ready {
-            Some(crate::drill::ProbeRef::Name(probe)) => drill.probes.get(&probe.value),
-            Some(crate::drill::ProbeRef::Inline(probe)) => Some(&**probe),
-            None => None,
-        };
-        let Some(probe) = probe else { continue };
-        let address = match (&probe.tcp, &probe.http) {
-            (Some(tcp), _) => Some(crate::vars::expand(&tcp.address, env)),
-            (None, Some(http)) => {
-                crate::ports::address_of_url(&crate::vars::expand(&http.url, env))
-            }
-            (None, None) => None,
-        };
-        if let Some(why) = address.as_deref().and_then(crate::ports::taken) {
+    for name in drill.services.keys() {
+        if let Some(why) = ready_port_taken(drill, name, env) {
             return Err(format!(
                 "service `{name}` cannot start: {why}; its ready probe would test that server, not this drill's (stop it, or move the service with --var)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether the port a service's `tcp`/`http` ready probe checks is held by
+/// a live process, and by whom.
+fn ready_port_taken(
+    drill: &crate::drill::Drill,
+    service: &str,
+    env: &BTreeMap<String, String>,
+) -> Option<String> {
+    let probe = match &drill.services.get(service)?.ready {
+        Some(crate::drill::ProbeRef::Name(probe)) => drill.probes.get(&probe.value),
+        Some(crate::drill::ProbeRef::Inline(probe)) => Some(&**probe),
+        None => None,
+    }?;
+    let address = match (&probe.tcp, &probe.http) {
+        (Some(tcp), _) => Some(crate::vars::expand(&tcp.address, env)),
+        (None, Some(http)) => crate::ports::address_of_url(&crate::vars::expand(&http.url, env)),
+        (None, None) => None,
+    }?;
+    crate::ports::taken(&address)
+}
+
+/// SPEC §3.1, right before the first fault: a service whose own process
+/// died while another process answers on its port would have the drill test
+/// somebody else's server.
+pub(crate) fn services_own_their_ports(shared: &Shared) -> Result<(), String> {
+    for name in shared.drill.services.keys() {
+        if shared.target.service_alive(name) == Some(false)
+            && let Some(why) = ready_port_taken(&shared.drill, name, &shared.env)
+        {
+            return Err(format!(
+                "service `{name}` has exited and {why}: the drill would test that server, not its own"
             ));
         }
     }
@@ -239,6 +262,7 @@ pub(crate) fn emit_probe(shared: &Shared, name: &str, roles: &[ProbeRole], outco
 /// SPEC §6: right before the first fault, each steady-state probe gets up
 /// to three attempts at its interval.
 pub(crate) async fn steady_state_holds(shared: &Shared) -> Result<(), String> {
+    services_own_their_ports(shared)?;
     for name in &shared.drill.steady_state {
         let Some(probe) = shared.probe(name) else {
             return Err(format!("unknown probe `{}`", name.value));

@@ -217,8 +217,8 @@ pub fn journal(events: &[Event], ending: &Ending) -> Journal {
     let mut first_pass_checked_ms: Option<u64> = None;
     let mut runbook_executable = 0usize;
     let mut runbook_steps: Vec<RunbookStepRecord> = Vec::new();
-    // Where each recover step's runbook starts in `runbook_steps`.
-    let mut runbook_base: BTreeMap<String, usize> = BTreeMap::new();
+    // Where each (recover step, runbook step index) is in `runbook_steps`.
+    let mut runbook_position: BTreeMap<(String, usize), usize> = BTreeMap::new();
     let mut last_recover_end: Option<u64> = None;
     let mut recover_steps: Vec<(String, RecoverStep)> = Vec::new();
     let mut finished: Vec<(u64, String, StepStatus, String)> = Vec::new();
@@ -341,13 +341,9 @@ pub fn journal(events: &[Event], ending: &Ending) -> Journal {
                 });
             }
             EventKind::RunbookStarted {
-                step,
-                path,
-                executable,
-                ..
+                path, executable, ..
             } => {
                 runbook_executable += executable;
-                runbook_base.insert(step.clone(), runbook_steps.len());
                 journal.runbook.get_or_insert(RunbookRecord {
                     path: path.clone(),
                     steps: Vec::new(),
@@ -369,8 +365,8 @@ pub fn journal(events: &[Event], ending: &Ending) -> Journal {
                 deviation,
             } => {
                 if let Some(second_run) = idempotent {
-                    let base = runbook_base.get(step).copied().unwrap_or(0);
-                    if let Some(record) = runbook_steps.get_mut(base + *index) {
+                    let position = runbook_position.get(&(step.clone(), *index)).copied();
+                    if let Some(record) = position.and_then(|at| runbook_steps.get_mut(at)) {
                         record.idempotent = Some(*second_run);
                         record.second_run_output = Some(output_tail.clone());
                         if !second_run && !detail.is_empty() {
@@ -383,6 +379,7 @@ pub fn journal(events: &[Event], ending: &Ending) -> Journal {
                     }
                     continue;
                 }
+                runbook_position.insert((step.clone(), *index), runbook_steps.len());
                 runbook_steps.push(RunbookStepRecord {
                     title: title.clone(),
                     line: *line,
@@ -1131,5 +1128,44 @@ mod tests {
             journal.data_loss_detail.as_deref(),
             Some("`data.read` failed (exit Some(1)): connection refused")
         );
+    }
+
+    #[test]
+    fn second_runs_attach_to_their_own_runbook_step_when_runbooks_interleave() {
+        let step_of = |at: u64, step: &str, index: usize, idempotent: Option<bool>| {
+            let mut event = runbook_step(at, index, RunbookStepStatus::Ok, idempotent, step);
+            if let EventKind::RunbookStep { step: id, .. } = &mut event.kind {
+                *id = step.into();
+            }
+            event
+        };
+        let mut events = vec![ev(0, started(&[]))];
+        events.extend(fault(100));
+        for (at, step) in [(200, "a"), (210, "b")] {
+            events.push(ev(
+                at,
+                EventKind::RunbookStarted {
+                    step: step.into(),
+                    path: "rb.md".into(),
+                    executable: 2,
+                    total: 2,
+                },
+            ));
+        }
+        events.push(step_of(300, "a", 0, None));
+        events.push(step_of(310, "b", 0, None));
+        events.push(step_of(320, "b", 1, None));
+        events.push(step_of(330, "a", 1, None));
+        events.push(step_of(400, "b", 1, Some(false)));
+        let journal = journal(&events, &Ending::Completed);
+        let steps = &journal.runbook.as_ref().unwrap().steps;
+        // Recorded in event order: a0, b0, b1, a1; b's step 2 is the third.
+        let flagged: Vec<usize> = steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.idempotent == Some(false))
+            .map(|(at, _)| at)
+            .collect();
+        assert_eq!(flagged, [2], "{steps:?}");
     }
 }

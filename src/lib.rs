@@ -12,6 +12,7 @@ pub mod engine;
 pub mod event;
 pub mod history;
 pub mod journal;
+pub mod located;
 pub mod logging;
 pub mod plan;
 pub mod ports;

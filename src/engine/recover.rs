@@ -390,9 +390,10 @@ pub(crate) async fn rerun_for_idempotency(shared: &Arc<Shared>) -> bool {
     let events = shared.ctx.emitter.events();
     let mut any = false;
     for step in &shared.drill.steps {
-        let Some(recover) = step.recover.as_ref().map(|r| &r.value) else {
+        let crate::drill::Action::Recover(recover) = &step.action else {
             continue;
         };
+        let recover = &recover.value;
         let (Some(written), Some(Check::Idempotent)) = (&recover.runbook, recover.check) else {
             continue;
         };

@@ -15,6 +15,7 @@ pub mod journal;
 pub mod located;
 pub mod logging;
 pub mod plan;
+pub mod ports;
 pub mod process;
 pub mod report;
 pub mod runbook;

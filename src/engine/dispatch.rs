@@ -81,6 +81,50 @@ impl Inbox {
     }
 }
 
+/// Which steps each step needs, and what the steps printed to
+/// `FIREDRILL_OUTPUT`.
+#[derive(Default)]
+pub(crate) struct Outputs {
+    needs: Vec<Vec<usize>>,
+    values: HashMap<usize, BTreeMap<String, String>>,
+}
+
+impl Outputs {
+    /// The environment of step `i`: `base`, plus the outputs of every step
+    /// it needs, directly or not; the nearest need wins.
+    pub(crate) fn env_for(
+        &self,
+        base: &BTreeMap<String, String>,
+        i: usize,
+    ) -> BTreeMap<String, String> {
+        let mut env = base.clone();
+        if self.values.is_empty() {
+            return env;
+        }
+        let mut seen = HashSet::new();
+        let mut stack: Vec<usize> = self.needs.get(i).cloned().unwrap_or_default();
+        let mut order = Vec::new();
+        while let Some(need) = stack.pop() {
+            if !seen.insert(need) {
+                continue;
+            }
+            order.push(need);
+            stack.extend(self.needs[need].iter().copied());
+        }
+        for need in order.iter().rev() {
+            if let Some(values) = self.values.get(need) {
+                env.extend(values.clone());
+            }
+        }
+        env
+    }
+
+    /// What step `i` printed, if it succeeded.
+    pub(crate) fn of(&self, i: usize) -> Option<&BTreeMap<String, String>> {
+        self.values.get(&i)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Pending,
@@ -106,8 +150,7 @@ pub(crate) struct Dispatcher<'a> {
     inbox: &'a mut Inbox,
     background: Background<'a>,
     parallel: usize,
-    /// Per step, the steps it needs and the steps that need it.
-    needs: Vec<Vec<usize>>,
+    /// Per step, the steps that need it.
     needed_by: Vec<Vec<usize>>,
     /// Per step, how many of its needs are not done yet.
     waiting_for: Vec<usize>,
@@ -120,8 +163,8 @@ pub(crate) struct Dispatcher<'a> {
     groups: HashMap<usize, i32>,
     /// When running steps started (run clock, ms).
     started_ms: HashMap<usize, u64>,
-    /// Outputs of the steps that printed some.
-    outputs: HashMap<usize, BTreeMap<String, String>>,
+    /// Per step what it needs, and the outputs of the steps that printed some.
+    outputs: Outputs,
     /// Faults that are in, in the order they went in.
     active: Vec<Active>,
     runbooks_started: HashSet<String>,
@@ -166,7 +209,6 @@ impl<'a> Dispatcher<'a> {
             background,
             parallel: parallel.max(1),
             waiting_for: needs.iter().map(Vec::len).collect(),
-            needs,
             needed_by,
             state: vec![State::Pending; steps.len()],
             ready: BinaryHeap::new(),
@@ -175,7 +217,10 @@ impl<'a> Dispatcher<'a> {
             aborts: HashMap::new(),
             groups: HashMap::new(),
             started_ms: HashMap::new(),
-            outputs: HashMap::new(),
+            outputs: Outputs {
+                needs,
+                values: HashMap::new(),
+            },
             active,
             runbooks_started: HashSet::new(),
             steady_checked: false,
@@ -210,7 +255,7 @@ impl<'a> Dispatcher<'a> {
                     .map(|text| parse_outputs(&text))
                     .unwrap_or_default();
                 if !values.is_empty() {
-                    self.outputs.insert(i, values);
+                    self.outputs.values.insert(i, values);
                 }
             }
         }
@@ -239,8 +284,8 @@ impl<'a> Dispatcher<'a> {
     }
 
     /// Runs the graph to its end or until the run stops; returns the faults
-    /// that are in.
-    pub(crate) async fn run(mut self) -> Vec<Active> {
+    /// that are in and the steps' outputs.
+    pub(crate) async fn run(mut self) -> (Vec<Active>, Outputs) {
         self.start_counting();
         loop {
             self.inbox_drain();
@@ -262,14 +307,14 @@ impl<'a> Dispatcher<'a> {
                 Some(joined) = self.tasks.join_next_with_id() => self.joined(joined, None),
             }
         }
-        self.active
+        (self.active, self.outputs)
     }
 
     /// Which steps are ready and which can never run, from the states the
     /// run starts with.
     fn start_counting(&mut self) {
         for i in 0..self.state.len() {
-            for &need in &self.needs[i] {
+            for &need in &self.outputs.needs[i] {
                 if self.state[need] == State::Done(StepStatus::Ok) {
                     self.waiting_for[i] -= 1;
                 }
@@ -279,7 +324,7 @@ impl<'a> Dispatcher<'a> {
             if self.state[i] != State::Pending {
                 continue;
             }
-            if self.needs[i]
+            if self.outputs.needs[i]
                 .iter()
                 .any(|&n| matches!(self.state[n], State::Done(s) if s != StepStatus::Ok))
             {
@@ -382,7 +427,7 @@ impl<'a> Dispatcher<'a> {
             action,
             ActionKind::Run | ActionKind::Fault | ActionKind::Recover
         ) {
-            self.step_env(i)
+            self.outputs.env_for(&self.shared.env, i)
         } else {
             BTreeMap::new()
         };
@@ -400,31 +445,6 @@ impl<'a> Dispatcher<'a> {
         });
         self.task_step.insert(handle.id(), i);
         self.aborts.insert(i, handle);
-    }
-
-    /// The environment of a step: the run's, plus the outputs of every step
-    /// it needs, directly or not; the nearest need wins.
-    fn step_env(&self, i: usize) -> BTreeMap<String, String> {
-        let mut env = self.shared.env.clone();
-        if self.outputs.is_empty() {
-            return env;
-        }
-        let mut seen = HashSet::new();
-        let mut stack: Vec<usize> = self.needs[i].clone();
-        let mut order = Vec::new();
-        while let Some(need) = stack.pop() {
-            if !seen.insert(need) {
-                continue;
-            }
-            order.push(need);
-            stack.extend(self.needs[need].iter().copied());
-        }
-        for need in order.iter().rev() {
-            if let Some(values) = self.outputs.get(need) {
-                env.extend(values.clone());
-            }
-        }
-        env
     }
 
     /// A task ended: record its result. `stopped_by` rewrites a failure that
@@ -509,9 +529,12 @@ impl<'a> Dispatcher<'a> {
             .map_or(0, |t| shared.ctx.emitter.now_ms().saturating_sub(t));
         if let Some(active) = result.injected.take() {
             self.active.push(active);
+            shared.fault_landed.send_modify(|landed| *landed += 1);
         }
         if result.status == StepStatus::Ok && !result.outputs.is_empty() {
-            self.outputs.insert(i, std::mem::take(&mut result.outputs));
+            self.outputs
+                .values
+                .insert(i, std::mem::take(&mut result.outputs));
         }
         shared.ctx.emitter.emit(EventKind::StepFinished {
             step: step.id.value.clone(),
@@ -552,10 +575,14 @@ impl<'a> Dispatcher<'a> {
                 continue;
             }
             let steps = &self.shared.drill.steps;
-            let Some((bad, status)) = self.needs[i].iter().find_map(|&n| match self.state[n] {
-                State::Done(status) if status != StepStatus::Ok => Some((n, status)),
-                _ => None,
-            }) else {
+            let Some((bad, status)) =
+                self.outputs.needs[i]
+                    .iter()
+                    .find_map(|&n| match self.state[n] {
+                        State::Done(status) if status != StepStatus::Ok => Some((n, status)),
+                        _ => None,
+                    })
+            else {
                 continue;
             };
             let bad = steps[bad].id.as_str();

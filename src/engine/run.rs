@@ -25,10 +25,11 @@ use crate::score::{self, Ending};
 use crate::target::{RunContext, Target};
 use crate::vars::expand_vars;
 
-use super::dispatch::{Background, Dispatcher, Inbox};
+use super::dispatch::{Background, Dispatcher, Inbox, Outputs};
 use super::monitor::{
     await_services, heartbeats, measure_data_loss, recovery_check, watch_halt_file,
 };
+use super::recover::rerun_for_idempotency;
 use super::shared::{Active, Msg, Shared, changed};
 pub use super::step::parse_outputs;
 use super::step::revert_all;
@@ -202,8 +203,14 @@ pub async fn run(
             halt_file.display()
         )));
     }
-    // Setup runs to its end even after Ctrl-C, so that teardown knows what
-    // it made (a half-created cluster is worse than a wait).
+    // Setup, on ports nobody else holds. It runs to its end even after
+    // Ctrl-C, so that teardown knows what it made (a half-created cluster is
+    // worse than a wait).
+    if !inbox.stops.is_stopped()
+        && let Err(why) = super::monitor::ports_free(drill, &env)
+    {
+        inbox.stops.stop(StopReason::Error(why));
+    }
     if !inbox.stops.is_stopped() {
         if let Err(error) = target.setup(&ctx).await.map(|extra| env.extend(extra)) {
             inbox
@@ -232,6 +239,7 @@ pub async fn run(
             .unwrap_or_default(),
         stop: stop_seen,
         messages,
+        fault_landed: watch::channel(0).0,
     });
     if !inbox.stops.is_stopped()
         && let Some(Err(why)) = inbox.until_stopped(await_services(&shared)).await
@@ -271,6 +279,7 @@ pub async fn run(
             undo: f.undo,
         })
         .collect();
+    let mut outputs = Outputs::default();
     if !inbox.stops.is_stopped() {
         let mut dispatcher = Dispatcher::new(
             &shared,
@@ -287,7 +296,7 @@ pub async fn run(
         if let Some(resume) = resume {
             dispatcher.resume(resume);
         }
-        active = dispatcher.run().await;
+        (active, outputs) = dispatcher.run().await;
     }
     let _ = fault_started.send(true);
     if let Some(heartbeat) = heartbeat {
@@ -296,9 +305,23 @@ pub async fn run(
 
     // Verify: does the steady state hold again, what data was lost?
     if !inbox.stops.is_stopped() && shared.first_fault_ms().is_some() {
-        inbox.until_stopped(recovery_check(&shared)).await;
+        // The recovery's first pass is the graph; TTR ends with its check.
+        // Data loss is what that recovery brought back. Then the
+        // `check: idempotent` re-run, after which the steady state must
+        // hold again.
+        let held = inbox.until_stopped(recovery_check(&shared, false)).await;
         if let Some(data) = &drill.data {
             measure_data_loss(&shared, &data.read).await;
+        }
+        inbox.drain();
+        if held == Some(true)
+            && !inbox.stops.is_stopped()
+            && inbox
+                .until_stopped(rerun_for_idempotency(&shared, &outputs))
+                .await
+                == Some(true)
+        {
+            inbox.until_stopped(recovery_check(&shared, true)).await;
         }
     }
     let _ = stop_background.send(true);
@@ -482,6 +505,7 @@ async fn prepare(
             min_score: drill.min_score(),
             steady_state: drill.steady_state.iter().map(|s| s.value.clone()).collect(),
             has_data: drill.data.is_some(),
+            expect_outage: drill.expect_outage(),
         });
     }
     Ok(Prepared {

@@ -84,6 +84,9 @@ pub(crate) struct Shared {
     pub(crate) stop: watch::Receiver<Option<StopReason>>,
     /// To the dispatcher.
     pub(crate) messages: mpsc::UnboundedSender<Msg>,
+    /// Counts the faults that landed (the dispatcher counts them): the
+    /// monitors poll at once on a change.
+    pub(crate) fault_landed: watch::Sender<u64>,
 }
 
 impl Shared {

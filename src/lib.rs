@@ -22,3 +22,4 @@ pub mod signal;
 pub mod target;
 pub mod text;
 pub mod vars;
+pub mod workdir;

@@ -745,6 +745,17 @@ fn check_fault(
                     format!("step `{id}`: `corrupt` with 0 bytes does nothing"),
                 ));
             }
+            if let Some(bytes) = fault.corrupt.as_ref().and_then(|c| c.bytes)
+                && bytes > crate::workdir::MAX_CORRUPT_BYTES
+            {
+                problems.push(Problem::at(
+                    fault.loc,
+                    format!(
+                        "step `{id}`: `corrupt` may overwrite at most {} bytes, not {bytes}",
+                        crate::workdir::MAX_CORRUPT_BYTES
+                    ),
+                ).help("a few bytes at random offsets are enough to damage a file; use `delete` to lose it"));
+            }
         }
         "pod_kill" => {
             if let Some(pod_kill) = &fault.pod_kill {

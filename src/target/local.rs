@@ -5,13 +5,12 @@
 //! the one directory the drill owns; anything else is refused.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use nix::sys::signal::Signal;
-use rand::{Rng, SeedableRng};
 use serde_json::json;
 
 use super::{Injected, RunContext, Target, TargetError};
@@ -19,6 +18,7 @@ use crate::drill::{Fault, Service};
 use crate::event::EventKind;
 use crate::process;
 use crate::vars::expand;
+use crate::workdir;
 
 /// A service that was started: its process group.
 #[derive(Debug, Clone)]
@@ -82,71 +82,21 @@ fn service_env(service: &Service, ctx: &RunContext) -> BTreeMap<String, String> 
     env
 }
 
-/// Resolves a path written in the drill (after `${VAR}` expansion) and checks
-/// that it lies inside `WORKDIR`.
-pub fn owned_path(written: &str, ctx: &RunContext) -> Result<PathBuf, TargetError> {
+/// Resolves a path written in the drill (after `${VAR}` expansion) to a
+/// path inside `WORKDIR` (see [`crate::workdir`] for how it is then touched).
+pub fn owned_path(written: &str, ctx: &RunContext) -> Result<workdir::Owned, TargetError> {
     let expanded = expand(written, &ctx.env);
-    let path = Path::new(&expanded);
-    let path = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        ctx.scenario_dir.join(path)
-    };
-    let normal = normalize(&path);
-    let workdir = normalize(&ctx.workdir);
-    // Resolve symlinks of the parent so a link cannot lead outside WORKDIR.
-    let real_parent = normal
-        .parent()
-        .and_then(|p| p.canonicalize().ok())
-        .unwrap_or_else(|| normal.clone());
-    let real_workdir = workdir.canonicalize().unwrap_or(workdir.clone());
-    if normal == workdir || !normal.starts_with(&workdir) || !real_parent.starts_with(&real_workdir)
-    {
-        return Err(TargetError::Refused(format!(
-            "refusing to touch {}: the local target only deletes or corrupts paths inside WORKDIR ({}), the directory the drill owns",
-            normal.display(),
-            workdir.display()
-        )));
-    }
-    Ok(normal)
+    let owned = workdir::resolve(Path::new(&expanded), &ctx.scenario_dir, &ctx.workdir)
+        .map_err(workdir_error)?;
+    owned.check().map_err(workdir_error)?;
+    Ok(owned)
 }
 
-/// Removes `.` and `..` without touching the file system.
-fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for part in path.components() {
-        match part {
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            std::path::Component::CurDir => {}
-            other => out.push(other),
-        }
+fn workdir_error(error: workdir::WorkdirError) -> TargetError {
+    match error {
+        workdir::WorkdirError::Refused(why) => TargetError::Refused(why),
+        workdir::WorkdirError::Failed(why) => TargetError::Failed(why),
     }
-    out
-}
-
-/// Overwrites `count` bytes at random offsets chosen by `seed`. Returns the offsets.
-pub fn corrupt_file(path: &Path, count: u64, seed: u64) -> std::io::Result<Vec<u64>> {
-    let mut bytes = std::fs::read(path)?;
-    if bytes.is_empty() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "the file is empty: nothing to corrupt",
-        ));
-    }
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut offsets = Vec::new();
-    for _ in 0..count {
-        let offset = rng.random_range(0..bytes.len());
-        let old = bytes[offset];
-        // Always change the byte: flip at least one bit.
-        bytes[offset] = old ^ rng.random_range(1..=255u8);
-        offsets.push(offset as u64);
-    }
-    std::fs::write(path, &bytes)?;
-    offsets.sort();
-    Ok(offsets)
 }
 
 /// A stable per-step seed derived from the run's seed.
@@ -237,7 +187,7 @@ impl Target for LocalTarget {
                     .unwrap_or_default()
                     .iter()
                     .map(|p| match owned_path(p, ctx) {
-                        Ok(path) => format!("remove {}", path.display()),
+                        Ok(owned) => format!("remove {}", owned.path().display()),
                         Err(e) => format!("REFUSED: {e}"),
                     })
                     .collect();
@@ -250,7 +200,7 @@ impl Target for LocalTarget {
                     Ok(p) => format!(
                         "overwrite {} bytes of {} at random offsets",
                         corrupt.and_then(|c| c.bytes).unwrap_or(64),
-                        p.display()
+                        p.path().display()
                     ),
                     Err(e) => format!("REFUSED: {e}"),
                 }
@@ -310,16 +260,9 @@ impl Target for LocalTarget {
                 .iter()
                 .map(|p| owned_path(p, ctx))
                 .collect::<Result<Vec<_>, _>>()?;
-            for path in paths {
-                let result = match std::fs::symlink_metadata(&path) {
-                    Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&path),
-                    Ok(_) => std::fs::remove_file(&path),
-                    Err(e) => Err(e),
-                };
-                result.map_err(|e| {
-                    TargetError::Failed(format!("cannot delete {}: {e}", path.display()))
-                })?;
-                hit.push(path.display().to_string());
+            for owned in paths {
+                owned.delete().map_err(workdir_error)?;
+                hit.push(owned.path().display().to_string());
             }
             return Ok(Injected {
                 targets: hit,
@@ -328,12 +271,13 @@ impl Target for LocalTarget {
             });
         }
         if let Some(corrupt) = &fault.corrupt {
-            let path = owned_path(&corrupt.path, ctx)?;
+            let owned = owned_path(&corrupt.path, ctx)?;
+            let path = owned.path();
             let seed = step_seed(ctx.seed, step);
-            let count = corrupt.bytes.unwrap_or(64);
-            let offsets = corrupt_file(&path, count, seed).map_err(|e| {
-                TargetError::Failed(format!("cannot corrupt {}: {e}", path.display()))
-            })?;
+            let offsets = owned
+                .corrupt(corrupt.bytes.unwrap_or(64), seed)
+                .map_err(workdir_error)?;
+            let count = offsets.len();
             let shown: Vec<String> = offsets.iter().take(8).map(u64::to_string).collect();
             return Ok(Injected {
                 targets: vec![path.display().to_string()],
@@ -474,20 +418,5 @@ mod tests {
             owned_path("${WORKDIR}/link/file", &ctx),
             Err(TargetError::Refused(_))
         ));
-    }
-
-    #[test]
-    fn corruption_is_seeded_and_changes_the_bytes() {
-        let dir = tempfile::tempdir().unwrap();
-        let a = dir.path().join("a");
-        let b = dir.path().join("b");
-        std::fs::write(&a, vec![0u8; 4096]).unwrap();
-        std::fs::write(&b, vec![0u8; 4096]).unwrap();
-        let offsets_a = corrupt_file(&a, 16, 7).unwrap();
-        let offsets_b = corrupt_file(&b, 16, 7).unwrap();
-        assert_eq!(offsets_a, offsets_b);
-        let bytes = std::fs::read(&a).unwrap();
-        assert!(bytes.iter().any(|b| *b != 0));
-        assert_eq!(bytes, std::fs::read(&b).unwrap());
     }
 }

@@ -398,6 +398,14 @@ fn clean_command(run_dir: &Path) -> i32 {
         );
         return EXIT_ERROR;
     }
+    if let Some(foreign) = &run.foreign_workdir {
+        eprintln!(
+            "warning: events.jsonl names WORKDIR {}, outside {}; only {} is removed",
+            foreign.display(),
+            run_dir.display(),
+            run.workdir.display()
+        );
+    }
     let (run_id, workdir) = (run.run_id, run.workdir);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -419,7 +427,8 @@ fn clean_command(run_dir: &Path) -> i32 {
         ended.len(),
         if ended.len() == 1 { "" } else { "es" }
     );
-    if workdir.exists() {
+    // Only a real directory: a symlink named `work` is removed, not followed.
+    if workdir.symlink_metadata().is_ok() {
         match std::fs::remove_dir_all(&workdir) {
             Ok(()) => println!("removed {}", workdir.display()),
             Err(error) => {

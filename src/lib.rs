@@ -17,6 +17,7 @@ pub mod plan;
 pub mod process;
 pub mod report;
 pub mod runbook;
+pub mod rundir;
 pub mod score;
 pub mod signal;
 pub mod target;

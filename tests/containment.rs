@@ -31,19 +31,31 @@ impl Canary {
     fn dir(&self) -> String {
         self.dir.path().display().to_string()
     }
-    fn assert_intact(&self) {
-        for entry in std::fs::read_dir(self.dir.path()).unwrap().flatten() {
-            assert_eq!(
-                std::fs::read(entry.path()).unwrap(),
-                CANARY_TEXT,
-                "{} outside WORKDIR was changed",
-                entry.path().display()
-            );
+    /// Another file outside, with the same text.
+    fn add(&self, name: &str) {
+        std::fs::write(self.dir.path().join(name), CANARY_TEXT).unwrap();
+        let list = self.dir.path().join(".names");
+        let mut names = std::fs::read_to_string(&list).unwrap_or_default();
+        if !names.lines().any(|n| n == name) {
+            names.push_str(name);
+            names.push('\n');
+            std::fs::write(list, names).unwrap();
         }
-        assert!(
-            self.dir.path().join("canary").exists(),
-            "the canary outside WORKDIR was deleted"
-        );
+    }
+    fn assert_intact(&self) {
+        let names = std::fs::read_to_string(self.dir.path().join(".names")).unwrap_or_default();
+        for name in names.lines().chain(["canary"]) {
+            let path = self.dir.path().join(name);
+            match std::fs::read(&path) {
+                Ok(bytes) => assert_eq!(
+                    bytes,
+                    CANARY_TEXT,
+                    "{} outside WORKDIR was changed",
+                    path.display()
+                ),
+                Err(error) => panic!("{} outside WORKDIR is gone: {error}", path.display()),
+            }
+        }
     }
 }
 
@@ -200,17 +212,25 @@ steps:
     assert_nothing_left(&run);
 }
 
-/// A step swaps a directory of WORKDIR for a symlink to the outside, as fast
-/// as the kernel allows, while twenty `delete` faults remove files inside
-/// it: checking the path and then deleting it would, sooner or later, delete
-/// the same names outside.
+/// While twenty `delete` faults remove files inside `$WORKDIR/a`, the
+/// attacker swaps `a` for a symlink to the outside and back, as fast as the
+/// kernel allows: checking a path and then deleting it would, sooner or
+/// later, delete the same names outside. (A check that sees the symlink
+/// refuses and ends the run, so the attack gets several runs.)
 #[test]
 fn delete_has_no_window_between_check_and_delete() {
-    use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
     let canary = Canary::new();
-    let files = 20;
+    for _ in 0..30 {
+        race_deletes_against_a_swapped_directory(&canary);
+        canary.assert_intact();
+    }
+}
+
+fn race_deletes_against_a_swapped_directory(canary: &Canary) {
+    use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
+    let files = 50;
     for n in 0..files {
-        std::fs::write(canary.dir.path().join(format!("f{n}")), CANARY_TEXT).unwrap();
+        canary.add(&format!("f{n}"));
     }
     let mut steps = String::new();
     for n in 0..files {
@@ -245,8 +265,10 @@ steps:
     let mut command = run_command(dir.path());
     command.args(["--parallel", "8"]);
     let mut child = spawn_grouped(command);
-    let ready = dir.path().join("ready");
-    assert!(common::wait_for(&ready), "the setup step did not run");
+    assert!(
+        common::wait_for(&dir.path().join("ready")),
+        "the setup step did not run"
+    );
     let work = dir.path().join("run/work");
     let (a, l) = (work.join("a"), work.join("l"));
     std::fs::write(dir.path().join("go"), "").unwrap();
@@ -262,7 +284,6 @@ steps:
         output,
         run_dir: work.parent().unwrap().to_path_buf(),
     };
-    canary.assert_intact();
     assert_nothing_left(&run);
 }
 
@@ -281,4 +302,182 @@ fn corrupt_bytes_are_bounded_at_validation() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("4294967296"), "{stderr}");
+}
+
+/// A drill that passes quickly and does nothing outside its WORKDIR.
+const QUICK: &str = r#"
+version: 1
+name: quick
+objectives: {rto: 30s}
+steps:
+  - id: break
+    fault: {run: "true"}
+  - id: fix
+    needs: [break]
+    recover: {run: "true"}
+"#;
+
+/// A drill that runs until interrupted, its pid written to `${T}/step.pid`.
+const LONG: &str = r#"
+version: 1
+name: long
+objectives: {rto: 30s}
+steps:
+  - id: break
+    fault: {run: "true"}
+  - id: linger
+    needs: [break]
+    timeout: 10m
+    run: echo $$ > "${T}/step.pid"; exec sleep 600
+  - id: fix
+    needs: [linger]
+    recover: {run: "true"}
+"#;
+
+#[test]
+fn run_refuses_a_run_dir_that_is_not_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    write_drill(dir.path(), QUICK);
+    // `--run-dir ~`: a directory that holds the user's own `work`.
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(home.join("work")).unwrap();
+    std::fs::write(home.join("work/thesis.tex"), "years of work").unwrap();
+    let output = firedrill()
+        .current_dir(dir.path())
+        .args(["run", "drill.yaml", "--halt-file", "halt", "--run-dir"])
+        .arg(&home)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("not empty"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(home.join("work/thesis.tex")).unwrap(),
+        "years of work"
+    );
+    assert!(!home.join("events.jsonl").exists());
+}
+
+#[test]
+fn two_runs_raced_into_one_directory_make_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    write_drill(dir.path(), QUICK);
+    // Each runner stops itself before it starts, and all are let go at once.
+    let runs = 8;
+    let children: Vec<Child> = (0..runs)
+        .map(|_| {
+            let runner = run_command(dir.path());
+            let mut command = Command::new("/bin/sh");
+            command
+                .current_dir(dir.path())
+                .arg("-c")
+                .arg("kill -STOP $$; exec \"$0\" \"$@\"")
+                .arg(runner.get_program())
+                .args(runner.get_args());
+            spawn_grouped(command)
+        })
+        .collect();
+    for child in &children {
+        while !stopped(child.id()) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    for child in &children {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGCONT,
+        )
+        .unwrap();
+    }
+    let codes: Vec<Option<i32>> = children
+        .into_iter()
+        .map(|child| wait_or_hang(child, "raced runs").status.code())
+        .collect();
+    let events = std::fs::read_to_string(dir.path().join("run/events.jsonl")).unwrap();
+    let starts = events
+        .lines()
+        .filter(|l| l.contains("\"run_started\""))
+        .count();
+    assert_eq!(starts, 1, "{codes:?}\n{events}");
+    assert_eq!(
+        codes.iter().filter(|c| **c == Some(0)).count(),
+        1,
+        "{codes:?}"
+    );
+    assert_eq!(
+        codes.iter().filter(|c| **c == Some(2)).count(),
+        runs - 1,
+        "{codes:?}"
+    );
+}
+
+/// Whether a process is stopped (state `T` in /proc).
+fn stopped(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(')')
+        .is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
+}
+
+#[test]
+fn clean_removes_no_workdir_outside_the_run_dir_it_is_given() {
+    let canary = Canary::new();
+    let dir = tempfile::tempdir().unwrap();
+    write_drill(dir.path(), QUICK);
+    let run = common::run_in(dir, &["--keep"]);
+    assert_eq!(run.code(), 0, "{}", run.explain());
+    // A crafted (or copied) run directory: its events name a WORKDIR elsewhere.
+    let events = run.run_dir.join("events.jsonl");
+    let recorded = run.run_dir.join("work").display().to_string();
+    let text = std::fs::read_to_string(&events).unwrap();
+    let text = text.replace(
+        &format!("\"workdir\":\"{recorded}\""),
+        &format!("\"workdir\":\"{}\"", canary.dir()),
+    );
+    assert!(text.contains(&canary.dir()));
+    std::fs::write(&events, text).unwrap();
+    let output = firedrill().arg("clean").arg(&run.run_dir).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    canary.assert_intact();
+    assert!(
+        !run.run_dir.join("work").exists(),
+        "the run's own WORKDIR stays"
+    );
+}
+
+/// `clean` on a live run whose binary is installed under another name: the
+/// runner is alive (same pid, same start time), so nothing is ended.
+#[test]
+fn clean_knows_a_live_runner_by_pid_and_start_time_not_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    write_drill(dir.path(), LONG);
+    let renamed = dir.path().join("drillrunner");
+    std::fs::copy(env!("CARGO_BIN_EXE_firedrill"), &renamed).unwrap();
+    let mut command = Command::new(&renamed);
+    command.current_dir(dir.path()).args([
+        "run",
+        "drill.yaml",
+        "--run-dir",
+        "run",
+        "--halt-file",
+        "halt",
+    ]);
+    let child = spawn_grouped(command);
+    let step_pid = dir.path().join("step.pid");
+    assert!(common::wait_for(&step_pid), "the long step did not start");
+    let output = firedrill()
+        .arg("clean")
+        .arg(dir.path().join("run"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let step = common::read_pids(&step_pid)[0];
+    let step_alive = common::alive(step);
+    common::interrupt(&child);
+    let finished = wait_or_hang(child, "interrupted run");
+    assert!(step_alive, "clean ended a live run's step: {stderr}");
+    assert_ne!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("alive"), "{stderr}");
+    assert_eq!(finished.status.code(), Some(130));
+    assert!(!common::alive(step));
 }

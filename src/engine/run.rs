@@ -169,16 +169,23 @@ pub async fn run(
                 .unwrap_or_else(|| PathBuf::from(".firedrill/runs").join(&run_id)),
         ),
     };
-    if resume.is_none() && run_dir.join("events.jsonl").exists() {
-        return Err(StartError(format!(
-            "{} already holds a run; give another --run-dir (or `firedrill resume` it)",
-            run_dir.display()
-        )));
-    }
     let workdir = match &resume {
         Some(resume) => resume.workdir.clone(),
-        None => run_dir.join("work"),
+        None => run_dir.join(crate::rundir::WORK),
     };
+    match &resume {
+        None => crate::rundir::claim(&run_dir).map_err(StartError)?,
+        // What the dead runner was writing when it died ends here; the
+        // resumed run's events start on a line of their own.
+        Some(_) => {
+            crate::rundir::end_last_line(&run_dir.join("events.jsonl")).map_err(|error| {
+                StartError(format!(
+                    "cannot repair {}/events.jsonl: {error}",
+                    run_dir.display()
+                ))
+            })?
+        }
+    }
     for dir in [
         &run_dir,
         &workdir,
@@ -216,6 +223,7 @@ pub async fn run(
     if let Some(resume) = &resume {
         emitter.emit(EventKind::RunResumed {
             pid: std::process::id(),
+            pid_started: crate::rundir::start_time(std::process::id()),
             finished_steps: resume.finished().len(),
         });
         // What the dead runner left running goes first; services restart below.
@@ -233,6 +241,7 @@ pub async fn run(
             run_dir: run_dir.display().to_string(),
             workdir: workdir.display().to_string(),
             pid: std::process::id(),
+            pid_started: crate::rundir::start_time(std::process::id()),
             rto_ms: drill.objectives.rto.0.as_millis() as u64,
             rpo_ms: drill
                 .objectives

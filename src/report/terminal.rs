@@ -33,6 +33,7 @@ pub fn describe(event: &Event) -> Option<String> {
         EventKind::RunResumed {
             pid,
             finished_steps,
+            ..
         } => format!("resumed by pid {pid}: {finished_steps} finished steps kept"),
         EventKind::ServiceReady { service } => format!("service {service} is ready"),
         EventKind::StepStarted {

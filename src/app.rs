@@ -163,6 +163,9 @@ pub const EXIT_ERROR: i32 = 4;
 
 fn parse_var(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
+        Some((name, _)) if crate::vars::is_reserved(name) => Err(format!(
+            "--var {name}: `{name}` is reserved: firedrill sets it for every run (WORKDIR, RUN_ID, DRILL, SCENARIO_DIR, RUN_DIR, CLUSTER, KUBECONFIG, KUBECACHEDIR, FIREDRILL_*, KIND_*)"
+        )),
         Some((name, value)) if drill::is_valid_var_name(name) => {
             Ok((name.to_owned(), value.to_owned()))
         }

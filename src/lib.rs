@@ -13,6 +13,7 @@ pub mod event;
 pub mod history;
 pub mod journal;
 pub mod logging;
+pub mod outputs;
 pub mod plan;
 pub mod process;
 pub mod report;

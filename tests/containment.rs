@@ -10,7 +10,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{assert_nothing_left, firedrill, run_command, write_drill};
+use common::{assert_nothing_left, firedrill, run_command, run_drill, write_drill};
 
 /// A canary outside every WORKDIR: a file that must keep its bytes.
 struct Canary {
@@ -480,4 +480,138 @@ fn clean_knows_a_live_runner_by_pid_and_start_time_not_by_name() {
     assert!(stderr.contains("alive"), "{stderr}");
     assert_eq!(finished.status.code(), Some(130));
     assert!(!common::alive(step));
+}
+
+#[test]
+fn vars_and_var_flags_cannot_set_reserved_names() {
+    for (name, value) in [
+        ("WORKDIR", "/elsewhere"),
+        ("FIREDRILL_RUN_ID", "hidden"),
+        ("KUBECONFIG", "/root/.kube/config"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        write_drill(
+            dir.path(),
+            &QUICK.replace(
+                "objectives:",
+                &format!("vars:\n  OTHER: fine\n  {name}: {value}\nobjectives:"),
+            ),
+        );
+        let output = firedrill()
+            .current_dir(dir.path())
+            .args(["validate", "drill.yaml"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{name}: {stderr}");
+        assert!(
+            stderr.contains(&format!("`{name}` is reserved")),
+            "{stderr}"
+        );
+        assert!(stderr.contains("drill.yaml:6"), "{name}: no line: {stderr}");
+        // The same name from the command line.
+        write_drill(dir.path(), QUICK);
+        let output = firedrill()
+            .current_dir(dir.path())
+            .args([
+                "run",
+                "drill.yaml",
+                "--halt-file",
+                "halt",
+                "--run-dir",
+                "run",
+            ])
+            .arg("--var")
+            .arg(format!("{name}={value}"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "--var {name}: {stderr}");
+        assert!(stderr.contains(name), "{stderr}");
+        assert!(!dir.path().join("run").exists(), "the run started");
+    }
+}
+
+/// A step output whose value holds a newline injects reserved names in
+/// today's `NAME=value` reading: WORKDIR moved to the outside, KUBECONFIG
+/// pointed at another cluster's file, BASH_ENV sourced by later bash.
+#[test]
+fn a_step_output_cannot_inject_reserved_or_shell_variables() {
+    let canary = Canary::new();
+    for injected in [
+        format!("WORKDIR={}", canary.dir()),
+        format!("KUBECONFIG={}", canary.file()),
+        format!("BASH_ENV={}/evil.sh", canary.dir()),
+    ] {
+        let run = run_drill(
+            &format!(
+                r#"
+version: 1
+name: inject
+objectives: {{rto: 30s}}
+steps:
+  - id: produce
+    run: |
+      printf 'touch "%s/sourced"\n' '{outside}' > '{outside}/evil.sh'
+      echo "NAME=$(printf 'x\n{injected}')" >> "$FIREDRILL_OUTPUT"
+  - id: consume
+    needs: [produce]
+    fault:
+      run: bash -c 'echo "$KUBECONFIG" > "${{T}}/seen"; touch "$WORKDIR/written"'
+  - id: fix
+    needs: [consume]
+    recover: {{run: "true"}}
+"#,
+                outside = canary.dir()
+            ),
+            &[],
+        );
+        let _ = std::fs::remove_file(canary.dir.path().join("evil.sh"));
+        canary.assert_intact();
+        for left in ["written", "sourced"] {
+            assert!(
+                !canary.dir.path().join(left).exists(),
+                "{injected}: a later command ran with the injected variable"
+            );
+        }
+        let produce = run.step("produce");
+        assert_eq!(produce["status"], "failed", "{injected}: {produce}");
+        assert!(
+            produce["detail"].as_str().unwrap().contains("line 2"),
+            "{produce}"
+        );
+        assert!(!run.path("seen").exists(), "{injected}: the fault ran");
+        assert_nothing_left(&run);
+    }
+}
+
+#[test]
+fn a_multi_line_output_is_passed_whole_in_the_delimiter_form() {
+    let run = run_drill(
+        r#"
+version: 1
+name: heredoc
+objectives: {rto: 30s}
+steps:
+  - id: produce
+    run: printf 'CERT<<EOF\nline one\nWORKDIR=/not/a/var\nEOF\n' >> "$FIREDRILL_OUTPUT"
+  - id: consume
+    needs: [produce]
+    fault: {run: 'printf "%s" "$CERT" > "${T}/cert"; echo "$WORKDIR" > "${T}/workdir"'}
+  - id: fix
+    needs: [consume]
+    recover: {run: "true"}
+"#,
+        &[],
+    );
+    assert_eq!(run.code(), 0, "{}", run.explain());
+    assert_eq!(
+        std::fs::read_to_string(run.path("cert")).unwrap(),
+        "line one\nWORKDIR=/not/a/var"
+    );
+    let workdir = std::fs::read_to_string(run.path("workdir")).unwrap();
+    assert_eq!(
+        workdir.trim(),
+        run.run_dir.join("work").display().to_string()
+    );
 }

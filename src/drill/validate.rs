@@ -77,15 +77,19 @@ pub(crate) fn validate(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>)
         );
     }
     for name in drill.vars.keys() {
-        if !is_valid_var_name(name) {
-            let loc = map_value(cx.root, "vars")
-                .and_then(|vars| map_key(vars, name))
-                .map_or(top, |n| n.loc);
-            problems.push(
-                Problem::at(loc, format!("invalid variable name `{name}`"))
-                    .help("variables are exported to commands: use letters, digits and `_`, not starting with a digit"),
-            );
-        }
+        let problem = if !is_valid_var_name(name) {
+            Problem::at(top, format!("invalid variable name `{name}`"))
+                .help("variables are exported to commands: use letters, digits and `_`, not starting with a digit")
+        } else if crate::vars::is_reserved(name) {
+            Problem::at(top, format!("variable `{name}` is reserved: firedrill sets it"))
+                .help("WORKDIR, RUN_ID, DRILL, SCENARIO_DIR, RUN_DIR, CLUSTER, KUBECONFIG, KUBECACHEDIR and every FIREDRILL_* or KIND_* name belong to firedrill; rename the variable")
+        } else {
+            continue;
+        };
+        let loc = map_value(cx.root, "vars")
+            .and_then(|vars| map_key(vars, name))
+            .map_or(top, |n| n.loc);
+        problems.push(Problem { loc, ..problem });
     }
     check_target(drill, cx, problems);
     check_probes(drill, cx, problems);
@@ -837,6 +841,7 @@ pub fn known_vars(drill: &Drill) -> BTreeSet<String> {
     if matches!(drill.target, Target::Kind(_)) {
         vars.insert("CLUSTER".into());
         vars.insert("KUBECONFIG".into());
+        vars.insert("KUBECACHEDIR".into());
     }
     vars
 }

@@ -25,7 +25,6 @@ use crate::vars::expand_vars;
 use super::monitor::{
     await_services, heartbeats, measure_data_loss, recovery_check, watch_halt_file,
 };
-pub use super::schedule::parse_outputs;
 use super::schedule::{Background, revert_all, schedule};
 use super::shared::{Active, Shared};
 
@@ -126,6 +125,11 @@ pub fn run_env(
         builtins.insert(
             "KUBECONFIG".to_owned(),
             run_dir.join("kubeconfig").display().to_string(),
+        );
+        // kubectl caches discovery under ~/.kube/cache even with KUBECONFIG set.
+        builtins.insert(
+            "KUBECACHEDIR".to_owned(),
+            run_dir.join("kube-cache").display().to_string(),
         );
     }
     let mut vars = loaded.drill.vars.clone();
@@ -638,9 +642,13 @@ services:
 
     #[test]
     fn outputs_are_name_value_lines() {
-        let outputs = parse_outputs("A=1\nnot a line\nB=x=y\n 9Z=no\n");
+        // Lines that are not `NAME=value` now fail the step (SPEC §2); the
+        // rest of the rules are tested in crate::outputs.
+        let outputs = crate::outputs::parse("A=1\nB=x=y\n").unwrap();
         assert_eq!(outputs.get("A").map(String::as_str), Some("1"));
         assert_eq!(outputs.get("B").map(String::as_str), Some("x=y"));
         assert_eq!(outputs.len(), 2);
+        assert!(crate::outputs::parse("A=1\nnot a line\n").is_err());
+        assert!(crate::outputs::parse(" 9Z=no\n").is_err());
     }
 }

@@ -263,22 +263,16 @@ fn execute(
     };
     runtime.block_on(async {
         let (interrupt_tx, interrupt_rx) = tokio::sync::watch::channel(false);
+        // Registered before the run starts anything: every terminating
+        // signal from here on ends the run as Ctrl-C does.
+        let signalled = crate::signal::terminating();
         tokio::spawn(async move {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            let term = async {
-                match term.as_mut() {
-                    Some(term) => {
-                        term.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term => {}
-            }
-            eprintln!("\ninterrupted: ending the drill's processes and reverting faults (Ctrl-C again does not skip this)");
+            let name = signalled.await;
+            // The terminal may be gone (SIGHUP): a failed write is no reason to stop.
+            let _ = writeln!(
+                std::io::stderr(),
+                "\ninterrupted ({name}): ending the drill's processes and reverting faults (Ctrl-C again does not skip this)"
+            );
             let _ = interrupt_tx.send(true);
         });
         let mut reporters: Vec<Box<dyn crate::event::Reporter>> = Vec::new();

@@ -615,3 +615,41 @@ steps:
         run.run_dir.join("work").display().to_string()
     );
 }
+
+/// Every signal that ends a process ends a run the way Ctrl-C does: the
+/// revert runs, the journal is written, nothing is left, exit 130.
+#[test]
+fn every_terminating_signal_ends_a_run_like_ctrl_c() {
+    use nix::sys::signal::Signal;
+    for signal in [
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        write_drill(
+            dir.path(),
+            &LONG.replace(
+                r#"fault: {run: "true"}"#,
+                r#"fault: {run: "true", revert: 'touch "${T}/reverted"'}"#,
+            ),
+        );
+        let child = spawn_grouped(run_command(dir.path()));
+        let step_pid = dir.path().join("step.pid");
+        assert!(common::wait_for(&step_pid), "{signal}: the step did not start");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+        let output = wait_or_hang(child, signal.as_str());
+        let run = common::Run {
+            output,
+            run_dir: dir.path().join("run"),
+            dir,
+        };
+        assert_eq!(run.code(), 130, "{signal}: {}", run.explain());
+        assert!(run.path("reverted").exists(), "{signal}: no revert");
+        assert_eq!(run.step("linger")["status"], "interrupted", "{signal}");
+        assert!(!common::alive(common::read_pids(&step_pid)[0]), "{signal}");
+        assert_nothing_left(&run);
+    }
+}

@@ -403,6 +403,7 @@ fn clean_command(run_dir: &Path) -> i32 {
             run.workdir.display()
         );
     }
+    let recorded = crate::leftovers::Recorded::from_events(&run.events);
     let (run_id, workdir) = (run.run_id, run.workdir);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -414,11 +415,15 @@ fn clean_command(run_dir: &Path) -> i32 {
             return EXIT_ERROR;
         }
     };
-    let ended = runtime.block_on(crate::process::sweep(
-        &run_id,
-        std::time::Duration::from_secs(5),
-        false,
-    ));
+    let ended = runtime.block_on(async {
+        let grace = std::time::Duration::from_secs(5);
+        let mut ended = crate::process::sweep(&run_id, grace, false).await;
+        // Those that scrubbed their environment: by recorded group and session.
+        ended.extend(recorded.end(grace).await);
+        ended.sort_unstable();
+        ended.dedup();
+        ended
+    });
     println!(
         "ended {} process{} of run {run_id}",
         ended.len(),

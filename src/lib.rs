@@ -12,6 +12,7 @@ pub mod engine;
 pub mod event;
 pub mod history;
 pub mod journal;
+pub mod leftovers;
 pub mod logging;
 pub mod outputs;
 pub mod plan;

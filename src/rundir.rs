@@ -91,17 +91,7 @@ pub fn end_last_line(path: &Path) -> std::io::Result<()> {
 /// field 22): with the pid, it names one process for good, as a pid alone
 /// does not (pids are reused).
 pub fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces and parentheses: fields
-    // are counted after its last ')'.
-    let after = stat.rsplit_once(')')?.1;
-    let mut fields = after.split_whitespace();
-    let state = fields.next()?;
-    if state == "Z" || state == "X" {
-        return None;
-    }
-    // Fields 4.. follow the state (3); start time is field 22.
-    fields.nth(18)?.parse().ok()
+    crate::leftovers::ProcStat::read(i32::try_from(pid).ok()?).map(|stat| stat.start)
 }
 
 /// Whether the process recorded as (`pid`, `started`) is alive. Without a

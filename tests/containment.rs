@@ -638,7 +638,10 @@ fn every_terminating_signal_ends_a_run_like_ctrl_c() {
         );
         let child = spawn_grouped(run_command(dir.path()));
         let step_pid = dir.path().join("step.pid");
-        assert!(common::wait_for(&step_pid), "{signal}: the step did not start");
+        assert!(
+            common::wait_for(&step_pid),
+            "{signal}: the step did not start"
+        );
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
         let output = wait_or_hang(child, signal.as_str());
         let run = common::Run {
@@ -652,4 +655,106 @@ fn every_terminating_signal_ends_a_run_like_ctrl_c() {
         assert!(!common::alive(common::read_pids(&step_pid)[0]), "{signal}");
         assert_nothing_left(&run);
     }
+}
+
+/// A step's background process scrubs its environment (`env -i`), the
+/// runner dies (SIGKILL): `clean` still ends it, by the process group the
+/// run recorded.
+#[test]
+fn clean_ends_processes_that_scrubbed_their_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    write_drill(
+        dir.path(),
+        &LONG.replace(
+            r#"run: echo $$ > "${T}/step.pid"; exec sleep 600"#,
+            r#"run: env -i sleep 600 & echo $! > "${T}/scrubbed.pid"; echo $$ > "${T}/step.pid"; exec sleep 600"#,
+        ),
+    );
+    let mut child = spawn_grouped(run_command(dir.path()));
+    let step_pid = dir.path().join("step.pid");
+    assert!(common::wait_for(&step_pid), "the step did not start");
+    let scrubbed = common::read_pids(&dir.path().join("scrubbed.pid"))[0];
+    // The runner dies without cleaning up (only the runner: its children live on).
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        common::alive(scrubbed),
+        "the scrubbed process died with the runner"
+    );
+    let output = firedrill()
+        .arg("clean")
+        .arg(dir.path().join("run"))
+        .output()
+        .unwrap();
+    let alive_after = common::alive(scrubbed);
+    if alive_after {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(scrubbed as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        !alive_after,
+        "clean left the scrubbed process {scrubbed} alive"
+    );
+    assert!(!common::alive(common::read_pids(&step_pid)[0]));
+    assert!(!dir.path().join("run/work").exists());
+}
+
+/// The runner dies while writing an event: `events.jsonl` ends inside a
+/// UTF-8 character. `clean` and `resume` read it anyway, and `resume`
+/// starts its events on a line of their own.
+#[test]
+fn a_damaged_last_event_is_tolerated_and_not_appended_to() {
+    let dir = tempfile::tempdir().unwrap();
+    write_drill(dir.path(), LONG);
+    let mut child = spawn_grouped(run_command(dir.path()));
+    let step_pid = dir.path().join("step.pid");
+    assert!(common::wait_for(&step_pid), "the step did not start");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let events = dir.path().join("run/events.jsonl");
+    let mut damaged = std::fs::read(&events).unwrap();
+    damaged.extend_from_slice(b"{\"at_ms\":1,\"event\":\"note\",\"text\":\"caf\xc3");
+    std::fs::write(&events, &damaged).unwrap();
+
+    // resume: continues (the long step runs again), then Ctrl-C.
+    std::fs::remove_file(&step_pid).unwrap();
+    let resumed = spawn_grouped({
+        let mut command = firedrill();
+        command
+            .current_dir(dir.path())
+            .arg("resume")
+            .arg(dir.path().join("run"));
+        command
+    });
+    let started = common::wait_for(&step_pid);
+    common::interrupt(&resumed);
+    let output = wait_or_hang(resumed, "resume");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(started, "resume did not run the step again: {stderr}");
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    let bytes = std::fs::read(&events).unwrap();
+    let lines: Vec<&[u8]> = bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    let bad: Vec<String> = lines
+        .iter()
+        .filter(|l| serde_json::from_slice::<serde_json::Value>(l).is_err())
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .collect();
+    assert_eq!(bad.len(), 1, "resume wrote onto the damaged line: {bad:?}");
+    let run = common::Run {
+        output,
+        run_dir: dir.path().join("run"),
+        dir,
+    };
+    assert_nothing_left(&run);
+    // clean reads the same file.
+    let output = firedrill().arg("clean").arg(&run.run_dir).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
 }

@@ -231,7 +231,12 @@ pub async fn run(
             finished_steps: resume.finished().len(),
         });
         // What the dead runner left running goes first; services restart below.
-        let ended = process::sweep(&run_id, options.grace, false).await;
+        let mut ended = process::sweep(&run_id, options.grace, false).await;
+        ended.extend(
+            crate::leftovers::Recorded::from_events(&resume.events)
+                .end(options.grace)
+                .await,
+        );
         if !ended.is_empty() {
             tracing::info!(count = ended.len(), "ended processes the dead runner left");
         }

@@ -758,3 +758,93 @@ fn a_damaged_last_event_is_tolerated_and_not_appended_to() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
 }
+
+/// The halt file appears while services are still starting: the run stops
+/// there (aborted, exit 3), it does not wait for them to become ready.
+#[test]
+fn the_halt_file_is_honoured_while_services_start() {
+    let run = run_spawned(
+        r#"
+version: 1
+name: halt-at-start
+objectives: {rto: 30s}
+services:
+  slow:
+    run: touch "${T}/halt"; exec sleep 600
+    ready: {command: 'test -f "${T}/never"', interval: 100ms}
+    ready_timeout: 10m
+steps:
+  - id: break
+    fault: {run: 'touch "${T}/fault-ran"'}
+  - id: fix
+    needs: [break]
+    recover: {run: "true"}
+"#,
+        "halt file while services start",
+    );
+    assert_eq!(run.code(), 3, "{}", run.explain());
+    assert!(!run.path("fault-ran").exists());
+    let journal = run.journal();
+    assert_eq!(journal["verdict"], "aborted");
+    assert!(
+        journal["reason"].as_str().unwrap().contains("halt"),
+        "{journal}"
+    );
+    assert_nothing_left(&run);
+}
+
+/// Three services ignore SIGTERM: teardown gives them one grace period
+/// together, not one each. Measured on tokio's paused clock (it jumps to
+/// the next timer whenever nothing else can run), so the machine's load
+/// does not matter.
+#[tokio::test(start_paused = true)]
+async fn services_that_ignore_sigterm_share_one_grace_period() {
+    use firedrill::target::{RunContext, Target};
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().display();
+    let drill = firedrill::drill::parse_source(
+        &format!(
+            r#"
+version: 1
+name: stubborn
+objectives: {{rto: 30s}}
+services:
+  a: {{run: "trap '' TERM; touch {t}/a; exec sleep 600"}}
+  b: {{run: "trap '' TERM; touch {t}/b; exec sleep 600"}}
+  c: {{run: "trap '' TERM; touch {t}/c; exec sleep 600"}}
+steps:
+  - id: break
+    fault: {{run: "true"}}
+  - id: fix
+    needs: [break]
+    recover: {{run: "true"}}
+"#
+        ),
+        dir.path(),
+    )
+    .expect("valid drill");
+    let target = firedrill::target::local::LocalTarget::new(drill.services.clone());
+    let ctx = RunContext {
+        run_id: "grace".into(),
+        run_dir: dir.path().join("run"),
+        workdir: dir.path().join("work"),
+        scenario_dir: dir.path().to_path_buf(),
+        env: Default::default(),
+        seed: 1,
+        emitter: firedrill::event::Emitter::new(Vec::new()),
+    };
+    target.setup(&ctx).await.unwrap();
+    for name in ["a", "b", "c"] {
+        assert!(
+            common::wait_for(&dir.path().join(name)),
+            "{name} did not start"
+        );
+    }
+    let before = tokio::time::Instant::now();
+    target.teardown(&ctx, false).await;
+    let waited = before.elapsed();
+    assert!(
+        waited < Duration::from_secs(10),
+        "teardown waited {waited:?} of paused time: one grace period each"
+    );
+}

@@ -333,10 +333,21 @@ pub async fn run(
         target_failure: Mutex::new(None),
     });
 
-    if ending == Ending::Completed
-        && let Err(why) = await_services(&shared, interrupt.clone()).await
-    {
-        ending = Ending::Error(why);
+    // The halt file is watched for the whole run, from the services' start.
+    let (stop_watchers, watchers_stopped) = watch::channel(false);
+    let halt_watch = tokio::spawn(watch_halt_file(shared.clone(), watchers_stopped.clone()));
+    if ending == Ending::Completed {
+        let mut aborted = abort_rx.clone();
+        tokio::select! {
+            result = await_services(&shared, interrupt.clone()) => {
+                if let Err(why) = result {
+                    ending = Ending::Error(why);
+                }
+            }
+            Ok(reason) = aborted.wait_for(Option::is_some) => {
+                ending = Ending::Aborted(reason.clone().unwrap_or_default());
+            }
+        }
     }
     // Ctrl-C during setup or the wait for services is an interruption, not
     // a failure of the system.
@@ -344,9 +355,6 @@ pub async fn run(
         ending = Ending::Interrupted;
     }
 
-    // The halt file is watched for the whole run.
-    let (stop_watchers, watchers_stopped) = watch::channel(false);
-    let halt_watch = tokio::spawn(watch_halt_file(shared.clone(), watchers_stopped.clone()));
     // Heartbeats until the first fault.
     let (fault_started_tx, fault_started_rx) = watch::channel(false);
     let fault_before_resume = resume

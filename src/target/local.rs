@@ -364,8 +364,11 @@ impl Target for LocalTarget {
             process::kill_group(*pgid, Signal::SIGCONT);
         }
         let mut children = self.children.lock().await;
+        // One grace period for all: services that ignore SIGTERM are not
+        // waited for one after another.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         for child in children.iter_mut() {
-            if tokio::time::timeout(Duration::from_secs(5), child.wait())
+            if tokio::time::timeout_at(deadline, child.wait())
                 .await
                 .is_err()
             {

@@ -5,6 +5,7 @@
 //! recovery runbook exactly as written, and scores the recovery.
 
 pub mod app;
+pub mod bounded;
 pub mod cli;
 pub mod drill;
 pub mod duration;

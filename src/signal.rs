@@ -59,6 +59,18 @@ async fn first_of(
     .await
 }
 
+/// Restores the default action of SIGPIPE (the Rust runtime ignores it, so
+/// `println!` panics when the reader has gone: `firedrill completions zsh |
+/// head -3`). For commands that only print: they then end quietly, as `cat`
+/// does. Never for a run, which must revert and sweep whatever happens to
+/// its stdout.
+pub fn quiet_on_closed_stdout() {
+    use nix::sys::signal::{SigHandler, signal};
+    // SAFETY: installing SIG_DFL runs no code of ours in a signal context;
+    // it is called once, at start, before any thread exists.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@
 mod common;
 
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -847,4 +848,82 @@ steps:
         waited < Duration::from_secs(10),
         "teardown waited {waited:?} of paused time: one grace period each"
     );
+}
+
+/// A command probe that prints a megabyte: read while it runs (a full pipe
+/// would block it until its timeout), judged on the tail that is kept.
+#[test]
+fn a_probe_that_prints_a_megabyte_does_not_time_out() {
+    let run = run_drill(
+        r#"
+version: 1
+name: loud-probe
+objectives: {rto: 30s}
+probes:
+  loud:
+    command: head -c 1000000 /dev/zero | tr '\0' x; echo; echo healthy
+    expect: {exit: 0, stdout_contains: healthy}
+    timeout: 3s
+steady_state: [loud]
+steps:
+  - id: break
+    fault: {run: "true"}
+  - id: fix
+    needs: [break]
+    recover: {run: "true"}
+"#,
+        &[],
+    );
+    let journal = run.journal();
+    assert_ne!(journal["verdict"], "error", "{}", run.explain());
+    assert_nothing_left(&run);
+}
+
+#[test]
+fn durations_that_overflow_are_invalid() {
+    let dir = tempfile::tempdir().unwrap();
+    write_drill(
+        dir.path(),
+        &QUICK.replace("rto: 30s", "rto: 1h99999999999999999m"),
+    );
+    let output = firedrill()
+        .current_dir(dir.path())
+        .args(["validate", "drill.yaml"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("1h99999999999999999m"), "{stderr}");
+}
+
+/// `firedrill completions zsh | head -3`: the reader goes away; commands
+/// that only print end quietly (no panic message, no exit 101).
+#[test]
+fn printing_commands_end_quietly_when_stdout_is_closed() {
+    use std::os::unix::process::ExitStatusExt;
+    let valid = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/valid");
+    let empty = tempfile::tempdir().unwrap();
+    let cases: Vec<Vec<std::ffi::OsString>> = vec![
+        vec!["completions".into(), "zsh".into()],
+        vec!["schema".into()],
+        vec!["history".into(), "--dir".into(), empty.path().into()],
+        vec!["validate".into(), valid.into()],
+    ];
+    for args in cases {
+        let (read, write) = nix::unistd::pipe().unwrap();
+        drop(read);
+        let output = firedrill()
+            .args(&args)
+            .stdout(Stdio::from(write))
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(
+            output.status.signal() == Some(libc::SIGPIPE) || output.status.code() == Some(0),
+            "{args:?}: {:?} {stderr}",
+            output.status
+        );
+    }
 }

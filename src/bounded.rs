@@ -28,6 +28,47 @@ pub async fn read_tail<R: AsyncRead + Unpin>(reader: &mut R, limit: usize) -> Ve
     kept
 }
 
+/// The largest drill or runbook file firedrill reads.
+pub const MAX_INPUT_FILE: u64 = 16 * 1024 * 1024;
+
+/// Reads a file the user named, if it is a regular file of at most
+/// `limit` bytes: a FIFO would block forever, `/dev/zero` never ends. The
+/// file is opened without blocking and judged by the handle, so what is
+/// read is what was checked.
+pub fn read_regular(path: &std::path::Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file (a directory, FIFO, socket or device is never read)",
+        ));
+    }
+    if meta.len() > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "{} bytes: larger than the {limit} bytes firedrill reads",
+                meta.len()
+            ),
+        ));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("grew past the {limit} bytes firedrill reads"),
+        ));
+    }
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -927,3 +927,84 @@ fn printing_commands_end_quietly_when_stdout_is_closed() {
         );
     }
 }
+
+/// A step prints terminal escape sequences (clear the screen, set the
+/// window title): the terminal output and report.md show them escaped.
+#[test]
+fn control_characters_from_step_output_are_shown_escaped() {
+    let run = run_drill(
+        r#"
+version: 1
+name: escapes
+objectives: {rto: 30s}
+steps:
+  - id: break
+    fault: {run: "true"}
+  - id: fix
+    needs: [break]
+    recover: {run: 'printf "\033[2J\033]0;pwned\007 cleared\n"; exit 1'}
+"#,
+        &[],
+    );
+    assert_eq!(run.code(), 1, "{}", run.explain());
+    let report = std::fs::read_to_string(run.run_dir.join("report.md")).unwrap();
+    assert!(report.contains("cleared"), "{report}");
+    for (what, text) in [
+        ("stdout", run.stdout()),
+        ("stderr", run.stderr()),
+        ("report.md", report.clone()),
+    ] {
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{7}'),
+            "{what} holds raw control characters: {text:?}"
+        );
+    }
+    assert!(report.contains("\\u{1b}[2J"), "{report}");
+}
+
+/// `validate DIR` does not follow a symlink loop (the same drill validated
+/// dozens of times) and never opens a FIFO named `*.yaml` (it would block
+/// forever); `runbook lint /dev/zero` does not read without end.
+#[test]
+fn validate_and_lint_read_regular_files_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let valid = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/valid/minimal.yaml");
+    std::fs::copy(valid, dir.path().join("minimal.yaml")).unwrap();
+    std::os::unix::fs::symlink(dir.path(), dir.path().join("loop")).unwrap();
+    let output = wait_or_hang(
+        spawn_grouped({
+            let mut command = firedrill();
+            command.arg("validate").arg(dir.path());
+            command
+        }),
+        "validate a directory with a symlink loop",
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert_eq!(stdout.matches("ok:").count(), 1, "{stdout}");
+
+    nix::unistd::mkfifo(&dir.path().join("pipe.yaml"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let output = wait_or_hang(
+        spawn_grouped({
+            let mut command = firedrill();
+            command.arg("validate").arg(dir.path());
+            command
+        }),
+        "validate a directory with a FIFO",
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("not a regular file"), "{stderr}");
+
+    let output = wait_or_hang(
+        spawn_grouped({
+            let mut command = firedrill();
+            command.args(["runbook", "lint", "/dev/zero"]);
+            command
+        }),
+        "lint /dev/zero",
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("not a regular file"), "{stderr}");
+}

@@ -1008,3 +1008,23 @@ fn validate_and_lint_read_regular_files_only() {
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("not a regular file"), "{stderr}");
 }
+
+#[test]
+fn a_probe_interval_has_a_floor() {
+    let dir = tempfile::tempdir().unwrap();
+    write_drill(
+        dir.path(),
+        &QUICK.replace(
+            "objectives:",
+            "probes:\n  hot: {command: \"true\", interval: 0ms}\nobjectives:",
+        ),
+    );
+    let output = firedrill()
+        .current_dir(dir.path())
+        .args(["validate", "drill.yaml"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("interval"), "{stderr}");
+}

@@ -278,7 +278,17 @@ fn check_probes(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
     }
 }
 
+/// The shortest probe interval: a probe polled in a hot loop would load the
+/// system under test and fill the journal.
+pub const MIN_PROBE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
+
 fn check_probe(probe: &Probe, loc: Loc, what: &str, drill: &Drill, problems: &mut Vec<Problem>) {
+    if probe.interval.is_some_and(|i| i.0 < MIN_PROBE_INTERVAL) {
+        problems.push(
+            Problem::at(loc, format!("{what}: `interval` is shorter than 50ms"))
+                .help("a probe is polled every `interval` for the whole run; 50ms is the shortest, 500ms to 1s is usual"),
+        );
+    }
     let kinds = probe.kinds();
     match kinds.as_slice() {
         [] => problems.push(

@@ -123,6 +123,10 @@ pub async fn run_logged_in(
     }
     let (exit_code, timed_out) = wait_or_kill(&mut child, timeout).await;
     let output = read_from(log, start_len).unwrap_or_default();
+    // What is left on disk is bounded: head and tail, the rest said dropped.
+    if let Err(error) = crate::bounded::cap_log(log, crate::bounded::log_limit()) {
+        tracing::warn!(%error, log = %log.display(), "cannot cap the log");
+    }
     Ok(Finished {
         exit_code,
         timed_out,

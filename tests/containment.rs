@@ -1028,3 +1028,27 @@ fn a_probe_interval_has_a_floor() {
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("interval"), "{stderr}");
 }
+
+/// A step that prints 20 MB leaves a log of its head and tail, saying what
+/// was dropped (FIREDRILL_LOG_LIMIT sets the cap).
+#[test]
+fn step_logs_are_capped_and_say_what_was_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    write_drill(
+        dir.path(),
+        &QUICK.replace(
+            r#"fault: {run: "true"}"#,
+            r#"fault: {run: "echo first; head -c 20000000 /dev/zero | tr '\\0' x; echo; echo last"}"#,
+        ),
+    );
+    let mut command = run_command(dir.path());
+    command.env("FIREDRILL_LOG_LIMIT", "64K");
+    let output = wait_or_hang(spawn_grouped(command), "loud step");
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let log = std::fs::read(dir.path().join("run/logs/break.log")).unwrap();
+    assert!(log.len() < 70_000, "the log holds {} bytes", log.len());
+    let text = String::from_utf8_lossy(&log);
+    assert!(text.starts_with("first\n"), "{}", &text[..100]);
+    assert!(text.trim_end().ends_with("last"));
+    assert!(text.contains("bytes of output dropped"));
+}

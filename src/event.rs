@@ -139,7 +139,9 @@ pub enum EventKind {
         targets: Vec<String>,
         /// Extra facts (seed, signal, offsets).
         detail: String,
-        /// The target's record of how to undo it, so a resumed run can.
+        /// The target's record of how to undo it (a `target::Undo`), so a
+        /// resumed run can. Kept as JSON here: the event stream does not
+        /// depend on the targets that use it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         undo: Option<serde_json::Value>,
     },

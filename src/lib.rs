@@ -14,6 +14,7 @@ pub mod event;
 pub mod history;
 pub mod journal;
 pub mod leftovers;
+pub mod located;
 pub mod logging;
 pub mod outputs;
 pub mod plan;

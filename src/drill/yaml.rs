@@ -12,21 +12,14 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
-/// A position in a drill file, 1-based.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Loc {
-    /// Line, from 1; 0 when unknown.
-    pub line: u32,
-    /// Column in characters, from 1; 0 when unknown.
-    pub column: u32,
-}
+use crate::located::LOCATED_MARKER;
+pub use crate::located::{Loc, Located};
 
-impl Loc {
-    fn from_saphyr(location: serde_saphyr::Location) -> Loc {
-        Loc {
-            line: u32::try_from(location.line()).unwrap_or(u32::MAX),
-            column: u32::try_from(location.column()).unwrap_or(u32::MAX),
-        }
+/// The position serde-saphyr reports, as a [`Loc`].
+fn loc_from_saphyr(location: serde_saphyr::Location) -> Loc {
+    Loc {
+        line: u32::try_from(location.line()).unwrap_or(u32::MAX),
+        column: u32::try_from(location.column()).unwrap_or(u32::MAX),
     }
 }
 
@@ -114,7 +107,7 @@ impl<'de> Deserialize<'de> for Node {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let spanned = serde_saphyr::Spanned::<NodeKind>::deserialize(deserializer)?;
         Ok(Node {
-            loc: Loc::from_saphyr(spanned.referenced),
+            loc: loc_from_saphyr(spanned.referenced),
             kind: spanned.value,
         })
     }
@@ -251,7 +244,7 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
         Ok(Err(error)) => {
             let (message, help) = explain_saphyr_error(&error);
             Err(SyntaxError {
-                loc: error.location().map(Loc::from_saphyr).unwrap_or_default(),
+                loc: error.location().map(loc_from_saphyr).unwrap_or_default(),
                 message,
                 help,
             })
@@ -541,78 +534,6 @@ pub fn suggest<'a>(
 /// node they are about.
 pub fn from_node<'a, T: Deserialize<'a>>(node: &'a Node) -> Result<T, DeError> {
     T::deserialize(node).map_err(|error| error.at(node.loc))
-}
-
-/// The newtype name through which [`Located`] asks for its node's location.
-const LOCATED_MARKER: &str = "__firedrill_located";
-
-/// A value with the location it came from in the drill file.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Located<T> {
-    /// The value.
-    pub value: T,
-    /// Where it was written.
-    pub loc: Loc,
-}
-
-impl<T> Located<T> {
-    /// A value made in code, with no location.
-    pub fn new(value: T) -> Self {
-        Located {
-            value,
-            loc: Loc::default(),
-        }
-    }
-}
-
-impl<T> std::ops::Deref for Located<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.value
-    }
-}
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Located<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct LocatedVisitor<T>(std::marker::PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for LocatedVisitor<T> {
-            type Value = Located<T>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a located value")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Located<T>, A::Error> {
-                let line: u32 = seq.next_element()?.unwrap_or_default();
-                let column: u32 = seq.next_element()?.unwrap_or_default();
-                let value = seq
-                    .next_element()?
-                    .ok_or_else(|| de::Error::custom("located value without a value"))?;
-                Ok(Located {
-                    value,
-                    loc: Loc { line, column },
-                })
-            }
-        }
-        deserializer
-            .deserialize_newtype_struct(LOCATED_MARKER, LocatedVisitor(std::marker::PhantomData))
-    }
-}
-
-impl<T: serde::Serialize> serde::Serialize for Located<T> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.value.serialize(serializer)
-    }
-}
-
-impl<T: schemars::JsonSchema> schemars::JsonSchema for Located<T> {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        T::schema_name()
-    }
-    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        T::json_schema(generator)
-    }
-    fn inline_schema() -> bool {
-        T::inline_schema()
-    }
 }
 
 struct LocatedAccess<'a> {

@@ -109,6 +109,7 @@ pub fn run_env(
     run_dir: &Path,
     workdir: &Path,
     overrides: &[(String, String)],
+    target_vars: BTreeMap<String, String>,
 ) -> BTreeMap<String, String> {
     let mut builtins = BTreeMap::new();
     builtins.insert("WORKDIR".to_owned(), workdir.display().to_string());
@@ -120,18 +121,7 @@ pub fn run_env(
     );
     builtins.insert("RUN_DIR".to_owned(), run_dir.display().to_string());
     builtins.insert(process::RUN_MARKER.to_owned(), run_id.to_owned());
-    if let crate::drill::Target::Kind(kind) = &loaded.drill.target {
-        builtins.insert("CLUSTER".to_owned(), kind.cluster.value.clone());
-        builtins.insert(
-            "KUBECONFIG".to_owned(),
-            run_dir.join("kubeconfig").display().to_string(),
-        );
-        // kubectl caches discovery under ~/.kube/cache even with KUBECONFIG set.
-        builtins.insert(
-            "KUBECACHEDIR".to_owned(),
-            run_dir.join("kube-cache").display().to_string(),
-        );
-    }
+    builtins.extend(target_vars);
     let mut vars = loaded.drill.vars.clone();
     for (name, value) in overrides {
         vars.insert(name.clone(), value.clone());
@@ -214,7 +204,14 @@ pub async fn run(
         Some(resume) => resume.seed,
         None => options.seed.unwrap_or_else(rand::random),
     };
-    let mut env = run_env(loaded, &run_id, &run_dir, &workdir, &options.vars);
+    let mut env = run_env(
+        loaded,
+        &run_id,
+        &run_dir,
+        &workdir,
+        &options.vars,
+        target.vars(&run_dir),
+    );
     let ctx = RunContext {
         run_id: run_id.clone(),
         run_dir: run_dir.clone(),
@@ -307,8 +304,8 @@ pub async fn run(
                 .map(|f| Active {
                     revert: drill
                         .step(&f.step)
-                        .and_then(|s| s.fault.as_ref())
-                        .map(|fault| fault.value.revert.clone())
+                        .and_then(|s| s.fault())
+                        .map(|fault| fault.revert.clone())
                         .unwrap_or_default(),
                     step: f.step,
                     kind: f.kind,
@@ -520,8 +517,8 @@ fn write_run_evidence(dir: &Path, journal: &Journal, run_id: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::drill::{Fault, LoadedDrill};
-    use crate::target::{Injected, TargetError};
+    use crate::drill::{FaultSpec, LoadedDrill};
+    use crate::target::{Injected, TargetError, Undo};
 
     /// A target that records when faults arrive and can refuse them.
     struct FakeTarget {
@@ -538,13 +535,13 @@ mod tests {
         async fn setup(&self, _: &RunContext) -> Result<BTreeMap<String, String>, TargetError> {
             Ok(BTreeMap::new())
         }
-        fn preview(&self, _: &Fault, _: &RunContext) -> String {
+        fn preview(&self, _: &FaultSpec, _: &RunContext) -> String {
             String::new()
         }
         async fn inject(
             &self,
             step: &str,
-            _: &Fault,
+            _: &FaultSpec,
             _: &BTreeMap<String, String>,
             _: &RunContext,
         ) -> Result<Injected, TargetError> {
@@ -559,12 +556,7 @@ mod tests {
                 undo: None,
             })
         }
-        async fn revert(
-            &self,
-            _: &str,
-            _: &serde_json::Value,
-            _: &RunContext,
-        ) -> Result<String, TargetError> {
+        async fn revert(&self, _: &Undo, _: &RunContext) -> Result<String, TargetError> {
             Ok(String::new())
         }
         async fn collect_evidence(&self, _: &Path, _: &RunContext) {}

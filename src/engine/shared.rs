@@ -44,7 +44,9 @@ impl StepResult {
 pub(crate) struct Active {
     pub(crate) step: String,
     pub(crate) kind: String,
-    pub(crate) undo: Option<serde_json::Value>,
+    /// The target's record of how to undo it; an error if a resumed run's
+    /// record could not be read back.
+    pub(crate) undo: Option<Result<crate::target::Undo, String>>,
     pub(crate) revert: Revert,
 }
 

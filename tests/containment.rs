@@ -803,28 +803,18 @@ async fn services_that_ignore_sigterm_share_one_grace_period() {
     use firedrill::target::{RunContext, Target};
     let dir = tempfile::tempdir().unwrap();
     let t = dir.path().display();
-    let drill = firedrill::drill::parse_source(
-        &format!(
-            r#"
-version: 1
-name: stubborn
-objectives: {{rto: 30s}}
-services:
-  a: {{run: "trap '' TERM; touch {t}/a; exec sleep 600"}}
-  b: {{run: "trap '' TERM; touch {t}/b; exec sleep 600"}}
-  c: {{run: "trap '' TERM; touch {t}/c; exec sleep 600"}}
-steps:
-  - id: break
-    fault: {{run: "true"}}
-  - id: fix
-    needs: [break]
-    recover: {{run: "true"}}
-"#
-        ),
-        dir.path(),
-    )
-    .expect("valid drill");
-    let target = firedrill::target::local::LocalTarget::new(drill.services.clone());
+    let services = ["a", "b", "c"]
+        .map(|name| {
+            let spec = firedrill::target::local::ServiceSpec {
+                run: format!("trap '' TERM; touch {t}/{name}; exec sleep 600"),
+                env: Default::default(),
+                cwd: None,
+            };
+            (name.to_owned(), spec)
+        })
+        .into_iter()
+        .collect();
+    let target = firedrill::target::local::LocalTarget::new(services);
     let ctx = RunContext {
         run_id: "grace".into(),
         run_dir: dir.path().join("run"),

@@ -531,6 +531,26 @@ fn vars_and_var_flags_cannot_set_reserved_names() {
         assert!(stderr.contains(name), "{stderr}");
         assert!(!dir.path().join("run").exists(), "the run started");
     }
+    // Nor a service's own `env:` (the marker there would hide it from the sweep).
+    let dir = tempfile::tempdir().unwrap();
+    write_drill(
+        dir.path(),
+        &QUICK.replace(
+            "objectives:",
+            "services:\n  s: {run: 'sleep 600', env: {FIREDRILL_RUN_ID: hidden}}\nobjectives:",
+        ),
+    );
+    let output = firedrill()
+        .current_dir(dir.path())
+        .args(["validate", "drill.yaml"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("`FIREDRILL_RUN_ID` is reserved"),
+        "{stderr}"
+    );
 }
 
 /// A step output whose value holds a newline injects reserved names in

@@ -433,6 +433,12 @@ fn check_services(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
                     key_loc,
                     format!("service `{name}`: invalid environment variable name `{var}`"),
                 ));
+            } else if crate::vars::is_reserved(var) {
+                // FIREDRILL_RUN_ID here would hide the service from the sweep.
+                problems.push(Problem::at(
+                    key_loc,
+                    format!("service `{name}`: variable `{var}` is reserved: firedrill sets it"),
+                ));
             }
         }
     }

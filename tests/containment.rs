@@ -1062,3 +1062,28 @@ fn step_logs_are_capped_and_say_what_was_dropped() {
     assert!(text.trim_end().ends_with("last"));
     assert!(text.contains("bytes of output dropped"));
 }
+
+/// A service that prints without end leaves a bounded log too.
+#[test]
+fn service_logs_are_capped_when_the_run_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    write_drill(
+        dir.path(),
+        &QUICK.replace(
+            "objectives:",
+            "services:\n  loud: {run: \"head -c 5000000 /dev/zero | tr '\\\\0' x; touch loud.done; exec sleep 600\", ready: {command: 'test -f loud.done', interval: 50ms}}\nobjectives:",
+        ),
+    );
+    let mut command = run_command(dir.path());
+    command.env("FIREDRILL_LOG_LIMIT", "64K");
+    let output = wait_or_hang(spawn_grouped(command), "loud service");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let log = std::fs::read(dir.path().join("run/logs/loud.log")).unwrap();
+    assert!(
+        log.len() < 70_000,
+        "the service log holds {} bytes",
+        log.len()
+    );
+    assert!(String::from_utf8_lossy(&log).contains("bytes of output dropped"));
+}

@@ -525,7 +525,9 @@ impl Target for LocalTarget {
             let from = logs.join(format!("{name}.log"));
             if from.exists() {
                 let _ = std::fs::create_dir_all(dir);
-                let _ = std::fs::copy(&from, dir.join(format!("service-{name}.log")));
+                let copy = dir.join(format!("service-{name}.log"));
+                let _ = std::fs::copy(&from, &copy);
+                let _ = crate::bounded::cap_log(&copy, crate::bounded::log_limit());
             }
         }
         let mut listing = String::new();
@@ -549,7 +551,7 @@ impl Target for LocalTarget {
         }
     }
 
-    async fn teardown(&self, _ctx: &RunContext, _keep: bool) {
+    async fn teardown(&self, ctx: &RunContext, _keep: bool) {
         let pgids: Vec<i32> = self
             .running
             .lock()
@@ -575,6 +577,11 @@ impl Target for LocalTarget {
                 }
                 let _ = child.wait().await;
             }
+        }
+        // Services are gone: what their logs leave on disk is bounded too.
+        for name in self.services.keys() {
+            let log = ctx.run_dir.join("logs").join(format!("{name}.log"));
+            let _ = crate::bounded::cap_log(&log, crate::bounded::log_limit());
         }
     }
 }

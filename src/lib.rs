@@ -18,6 +18,7 @@ pub mod located;
 pub mod logging;
 pub mod outputs;
 pub mod plan;
+pub mod ports;
 pub mod process;
 pub mod report;
 pub mod runbook;

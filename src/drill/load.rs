@@ -322,6 +322,8 @@ pub fn parse_source(source: &str, dir: &Path) -> Result<Drill, Vec<Problem>> {
             rto: super::model::Dur(std::time::Duration::from_secs(300)),
             rpo: None,
             min_score: None,
+            expect_outage: None,
+            settle: None,
         }),
         services,
         probes,

@@ -257,6 +257,7 @@ pub async fn run(
             min_score: drill.min_score(),
             steady_state: drill.steady_state.iter().map(|s| s.value.clone()).collect(),
             has_data: drill.data.is_some(),
+            expect_outage: drill.expect_outage(),
         });
     }
 
@@ -276,7 +277,12 @@ pub async fn run(
         ending = Ending::Aborted(reason);
     }
 
-    // Setup.
+    // Setup, on ports nobody else holds.
+    if ending == Ending::Completed
+        && let Err(why) = super::monitor::ports_free(&drill, &env)
+    {
+        ending = Ending::Error(why);
+    }
     if ending == Ending::Completed {
         match target.setup(&ctx).await {
             Ok(extra) => env.extend(extra),
@@ -328,6 +334,7 @@ pub async fn run(
         step_started: Mutex::new(HashMap::new()),
         first_fault_epoch_ms: Mutex::new(resume.as_ref().and_then(|r| r.first_fault_epoch_ms())),
         target_failure: Mutex::new(None),
+        fault_landed: watch::channel(0).0,
     });
 
     // The halt file is watched for the whole run, from the services' start.
@@ -395,9 +402,20 @@ pub async fn run(
 
     let fault_happened = shared.first_fault_ms().is_some();
     if ending == Ending::Completed && fault_happened {
-        recovery_check(&shared, interrupt.clone()).await;
+        // The recovery's first pass is the graph; TTR ends with its check.
+        // Data loss is what that recovery brought back. Then the
+        // `check: idempotent` re-run, after which the steady state must
+        // hold again.
+        let held = recovery_check(&shared, interrupt.clone(), false).await;
         if let Some(data) = &drill.data {
             measure_data_loss(&shared, &data.read).await;
+        }
+        if held
+            && !*interrupt.borrow()
+            && crate::engine::recover::rerun_for_idempotency(&shared).await
+            && !*interrupt.borrow()
+        {
+            recovery_check(&shared, interrupt.clone(), true).await;
         }
     }
     if *interrupt.borrow() && ending == Ending::Completed {

@@ -637,6 +637,7 @@ pub(crate) async fn inject(shared: &Arc<Shared>, step: &Step, attempt: u32) -> S
                     undo: injected.undo.map(Ok),
                     revert: fault.revert.clone(),
                 });
+            shared.fault_landed.send_modify(|landed| *landed += 1);
             StepResult::ok(if injected.targets.is_empty() {
                 injected.detail
             } else {

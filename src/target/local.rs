@@ -371,6 +371,17 @@ impl Target for LocalTarget {
         "local".to_owned()
     }
 
+    fn service_alive(&self, service: &str) -> Option<bool> {
+        let pid = self.pgid_of(service).ok()?;
+        // A process that exited but was not reaped yet is a zombie: dead.
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat
+            .rsplit(')')
+            .next()
+            .and_then(|rest| rest.split_whitespace().next());
+        Some(matches!(state, Some(state) if state != "Z" && state != "X"))
+    }
+
     async fn setup(&self, ctx: &RunContext) -> Result<BTreeMap<String, String>, TargetError> {
         let logs = ctx.run_dir.join("logs");
         std::fs::create_dir_all(&logs).map_err(|e| {

@@ -20,7 +20,7 @@ use tokio::task::{AbortHandle, Id, JoinError, JoinSet};
 
 use super::monitor::{start_monitors, steady_state_holds};
 use super::shared::{Active, Msg, Shared, StepResult};
-use super::step::{StepTask, parse_outputs, run_step};
+use super::step::{StepTask, run_step};
 use super::stop::{StopReason, Stops};
 use crate::drill::{Action, ActionKind};
 use crate::event::EventKind;
@@ -252,7 +252,8 @@ impl<'a> Dispatcher<'a> {
                     .join("outputs")
                     .join(format!("{id}.{attempts}.env"));
                 let values = std::fs::read_to_string(file)
-                    .map(|text| parse_outputs(&text))
+                    .ok()
+                    .and_then(|text| crate::outputs::parse(&text).ok())
                     .unwrap_or_default();
                 if !values.is_empty() {
                     self.outputs.values.insert(i, values);

@@ -31,7 +31,6 @@ use super::monitor::{
 };
 use super::recover::rerun_for_idempotency;
 use super::shared::{Active, Msg, Shared, changed};
-pub use super::step::parse_outputs;
 use super::step::revert_all;
 use super::stop::{StopReason, Stops};
 
@@ -241,15 +240,17 @@ pub async fn run(
         messages,
         fault_landed: watch::channel(0).0,
     });
+    // The halt file is watched for the whole run, from the services' start:
+    // it ends the wait for them too.
+    background.spawn(watch_halt_file(shared.clone(), background_stopped.clone()));
     if !inbox.stops.is_stopped()
         && let Some(Err(why)) = inbox.until_stopped(await_services(&shared)).await
     {
         inbox.stops.stop(StopReason::Error(why));
     }
 
-    // Execute: the halt file is watched for the whole run, heartbeats are
-    // written until the first fault, the dispatcher runs the graph.
-    background.spawn(watch_halt_file(shared.clone(), background_stopped.clone()));
+    // Execute: heartbeats are written until the first fault, the dispatcher
+    // runs the graph.
     let (fault_started, fault_started_seen) = watch::channel(false);
     let mut heartbeat = None;
     if let Some(data) = drill.data.as_ref().filter(|_| {
@@ -425,16 +426,23 @@ async fn prepare(
                 .unwrap_or_else(|| PathBuf::from(".firedrill/runs").join(&run_id)),
         ),
     };
-    if resume.is_none() && run_dir.join("events.jsonl").exists() {
-        return Err(StartError(format!(
-            "{} already holds a run; give another --run-dir (or `firedrill resume` it)",
-            run_dir.display()
-        )));
-    }
     let workdir = match resume {
         Some(resume) => resume.workdir.clone(),
-        None => run_dir.join("work"),
+        None => run_dir.join(crate::rundir::WORK),
     };
+    match &resume {
+        None => crate::rundir::claim(&run_dir).map_err(StartError)?,
+        // What the dead runner was writing when it died ends here; the
+        // resumed run's events start on a line of their own.
+        Some(_) => {
+            crate::rundir::end_last_line(&run_dir.join("events.jsonl")).map_err(|error| {
+                StartError(format!(
+                    "cannot repair {}/events.jsonl: {error}",
+                    run_dir.display()
+                ))
+            })?
+        }
+    }
     for dir in [
         &run_dir,
         &workdir,
@@ -479,10 +487,16 @@ async fn prepare(
     if let Some(resume) = resume {
         emitter.emit(EventKind::RunResumed {
             pid: std::process::id(),
+            pid_started: crate::rundir::start_time(std::process::id()),
             finished_steps: resume.finished().len(),
         });
         // What the dead runner left running goes first; services restart below.
-        let ended = process::sweep(&run_id, options.grace, false).await;
+        let mut ended = process::sweep(&run_id, options.grace, false).await;
+        ended.extend(
+            crate::leftovers::Recorded::from_events(&resume.events)
+                .end(options.grace)
+                .await,
+        );
         if !ended.is_empty() {
             tracing::info!(count = ended.len(), "ended processes the dead runner left");
         }
@@ -496,6 +510,7 @@ async fn prepare(
             run_dir: run_dir.display().to_string(),
             workdir: workdir.display().to_string(),
             pid: std::process::id(),
+            pid_started: crate::rundir::start_time(std::process::id()),
             rto_ms: drill.objectives.rto.0.as_millis() as u64,
             rpo_ms: drill
                 .objectives
@@ -721,9 +736,13 @@ services:
 
     #[test]
     fn outputs_are_name_value_lines() {
-        let outputs = parse_outputs("A=1\nnot a line\nB=x=y\n 9Z=no\n");
+        // Lines that are not `NAME=value` now fail the step (SPEC §2); the
+        // rest of the rules are tested in crate::outputs.
+        let outputs = crate::outputs::parse("A=1\nB=x=y\n").unwrap();
         assert_eq!(outputs.get("A").map(String::as_str), Some("1"));
         assert_eq!(outputs.get("B").map(String::as_str), Some("x=y"));
         assert_eq!(outputs.len(), 2);
+        assert!(crate::outputs::parse("A=1\nnot a line\n").is_err());
+        assert!(crate::outputs::parse(" 9Z=no\n").is_err());
     }
 }

@@ -240,9 +240,6 @@ async fn run_shell(attempt: &Attempt<'_>, script: String) -> StepResult {
         Ok(finished) => finished,
         Err(error) => return StepResult::failed(format!("cannot start /bin/sh: {error}")),
     };
-    let outputs = std::fs::read_to_string(&output_file)
-        .map(|text| parse_outputs(&text))
-        .unwrap_or_default();
     let tail = process::tail(&finished.output, 20);
     let status = if finished.success() {
         StepStatus::Ok
@@ -254,6 +251,13 @@ async fn run_shell(attempt: &Attempt<'_>, script: String) -> StepResult {
         Some(code) => format!("exit code {code}"),
         None => "killed by a signal".to_owned(),
     };
+    let (status, detail, outputs) =
+        match std::fs::read_to_string(&output_file).map(|text| crate::outputs::parse(&text)) {
+            Ok(Ok(outputs)) => (status, detail, outputs),
+            // A line against the rules fails the step that wrote it.
+            Ok(Err(error)) => (StepStatus::Failed, error.to_string(), BTreeMap::new()),
+            Err(_) => (status, detail, BTreeMap::new()),
+        };
     StepResult {
         status,
         attempts: number,
@@ -263,15 +267,6 @@ async fn run_shell(attempt: &Attempt<'_>, script: String) -> StepResult {
         outputs,
         injected: None,
     }
-}
-
-/// `NAME=value` lines, as CI systems write them.
-pub fn parse_outputs(text: &str) -> BTreeMap<String, String> {
-    text.lines()
-        .filter_map(|line| line.split_once('='))
-        .filter(|(name, _)| crate::drill::is_valid_var_name(name.trim()))
-        .map(|(name, value)| (name.trim().to_owned(), value.to_owned()))
-        .collect()
 }
 
 async fn inject(attempt: &Attempt<'_>) -> StepResult {

@@ -586,14 +586,25 @@ impl Target for LocalTarget {
             .values()
             .map(|r| r.pgid)
             .collect();
-        for pgid in &pgids {
-            process::kill_group(*pgid, Signal::SIGTERM);
-            process::kill_group(*pgid, Signal::SIGCONT);
-        }
         let mut children = self.children.lock().await;
         // One grace period for all: services that ignore SIGTERM are not
         // waited for one after another.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        // One at a time, the last started first, each given a moment: peers
+        // that hand their work over when they stop (an etcd leader) do so to
+        // a peer that is still there, instead of each waiting out its
+        // timeout on a peer that is stopping too.
+        for child in children.iter_mut().rev() {
+            let Some(pid) = child.id() else { continue };
+            process::kill_group(pid as i32, Signal::SIGTERM);
+            process::kill_group(pid as i32, Signal::SIGCONT);
+            let moment = deadline.min(tokio::time::Instant::now() + Duration::from_millis(500));
+            let _ = tokio::time::timeout_at(moment, child.wait()).await;
+        }
+        for pgid in &pgids {
+            process::kill_group(*pgid, Signal::SIGTERM);
+            process::kill_group(*pgid, Signal::SIGCONT);
+        }
         for child in children.iter_mut() {
             if tokio::time::timeout_at(deadline, child.wait())
                 .await

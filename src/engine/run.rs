@@ -612,7 +612,8 @@ mod tests {
     /// A target that records when faults arrive and can refuse them.
     struct FakeTarget {
         injected: Mutex<Vec<(String, u64)>>,
-        refuse: bool,
+        /// Why it refuses a fault of this step, if it does.
+        refuse: fn(&str) -> Option<TargetError>,
         clock: tokio::time::Instant,
     }
 
@@ -636,8 +637,8 @@ mod tests {
         ) -> Result<Injected, TargetError> {
             let at = self.clock.elapsed().as_secs();
             self.injected.lock().unwrap().push((step.to_owned(), at));
-            if self.refuse {
-                return Err(TargetError::Refused("not our cluster".into()));
+            if let Some(error) = (self.refuse)(step) {
+                return Err(error);
             }
             Ok(Injected {
                 targets: vec!["x".into()],
@@ -678,7 +679,18 @@ services:
   s: {run: "true"}
 "#;
 
-    async fn schedule_with(parallel: usize, refuse: bool) -> (Vec<(String, u64)>, Journal) {
+    fn accept(_: &str) -> Option<TargetError> {
+        None
+    }
+
+    fn refuse_all(_: &str) -> Option<TargetError> {
+        Some(TargetError::Refused("not our cluster".into()))
+    }
+
+    async fn schedule_with(
+        parallel: usize,
+        refuse: fn(&str) -> Option<TargetError>,
+    ) -> (Vec<(String, u64)>, Journal) {
         let dir = tempfile::tempdir().unwrap();
         let drill = crate::drill::parse_source(DRILL, dir.path()).expect("valid drill");
         let loaded = LoadedDrill {
@@ -709,12 +721,12 @@ services:
     #[tokio::test(start_paused = true)]
     async fn independent_steps_run_together_up_to_the_parallel_limit() {
         // a and b together: f2 at 10s (needs only a), f1 at 10s.
-        let (injected, _) = schedule_with(4, false).await;
+        let (injected, _) = schedule_with(4, accept).await;
         assert_eq!(injected.len(), 2);
         assert!(injected.iter().all(|(_, at)| *at == 10), "{injected:?}");
         // One at a time: a (0-10s), b (10-20s); f2 became ready at 10s but
         // waits for the slot b holds, so both faults start at 20s or later.
-        let (injected, _) = schedule_with(1, false).await;
+        let (injected, _) = schedule_with(1, accept).await;
         let f1 = injected.iter().find(|(s, _)| s == "f1").unwrap().1;
         let f2 = injected.iter().find(|(s, _)| s == "f2").unwrap().1;
         assert!(f2 >= 20 && f1 >= 20, "{injected:?}");
@@ -722,7 +734,7 @@ services:
 
     #[tokio::test(start_paused = true)]
     async fn a_refused_fault_aborts_and_skips_what_is_left() {
-        let (injected, journal) = schedule_with(1, true).await;
+        let (injected, journal) = schedule_with(1, refuse_all).await;
         assert_eq!(
             injected.len(),
             1,
@@ -732,6 +744,34 @@ services:
         let status = |id: &str| journal.steps.iter().find(|s| s.id == id).unwrap().status;
         assert_eq!(status("after"), StepStatus::Skipped);
         assert_eq!(status("fix"), StepStatus::Skipped);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_target_gone_outranks_a_refusal_whichever_comes_first() {
+        // f1 and f2 start together at 10s; one is refused, the other finds
+        // the target gone. Either order, the run ends as an error.
+        fn f1_gone(step: &str) -> Option<TargetError> {
+            Some(match step {
+                "f1" => TargetError::Unavailable("the cluster is gone".into()),
+                _ => TargetError::Refused("not our cluster".into()),
+            })
+        }
+        fn f2_gone(step: &str) -> Option<TargetError> {
+            Some(match step {
+                "f2" => TargetError::Unavailable("the cluster is gone".into()),
+                _ => TargetError::Refused("not our cluster".into()),
+            })
+        }
+        for refuse in [f1_gone as fn(&str) -> Option<TargetError>, f2_gone] {
+            let (injected, journal) = schedule_with(4, refuse).await;
+            assert_eq!(injected.len(), 2, "{injected:?}");
+            assert_eq!(journal.verdict, Verdict::Error, "{}", journal.reason);
+            assert!(
+                journal.reason.contains("the cluster is gone"),
+                "{}",
+                journal.reason
+            );
+        }
     }
 
     #[test]

@@ -170,6 +170,42 @@ pub async fn run(
     interrupt: watch::Receiver<bool>,
 ) -> Result<Outcome, StartError> {
     let prepared = prepare(loaded, &target, &options, reporters).await?;
+    let (mut run, shared) = set_up(prepared, loaded, &target, &options, interrupt).await;
+    let (active, outputs) = execute(&mut run, &shared, &options).await;
+    let ending = verify(&mut run, &shared, &outputs).await;
+    let verdict = collect_evidence(&run, &shared, &ending).await;
+    revert_all(&shared, active).await;
+    let outcome = record(run, &shared, &options, &ending).await;
+    debug_assert_eq!(
+        outcome.journal.verdict, verdict,
+        "reverts changed the verdict"
+    );
+    Ok(outcome)
+}
+
+/// What the phases of a run share besides its read-only context.
+struct Run {
+    run_id: String,
+    run_dir: PathBuf,
+    workdir: PathBuf,
+    emitter: Emitter,
+    /// Where everything that can stop the run is heard.
+    inbox: Inbox,
+    /// The interrupt forwarder, the halt-file watcher, the probe monitors.
+    background: JoinSet<()>,
+    stop_background: watch::Sender<bool>,
+    background_stopped: watch::Receiver<bool>,
+}
+
+/// Set up: the big red button before anything starts, the ports, the
+/// target, the services' readiness.
+async fn set_up(
+    prepared: Prepared,
+    loaded: &LoadedDrill,
+    target: &Arc<dyn Target>,
+    options: &Options,
+    interrupt: watch::Receiver<bool>,
+) -> (Run, Arc<Shared>) {
     let Prepared {
         run_id,
         run_dir,
@@ -180,21 +216,25 @@ pub async fn run(
     } = prepared;
     let resume = options.resume.as_ref();
     let drill = &loaded.drill;
-
-    // One inbox for everything that can stop the run.
     let (messages, inbox) = mpsc::unbounded_channel();
     let (stops, stop_seen) = Stops::new(emitter.clone());
-    let mut inbox = Inbox::new(stops, inbox);
     let (stop_background, background_stopped) = watch::channel(false);
-    let mut background = JoinSet::new();
-    background.spawn(forward_interrupt(
+    let mut run = Run {
+        run_id,
+        run_dir,
+        workdir,
+        emitter,
+        inbox: Inbox::new(stops, inbox),
+        background: JoinSet::new(),
+        stop_background,
+        background_stopped,
+    };
+    run.background.spawn(forward_interrupt(
         interrupt,
         messages.clone(),
-        background_stopped.clone(),
+        run.background_stopped.clone(),
     ));
-
-    // Set up: the big red button before anything starts, the target, the
-    // services' readiness.
+    let inbox = &mut run.inbox;
     let halt_file = absolute(&options.halt_file);
     if halt_file.exists() {
         inbox.stops.stop(StopReason::Aborted(format!(
@@ -202,14 +242,13 @@ pub async fn run(
             halt_file.display()
         )));
     }
-    // Setup, on ports nobody else holds. It runs to its end even after
-    // Ctrl-C, so that teardown knows what it made (a half-created cluster is
-    // worse than a wait).
     if !inbox.stops.is_stopped()
         && let Err(why) = super::monitor::ports_free(drill, &env)
     {
         inbox.stops.stop(StopReason::Error(why));
     }
+    // Setup runs to its end even after Ctrl-C, so that teardown knows what
+    // it made (a half-created cluster is worse than a wait).
     if !inbox.stops.is_stopped() {
         if let Err(error) = target.setup(&ctx).await.map(|extra| env.extend(extra)) {
             inbox
@@ -242,28 +281,36 @@ pub async fn run(
     });
     // The halt file is watched for the whole run, from the services' start:
     // it ends the wait for them too.
-    background.spawn(watch_halt_file(shared.clone(), background_stopped.clone()));
-    if !inbox.stops.is_stopped()
-        && let Some(Err(why)) = inbox.until_stopped(await_services(&shared)).await
+    run.background.spawn(watch_halt_file(
+        shared.clone(),
+        run.background_stopped.clone(),
+    ));
+    if !run.inbox.stops.is_stopped()
+        && let Some(Err(why)) = run.inbox.until_stopped(await_services(&shared)).await
     {
-        inbox.stops.stop(StopReason::Error(why));
+        run.inbox.stops.stop(StopReason::Error(why));
     }
+    (run, shared)
+}
 
-    // Execute: heartbeats are written until the first fault, the dispatcher
-    // runs the graph.
+/// Execute: heartbeats are written until the first fault, the dispatcher
+/// runs the graph. Returns the faults that are in and the steps' outputs.
+async fn execute(run: &mut Run, shared: &Arc<Shared>, options: &Options) -> (Vec<Active>, Outputs) {
+    let resume = options.resume.as_ref();
+    let drill = &shared.drill;
     let (fault_started, fault_started_seen) = watch::channel(false);
     let mut heartbeat = None;
     if let Some(data) = drill.data.as_ref().filter(|_| {
-        !inbox.stops.is_stopped() && resume.is_none_or(|r| r.first_fault_epoch_ms().is_none())
+        !run.inbox.stops.is_stopped() && resume.is_none_or(|r| r.first_fault_epoch_ms().is_none())
     }) {
         heartbeat = Some(tokio::spawn(heartbeats(
-            process::Cmd::shell(&run_id, &data.write)
+            process::Cmd::shell(&run.run_id, &data.write)
                 .envs(&shared.env)
                 .cwd(&shared.ctx.scenario_dir)
                 .timeout(Duration::from_secs(10)),
             data.every.map_or(Duration::from_secs(1), |d| d.0),
             fault_started_seen,
-            background_stopped.clone(),
+            run.background_stopped.clone(),
         )));
     }
     let mut active: Vec<Active> = resume
@@ -281,15 +328,15 @@ pub async fn run(
         })
         .collect();
     let mut outputs = Outputs::default();
-    if !inbox.stops.is_stopped() {
+    if !run.inbox.stops.is_stopped() {
         let mut dispatcher = Dispatcher::new(
-            &shared,
-            &mut inbox,
+            shared,
+            &mut run.inbox,
             Background {
                 fault_started: &fault_started,
                 heartbeat: &mut heartbeat,
-                tasks: &mut background,
-                stopped: &background_stopped,
+                tasks: &mut run.background,
+                stopped: &run.background_stopped,
             },
             options.parallel,
             active,
@@ -303,69 +350,82 @@ pub async fn run(
     if let Some(heartbeat) = heartbeat {
         let _ = heartbeat.await;
     }
+    (active, outputs)
+}
 
-    // Verify: does the steady state hold again, what data was lost?
+/// Verify: does the steady state hold again, what data was lost? Then the
+/// watchers stop, and how the run ends is decided.
+async fn verify(run: &mut Run, shared: &Arc<Shared>, outputs: &Outputs) -> Ending {
+    let inbox = &mut run.inbox;
     if !inbox.stops.is_stopped() && shared.first_fault_ms().is_some() {
         // The recovery's first pass is the graph; TTR ends with its check.
         // Data loss is what that recovery brought back. Then the
         // `check: idempotent` re-run, after which the steady state must
         // hold again.
-        let held = inbox.until_stopped(recovery_check(&shared, false)).await;
-        if let Some(data) = &drill.data {
-            measure_data_loss(&shared, &data.read).await;
+        let held = inbox.until_stopped(recovery_check(shared, false)).await;
+        if let Some(data) = &shared.drill.data {
+            measure_data_loss(shared, &data.read).await;
         }
         inbox.drain();
         if held == Some(true)
             && !inbox.stops.is_stopped()
             && inbox
-                .until_stopped(rerun_for_idempotency(&shared, &outputs))
+                .until_stopped(rerun_for_idempotency(shared, outputs))
                 .await
                 == Some(true)
         {
-            inbox.until_stopped(recovery_check(&shared, true)).await;
+            inbox.until_stopped(recovery_check(shared, true)).await;
         }
     }
-    let _ = stop_background.send(true);
-    while background.join_next().await.is_some() {}
-    inbox.drain();
-    let ending = inbox.stops.ending();
+    let _ = run.stop_background.send(true);
+    while run.background.join_next().await.is_some() {}
+    run.inbox.drain();
+    run.inbox.stops.ending()
+}
 
-    // Collect evidence while the faults are still in: it shows the broken
-    // state. (The verdict does not depend on reverts.)
-    let unreverted = score::journal(&emitter.events(), &ending);
+/// Collect evidence while the faults are still in: it shows the broken
+/// state. Returns the verdict it was decided on (reverts do not change it).
+async fn collect_evidence(run: &Run, shared: &Shared, ending: &Ending) -> Verdict {
+    let unreverted = score::journal(&run.emitter.events(), ending);
     if unreverted.verdict != Verdict::Passed {
-        let evidence = run_dir.join("evidence");
+        let evidence = run.run_dir.join("evidence");
         let _ = std::fs::create_dir_all(&evidence);
-        target.collect_evidence(&evidence, &shared.ctx).await;
-        write_run_evidence(&evidence, &unreverted, &run_id).await;
+        shared.target.collect_evidence(&evidence, &shared.ctx).await;
+        write_run_evidence(&evidence, &unreverted, &run.run_id).await;
     }
+    unreverted.verdict
+}
 
-    // Revert.
-    revert_all(&shared, active).await;
-
-    // Record. Everything the score reads has happened: teardown and the
-    // sweep record no events that count.
-    let mut journal = score::journal(&emitter.events(), &ending);
-    debug_assert_eq!(journal.verdict, unreverted.verdict);
+/// Record: the score (everything it reads has happened: teardown and the
+/// sweep record no events that count), teardown, the sweep, the journal and
+/// the reports.
+async fn record(run: Run, shared: &Shared, options: &Options, ending: &Ending) -> Outcome {
+    let Run {
+        run_id,
+        run_dir,
+        workdir,
+        emitter,
+        ..
+    } = run;
+    let mut journal = score::journal(&emitter.events(), ending);
     let leaving = process::run_processes(&run_id, options.sweep_descendants).await;
     if !leaving.is_empty() {
         emitter.emit(EventKind::ProcessesEnding {
             count: leaving.len(),
         });
     }
-    target.teardown(&shared.ctx, options.keep).await;
+    shared.target.teardown(&shared.ctx, options.keep).await;
     let swept = process::sweep(&run_id, options.grace, options.sweep_descendants).await;
     if !swept.is_empty() {
         tracing::info!(count = swept.len(), "ended processes the run left behind");
     }
     if !options.keep {
-        let workdir = workdir.clone();
         let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(workdir)).await;
     }
     emitter.emit(EventKind::RunFinished {
         verdict: journal.verdict,
         reason: journal.reason.clone(),
-        interrupted: ending == Ending::Interrupted,
+        interrupted: *ending == Ending::Interrupted,
     });
     journal.duration_ms = emitter.now_ms();
     // The reporters' last writes, the journal and the reports are file work:
@@ -381,16 +441,16 @@ pub async fn run(
         }
     })
     .await;
-    let exit_code = if ending == Ending::Interrupted {
+    let exit_code = if *ending == Ending::Interrupted {
         130
     } else {
         journal.verdict.exit_code()
     };
-    Ok(Outcome {
+    Outcome {
         journal,
         run_dir,
         exit_code,
-    })
+    }
 }
 
 /// What a run starts from.

@@ -35,6 +35,8 @@ fn events(total: usize) -> Vec<Event> {
         steady_state: STEADY.iter().map(|s| s.to_string()).collect(),
         has_data: true,
         expect_outage: true,
+        options: None,
+        files: Vec::new(),
     });
     // The body, minus the fixed events at the start and the end.
     let body = total - 1 - 5;
@@ -56,6 +58,7 @@ fn events(total: usize) -> Vec<Event> {
                 targets: vec!["web".into()],
                 detail: "signal SIGKILL".into(),
                 undo: None,
+                interrupted: false,
             }
         } else if i == fault_at + 1 {
             EventKind::RunbookStarted {

@@ -242,13 +242,40 @@ fn resume_command(run_dir: &Path) -> i32 {
             return EXIT_INVALID;
         }
     };
+    // Another drill than the one that started would inject faults twice and
+    // never revert the first ones.
+    let changed = resume.changed_files();
+    if !changed.is_empty() {
+        eprintln!(
+            "error: run {} cannot be resumed: its files changed since it started: {}; put them back as they were, or end the run with `firedrill clean {}` and start a new one",
+            resume.run_id,
+            changed.join(", "),
+            run_dir.display()
+        );
+        return EXIT_INVALID;
+    }
     let loaded = match load_or_report(&resume.scenario) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
+    // The options the run started with, as it started with them.
+    let recorded = resume.options.clone().unwrap_or_default();
     let options = crate::engine::run::Options {
+        vars: recorded.vars,
         seed: Some(resume.seed),
+        parallel: if recorded.parallel == 0 {
+            crate::engine::run::DEFAULT_PARALLEL
+        } else {
+            recorded.parallel
+        },
+        keep: recorded.keep,
+        runbook_continue: recorded.runbook_continue,
         run_dir: Some(resume.run_dir.clone()),
+        halt_file: if recorded.halt_file.is_empty() {
+            crate::engine::run::Options::default().halt_file
+        } else {
+            PathBuf::from(recorded.halt_file)
+        },
         resume: Some(resume),
         ..Default::default()
     };
@@ -408,6 +435,20 @@ fn dry_run(loaded: &drill::LoadedDrill, options: &crate::engine::run::Options) -
 /// its WORKDIR. Processes are found by the run's marker in their environment,
 /// so a pid reused by an unrelated process is never touched.
 fn clean_command(run_dir: &Path) -> i32 {
+    if let Err(error) = crate::engine::resume::Resume::load(run_dir) {
+        eprintln!("error: {error}");
+        return EXIT_INVALID;
+    }
+    // A live runner (or a `resume`) holds the lock until it ends.
+    let _lock = match crate::rundir::Lock::take(run_dir) {
+        Ok(lock) => lock,
+        Err(error) => {
+            eprintln!(
+                "error: the run's runner is alive: {error}; stop it with Ctrl-C and it cleans up itself"
+            );
+            return EXIT_ERROR;
+        }
+    };
     let run = match crate::engine::resume::Resume::load(run_dir) {
         Ok(run) => run,
         Err(error) => {
@@ -431,6 +472,7 @@ fn clean_command(run_dir: &Path) -> i32 {
         );
     }
     let recorded = crate::leftovers::Recorded::from_events(&run.events);
+    let finished = run.has_finished() || run.was_cleaned();
     let (run_id, workdir) = (run.run_id, run.workdir);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -456,6 +498,25 @@ fn clean_command(run_dir: &Path) -> i32 {
         ended.len(),
         if ended.len() == 1 { "" } else { "es" }
     );
+    // The run cannot go on without its processes and WORKDIR: `resume`
+    // and `report` read this.
+    if !finished {
+        let events = run_dir.join("events.jsonl");
+        let recorded = crate::rundir::end_last_line(&events).and_then(|()| {
+            let emitter = crate::event::Emitter::new(vec![Box::new(
+                crate::event::JsonlFile::create(&events)?,
+            )]);
+            emitter.emit(crate::event::EventKind::RunCleaned { ended: ended.len() });
+            emitter.finish();
+            Ok(())
+        });
+        if let Err(error) = recorded {
+            eprintln!(
+                "warning: cannot record the clean in {}: {error}",
+                events.display()
+            );
+        }
+    }
     // Only a real directory: a symlink named `work` is removed, not followed.
     if workdir.symlink_metadata().is_ok() {
         match std::fs::remove_dir_all(&workdir) {

@@ -73,6 +73,13 @@ pub enum EventKind {
         /// (SPEC §7.2). Older records lack it: the default, true.
         #[serde(default = "yes")]
         expect_outage: bool,
+        /// The run's options, reapplied by `resume`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        options: Option<RunOptions>,
+        /// The drill and runbook files as they were when the run started:
+        /// `resume` refuses to go on with files that changed since.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        files: Vec<FileHash>,
     },
     /// `firedrill resume` took over a run whose runner died.
     RunResumed {
@@ -90,6 +97,28 @@ pub enum EventKind {
         what: String,
         /// Its pid (and process group).
         pid: u32,
+        /// Whose it is: `resume` adopts what finished work left running
+        /// and ends only what it runs again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        owner: Option<Owner>,
+    },
+    /// `firedrill resume` found a service of the run as the dead runner
+    /// left it.
+    ServiceResumed {
+        /// Name.
+        service: String,
+        /// What became of it.
+        outcome: ServiceOutcome,
+        /// Its pid, if it runs.
+        pid: Option<u32>,
+        /// Why.
+        detail: String,
+    },
+    /// `firedrill clean` ended what the run left and removed its WORKDIR:
+    /// the run cannot be resumed.
+    RunCleaned {
+        /// Processes it ended.
+        ended: usize,
     },
     /// The run is ending the processes it leaves (services, what steps and
     /// runbooks started): TERM one at a time, KILL after the grace period.
@@ -154,6 +183,10 @@ pub enum EventKind {
         /// depend on the targets that use it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         undo: Option<serde_json::Value>,
+        /// The runner died while injecting it: it may have half-happened.
+        /// It counts as injected (never injected twice) and is reverted.
+        #[serde(default, skip_serializing_if = "is_false")]
+        interrupted: bool,
     },
     /// A fault was undone.
     FaultReverted {
@@ -258,6 +291,70 @@ fn yes() -> bool {
     true
 }
 
+fn is_false(value: &bool) -> bool {
+    !value
+}
+
+/// The options of `firedrill run` that `resume` reapplies (the seed and the
+/// run directory are recorded on their own).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RunOptions {
+    /// `--var NAME=VALUE`, in order.
+    pub vars: Vec<(String, String)>,
+    /// `--parallel`.
+    pub parallel: usize,
+    /// `--keep`.
+    pub keep: bool,
+    /// `--runbook-continue`.
+    pub runbook_continue: bool,
+    /// `--halt-file`, absolute.
+    pub halt_file: String,
+}
+
+/// A file a run depends on, by content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileHash {
+    /// Absolute path.
+    pub path: String,
+    /// SHA-256 of its bytes, hex.
+    pub sha256: String,
+}
+
+/// Whose a recorded process is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "of", rename_all = "snake_case")]
+pub enum Owner {
+    /// A service of the local target.
+    Service {
+        /// Its name.
+        name: String,
+    },
+    /// A step's shell.
+    Step {
+        /// Step id.
+        step: String,
+    },
+    /// A runbook step of a recover step.
+    Runbook {
+        /// The recover step.
+        step: String,
+        /// The runbook step (0-based).
+        index: usize,
+    },
+}
+
+/// What `resume` did with a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceOutcome {
+    /// Alive: adopted as it is, not restarted.
+    Adopted,
+    /// Down, and no fault can have hit it (or it never started): started.
+    Restarted,
+    /// Down, and a fault may have taken it down: left down, as the fault left it.
+    LeftDown,
+}
+
 /// A consumer of events.
 pub trait Reporter: Send {
     /// Called for every event, in order.
@@ -276,10 +373,17 @@ pub struct Emitter {
     start_wall: chrono::DateTime<chrono::Utc>,
 }
 
+/// What the reporters' thread is handed.
+enum Item {
+    Event(Box<Event>),
+    /// Answered once everything before it was handed on.
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
 struct Record {
     events: Vec<Event>,
     /// To the reporters' thread; `None` once finished.
-    reporters: Option<std::sync::mpsc::Sender<Event>>,
+    reporters: Option<std::sync::mpsc::Sender<Item>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -292,14 +396,21 @@ impl Record {
                 thread: None,
             };
         }
-        let (tx, rx) = std::sync::mpsc::channel::<Event>();
+        let (tx, rx) = std::sync::mpsc::channel::<Item>();
         let thread = std::thread::Builder::new()
             .name("reporters".to_owned())
             .spawn(move || {
                 let mut reporters = reporters;
-                for event in rx {
-                    for reporter in reporters.iter_mut() {
-                        reporter.event(&event);
+                for item in rx {
+                    match item {
+                        Item::Event(event) => {
+                            for reporter in reporters.iter_mut() {
+                                reporter.event(&event);
+                            }
+                        }
+                        Item::Flush(done) => {
+                            let _ = done.send(());
+                        }
                     }
                 }
                 for reporter in reporters.iter_mut() {
@@ -376,9 +487,26 @@ impl Emitter {
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let event = Event { at_ms, time, kind };
         if let Some(reporters) = &record.reporters {
-            let _ = reporters.send(event.clone());
+            let _ = reporters.send(Item::Event(Box::new(event.clone())));
         }
         record.events.push(event);
+    }
+
+    /// Waits until every reporter has taken every event emitted so far:
+    /// `events.jsonl` then holds them, even if this process dies next (a
+    /// fault is recorded as started before it is injected).
+    pub async fn flushed(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        {
+            let record = self.record();
+            let Some(reporters) = &record.reporters else {
+                return;
+            };
+            if reporters.send(Item::Flush(tx)).is_err() {
+                return;
+            }
+        }
+        let _ = rx.await;
     }
 
     /// Every event so far.

@@ -48,6 +48,8 @@ impl ProcStat {
 #[derive(Debug, Clone, Default)]
 pub struct Recorded {
     leaders: HashSet<i32>,
+    /// Processes matched by themselves only (not their groups).
+    pids: HashSet<i32>,
     since: Option<u64>,
 }
 
@@ -69,6 +71,83 @@ impl Recorded {
         recorded
     }
 
+    /// From a run's events: only the processes of work that did not finish
+    /// and that `resume` runs again (a step's shell, a runbook step's), so
+    /// that the work does not run twice. Faults' are not among them: a fault
+    /// is never run again, and what it started is part of the fault. Every
+    /// other process of the run (services, what finished work left running)
+    /// is adopted as it is.
+    ///
+    /// A process whose start the dead runner had no time to record is found
+    /// by the step its environment names (`FIREDRILL_STEP`,
+    /// `FIREDRILL_RUNBOOK_STEP`, `FIREDRILL_RUNBOOK_PASS`, see
+    /// [`crate::process::STEP_MARKER`]).
+    pub fn of_unfinished_work(
+        events: &[Event],
+        run_id: &str,
+        is_fault: impl Fn(&str) -> bool,
+    ) -> Recorded {
+        use crate::event::Owner;
+        let mut open: Vec<(Owner, i32)> = Vec::new();
+        let mut since = None;
+        for event in events {
+            match &event.kind {
+                EventKind::RunStarted { pid_started, .. } => since = *pid_started,
+                EventKind::ProcessStarted {
+                    pid,
+                    owner: Some(owner @ (Owner::Step { .. } | Owner::Runbook { .. })),
+                    ..
+                } => open.push((owner.clone(), *pid as i32)),
+                EventKind::StepFinished { step, .. } => open.retain(
+                    |(owner, _)| !matches!(owner, Owner::Step { step: s } if s == step),
+                ),
+                EventKind::RunbookStep { step, index, .. } => open.retain(|(owner, _)| {
+                    !matches!(owner, Owner::Runbook { step: s, index: i } if s == step && i == index)
+                }),
+                _ => {}
+            }
+        }
+        let finished: HashSet<&str> = events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::StepFinished { step, .. } => Some(step.as_str()),
+                _ => None,
+            })
+            .collect();
+        let runbook_done: HashSet<(&str, String)> = events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::RunbookStep {
+                    step,
+                    index,
+                    idempotent,
+                    ..
+                } => Some((
+                    step.as_str(),
+                    crate::process::runbook_marker(*index, idempotent.is_some()),
+                )),
+                _ => None,
+            })
+            .collect();
+        let pids = crate::process::step_markers(run_id)
+            .into_iter()
+            .filter(|(_, step, runbook)| match runbook {
+                Some(runbook) => !runbook_done.contains(&(step.as_str(), runbook.clone())),
+                None => !finished.contains(step.as_str()) && !is_fault(step),
+            })
+            .map(|(pid, _, _)| pid)
+            .collect();
+        Recorded {
+            leaders: open
+                .into_iter()
+                .filter(|(owner, _)| !matches!(owner, Owner::Step { step } if is_fault(step)))
+                .map(|(_, pid)| pid)
+                .collect(),
+            pids,
+            since,
+        }
+    }
+
     /// Live processes of the run: a recorded pid, or in a recorded process
     /// group or session, started after the run began. Never this process.
     pub fn alive(&self) -> Vec<i32> {
@@ -87,6 +166,7 @@ impl Recorded {
                 ProcStat::read(*pid).is_some_and(|stat| {
                     stat.start >= since
                         && (self.leaders.contains(pid)
+                            || self.pids.contains(pid)
                             || self.leaders.contains(&stat.pgrp)
                             || self.leaders.contains(&stat.session))
                 })
@@ -97,22 +177,45 @@ impl Recorded {
     }
 
     /// Ends them: SIGTERM (and SIGCONT, so a paused one can die), SIGKILL
-    /// after `grace`. Returns the pids that were alive.
+    /// after `grace`. One that appears meanwhile (started by one still
+    /// running) gets its SIGTERM too. Returns the pids that were alive.
     pub async fn end(&self, grace: Duration) -> Vec<i32> {
-        let first = self.alive();
-        for pid in &first {
-            let _ = kill(Pid::from_raw(*pid), Signal::SIGTERM);
-            let _ = kill(Pid::from_raw(*pid), Signal::SIGCONT);
-        }
+        let mut signalled: Vec<i32> = Vec::new();
         let deadline = tokio::time::Instant::now() + grace;
-        while !self.alive().is_empty() && tokio::time::Instant::now() < deadline {
+        loop {
+            let alive = self.alive();
+            if alive.is_empty() || tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            for pid in alive {
+                if !signalled.contains(&pid) {
+                    signalled.push(pid);
+                    let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+                    let _ = kill(Pid::from_raw(pid), Signal::SIGCONT);
+                }
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         for pid in self.alive() {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            if !signalled.contains(&pid) {
+                signalled.push(pid);
+            }
         }
-        first
+        signalled
     }
+}
+
+/// Whether any live (not zombie) process is in process group `pgid`: a
+/// service's group outlives its leader when what it started lives on.
+pub fn group_alive(pgid: i32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .any(|pid| ProcStat::read(pid).is_some_and(|stat| stat.pgrp == pgid))
 }
 
 #[cfg(test)]

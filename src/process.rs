@@ -15,6 +15,50 @@ use tokio::process::{Child, Command};
 /// its descendants), so a sweep can find what escaped the process tree.
 pub const RUN_MARKER: &str = "FIREDRILL_RUN_ID";
 
+/// The step whose process it is, in the environment of a step's and a
+/// runbook step's processes: `resume` ends what unfinished work left, even
+/// when its start was never recorded.
+pub const STEP_MARKER: &str = "FIREDRILL_STEP";
+
+/// The runbook step of a runbook's process: `<index>` on the first pass,
+/// `<index> again` on the `check: idempotent` re-run (see [`runbook_marker`]).
+pub const RUNBOOK_MARKER: &str = "FIREDRILL_RUNBOOK_STEP";
+
+/// The value of [`RUNBOOK_MARKER`] for runbook step `index` (0-based).
+pub fn runbook_marker(index: usize, again: bool) -> String {
+    if again {
+        format!("{index} again")
+    } else {
+        index.to_string()
+    }
+}
+
+/// Live processes of run `run_id` that carry a [`STEP_MARKER`]: each pid
+/// with its step and its [`RUNBOOK_MARKER`], if any.
+pub fn step_markers(run_id: &str) -> Vec<(i32, String, Option<String>)> {
+    let run = format!("{RUN_MARKER}={run_id}");
+    let me = std::process::id() as i32;
+    read_proc_table()
+        .iter()
+        .filter(|(pid, info)| **pid != me && !info.zombie)
+        .filter_map(|(pid, _)| {
+            let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+            let vars: Vec<&[u8]> = environ.split(|b| *b == 0).collect();
+            if !vars.contains(&run.as_bytes()) {
+                return None;
+            }
+            let value = |name: &str| {
+                let prefix = format!("{name}=");
+                vars.iter().find_map(|var| {
+                    var.strip_prefix(prefix.as_bytes())
+                        .map(|v| String::from_utf8_lossy(v).into_owned())
+                })
+            };
+            Some((*pid, value(STEP_MARKER)?, value(RUNBOOK_MARKER)))
+        })
+        .collect()
+}
+
 /// Makes this process the reaper of its orphaned descendants, so that a
 /// daemon started by a step (double fork, `setsid`, `nohup ... &`) stays in
 /// our process tree and is found by [`sweep`].

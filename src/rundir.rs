@@ -87,6 +87,82 @@ pub fn end_last_line(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The lock a runner holds on its run directory (`RUN_DIR/lock`, `flock`)
+/// for as long as it runs: `run` and `resume` take it, so two runners never
+/// drive one run; `clean` needs it too. The kernel drops it when the holder
+/// dies, however it dies.
+#[derive(Debug)]
+pub struct Lock {
+    _file: std::fs::File,
+}
+
+impl Lock {
+    /// Takes the lock, or says who holds it.
+    pub fn take(run_dir: &Path) -> Result<Lock, String> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = run_dir.join("lock");
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            // A `lock` that is a symlink (a crafted run directory) is never followed.
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(|error| format!("cannot open {}: {error}", path.display()))?;
+        // A holder that died a moment ago may still hold the lock through a
+        // process it was starting (forked, not yet executing): gone soon.
+        let mut patience = 40;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    let mut holder = String::new();
+                    let _ = file.seek(SeekFrom::Start(0));
+                    let _ = file.read_to_string(&mut holder);
+                    let mut fields = holder.split_whitespace();
+                    let pid = fields.next().and_then(|p| p.parse::<u32>().ok());
+                    let started = fields.next().and_then(|t| t.parse::<u64>().ok());
+                    let holder_alive = pid.is_none_or(|pid| runner_alive(pid, started));
+                    if holder_alive || patience == 0 {
+                        let who = pid.map_or("another firedrill".to_owned(), |pid| {
+                            format!("another firedrill (pid {pid})")
+                        });
+                        return Err(format!(
+                            "{who} holds {} (its lock {}); wait for it to end",
+                            run_dir.display(),
+                            path.display()
+                        ));
+                    }
+                    patience -= 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(std::fs::TryLockError::Error(error)) => {
+                    return Err(format!("cannot lock {}: {error}", path.display()));
+                }
+            }
+        }
+        // Who holds it, for the message of whoever comes next.
+        let _ = file.set_len(0);
+        let _ = file.seek(SeekFrom::Start(0));
+        let me = std::process::id();
+        let started = start_time(me).map(|t| format!(" {t}")).unwrap_or_default();
+        let _ = writeln!(file, "{me}{started}");
+        Ok(Lock { _file: file })
+    }
+}
+
+/// SHA-256 of a file's bytes, hex.
+pub fn sha256_of(path: &Path) -> std::io::Result<String> {
+    let bytes = std::fs::read(path)?;
+    let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
+    Ok(digest
+        .as_ref()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect())
+}
+
 /// When a process started, in clock ticks after boot (`/proc/PID/stat`,
 /// field 22): with the pid, it names one process for good, as a pid alone
 /// does not (pids are reused).
@@ -131,6 +207,30 @@ mod tests {
         assert!(started.is_some());
         assert!(runner_alive(me, started));
         assert!(!runner_alive(me, started.map(|t| t + 1)));
+    }
+
+    #[test]
+    fn a_run_directory_is_locked_by_one_holder_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = Lock::take(dir.path()).unwrap();
+        let refused = Lock::take(dir.path()).unwrap_err();
+        assert!(
+            refused.contains(&format!("pid {}", std::process::id())),
+            "{refused}"
+        );
+        drop(held);
+        Lock::take(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn files_are_known_by_their_sha256() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, "abc").unwrap();
+        assert_eq!(
+            sha256_of(&path).unwrap(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 
     #[test]

@@ -651,6 +651,8 @@ mod tests {
             steady_state: steady.iter().map(|s| s.to_string()).collect(),
             has_data: false,
             expect_outage: true,
+            options: None,
+            files: Vec::new(),
         }
     }
 
@@ -685,6 +687,7 @@ mod tests {
                     targets: vec!["web".into()],
                     detail: String::new(),
                     undo: None,
+                    interrupted: false,
                 },
             ),
         ]

@@ -265,15 +265,34 @@ impl<'a> Dispatcher<'a> {
             let Some(&i) = index.get(id.as_str()) else {
                 continue;
             };
-            if self.shared.drill.steps[i].action() == ActionKind::Fault {
-                let result = StepResult {
-                    status: StepStatus::Interrupted,
-                    ..StepResult::failed(
-                        "the runner died while injecting this fault; it may have half-happened and is not injected twice",
-                    )
-                };
-                self.finish(i, result);
-            }
+            let Some(fault) = self.shared.drill.steps[i].fault() else {
+                continue;
+            };
+            // It counts as injected: what needs it runs, and it is reverted
+            // at the end, from the target's undo where one can be known.
+            let undo = self.shared.target.undo_interrupted(&fault.spec);
+            let detail = "the runner died while injecting this fault: it may have half-happened; it counts as injected, is not injected again, and is reverted at the end";
+            self.shared.ctx.emitter.emit(EventKind::FaultInjected {
+                step: id.clone(),
+                kind: fault.spec.kind().to_owned(),
+                targets: Vec::new(),
+                detail: detail.to_owned(),
+                undo: undo
+                    .as_ref()
+                    .and_then(|undo| serde_json::to_value(undo).ok()),
+                interrupted: true,
+            });
+            self.active.push(Active {
+                step: id.clone(),
+                kind: fault.spec.kind().to_owned(),
+                undo: undo.map(Ok),
+                revert: fault.revert.clone(),
+            });
+            let result = StepResult {
+                status: StepStatus::Interrupted,
+                ..StepResult::failed(detail)
+            };
+            self.finish(i, result);
         }
         self.winding_down = false;
         self.runbooks_started = resume.runbooks_started();
@@ -315,8 +334,8 @@ impl<'a> Dispatcher<'a> {
     /// run starts with.
     fn start_counting(&mut self) {
         for i in 0..self.state.len() {
-            for &need in &self.outputs.needs[i] {
-                if self.state[need] == State::Done(StepStatus::Ok) {
+            for k in 0..self.outputs.needs[i].len() {
+                if self.satisfies(self.outputs.needs[i][k]) {
                     self.waiting_for[i] -= 1;
                 }
             }
@@ -327,7 +346,7 @@ impl<'a> Dispatcher<'a> {
             }
             if self.outputs.needs[i]
                 .iter()
-                .any(|&n| matches!(self.state[n], State::Done(s) if s != StepStatus::Ok))
+                .any(|&n| matches!(self.state[n], State::Done(_)) && !self.satisfies(n))
             {
                 self.skip_unreachable(i);
             } else if self.waiting_for[i] == 0 {
@@ -355,6 +374,16 @@ impl<'a> Dispatcher<'a> {
             process::kill_group(pgid, Signal::SIGKILL);
         }
         self.groups.insert(step, pgid);
+    }
+
+    /// Whether step `i` is done in a way that lets what needs it run: ok,
+    /// or a fault interrupted by a runner's death (it counts as injected).
+    fn satisfies(&self, i: usize) -> bool {
+        match self.state[i] {
+            State::Done(StepStatus::Ok) => true,
+            State::Done(StepStatus::Interrupted) => self.is_fault(i),
+            _ => false,
+        }
     }
 
     fn is_fault(&self, step: usize) -> bool {
@@ -550,7 +579,7 @@ impl<'a> Dispatcher<'a> {
         if self.winding_down {
             return;
         }
-        if result.status == StepStatus::Ok {
+        if self.satisfies(i) {
             for k in 0..self.needed_by[i].len() {
                 let next = self.needed_by[i][k];
                 self.waiting_for[next] -= 1;
@@ -580,7 +609,7 @@ impl<'a> Dispatcher<'a> {
                 self.outputs.needs[i]
                     .iter()
                     .find_map(|&n| match self.state[n] {
-                        State::Done(status) if status != StepStatus::Ok => Some((n, status)),
+                        State::Done(status) if !self.satisfies(n) => Some((n, status)),
                         _ => None,
                     })
             else {

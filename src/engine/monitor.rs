@@ -20,6 +20,9 @@ use tokio::task::JoinSet;
 pub(crate) async fn await_services(shared: &Arc<Shared>) -> Result<(), String> {
     let mut waits = JoinSet::new();
     for (name, service) in &shared.drill.services {
+        if shared.left_down.contains(name) {
+            continue;
+        }
         let Some(ready) = &service.ready else {
             shared.ctx.emitter.emit(EventKind::ServiceReady {
                 service: name.clone(),

@@ -98,6 +98,9 @@ struct Book<'a> {
     dir: &'a std::path::Path,
 }
 
+/// In a runbook's environment on its `check: idempotent` re-run.
+const RERUN: &str = "FIREDRILL_RUNBOOK_RERUN";
+
 async fn execute(
     book: &Book<'_>,
     index: usize,
@@ -135,6 +138,12 @@ async fn execute(
             "FIREDRILL_OUTPUT".to_owned(),
             output_file.display().to_string(),
         );
+        env.insert(process::STEP_MARKER.to_owned(), step.id.value.clone());
+        let again = env.contains_key(RERUN);
+        env.insert(
+            process::RUNBOOK_MARKER.to_owned(),
+            process::runbook_marker(index, again),
+        );
         if let Ok(mut file) = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -161,7 +170,16 @@ async fn execute(
             .envs(&env)
             .cwd(cwd)
             .timeout(timeout)
-            .run_logged(&log, |_| {})
+            .run_logged(&log, |pid| {
+                shared.ctx.emitter.emit(EventKind::ProcessStarted {
+                    what: format!("runbook step {} of {}", index + 1, step.id.value),
+                    pid,
+                    owner: Some(crate::event::Owner::Runbook {
+                        step: step.id.value.clone(),
+                        index,
+                    }),
+                });
+            })
             .await;
         last = match finished {
             Err(error) => Ran {
@@ -437,7 +455,8 @@ pub(crate) async fn rerun_for_idempotency(shared: &Arc<Shared>, outputs: &Output
         let Ok(book) = runbook::load(&path) else {
             continue;
         };
-        let env = outputs.env_for(&shared.env, position);
+        let mut env = outputs.env_for(&shared.env, position);
+        env.insert(RERUN.to_owned(), "1".to_owned());
         let book_dir = path
             .parent()
             .map(std::path::Path::to_path_buf)

@@ -1,9 +1,12 @@
 //! `firedrill resume RUN_DIR`: continue a run whose runner died, from its
-//! `events.jsonl`. Finished steps are kept; a step that was running is run
-//! again, unless it is a fault (one that may have half-happened is reported
-//! `interrupted` and never injected twice); faults that are in stay recorded
-//! and are reverted at the end; services restart on the data left in
-//! `WORKDIR`; a runbook continues at its first unfinished step.
+//! `events.jsonl`, against the world as it is (docs/cli.md, `resume`).
+//! Finished steps are kept; a step that was running is run again, unless it
+//! is a fault (one that may have half-happened is reported `interrupted`,
+//! never injected twice, counts as injected and is reverted at the end);
+//! faults that are in stay in and are reverted at the end; what the run
+//! left running is adopted, except the processes of work that runs again;
+//! a service that is down is started again only if no fault can have hit
+//! it; a runbook continues at its first unfinished step.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -35,6 +38,35 @@ pub struct Resume {
     pub pid: u32,
     /// When that runner started (ticks after boot), if recorded.
     pub pid_started: Option<u64>,
+    /// The run's options, if recorded (runs of older versions lack them).
+    pub options: Option<crate::event::RunOptions>,
+    /// The drill and runbook files as the run started with them.
+    pub files: Vec<crate::event::FileHash>,
+    /// The lock on the run directory, held while this runner runs.
+    pub lock: Option<std::sync::Arc<crate::rundir::Lock>>,
+}
+
+/// The files a run depends on, with their hashes: the drill and the
+/// runbooks its recover steps follow.
+pub fn files_of(loaded: &crate::drill::LoadedDrill) -> Vec<crate::event::FileHash> {
+    let mut paths = vec![loaded.path.clone()];
+    for step in &loaded.drill.steps {
+        if let crate::drill::Action::Recover(recover) = &step.action
+            && let Some(runbook) = &recover.value.runbook
+        {
+            paths.push(loaded.dir.join(&runbook.value));
+        }
+    }
+    paths
+        .into_iter()
+        .filter_map(|path| {
+            let path = std::path::absolute(&path).unwrap_or(path);
+            Some(crate::event::FileHash {
+                sha256: crate::rundir::sha256_of(&path).ok()?,
+                path: path.display().to_string(),
+            })
+        })
+        .collect()
 }
 
 /// A fault that was in when the runner died.
@@ -49,9 +81,22 @@ pub struct ActiveFault {
 }
 
 impl Resume {
-    /// Reads a run directory. Refuses a run that finished or whose runner lives.
+    /// Takes a run directory over: its lock first (a second `resume`, or the
+    /// live runner, holds it), then what it records. Refuses a run that
+    /// finished, was cleaned, or whose runner lives.
     pub fn read(run_dir: &Path) -> Result<Resume, String> {
-        let run = Resume::load(run_dir)?;
+        // Not a run directory: said before anything is written into it.
+        Resume::load(run_dir)?;
+        let lock = crate::rundir::Lock::take(run_dir)?;
+        // Read again under the lock: a runner that held it may have just ended.
+        let mut run = Resume::load(run_dir)?;
+        run.lock = Some(std::sync::Arc::new(lock));
+        if run.was_cleaned() {
+            return Err(format!(
+                "run {} was cleaned (`firedrill clean`): its processes were ended and its WORKDIR removed, so there is nothing to resume; start a new run",
+                run.run_id
+            ));
+        }
         if run.has_finished() {
             return Err(format!(
                 "run {} finished; there is nothing to resume (see `firedrill report {}`)",
@@ -93,6 +138,8 @@ impl Resume {
             workdir,
             pid,
             pid_started,
+            options,
+            files,
             ..
         } = event
         else {
@@ -125,8 +172,103 @@ impl Resume {
             started,
             pid: last_pid,
             pid_started: last_started,
+            options: options.clone(),
+            files: files.clone(),
+            lock: None,
             events,
         })
+    }
+
+    /// Whether `firedrill clean` ended the run.
+    pub fn was_cleaned(&self) -> bool {
+        self.events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::RunCleaned { .. }))
+    }
+
+    /// The recorded files that are not as they were when the run started,
+    /// each with what became of it.
+    pub fn changed_files(&self) -> Vec<String> {
+        self.files
+            .iter()
+            .filter_map(|file| {
+                let path = Path::new(&file.path);
+                match crate::rundir::sha256_of(path) {
+                    Ok(now) if now == file.sha256 => None,
+                    Ok(_) => Some(format!("{} (edited)", file.path)),
+                    Err(_) => Some(format!("{} (gone: renamed or deleted?)", file.path)),
+                }
+            })
+            .collect()
+    }
+
+    /// The pid each service was last started with.
+    pub fn services(&self) -> HashMap<String, u32> {
+        self.events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::ProcessStarted {
+                    pid,
+                    owner: Some(crate::event::Owner::Service { name }),
+                    ..
+                } => Some((name.clone(), *pid)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// What the target needs to take the system over: each service's pid,
+    /// and the services a fault that started may have hit. A `kill` or
+    /// `pause` hits the services it names; any other fault (a `run` shell,
+    /// files deleted or corrupted) may have taken any service down, and
+    /// firedrill cannot tell which.
+    pub fn found(&self, drill: &crate::drill::Drill) -> crate::target::Found {
+        use crate::target::FaultSpec;
+        use crate::target::local::LocalFault;
+        let mut hit = std::collections::BTreeMap::new();
+        for step in self.faults_started() {
+            let Some(fault) = drill.step(&step).and_then(|s| s.fault()) else {
+                continue;
+            };
+            let named = match &fault.spec {
+                FaultSpec::Local(
+                    LocalFault::Kill { services, .. } | LocalFault::Pause { services, .. },
+                ) => services.clone(),
+                FaultSpec::Kube(_) | FaultSpec::Kind(_) => Vec::new(),
+                FaultSpec::Local(LocalFault::Delete { .. } | LocalFault::Corrupt { .. })
+                | FaultSpec::Shell(_) => drill.services.keys().cloned().collect(),
+            };
+            for service in named {
+                hit.entry(service).or_insert_with(|| {
+                    format!("fault `{step}` ({}) may have hit it", fault.spec.kind())
+                });
+            }
+        }
+        let since = self.events.iter().find_map(|e| match &e.kind {
+            EventKind::RunStarted { pid_started, .. } => *pid_started,
+            _ => None,
+        });
+        crate::target::Found {
+            services: self.services().into_iter().collect(),
+            hit,
+            since,
+        }
+    }
+
+    /// Fault steps that started: injected, interrupted, or being injected
+    /// when the runner died (whatever they hit may be down because of them).
+    pub fn faults_started(&self) -> Vec<String> {
+        let mut seen = HashSet::new();
+        self.events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::StepStarted { step, action, .. } if action == "fault" => {
+                    Some(step.clone())
+                }
+                _ => None,
+            })
+            .filter(|step| seen.insert(step.clone()))
+            .collect()
     }
 
     /// Whether the run recorded its end.
@@ -172,14 +314,25 @@ impl Resume {
             .collect()
     }
 
-    /// Wall-clock ms of the first fault's start, if one started.
+    /// Wall-clock ms of the first fault's start, if one is in: injected,
+    /// or interrupted by the runner's death (it counts as injected).
     pub fn first_fault_epoch_ms(&self) -> Option<u64> {
-        let step = self.events.iter().find_map(|e| match &e.kind {
-            EventKind::FaultInjected { step, .. } => Some(step.clone()),
-            _ => None,
-        })?;
+        let unfinished = self.unfinished();
+        let faults: HashSet<&str> = self
+            .events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::FaultInjected { step, .. } => Some(step.as_str()),
+                EventKind::StepStarted { step, action, .. }
+                    if action == "fault" && unfinished.contains(step) =>
+                {
+                    Some(step.as_str())
+                }
+                _ => None,
+            })
+            .collect();
         self.events.iter().find_map(|e| match &e.kind {
-            EventKind::StepStarted { step: s, .. } if *s == step => {
+            EventKind::StepStarted { step, .. } if faults.contains(step.as_str()) => {
                 chrono::DateTime::parse_from_rfc3339(&e.time)
                     .ok()
                     .map(|t| t.timestamp_millis() as u64)

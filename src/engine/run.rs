@@ -195,6 +195,8 @@ struct Run {
     background: JoinSet<()>,
     stop_background: watch::Sender<bool>,
     background_stopped: watch::Receiver<bool>,
+    /// The run directory's lock, released when the run's records are written.
+    _lock: Arc<crate::rundir::Lock>,
 }
 
 /// Set up: the big red button before anything starts, the ports, the
@@ -213,6 +215,7 @@ async fn set_up(
         emitter,
         mut env,
         ctx,
+        lock,
     } = prepared;
     let resume = options.resume.as_ref();
     let drill = &loaded.drill;
@@ -228,6 +231,7 @@ async fn set_up(
         background: JoinSet::new(),
         stop_background,
         background_stopped,
+        _lock: lock,
     };
     run.background.spawn(forward_interrupt(
         interrupt,
@@ -242,15 +246,40 @@ async fn set_up(
             halt_file.display()
         )));
     }
+    // A resumed run's services may hold their ports: they are adopted, and
+    // one started again is checked to be alive once ready.
     if !inbox.stops.is_stopped()
+        && resume.is_none()
         && let Err(why) = super::monitor::ports_free(drill, &env)
     {
         inbox.stops.stop(StopReason::Error(why));
     }
     // Setup runs to its end even after Ctrl-C, so that teardown knows what
     // it made (a half-created cluster is worse than a wait).
+    let mut left_down = std::collections::BTreeSet::new();
     if !inbox.stops.is_stopped() {
-        if let Err(error) = target.setup(&ctx).await.map(|extra| env.extend(extra)) {
+        let set_up = match resume {
+            Some(resume) => {
+                let found = resume.found(drill);
+                let result = target.resume(&ctx, &found).await;
+                left_down = run
+                    .emitter
+                    .events()
+                    .iter()
+                    .filter_map(|e| match &e.kind {
+                        EventKind::ServiceResumed {
+                            service,
+                            outcome: crate::event::ServiceOutcome::LeftDown,
+                            ..
+                        } => Some(service.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                result
+            }
+            None => target.setup(&ctx).await,
+        };
+        if let Err(error) = set_up.map(|extra| env.extend(extra)) {
             inbox
                 .stops
                 .stop(StopReason::Error(format!("target setup failed: {error}")));
@@ -271,6 +300,7 @@ async fn set_up(
             .then(|| Arc::new(crate::engine::recover::Operator::stdin())),
         halt_file,
         resumed_runbook: resume.map(|r| r.runbook_done()).unwrap_or_default(),
+        left_down,
         first_fault_epoch_ms: resume
             .and_then(|r| r.first_fault_epoch_ms())
             .map(OnceLock::from)
@@ -415,7 +445,14 @@ async fn record(run: Run, shared: &Shared, options: &Options, ending: &Ending) -
         });
     }
     shared.target.teardown(&shared.ctx, options.keep).await;
-    let swept = process::sweep(&run_id, options.grace, options.sweep_descendants).await;
+    let mut swept = process::sweep(&run_id, options.grace, options.sweep_descendants).await;
+    // What a resumed run adopted is not its descendant, and what scrubbed
+    // its environment carries no marker: found by the recorded groups.
+    swept.extend(
+        crate::leftovers::Recorded::from_events(&emitter.events())
+            .end(options.grace)
+            .await,
+    );
     if !swept.is_empty() {
         tracing::info!(count = swept.len(), "ended processes the run left behind");
     }
@@ -461,6 +498,7 @@ struct Prepared {
     emitter: Emitter,
     env: BTreeMap<String, String>,
     ctx: RunContext,
+    lock: Arc<crate::rundir::Lock>,
 }
 
 /// The run's id, directories, records and environment; the first event.
@@ -490,19 +528,26 @@ async fn prepare(
         Some(resume) => resume.workdir.clone(),
         None => run_dir.join(crate::rundir::WORK),
     };
-    match &resume {
-        None => crate::rundir::claim(&run_dir).map_err(StartError)?,
+    let lock = match resume {
+        None => {
+            crate::rundir::claim(&run_dir).map_err(StartError)?;
+            Arc::new(crate::rundir::Lock::take(&run_dir).map_err(StartError)?)
+        }
         // What the dead runner was writing when it died ends here; the
         // resumed run's events start on a line of their own.
-        Some(_) => {
+        Some(resume) => {
             crate::rundir::end_last_line(&run_dir.join("events.jsonl")).map_err(|error| {
                 StartError(format!(
                     "cannot repair {}/events.jsonl: {error}",
                     run_dir.display()
                 ))
-            })?
+            })?;
+            match &resume.lock {
+                Some(lock) => lock.clone(),
+                None => Arc::new(crate::rundir::Lock::take(&run_dir).map_err(StartError)?),
+            }
         }
-    }
+    };
     for dir in [
         &run_dir,
         &workdir,
@@ -550,15 +595,19 @@ async fn prepare(
             pid_started: crate::rundir::start_time(std::process::id()),
             finished_steps: resume.finished().len(),
         });
-        // What the dead runner left running goes first; services restart below.
-        let mut ended = process::sweep(&run_id, options.grace, false).await;
-        ended.extend(
-            crate::leftovers::Recorded::from_events(&resume.events)
+        // The world as the dead runner left it is adopted: only the
+        // processes of work that runs again are ended, so it does not run
+        // twice.
+        let is_fault = |step: &str| drill.step(step).is_some_and(|s| s.fault().is_some());
+        let ended =
+            crate::leftovers::Recorded::of_unfinished_work(&resume.events, &run_id, is_fault)
                 .end(options.grace)
-                .await,
-        );
+                .await;
         if !ended.is_empty() {
-            tracing::info!(count = ended.len(), "ended processes the dead runner left");
+            tracing::info!(
+                count = ended.len(),
+                "ended the processes of unfinished steps"
+            );
         }
     } else {
         emitter.emit(EventKind::RunStarted {
@@ -581,6 +630,14 @@ async fn prepare(
             steady_state: drill.steady_state.iter().map(|s| s.value.clone()).collect(),
             has_data: drill.data.is_some(),
             expect_outage: drill.expect_outage(),
+            options: Some(crate::event::RunOptions {
+                vars: options.vars.clone(),
+                parallel: options.parallel,
+                keep: options.keep,
+                runbook_continue: options.runbook_continue,
+                halt_file: absolute(&options.halt_file).display().to_string(),
+            }),
+            files: crate::engine::resume::files_of(loaded),
         });
     }
     Ok(Prepared {
@@ -590,6 +647,7 @@ async fn prepare(
         emitter,
         env,
         ctx,
+        lock,
     })
 }
 

@@ -78,6 +78,8 @@ pub(crate) struct Shared {
     pub(crate) halt_file: PathBuf,
     /// On resume: per recover step, the runbook steps already done.
     pub(crate) resumed_runbook: HashMap<String, BTreeSet<usize>>,
+    /// On resume: services left down as a fault left them (not awaited).
+    pub(crate) left_down: BTreeSet<String>,
     /// Wall-clock epoch ms of the first fault's start.
     pub(crate) first_fault_epoch_ms: OnceLock<u64>,
     /// Why the run stops, as the dispatcher decided it.

@@ -218,6 +218,7 @@ async fn run_shell(attempt: &Attempt<'_>, script: String) -> StepResult {
         "FIREDRILL_OUTPUT".to_owned(),
         output_file.display().to_string(),
     );
+    env.insert(process::STEP_MARKER.to_owned(), id.clone());
     let log = shared.ctx.run_dir.join("logs").join(format!("{id}.log"));
     let finished = process::Cmd::shell(&shared.ctx.run_id, &script)
         .envs(&env)
@@ -233,6 +234,7 @@ async fn run_shell(attempt: &Attempt<'_>, script: String) -> StepResult {
             shared.ctx.emitter.emit(EventKind::ProcessStarted {
                 what: format!("step {id}"),
                 pid,
+                owner: Some(crate::event::Owner::Step { step: id.clone() }),
             });
         })
         .await;
@@ -283,6 +285,10 @@ async fn inject(attempt: &Attempt<'_>) -> StepResult {
     }
     let kind = fault.spec.kind().to_owned();
     let env = &task.env;
+    // `events.jsonl` says the fault started before anything is done: a
+    // runner that dies from here on leaves a fault `resume` never injects
+    // again.
+    shared.ctx.emitter.flushed().await;
     let injected = if let FaultSpec::Shell(script) = &fault.spec {
         // On a cluster, a shell fault too must hit the cluster this run set up.
         if let Some(kube) = shared.target.kube()
@@ -320,6 +326,7 @@ async fn inject(attempt: &Attempt<'_>) -> StepResult {
                     .undo
                     .as_ref()
                     .and_then(|undo| serde_json::to_value(undo).ok()),
+                interrupted: false,
             });
             let mut result = StepResult::ok(if injected.targets.is_empty() {
                 injected.detail

@@ -86,7 +86,15 @@ pub fn render(journal: &Journal, format: ReportFormat) -> String {
 pub fn report_command(run_dir: &Path, format: ReportFormat) -> i32 {
     let journal_path = run_dir.join("journal.json");
     if !journal_path.is_file() {
-        let hint = if run_dir.join("events.jsonl").is_file() {
+        let events = run_dir.join("events.jsonl");
+        let cleaned = crate::event::read_events(&events).is_ok_and(|events| {
+            events
+                .iter()
+                .any(|e| matches!(e.kind, crate::event::EventKind::RunCleaned { .. }))
+        });
+        let hint = if cleaned {
+            " (the run never finished and was cleaned with `firedrill clean`: it cannot be resumed; start a new run)"
+        } else if events.is_file() {
             " (the run has events.jsonl but never finished; `firedrill resume` it first)"
         } else {
             ""

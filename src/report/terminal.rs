@@ -46,6 +46,19 @@ fn describe_raw(event: &Event) -> Option<String> {
             ..
         } => format!("resumed by pid {pid}: {finished_steps} finished steps kept"),
         EventKind::ServiceReady { service } => format!("service {service} is ready"),
+        EventKind::ServiceResumed {
+            service,
+            pid,
+            detail,
+            ..
+        } => match pid {
+            Some(pid) => format!("service {service} (pid {pid}): {detail}"),
+            None => format!("service {service}: {detail}"),
+        },
+        EventKind::RunCleaned { ended } => format!(
+            "cleaned: {ended} process{} ended, WORKDIR removed; the run cannot be resumed",
+            if *ended == 1 { "" } else { "es" }
+        ),
         EventKind::StepStarted {
             step,
             action,
@@ -96,6 +109,13 @@ fn describe_raw(event: &Event) -> Option<String> {
                 format!("system not healthy before the drill: {detail}")
             }
         }
+        EventKind::FaultInjected {
+            step,
+            kind,
+            detail,
+            interrupted: true,
+            ..
+        } => format!("⚡ fault {step} ({kind}) interrupted: {detail}"),
         EventKind::FaultInjected {
             step,
             kind,

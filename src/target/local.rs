@@ -13,12 +13,12 @@ use async_trait::async_trait;
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
-use super::{FaultCheck, Injected, RunContext, Target, TargetError, Undo};
+use super::{FaultCheck, Found, Injected, RunContext, Target, TargetError, Undo};
 use schemars::JsonSchema;
 
 use super::{FaultSpec, RawFault};
 use crate::duration::Dur;
-use crate::event::EventKind;
+use crate::event::{EventKind, Owner, ServiceOutcome};
 use crate::located::{Located, OneOrMany, Problem};
 use crate::process;
 use crate::vars::expand;
@@ -290,6 +290,8 @@ pub struct LocalTarget {
     services: BTreeMap<String, ServiceSpec>,
     running: Mutex<BTreeMap<String, Running>>,
     children: tokio::sync::Mutex<Vec<tokio::process::Child>>,
+    /// Services a resumed run adopted: running, but not its children.
+    adopted: Mutex<Vec<i32>>,
     /// Timers of `pause` faults with a `duration`, ended at teardown.
     timers: Mutex<tokio::task::JoinSet<()>>,
 }
@@ -301,6 +303,7 @@ impl LocalTarget {
             services,
             running: Mutex::new(BTreeMap::new()),
             children: tokio::sync::Mutex::new(Vec::new()),
+            adopted: Mutex::new(Vec::new()),
             timers: Mutex::new(tokio::task::JoinSet::new()),
         }
     }
@@ -323,6 +326,59 @@ impl LocalTarget {
             hit.push((service.clone(), pgid));
         }
         Ok(hit)
+    }
+
+    /// Starts a service in a process group of its own, its output appended
+    /// to `logs/<service>.log`; returns its pid.
+    async fn start_service(&self, name: &str, ctx: &RunContext) -> Result<u32, TargetError> {
+        let Some(service) = self.services.get(name) else {
+            return Err(TargetError::Failed(format!("no service `{name}`")));
+        };
+        let logs = ctx.run_dir.join("logs");
+        std::fs::create_dir_all(&logs).map_err(|e| {
+            TargetError::Unavailable(format!("cannot create {}: {e}", logs.display()))
+        })?;
+        let env = service_env(service, ctx);
+        let log_path = logs.join(format!("{name}.log"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| {
+                TargetError::Unavailable(format!("cannot open {}: {e}", log_path.display()))
+            })?;
+        let cwd = match &service.cwd {
+            Some(cwd) => ctx.scenario_dir.join(expand(cwd, &ctx.env)),
+            None => ctx.scenario_dir.clone(),
+        };
+        let mut command = process::Cmd::shell(&ctx.run_id, &service.run)
+            .envs(&env)
+            .cwd(&cwd)
+            .command();
+        let err_log = log
+            .try_clone()
+            .map_err(|e| TargetError::Unavailable(e.to_string()))?;
+        command.stdout(log).stderr(err_log);
+        let child = command.spawn().map_err(|e| {
+            TargetError::Failed(format!("service `{name}` could not be started: {e}"))
+        })?;
+        let pid = child.id().unwrap_or(0);
+        ctx.emitter.emit(EventKind::ProcessStarted {
+            what: format!("service {name}"),
+            pid,
+            owner: Some(Owner::Service {
+                name: name.to_owned(),
+            }),
+        });
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_owned(), Running { pgid: pid as i32 });
+        self.children.lock().await.push(child);
+        // Recorded before anything else happens: a runner that dies next
+        // leaves a service that `resume` knows and adopts.
+        ctx.emitter.flushed().await;
+        Ok(pid)
     }
 
     fn pgid_of(&self, service: &str) -> Result<i32, TargetError> {
@@ -386,47 +442,81 @@ impl Target for LocalTarget {
     }
 
     async fn setup(&self, ctx: &RunContext) -> Result<BTreeMap<String, String>, TargetError> {
-        let logs = ctx.run_dir.join("logs");
-        std::fs::create_dir_all(&logs).map_err(|e| {
-            TargetError::Unavailable(format!("cannot create {}: {e}", logs.display()))
-        })?;
-        for (name, service) in &self.services {
-            let env = service_env(service, ctx);
-            let log_path = logs.join(format!("{name}.log"));
-            let log = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&log_path)
-                .map_err(|e| {
-                    TargetError::Unavailable(format!("cannot open {}: {e}", log_path.display()))
-                })?;
-            let cwd = match &service.cwd {
-                Some(cwd) => ctx.scenario_dir.join(expand(cwd, &ctx.env)),
-                None => ctx.scenario_dir.clone(),
-            };
-            let mut command = process::Cmd::shell(&ctx.run_id, &service.run)
-                .envs(&env)
-                .cwd(&cwd)
-                .command();
-            let err_log = log
-                .try_clone()
-                .map_err(|e| TargetError::Unavailable(e.to_string()))?;
-            command.stdout(log).stderr(err_log);
-            let child = command.spawn().map_err(|e| {
-                TargetError::Failed(format!("service `{name}` could not be started: {e}"))
-            })?;
-            let pid = child.id().unwrap_or(0);
-            ctx.emitter.emit(EventKind::ProcessStarted {
-                what: format!("service {name}"),
-                pid,
-            });
-            self.running
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(name.clone(), Running { pgid: pid as i32 });
-            self.children.lock().await.push(child);
+        for name in self.services.keys() {
+            self.start_service(name, ctx).await?;
         }
         Ok(BTreeMap::new())
+    }
+
+    async fn resume(
+        &self,
+        ctx: &RunContext,
+        found: &Found,
+    ) -> Result<BTreeMap<String, String>, TargetError> {
+        for name in self.services.keys() {
+            let recorded = found.services.get(name).copied();
+            let alive = recorded.filter(|pid| {
+                crate::leftovers::ProcStat::read(*pid as i32).is_some_and(|stat| {
+                    stat.pgrp == *pid as i32 && found.since.is_some_and(|since| stat.start >= since)
+                })
+            });
+            let (outcome, pid, detail) = match (alive, recorded, found.hit.get(name)) {
+                (Some(pid), _, _) => {
+                    self.running
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(name.clone(), Running { pgid: pid as i32 });
+                    self.adopted
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(pid as i32);
+                    (
+                        ServiceOutcome::Adopted,
+                        Some(pid),
+                        "still running: adopted as it is".to_owned(),
+                    )
+                }
+                (None, Some(pid), Some(why)) => {
+                    // Down as the fault left it: the runbook brings it back.
+                    self.running
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(name.clone(), Running { pgid: pid as i32 });
+                    (
+                        ServiceOutcome::LeftDown,
+                        None,
+                        format!("down, and {why}: left down, as the fault left it"),
+                    )
+                }
+                (None, recorded, _) => {
+                    let pid = self.start_service(name, ctx).await?;
+                    let detail = if recorded.is_some() {
+                        "down, and no fault can have hit it: started again"
+                    } else {
+                        "never started: started"
+                    };
+                    (ServiceOutcome::Restarted, Some(pid), detail.to_owned())
+                }
+            };
+            ctx.emitter.emit(EventKind::ServiceResumed {
+                service: name.clone(),
+                outcome,
+                pid,
+                detail,
+            });
+        }
+        Ok(BTreeMap::new())
+    }
+
+    fn undo_interrupted(&self, fault: &FaultSpec) -> Option<Undo> {
+        let FaultSpec::Local(LocalFault::Pause { services, .. }) = fault else {
+            return None;
+        };
+        let pgids: Vec<i32> = services
+            .iter()
+            .filter_map(|service| self.pgid_of(service).ok())
+            .collect();
+        Some(Undo::Local(LocalUndo::Resume { pgids }))
     }
 
     fn preview(&self, fault: &FaultSpec, ctx: &RunContext) -> String {
@@ -586,6 +676,11 @@ impl Target for LocalTarget {
             .values()
             .map(|r| r.pgid)
             .collect();
+        let adopted: Vec<i32> = self
+            .adopted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let mut children = self.children.lock().await;
         // One grace period for all: services that ignore SIGTERM are not
         // waited for one after another.
@@ -601,9 +696,24 @@ impl Target for LocalTarget {
             let moment = deadline.min(tokio::time::Instant::now() + Duration::from_millis(500));
             let _ = tokio::time::timeout_at(moment, child.wait()).await;
         }
+        // Adopted services are not this runner's children: watched in /proc.
+        for pgid in adopted.iter().rev() {
+            process::kill_group(*pgid, Signal::SIGTERM);
+            process::kill_group(*pgid, Signal::SIGCONT);
+            let moment = deadline.min(tokio::time::Instant::now() + Duration::from_millis(500));
+            while crate::leftovers::group_alive(*pgid) && tokio::time::Instant::now() < moment {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
         for pgid in &pgids {
             process::kill_group(*pgid, Signal::SIGTERM);
             process::kill_group(*pgid, Signal::SIGCONT);
+        }
+        for pgid in &adopted {
+            while crate::leftovers::group_alive(*pgid) && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            process::kill_group(*pgid, Signal::SIGKILL);
         }
         for child in children.iter_mut() {
             if tokio::time::timeout_at(deadline, child.wait())

@@ -86,6 +86,18 @@ impl Target for Unsupported {
     async fn teardown(&self, _ctx: &RunContext, _keep: bool) {}
 }
 
+/// What `resume` knows of the system the dead runner left.
+#[derive(Debug, Clone, Default)]
+pub struct Found {
+    /// Each service's last recorded pid (the leader of its process group).
+    pub services: BTreeMap<String, u32>,
+    /// Services a fault may have hit, each with why: down, they stay down.
+    pub hit: BTreeMap<String, String>,
+    /// When the run's first runner started (ticks after boot): a recorded
+    /// pid that is alive but started before is somebody else's process.
+    pub since: Option<u64>,
+}
+
 /// What every target gets from the run.
 #[derive(Clone)]
 pub struct RunContext {
@@ -175,6 +187,26 @@ pub trait Target: Send + Sync {
     /// Brings the system up before the first step. Returns variables it
     /// learnt on the way, added to every command's environment.
     async fn setup(&self, ctx: &RunContext) -> Result<BTreeMap<String, String>, TargetError>;
+
+    /// On `resume`: takes the system over as the dead runner left it,
+    /// instead of setting it up anew (docs/cli.md, `resume`). The default
+    /// sets up (a kind target reuses the cluster the run created).
+    async fn resume(
+        &self,
+        ctx: &RunContext,
+        found: &Found,
+    ) -> Result<BTreeMap<String, String>, TargetError> {
+        let _ = found;
+        self.setup(ctx).await
+    }
+
+    /// How to undo a fault whose injection the runner's death interrupted
+    /// (no undo record was written): a `pause` may have stopped its
+    /// services, so they are continued at the end.
+    fn undo_interrupted(&self, fault: &FaultSpec) -> Option<Undo> {
+        let _ = fault;
+        None
+    }
 
     /// What a fault would hit, without touching anything (`--dry-run`).
     fn preview(&self, fault: &FaultSpec, ctx: &RunContext) -> String;

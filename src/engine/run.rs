@@ -429,7 +429,7 @@ pub async fn run(
         tracing::warn!(%error, "cannot write the reports");
     }
     let exit_code = if ending == Ending::Interrupted {
-        130
+        crate::error::EXIT_INTERRUPTED
     } else {
         journal.verdict.exit_code()
     };

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -458,66 +457,9 @@ impl Linter<'_> {
     }
 }
 
-/// `firedrill runbook lint FILE... [--drill DRILL]`: prints every finding to
-/// stdout as `file:line: kind: message` with a `  help:` line under it, and `ok:
-/// FILE` for a clean runbook. Returns 0 when every runbook is clean, 1 when
-/// anything was found, 2 when a runbook cannot be read or the drill is invalid.
-///
-/// Variables are only checked with a drill: then the known ones are the drill's
-/// `vars`, firedrill's built-ins, `CLUSTER` and `KUBECONFIG`, and the names the
-/// drill's own commands assign (step outputs written to `$FIREDRILL_OUTPUT`).
-pub fn lint_command(files: &[PathBuf], drill: Option<&Path>) -> i32 {
-    let known = match drill {
-        Some(drill) => match crate::app::load_or_report(drill) {
-            Ok(loaded) => Some(drill_vars(&loaded.drill)),
-            Err(code) => return code,
-        },
-        None => None,
-    };
-    let mut out = std::io::stdout().lock();
-    let (mut unreadable, mut findings_total, mut with_findings) = (0, 0, 0);
-    for file in files {
-        match lint_file(file, known.as_ref()) {
-            Err(error) => {
-                eprintln!("error: {error}");
-                unreadable += 1;
-            }
-            Ok(findings) if findings.is_empty() => {
-                let _ = writeln!(out, "ok: {}", file.display());
-            }
-            Ok(findings) => {
-                with_findings += 1;
-                findings_total += findings.len();
-                for finding in &findings {
-                    let _ = writeln!(out, "{finding}\n  help: {}", finding.help);
-                }
-            }
-        }
-    }
-    let _ = out.flush();
-    let runbooks = |n: usize| if n == 1 { "runbook" } else { "runbooks" };
-    if unreadable > 0 {
-        eprintln!(
-            "{unreadable} of {} {} could not be read",
-            files.len(),
-            runbooks(files.len())
-        );
-        crate::app::EXIT_INVALID
-    } else if findings_total > 0 {
-        eprintln!(
-            "{findings_total} finding{} in {with_findings} of {} {}",
-            if findings_total == 1 { "" } else { "s" },
-            files.len(),
-            runbooks(files.len())
-        );
-        1
-    } else {
-        0
-    }
-}
-
-/// Every name a runbook may use when the drill runs it.
-fn drill_vars(drill: &crate::drill::Drill) -> BTreeSet<String> {
+/// Every name a runbook may use when the drill runs it: the drill's `vars`,
+/// firedrill's built-ins, `CLUSTER`, `KUBECONFIG` and what its commands assign.
+pub fn drill_vars(drill: &crate::drill::Drill) -> BTreeSet<String> {
     let mut known = crate::drill::known_vars(drill);
     known.extend(["CLUSTER", "KUBECONFIG"].map(String::from));
     // Names a `run` writes to $FIREDRILL_OUTPUT are set for the steps after it;

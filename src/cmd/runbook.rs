@@ -1,0 +1,58 @@
+//! `firedrill runbook lint FILE... [--drill DRILL]`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::error::{EXIT_FAILED, EXIT_OK, Error, plural};
+
+/// Prints every finding to stdout as `file:line: kind: message` with a
+/// `  help:` line under it, and `ok: FILE` for a clean runbook. Ends with
+/// [`EXIT_FAILED`] when anything was found, an error when a runbook cannot be
+/// read or the drill is invalid.
+///
+/// Variables are only checked with a drill: then the known ones are the drill's
+/// `vars`, firedrill's built-ins, `CLUSTER` and `KUBECONFIG`, and the names the
+/// drill's own commands assign (step outputs written to `$FIREDRILL_OUTPUT`).
+pub(super) fn lint(files: &[PathBuf], drill: Option<&Path>) -> Result<i32, Error> {
+    let known = match drill {
+        Some(drill) => Some(crate::runbook::drill_vars(&super::load(drill)?.drill)),
+        None => None,
+    };
+    let mut out = std::io::stdout().lock();
+    let (mut unreadable, mut findings_total, mut with_findings) = (0, 0, 0);
+    for file in files {
+        match crate::runbook::lint_file(file, known.as_ref()) {
+            Err(error) => {
+                eprintln!("error: {error}");
+                unreadable += 1;
+            }
+            Ok(findings) if findings.is_empty() => {
+                let _ = writeln!(out, "ok: {}", file.display());
+            }
+            Ok(findings) => {
+                with_findings += 1;
+                findings_total += findings.len();
+                for finding in &findings {
+                    let _ = writeln!(out, "{finding}\n  help: {}", finding.help);
+                }
+            }
+        }
+    }
+    let _ = out.flush();
+    if unreadable > 0 {
+        return Err(Error::UnreadableRunbooks {
+            unreadable,
+            total: files.len(),
+        });
+    }
+    if findings_total == 0 {
+        return Ok(EXIT_OK);
+    }
+    eprintln!(
+        "{findings_total} finding{} in {with_findings} of {} runbook{}",
+        plural(findings_total),
+        files.len(),
+        plural(files.len())
+    );
+    Ok(EXIT_FAILED)
+}

@@ -140,6 +140,19 @@ impl Error {
     }
 }
 
+impl crate::journal::Verdict {
+    /// The process exit code for a run that ended with this verdict.
+    pub fn exit_code(self) -> i32 {
+        use crate::journal::Verdict;
+        match self {
+            Verdict::Passed => EXIT_OK,
+            Verdict::Failed => EXIT_FAILED,
+            Verdict::Aborted => EXIT_ABORTED,
+            Verdict::Error => EXIT_ERROR,
+        }
+    }
+}
+
 /// `"s"` unless there is exactly one.
 pub fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }

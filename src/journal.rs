@@ -23,16 +23,6 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    /// The process exit code for a run that ended with this verdict.
-    pub fn exit_code(self) -> i32 {
-        match self {
-            Verdict::Passed => crate::error::EXIT_OK,
-            Verdict::Failed => crate::error::EXIT_FAILED,
-            Verdict::Aborted => crate::error::EXIT_ABORTED,
-            Verdict::Error => crate::error::EXIT_ERROR,
-        }
-    }
-
     /// The lower-case name used in files and tables.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -1,9 +1,8 @@
-//! The dependency graph of a drill: build, cycles, stages, and the formats
+//! The dependency graph of a drill: build, stages, and the formats
 //! of `firedrill plan`.
 
 use std::collections::BTreeMap;
 
-use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::Serialize;
 
@@ -44,60 +43,6 @@ impl<'a> Graph<'a> {
             }
         }
         Graph { graph, index }
-    }
-
-    /// Every cycle, as the ids along it in "needs" order (`a` needs `b` ...),
-    /// starting from the step that comes first in the file.
-    pub fn cycles(&self) -> Vec<Vec<String>> {
-        let mut cycles = Vec::new();
-        for component in tarjan_scc(&self.graph) {
-            if component.len() < 2 {
-                continue;
-            }
-            let start = *component.iter().min().unwrap_or(&component[0]);
-            // Walk backwards along edges (to the needs) inside the component
-            // until we are back at the start: that is one concrete cycle.
-            let mut path = vec![start];
-            let mut current = start;
-            let mut guard = 0;
-            loop {
-                guard += 1;
-                let next = self
-                    .graph
-                    .neighbors_directed(current, petgraph::Direction::Incoming)
-                    .filter(|n| component.contains(n))
-                    .min_by_key(|n| {
-                        if *n == start {
-                            0
-                        } else if path.contains(n) {
-                            usize::MAX
-                        } else {
-                            n.index() + 1
-                        }
-                    });
-                match next {
-                    Some(n) if n == start => break,
-                    Some(n) if !path.contains(&n) && guard <= component.len() => {
-                        path.push(n);
-                        current = n;
-                    }
-                    _ => {
-                        // No simple way back found (should not happen in an SCC):
-                        // report the component as it is.
-                        path = component.clone();
-                        path.sort();
-                        break;
-                    }
-                }
-            }
-            cycles.push(
-                path.into_iter()
-                    .map(|n| self.graph[n].id.value.clone())
-                    .collect(),
-            );
-        }
-        cycles.sort();
-        cycles
     }
 
     /// Steps grouped in stages: each stage's steps need only earlier stages,
@@ -163,11 +108,6 @@ impl<'a> Graph<'a> {
             .map(|n| self.graph[n].id.as_str())
             .collect()
     }
-}
-
-/// Cycles of a drill's graph (see [`Graph::cycles`]).
-pub fn cycles(drill: &Drill) -> Vec<Vec<String>> {
-    Graph::build(drill).cycles()
 }
 
 /// A one-line summary of what a step does, for plans and progress.

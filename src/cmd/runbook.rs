@@ -1,5 +1,6 @@
 //! `firedrill runbook lint FILE... [--drill DRILL]`.
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -15,7 +16,7 @@ use crate::error::{EXIT_FAILED, EXIT_OK, Error, plural};
 /// drill's own commands assign (step outputs written to `$FIREDRILL_OUTPUT`).
 pub(super) fn lint(files: &[PathBuf], drill: Option<&Path>) -> Result<i32, Error> {
     let known = match drill {
-        Some(drill) => Some(crate::runbook::drill_vars(&super::load(drill)?.drill)),
+        Some(drill) => Some(drill_vars(&super::load(drill)?.drill)),
         None => None,
     };
     let mut out = std::io::stdout().lock();
@@ -55,4 +56,21 @@ pub(super) fn lint(files: &[PathBuf], drill: Option<&Path>) -> Result<i32, Error
         plural(files.len())
     );
     Ok(EXIT_FAILED)
+}
+
+/// Every name a runbook may use when the drill runs it: the drill's `vars`,
+/// firedrill's built-ins, `CLUSTER`, `KUBECONFIG` and what its commands assign.
+fn drill_vars(drill: &crate::drill::Drill) -> BTreeSet<String> {
+    let mut known = crate::drill::known_vars(drill);
+    known.extend(["CLUSTER", "KUBECONFIG"].map(String::from));
+    // Names a `run` writes to $FIREDRILL_OUTPUT are set for the steps after it;
+    // any name a drill command assigns is taken as known, to stay quiet.
+    let scripts = drill.steps.iter().flat_map(|step| {
+        let recover = step.recover.as_ref().and_then(|r| r.value.run.as_deref());
+        step.run.as_deref().into_iter().chain(recover)
+    });
+    for script in scripts {
+        known.extend(crate::runbook::names_assigned_in(script));
+    }
+    known
 }

@@ -1,7 +1,7 @@
 //! The checks beyond the shape of the file: references, the graph, targets,
 //! files. Every check adds to one list, so all problems are reported at once.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
 
 use super::diag::Problem;
@@ -418,10 +418,13 @@ fn check_services(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
 }
 
 fn check_steps(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
-    let mut seen: BTreeMap<&str, Loc> = BTreeMap::new();
+    let mut seen: HashMap<&str, Loc> = HashMap::with_capacity(drill.steps.len());
     let mut duplicate_ids = false;
     let mut ids: Vec<&str> = drill.steps.iter().map(|step| step.id.as_str()).collect();
     ids.extend(cx.unparsed_step_ids.iter().map(String::as_str));
+    // A set for the lookups: a Vec searched per need made validation
+    // quadratic in the number of steps.
+    let known_ids: HashSet<&str> = ids.iter().copied().collect();
     for (index, step) in drill.steps.iter().enumerate() {
         let node = cx.step_nodes.get(index).copied();
         if !is_valid_name(&step.id) {
@@ -457,7 +460,7 @@ fn check_steps(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
                     )
                     .help("remove it from its own `needs`"),
                 );
-            } else if !ids.contains(&need.as_str()) {
+            } else if !known_ids.contains(need.as_str()) {
                 problems.push(
                     Problem::at(need.loc, format!("unknown step `{}` in needs", need.value))
                         .help(unknown_step_help(&need.value, &ids, &step.id.value)),
@@ -493,16 +496,18 @@ fn check_steps(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
     let cycles = if duplicate_ids {
         Vec::new()
     } else {
-        crate::plan::cycles(drill)
+        super::cycles::cycles(drill)
     };
     for cycle in cycles {
         let first = cycle
             .first()
-            .and_then(|id| drill.step(id))
-            .map_or(steps_loc, |step| step.id.loc);
-        let mut path = cycle.clone();
-        if let Some(start) = cycle.first() {
-            path.push(start.clone());
+            .map_or(steps_loc, |&start| drill.steps[start].id.loc);
+        let mut path: Vec<&str> = cycle
+            .iter()
+            .map(|&index| drill.steps[index].id.as_str())
+            .collect();
+        if let Some(start) = path.first().copied() {
+            path.push(start);
         }
         problems.push(
             Problem::at(first, format!("dependency cycle: {}", path.join(" -> ")))

@@ -457,26 +457,16 @@ impl Linter<'_> {
     }
 }
 
-/// Every name a runbook may use when the drill runs it: the drill's `vars`,
-/// firedrill's built-ins, `CLUSTER`, `KUBECONFIG` and what its commands assign.
-pub fn drill_vars(drill: &crate::drill::Drill) -> BTreeSet<String> {
-    let mut known = crate::drill::known_vars(drill);
-    known.extend(["CLUSTER", "KUBECONFIG"].map(String::from));
-    // Names a `run` writes to $FIREDRILL_OUTPUT are set for the steps after it;
-    // any name a drill command assigns is taken as known, to stay quiet.
-    let scripts = drill.steps.iter().flat_map(|step| {
-        let recover = step.recover.as_ref().and_then(|r| r.value.run.as_deref());
-        step.run.as_deref().into_iter().chain(recover)
-    });
-    for script in scripts {
-        let lines: Vec<ScriptLine> = script
-            .lines()
-            .enumerate()
-            .map(|(index, text)| ScriptLine::new(index + 1, text))
-            .collect();
-        known.extend(shell::assigned_names(&shell::shell_view(&lines)));
-    }
-    known
+/// The names a shell script gives a value (`NAME=...`, `export NAME=...`,
+/// `for NAME in`, `read NAME`, lines written to `$FIREDRILL_OUTPUT`): a drill's
+/// commands may set variables its runbook then uses.
+pub fn names_assigned_in(script: &str) -> BTreeSet<String> {
+    let lines: Vec<ScriptLine> = script
+        .lines()
+        .enumerate()
+        .map(|(index, text)| ScriptLine::new(index + 1, text))
+        .collect();
+    shell::assigned_names(&shell::shell_view(&lines))
 }
 
 /// The local file a link points at, or `None` for URLs, anchors and absolute paths.

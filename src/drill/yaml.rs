@@ -180,9 +180,17 @@ impl<'de> Deserialize<'de> for NodeKind {
     }
 }
 
-/// Limits that keep a hostile or broken file cheap to reject.
-pub const MAX_INPUT_BYTES: usize = 4 * 1024 * 1024;
+/// The largest drill file: the one limit on a drill's size. Everything else
+/// the parser may allocate is bounded by it (values per byte), by the nesting
+/// depth and by the alias expansion limits below.
+pub const MAX_INPUT_BYTES: usize = 8 * 1024 * 1024;
+/// The deepest nesting of mappings and sequences.
 const MAX_DEPTH: usize = 64;
+/// Values that `*alias` references may add, in all: aliases are the one way a
+/// small file becomes a large tree.
+const MAX_ALIAS_EXPANSION: usize = 100_000;
+/// How often one `&anchor` may be referred to.
+const MAX_ALIAS_USES_PER_ANCHOR: usize = 100;
 
 /// A YAML syntax or budget error, located.
 #[derive(Debug, Clone, PartialEq)]
@@ -200,8 +208,9 @@ const SYNTAX_HELP: &str =
 
 /// Parses YAML text into a located node tree.
 ///
-/// More than one document, anchors expanded past a small budget, nesting
-/// deeper than 64 levels and inputs over 4 MiB are errors. Duplicate keys are
+/// More than one document, aliases expanded past [`MAX_ALIAS_EXPANSION`]
+/// values, nesting deeper than 64 levels and inputs over [`MAX_INPUT_BYTES`]
+/// are errors. Duplicate keys are
 /// kept in the tree; [`remove_duplicate_keys`] reports and drops them, so
 /// that they do not stop the rest of the file from being checked.
 pub fn parse(text: &str) -> Result<Node, SyntaxError> {
@@ -209,10 +218,11 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
         return Err(SyntaxError {
             loc: Loc::default(),
             message: format!(
-                "the file is {} bytes; drills are limited to {MAX_INPUT_BYTES} bytes",
-                text.len()
+                "the file is {} bytes; the limit on a drill file is {MAX_INPUT_BYTES} bytes ({} MiB)",
+                text.len(),
+                MAX_INPUT_BYTES / (1024 * 1024)
             ),
-            help: "is this the right file? a drill is a short YAML text".into(),
+            help: "is this the right file? split a drill this large into several drills".into(),
         });
     }
     if text.trim().is_empty() {
@@ -224,24 +234,11 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
                 .into(),
         });
     }
-    let mut budget = serde_saphyr::Budget::default();
-    budget.max_depth = MAX_DEPTH;
-    budget.max_aliases = 1_000;
-    budget.max_anchors = 1_000;
-    budget.max_events = 1_000_000;
-    budget.max_nodes = 250_000;
-    budget.max_documents = 1;
-    budget.max_total_scalar_bytes = MAX_INPUT_BYTES * 2;
-    budget.flow_nesting_limit = MAX_DEPTH;
-    let mut alias_limits = serde_saphyr::options::AliasLimits::default();
-    alias_limits.max_total_replayed_events = 100_000;
-    alias_limits.max_replay_stack_depth = 16;
-    alias_limits.max_alias_expansions_per_anchor = 100;
     let mut options = serde_saphyr::Options::default();
-    options.budget = Some(budget);
+    options.budget = Some(budget(text.len()));
     // Duplicates are reported by `remove_duplicate_keys`, with both locations.
     options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::PassThrough;
-    options.alias_limits = alias_limits;
+    options.alias_limits = alias_limits();
     options.with_snippet = false;
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         serde_saphyr::from_str_with_options::<Node>(text, options)
@@ -266,6 +263,37 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
     }
 }
 
+/// The parser's budget for `input_bytes` of text. Without aliases YAML
+/// cannot hold more than about one value (node or event) per byte, so counts
+/// scale with the input instead of capping a drill at some number of steps;
+/// the constants only leave room for what aliases may add.
+fn budget(input_bytes: usize) -> serde_saphyr::Budget {
+    let values = input_bytes
+        .saturating_mul(2)
+        .saturating_add(MAX_ALIAS_EXPANSION)
+        .saturating_add(1024);
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_depth = MAX_DEPTH;
+    budget.flow_nesting_limit = MAX_DEPTH;
+    budget.max_documents = 1;
+    budget.max_events = values;
+    budget.max_nodes = values;
+    budget.max_aliases = MAX_ALIAS_EXPANSION;
+    budget.max_anchors = MAX_ALIAS_EXPANSION;
+    // Text in the file is at most MAX_INPUT_BYTES; the rest is aliases
+    // repeating long scalars.
+    budget.max_total_scalar_bytes = MAX_INPUT_BYTES * 2;
+    budget
+}
+
+fn alias_limits() -> serde_saphyr::options::AliasLimits {
+    let mut limits = serde_saphyr::options::AliasLimits::default();
+    limits.max_total_replayed_events = MAX_ALIAS_EXPANSION;
+    limits.max_replay_stack_depth = 16;
+    limits.max_alias_expansions_per_anchor = MAX_ALIAS_USES_PER_ANCHOR;
+    limits
+}
+
 /// serde-saphyr's message, said in terms of a drill, and what to do.
 fn explain_saphyr_error(error: &serde_saphyr::Error) -> (String, String) {
     use serde_saphyr::Error as E;
@@ -276,7 +304,7 @@ fn explain_saphyr_error(error: &serde_saphyr::Error) -> (String, String) {
     }
     let alias_bomb = || {
         (
-            "YAML aliases (`*name`) here expand to far more values than a drill can hold (an alias bomb)".to_owned(),
+            format!("YAML aliases (`*name`) here expand past the limit of {MAX_ALIAS_EXPANSION} values, or {MAX_ALIAS_USES_PER_ANCHOR} uses of one anchor (an alias bomb)"),
             "write the values out, or use fewer `&anchor` / `*alias` pairs; firedrill stops expanding aliases long before they cost memory"
                 .to_owned(),
         )
@@ -309,9 +337,13 @@ fn explain_saphyr_error(error: &serde_saphyr::Error) -> (String, String) {
             | B::AliasAnchorRatio { .. }
             | B::RecordedAnchorEvents { .. }
             | B::RecordedAnchorBytes { .. } => alias_bomb(),
+            // Counts that scale with the input: only aliases can reach them.
+            B::Events { .. } | B::Nodes { .. } | B::ScalarBytes { .. } => alias_bomb(),
             _ => (
-                "the file is far larger than a drill can be".to_owned(),
-                "is this the right file? a drill is a short YAML text".to_owned(),
+                format!(
+                    "the file holds more than a drill of its size can (the limit is {MAX_INPUT_BYTES} bytes of text)"
+                ),
+                "is this the right file? a drill is a YAML text".to_owned(),
             ),
         },
         _ => {

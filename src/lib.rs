@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod cmd;
+pub mod diagnostic;
 pub mod drill;
 pub mod duration;
 pub mod engine;

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{EXIT_FAILED, EXIT_OK, Error, plural};
+use crate::runbook::LintFinding;
 
 /// Prints every finding to stdout as `file:line: kind: message` with a
 /// `  help:` line under it, and `ok: FILE` for a clean runbook. Ends with
@@ -24,7 +25,11 @@ pub(super) fn lint(files: &[PathBuf], drill: Option<&Path>) -> Result<i32, Error
     for file in files {
         match crate::runbook::lint_file(file, known.as_ref()) {
             Err(error) => {
-                eprintln!("error: {error}");
+                // The file could not be read: there is no text to show.
+                eprint!(
+                    "{}",
+                    crate::diagnostic::render(&[error.diagnostic()], "", super::stderr_color())
+                );
                 unreadable += 1;
             }
             Ok(findings) if findings.is_empty() => {
@@ -33,8 +38,9 @@ pub(super) fn lint(files: &[PathBuf], drill: Option<&Path>) -> Result<i32, Error
             Ok(findings) => {
                 with_findings += 1;
                 findings_total += findings.len();
-                for finding in &findings {
-                    let _ = writeln!(out, "{finding}\n  help: {}", finding.help);
+                for finding in findings.iter().map(LintFinding::diagnostic) {
+                    let help = finding.help.as_deref().unwrap_or_default();
+                    let _ = writeln!(out, "{finding}\n  help: {help}");
                 }
             }
         }

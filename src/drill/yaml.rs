@@ -532,42 +532,8 @@ impl DeError {
     }
 }
 
-/// The closest of `candidates` to `wrong`, if any is close enough to be a typo:
-/// one or two edits away (a swapped pair counts as one), or similar enough by
-/// Jaro-Winkler for longer names.
-pub fn closest<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let max_edits = if wrong.chars().count() <= 4 { 1 } else { 2 };
-    candidates
-        .into_iter()
-        .map(|candidate| {
-            (
-                strsim::osa_distance(wrong, candidate),
-                strsim::jaro_winkler(wrong, candidate),
-                candidate,
-            )
-        })
-        .filter(|(edits, similarity, _)| *edits <= max_edits || *similarity > 0.8)
-        .min_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)))
-        .map(|(_, _, candidate)| candidate)
-}
-
-/// "did you mean `x`? (expected one of: a, b, c)".
-pub fn suggest<'a>(
-    wrong: &str,
-    candidates: impl IntoIterator<Item = &'a str> + Clone,
-    what: &str,
-) -> String {
-    let list: Vec<&str> = candidates.clone().into_iter().collect();
-    let expected = if list.is_empty() {
-        format!("no {what}s are allowed here")
-    } else {
-        format!("expected one of: {}", list.join(", "))
-    };
-    match closest(wrong, candidates) {
-        Some(best) => format!("did you mean `{best}`? ({expected})"),
-        None => expected,
-    }
-}
+// The one did-you-mean, here too because the drill's checks use it with the tree.
+pub use crate::diagnostic::{closest, suggest};
 
 /// Deserializes a typed value from a node; errors carry the location of the
 /// node they are about.

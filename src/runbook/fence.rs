@@ -260,28 +260,12 @@ fn example(key: &str) -> &'static str {
 
 fn unknown_key(key: &str) -> String {
     let supported = SUPPORTED_ATTRIBUTES.join(", ");
-    match did_you_mean(key, &SUPPORTED_ATTRIBUTES) {
+    match crate::diagnostic::closest(key, SUPPORTED_ATTRIBUTES.iter().copied()) {
         Some(best) => format!(
             "unknown fence attribute `{key}`; did you mean `{best}`? (supported: {supported})"
         ),
         None => format!("unknown fence attribute `{key}` (supported: {supported})"),
     }
-}
-
-/// The candidate closest to `word`, if it is close enough to be a plausible typo.
-pub(crate) fn did_you_mean<'a, S: AsRef<str>>(word: &str, candidates: &'a [S]) -> Option<&'a str> {
-    let word_lower = word.to_ascii_lowercase();
-    candidates
-        .iter()
-        .map(|candidate| {
-            let candidate = candidate.as_ref();
-            let distance =
-                strsim::damerau_levenshtein(&word_lower, &candidate.to_ascii_lowercase());
-            (distance, candidate)
-        })
-        .filter(|(distance, candidate)| *distance <= candidate.len().div_ceil(3).max(2))
-        .min_by_key(|(distance, _)| *distance)
-        .map(|(_, candidate)| candidate)
 }
 
 #[cfg(test)]

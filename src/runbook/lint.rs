@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::fence::did_you_mean;
+use crate::diagnostic::{Diagnostic, Severity};
+
 use super::parse::{Document, Section};
 use super::shell::{self, COMMON_ENV};
 use super::{RunbookError, ScriptLine};
@@ -28,16 +29,24 @@ pub struct LintFinding {
     pub help: String,
 }
 
+impl LintFinding {
+    /// The finding as a [`Diagnostic`] (a warning whose code is the kind).
+    pub fn diagnostic(&self) -> Diagnostic {
+        Diagnostic {
+            path: self.path.clone(),
+            line: u32::try_from(self.line).unwrap_or(u32::MAX),
+            col: 0,
+            severity: Severity::Warning,
+            code: self.kind.as_str(),
+            message: self.message.clone(),
+            help: Some(self.help.clone()),
+        }
+    }
+}
+
 impl fmt::Display for LintFinding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}: {}: {}",
-            self.path.display(),
-            self.line,
-            self.kind.as_str(),
-            self.message
-        )
+        self.diagnostic().fmt(f)
     }
 }
 
@@ -441,7 +450,7 @@ impl Linter<'_> {
                 .chain(assigned.iter())
                 .map(String::as_str)
                 .collect();
-            let help = match did_you_mean(&name, &candidates) {
+            let help = match crate::diagnostic::closest(&name, candidates) {
                 Some(best) => format!("did you mean `${best}`?"),
                 None => format!(
                     "add `{name}` to the drill's `vars:` (or pass `--var {name}=...`), or set it in the runbook before it is used"

@@ -201,7 +201,7 @@ fn apply(attrs: &mut FenceAttrs, key: &str, value: Option<&str>) -> Result<(), S
     let invalid = |why: String| format!("invalid fence attribute `{key}={value}`: {why}");
     match key {
         "timeout" => {
-            let timeout = parse_duration(value).map_err(invalid)?;
+            let timeout = parse_duration(value).map_err(|error| invalid(error.to_string()))?;
             if timeout.is_zero() {
                 return Err(invalid("a timeout must be longer than 0".into()));
             }
@@ -240,7 +240,8 @@ fn apply(attrs: &mut FenceAttrs, key: &str, value: Option<&str>) -> Result<(), S
                 .map_err(|_| invalid("expected a whole number, 0 or more".into()))?;
         }
         "retry_delay" => {
-            attrs.retry_delay = parse_duration(value).map_err(invalid)?;
+            attrs.retry_delay =
+                parse_duration(value).map_err(|error| invalid(error.to_string()))?;
         }
         _ => return Err(unknown_key(key)),
     }

@@ -3,7 +3,7 @@
 //! Library modules return their own typed errors (`drill::FileProblems`,
 //! `journal::JournalError`, `runbook::RunbookError`, ...); the commands in
 //! `cmd` wrap them in [`Error`], and `main` turns an `Error` into an exit code
-//! with [`Error::exit_code`]. The codes are the CLI reference's (docs/).
+//! with [`Error::exit_code`]. The codes are those of docs/cli.md (exit codes).
 
 use std::path::PathBuf;
 

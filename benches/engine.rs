@@ -14,10 +14,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
-use firedrill::drill::{Fault, LoadedDrill, parse_source};
+use firedrill::drill::{FaultSpec, LoadedDrill, parse_source};
 use firedrill::engine::run::{Options, run};
 use firedrill::journal::Verdict;
-use firedrill::target::{Injected, RunContext, Target, TargetError};
+use firedrill::target::{Injected, RunContext, Target, TargetError, Undo};
 use harness::Bench;
 use tokio::sync::watch;
 
@@ -36,13 +36,13 @@ impl Target for NoTarget {
     async fn setup(&self, _ctx: &RunContext) -> Result<BTreeMap<String, String>, TargetError> {
         Ok(BTreeMap::new())
     }
-    fn preview(&self, _fault: &Fault, _ctx: &RunContext) -> String {
+    fn preview(&self, _fault: &FaultSpec, _ctx: &RunContext) -> String {
         String::new()
     }
     async fn inject(
         &self,
         _step: &str,
-        _fault: &Fault,
+        _fault: &FaultSpec,
         _env: &BTreeMap<String, String>,
         _ctx: &RunContext,
     ) -> Result<Injected, TargetError> {
@@ -52,12 +52,7 @@ impl Target for NoTarget {
             undo: None,
         })
     }
-    async fn revert(
-        &self,
-        _kind: &str,
-        _undo: &serde_json::Value,
-        _ctx: &RunContext,
-    ) -> Result<String, TargetError> {
+    async fn revert(&self, _undo: &Undo, _ctx: &RunContext) -> Result<String, TargetError> {
         Ok(String::new())
     }
     async fn collect_evidence(&self, _dir: &Path, _ctx: &RunContext) {}

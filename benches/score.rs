@@ -33,6 +33,7 @@ fn events(total: usize) -> Vec<Event> {
         min_score: 70,
         steady_state: STEADY.iter().map(|s| s.to_string()).collect(),
         has_data: true,
+        expect_outage: true,
     });
     // The body, minus the fixed events at the start and the end.
     let body = total - 1 - 5;
@@ -142,6 +143,7 @@ fn events(total: usize) -> Vec<Event> {
     kinds.push(EventKind::RecoveryChecked {
         ok: true,
         detail: String::new(),
+        after_rerun: false,
     });
     kinds.push(EventKind::DataLoss {
         loss_ms: Some(1_200),

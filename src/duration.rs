@@ -2,6 +2,10 @@
 
 use std::time::Duration;
 
+use schemars::JsonSchema;
+use serde::de;
+use serde::{Deserialize, Deserializer, Serialize};
+
 /// Parses a duration such as `500ms`, `30s`, `2m`, `1h30m` or `1m30s500ms`.
 ///
 /// Units are `ms`, `s`, `m`, `h`; every number needs a unit, so `30` is rejected
@@ -67,6 +71,44 @@ pub fn format_duration(duration: Duration) -> String {
         format!("{}m{:02}s", ms / 60_000, (ms % 60_000) / 1000)
     } else {
         format!("{}h{:02}m", ms / 3_600_000, (ms % 3_600_000) / 60_000)
+    }
+}
+
+/// A duration written as `500ms`, `30s`, `2m`, `1h30m`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Dur(pub Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        parse_duration(&text).map(Dur).map_err(|error| {
+            // `timeout: 30` is the commonest slip: say which unit to add.
+            if text.trim().parse::<u64>().is_ok() {
+                de::Error::custom(format!(
+                    "{error}; a number needs a unit, e.g. `{}s`",
+                    text.trim()
+                ))
+            } else if text.contains('.') {
+                de::Error::custom(format!(
+                    "{error}; write fractions with a smaller unit, e.g. `1s500ms` or `1500ms`"
+                ))
+            } else {
+                de::Error::custom(error)
+            }
+        })
+    }
+}
+
+impl JsonSchema for Dur {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^([0-9]+(ms|s|m|h))+$",
+            "description": "A duration: 500ms, 30s, 2m, 1h30m",
+        })
     }
 }
 

@@ -65,6 +65,10 @@ pub enum EventKind {
         steady_state: Vec<String>,
         /// Whether the drill has a `data:` section.
         has_data: bool,
+        /// `objectives.expect_outage`: whether a run that breaks nothing fails
+        /// (SPEC §7.2). Older records lack it: the default, true.
+        #[serde(default = "yes")]
+        expect_outage: bool,
     },
     /// `firedrill resume` took over a run whose runner died.
     RunResumed {
@@ -132,7 +136,9 @@ pub enum EventKind {
         targets: Vec<String>,
         /// Extra facts (seed, signal, offsets).
         detail: String,
-        /// The target's record of how to undo it, so a resumed run can.
+        /// The target's record of how to undo it (a `target::Undo`), so a
+        /// resumed run can. Kept as JSON here: the event stream does not
+        /// depend on the targets that use it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         undo: Option<serde_json::Value>,
     },
@@ -212,12 +218,17 @@ pub enum EventKind {
         /// What happened.
         detail: String,
     },
-    /// The final check of the steady state after the last step.
+    /// A check of the steady state after the recovery: after the graph's
+    /// last step (the recovery's first pass), and again after the
+    /// `check: idempotent` re-run.
     RecoveryChecked {
         /// The steady state held.
         ok: bool,
         /// Why not.
         detail: String,
+        /// This check follows the idempotency re-run, not the first pass.
+        #[serde(default)]
+        after_rerun: bool,
     },
     /// The run ended.
     RunFinished {
@@ -228,6 +239,10 @@ pub enum EventKind {
         /// Interrupted by Ctrl-C.
         interrupted: bool,
     },
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A consumer of events.

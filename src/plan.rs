@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::Serialize;
 
-use crate::drill::{ActionKind, Drill, Step};
+use crate::drill::{Action, ActionKind, Drill, Step};
+use crate::text::short_line;
 
 /// The graph: one node per step, an edge from each need to the step that needs it.
 pub struct Graph<'a> {
@@ -15,19 +16,20 @@ pub struct Graph<'a> {
 }
 
 impl<'a> Graph<'a> {
-    /// Builds the graph; needs that name no step (validation reports them) and
-    /// self-needs are left out.
+    /// Builds the graph of a drill; needs that name no step (validation
+    /// reports them) and self-needs are left out.
     pub fn build(drill: &'a Drill) -> Graph<'a> {
+        let steps = &drill.steps;
         let mut graph = DiGraph::new();
         let mut index = BTreeMap::new();
-        for step in &drill.steps {
+        for step in steps {
             let node = graph.add_node(step);
             index.entry(step.id.as_str()).or_insert(node);
         }
         // Duplicate needs give one edge. (A set, not `update_edge`, which
         // scans a node's edges and made wide fan-outs quadratic.)
         let mut edges = std::collections::HashSet::new();
-        for step in &drill.steps {
+        for step in steps {
             let Some(&to) = index.get(step.id.as_str()) else {
                 continue;
             };
@@ -112,104 +114,33 @@ impl<'a> Graph<'a> {
 
 /// A one-line summary of what a step does, for plans and progress.
 pub fn describe_action(step: &Step) -> String {
-    match step.action() {
-        ActionKind::Run => format!("run: {}", first_line(step.run.as_deref().unwrap_or(""))),
-        ActionKind::Fault => {
-            let fault = step.fault.as_ref().map(|f| &f.value);
-            let kind = fault.map_or("?", |f| f.kind());
-            let detail = fault.map(fault_detail).unwrap_or_default();
+    match &step.action {
+        Action::Run(run) => format!("run: {}", short_line(run)),
+        Action::Fault(fault) => {
+            let kind = fault.spec.kind();
+            let detail = fault.spec.describe();
             if detail.is_empty() {
                 format!("fault: {kind}")
             } else {
                 format!("fault: {kind} {detail}")
             }
         }
-        ActionKind::Recover => match step.recover.as_ref().map(|r| &r.value) {
-            Some(recover) => match (&recover.runbook, &recover.run) {
-                (Some(runbook), _) => format!("recover: runbook {}", runbook.value),
-                (_, Some(run)) => format!("recover: run: {}", first_line(run)),
-                _ => "recover".into(),
-            },
-            None => "recover".into(),
+        Action::Recover(recover) => match (&recover.runbook, &recover.run) {
+            (Some(runbook), _) => format!("recover: runbook {}", runbook.value),
+            (_, Some(run)) => format!("recover: run: {}", short_line(run)),
+            (None, None) => "recover".into(),
         },
-        ActionKind::Probe => format!(
-            "probe: {}",
-            step.probe
-                .as_ref()
-                .map(|p| p.names().join(", "))
-                .unwrap_or_default()
-        ),
-        ActionKind::Wait => format!(
-            "wait: {}",
-            step.wait
-                .map(|d| crate::duration::format_duration(d.0))
-                .unwrap_or_default()
-        ),
-        ActionKind::Apply => format!(
+        Action::Probe(probes) => format!("probe: {}", probes.names().join(", ")),
+        Action::Wait(wait) => format!("wait: {}", crate::duration::format_duration(wait.0)),
+        Action::Apply(manifests) => format!(
             "apply: {}",
-            step.apply
-                .as_ref()
-                .map(|m| m
-                    .iter()
-                    .map(|p| p.value.clone())
-                    .collect::<Vec<_>>()
-                    .join(", "))
-                .unwrap_or_default()
+            manifests
+                .iter()
+                .map(|p| p.value.clone())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
-}
-
-fn fault_detail(fault: &crate::drill::Fault) -> String {
-    if let Some(kill) = &fault.kill {
-        return format!(
-            "{} ({})",
-            kill.service.names().join(", "),
-            kill.signal.as_ref().map_or("KILL", |s| s.as_str())
-        );
-    }
-    if let Some(pause) = &fault.pause {
-        return pause.service.names().join(", ");
-    }
-    if let Some(delete) = &fault.delete {
-        if let Some(paths) = &delete.path {
-            return paths.names().join(", ");
-        }
-        return format!(
-            "{} {}",
-            delete.kind.as_deref().unwrap_or(""),
-            delete
-                .name
-                .as_deref()
-                .or(delete.selector.as_deref())
-                .unwrap_or("")
-        );
-    }
-    if let Some(corrupt) = &fault.corrupt {
-        return format!("{} ({} bytes)", corrupt.path, corrupt.bytes.unwrap_or(64));
-    }
-    if let Some(run) = &fault.run {
-        return first_line(run);
-    }
-    if let Some(selector) = fault.node_selector() {
-        return match (&selector.node, &selector.role) {
-            (Some(node), _) => node.clone(),
-            (_, Some(role)) => format!("{} × {}", selector.count.unwrap_or(1), role.value),
-            _ => String::new(),
-        };
-    }
-    if let Some(pod_kill) = &fault.pod_kill {
-        return format!("{}/{}", pod_kill.namespace, pod_kill.selector);
-    }
-    String::new()
-}
-
-fn first_line(text: &str) -> String {
-    let line = text.trim().lines().next().unwrap_or("");
-    let mut short: String = line.chars().take(70).collect();
-    if short.len() < line.len() || text.trim().lines().count() > 1 {
-        short.push('…');
-    }
-    short
 }
 
 /// `firedrill plan --format text`.
@@ -342,4 +273,67 @@ pub fn render_json(drill: &Drill) -> String {
         stages,
     })
     .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drill(target: &str, steps: &str) -> Drill {
+        let text = format!(
+            "version: 1\nname: d\ntarget: {target}\nobjectives: {{rto: 1m}}\n{}steps:\n{steps}  - id: fix\n    recover: {{run: 'true'}}\n",
+            if target == "local" {
+                "services: {web: {run: sleep 100}, db: {run: sleep 100}}\n"
+            } else {
+                ""
+            }
+        );
+        crate::drill::parse_source(&text, std::path::Path::new("."))
+            .unwrap_or_else(|problems| panic!("{problems:?}"))
+    }
+
+    fn described(drill: &Drill) -> Vec<String> {
+        drill.steps.iter().map(describe_action).collect()
+    }
+
+    #[test]
+    fn local_faults_are_described_by_what_they_hit() {
+        let drill = drill(
+            "local",
+            "  - id: a\n    fault: {kill: {service: [web, db], signal: SIGTERM}}\n  - id: b\n    fault: {kill: {service: web}}\n  - id: c\n    fault: {pause: {service: db, duration: 5s}}\n  - id: d\n    fault: {delete: {path: [\"$WORKDIR/a\", \"$WORKDIR/b\"]}}\n  - id: e\n    fault: {corrupt: {path: \"$WORKDIR/f\"}}\n  - id: f\n    fault: {run: \"echo one\\necho two\", revert: \"echo undo\"}\n",
+        );
+        assert_eq!(
+            described(&drill),
+            [
+                "fault: kill web, db (TERM)",
+                "fault: kill web (KILL)",
+                "fault: pause db",
+                "fault: delete $WORKDIR/a, $WORKDIR/b",
+                "fault: corrupt $WORKDIR/f (64 bytes)",
+                "fault: run echo one…",
+                "recover: run: true",
+            ]
+        );
+    }
+
+    #[test]
+    fn kind_and_kubernetes_faults_are_described_by_what_they_hit() {
+        let drill = drill(
+            "{kind: {cluster: c}}",
+            "  - id: a\n    fault: {stop_node: {role: worker, count: 2}}\n  - id: b\n    fault: {partition_node: {node: c-worker}}\n  - id: c\n    fault: {delete_cluster: {}}\n  - id: d\n    fault: {control_plane_down: {}}\n  - id: e\n    fault: {pod_kill: {namespace: shop, selector: app=web, percent: 50}}\n  - id: f\n    fault: {delete: {kind: Namespace, name: shop}}\n  - id: g\n    fault: {drain_node: {role: worker}}\n",
+        );
+        assert_eq!(
+            described(&drill),
+            [
+                "fault: stop_node 2 × worker",
+                "fault: partition_node c-worker",
+                "fault: delete_cluster",
+                "fault: control_plane_down",
+                "fault: pod_kill shop/app=web",
+                "fault: delete Namespace shop",
+                "fault: drain_node 1 × worker",
+                "recover: run: true",
+            ]
+        );
+    }
 }

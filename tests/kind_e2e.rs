@@ -10,9 +10,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use firedrill::drill::yaml::Located;
-use firedrill::drill::{DeleteFault, Fault, K8sProbe, NodeSelector, PodKillFault};
+use firedrill::drill::{FaultSpec, K8sProbe, NodeSelector, PodKillFault};
 use firedrill::event::Emitter;
-use firedrill::target::kind::KindTarget;
+use firedrill::target::kind::{KindFault, KindTarget, NodeFault};
+use firedrill::target::kube::{KubeDelete, KubeFault, KubeOps};
 use firedrill::target::{RunContext, Target, TargetError};
 
 fn repo() -> PathBuf {
@@ -80,7 +81,7 @@ fn probe(kind: &str, change: impl FnOnce(&mut K8sProbe)) -> K8sProbe {
 async fn eventually(target: &KindTarget, probe: &K8sProbe, ctx: &RunContext, attempts: u32) {
     let mut last = String::new();
     for _ in 0..attempts {
-        let outcome = target.probe_k8s(probe, ctx).await;
+        let outcome = target.probe(probe, ctx).await;
         if outcome.ok {
             return;
         }
@@ -88,12 +89,6 @@ async fn eventually(target: &KindTarget, probe: &K8sProbe, ctx: &RunContext, att
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
     panic!("probe {} never passed: {last}", probe.kind.value);
-}
-
-fn fault(change: impl FnOnce(&mut Fault)) -> Fault {
-    let mut fault = Fault::default();
-    change(&mut fault);
-    fault
 }
 
 fn worker() -> NodeSelector {
@@ -130,14 +125,12 @@ async fn the_kind_target_on_a_real_cluster() {
     let injected = target
         .inject(
             "kill",
-            &fault(|f| {
-                f.pod_kill = Some(PodKillFault {
-                    namespace: "shop".into(),
-                    selector: "app=web".into(),
-                    count: Some(1),
-                    percent: None,
-                })
-            }),
+            &FaultSpec::Kube(KubeFault::PodKill(PodKillFault {
+                namespace: "shop".into(),
+                selector: "app=web".into(),
+                count: Some(1),
+                percent: None,
+            })),
             &ctx.env,
             &ctx,
         )
@@ -148,11 +141,11 @@ async fn the_kind_target_on_a_real_cluster() {
 
     // Container faults, each undone.
     for kind in ["pause_node", "partition_node", "stop_kubelet", "stop_node"] {
-        let hit = fault(|f| match kind {
-            "pause_node" => f.pause_node = Some(worker()),
-            "partition_node" => f.partition_node = Some(worker()),
-            "stop_kubelet" => f.stop_kubelet = Some(worker()),
-            _ => f.stop_node = Some(worker()),
+        let hit = FaultSpec::Kind(match kind {
+            "pause_node" => KindFault::Node(NodeFault::Pause, worker()),
+            "partition_node" => KindFault::Node(NodeFault::Partition, worker()),
+            "stop_kubelet" => KindFault::Node(NodeFault::StopKubelet, worker()),
+            _ => KindFault::Node(NodeFault::Stop, worker()),
         });
         let injected = target.inject(kind, &hit, &ctx.env, &ctx).await.unwrap();
         let node = injected.targets[0].clone();
@@ -176,7 +169,7 @@ async fn the_kind_target_on_a_real_cluster() {
             }
         }
         target
-            .revert(kind, injected.undo.as_ref().unwrap(), &ctx)
+            .revert(injected.undo.as_ref().unwrap(), &ctx)
             .await
             .unwrap();
         assert_eq!(container_status(&node), "running", "{kind}");
@@ -186,7 +179,7 @@ async fn the_kind_target_on_a_real_cluster() {
     let drained = target
         .inject(
             "drain",
-            &fault(|f| f.drain_node = Some(worker())),
+            &FaultSpec::Kube(KubeFault::DrainNode(worker())),
             &ctx.env,
             &ctx,
         )
@@ -207,14 +200,14 @@ async fn the_kind_target_on_a_real_cluster() {
     );
     assert_eq!(unschedulable, "true");
     target
-        .revert("drain_node", drained.undo.as_ref().unwrap(), &ctx)
+        .revert(drained.undo.as_ref().unwrap(), &ctx)
         .await
         .unwrap();
 
     let down = target
         .inject(
             "cp",
-            &fault(|f| f.control_plane_down = Some(Default::default())),
+            &FaultSpec::Kind(KindFault::ControlPlaneDown),
             &ctx.env,
             &ctx,
         )
@@ -222,7 +215,7 @@ async fn the_kind_target_on_a_real_cluster() {
         .unwrap();
     assert_eq!(down.targets, vec!["fd-e2e-target-control-plane"]);
     target
-        .revert("control_plane_down", down.undo.as_ref().unwrap(), &ctx)
+        .revert(down.undo.as_ref().unwrap(), &ctx)
         .await
         .unwrap();
     eventually(&target, &probe("Node", |p| p.count = Some(3)), &ctx, 120).await;
@@ -230,15 +223,12 @@ async fn the_kind_target_on_a_real_cluster() {
     let deleted = target
         .inject(
             "ns",
-            &fault(|f| {
-                f.delete = Some(DeleteFault {
-                    path: None,
-                    kind: Some("Namespace".into()),
-                    namespace: None,
-                    name: Some("shop".into()),
-                    selector: None,
-                })
-            }),
+            &FaultSpec::Kube(KubeFault::Delete(KubeDelete {
+                kind: "Namespace".into(),
+                namespace: None,
+                name: Some("shop".into()),
+                selector: None,
+            })),
             &ctx.env,
             &ctx,
         )
@@ -299,15 +289,12 @@ async fn the_identity_guard_refuses_another_cluster() {
     let result = target
         .inject(
             "wrong",
-            &fault(|f| {
-                f.delete = Some(DeleteFault {
-                    path: None,
-                    kind: Some("ConfigMap".into()),
-                    namespace: Some("default".into()),
-                    name: Some("sentinel".into()),
-                    selector: None,
-                })
-            }),
+            &FaultSpec::Kube(KubeFault::Delete(KubeDelete {
+                kind: "ConfigMap".into(),
+                namespace: Some("default".into()),
+                name: Some("sentinel".into()),
+                selector: None,
+            })),
             &ctx.env,
             &ctx,
         )

@@ -4,17 +4,51 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
 use common::{
-    alive, firedrill, processes_of_run, read_journal, read_pids, run_command, step_of, wait_for,
-    write_drill,
+    AWAIT_OUTAGE, alive, firedrill, processes_of_run, read_journal, read_pids, run_command,
+    step_of, wait_for, write_drill,
 };
+
+/// Runs the drill in `dir` until `marker` exists, then kills the runner
+/// without any cleanup, as a crash would. Returns the run directory.
+fn run_until_then_kill(dir: &Path, marker: &str) -> PathBuf {
+    let mut runner = run_command(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_for(&dir.join(marker)), "`{marker}` never appeared");
+    runner.kill().unwrap();
+    runner.wait().unwrap();
+    dir.join("run")
+}
+
+/// `firedrill resume RUN_DIR` from `dir`: its output, and the text to show
+/// when an assertion on it fails.
+fn resume(dir: &Path, run_dir: &Path) -> (Output, String) {
+    let output = firedrill()
+        .current_dir(dir)
+        .arg("resume")
+        .arg(run_dir)
+        .output()
+        .unwrap();
+    let explain = format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output, explain)
+}
 
 #[test]
 fn a_run_whose_runner_died_is_resumed_to_the_end() {
     let dir = tempfile::tempdir().unwrap();
     write_drill(
         dir.path(),
-        r#"
+        &r#"
 version: 1
 name: resumable
 objectives: {rto: 5m}
@@ -35,28 +69,17 @@ steps:
   - id: long
     needs: [break]
     run: |
-      if [ -f "${T}/resumed" ]; then exit 0; fi
+      if [ -f "${T}/resumed" ]; then AWAIT_OUTAGE; exit 0; fi
       sleep 1000 & echo $! > "${T}/orphan.pid"
       touch "${T}/long-started"
       wait
   - id: fix
     needs: [long]
     recover: {run: 'test "$KEY" = from-setup && touch "$WORKDIR/healthy"'}
-"#,
+"#
+        .replace("AWAIT_OUTAGE", AWAIT_OUTAGE),
     );
-    let run_dir = dir.path().join("run");
-    let mut runner = run_command(dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    assert!(
-        wait_for(&dir.path().join("long-started")),
-        "the long step never started"
-    );
-    // The runner dies without any cleanup.
-    runner.kill().unwrap();
-    runner.wait().unwrap();
+    let run_dir = run_until_then_kill(dir.path(), "long-started");
     let orphan = read_pids(&dir.path().join("orphan.pid"))[0];
     assert!(
         alive(orphan),
@@ -64,17 +87,7 @@ steps:
     );
 
     std::fs::write(dir.path().join("resumed"), "").unwrap();
-    let output = firedrill()
-        .current_dir(dir.path())
-        .arg("resume")
-        .arg(&run_dir)
-        .output()
-        .unwrap();
-    let explain = format!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let (output, explain) = resume(dir.path(), &run_dir);
     assert_eq!(output.status.code(), Some(0), "{explain}");
     let journal = read_journal(&run_dir);
     assert_eq!(journal["verdict"], "passed", "{explain}");
@@ -125,27 +138,11 @@ steps:
     recover: {run: "true"}
 "#,
     );
-    let run_dir = dir.path().join("run");
-    let mut runner = run_command(dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    assert!(
-        wait_for(&dir.path().join("in-fault")),
-        "the fault never started"
-    );
-    runner.kill().unwrap();
-    runner.wait().unwrap();
-    let output = firedrill().arg("resume").arg(&run_dir).output().unwrap();
+    let run_dir = run_until_then_kill(dir.path(), "in-fault");
+    let (output, explain) = resume(dir.path(), &run_dir);
     let journal = read_journal(&run_dir);
     let record = step_of(&journal, "break");
-    assert_eq!(
-        record["status"],
-        "interrupted",
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_eq!(record["status"], "interrupted", "{explain}");
     assert_eq!(
         std::fs::read_to_string(dir.path().join("faults"))
             .unwrap()
@@ -205,4 +202,57 @@ steps:
     );
     assert!(!alive(orphan), "clean left the dead run's process alive");
     assert!(!run_dir.join("work").exists(), "clean left WORKDIR");
+}
+
+#[test]
+fn a_fault_in_when_the_runner_died_is_reverted_from_its_recorded_undo() {
+    let dir = tempfile::tempdir().unwrap();
+    write_drill(
+        dir.path(),
+        r#"
+version: 1
+name: paused-then-died
+objectives: {rto: 5m}
+services:
+  app:
+    run: echo $$ >> "${T}/app.pids"; exec sleep 1000
+    ready: {command: 'test -s "${T}/app.pids"', interval: 50ms}
+steps:
+  - id: freeze
+    fault: {pause: {service: app}}
+  - id: long
+    needs: [freeze]
+    run: |
+      if [ -f "${T}/resumed" ]; then exit 0; fi
+      touch "${T}/long-started"
+      sleep 1000
+  - id: fix
+    needs: [long]
+    recover: {run: "true"}
+"#,
+    );
+    let run_dir = run_until_then_kill(dir.path(), "long-started");
+    // The dead runner recorded how to undo the pause: the target's typed record.
+    let paused = read_pids(&dir.path().join("app.pids"))[0];
+    let events = std::fs::read_to_string(run_dir.join("events.jsonl")).unwrap();
+    let recorded = format!(r#""undo":{{"local":{{"resume":{{"pgids":[{paused}]}}}}}}"#);
+    assert!(events.contains(&recorded), "{events}");
+
+    std::fs::write(dir.path().join("resumed"), "").unwrap();
+    let (output, explain) = resume(dir.path(), &run_dir);
+    assert_eq!(output.status.code(), Some(0), "{explain}");
+    let journal = read_journal(&run_dir);
+    assert_eq!(journal["faults"][0]["kind"], "pause", "{explain}");
+    assert_eq!(
+        journal["faults"][0]["reverted"], true,
+        "{}",
+        journal["faults"]
+    );
+    let detail = journal["faults"][0]["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains(&format!("SIGCONT to process groups [{paused}]")),
+        "{detail}"
+    );
+    let left = processes_of_run(journal["run_id"].as_str().unwrap());
+    assert!(left.is_empty(), "{left:?}");
 }

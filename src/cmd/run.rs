@@ -22,7 +22,19 @@ fn make_target(
 ) -> std::sync::Arc<dyn crate::target::Target> {
     match &loaded.drill.target {
         drill::Target::Local => std::sync::Arc::new(crate::target::local::LocalTarget::new(
-            loaded.drill.services.clone(),
+            loaded
+                .drill
+                .services
+                .iter()
+                .map(|(name, service)| {
+                    let spec = crate::target::local::ServiceSpec {
+                        run: service.run.clone(),
+                        env: service.env.clone(),
+                        cwd: service.cwd.clone(),
+                    };
+                    (name.clone(), spec)
+                })
+                .collect(),
         )),
         drill::Target::Kind(kind) => crate::target::kind_target(kind, &loaded.dir, resuming),
     }
@@ -144,9 +156,16 @@ fn dry_run(
         .clone()
         .unwrap_or_else(|| PathBuf::from(".firedrill/runs").join(&run_id));
     let workdir = run_dir.join("work");
-    let env = crate::engine::run::run_env(loaded, &run_id, &run_dir, &workdir, &options.vars);
-    let seed = options.seed.unwrap_or(0);
     let target = make_target(loaded, options.resume.is_some());
+    let env = crate::engine::run::run_env(
+        loaded,
+        &run_id,
+        &run_dir,
+        &workdir,
+        &options.vars,
+        target.vars(&run_dir),
+    );
+    let seed = options.seed.unwrap_or(0);
     let ctx = crate::target::RunContext {
         run_id: run_id.clone(),
         run_dir: run_dir.clone(),
@@ -184,20 +203,23 @@ fn dry_run(
     }
     println!("\nplan:");
     print!("{}", crate::plan::render_text(drill));
-    let faults: Vec<_> = drill.steps.iter().filter(|s| s.fault.is_some()).collect();
+    let faults: Vec<_> = drill
+        .steps
+        .iter()
+        .filter_map(|step| Some((step, step.fault()?)))
+        .collect();
     if !faults.is_empty() {
         println!("\nfaults would hit:");
-        for step in faults {
-            let fault = &step
-                .fault
-                .as_ref()
-                .map(|f| f.value.clone())
-                .unwrap_or_default();
-            let what = match &fault.run {
-                Some(script) => format!("run: {}", script.lines().next().unwrap_or("")),
-                None => target.preview(fault, &ctx),
+        for (step, fault) in faults {
+            let what = match &fault.spec {
+                drill::FaultSpec::Shell(script) => {
+                    format!("run: {}", script.lines().next().unwrap_or(""))
+                }
+                spec @ (drill::FaultSpec::Local(_)
+                | drill::FaultSpec::Kube(_)
+                | drill::FaultSpec::Kind(_)) => target.preview(spec, &ctx),
             };
-            println!("  {}: {} → {}", step.id.value, fault.kind(), what);
+            println!("  {}: {} → {}", step.id.value, fault.spec.kind(), what);
         }
     }
     Ok(EXIT_OK)

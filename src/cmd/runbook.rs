@@ -65,15 +65,23 @@ pub(super) fn lint(files: &[PathBuf], drill: Option<&Path>) -> Result<i32, Error
 }
 
 /// Every name a runbook may use when the drill runs it: the drill's `vars`,
-/// firedrill's built-ins, `CLUSTER`, `KUBECONFIG` and what its commands assign.
+/// firedrill's built-ins, the kind target's variables and what its commands assign.
 fn drill_vars(drill: &crate::drill::Drill) -> BTreeSet<String> {
     let mut known = crate::drill::known_vars(drill);
-    known.extend(["CLUSTER", "KUBECONFIG"].map(String::from));
+    known.extend(
+        crate::target::kind::VAR_NAMES
+            .iter()
+            .map(|name| (*name).to_owned()),
+    );
     // Names a `run` writes to $FIREDRILL_OUTPUT are set for the steps after it;
     // any name a drill command assigns is taken as known, to stay quiet.
-    let scripts = drill.steps.iter().flat_map(|step| {
-        let recover = step.recover.as_ref().and_then(|r| r.value.run.as_deref());
-        step.run.as_deref().into_iter().chain(recover)
+    let scripts = drill.steps.iter().filter_map(|step| match &step.action {
+        crate::drill::Action::Run(run) => Some(run.as_str()),
+        crate::drill::Action::Recover(recover) => recover.value.run.as_deref(),
+        crate::drill::Action::Fault(_)
+        | crate::drill::Action::Probe(_)
+        | crate::drill::Action::Wait(_)
+        | crate::drill::Action::Apply(_) => None,
     });
     for script in scripts {
         known.extend(crate::runbook::names_assigned_in(script));

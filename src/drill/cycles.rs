@@ -10,21 +10,20 @@ use std::collections::HashMap;
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
-use super::model::Drill;
+use super::model::RawStep;
 
 /// One concrete cycle per group of steps that need each other, each as the
-/// positions (in `drill.steps`) along it in "needs" order (`a` needs `b` ...),
+/// positions (in `steps`) along it in "needs" order (`a` needs `b` ...),
 /// starting from the step that comes first in the file. Sorted by the ids
 /// along them. Needs that name no step and self-needs (reported on their own)
 /// are left out; with duplicate ids the first step of an id is the one needed.
-pub(crate) fn cycles(drill: &Drill) -> Vec<Vec<usize>> {
-    let mut position: HashMap<&str, usize> = HashMap::with_capacity(drill.steps.len());
-    for (index, step) in drill.steps.iter().enumerate() {
+pub(crate) fn cycles(steps: &[RawStep]) -> Vec<Vec<usize>> {
+    let mut position: HashMap<&str, usize> = HashMap::with_capacity(steps.len());
+    for (index, step) in steps.iter().enumerate() {
         position.entry(step.id.as_str()).or_insert(index);
     }
     // needs[i]: the positions of the steps step i needs.
-    let needs: Vec<Vec<usize>> = drill
-        .steps
+    let needs: Vec<Vec<usize>> = steps
         .iter()
         .map(|step| {
             step.needs
@@ -59,7 +58,7 @@ pub(crate) fn cycles(drill: &Drill) -> Vec<Vec<usize>> {
             in_component[member] = false;
         }
     }
-    let id = |index: &usize| drill.steps[*index].id.as_str();
+    let id = |index: &usize| steps[*index].id.as_str();
     cycles.sort_by(|a, b| a.iter().map(id).cmp(b.iter().map(id)));
     cycles
 }

@@ -2,36 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::yaml::Loc;
 use crate::diagnostic::{Diagnostic, Severity};
-
-/// One problem in a file.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Problem {
-    /// Where; line 0 when the problem is about the whole file.
-    pub loc: Loc,
-    /// What is wrong.
-    pub message: String,
-    /// What to do about it.
-    pub help: Option<String>,
-}
-
-impl Problem {
-    /// A problem at `loc`.
-    pub fn at(loc: Loc, message: impl Into<String>) -> Problem {
-        Problem {
-            loc,
-            message: message.into(),
-            help: None,
-        }
-    }
-
-    /// Adds what to do.
-    pub fn help(mut self, help: impl Into<String>) -> Problem {
-        self.help = Some(help.into());
-        self
-    }
-}
+pub use crate::located::Problem;
 
 /// Every problem found in one file, with the text they point into.
 #[derive(Debug, Clone)]

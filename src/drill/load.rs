@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::diag::{FileProblems, Problem};
-use super::model::{DataSpec, Drill, Objectives, Probe, Service, Step, Target};
+use super::model::{DataSpec, Drill, Objectives, Probe, RawStep, Service, Target};
 use super::validate;
 use super::yaml::{self, DeError, Loc, Node, NodeKind};
 
@@ -250,7 +250,7 @@ pub fn parse_source(source: &str, dir: &Path) -> Result<Drill, Vec<Problem>> {
         match &node.kind {
             NodeKind::Seq(items) => {
                 for item in items {
-                    match yaml::from_node::<Step>(item) {
+                    match yaml::from_node::<RawStep>(item) {
                         Ok(step) => {
                             steps.push(step);
                             step_nodes.push(item);
@@ -311,7 +311,7 @@ pub fn parse_source(source: &str, dir: &Path) -> Result<Drill, Vec<Problem>> {
         }
     }
 
-    let drill = Drill {
+    let mut drill = Drill {
         version: version.unwrap_or(1),
         name: name.unwrap_or_default(),
         description,
@@ -321,13 +321,15 @@ pub fn parse_source(source: &str, dir: &Path) -> Result<Drill, Vec<Problem>> {
             rto: super::model::Dur(std::time::Duration::from_secs(300)),
             rpo: None,
             min_score: None,
+            expect_outage: None,
+            settle: None,
         }),
         services,
         probes,
         steady_state: steady_state.unwrap_or_default(),
         guards: guards.unwrap_or_default(),
         data,
-        steps,
+        steps: Vec::new(),
     };
     let context = validate::Context {
         dir,
@@ -343,7 +345,7 @@ pub fn parse_source(source: &str, dir: &Path) -> Result<Drill, Vec<Problem>> {
         services_loc: parts.services.map(|node| node.loc),
         target_loc: parts.target.map(|node| node.loc),
     };
-    validate::validate(&drill, &context, &mut problems);
+    drill.steps = validate::validate(&drill, &steps, &context, &mut problems);
     if problems.is_empty() {
         Ok(drill)
     } else {

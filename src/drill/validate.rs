@@ -7,8 +7,7 @@ use std::path::Path;
 use super::diag::Problem;
 use super::load::{map_key, map_value};
 use super::model::{
-    ActionKind, Drill, Fault, KIND_FAULT_KINDS, LOCAL_FAULT_KINDS, NodeSelector, Probe, ProbeRef,
-    Revert, Step, Target,
+    Action, ActionKind, Drill, Fault, FaultSpec, Probe, ProbeRef, RawFault, RawStep, Step, Target,
 };
 use super::yaml::{self, Loc, Located, Node};
 
@@ -56,7 +55,15 @@ pub const BUILTIN_VARS: &[&str] = &[
     "FIREDRILL_OUTPUT",
 ];
 
-pub(crate) fn validate(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
+/// Checks `drill` (whose steps are still empty) and its steps as written;
+/// returns the steps, each with its one action, that passed their checks
+/// (all of them when no problem was found).
+pub(crate) fn validate(
+    drill: &Drill,
+    raw_steps: &[RawStep],
+    cx: &Context,
+    problems: &mut Vec<Problem>,
+) -> Vec<Step> {
     let top = Loc { line: 1, column: 1 };
     if drill.version != 1 {
         problems.push(
@@ -120,7 +127,7 @@ pub(crate) fn validate(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>)
                 .help("scores run from 0 to 100"),
         );
     }
-    check_steps(drill, cx, problems);
+    check_steps(drill, raw_steps, cx, problems)
 }
 
 fn check_target(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
@@ -417,15 +424,21 @@ fn check_services(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
     }
 }
 
-fn check_steps(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
-    let mut seen: HashMap<&str, Loc> = HashMap::with_capacity(drill.steps.len());
+fn check_steps(
+    drill: &Drill,
+    raw_steps: &[RawStep],
+    cx: &Context,
+    problems: &mut Vec<Problem>,
+) -> Vec<Step> {
+    let mut seen: HashMap<&str, Loc> = HashMap::with_capacity(raw_steps.len());
     let mut duplicate_ids = false;
-    let mut ids: Vec<&str> = drill.steps.iter().map(|step| step.id.as_str()).collect();
+    let mut ids: Vec<&str> = raw_steps.iter().map(|step| step.id.as_str()).collect();
     ids.extend(cx.unparsed_step_ids.iter().map(String::as_str));
     // A set for the lookups: a Vec searched per need made validation
     // quadratic in the number of steps.
     let known_ids: HashSet<&str> = ids.iter().copied().collect();
-    for (index, step) in drill.steps.iter().enumerate() {
+    let mut steps = Vec::new();
+    for (index, step) in raw_steps.iter().enumerate() {
         let node = cx.step_nodes.get(index).copied();
         if !is_valid_name(&step.id) {
             problems.push(
@@ -467,15 +480,20 @@ fn check_steps(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
                 );
             }
         }
-        check_action(drill, cx, step, node, problems);
+        if let Some(action) = check_action(drill, cx, step, node, problems) {
+            steps.push(Step {
+                id: step.id.clone(),
+                needs: step.needs.clone(),
+                description: step.description.clone(),
+                timeout: step.timeout,
+                retries: step.retries,
+                retry_delay: step.retry_delay,
+                action,
+            });
+        }
     }
 
-    let has = |kind: ActionKind| {
-        drill
-            .steps
-            .iter()
-            .any(|step| step.actions().contains(&kind))
-    };
+    let has = |kind: ActionKind| raw_steps.iter().any(|step| step.actions().contains(&kind));
     let steps_loc = cx.steps_key.unwrap_or(Loc { line: 1, column: 1 });
     if cx.steps_key.is_some() && cx.unparsed_steps == 0 {
         if !has(ActionKind::Fault) {
@@ -496,15 +514,15 @@ fn check_steps(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
     let cycles = if duplicate_ids {
         Vec::new()
     } else {
-        super::cycles::cycles(drill)
+        super::cycles::cycles(raw_steps)
     };
     for cycle in cycles {
         let first = cycle
             .first()
-            .map_or(steps_loc, |&start| drill.steps[start].id.loc);
+            .map_or(steps_loc, |&start| raw_steps[start].id.loc);
         let mut path: Vec<&str> = cycle
             .iter()
-            .map(|&index| drill.steps[index].id.as_str())
+            .map(|&index| raw_steps[index].id.as_str())
             .collect();
         if let Some(start) = path.first().copied() {
             path.push(start);
@@ -514,17 +532,21 @@ fn check_steps(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
                 .help("each step needs the next, so none of them can ever start; remove one of these `needs`"),
         );
     }
+    steps
 }
 
+/// Checks a step's action keys; returns its one action if it has exactly
+/// one and that one passed its checks.
 fn check_action(
     drill: &Drill,
     cx: &Context,
-    step: &Step,
+    step: &RawStep,
     node: Option<&Node>,
     problems: &mut Vec<Problem>,
-) {
+) -> Option<Action> {
     let actions = step.actions();
     let id = &step.id.value;
+    let before = problems.len();
     match actions.as_slice() {
         [] => problems.push(
             Problem::at(step.id.loc, format!("step `{id}` has no action"))
@@ -550,9 +572,10 @@ fn check_action(
             );
         }
     }
-    if let Some(fault) = &step.fault {
-        check_fault(drill, cx, id, fault, problems);
-    }
+    let fault = step
+        .fault
+        .as_ref()
+        .and_then(|fault| check_fault(drill, cx, id, fault, problems));
     if let Some(recover) = &step.recover {
         match (&recover.runbook, &recover.run) {
             (None, None) => problems.push(
@@ -606,21 +629,32 @@ fn check_action(
                 .help("retries are for flaky commands, not for waiting: use a `probe` step"),
         );
     }
+    if problems.len() != before {
+        return None;
+    }
+    let [action] = actions.as_slice() else {
+        return None;
+    };
+    match action {
+        ActionKind::Run => step.run.clone().map(Action::Run),
+        ActionKind::Fault => fault.map(Action::Fault),
+        ActionKind::Recover => step.recover.clone().map(Action::Recover),
+        ActionKind::Probe => step.probe.clone().map(Action::Probe),
+        ActionKind::Wait => step.wait.map(Action::Wait),
+        ActionKind::Apply => step.apply.clone().map(Action::Apply),
+    }
 }
 
+/// Checks a fault: exactly one kind, which the target supports (the target
+/// module checks its own faults); returns it if it passed.
 fn check_fault(
     drill: &Drill,
     cx: &Context,
     id: &str,
-    fault: &Located<Fault>,
+    fault: &Located<RawFault>,
     problems: &mut Vec<Problem>,
-) {
-    let kinds = fault.kinds();
-    let supported = match drill.target {
-        Target::Local => LOCAL_FAULT_KINDS,
-        Target::Kind(_) => KIND_FAULT_KINDS,
-    };
-    let kind = match kinds.as_slice() {
+) -> Option<Fault> {
+    let kind = match fault.kinds().as_slice() {
         [] => {
             problems.push(
                 Problem::at(
@@ -630,10 +664,10 @@ fn check_fault(
                 .help(format!(
                     "{} target faults: {}",
                     drill.target.name(),
-                    supported.join(", ")
+                    drill.target.fault_kinds().join(", ")
                 )),
             );
-            return;
+            return None;
         }
         [kind] => *kind,
         several => {
@@ -641,197 +675,51 @@ fn check_fault(
                 Problem::at(fault.loc, format!("step `{id}`: one fault step injects one fault, found {}", several.join(", ")))
                     .help("split them into steps; steps without `needs` between them run at the same time"),
             );
-            return;
+            return None;
         }
     };
-    if !supported.contains(&kind) {
-        let other = match drill.target {
-            Target::Local => "it is a kind target fault (`target: {kind: {cluster: ...}}`)",
-            Target::Kind(_) => {
-                "it is a local target fault; on kind, a `run` fault can do the same inside a node"
-            }
-        };
-        problems.push(
-            Problem::at(
-                fault.loc,
-                format!(
-                    "fault `{kind}` is not supported by the {} target",
-                    drill.target.name()
-                ),
-            )
-            .help(format!(
-                "{other}; {} target faults: {}",
-                drill.target.name(),
-                supported.join(", ")
-            )),
-        );
-        return;
-    }
-    let service_check = |names: &super::model::OneOrMany, problems: &mut Vec<Problem>| {
-        if names.0.is_empty() {
+    // A shell revert on any kind is allowed: it replaces the built-in undo.
+    let spec = match &fault.run {
+        Some(run) if run.trim().is_empty() => {
             problems.push(Problem::at(
                 fault.loc,
-                format!("step `{id}`: `{kind}` names no service"),
+                format!("step `{id}`: the `run` fault is empty"),
             ));
+            None
         }
-        for name in &names.0 {
-            if !cx.known_services.contains(&name.value) {
-                let help = unknown_name_help(&name.value, cx.known_services, "service", "services");
-                problems.push(
-                    Problem::at(
-                        name.loc,
-                        format!("unknown service `{}` in the `{kind}` fault", name.value),
-                    )
-                    .help(help),
-                );
-            }
-        }
+        Some(run) => Some(FaultSpec::Shell(run.clone())),
+        None => drill.target.parse_fault(
+            kind,
+            fault,
+            &mut crate::target::FaultCheck {
+                step: id,
+                loc: fault.loc,
+                known_services: cx.known_services,
+                problems,
+                name_help: unknown_name_help,
+                value_help: |wrong, allowed, what| {
+                    yaml::suggest(wrong, allowed.iter().copied(), what)
+                },
+            },
+        ),
     };
-    match kind {
-        "kill" => {
-            if let Some(kill) = &fault.kill {
-                service_check(&kill.service, problems);
-                if let Some(signal) = &kill.signal
-                    && crate::signal::parse_signal(signal).is_none()
-                {
-                    problems.push(
-                        Problem::at(signal.loc, format!("unknown signal `{}`", signal.value)).help(
-                            "use a signal name such as KILL, TERM, INT, HUP, STOP, or SIGKILL",
-                        ),
-                    );
-                }
-            }
-        }
-        "pause" => {
-            if let Some(pause) = &fault.pause {
-                service_check(&pause.service, problems);
-            }
-        }
-        "delete" => {
-            if let Some(delete) = &fault.delete {
-                match drill.target {
-                    Target::Local => {
-                        if delete.path.as_ref().is_none_or(|p| p.0.is_empty()) {
-                            problems.push(
-                                Problem::at(
-                                    fault.loc,
-                                    format!("step `{id}`: `delete` needs `path`"),
-                                )
-                                .help("e.g. `delete: {path: \"$WORKDIR/data\"}`"),
-                            );
-                        }
-                        if delete.kind.is_some()
-                            || delete.name.is_some()
-                            || delete.selector.is_some()
-                            || delete.namespace.is_some()
-                        {
-                            problems.push(Problem::at(fault.loc, format!("step `{id}`: `kind`, `namespace`, `name` and `selector` delete Kubernetes objects, on a kind target only")));
-                        }
-                    }
-                    Target::Kind(_) => {
-                        if delete.path.is_some() {
-                            problems.push(Problem::at(fault.loc, format!("step `{id}`: `delete: {{path}}` deletes local files, on the local target only")).help("on kind, use a `run` fault to delete files inside a node"));
-                        }
-                        if delete.kind.is_none()
-                            || (delete.name.is_none() && delete.selector.is_none())
-                        {
-                            problems.push(Problem::at(fault.loc, format!("step `{id}`: `delete` needs `kind` and `name` or `selector`")).help("e.g. `delete: {kind: Namespace, name: shop}`"));
-                        }
-                    }
-                }
-            }
-        }
-        "corrupt" => {
-            if let Some(corrupt) = &fault.corrupt
-                && corrupt.bytes == Some(0)
-            {
-                problems.push(Problem::at(
-                    fault.loc,
-                    format!("step `{id}`: `corrupt` with 0 bytes does nothing"),
-                ));
-            }
-        }
-        "pod_kill" => {
-            if let Some(pod_kill) = &fault.pod_kill {
-                if pod_kill.count.is_some() && pod_kill.percent.is_some() {
-                    problems.push(Problem::at(
-                        fault.loc,
-                        format!("step `{id}`: `pod_kill` takes `count` or `percent`, not both"),
-                    ));
-                }
-                if pod_kill.percent.is_some_and(|p| p == 0 || p > 100) {
-                    problems.push(Problem::at(
-                        fault.loc,
-                        format!("step `{id}`: `percent` must be 1 to 100"),
-                    ));
-                }
-            }
-        }
-        _ => {}
-    }
-    for selector in [
-        &fault.stop_node,
-        &fault.kill_node,
-        &fault.pause_node,
-        &fault.partition_node,
-        &fault.stop_kubelet,
-        &fault.drain_node,
-    ]
-    .into_iter()
-    .flatten()
-    {
-        check_node_selector(id, selector, fault.loc, problems);
-    }
-    if matches!(fault.revert, Revert::Shell(_)) && kind != "run" {
-        // A shell revert on another kind is allowed: it replaces the built-in undo.
-    }
-    if kind == "run"
-        && fault
-            .run
-            .as_deref()
-            .is_some_and(|run| run.trim().is_empty())
-    {
-        problems.push(Problem::at(
-            fault.loc,
-            format!("step `{id}`: the `run` fault is empty"),
-        ));
-    }
-}
-
-fn check_node_selector(id: &str, selector: &NodeSelector, loc: Loc, problems: &mut Vec<Problem>) {
-    match (&selector.node, &selector.role) {
-        (Some(_), Some(_)) => problems.push(Problem::at(
-            loc,
-            format!("step `{id}`: give `node` or `role`, not both"),
-        )),
-        (None, None) => problems.push(Problem::at(
-            loc,
-            format!("step `{id}`: which node? give `node: <name>` or `role: worker`"),
-        )),
-        (None, Some(role)) if !matches!(role.as_str(), "worker" | "control-plane") => problems
-            .push(
-                Problem::at(role.loc, format!("unknown node role `{}`", role.value)).help(
-                    yaml::suggest(&role.value, ["worker", "control-plane"], "role"),
-                ),
-            ),
-        _ => {}
-    }
-    if selector.count == Some(0) {
-        problems.push(Problem::at(
-            loc,
-            format!("step `{id}`: `count: 0` hits no node"),
-        ));
-    }
+    Some(Fault {
+        spec: spec?,
+        revert: fault.revert.clone(),
+    })
 }
 
 /// Every name a drill's commands may use: its vars and the built-ins.
 pub fn known_vars(drill: &Drill) -> BTreeSet<String> {
     let mut vars: BTreeSet<String> = drill.vars.keys().cloned().collect();
     vars.extend(BUILTIN_VARS.iter().map(|name| (*name).to_owned()));
-    if matches!(drill.target, Target::Kind(_)) {
-        vars.insert("CLUSTER".into());
-        vars.insert("KUBECONFIG".into());
-    }
+    vars.extend(
+        drill
+            .target
+            .var_names()
+            .iter()
+            .map(|name| (*name).to_owned()),
+    );
     vars
 }
 

@@ -41,7 +41,10 @@ pub async fn check(
         };
     }
     if let Some(k8s) = &probe.k8s {
-        return target.probe_k8s(k8s, ctx).await;
+        return match target.kube() {
+            Some(kube) => kube.probe(k8s, ctx).await,
+            None => ProbeOutcome::fail("k8s probes need a kind target"),
+        };
     }
     ProbeOutcome::fail("the probe has no check")
 }

@@ -39,8 +39,8 @@ pub struct ActiveFault {
     pub step: String,
     /// Fault kind.
     pub kind: String,
-    /// How to undo it.
-    pub undo: Option<serde_json::Value>,
+    /// How to undo it: the target's record, or why it cannot be read.
+    pub undo: Option<Result<crate::target::Undo, String>>,
 }
 
 impl Resume {
@@ -197,7 +197,11 @@ impl Resume {
                 } => active.push(ActiveFault {
                     step: step.clone(),
                     kind: kind.clone(),
-                    undo: undo.clone(),
+                    undo: undo.clone().map(|undo| {
+                        serde_json::from_value(undo).map_err(|error| {
+                            format!("the undo record in events.jsonl cannot be read: {error}")
+                        })
+                    }),
                 }),
                 EventKind::FaultReverted { step, .. } => active.retain(|f| &f.step != step),
                 _ => {}

@@ -110,6 +110,7 @@ pub fn run_env(
     run_dir: &Path,
     workdir: &Path,
     overrides: &[(String, String)],
+    target_vars: BTreeMap<String, String>,
 ) -> BTreeMap<String, String> {
     let mut builtins = BTreeMap::new();
     builtins.insert("WORKDIR".to_owned(), workdir.display().to_string());
@@ -121,13 +122,7 @@ pub fn run_env(
     );
     builtins.insert("RUN_DIR".to_owned(), run_dir.display().to_string());
     builtins.insert(process::RUN_MARKER.to_owned(), run_id.to_owned());
-    if let crate::drill::Target::Kind(kind) = &loaded.drill.target {
-        builtins.insert("CLUSTER".to_owned(), kind.cluster.value.clone());
-        builtins.insert(
-            "KUBECONFIG".to_owned(),
-            run_dir.join("kubeconfig").display().to_string(),
-        );
-    }
+    builtins.extend(target_vars);
     let mut vars = loaded.drill.vars.clone();
     for (name, value) in overrides {
         vars.insert(name.clone(), value.clone());
@@ -203,7 +198,14 @@ pub async fn run(
         Some(resume) => resume.seed,
         None => options.seed.unwrap_or_else(rand::random),
     };
-    let mut env = run_env(loaded, &run_id, &run_dir, &workdir, &options.vars);
+    let mut env = run_env(
+        loaded,
+        &run_id,
+        &run_dir,
+        &workdir,
+        &options.vars,
+        target.vars(&run_dir),
+    );
     let ctx = RunContext {
         run_id: run_id.clone(),
         run_dir: run_dir.clone(),
@@ -242,6 +244,7 @@ pub async fn run(
             min_score: drill.min_score(),
             steady_state: drill.steady_state.iter().map(|s| s.value.clone()).collect(),
             has_data: drill.data.is_some(),
+            expect_outage: drill.expect_outage(),
         });
     }
 
@@ -261,7 +264,12 @@ pub async fn run(
         ending = Ending::Aborted(reason);
     }
 
-    // Setup.
+    // Setup, on ports nobody else holds.
+    if ending == Ending::Completed
+        && let Err(why) = super::monitor::ports_free(&drill, &env)
+    {
+        ending = Ending::Error(why);
+    }
     if ending == Ending::Completed {
         match target.setup(&ctx).await {
             Ok(extra) => env.extend(extra),
@@ -289,8 +297,8 @@ pub async fn run(
                 .map(|f| Active {
                     revert: drill
                         .step(&f.step)
-                        .and_then(|s| s.fault.as_ref())
-                        .map(|fault| fault.value.revert.clone())
+                        .and_then(|s| s.fault())
+                        .map(|fault| fault.revert.clone())
                         .unwrap_or_default(),
                     step: f.step,
                     kind: f.kind,
@@ -313,6 +321,7 @@ pub async fn run(
         step_started: Mutex::new(HashMap::new()),
         first_fault_epoch_ms: Mutex::new(resume.as_ref().and_then(|r| r.first_fault_epoch_ms())),
         target_failure: Mutex::new(None),
+        fault_landed: watch::channel(0).0,
     });
 
     if ending == Ending::Completed
@@ -372,9 +381,20 @@ pub async fn run(
 
     let fault_happened = shared.first_fault_ms().is_some();
     if ending == Ending::Completed && fault_happened {
-        recovery_check(&shared, interrupt.clone()).await;
+        // The recovery's first pass is the graph; TTR ends with its check.
+        // Data loss is what that recovery brought back. Then the
+        // `check: idempotent` re-run, after which the steady state must
+        // hold again.
+        let held = recovery_check(&shared, interrupt.clone(), false).await;
         if let Some(data) = &drill.data {
             measure_data_loss(&shared, &data.read).await;
+        }
+        if held
+            && !*interrupt.borrow()
+            && crate::engine::recover::rerun_for_idempotency(&shared).await
+            && !*interrupt.borrow()
+        {
+            recovery_check(&shared, interrupt.clone(), true).await;
         }
     }
     if *interrupt.borrow() && ending == Ending::Completed {
@@ -494,8 +514,8 @@ fn write_run_evidence(dir: &Path, journal: &Journal, run_id: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::drill::{Fault, LoadedDrill};
-    use crate::target::{Injected, TargetError};
+    use crate::drill::{FaultSpec, LoadedDrill};
+    use crate::target::{Injected, TargetError, Undo};
 
     /// A target that records when faults arrive and can refuse them.
     struct FakeTarget {
@@ -512,13 +532,13 @@ mod tests {
         async fn setup(&self, _: &RunContext) -> Result<BTreeMap<String, String>, TargetError> {
             Ok(BTreeMap::new())
         }
-        fn preview(&self, _: &Fault, _: &RunContext) -> String {
+        fn preview(&self, _: &FaultSpec, _: &RunContext) -> String {
             String::new()
         }
         async fn inject(
             &self,
             step: &str,
-            _: &Fault,
+            _: &FaultSpec,
             _: &BTreeMap<String, String>,
             _: &RunContext,
         ) -> Result<Injected, TargetError> {
@@ -533,12 +553,7 @@ mod tests {
                 undo: None,
             })
         }
-        async fn revert(
-            &self,
-            _: &str,
-            _: &serde_json::Value,
-            _: &RunContext,
-        ) -> Result<String, TargetError> {
+        async fn revert(&self, _: &Undo, _: &RunContext) -> Result<String, TargetError> {
             Ok(String::new())
         }
         async fn collect_evidence(&self, _: &Path, _: &RunContext) {}

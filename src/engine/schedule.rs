@@ -4,7 +4,7 @@
 
 use super::monitor::{await_probe, start_monitors, steady_state_holds};
 use super::shared::{Active, Shared, StepResult, changed};
-use crate::drill::{ActionKind, Revert, Step};
+use crate::drill::{Action, ActionKind, FaultSpec, Revert, Step};
 use crate::event::EventKind;
 use crate::journal::StepStatus;
 use crate::plan::Graph;
@@ -58,9 +58,10 @@ pub(crate) async fn revert_all(shared: &Shared) {
                 }
             }
             (Revert::Auto, None) => continue,
-            (Revert::Auto, Some(undo)) => shared
+            (Revert::Auto, Some(Err(unreadable))) => Err(unreadable.clone()),
+            (Revert::Auto, Some(Ok(undo))) => shared
                 .target
-                .revert(&fault.kind, undo, &shared.ctx)
+                .revert(undo, &shared.ctx)
                 .await
                 .map_err(|e| e.to_string()),
         };
@@ -408,10 +409,8 @@ pub(crate) async fn run_step(shared: &Arc<Shared>, step: &Step) -> StepResult {
             attempt,
             summary: crate::plan::describe_action(step),
         });
-        let follows_runbook = step
-            .recover
-            .as_ref()
-            .is_some_and(|r| r.value.runbook.is_some());
+        let follows_runbook =
+            matches!(&step.action, Action::Recover(recover) if recover.value.runbook.is_some());
         // A runbook's steps have their own timeouts; the recover step only
         // gets an overall one if the drill gives it.
         let timeout = if follows_runbook && step.timeout.is_none() {
@@ -453,13 +452,10 @@ pub(crate) async fn run_step(shared: &Arc<Shared>, step: &Step) -> StepResult {
 }
 
 pub(crate) async fn run_action(shared: &Arc<Shared>, step: &Step, attempt: u32) -> StepResult {
-    match step.action() {
-        ActionKind::Run => {
-            let script = step.run.clone().unwrap_or_default();
-            run_shell(shared, step, &script, attempt).await
-        }
-        ActionKind::Wait => {
-            let duration = step.wait.map_or(Duration::ZERO, |d| d.0);
+    match &step.action {
+        Action::Run(script) => run_shell(shared, step, script, attempt).await,
+        Action::Wait(duration) => {
+            let duration = duration.0;
             if !duration.is_zero() {
                 tokio::time::sleep(duration).await;
             }
@@ -468,8 +464,8 @@ pub(crate) async fn run_action(shared: &Arc<Shared>, step: &Step, attempt: u32) 
                 crate::duration::format_duration(duration)
             ))
         }
-        ActionKind::Probe => {
-            let names = step.probe.as_ref().map(|p| p.names()).unwrap_or_default();
+        Action::Probe(probes) => {
+            let names = probes.names();
             for name in &names {
                 let Some(probe) = shared.probe(name) else {
                     return StepResult::failed(format!("unknown probe `{name}`"));
@@ -483,28 +479,20 @@ pub(crate) async fn run_action(shared: &Arc<Shared>, step: &Step, attempt: u32) 
             }
             StepResult::ok(format!("{} passed", names.join(", ")))
         }
-        ActionKind::Fault => inject(shared, step, attempt).await,
-        ActionKind::Recover => {
-            let recover = step.recover.as_ref().map(|r| r.value.clone());
-            match recover {
-                Some(recover) if recover.run.is_some() => {
-                    let script = recover.run.unwrap_or_default();
-                    run_shell(shared, step, &script, attempt).await
-                }
-                Some(recover) => {
-                    crate::engine::recover::follow_runbook(shared, step, &recover).await
-                }
-                None => StepResult::failed("no recover action"),
-            }
-        }
-        ActionKind::Apply => {
-            let paths: Vec<PathBuf> = step
-                .apply
+        Action::Fault(_) => inject(shared, step, attempt).await,
+        Action::Recover(recover) => match &recover.value.run {
+            Some(script) => run_shell(shared, step, script, attempt).await,
+            None => crate::engine::recover::follow_runbook(shared, step, &recover.value).await,
+        },
+        Action::Apply(manifests) => {
+            let paths: Vec<PathBuf> = manifests
                 .iter()
-                .flatten()
                 .map(|p| shared.ctx.scenario_dir.join(expand(p, &shared.env)))
                 .collect();
-            match shared.target.apply(&paths, &shared.ctx).await {
+            let Some(kube) = shared.target.kube() else {
+                return StepResult::failed("apply needs a kind target");
+            };
+            match kube.apply(&paths, &shared.ctx).await {
                 Ok(detail) => StepResult::ok(detail),
                 Err(error) => StepResult::failed(error.to_string()),
             }
@@ -594,7 +582,7 @@ pub fn parse_outputs(text: &str) -> BTreeMap<String, String> {
 }
 
 pub(crate) async fn inject(shared: &Arc<Shared>, step: &Step, attempt: u32) -> StepResult {
-    let Some(fault) = step.fault.as_ref().map(|f| f.value.clone()) else {
+    let Some(fault) = step.fault() else {
         return StepResult::failed("no fault");
     };
     if let Some(reason) = shared.aborted() {
@@ -603,12 +591,15 @@ pub(crate) async fn inject(shared: &Arc<Shared>, step: &Step, attempt: u32) -> S
             ..StepResult::failed(format!("run aborted: {reason}"))
         };
     }
-    let kind = fault.kind().to_owned();
+    let kind = fault.spec.kind().to_owned();
     let env = shared.step_env(step);
-    let injected = if let Some(script) = &fault.run {
-        // The target's safety check (kind: is this still our cluster?) comes
-        // first for a shell fault too.
-        if let Err(error) = shared.target.check_before_fault(&shared.ctx).await {
+    let injected = if let FaultSpec::Shell(script) = &fault.spec {
+        // On a cluster, a shell fault too must hit the cluster this run set up.
+        if let Some(kube) = shared.target.kube()
+            && let Err(error) = kube
+                .confirm_cluster("run the `run` fault", &shared.ctx)
+                .await
+        {
             let message = error.to_string();
             shared.target_failed(error);
             return StepResult::failed(message);
@@ -625,7 +616,7 @@ pub(crate) async fn inject(shared: &Arc<Shared>, step: &Step, attempt: u32) -> S
     } else {
         shared
             .target
-            .inject(step.id.as_str(), &fault, &env, &shared.ctx)
+            .inject(step.id.as_str(), &fault.spec, &env, &shared.ctx)
             .await
     };
     match injected {
@@ -635,7 +626,10 @@ pub(crate) async fn inject(shared: &Arc<Shared>, step: &Step, attempt: u32) -> S
                 kind: kind.clone(),
                 targets: injected.targets.clone(),
                 detail: injected.detail.clone(),
-                undo: injected.undo.clone(),
+                undo: injected
+                    .undo
+                    .as_ref()
+                    .and_then(|undo| serde_json::to_value(undo).ok()),
             });
             shared
                 .active
@@ -644,9 +638,10 @@ pub(crate) async fn inject(shared: &Arc<Shared>, step: &Step, attempt: u32) -> S
                 .push(Active {
                     step: step.id.value.clone(),
                     kind,
-                    undo: injected.undo,
+                    undo: injected.undo.map(Ok),
                     revert: fault.revert.clone(),
                 });
+            shared.fault_landed.send_modify(|landed| *landed += 1);
             StepResult::ok(if injected.targets.is_empty() {
                 injected.detail
             } else {

@@ -44,7 +44,9 @@ impl StepResult {
 pub(crate) struct Active {
     pub(crate) step: String,
     pub(crate) kind: String,
-    pub(crate) undo: Option<serde_json::Value>,
+    /// The target's record of how to undo it; an error if a resumed run's
+    /// record could not be read back.
+    pub(crate) undo: Option<Result<crate::target::Undo, String>>,
     pub(crate) revert: Revert,
 }
 
@@ -71,6 +73,8 @@ pub(crate) struct Shared {
     pub(crate) first_fault_epoch_ms: Mutex<Option<u64>>,
     /// Set when a safety check refused a fault or the target is unusable.
     pub(crate) target_failure: Mutex<Option<TargetError>>,
+    /// Counts the faults that landed: the monitors poll at once on a change.
+    pub(crate) fault_landed: watch::Sender<u64>,
 }
 
 impl Shared {

@@ -12,13 +12,265 @@ use std::time::Duration;
 use async_trait::async_trait;
 use nix::sys::signal::Signal;
 use rand::{Rng, SeedableRng};
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
-use super::{Injected, RunContext, Target, TargetError};
-use crate::drill::{Fault, Service};
+use super::{FaultCheck, Injected, RunContext, Target, TargetError, Undo};
+use schemars::JsonSchema;
+
+use super::{FaultSpec, RawFault};
+use crate::duration::Dur;
 use crate::event::EventKind;
+use crate::located::{Located, OneOrMany, Problem};
 use crate::process;
 use crate::vars::expand;
+
+/// `kill: {service, signal}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KillFault {
+    /// Service name or names.
+    pub service: OneOrMany,
+    /// Signal name (default KILL): `TERM`, `SIGINT`, ...
+    pub signal: Option<Located<String>>,
+}
+
+/// `pause: {service, duration}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PauseFault {
+    /// Service name or names.
+    pub service: OneOrMany,
+    /// Resume after this long; without it, resumed at revert.
+    pub duration: Option<Dur>,
+}
+
+/// `corrupt: {path, bytes}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CorruptFault {
+    /// The file.
+    pub path: String,
+    /// How many bytes to overwrite (default 64).
+    pub bytes: Option<u64>,
+}
+
+/// A fault of the local target.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LocalFault {
+    /// `kill`: send a signal to the process group of services.
+    Kill {
+        /// Service names.
+        services: Vec<String>,
+        /// The signal (default SIGKILL).
+        signal: Signal,
+    },
+    /// `pause`: SIGSTOP services; SIGCONT after `duration`, or at revert.
+    Pause {
+        /// Service names.
+        services: Vec<String>,
+        /// Resume after this long.
+        duration: Option<Duration>,
+    },
+    /// `delete`: remove files or directories inside `WORKDIR`.
+    Delete {
+        /// Paths as written (`${VAR}` expanded at injection).
+        paths: Vec<String>,
+    },
+    /// `corrupt`: overwrite bytes of a file inside `WORKDIR` at random offsets.
+    Corrupt {
+        /// The file as written.
+        path: String,
+        /// How many bytes.
+        bytes: u64,
+    },
+}
+
+/// How to undo a [`LocalFault`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LocalUndo {
+    /// SIGCONT to these process groups (a `pause`).
+    Resume {
+        /// The paused process groups.
+        pgids: Vec<i32>,
+    },
+}
+
+/// The `fault:` keys of [`LocalFault`], in the order they are listed.
+pub const FAULT_KINDS: &[&str] = &["kill", "pause", "delete", "corrupt"];
+
+impl LocalFault {
+    /// The key as written.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LocalFault::Kill { .. } => "kill",
+            LocalFault::Pause { .. } => "pause",
+            LocalFault::Delete { .. } => "delete",
+            LocalFault::Corrupt { .. } => "corrupt",
+        }
+    }
+
+    /// What it hits, for `plan`.
+    pub fn describe(&self) -> String {
+        match self {
+            LocalFault::Kill { services, signal } => {
+                format!("{} ({})", services.join(", "), signal_name(*signal))
+            }
+            LocalFault::Pause { services, .. } => services.join(", "),
+            LocalFault::Delete { paths } => paths.join(", "),
+            LocalFault::Corrupt { path, bytes } => format!("{path} ({bytes} bytes)"),
+        }
+    }
+
+    /// What it would do, with paths resolved (`--dry-run`).
+    pub fn preview(&self, ctx: &RunContext) -> String {
+        match self {
+            LocalFault::Kill { services, signal } => format!(
+                "SIG{} to the process group of {}",
+                signal_name(*signal),
+                services.join(", ")
+            ),
+            LocalFault::Pause { services, .. } => format!(
+                "SIGSTOP to the process group of {} (SIGCONT on revert)",
+                services.join(", ")
+            ),
+            LocalFault::Delete { paths } => paths
+                .iter()
+                .map(|p| match owned_path(p, ctx) {
+                    Ok(path) => format!("remove {}", path.display()),
+                    Err(e) => format!("REFUSED: {e}"),
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+            LocalFault::Corrupt { path, bytes } => match owned_path(path, ctx) {
+                Ok(p) => format!(
+                    "overwrite {bytes} bytes of {} at random offsets",
+                    p.display()
+                ),
+                Err(e) => format!("REFUSED: {e}"),
+            },
+        }
+    }
+
+    /// Validates the `kind` key of `raw` as a local fault: `None` if it is
+    /// not one; `Some(None)` if it is one with problems.
+    fn parse(kind: &str, raw: &RawFault, check: &mut FaultCheck) -> Option<Option<LocalFault>> {
+        let step = check.step;
+        Some(match kind {
+            "kill" => raw.kill.as_ref().and_then(|kill| {
+                let services = check_services(kind, &kill.service, check);
+                let signal = match &kill.signal {
+                    None => Some(Signal::SIGKILL),
+                    Some(signal) => {
+                        let parsed = crate::signal::parse_signal(signal);
+                        if parsed.is_none() {
+                            check.push(
+                                Problem::at(signal.loc, format!("unknown signal `{}`", signal.value))
+                                    .help("use a signal name such as KILL, TERM, INT, HUP, STOP, or SIGKILL"),
+                            );
+                        }
+                        parsed
+                    }
+                };
+                Some(LocalFault::Kill {
+                    services: services?,
+                    signal: signal?,
+                })
+            }),
+            "pause" => raw.pause.as_ref().and_then(|pause| {
+                Some(LocalFault::Pause {
+                    services: check_services(kind, &pause.service, check)?,
+                    duration: pause.duration.map(|d| d.0),
+                })
+            }),
+            "delete" => raw.delete.as_ref().and_then(|delete| {
+                let before = check.problems.len();
+                let paths = delete.path.as_ref().map(|p| p.names()).unwrap_or_default();
+                if paths.is_empty() {
+                    check.push(
+                        Problem::at(check.loc, format!("step `{step}`: `delete` needs `path`"))
+                            .help("e.g. `delete: {path: \"$WORKDIR/data\"}`"),
+                    );
+                }
+                if delete.kind.is_some()
+                    || delete.name.is_some()
+                    || delete.selector.is_some()
+                    || delete.namespace.is_some()
+                {
+                    check.problem(format!("step `{step}`: `kind`, `namespace`, `name` and `selector` delete Kubernetes objects, on a kind target only"));
+                }
+                (check.problems.len() == before).then_some(LocalFault::Delete { paths })
+            }),
+            "corrupt" => raw.corrupt.as_ref().and_then(|corrupt| {
+                if corrupt.bytes == Some(0) {
+                    check.problem(format!("step `{step}`: `corrupt` with 0 bytes does nothing"));
+                    return None;
+                }
+                Some(LocalFault::Corrupt {
+                    path: corrupt.path.clone(),
+                    bytes: corrupt.bytes.unwrap_or(64),
+                })
+            }),
+            _ => return None,
+        })
+    }
+}
+
+/// Validates the one fault kind `kind` of `raw` for the local target.
+pub fn parse_fault(kind: &str, raw: &RawFault, check: &mut FaultCheck) -> Option<FaultSpec> {
+    match LocalFault::parse(kind, raw, check) {
+        Some(fault) => fault.map(FaultSpec::Local),
+        None => {
+            check.unsupported(
+                kind,
+                "local",
+                "it is a kind target fault (`target: {kind: {cluster: ...}}`)",
+                FAULT_KINDS,
+            );
+            None
+        }
+    }
+}
+
+/// A signal's name without `SIG`: `KILL`, `TERM`.
+fn signal_name(signal: Signal) -> &'static str {
+    let name = signal.as_str();
+    name.strip_prefix("SIG").unwrap_or(name)
+}
+
+/// The services a `kill` or `pause` names, if each is defined.
+fn check_services(kind: &str, names: &OneOrMany, check: &mut FaultCheck) -> Option<Vec<String>> {
+    let before = check.problems.len();
+    if names.0.is_empty() {
+        let step = check.step;
+        check.problem(format!("step `{step}`: `{kind}` names no service"));
+    }
+    for name in &names.0 {
+        if !check.known_services.contains(&name.value) {
+            let help = (check.name_help)(&name.value, check.known_services, "service", "services");
+            check.push(
+                Problem::at(
+                    name.loc,
+                    format!("unknown service `{}` in the `{kind}` fault", name.value),
+                )
+                .help(help),
+            );
+        }
+    }
+    (check.problems.len() == before).then(|| names.names())
+}
+
+/// A service as the local target runs it: a drill's `services:` entry
+/// without its readiness, which the engine awaits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceSpec {
+    /// The shell command that runs it in the foreground.
+    pub run: String,
+    /// Extra environment (`${VAR}` expanded).
+    pub env: BTreeMap<String, String>,
+    /// Working directory, relative to the drill file.
+    pub cwd: Option<String>,
+}
 
 /// A service that was started: its process group.
 #[derive(Debug, Clone)]
@@ -28,14 +280,14 @@ struct Running {
 
 /// Processes on this host.
 pub struct LocalTarget {
-    services: BTreeMap<String, Service>,
+    services: BTreeMap<String, ServiceSpec>,
     running: Mutex<BTreeMap<String, Running>>,
     children: tokio::sync::Mutex<Vec<tokio::process::Child>>,
 }
 
 impl LocalTarget {
     /// A target for these services.
-    pub fn new(services: BTreeMap<String, Service>) -> LocalTarget {
+    pub fn new(services: BTreeMap<String, ServiceSpec>) -> LocalTarget {
         LocalTarget {
             services,
             running: Mutex::new(BTreeMap::new()),
@@ -73,7 +325,7 @@ impl LocalTarget {
 }
 
 /// The environment of a service: the run's, then its own `env:` (expanded).
-fn service_env(service: &Service, ctx: &RunContext) -> BTreeMap<String, String> {
+fn service_env(service: &ServiceSpec, ctx: &RunContext) -> BTreeMap<String, String> {
     let mut env = ctx.env.clone();
     for (name, value) in &service.env {
         let value = expand(value, &env);
@@ -162,6 +414,17 @@ impl Target for LocalTarget {
         "local".to_owned()
     }
 
+    fn service_alive(&self, service: &str) -> Option<bool> {
+        let pid = self.pgid_of(service).ok()?;
+        // A process that exited but was not reaped yet is a zombie: dead.
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat
+            .rsplit(')')
+            .next()
+            .and_then(|rest| rest.split_whitespace().next());
+        Some(matches!(state, Some(state) if state != "Z" && state != "X"))
+    }
+
     async fn setup(&self, ctx: &RunContext) -> Result<BTreeMap<String, String>, TargetError> {
         let logs = ctx.run_dir.join("logs");
         std::fs::create_dir_all(&logs).map_err(|e| {
@@ -203,177 +466,118 @@ impl Target for LocalTarget {
         Ok(BTreeMap::new())
     }
 
-    fn preview(&self, fault: &Fault, ctx: &RunContext) -> String {
-        let kind = fault.kind();
-        match kind {
-            "kill" | "pause" => {
-                let services = match (&fault.kill, &fault.pause) {
-                    (Some(kill), _) => kill.service.names(),
-                    (_, Some(pause)) => pause.service.names(),
-                    _ => Vec::new(),
-                };
-                let signal = fault
-                    .kill
-                    .as_ref()
-                    .and_then(|k| k.signal.as_ref())
-                    .map_or("KILL".to_owned(), |s| s.value.clone());
-                if kind == "kill" {
-                    format!(
-                        "SIG{} to the process group of {}",
-                        signal.trim_start_matches("SIG"),
-                        services.join(", ")
-                    )
-                } else {
-                    format!(
-                        "SIGSTOP to the process group of {} (SIGCONT on revert)",
-                        services.join(", ")
-                    )
-                }
+    fn preview(&self, fault: &FaultSpec, ctx: &RunContext) -> String {
+        match fault {
+            FaultSpec::Local(fault) => fault.preview(ctx),
+            FaultSpec::Kube(_) | FaultSpec::Kind(_) | FaultSpec::Shell(_) => {
+                format!("{} is not a local fault", fault.kind())
             }
-            "delete" => {
-                let paths = fault.delete.as_ref().and_then(|d| d.path.as_ref());
-                let paths: Vec<String> = paths
-                    .map(|p| p.names())
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|p| match owned_path(p, ctx) {
-                        Ok(path) => format!("remove {}", path.display()),
-                        Err(e) => format!("REFUSED: {e}"),
-                    })
-                    .collect();
-                paths.join("; ")
-            }
-            "corrupt" => {
-                let corrupt = fault.corrupt.as_ref();
-                let path = corrupt.map(|c| c.path.clone()).unwrap_or_default();
-                match owned_path(&path, ctx) {
-                    Ok(p) => format!(
-                        "overwrite {} bytes of {} at random offsets",
-                        corrupt.and_then(|c| c.bytes).unwrap_or(64),
-                        p.display()
-                    ),
-                    Err(e) => format!("REFUSED: {e}"),
-                }
-            }
-            other => format!("{other} is not a local fault"),
         }
     }
 
     async fn inject(
         &self,
         step: &str,
-        fault: &Fault,
+        fault: &FaultSpec,
         _env: &BTreeMap<String, String>,
         ctx: &RunContext,
     ) -> Result<Injected, TargetError> {
-        if let Some(kill) = &fault.kill {
-            let signal_name = kill.signal.as_ref().map_or("KILL", |s| s.value.as_str());
-            let signal: Signal = crate::signal::parse_signal(signal_name)
-                .ok_or_else(|| TargetError::Failed(format!("unknown signal `{signal_name}`")))?;
-            let hit = self.signal_services(&kill.service.names(), signal)?;
-            return Ok(Injected {
-                targets: hit.into_iter().map(|(service, _)| service).collect(),
-                detail: format!("signal {signal:?}"),
-                undo: None,
-            });
-        }
-        if let Some(pause) = &fault.pause {
-            let (hit, pgids): (Vec<String>, Vec<i32>) = self
-                .signal_services(&pause.service.names(), Signal::SIGSTOP)?
-                .into_iter()
-                .unzip();
-            let mut detail = "SIGSTOP".to_owned();
-            if let Some(duration) = pause.duration {
-                detail = format!(
-                    "SIGSTOP for {}",
-                    crate::duration::format_duration(duration.0)
-                );
-                let resume = pgids.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(duration.0).await;
-                    for pgid in resume {
-                        process::kill_group(pgid, Signal::SIGCONT);
-                    }
-                });
+        let fault = match fault {
+            FaultSpec::Local(fault) => fault,
+            FaultSpec::Kube(_) | FaultSpec::Kind(_) | FaultSpec::Shell(_) => {
+                return Err(TargetError::Failed(format!(
+                    "fault kind `{}` is not supported by the local target",
+                    fault.kind()
+                )));
             }
-            return Ok(Injected {
-                targets: hit,
-                detail,
-                undo: Some(json!({ "pgids": pgids })),
-            });
-        }
-        if let Some(delete) = &fault.delete {
-            let mut hit = Vec::new();
-            let written = delete.path.as_ref().map(|p| p.names()).unwrap_or_default();
-            // Check every path before deleting any.
-            let paths = written
-                .iter()
-                .map(|p| owned_path(p, ctx))
-                .collect::<Result<Vec<_>, _>>()?;
-            for path in paths {
-                let result = match std::fs::symlink_metadata(&path) {
-                    Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&path),
-                    Ok(_) => std::fs::remove_file(&path),
-                    Err(e) => Err(e),
-                };
-                result.map_err(|e| {
-                    TargetError::Failed(format!("cannot delete {}: {e}", path.display()))
+        };
+        match fault {
+            LocalFault::Kill { services, signal } => {
+                let hit = self.signal_services(services, *signal)?;
+                Ok(Injected {
+                    targets: hit.into_iter().map(|(service, _)| service).collect(),
+                    detail: format!("signal {signal:?}"),
+                    undo: None,
+                })
+            }
+            LocalFault::Pause { services, duration } => {
+                let (hit, pgids): (Vec<String>, Vec<i32>) = self
+                    .signal_services(services, Signal::SIGSTOP)?
+                    .into_iter()
+                    .unzip();
+                let mut detail = "SIGSTOP".to_owned();
+                if let Some(duration) = *duration {
+                    detail = format!("SIGSTOP for {}", crate::duration::format_duration(duration));
+                    let resume = pgids.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(duration).await;
+                        for pgid in resume {
+                            process::kill_group(pgid, Signal::SIGCONT);
+                        }
+                    });
+                }
+                Ok(Injected {
+                    targets: hit,
+                    detail,
+                    undo: Some(Undo::Local(LocalUndo::Resume { pgids })),
+                })
+            }
+            LocalFault::Delete { paths } => {
+                let mut hit = Vec::new();
+                // Check every path before deleting any.
+                let paths = paths
+                    .iter()
+                    .map(|p| owned_path(p, ctx))
+                    .collect::<Result<Vec<_>, _>>()?;
+                for path in paths {
+                    let result = match std::fs::symlink_metadata(&path) {
+                        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&path),
+                        Ok(_) => std::fs::remove_file(&path),
+                        Err(e) => Err(e),
+                    };
+                    result.map_err(|e| {
+                        TargetError::Failed(format!("cannot delete {}: {e}", path.display()))
+                    })?;
+                    hit.push(path.display().to_string());
+                }
+                Ok(Injected {
+                    targets: hit,
+                    detail: String::new(),
+                    undo: None,
+                })
+            }
+            LocalFault::Corrupt { path, bytes } => {
+                let path = owned_path(path, ctx)?;
+                let seed = step_seed(ctx.seed, step);
+                let count = *bytes;
+                let offsets = corrupt_file(&path, count, seed).map_err(|e| {
+                    TargetError::Failed(format!("cannot corrupt {}: {e}", path.display()))
                 })?;
-                hit.push(path.display().to_string());
+                let shown: Vec<String> = offsets.iter().take(8).map(u64::to_string).collect();
+                Ok(Injected {
+                    targets: vec![path.display().to_string()],
+                    detail: format!(
+                        "{count} bytes overwritten, seed {seed}, offsets {}{}",
+                        shown.join(","),
+                        if offsets.len() > 8 { ",..." } else { "" }
+                    ),
+                    undo: None,
+                })
             }
-            return Ok(Injected {
-                targets: hit,
-                detail: String::new(),
-                undo: None,
-            });
         }
-        if let Some(corrupt) = &fault.corrupt {
-            let path = owned_path(&corrupt.path, ctx)?;
-            let seed = step_seed(ctx.seed, step);
-            let count = corrupt.bytes.unwrap_or(64);
-            let offsets = corrupt_file(&path, count, seed).map_err(|e| {
-                TargetError::Failed(format!("cannot corrupt {}: {e}", path.display()))
-            })?;
-            let shown: Vec<String> = offsets.iter().take(8).map(u64::to_string).collect();
-            return Ok(Injected {
-                targets: vec![path.display().to_string()],
-                detail: format!(
-                    "{count} bytes overwritten, seed {seed}, offsets {}{}",
-                    shown.join(","),
-                    if offsets.len() > 8 { ",..." } else { "" }
-                ),
-                undo: None,
-            });
-        }
-        Err(TargetError::Failed(format!(
-            "fault kind `{}` is not supported by the local target",
-            fault.kind()
-        )))
     }
 
-    async fn revert(
-        &self,
-        kind: &str,
-        undo: &serde_json::Value,
-        _ctx: &RunContext,
-    ) -> Result<String, TargetError> {
-        match kind {
-            "pause" => {
-                let pgids: Vec<i32> = undo["pgids"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|v| v.as_i64())
-                            .map(|v| v as i32)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                for pgid in &pgids {
+    async fn revert(&self, undo: &Undo, _ctx: &RunContext) -> Result<String, TargetError> {
+        match undo {
+            Undo::Local(LocalUndo::Resume { pgids }) => {
+                for pgid in pgids {
                     process::kill_group(*pgid, Signal::SIGCONT);
                 }
                 Ok(format!("SIGCONT to process groups {pgids:?}"))
             }
-            other => Err(TargetError::Failed(format!("{other} cannot be reverted"))),
+            Undo::Kube(_) | Undo::Kind(_) => Err(TargetError::Failed(
+                "the local target cannot undo a Kubernetes fault".to_owned(),
+            )),
         }
     }
 
@@ -438,6 +642,7 @@ impl Target for LocalTarget {
 mod tests {
     use super::*;
     use crate::event::Emitter;
+    use crate::target::DeleteFault;
 
     fn ctx(workdir: &Path) -> RunContext {
         RunContext {
@@ -449,6 +654,141 @@ mod tests {
             seed: 1,
             emitter: Emitter::new(Vec::new()),
         }
+    }
+
+    fn parse(raw: &RawFault) -> Result<FaultSpec, Vec<String>> {
+        crate::target::check_fault(parse_fault, raw)
+    }
+
+    fn services(names: &[&str]) -> OneOrMany {
+        OneOrMany(
+            names
+                .iter()
+                .map(|n| Located::new((*n).to_owned()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn kill_and_pause_name_defined_services_and_known_signals() {
+        let kill = |service: &[&str], signal: Option<&str>| RawFault {
+            kill: Some(KillFault {
+                service: services(service),
+                signal: signal.map(|s| Located::new(s.to_owned())),
+            }),
+            ..RawFault::default()
+        };
+        assert_eq!(
+            parse(&kill(&["web", "db"], Some("TERM"))),
+            Ok(FaultSpec::Local(LocalFault::Kill {
+                services: vec!["web".into(), "db".into()],
+                signal: Signal::SIGTERM,
+            }))
+        );
+        assert_eq!(
+            parse(&kill(&["web"], None)),
+            Ok(FaultSpec::Local(LocalFault::Kill {
+                services: vec!["web".into()],
+                signal: Signal::SIGKILL,
+            }))
+        );
+        assert_eq!(
+            parse(&kill(&["wbe"], Some("KILLL"))),
+            Err(vec![
+                "unknown service `wbe` in the `kill` fault | no service `wbe` among [\"web\", \"db\"]".to_owned(),
+                "unknown signal `KILLL` | use a signal name such as KILL, TERM, INT, HUP, STOP, or SIGKILL".to_owned(),
+            ])
+        );
+        assert_eq!(
+            parse(&kill(&[], None)),
+            Err(vec!["step `hit`: `kill` names no service".to_owned()])
+        );
+        let pause = RawFault {
+            pause: Some(PauseFault {
+                service: services(&["db"]),
+                duration: Some(Dur(Duration::from_secs(5))),
+            }),
+            ..RawFault::default()
+        };
+        assert_eq!(
+            parse(&pause),
+            Ok(FaultSpec::Local(LocalFault::Pause {
+                services: vec!["db".into()],
+                duration: Some(Duration::from_secs(5)),
+            }))
+        );
+    }
+
+    #[test]
+    fn delete_takes_paths_and_corrupt_takes_bytes() {
+        let delete = |path: Option<&[&str]>, name: Option<&str>| RawFault {
+            delete: Some(DeleteFault {
+                path: path.map(services),
+                kind: None,
+                namespace: None,
+                name: name.map(str::to_owned),
+                selector: None,
+            }),
+            ..RawFault::default()
+        };
+        assert_eq!(
+            parse(&delete(Some(&["$WORKDIR/a"]), None)),
+            Ok(FaultSpec::Local(LocalFault::Delete {
+                paths: vec!["$WORKDIR/a".into()]
+            }))
+        );
+        assert_eq!(
+            parse(&delete(None, Some("shop"))),
+            Err(vec![
+                "step `hit`: `delete` needs `path` | e.g. `delete: {path: \"$WORKDIR/data\"}`".to_owned(),
+                "step `hit`: `kind`, `namespace`, `name` and `selector` delete Kubernetes objects, on a kind target only".to_owned(),
+            ])
+        );
+        let corrupt = |bytes| RawFault {
+            corrupt: Some(CorruptFault {
+                path: "$WORKDIR/f".into(),
+                bytes,
+            }),
+            ..RawFault::default()
+        };
+        assert_eq!(
+            parse(&corrupt(None)),
+            Ok(FaultSpec::Local(LocalFault::Corrupt {
+                path: "$WORKDIR/f".into(),
+                bytes: 64
+            }))
+        );
+        assert_eq!(
+            parse(&corrupt(Some(0))),
+            Err(vec![
+                "step `hit`: `corrupt` with 0 bytes does nothing".to_owned()
+            ])
+        );
+    }
+
+    #[test]
+    fn kind_faults_are_not_supported_and_the_local_ones_are_listed() {
+        let stop = RawFault {
+            stop_node: Some(Default::default()),
+            ..RawFault::default()
+        };
+        assert_eq!(
+            parse(&stop),
+            Err(vec!["fault `stop_node` is not supported by the local target | it is a kind target fault (`target: {kind: {cluster: ...}}`); local target faults: kill, pause, delete, corrupt, run".to_owned()])
+        );
+    }
+
+    #[test]
+    fn a_pause_is_undone_from_the_record_events_jsonl_keeps() {
+        let undo = Undo::Local(LocalUndo::Resume {
+            pgids: vec![12, 34],
+        });
+        let recorded = serde_json::to_value(&undo).unwrap();
+        assert_eq!(
+            recorded,
+            serde_json::json!({"local": {"resume": {"pgids": [12, 34]}}})
+        );
+        assert_eq!(serde_json::from_value::<Undo>(recorded).unwrap(), undo);
     }
 
     #[test]

@@ -2,24 +2,50 @@
 //!
 //! The engine owns the graph, the clock, probes that are plain commands,
 //! HTTP or TCP, `run` faults and their `revert:` shells. A target owns what is
-//! specific to it: bringing the system up and down, the fault kinds of SPEC §4
-//! other than `run`, `k8s` probes, `apply`, and evidence.
+//! specific to it: bringing the system up and down, its built-in variables,
+//! its fault kinds (their validation, description, injection and typed undo
+//! record), and evidence. Kubernetes targets also offer [`kube::KubeOps`]
+//! (`k8s` probes, `apply`, the cluster identity check).
+//!
+//! - `fault`: a fault as written and as validated, shared by every target.
+//! - `local`: processes on this host, signals and file damage.
+//! - `kube`: the Kubernetes layer Kubernetes targets share (API faults, probes, apply).
+//! - `kind`: a kind cluster, faults on its node containers.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 
-use crate::drill::{Fault, K8sProbe};
 use crate::event::Emitter;
 
+mod fault;
 pub mod kind;
+pub mod kube;
 pub mod local;
+
+#[cfg(test)]
+pub(crate) use fault::check_fault;
+pub use fault::{DeleteFault, Empty, FaultCheck, FaultSpec, RawFault, Revert, with_shell};
+
+/// A target's record of how to undo a fault it injected. `events.jsonl`
+/// records it, so that `resume` can undo a fault of a runner that died.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Undo {
+    /// Of a local fault.
+    Local(local::LocalUndo),
+    /// Of a fault through the Kubernetes API.
+    Kube(kube::KubeUndo),
+    /// Of a kind node or cluster fault.
+    Kind(kind::KindUndo),
+}
 
 /// The kind target for a drill. `resuming`: the cluster exists already
 /// because the run created it before its runner died, so it is reused.
 pub fn kind_target(
-    spec: &crate::drill::KindTarget,
+    spec: &kind::KindSpec,
     scenario_dir: &Path,
     resuming: bool,
 ) -> std::sync::Arc<dyn Target> {
@@ -41,24 +67,19 @@ impl Target for Unsupported {
     async fn setup(&self, _ctx: &RunContext) -> Result<BTreeMap<String, String>, TargetError> {
         Err(TargetError::Unavailable(self.0.clone()))
     }
-    fn preview(&self, _fault: &Fault, _ctx: &RunContext) -> String {
+    fn preview(&self, _fault: &FaultSpec, _ctx: &RunContext) -> String {
         self.0.clone()
     }
     async fn inject(
         &self,
         _step: &str,
-        _fault: &Fault,
+        _fault: &FaultSpec,
         _env: &BTreeMap<String, String>,
         _ctx: &RunContext,
     ) -> Result<Injected, TargetError> {
         Err(TargetError::Unavailable(self.0.clone()))
     }
-    async fn revert(
-        &self,
-        _kind: &str,
-        _undo: &serde_json::Value,
-        _ctx: &RunContext,
-    ) -> Result<String, TargetError> {
+    async fn revert(&self, _undo: &Undo, _ctx: &RunContext) -> Result<String, TargetError> {
         Err(TargetError::Unavailable(self.0.clone()))
     }
     async fn collect_evidence(&self, _dir: &Path, _ctx: &RunContext) {}
@@ -108,7 +129,7 @@ pub struct Injected {
     /// Extra facts for the journal (signal, seed, offsets).
     pub detail: String,
     /// The target's own record of how to undo it; `None` if it cannot be undone.
-    pub undo: Option<serde_json::Value>,
+    pub undo: Option<Undo>,
 }
 
 /// The result of one attempt of a probe.
@@ -143,50 +164,43 @@ pub trait Target: Send + Sync {
     /// `local` or `kind:<cluster>`, for the journal.
     fn describe(&self) -> String;
 
-    /// Brings the system up before the first step. Returns variables to add to
-    /// every command's environment (`KUBECONFIG`, `CLUSTER` on kind).
+    /// The variables the target adds to every command's environment, known
+    /// before setup (kind: `CLUSTER`, `KUBECONFIG`, `KUBECACHEDIR`); names
+    /// in `drill::Target::var_names`.
+    fn vars(&self, run_dir: &Path) -> BTreeMap<String, String> {
+        let _ = run_dir;
+        BTreeMap::new()
+    }
+
+    /// Brings the system up before the first step. Returns variables it
+    /// learnt on the way, added to every command's environment.
     async fn setup(&self, ctx: &RunContext) -> Result<BTreeMap<String, String>, TargetError>;
 
     /// What a fault would hit, without touching anything (`--dry-run`).
-    fn preview(&self, fault: &Fault, ctx: &RunContext) -> String;
+    fn preview(&self, fault: &FaultSpec, ctx: &RunContext) -> String;
 
-    /// Injects a fault of a kind other than `run`.
+    /// Injects a fault other than a `run` shell (which the engine runs).
     async fn inject(
         &self,
         step: &str,
-        fault: &Fault,
+        fault: &FaultSpec,
         env: &BTreeMap<String, String>,
         ctx: &RunContext,
     ) -> Result<Injected, TargetError>;
 
-    /// Checks, right before the engine runs a `run` fault itself, that the
-    /// system is still the one set up (kind: the cluster's identity); an
-    /// error means the fault must not run. [`Target::inject`] checks on its own.
-    async fn check_before_fault(&self, ctx: &RunContext) -> Result<(), TargetError> {
-        let _ = ctx;
-        Ok(())
+    /// Whether a service's own process still lives; `None` where the target
+    /// has no services. A service is ready only while it does (SPEC §3.1).
+    fn service_alive(&self, service: &str) -> Option<bool> {
+        let _ = service;
+        None
     }
 
     /// Undoes a fault with the record [`Target::inject`] returned.
-    async fn revert(
-        &self,
-        kind: &str,
-        undo: &serde_json::Value,
-        ctx: &RunContext,
-    ) -> Result<String, TargetError>;
+    async fn revert(&self, undo: &Undo, ctx: &RunContext) -> Result<String, TargetError>;
 
-    /// One attempt of a `k8s` probe.
-    async fn probe_k8s(&self, probe: &K8sProbe, ctx: &RunContext) -> ProbeOutcome {
-        let _ = (probe, ctx);
-        ProbeOutcome::fail("k8s probes need a kind target")
-    }
-
-    /// Server-side apply of manifests (kind target).
-    async fn apply(&self, manifests: &[PathBuf], ctx: &RunContext) -> Result<String, TargetError> {
-        let _ = (manifests, ctx);
-        Err(TargetError::Unavailable(
-            "apply needs a kind target".to_owned(),
-        ))
+    /// What a Kubernetes target offers beyond this trait; `None` elsewhere.
+    fn kube(&self) -> Option<&dyn kube::KubeOps> {
+        None
     }
 
     /// Copies what explains a failure into `dir` (service logs; cluster events,

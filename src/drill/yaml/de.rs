@@ -3,11 +3,12 @@
 
 use std::fmt;
 
+use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor};
-use serde::{Deserialize, Deserializer};
 
-use super::tree::{Loc, Node, NodeKind};
+use super::tree::{Node, NodeKind};
 use crate::diagnostic::suggest;
+use crate::located::{LOCATED_MARKER, Loc};
 
 /// An error from deserializing a typed value out of a node.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,78 +101,6 @@ impl DeError {
 /// node they are about.
 pub fn from_node<'a, T: Deserialize<'a>>(node: &'a Node) -> Result<T, DeError> {
     T::deserialize(node).map_err(|error| error.at(node.loc))
-}
-
-/// The newtype name through which [`Located`] asks for its node's location.
-const LOCATED_MARKER: &str = "__firedrill_located";
-
-/// A value with the location it came from in the drill file.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Located<T> {
-    /// The value.
-    pub value: T,
-    /// Where it was written.
-    pub loc: Loc,
-}
-
-impl<T> Located<T> {
-    /// A value made in code, with no location.
-    pub fn new(value: T) -> Self {
-        Located {
-            value,
-            loc: Loc::default(),
-        }
-    }
-}
-
-impl<T> std::ops::Deref for Located<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.value
-    }
-}
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Located<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct LocatedVisitor<T>(std::marker::PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for LocatedVisitor<T> {
-            type Value = Located<T>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a located value")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Located<T>, A::Error> {
-                let line: u32 = seq.next_element()?.unwrap_or_default();
-                let column: u32 = seq.next_element()?.unwrap_or_default();
-                let value = seq
-                    .next_element()?
-                    .ok_or_else(|| de::Error::custom("located value without a value"))?;
-                Ok(Located {
-                    value,
-                    loc: Loc { line, column },
-                })
-            }
-        }
-        deserializer
-            .deserialize_newtype_struct(LOCATED_MARKER, LocatedVisitor(std::marker::PhantomData))
-    }
-}
-
-impl<T: serde::Serialize> serde::Serialize for Located<T> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.value.serialize(serializer)
-    }
-}
-
-impl<T: schemars::JsonSchema> schemars::JsonSchema for Located<T> {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        T::schema_name()
-    }
-    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        T::json_schema(generator)
-    }
-    fn inline_schema() -> bool {
-        T::inline_schema()
-    }
 }
 
 struct LocatedAccess<'a> {
@@ -583,6 +512,7 @@ impl<'de, 'a: 'de> de::Deserializer<'de> for &'a Node {
 mod tests {
     use super::super::tree::parse;
     use super::*;
+    use crate::located::Located;
 
     #[derive(Debug, Deserialize, PartialEq)]
     #[serde(deny_unknown_fields)]

@@ -11,9 +11,12 @@
 pub mod de;
 pub mod tree;
 
-pub use de::{DeError, Located, from_node};
+pub use de::{DeError, from_node};
 pub use tree::{
-    DuplicateKey, Loc, MAX_INPUT_BYTES, Node, NodeKind, SyntaxError, parse, remove_duplicate_keys,
+    DuplicateKey, MAX_INPUT_BYTES, Node, NodeKind, SyntaxError, parse, remove_duplicate_keys,
 };
+// Located values are the vocabulary the drill and the targets share; this
+// layer fills in their locations.
+pub use crate::located::{Loc, Located};
 // The one did-you-mean, here too because the drill's checks use it with the tree.
 pub use crate::diagnostic::{closest, suggest};

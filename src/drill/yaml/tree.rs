@@ -8,21 +8,13 @@ use std::fmt;
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
-/// A position in a drill file, 1-based.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Loc {
-    /// Line, from 1; 0 when unknown.
-    pub line: u32,
-    /// Column in characters, from 1; 0 when unknown.
-    pub column: u32,
-}
+use crate::located::Loc;
 
-impl Loc {
-    fn from_saphyr(location: serde_saphyr::Location) -> Loc {
-        Loc {
-            line: u32::try_from(location.line()).unwrap_or(u32::MAX),
-            column: u32::try_from(location.column()).unwrap_or(u32::MAX),
-        }
+/// The position serde-saphyr reports, as a [`Loc`].
+fn loc_from_saphyr(location: serde_saphyr::Location) -> Loc {
+    Loc {
+        line: u32::try_from(location.line()).unwrap_or(u32::MAX),
+        column: u32::try_from(location.column()).unwrap_or(u32::MAX),
     }
 }
 
@@ -110,7 +102,7 @@ impl<'de> Deserialize<'de> for Node {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let spanned = serde_saphyr::Spanned::<NodeKind>::deserialize(deserializer)?;
         Ok(Node {
-            loc: Loc::from_saphyr(spanned.referenced),
+            loc: loc_from_saphyr(spanned.referenced),
             kind: spanned.value,
         })
     }
@@ -244,7 +236,7 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
         Ok(Err(error)) => {
             let (message, help) = explain_saphyr_error(&error);
             Err(SyntaxError {
-                loc: error.location().map(Loc::from_saphyr).unwrap_or_default(),
+                loc: error.location().map(loc_from_saphyr).unwrap_or_default(),
                 message,
                 help,
             })

@@ -20,14 +20,17 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use kube::Client;
 use kube::config::{Config, KubeConfigOptions, Kubeconfig};
-use serde_json::{Value, json};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
+use super::kube::{K8sProbe, NodeSelector};
+use super::kube::{KubeFault, KubeOps, api, check_node_selector, describe_selector};
 use super::local::step_seed;
-use super::{Injected, RunContext, Target, TargetError};
-use crate::drill::{Fault, K8sProbe, NodeSelector};
+use super::{FaultCheck, Injected, RunContext, Target, TargetError, Undo};
+use super::{FaultSpec, RawFault};
+use crate::located::Located;
 use crate::vars::expand;
 
-pub mod api;
 pub mod runner;
 
 #[cfg(test)]
@@ -50,6 +53,246 @@ const NODE_ADDRESSES: &str =
 
 /// The docker network kind puts its nodes on.
 const KIND_NETWORK: &str = "kind";
+
+/// `target: {kind: {...}}` (SPEC §3.2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "KindTarget")]
+pub struct KindSpec {
+    /// The kind cluster's name.
+    pub cluster: Located<String>,
+    /// The kind config file, relative to the drill file.
+    pub config: Option<Located<String>>,
+    /// Use the cluster if it exists already.
+    #[serde(default)]
+    pub reuse: bool,
+    /// Do not delete the cluster at the end.
+    #[serde(default)]
+    pub keep: bool,
+}
+
+/// A fault of the kind target's node containers or of the whole cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KindFault {
+    /// `delete_cluster`: `kind delete cluster`.
+    DeleteCluster,
+    /// A container engine action on the nodes the selector chooses.
+    Node(NodeFault, NodeSelector),
+    /// `control_plane_down`: move the kube-apiserver static pod manifest away
+    /// on every control-plane node (revert: move it back).
+    ControlPlaneDown,
+}
+
+/// What a node fault does to each node container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeFault {
+    /// `stop_node`: stop the container (revert: start).
+    Stop,
+    /// `kill_node`: kill the container (no undo).
+    Kill,
+    /// `pause_node`: pause the container (revert: unpause).
+    Pause,
+    /// `partition_node`: disconnect it from the `kind` network (revert: reconnect).
+    Partition,
+    /// `stop_kubelet`: stop the kubelet inside it (revert: start it).
+    StopKubelet,
+}
+
+impl NodeFault {
+    /// Every node fault, in the order they are listed.
+    const ALL: [NodeFault; 5] = [
+        NodeFault::Stop,
+        NodeFault::Kill,
+        NodeFault::Pause,
+        NodeFault::Partition,
+        NodeFault::StopKubelet,
+    ];
+
+    /// The key as written.
+    pub fn kind(self) -> &'static str {
+        match self {
+            NodeFault::Stop => "stop_node",
+            NodeFault::Kill => "kill_node",
+            NodeFault::Pause => "pause_node",
+            NodeFault::Partition => "partition_node",
+            NodeFault::StopKubelet => "stop_kubelet",
+        }
+    }
+
+    /// Its field in a fault as written.
+    fn written(self, raw: &RawFault) -> Option<&NodeSelector> {
+        match self {
+            NodeFault::Stop => raw.stop_node.as_ref(),
+            NodeFault::Kill => raw.kill_node.as_ref(),
+            NodeFault::Pause => raw.pause_node.as_ref(),
+            NodeFault::Partition => raw.partition_node.as_ref(),
+            NodeFault::StopKubelet => raw.stop_kubelet.as_ref(),
+        }
+    }
+
+    /// The container engine's arguments that inject it on `node`.
+    fn args(self, node: &str) -> Vec<&str> {
+        match self {
+            NodeFault::Stop => vec!["stop", node],
+            NodeFault::Kill => vec!["kill", node],
+            NodeFault::Pause => vec!["pause", node],
+            NodeFault::Partition => vec!["network", "disconnect", KIND_NETWORK, node],
+            NodeFault::StopKubelet => vec!["exec", node, "systemctl", "stop", "kubelet"],
+        }
+    }
+
+    /// What it would do to `nodes` (`--dry-run`).
+    fn preview(self, engine: &str, nodes: &str) -> String {
+        match self {
+            NodeFault::Stop => format!("`{engine} stop` on {nodes}"),
+            NodeFault::Kill => format!("`{engine} kill` on {nodes}"),
+            NodeFault::Pause => format!("`{engine} pause` on {nodes}"),
+            NodeFault::Partition => {
+                format!("`{engine} network disconnect {KIND_NETWORK}` for {nodes}")
+            }
+            NodeFault::StopKubelet => format!("`systemctl stop kubelet` inside {nodes}"),
+        }
+    }
+
+    /// How to undo it on `nodes` (`addresses`: where a partitioned node was).
+    fn undo(
+        self,
+        engine: String,
+        nodes: Vec<String>,
+        addresses: Vec<NodeAddress>,
+    ) -> Option<KindUndo> {
+        match self {
+            NodeFault::Stop => Some(KindUndo::StartNodes { engine, nodes }),
+            NodeFault::Kill => None,
+            NodeFault::Pause => Some(KindUndo::UnpauseNodes { engine, nodes }),
+            NodeFault::Partition => Some(KindUndo::ReconnectNodes {
+                engine,
+                nodes: addresses,
+            }),
+            NodeFault::StopKubelet => Some(KindUndo::StartKubelet { engine, nodes }),
+        }
+    }
+}
+
+/// How to undo a [`KindFault`]: a container engine command per node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KindUndo {
+    /// `<engine> start` (a `stop_node`).
+    StartNodes {
+        /// `docker` or `podman`.
+        engine: String,
+        /// Node containers.
+        nodes: Vec<String>,
+    },
+    /// `<engine> unpause` (a `pause_node`).
+    UnpauseNodes {
+        /// `docker` or `podman`.
+        engine: String,
+        /// Node containers.
+        nodes: Vec<String>,
+    },
+    /// `<engine> network connect` with the addresses the nodes had (a
+    /// `partition_node`): their kubelets and certificates are bound to them.
+    ReconnectNodes {
+        /// `docker` or `podman`.
+        engine: String,
+        /// Node containers with their addresses.
+        nodes: Vec<NodeAddress>,
+    },
+    /// `systemctl start kubelet` inside the nodes (a `stop_kubelet`).
+    StartKubelet {
+        /// `docker` or `podman`.
+        engine: String,
+        /// Node containers.
+        nodes: Vec<String>,
+    },
+    /// Put the parked kube-apiserver manifest back (a `control_plane_down`).
+    RestoreApiserver {
+        /// `docker` or `podman`.
+        engine: String,
+        /// Control-plane node containers.
+        nodes: Vec<String>,
+    },
+}
+
+/// A node container and its addresses on the kind network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeAddress {
+    /// The node container.
+    pub node: String,
+    /// Its IPv4 address, if it had one.
+    pub ip: Option<String>,
+    /// Its IPv6 address, if it had one.
+    pub ip6: Option<String>,
+}
+
+/// Every fault key of the kind target but `run`: its own (the cluster,
+/// the nodes, the control plane), then the Kubernetes API's.
+pub fn fault_kinds() -> Vec<&'static str> {
+    std::iter::once("delete_cluster")
+        .chain(NodeFault::ALL.map(NodeFault::kind))
+        .chain(["control_plane_down"])
+        .chain(super::kube::FAULT_KINDS.iter().copied())
+        .collect()
+}
+
+/// The variables the kind target sets (see [`KindTarget::vars`]).
+pub const VAR_NAMES: &[&str] = &["CLUSTER", "KUBECONFIG", "KUBECACHEDIR"];
+
+impl KindFault {
+    /// The key as written.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            KindFault::DeleteCluster => "delete_cluster",
+            KindFault::Node(fault, _) => fault.kind(),
+            KindFault::ControlPlaneDown => "control_plane_down",
+        }
+    }
+
+    /// What it hits, for `plan`.
+    pub fn describe(&self) -> String {
+        match self {
+            KindFault::Node(_, selector) => describe_selector(selector),
+            KindFault::DeleteCluster | KindFault::ControlPlaneDown => String::new(),
+        }
+    }
+
+    /// Validates the `kind` key of `raw` as a kind fault: `None` if it is
+    /// not one; `Some(None)` if it is one with problems.
+    fn parse(kind: &str, raw: &RawFault, check: &mut FaultCheck) -> Option<Option<KindFault>> {
+        match kind {
+            "delete_cluster" => return Some(Some(KindFault::DeleteCluster)),
+            "control_plane_down" => return Some(Some(KindFault::ControlPlaneDown)),
+            _ => {}
+        }
+        let node_fault = NodeFault::ALL.into_iter().find(|f| f.kind() == kind)?;
+        Some(
+            node_fault
+                .written(raw)
+                .and_then(|selector| check_node_selector(selector, check))
+                .map(|selector| KindFault::Node(node_fault, selector)),
+        )
+    }
+}
+
+/// Validates the one fault kind `kind` of `raw` for the kind target: its
+/// own faults and the Kubernetes API's.
+pub fn parse_fault(kind: &str, raw: &RawFault, check: &mut FaultCheck) -> Option<FaultSpec> {
+    if let Some(fault) = KindFault::parse(kind, raw, check) {
+        return fault.map(FaultSpec::Kind);
+    }
+    if let Some(fault) = KubeFault::parse(kind, raw, check) {
+        return fault.map(FaultSpec::Kube);
+    }
+    check.unsupported(
+        kind,
+        "kind",
+        "it is a local target fault; on kind, a `run` fault can do the same inside a node",
+        &fault_kinds(),
+    );
+    None
+}
 
 /// What setup found and made.
 #[derive(Debug, Default, Clone)]
@@ -82,13 +325,13 @@ pub struct KindTarget {
 impl KindTarget {
     /// The target a drill's `target: {kind: ...}` describes; `config` resolves
     /// against `scenario_dir`.
-    pub fn new(spec: &crate::drill::KindTarget, scenario_dir: &Path) -> KindTarget {
+    pub fn new(spec: &KindSpec, scenario_dir: &Path) -> KindTarget {
         KindTarget::with_runner(spec, scenario_dir, Arc::new(SystemRunner::new()))
     }
 
     /// The same, running `kind` and the container engine through `runner`.
     pub fn with_runner(
-        spec: &crate::drill::KindTarget,
+        spec: &KindSpec,
         scenario_dir: &Path,
         runner: Arc<dyn Runner>,
     ) -> KindTarget {
@@ -128,10 +371,16 @@ impl KindTarget {
     /// The environment every child gets: the cluster's own kubeconfig, and
     /// kind's podman switch when podman is the engine.
     fn child_env(&self, ctx: &RunContext) -> BTreeMap<String, String> {
-        let mut env = BTreeMap::from([(
-            "KUBECONFIG".to_owned(),
-            self.kubeconfig(ctx).display().to_string(),
-        )]);
+        let mut env = BTreeMap::from([
+            (
+                "KUBECONFIG".to_owned(),
+                self.kubeconfig(ctx).display().to_string(),
+            ),
+            (
+                "KUBECACHEDIR".to_owned(),
+                kube_cache_dir(&ctx.run_dir).display().to_string(),
+            ),
+        ]);
         if self.state().engine.as_deref() == Some("podman") {
             env.insert("KIND_EXPERIMENTAL_PROVIDER".to_owned(), "podman".to_owned());
         }
@@ -372,26 +621,34 @@ pub fn choose_nodes(
     Ok(api::choose(candidates, count, seed))
 }
 
-fn undo_nodes(undo: &Value) -> Vec<String> {
-    undo["nodes"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// A `k8s` probe's fields, with `${VAR}` expanded.
-fn expand_opt(value: &Option<String>, env: &BTreeMap<String, String>) -> Option<String> {
-    value.as_ref().map(|v| expand(v, env))
+/// `KUBECACHEDIR`: kubectl's discovery and HTTP cache, kept in the run
+/// directory so nothing is written under `~/.kube`.
+fn kube_cache_dir(run_dir: &Path) -> PathBuf {
+    run_dir.join("kube-cache")
 }
 
 #[async_trait]
 impl Target for KindTarget {
     fn describe(&self) -> String {
         format!("kind:{}", self.cluster)
+    }
+
+    fn vars(&self, run_dir: &Path) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("CLUSTER".to_owned(), self.cluster.clone()),
+            (
+                "KUBECONFIG".to_owned(),
+                run_dir.join("kubeconfig").display().to_string(),
+            ),
+            (
+                "KUBECACHEDIR".to_owned(),
+                kube_cache_dir(run_dir).display().to_string(),
+            ),
+        ])
+    }
+
+    fn kube(&self) -> Option<&dyn KubeOps> {
+        Some(self)
     }
 
     async fn setup(&self, ctx: &RunContext) -> Result<BTreeMap<String, String>, TargetError> {
@@ -454,13 +711,10 @@ impl Target for KindTarget {
             ))
         })?;
         self.update(|state| state.identity = Some(uid));
-        Ok(BTreeMap::from([
-            ("KUBECONFIG".to_owned(), kubeconfig_arg),
-            ("CLUSTER".to_owned(), self.cluster.clone()),
-        ]))
+        Ok(self.vars(&ctx.run_dir))
     }
 
-    fn preview(&self, fault: &Fault, ctx: &RunContext) -> String {
+    fn preview(&self, fault: &FaultSpec, ctx: &RunContext) -> String {
         let engine = self.detect_engine().unwrap_or("docker");
         let cluster = &self.cluster;
         let nodes = |selector: &NodeSelector| match (&selector.node, &selector.role) {
@@ -471,60 +725,21 @@ impl Target for KindTarget {
                 role.as_ref().map_or("any", |r| r.value.as_str())
             ),
         };
-        let kind = fault.kind();
-        let what = match kind {
-            "delete_cluster" => format!("`kind delete cluster --name {cluster}`"),
-            "stop_node" | "kill_node" | "pause_node" => {
-                let verb = &kind[..kind.len() - "_node".len()];
-                format!(
-                    "`{engine} {verb}` on {}",
-                    fault.node_selector().map(nodes).unwrap_or_default()
-                )
-            }
-            "partition_node" => format!(
-                "`{engine} network disconnect {KIND_NETWORK}` for {}",
-                fault.node_selector().map(nodes).unwrap_or_default()
+        let what = match fault {
+            FaultSpec::Kind(fault) => match fault {
+                KindFault::DeleteCluster => format!("`kind delete cluster --name {cluster}`"),
+                KindFault::Node(fault, selector) => fault.preview(engine, &nodes(selector)),
+                KindFault::ControlPlaneDown => {
+                    format!("move {APISERVER_MANIFEST} away inside every control-plane node")
+                }
+            },
+            FaultSpec::Kube(fault) => fault.preview(
+                &ctx.env,
+                &fault.node_selector().map(nodes).unwrap_or_default(),
             ),
-            "stop_kubelet" => format!(
-                "`systemctl stop kubelet` inside {}",
-                fault.node_selector().map(nodes).unwrap_or_default()
-            ),
-            "drain_node" => format!(
-                "cordon and evict the pods of {}",
-                fault.node_selector().map(nodes).unwrap_or_default()
-            ),
-            "control_plane_down" => {
-                format!("move {APISERVER_MANIFEST} away inside every control-plane node")
+            FaultSpec::Local(_) | FaultSpec::Shell(_) => {
+                return format!("{} is not a fault of the kind target", fault.kind());
             }
-            "pod_kill" => {
-                let f = fault.pod_kill.as_ref();
-                format!(
-                    "delete {} of the pods matching `{}` in namespace {}, chosen with the run's seed",
-                    f.and_then(|f| f.percent).map_or_else(
-                        || f.and_then(|f| f.count).unwrap_or(1).to_string(),
-                        |p| format!("{p}%")
-                    ),
-                    f.map(|f| expand(&f.selector, &ctx.env)).unwrap_or_default(),
-                    f.map(|f| expand(&f.namespace, &ctx.env))
-                        .unwrap_or_default()
-                )
-            }
-            "delete" => {
-                let f = fault.delete.as_ref();
-                let env = &ctx.env;
-                format!(
-                    "delete {} {} in namespace {}",
-                    f.and_then(|f| f.kind.clone()).unwrap_or_default(),
-                    f.and_then(|f| expand_opt(&f.name, env))
-                        .or_else(|| f
-                            .and_then(|f| expand_opt(&f.selector, env))
-                            .map(|s| format!("matching `{s}`")))
-                        .unwrap_or_default(),
-                    f.and_then(|f| expand_opt(&f.namespace, env))
-                        .unwrap_or_else(|| "default".to_owned())
-                )
-            }
-            other => return format!("{other} is not a fault of the kind target"),
         };
         format!("{what} (kind cluster {cluster}; its kube-system UID is checked first)")
     }
@@ -532,229 +747,76 @@ impl Target for KindTarget {
     async fn inject(
         &self,
         step: &str,
-        fault: &Fault,
+        fault: &FaultSpec,
         env: &BTreeMap<String, String>,
         ctx: &RunContext,
     ) -> Result<Injected, TargetError> {
         let kind = fault.kind();
-        if kind == "run" {
-            return Err(TargetError::Failed(
-                "`run` faults are run by the engine".to_owned(),
-            ));
+        match fault {
+            FaultSpec::Kind(_) | FaultSpec::Kube(_) => {}
+            FaultSpec::Shell(_) => {
+                return Err(TargetError::Failed(
+                    "`run` faults are run by the engine".to_owned(),
+                ));
+            }
+            FaultSpec::Local(_) => {
+                return Err(TargetError::Failed(format!(
+                    "fault kind `{kind}` is not supported by the kind target"
+                )));
+            }
         }
         self.check_identity(&format!("inject {kind}"), ctx).await?;
-        let engine = self.engine();
         let seed = step_seed(ctx.seed, step);
-        match kind {
-            "delete_cluster" => {
-                self.delete_cluster(ctx).await?;
-                Ok(Injected {
-                    targets: vec![self.cluster.clone()],
-                    detail: String::new(),
-                    undo: None,
-                })
-            }
-            "stop_node" | "kill_node" | "pause_node" | "partition_node" | "stop_kubelet" => {
-                let selector = fault.node_selector().cloned().unwrap_or_default();
-                let nodes = self.select_nodes(step, &selector, env, ctx).await?;
-                let mut addresses = serde_json::Map::new();
-                for node in &nodes {
-                    if kind == "partition_node" {
-                        // Reconnected with the same addresses: the node's
-                        // kubelet and certificates are bound to them.
-                        let args = ["inspect", "--format", NODE_ADDRESSES, node];
-                        let output = self.exec_ok(&engine, &args, ctx).await?;
-                        let mut found = output.stdout.split_whitespace();
-                        addresses.insert(
-                            node.clone(),
-                            json!({"ip": found.next(), "ip6": found.next()}),
-                        );
-                    }
-                    let args: Vec<&str> = match kind {
-                        "stop_node" => vec!["stop", node],
-                        "kill_node" => vec!["kill", node],
-                        "pause_node" => vec!["pause", node],
-                        "partition_node" => vec!["network", "disconnect", KIND_NETWORK, node],
-                        _ => vec!["exec", node, "systemctl", "stop", "kubelet"],
-                    };
-                    self.exec_ok(&engine, &args, ctx).await?;
-                }
-                let undo = (kind != "kill_node")
-                    .then(|| json!({"engine": engine, "nodes": nodes, "addresses": addresses}));
-                Ok(Injected {
-                    targets: nodes,
-                    detail: if selector.node.is_some() {
-                        String::new()
-                    } else {
-                        format!("seed {seed}")
-                    },
-                    undo,
-                })
-            }
-            "control_plane_down" => {
-                // Every control-plane node: with several, one left up would
-                // keep the API answering behind kind's load balancer.
-                let control_planes: Vec<String> = self
-                    .nodes(ctx)
-                    .await?
-                    .into_iter()
-                    .filter(|n| node_role(&self.cluster, n) == Some("control-plane"))
-                    .collect();
-                if control_planes.is_empty() {
-                    return Err(TargetError::Failed(format!(
-                        "kind cluster {} has no control-plane node",
-                        self.cluster
-                    )));
-                }
-                for node in &control_planes {
-                    let args = ["exec", node, "mv", APISERVER_MANIFEST, APISERVER_PARKED];
-                    self.exec_ok(&engine, &args, ctx).await?;
-                }
-                Ok(Injected {
-                    targets: control_planes.clone(),
-                    detail: format!("{APISERVER_MANIFEST} moved to {APISERVER_PARKED}"),
-                    undo: Some(json!({"engine": engine, "nodes": control_planes})),
-                })
-            }
-            "pod_kill" => {
-                let mut pod_kill = fault
-                    .pod_kill
-                    .clone()
-                    .ok_or_else(|| TargetError::Failed("pod_kill has no fields".to_owned()))?;
-                pod_kill.namespace = expand(&pod_kill.namespace, env);
-                pod_kill.selector = expand(&pod_kill.selector, env);
+        match fault {
+            FaultSpec::Kind(fault) => self.inject_node_fault(step, fault, env, ctx).await,
+            FaultSpec::Kube(fault) => {
+                let nodes = match fault.node_selector() {
+                    Some(selector) => self.select_nodes(step, selector, env, ctx).await?,
+                    None => Vec::new(),
+                };
                 let client = self.client(ctx).await?;
-                let hit = api::pod_kill(&client, &pod_kill, seed).await?;
-                Ok(Injected {
-                    targets: hit,
-                    detail: format!("seed {seed}"),
-                    undo: None,
-                })
+                fault.inject(&client, nodes, env, seed).await
             }
-            "delete" => {
-                let mut delete = fault
-                    .delete
-                    .clone()
-                    .ok_or_else(|| TargetError::Failed("delete has no fields".to_owned()))?;
-                delete.namespace = expand_opt(&delete.namespace, env);
-                delete.name = expand_opt(&delete.name, env);
-                delete.selector = expand_opt(&delete.selector, env);
-                let client = self.client(ctx).await?;
-                let hit = api::delete_objects(&client, &delete).await?;
-                Ok(Injected {
-                    targets: hit,
-                    detail: String::new(),
-                    undo: None,
-                })
-            }
-            "drain_node" => {
-                let selector = fault.node_selector().cloned().unwrap_or_default();
-                let nodes = self.select_nodes(step, &selector, env, ctx).await?;
-                let client = self.client(ctx).await?;
-                let mut evicted = Vec::new();
-                let mut refused = Vec::new();
-                for node in &nodes {
-                    let (ok, no) = api::drain(&client, node).await?;
-                    evicted.extend(ok);
-                    refused.extend(no);
-                }
-                let mut detail =
-                    format!("evicted {} pod(s): {}", evicted.len(), evicted.join(", "));
-                if !refused.is_empty() {
-                    detail.push_str(&format!("; evictions refused: {}", refused.join("; ")));
-                }
-                Ok(Injected {
-                    targets: nodes.clone(),
-                    detail,
-                    undo: Some(json!({"nodes": nodes})),
-                })
-            }
-            other => Err(TargetError::Failed(format!(
-                "fault kind `{other}` is not supported by the kind target"
+            FaultSpec::Local(_) | FaultSpec::Shell(_) => Err(TargetError::Failed(format!(
+                "fault kind `{kind}` is not supported by the kind target"
             ))),
         }
     }
 
-    async fn check_before_fault(&self, ctx: &RunContext) -> Result<(), TargetError> {
-        self.check_identity("run the `run` fault", ctx).await
-    }
-
-    async fn revert(
-        &self,
-        kind: &str,
-        undo: &Value,
-        ctx: &RunContext,
-    ) -> Result<String, TargetError> {
-        let nodes = undo_nodes(undo);
-        let engine = undo["engine"]
-            .as_str()
-            .map_or_else(|| self.engine(), str::to_owned);
-        let mut done = Vec::new();
-        for node in &nodes {
-            let args: Vec<&str> = match kind {
-                "stop_node" => vec!["start", node],
-                "pause_node" => vec!["unpause", node],
-                "partition_node" => {
-                    let mut args = vec!["network", "connect"];
-                    let address = &undo["addresses"][node.as_str()];
-                    for (flag, key) in [("--ip", "ip"), ("--ip6", "ip6")] {
-                        if let Some(ip) = address[key].as_str() {
-                            args.extend([flag, ip]);
-                        }
-                    }
-                    args.extend([KIND_NETWORK, node]);
-                    args
-                }
-                "stop_kubelet" => vec!["exec", node, "systemctl", "start", "kubelet"],
-                "control_plane_down" => vec!["exec", node, "sh", "-c", RESTORE_APISERVER],
-                "drain_node" => {
+    async fn revert(&self, undo: &Undo, ctx: &RunContext) -> Result<String, TargetError> {
+        let (kind, engine, nodes, args): (&str, &str, Vec<&str>, fn(&str) -> Vec<String>) =
+            match undo {
+                Undo::Kube(undo) => {
                     let client = self.client(ctx).await?;
-                    api::set_unschedulable(&client, node, false).await?;
-                    done.push(format!("uncordoned {node}"));
-                    continue;
+                    return undo.revert(&client).await;
                 }
-                other => return Err(TargetError::Failed(format!("{other} cannot be reverted"))),
+                Undo::Local(_) => {
+                    return Err(TargetError::Failed(
+                        "the kind target cannot undo a local fault".to_owned(),
+                    ));
+                }
+                Undo::Kind(KindUndo::ReconnectNodes { engine, nodes }) => {
+                    return self.reconnect(engine, nodes, ctx).await;
+                }
+                Undo::Kind(KindUndo::StartNodes { engine, nodes }) => {
+                    ("stop_node", engine, strs(nodes), |n| argv(&["start", n]))
+                }
+                Undo::Kind(KindUndo::UnpauseNodes { engine, nodes }) => {
+                    ("pause_node", engine, strs(nodes), |n| argv(&["unpause", n]))
+                }
+                Undo::Kind(KindUndo::StartKubelet { engine, nodes }) => {
+                    ("stop_kubelet", engine, strs(nodes), |n| {
+                        argv(&["exec", n, "systemctl", "start", "kubelet"])
+                    })
+                }
+                Undo::Kind(KindUndo::RestoreApiserver { engine, nodes }) => {
+                    ("control_plane_down", engine, strs(nodes), |n| {
+                        argv(&["exec", n, "sh", "-c", RESTORE_APISERVER])
+                    })
+                }
             };
-            let output = self.exec(&engine, &args, ctx).await?;
-            let shown = format!("{engine} {}", args.join(" "));
-            if output.success() {
-                done.push(shown);
-            } else if already_undone(&output.stderr) {
-                // The runbook (or a person) undid it first: nothing left to do.
-                done.push(format!("{shown}: already undone"));
-            } else {
-                return Err(command_failed(&shown, &output));
-            }
-        }
-        if nodes.is_empty() {
-            return Err(TargetError::Failed(format!(
-                "{kind}: nothing recorded to revert"
-            )));
-        }
-        Ok(done.join("; "))
-    }
-
-    async fn probe_k8s(&self, probe: &K8sProbe, ctx: &RunContext) -> super::ProbeOutcome {
-        match self.client(ctx).await {
-            Ok(client) => api::probe(&client, probe, &ctx.env).await,
-            Err(e) => super::ProbeOutcome::fail(e.to_string()),
-        }
-    }
-
-    async fn apply(&self, manifests: &[PathBuf], ctx: &RunContext) -> Result<String, TargetError> {
-        let mut docs = Vec::new();
-        for manifest in manifests {
-            let written = expand(&manifest.to_string_lossy(), &ctx.env);
-            let path = ctx.scenario_dir.join(written);
-            docs.extend(api::read_manifests(&path)?);
-        }
-        let client = self.client(ctx).await?;
-        let applied = api::apply(&client, docs).await?;
-        Ok(format!(
-            "applied {} object(s): {}",
-            applied.len(),
-            applied.join(", ")
-        ))
+        let commands = nodes.iter().map(|node| args(node)).collect();
+        self.run_undo(kind, engine, commands, ctx).await
     }
 
     async fn collect_evidence(&self, dir: &Path, ctx: &RunContext) {
@@ -811,6 +873,185 @@ impl Target for KindTarget {
             tracing::warn!("could not delete kind cluster {}: {e}", self.cluster);
         }
     }
+}
+
+#[async_trait]
+impl KubeOps for KindTarget {
+    async fn confirm_cluster(&self, what: &str, ctx: &RunContext) -> Result<(), TargetError> {
+        self.check_identity(what, ctx).await
+    }
+
+    async fn probe(&self, probe: &K8sProbe, ctx: &RunContext) -> super::ProbeOutcome {
+        match self.client(ctx).await {
+            Ok(client) => api::probe(&client, probe, &ctx.env).await,
+            Err(e) => super::ProbeOutcome::fail(e.to_string()),
+        }
+    }
+
+    async fn apply(&self, manifests: &[PathBuf], ctx: &RunContext) -> Result<String, TargetError> {
+        let mut docs = Vec::new();
+        for manifest in manifests {
+            let written = expand(&manifest.to_string_lossy(), &ctx.env);
+            let path = ctx.scenario_dir.join(written);
+            docs.extend(api::read_manifests(&path)?);
+        }
+        let client = self.client(ctx).await?;
+        let applied = api::apply(&client, docs).await?;
+        Ok(format!(
+            "applied {} object(s): {}",
+            applied.len(),
+            applied.join(", ")
+        ))
+    }
+}
+
+impl KindTarget {
+    /// Injects a fault on node containers or the cluster; the identity of
+    /// the cluster was checked.
+    async fn inject_node_fault(
+        &self,
+        step: &str,
+        fault: &KindFault,
+        env: &BTreeMap<String, String>,
+        ctx: &RunContext,
+    ) -> Result<Injected, TargetError> {
+        let engine = self.engine();
+        let (node_fault, selector) = match fault {
+            KindFault::DeleteCluster => {
+                self.delete_cluster(ctx).await?;
+                return Ok(Injected {
+                    targets: vec![self.cluster.clone()],
+                    detail: String::new(),
+                    undo: None,
+                });
+            }
+            KindFault::ControlPlaneDown => return self.control_plane_down(&engine, ctx).await,
+            KindFault::Node(node_fault, selector) => (*node_fault, selector),
+        };
+        let nodes = self.select_nodes(step, selector, env, ctx).await?;
+        let mut addresses = Vec::new();
+        for node in &nodes {
+            if node_fault == NodeFault::Partition {
+                // Reconnected with the same addresses: the node's kubelet and
+                // certificates are bound to them.
+                let args = ["inspect", "--format", NODE_ADDRESSES, node];
+                let output = self.exec_ok(&engine, &args, ctx).await?;
+                let mut found = output.stdout.split_whitespace().map(str::to_owned);
+                addresses.push(NodeAddress {
+                    node: node.clone(),
+                    ip: found.next(),
+                    ip6: found.next(),
+                });
+            }
+            self.exec_ok(&engine, &node_fault.args(node), ctx).await?;
+        }
+        let detail = if selector.node.is_some() {
+            String::new()
+        } else {
+            format!("seed {}", step_seed(ctx.seed, step))
+        };
+        Ok(Injected {
+            targets: nodes.clone(),
+            detail,
+            undo: node_fault.undo(engine, nodes, addresses).map(Undo::Kind),
+        })
+    }
+
+    /// Parks the kube-apiserver manifest on every control-plane node: with
+    /// several, one left up would keep the API answering behind kind's load
+    /// balancer.
+    async fn control_plane_down(
+        &self,
+        engine: &str,
+        ctx: &RunContext,
+    ) -> Result<Injected, TargetError> {
+        let control_planes: Vec<String> = self
+            .nodes(ctx)
+            .await?
+            .into_iter()
+            .filter(|n| node_role(&self.cluster, n) == Some("control-plane"))
+            .collect();
+        if control_planes.is_empty() {
+            return Err(TargetError::Failed(format!(
+                "kind cluster {} has no control-plane node",
+                self.cluster
+            )));
+        }
+        for node in &control_planes {
+            let args = ["exec", node, "mv", APISERVER_MANIFEST, APISERVER_PARKED];
+            self.exec_ok(engine, &args, ctx).await?;
+        }
+        Ok(Injected {
+            targets: control_planes.clone(),
+            detail: format!("{APISERVER_MANIFEST} moved to {APISERVER_PARKED}"),
+            undo: Some(Undo::Kind(KindUndo::RestoreApiserver {
+                engine: engine.to_owned(),
+                nodes: control_planes,
+            })),
+        })
+    }
+
+    /// Reconnects partitioned nodes with the addresses they had.
+    async fn reconnect(
+        &self,
+        engine: &str,
+        nodes: &[NodeAddress],
+        ctx: &RunContext,
+    ) -> Result<String, TargetError> {
+        let commands = nodes
+            .iter()
+            .map(|address| {
+                let mut args = argv(&["network", "connect"]);
+                for (flag, ip) in [("--ip", &address.ip), ("--ip6", &address.ip6)] {
+                    if let Some(ip) = ip {
+                        args.extend([flag.to_owned(), ip.clone()]);
+                    }
+                }
+                args.extend([KIND_NETWORK.to_owned(), address.node.clone()]);
+                args
+            })
+            .collect();
+        self.run_undo("partition_node", engine, commands, ctx).await
+    }
+
+    /// Runs the container engine commands that undo a fault, one per node;
+    /// one that finds the fault undone already (by the runbook) is fine.
+    async fn run_undo(
+        &self,
+        kind: &str,
+        engine: &str,
+        commands: Vec<Vec<String>>,
+        ctx: &RunContext,
+    ) -> Result<String, TargetError> {
+        if commands.is_empty() {
+            return Err(TargetError::Failed(format!(
+                "{kind}: nothing recorded to revert"
+            )));
+        }
+        let mut done = Vec::new();
+        for args in commands {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let output = self.exec(engine, &args, ctx).await?;
+            let shown = format!("{engine} {}", args.join(" "));
+            if output.success() {
+                done.push(shown);
+            } else if already_undone(&output.stderr) {
+                // The runbook (or a person) undid it first: nothing left to do.
+                done.push(format!("{shown}: already undone"));
+            } else {
+                return Err(command_failed(&shown, &output));
+            }
+        }
+        Ok(done.join("; "))
+    }
+}
+
+fn strs(items: &[String]) -> Vec<&str> {
+    items.iter().map(String::as_str).collect()
+}
+
+fn argv(args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| (*a).to_owned()).collect()
 }
 
 /// Writes a file only its owner can read (a kubeconfig holds credentials).

@@ -11,10 +11,13 @@ use serde_json::{Value, json};
 
 use super::runner::{FakeRunner, Output};
 use super::*;
-use crate::drill::yaml::Located;
-use crate::drill::{DeleteFault, PodKillFault};
 use crate::event::Emitter;
+use crate::located::{Located, OneOrMany};
 use crate::target::ProbeOutcome;
+use crate::target::kube::KubeDelete;
+use crate::target::kube::PodKillFault;
+use crate::target::local::KillFault;
+use crate::target::local::LocalUndo;
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
@@ -97,8 +100,8 @@ async fn assert_no_more(server: tokio::task::JoinHandle<Handle>) {
     }
 }
 
-fn spec(cluster: &str) -> crate::drill::KindTarget {
-    crate::drill::KindTarget {
+fn spec(cluster: &str) -> KindSpec {
+    KindSpec {
         cluster: Located::new(cluster.to_owned()),
         config: Some(Located::new("../kind-configs/three-node.yaml".to_owned())),
         reuse: false,
@@ -156,12 +159,6 @@ async fn set_up(runner: &FakeRunner, dir: &Path) -> (KindTarget, Handle) {
     (target, handle)
 }
 
-fn fault_with(change: impl FnOnce(&mut Fault)) -> Fault {
-    let mut fault = Fault::default();
-    change(&mut fault);
-    fault
-}
-
 fn worker(count: u32) -> NodeSelector {
     NodeSelector {
         node: None,
@@ -206,7 +203,13 @@ async fn setup_creates_the_cluster_with_its_own_kubeconfig_and_records_its_ident
     for call in runner.calls() {
         assert_eq!(
             call.env,
-            BTreeMap::from([("KUBECONFIG".to_owned(), k.clone())]),
+            BTreeMap::from([
+                ("KUBECONFIG".to_owned(), k.clone()),
+                (
+                    "KUBECACHEDIR".to_owned(),
+                    dir.path().join("kube-cache").display().to_string()
+                ),
+            ]),
             "{}",
             call.argv()
         );
@@ -235,7 +238,7 @@ async fn setup_creates_the_cluster_with_its_own_kubeconfig_and_records_its_ident
 }
 
 #[tokio::test]
-async fn setup_returns_kubeconfig_and_cluster_for_every_command() {
+async fn setup_returns_kubeconfig_kube_cache_and_cluster_for_every_command() {
     let dir = tempfile::tempdir().unwrap();
     let runner = runner();
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
@@ -250,6 +253,10 @@ async fn setup_returns_kubeconfig_and_cluster_for_every_command() {
             (
                 "KUBECONFIG".to_owned(),
                 dir.path().join("kubeconfig").display().to_string()
+            ),
+            (
+                "KUBECACHEDIR".to_owned(),
+                dir.path().join("kube-cache").display().to_string()
             ),
         ])
     );
@@ -378,7 +385,7 @@ async fn missing_tools_are_unavailable_with_what_to_install() {
 
 /// Sets up, then injects `fault` with `exchanges` served after the identity check.
 async fn inject_with(
-    fault: &Fault,
+    fault: &FaultSpec,
     runner: &FakeRunner,
     exchanges: Vec<Exchange>,
 ) -> (
@@ -409,11 +416,11 @@ async fn node_faults_run_the_container_engine_on_the_chosen_nodes_and_revert() {
     ];
     for (kind, inject, revert) in cases {
         let selector = worker(2);
-        let fault = fault_with(|f| match *kind {
-            "stop_node" => f.stop_node = Some(selector),
-            "kill_node" => f.kill_node = Some(selector),
-            "pause_node" => f.pause_node = Some(selector),
-            _ => f.stop_kubelet = Some(selector),
+        let fault = FaultSpec::Kind(match *kind {
+            "stop_node" => KindFault::Node(NodeFault::Stop, selector),
+            "kill_node" => KindFault::Node(NodeFault::Kill, selector),
+            "pause_node" => KindFault::Node(NodeFault::Pause, selector),
+            _ => KindFault::Node(NodeFault::StopKubelet, selector),
         });
         let runner = runner();
         let (result, target, server, dir) =
@@ -432,7 +439,7 @@ async fn node_faults_run_the_container_engine_on_the_chosen_nodes_and_revert() {
         assert_eq!(after_setup, expected.as_slice(), "{kind}");
         match (revert, &injected.undo) {
             (Some(revert), Some(undo)) => {
-                let done = target.revert(kind, undo, &ctx(dir.path())).await.unwrap();
+                let done = target.revert(undo, &ctx(dir.path())).await.unwrap();
                 let argvs = runner.argvs();
                 let reverted: Vec<String> = injected
                     .targets
@@ -498,7 +505,7 @@ async fn nodes_are_chosen_by_name_or_by_role_with_the_seed() {
 
 #[tokio::test]
 async fn control_plane_down_moves_the_apiserver_manifest_and_back() {
-    let fault = fault_with(|f| f.control_plane_down = Some(Default::default()));
+    let fault = FaultSpec::Kind(KindFault::ControlPlaneDown);
     let runner = runner();
     let (result, target, server, dir) = inject_with(&fault, &runner, vec![identity("uid-1")]).await;
     let injected = result.unwrap();
@@ -511,11 +518,7 @@ async fn control_plane_down_moves_the_apiserver_manifest_and_back() {
         ]
     );
     target
-        .revert(
-            "control_plane_down",
-            injected.undo.as_ref().unwrap(),
-            &ctx(dir.path()),
-        )
+        .revert(injected.undo.as_ref().unwrap(), &ctx(dir.path()))
         .await
         .unwrap();
     assert_eq!(
@@ -528,7 +531,7 @@ async fn control_plane_down_moves_the_apiserver_manifest_and_back() {
 
 #[tokio::test]
 async fn delete_cluster_deletes_it_through_its_own_kubeconfig() {
-    let fault = fault_with(|f| f.delete_cluster = Some(Default::default()));
+    let fault = FaultSpec::Kind(KindFault::DeleteCluster);
     let runner = runner();
     let (result, target, server, dir) = inject_with(&fault, &runner, vec![identity("uid-1")]).await;
     let injected = result.unwrap();
@@ -547,14 +550,12 @@ async fn delete_cluster_deletes_it_through_its_own_kubeconfig() {
 
 #[tokio::test]
 async fn pod_kill_deletes_the_pods_the_seed_chooses() {
-    let fault = fault_with(|f| {
-        f.pod_kill = Some(PodKillFault {
-            namespace: "${NS}".into(),
-            selector: "app=web".into(),
-            count: Some(2),
-            percent: None,
-        })
-    });
+    let fault = FaultSpec::Kube(KubeFault::PodKill(PodKillFault {
+        namespace: "${NS}".into(),
+        selector: "app=web".into(),
+        count: Some(2),
+        percent: None,
+    }));
     let pods = list(
         "Pod",
         vec![
@@ -626,15 +627,12 @@ fn pod_kill_counts_and_percentages() {
 
 #[tokio::test]
 async fn the_identity_guard_refuses_a_different_cluster() {
-    let fault = fault_with(|f| {
-        f.delete = Some(DeleteFault {
-            path: None,
-            kind: Some("Namespace".into()),
-            namespace: None,
-            name: Some("shop".into()),
-            selector: None,
-        })
-    });
+    let fault = FaultSpec::Kube(KubeFault::Delete(KubeDelete {
+        kind: "Namespace".into(),
+        namespace: None,
+        name: Some("shop".into()),
+        selector: None,
+    }));
     let runner = runner();
     // The kubeconfig now points at another cluster: kube-system has another UID.
     let (result, target, server, _dir) =
@@ -649,7 +647,7 @@ async fn the_identity_guard_refuses_a_different_cluster() {
     assert_no_more(server).await;
 
     // A node fault is refused before any container is touched.
-    let fault = fault_with(|f| f.stop_node = Some(worker(1)));
+    let fault = FaultSpec::Kind(KindFault::Node(NodeFault::Stop, worker(1)));
     let runner = super::tests::runner();
     let (result, target, server, _dir) =
         inject_with(&fault, &runner, vec![identity("uid-OTHER")]).await;
@@ -666,7 +664,7 @@ async fn the_identity_guard_refuses_a_different_cluster() {
 
 #[tokio::test]
 async fn an_unreachable_api_server_refuses_destructive_faults() {
-    let fault = fault_with(|f| f.delete_cluster = Some(Default::default()));
+    let fault = FaultSpec::Kind(KindFault::DeleteCluster);
     let runner = runner();
     let unreachable = ex("GET", "/api/v1/namespaces/kube-system", json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": "unavailable", "reason": "ServiceUnavailable", "code": 503})).status(503);
     let (result, target, server, _dir) = inject_with(&fault, &runner, vec![unreachable]).await;
@@ -681,15 +679,12 @@ async fn an_unreachable_api_server_refuses_destructive_faults() {
 
 #[tokio::test]
 async fn delete_by_name_and_by_selector() {
-    let by_name = fault_with(|f| {
-        f.delete = Some(DeleteFault {
-            path: None,
-            kind: Some("Namespace".into()),
-            namespace: None,
-            name: Some("${NS}".into()),
-            selector: None,
-        })
-    });
+    let by_name = FaultSpec::Kube(KubeFault::Delete(KubeDelete {
+        kind: "Namespace".into(),
+        namespace: None,
+        name: Some("${NS}".into()),
+        selector: None,
+    }));
     let runner = runner();
     let exchanges = vec![
         identity("uid-1"),
@@ -701,15 +696,12 @@ async fn delete_by_name_and_by_selector() {
     drop(target);
     assert_no_more(server).await;
 
-    let by_selector = fault_with(|f| {
-        f.delete = Some(DeleteFault {
-            path: None,
-            kind: Some("ConfigMap".into()),
-            namespace: Some("shop".into()),
-            name: None,
-            selector: Some("tier=config".into()),
-        })
-    });
+    let by_selector = FaultSpec::Kube(KubeFault::Delete(KubeDelete {
+        kind: "ConfigMap".into(),
+        namespace: Some("shop".into()),
+        name: None,
+        selector: Some("tier=config".into()),
+    }));
     let cm = |name: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "shop"}});
     let exchanges = vec![
         identity("uid-1"),
@@ -734,13 +726,11 @@ async fn delete_by_name_and_by_selector() {
 
 #[tokio::test]
 async fn drain_cordons_evicts_and_reverts_by_uncordoning() {
-    let fault = fault_with(|f| {
-        f.drain_node = Some(NodeSelector {
-            node: Some("drill-worker".into()),
-            role: None,
-            count: None,
-        })
-    });
+    let fault = FaultSpec::Kube(KubeFault::DrainNode(NodeSelector {
+        node: Some("drill-worker".into()),
+        role: None,
+        count: None,
+    }));
     let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "drill-worker"}});
     let pods = list(
         "Pod",
@@ -781,11 +771,7 @@ async fn drain_cordons_evicts_and_reverts_by_uncordoning() {
         ],
     );
     let done = target
-        .revert(
-            "drain_node",
-            injected.undo.as_ref().unwrap(),
-            &ctx(dir.path()),
-        )
+        .revert(injected.undo.as_ref().unwrap(), &ctx(dir.path()))
         .await
         .unwrap();
     assert_eq!(done, "uncordoned drill-worker");
@@ -812,7 +798,7 @@ async fn probe_with(probe: &K8sProbe, exchanges: Vec<Exchange>) -> ProbeOutcome 
     let target = KindTarget::with_runner(&spec("drill"), Path::new("/d"), Arc::new(runner()))
         .with_client(Client::new(service, "default"));
     let server = serve(handle, exchanges);
-    let outcome = target.probe_k8s(probe, &ctx(dir.path())).await;
+    let outcome = target.probe(probe, &ctx(dir.path())).await;
     drop(target);
     assert_no_more(server).await;
     outcome
@@ -1123,19 +1109,17 @@ fn preview_names_what_would_be_hit_without_running_anything() {
     let dir = tempfile::tempdir().unwrap();
     let runner = runner();
     let target = KindTarget::with_runner(&spec("drill"), Path::new("/d"), Arc::new(runner.clone()));
-    let stop = fault_with(|f| f.stop_node = Some(worker(1)));
+    let stop = FaultSpec::Kind(KindFault::Node(NodeFault::Stop, worker(1)));
     assert_eq!(
         target.preview(&stop, &ctx(dir.path())),
         "`docker stop` on 1 worker node(s) chosen with the run's seed (kind cluster drill; its kube-system UID is checked first)"
     );
-    let kill = fault_with(|f| {
-        f.pod_kill = Some(PodKillFault {
-            namespace: "${NS}".into(),
-            selector: "app=web".into(),
-            count: None,
-            percent: Some(50),
-        })
-    });
+    let kill = FaultSpec::Kube(KubeFault::PodKill(PodKillFault {
+        namespace: "${NS}".into(),
+        selector: "app=web".into(),
+        count: None,
+        percent: Some(50),
+    }));
     assert!(
         target
             .preview(&kill, &ctx(dir.path()))
@@ -1206,7 +1190,7 @@ async fn the_client_is_built_from_the_runs_kubeconfig_and_follows_it() {
     // The file now names another API server (say, a cluster recreated by hand
     // elsewhere): the client follows the file, and the guard refuses.
     std::fs::write(dir.path().join("kubeconfig"), kubeconfig_for(&second)).unwrap();
-    let stop = fault_with(|f| f.stop_node = Some(worker(1)));
+    let stop = FaultSpec::Kind(KindFault::Node(NodeFault::Stop, worker(1)));
     let result = target
         .inject("hit", &stop, &BTreeMap::new(), &ctx(dir.path()))
         .await;
@@ -1246,8 +1230,12 @@ async fn run_faults_are_checked_against_the_identity_too() {
     let runner = runner();
     let (target, handle) = set_up(&runner, dir.path()).await;
     let server = serve(handle, vec![identity("uid-1"), identity("uid-2")]);
-    target.check_before_fault(&ctx(dir.path())).await.unwrap();
-    let refused = target.check_before_fault(&ctx(dir.path())).await;
+    let what = "run the `run` fault";
+    target
+        .confirm_cluster(what, &ctx(dir.path()))
+        .await
+        .unwrap();
+    let refused = target.confirm_cluster(what, &ctx(dir.path())).await;
     assert!(
         matches!(&refused, Err(TargetError::Refused(m)) if m.contains("run the `run` fault")),
         "{refused:?}"
@@ -1299,7 +1287,7 @@ async fn custom_resources_are_found_by_discovery_then_applied() {
 
 #[tokio::test]
 async fn control_plane_down_takes_every_control_plane_of_an_ha_cluster() {
-    let fault = fault_with(|f| f.control_plane_down = Some(Default::default()));
+    let fault = FaultSpec::Kind(KindFault::ControlPlaneDown);
     let runner = FakeRunner::new(&["kind", "docker"], |argv| match argv {
         "kind get nodes --name drill" => Output::ok(
             "drill-external-load-balancer\ndrill-control-plane2\ndrill-control-plane\ndrill-worker\n",
@@ -1337,30 +1325,47 @@ async fn reverts_of_faults_a_runbook_already_undid_succeed_and_real_failures_do_
     });
     let dir = tempfile::tempdir().unwrap();
     let target = KindTarget::with_runner(&spec("drill"), Path::new("/d"), Arc::new(runner.clone()));
-    let undo = json!({"engine": "docker", "nodes": ["drill-worker"]});
+    let engine = "docker".to_owned();
+    let nodes = vec!["drill-worker".to_owned()];
     let ctx = ctx(dir.path());
+    let unpause = Undo::Kind(KindUndo::UnpauseNodes {
+        engine: engine.clone(),
+        nodes: nodes.clone(),
+    });
     assert_eq!(
-        target.revert("pause_node", &undo, &ctx).await.unwrap(),
+        target.revert(&unpause, &ctx).await.unwrap(),
         "docker unpause drill-worker: already undone"
     );
+    let reconnect = Undo::Kind(KindUndo::ReconnectNodes {
+        engine: engine.clone(),
+        nodes: vec![NodeAddress {
+            node: nodes[0].clone(),
+            ip: None,
+            ip6: None,
+        }],
+    });
     assert_eq!(
-        target.revert("partition_node", &undo, &ctx).await.unwrap(),
+        target.revert(&reconnect, &ctx).await.unwrap(),
         "docker network connect kind drill-worker: already undone"
     );
-    let error = target.revert("stop_node", &undo, &ctx).await.unwrap_err();
+    let start = Undo::Kind(KindUndo::StartNodes { engine, nodes });
+    let error = target.revert(&start, &ctx).await.unwrap_err();
     assert!(error.to_string().contains("No such container"), "{error}");
-    assert!(target.revert("kill_node", &undo, &ctx).await.is_err());
+    // A record of another target's fault is not undone here.
+    let local = Undo::Local(LocalUndo::Resume { pgids: vec![1] });
+    assert!(target.revert(&local, &ctx).await.is_err());
 }
 
 #[tokio::test]
 async fn partition_reconnects_a_node_with_the_addresses_it_had() {
-    let fault = fault_with(|f| {
-        f.partition_node = Some(NodeSelector {
+    let fault = FaultSpec::Kind(KindFault::Node(
+        NodeFault::Partition,
+        NodeSelector {
             node: Some("drill-worker2".into()),
             role: None,
             count: None,
-        })
-    });
+        },
+    ));
     let runner = FakeRunner::new(&["kind", "docker"], |argv| match argv {
         "kind get nodes --name drill" => Output::ok(NODES),
         a if a.starts_with("docker inspect") => Output::ok("172.18.0.4 fc00:f853:ccd:e793::4\n"),
@@ -1378,11 +1383,7 @@ async fn partition_reconnects_a_node_with_the_addresses_it_had() {
         ]
     );
     let done = target
-        .revert(
-            "partition_node",
-            injected.undo.as_ref().unwrap(),
-            &ctx(dir.path()),
-        )
+        .revert(injected.undo.as_ref().unwrap(), &ctx(dir.path()))
         .await
         .unwrap();
     let connect =
@@ -1391,4 +1392,105 @@ async fn partition_reconnects_a_node_with_the_addresses_it_had() {
     assert_eq!(done, connect);
     drop(target);
     assert_no_more(server).await;
+}
+
+fn check(raw: &RawFault) -> Result<FaultSpec, Vec<String>> {
+    crate::target::check_fault(parse_fault, raw)
+}
+
+#[test]
+fn node_and_cluster_faults_are_validated_by_the_kind_target() {
+    let stop = RawFault {
+        stop_node: Some(worker(2)),
+        ..RawFault::default()
+    };
+    assert_eq!(
+        check(&stop),
+        Ok(FaultSpec::Kind(KindFault::Node(NodeFault::Stop, worker(2))))
+    );
+    let none = RawFault {
+        kill_node: Some(worker(0)),
+        ..RawFault::default()
+    };
+    assert_eq!(
+        check(&none),
+        Err(vec!["step `hit`: `count: 0` hits no node".to_owned()])
+    );
+    let cluster = RawFault {
+        delete_cluster: Some(Default::default()),
+        ..RawFault::default()
+    };
+    assert_eq!(
+        check(&cluster),
+        Ok(FaultSpec::Kind(KindFault::DeleteCluster))
+    );
+    let kill = RawFault {
+        kill: Some(KillFault {
+            service: OneOrMany(vec![Located::new("web".to_owned())]),
+            signal: None,
+        }),
+        ..RawFault::default()
+    };
+    assert_eq!(
+        check(&kill),
+        Err(vec!["fault `kill` is not supported by the kind target | it is a local target fault; on kind, a `run` fault can do the same inside a node; kind target faults: delete_cluster, stop_node, kill_node, pause_node, partition_node, stop_kubelet, control_plane_down, pod_kill, delete, drain_node, run".to_owned()])
+    );
+}
+
+#[test]
+fn node_faults_are_described_by_their_selector() {
+    assert_eq!(
+        KindFault::Node(NodeFault::Pause, worker(2)).describe(),
+        "2 × worker"
+    );
+    let named = NodeSelector {
+        node: Some("drill-worker".into()),
+        role: None,
+        count: None,
+    };
+    assert_eq!(
+        KindFault::Node(NodeFault::StopKubelet, named).describe(),
+        "drill-worker"
+    );
+    assert_eq!(KindFault::DeleteCluster.describe(), "");
+    assert_eq!(KindFault::ControlPlaneDown.kind(), "control_plane_down");
+    for fault in NodeFault::ALL {
+        assert!(fault_kinds().contains(&fault.kind()), "{fault:?}");
+    }
+}
+
+#[test]
+fn a_partition_is_undone_from_the_record_events_jsonl_keeps() {
+    let undo = Undo::Kind(KindUndo::ReconnectNodes {
+        engine: "docker".into(),
+        nodes: vec![NodeAddress {
+            node: "drill-worker".into(),
+            ip: Some("172.18.0.4".into()),
+            ip6: None,
+        }],
+    });
+    let recorded = serde_json::to_value(&undo).unwrap();
+    assert_eq!(
+        recorded,
+        json!({"kind": {"reconnect_nodes": {"engine": "docker", "nodes": [{"node": "drill-worker", "ip": "172.18.0.4", "ip6": null}]}}})
+    );
+    assert_eq!(serde_json::from_value::<Undo>(recorded).unwrap(), undo);
+}
+
+#[test]
+fn the_kind_target_sets_its_variables_before_setup() {
+    let target = KindTarget::with_runner(&spec("drill"), Path::new("/d"), Arc::new(runner()));
+    assert_eq!(
+        target.vars(Path::new("/runs/r")),
+        BTreeMap::from([
+            ("CLUSTER".to_owned(), "drill".to_owned()),
+            ("KUBECONFIG".to_owned(), "/runs/r/kubeconfig".to_owned()),
+            ("KUBECACHEDIR".to_owned(), "/runs/r/kube-cache".to_owned()),
+        ])
+    );
+    // `validate` and the runbook linter know the same names.
+    let set: Vec<String> = target.vars(Path::new("/r")).into_keys().collect();
+    let mut known: Vec<&str> = VAR_NAMES.to_vec();
+    known.sort();
+    assert_eq!(set, known);
 }

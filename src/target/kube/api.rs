@@ -1,4 +1,4 @@
-//! What the kind target asks of the Kubernetes API: the identity of the
+//! What a Kubernetes target asks of the Kubernetes API: the identity of the
 //! cluster, `k8s` probes, the API faults (`pod_kill`, `delete`, `drain_node`),
 //! server-side apply, and evidence. Decisions (is this Node Ready?) are pure
 //! functions; the rest is one request per line so tests can assert them.
@@ -17,7 +17,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use serde_json::{Value, json};
 
-use crate::drill::{DeleteFault, K8sProbe, PodKillFault};
+use super::{K8sProbe, KubeDelete, PodKillFault};
 use crate::target::{ProbeOutcome, TargetError};
 
 /// The field manager of firedrill's server-side applies.
@@ -263,9 +263,9 @@ pub async fn pod_kill(
 /// `Kind/namespace/name` (or `Kind/name` when cluster-wide).
 pub async fn delete_objects(
     client: &Client,
-    fault: &DeleteFault,
+    fault: &KubeDelete,
 ) -> Result<Vec<String>, TargetError> {
-    let kind = fault.kind.as_deref().unwrap_or_default();
+    let kind = fault.kind.as_str();
     let resource = known_resource(kind).ok_or_else(|| {
         TargetError::Failed(format!(
             "`delete` does not know kind `{kind}`; known kinds: {}",

@@ -10,9 +10,11 @@
 
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteDiagnostic, NamedSource};
+use miette::{
+    GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteDiagnostic, MietteError,
+    MietteSpanContents, NamedSource, SourceCode, SourceSpan, SpanContents,
+};
 
 /// How bad a diagnostic is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -80,10 +82,8 @@ pub fn render(diagnostics: &[Diagnostic], source: &str, color: bool) -> String {
     let handler = GraphicalReportHandler::new_themed(theme)
         .with_width(100)
         .with_wrap_lines(false)
-        .with_context_lines(1);
+        .with_context_lines(CONTEXT_LINES);
     let lines = LineIndex::new(source);
-    // One copy of the text for all the reports, however many there are.
-    let shared: Arc<str> = Arc::from(source);
     let mut out = String::new();
     for diagnostic in diagnostics {
         let place = diagnostic.place();
@@ -98,11 +98,12 @@ pub fn render(diagnostics: &[Diagnostic], source: &str, color: bool) -> String {
             Some((start, line)) if line.chars().count() <= MAX_SNIPPET_LINE => {
                 let (offset, len) = span_in_line(line, diagnostic.col);
                 let name = diagnostic.path.display().to_string();
+                let snippet = Snippet::around(source, &lines, diagnostic.line);
                 miette::Report::new(report.with_label(LabeledSpan::at(
                     start + offset..start + offset + len,
                     "here",
                 )))
-                .with_source_code(NamedSource::new(name, Arc::clone(&shared)))
+                .with_source_code(NamedSource::new(name, snippet))
             }
             // A generated or minified line would flood the terminal:
             // show the part around the column instead.
@@ -131,6 +132,65 @@ pub fn render(diagnostics: &[Diagnostic], source: &str, color: bool) -> String {
     }
     out
 }
+
+/// The lines around one diagnostic, standing in for the whole text: miette
+/// finds a span's line by scanning the text from its start, so rendering
+/// thousands of diagnostics of a large file against the whole text would
+/// take time quadratic in its size.
+struct Snippet {
+    /// The lines, with their line breaks.
+    text: String,
+    /// The 0-based number of its first line in the whole text.
+    first_line: usize,
+    /// The byte offset of its first line in the whole text.
+    offset: usize,
+}
+
+impl Snippet {
+    /// The 1-based `line` of `source` with [`CONTEXT_LINES`] lines either side.
+    fn around(source: &str, lines: &LineIndex, line: u32) -> Snippet {
+        let index = (line as usize).saturating_sub(1);
+        let first = index.saturating_sub(CONTEXT_LINES);
+        let offset = lines.starts.get(first).copied().unwrap_or(source.len());
+        let end = lines
+            .starts
+            .get(index + CONTEXT_LINES + 1)
+            .copied()
+            .unwrap_or(source.len());
+        Snippet {
+            text: source[offset..end].to_owned(),
+            first_line: first,
+            offset,
+        }
+    }
+}
+
+impl SourceCode for Snippet {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        context_lines_before: usize,
+        context_lines_after: usize,
+    ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
+        let local = SourceSpan::new(span.offset().saturating_sub(self.offset).into(), span.len());
+        let contents = self
+            .text
+            .read_span(&local, context_lines_before, context_lines_after)?;
+        Ok(Box::new(MietteSpanContents::new(
+            contents.data(),
+            SourceSpan::new(
+                (contents.span().offset() + self.offset).into(),
+                contents.span().len(),
+            ),
+            contents.line() + self.first_line,
+            contents.column(),
+            contents.line_count(),
+        )))
+    }
+}
+
+/// Lines shown before and after the line of a diagnostic.
+const CONTEXT_LINES: usize = 1;
 
 /// Lines longer than this (in characters) are not shown whole.
 const MAX_SNIPPET_LINE: usize = 200;
@@ -291,6 +351,14 @@ mod tests {
         assert!(text.contains("2 │ b: oops"), "{text}");
         assert!(text.contains("help: fix it"), "{text}");
         assert!(text.contains("d.yaml: wrong"), "{text}");
+        // Far into a file the snippet still shows the real line numbers.
+        let long: String = (1..=300).map(|n| format!("key{n}: {n}\n")).collect();
+        let text = render(&[at(250, 1)], &long, false);
+        assert!(text.contains("d.yaml:250:1: wrong"), "{text}");
+        assert!(text.contains("249 │ key249: 249"), "{text}");
+        assert!(text.contains("250 │ key250: 250"), "{text}");
+        assert!(text.contains("251 │ key251: 251"), "{text}");
+        assert!(!text.contains("key248"), "{text}");
         // A location past the end of the text is shown without a snippet.
         assert!(render(&[at(9, 1)], source, false).contains("d.yaml:9:1: wrong"));
     }

@@ -226,17 +226,30 @@ fn check_probe_name(name: &Located<String>, cx: &Context, problems: &mut Vec<Pro
     }
 }
 
-/// A did-you-mean for a misspelt step in `needs`, with the ids it can name.
-fn unknown_step_help(wrong: &str, ids: &[&str], own_id: &str) -> String {
-    let others: Vec<&str> = ids.iter().copied().filter(|id| *id != own_id).collect();
-    let listed = others
-        .iter()
+/// A did-you-mean for a misspelt step in `needs`, with (some of) the ids it
+/// can name. Without `suggest` only the ids are listed: looking for the
+/// closest id costs a pass over all of them, too much to do for every one
+/// of thousands of unknown needs.
+fn unknown_step_help(wrong: &str, ids: &[&str], own_id: &str, suggest: bool) -> String {
+    const LISTED: usize = 10;
+    let others = || ids.iter().copied().filter(|id| *id != own_id);
+    let mut listed = others()
+        .take(LISTED)
         .map(|id| format!("`{id}`"))
         .collect::<Vec<_>>()
         .join(", ");
-    match yaml::closest(wrong, others.iter().copied()) {
+    let more = ids.len().saturating_sub(LISTED + 1);
+    if more > 0 && others().nth(LISTED).is_some() {
+        listed.push_str(&format!(" and {more} more"));
+    }
+    let best = if suggest {
+        yaml::closest(wrong, others())
+    } else {
+        None
+    };
+    match best {
         Some(best) => format!("did you mean `{best}`? (other steps: {listed})"),
-        None if others.is_empty() => {
+        None if others().next().is_none() => {
             "no other step is defined; `needs` lists the ids of steps that must finish first"
                 .to_owned()
         }
@@ -437,6 +450,10 @@ fn check_steps(
     // A set for the lookups: a Vec searched per need made validation
     // quadratic in the number of steps.
     let known_ids: HashSet<&str> = ids.iter().copied().collect();
+    // Past this many unknown needs, something other than typos is wrong, and
+    // a did-you-mean for each would make validation quadratic.
+    const MAX_SUGGESTED_NEEDS: usize = 100;
+    let mut unknown_needs = 0;
     let mut steps = Vec::new();
     for (index, step) in raw_steps.iter().enumerate() {
         let node = cx.step_nodes.get(index).copied();
@@ -474,9 +491,12 @@ fn check_steps(
                     .help("remove it from its own `needs`"),
                 );
             } else if !known_ids.contains(need.as_str()) {
+                unknown_needs += 1;
+                let suggest = unknown_needs <= MAX_SUGGESTED_NEEDS;
                 problems.push(
-                    Problem::at(need.loc, format!("unknown step `{}` in needs", need.value))
-                        .help(unknown_step_help(&need.value, &ids, &step.id.value)),
+                    Problem::at(need.loc, format!("unknown step `{}` in needs", need.value)).help(
+                        unknown_step_help(&need.value, &ids, &step.id.value, suggest),
+                    ),
                 );
             }
         }
@@ -734,5 +754,23 @@ mod tests {
         assert_eq!(tidy("./a/./b/../c"), "a/c");
         assert_eq!(tidy("../x"), "../x");
         assert_eq!(tidy("a/.."), ".");
+    }
+
+    #[test]
+    fn unknown_need_help_lists_a_few_ids_and_suggests_only_when_asked() {
+        let names: Vec<String> = (0..50).map(|i| format!("step-{i}")).collect();
+        let ids: Vec<&str> = names.iter().map(String::as_str).collect();
+        let help = unknown_step_help("step-7x", &ids, "step-0", true);
+        assert!(help.starts_with("did you mean `step-7`?"), "{help}");
+        assert!(help.ends_with("`step-10` and 39 more)"), "{help}");
+        let help = unknown_step_help("step-7x", &ids, "step-0", false);
+        assert!(
+            help.starts_with("`needs` lists ids of other steps: `step-1`,"),
+            "{help}"
+        );
+        assert_eq!(
+            unknown_step_help("x", &["a"], "a", true),
+            "no other step is defined; `needs` lists the ids of steps that must finish first"
+        );
     }
 }

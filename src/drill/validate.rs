@@ -23,6 +23,8 @@ pub(crate) struct Context<'a> {
     /// checks (a fault step, a recover step) would guess wrong without them.
     pub unparsed_steps: usize,
     pub known_probes: &'a [String],
+    /// The same names, to look references up in.
+    pub probe_set: &'a HashSet<&'a str>,
     pub known_services: &'a [String],
     pub version_loc: Option<Loc>,
     pub name_loc: Option<Loc>,
@@ -214,7 +216,7 @@ fn tidy_path(path: &Path) -> std::path::PathBuf {
 }
 
 fn check_probe_name(name: &Located<String>, cx: &Context, problems: &mut Vec<Problem>, what: &str) {
-    if !cx.known_probes.iter().any(|known| known == &name.value) {
+    if !cx.probe_set.contains(name.as_str()) {
         let help = unknown_name_help(&name.value, cx.known_probes, "probe", "probes");
         problems.push(
             Problem::at(
@@ -257,16 +259,31 @@ fn unknown_step_help(wrong: &str, ids: &[&str], own_id: &str, suggest: bool) -> 
     }
 }
 
+/// How many names a did-you-mean for a reference compares with.
+const MAX_SUGGESTION_CANDIDATES: usize = 1000;
+
 /// A did-you-mean for a misspelt reference, or else where to define it.
 fn unknown_name_help(wrong: &str, known: &[String], what: &str, section: &str) -> String {
+    const LISTED: usize = 10;
     let known_list = || {
-        known
+        let mut list = known
             .iter()
+            .take(LISTED)
             .map(|name| format!("`{name}`"))
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", ");
+        if known.len() > LISTED {
+            list.push_str(&format!(" and {} more", known.len() - LISTED));
+        }
+        list
     };
-    match yaml::closest(wrong, known.iter().map(String::as_str)) {
+    // With thousands of names, a did-you-mean per unknown reference would
+    // make validation quadratic.
+    let candidates = known
+        .iter()
+        .map(String::as_str)
+        .take(MAX_SUGGESTION_CANDIDATES);
+    match yaml::closest(wrong, candidates) {
         Some(best) => format!("did you mean `{best}`? (defined {what}s: {})", known_list()),
         None if known.is_empty() => {
             format!("no {what}s are defined; define `{wrong}` under `{section}:`")

@@ -34,13 +34,25 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         let part = match unit {
             "ms" => Duration::from_millis(number),
             "s" => Duration::from_secs(number),
-            "m" => Duration::from_secs(number.checked_mul(60).ok_or_else(|| bad(trimmed))?),
-            "h" => Duration::from_secs(number.checked_mul(3600).ok_or_else(|| bad(trimmed))?),
+            "m" => Duration::from_secs(number.checked_mul(60).ok_or_else(|| too_long(trimmed))?),
+            "h" => Duration::from_secs(number.checked_mul(3600).ok_or_else(|| too_long(trimmed))?),
             _ => return Err(bad(trimmed)),
         };
-        total = total.checked_add(part).ok_or_else(|| bad(trimmed))?;
+        total = total.checked_add(part).ok_or_else(|| too_long(trimmed))?;
+        if total > MAX {
+            return Err(too_long(trimmed));
+        }
     }
     Ok(total)
+}
+
+/// The longest duration a drill may write: every duration is recorded in
+/// milliseconds (`u64`) and added to clocks, and nothing in a drill
+/// reasonably lasts longer than a year.
+pub const MAX: Duration = Duration::from_secs(365 * 24 * 3600);
+
+fn too_long(text: &str) -> DurationError {
+    DurationError::TooLong(text.to_owned())
 }
 
 fn bad(text: &str) -> DurationError {
@@ -53,11 +65,14 @@ pub enum DurationError {
     /// Nothing was written.
     #[error("expected a duration like `500ms`, `30s`, `2m` or `1h30m`, found an empty value")]
     Empty,
-    /// Not a number and unit, or too long to hold.
+    /// Not a number and unit.
     #[error(
         "expected a duration like `500ms`, `30s`, `2m` or `1h30m` (units ms, s, m, h), found `{0}`"
     )]
     Invalid(String),
+    /// Longer than [`MAX`].
+    #[error("`{0}` is longer than the longest duration firedrill accepts (365 days)")]
+    TooLong(String),
 }
 
 /// Formats a duration the way people read it in reports: `640ms`, `41.2s`, `2m05s`.

@@ -54,6 +54,11 @@ pub enum Error {
     /// `--var` is not `NAME=VALUE`.
     #[error("--var {0:?}: expected NAME=VALUE with NAME made of letters, digits and _")]
     InvalidVar(String),
+    /// `--var` names a variable firedrill sets itself.
+    #[error(
+        "--var {0}: `{0}` is reserved: firedrill sets it for every run (WORKDIR, RUN_ID, DRILL, SCENARIO_DIR, RUN_DIR, CLUSTER, KUBECONFIG, KUBECACHEDIR, FIREDRILL_*, KIND_*)"
+    )]
+    ReservedVar(String),
     /// A run directory cannot be resumed or cleaned (the engine's own words).
     #[error("{0}")]
     RunDir(String),
@@ -117,6 +122,7 @@ impl Error {
             | Error::ReadDir { .. }
             | Error::NoDrillFiles(_)
             | Error::InvalidVar(_)
+            | Error::ReservedVar(_)
             | Error::RunDir(_)
             | Error::Start(_)
             | Error::NoJournal { .. }

@@ -4,6 +4,7 @@
 //! probes and recovery steps; the engine runs it against a target, follows the
 //! recovery runbook exactly as written, and scores the recovery.
 
+pub mod bounded;
 pub mod cli;
 pub mod cmd;
 pub mod diagnostic;
@@ -14,15 +15,19 @@ pub mod error;
 pub mod event;
 pub mod history;
 pub mod journal;
+pub mod leftovers;
 pub mod located;
 pub mod logging;
+pub mod outputs;
 pub mod plan;
 pub mod ports;
 pub mod process;
 pub mod report;
 pub mod runbook;
+pub mod rundir;
 pub mod score;
 pub mod signal;
 pub mod target;
 pub mod text;
 pub mod vars;
+pub mod workdir;

@@ -12,22 +12,36 @@ pub(super) fn clean(run_dir: &Path) -> Result<i32, Error> {
     if run.runner_alive() && !run.has_finished() {
         return Err(Error::RunnerAlive(run.pid));
     }
+    if let Some(foreign) = &run.foreign_workdir {
+        eprintln!(
+            "warning: events.jsonl names WORKDIR {}, outside {}; only {} is removed",
+            foreign.display(),
+            run_dir.display(),
+            run.workdir.display()
+        );
+    }
+    let recorded = crate::leftovers::Recorded::from_events(&run.events);
     let (run_id, workdir) = (run.run_id, run.workdir);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(Error::Runtime)?;
-    let ended = runtime.block_on(crate::process::sweep(
-        &run_id,
-        std::time::Duration::from_secs(5),
-        false,
-    ));
+    let ended = runtime.block_on(async {
+        let grace = std::time::Duration::from_secs(5);
+        let mut ended = crate::process::sweep(&run_id, grace, false).await;
+        // Those that scrubbed their environment: by recorded group and session.
+        ended.extend(recorded.end(grace).await);
+        ended.sort_unstable();
+        ended.dedup();
+        ended
+    });
     println!(
         "ended {} process{} of run {run_id}",
         ended.len(),
         if ended.len() == 1 { "" } else { "es" }
     );
-    if workdir.exists() {
+    // Only a real directory: a symlink named `work` is removed, not followed.
+    if workdir.symlink_metadata().is_ok() {
         std::fs::remove_dir_all(&workdir).map_err(|source| Error::RemoveWorkdir {
             path: workdir.clone(),
             source,

@@ -21,6 +21,20 @@ pub use validate::drill_files;
 /// Runs a parsed command line. `Ok` carries the exit code of a command that
 /// ran to its end (a drill's verdict, lint findings); `Err` one that could not.
 pub fn run(cli: Cli) -> Result<i32, Error> {
+    // Commands that only print end quietly when their reader goes (`| head`);
+    // a run, resume or clean must revert and sweep whatever happens to stdout.
+    if matches!(
+        cli.command,
+        Command::Validate { .. }
+            | Command::Plan { .. }
+            | Command::Report { .. }
+            | Command::History { .. }
+            | Command::Runbook { .. }
+            | Command::Schema
+            | Command::Completions { .. }
+    ) {
+        crate::signal::quiet_on_closed_stdout();
+    }
     match cli.command {
         Command::Validate { paths } => validate::validate(&paths),
         Command::Plan { file, format } => plan::plan(&file, format),

@@ -1,7 +1,7 @@
 //! `firedrill run` and `firedrill resume`: a drill run with Ctrl-C handling
 //! and the right view, or (`--dry-run`) everything it would do, resolved.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use crate::drill;
@@ -9,6 +9,9 @@ use crate::error::{EXIT_OK, Error};
 
 fn parse_var(text: &str) -> Result<(String, String), Error> {
     match text.split_once('=') {
+        Some((name, _)) if crate::vars::is_reserved(name) => {
+            Err(Error::ReservedVar(name.to_owned()))
+        }
         Some((name, value)) if drill::is_valid_var_name(name) => {
             Ok((name.to_owned(), value.to_owned()))
         }
@@ -95,22 +98,16 @@ fn execute(
         .map_err(Error::Runtime)?;
     runtime.block_on(async {
         let (interrupt_tx, interrupt_rx) = tokio::sync::watch::channel(false);
+        // Registered before the run starts anything: every terminating
+        // signal from here on ends the run as Ctrl-C does.
+        let signalled = crate::signal::terminating();
         tokio::spawn(async move {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            let term = async {
-                match term.as_mut() {
-                    Some(term) => {
-                        term.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term => {}
-            }
-            eprintln!("\ninterrupted: ending the drill's processes and reverting faults (Ctrl-C again does not skip this)");
+            let name = signalled.await;
+            // The terminal may be gone (SIGHUP): a failed write is no reason to stop.
+            let _ = writeln!(
+                std::io::stderr(),
+                "\ninterrupted ({name}): ending the drill's processes and reverting faults (Ctrl-C again does not skip this)"
+            );
             let _ = interrupt_tx.send(true);
         });
         let mut reporters: Vec<Box<dyn crate::event::Reporter>> = Vec::new();

@@ -32,7 +32,8 @@ fn collect_yaml(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
         .collect();
     entries.sort();
     for entry in entries {
-        if entry.is_dir() {
+        // A symlinked directory is not followed: no loops, nothing outside.
+        if entry.symlink_metadata().is_ok_and(|meta| meta.is_dir()) {
             collect_yaml(&entry, files)?;
         } else if entry
             .extension()

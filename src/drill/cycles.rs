@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use petgraph::algo::tarjan_scc;
+use petgraph::algo::kosaraju_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::model::RawStep;
@@ -33,6 +33,15 @@ pub(crate) fn cycles(steps: &[RawStep]) -> Vec<Vec<usize>> {
                 .collect()
         })
         .collect();
+    let mut cycles = cycles_in(&needs);
+    let id = |index: &usize| steps[*index].id.as_str();
+    cycles.sort_by(|a, b| a.iter().map(id).cmp(b.iter().map(id)));
+    cycles
+}
+
+/// One cycle per strongly connected component of more than one step, in
+/// the graph where step `i` needs the steps `needs[i]`.
+fn cycles_in(needs: &[Vec<usize>]) -> Vec<Vec<usize>> {
     let mut graph: DiGraph<(), ()> = DiGraph::with_capacity(needs.len(), 0);
     for _ in 0..needs.len() {
         graph.add_node(());
@@ -45,7 +54,9 @@ pub(crate) fn cycles(steps: &[RawStep]) -> Vec<Vec<usize>> {
     let mut in_component = vec![false; needs.len()];
     let mut on_path = vec![false; needs.len()];
     let mut cycles = Vec::new();
-    for component in tarjan_scc(&graph) {
+    // Kosaraju's, not petgraph's Tarjan: that one recurses once per step of
+    // a chain and overflowed the stack on long drills.
+    for component in kosaraju_scc(&graph) {
         if component.len() < 2 {
             continue;
         }
@@ -58,8 +69,6 @@ pub(crate) fn cycles(steps: &[RawStep]) -> Vec<Vec<usize>> {
             in_component[member] = false;
         }
     }
-    let id = |index: &usize| steps[*index].id.as_str();
-    cycles.sort_by(|a, b| a.iter().map(id).cmp(b.iter().map(id)));
     cycles
 }
 
@@ -103,4 +112,30 @@ fn walk_back(
         on_path[step] = false;
     }
     cycle
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cycle_is_walked_from_its_first_step_along_needs() {
+        // 0 needs 2, 1 needs 0, 2 needs 1; 3 needs 0 but is on no cycle.
+        let needs = vec![vec![2], vec![0], vec![1], vec![0]];
+        assert_eq!(cycles_in(&needs), vec![vec![0, 2, 1]]);
+        assert!(cycles_in(&[vec![], vec![0], vec![1]]).is_empty());
+    }
+
+    #[test]
+    fn a_chain_of_many_steps_does_not_exhaust_the_stack() {
+        // Step i needs step i - 1, and the first needs the last: one cycle
+        // through every step. A recursive search overflowed here.
+        let steps: usize = 200_000;
+        let mut needs: Vec<Vec<usize>> = (0..steps).map(|i| vec![i.wrapping_sub(1)]).collect();
+        needs[0] = vec![steps - 1];
+        let cycles = cycles_in(&needs);
+        assert_eq!(cycles.len(), 1);
+        assert_eq!(cycles[0].len(), steps);
+        assert_eq!(cycles[0][..3], [0, steps - 1, steps - 2]);
+    }
 }

@@ -64,7 +64,7 @@ fn cycles_in(needs: &[Vec<usize>]) -> Vec<Vec<usize>> {
         for &member in &members {
             in_component[member] = true;
         }
-        cycles.push(walk_back(&members, &needs, &in_component, &mut on_path));
+        cycles.push(walk_back(&members, needs, &in_component, &mut on_path));
         for &member in &members {
             in_component[member] = false;
         }

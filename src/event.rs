@@ -276,10 +276,17 @@ pub struct Emitter {
     start_wall: chrono::DateTime<chrono::Utc>,
 }
 
+/// What the reporters' thread is handed, in order.
+enum ToReporters {
+    Event(Box<Event>),
+    /// Every event before this one has been handed to every reporter.
+    Written(tokio::sync::oneshot::Sender<()>),
+}
+
 struct Record {
     events: Vec<Event>,
     /// To the reporters' thread; `None` once finished.
-    reporters: Option<std::sync::mpsc::Sender<Event>>,
+    reporters: Option<std::sync::mpsc::Sender<ToReporters>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -292,14 +299,21 @@ impl Record {
                 thread: None,
             };
         }
-        let (tx, rx) = std::sync::mpsc::channel::<Event>();
+        let (tx, rx) = std::sync::mpsc::channel::<ToReporters>();
         let thread = std::thread::Builder::new()
             .name("reporters".to_owned())
             .spawn(move || {
                 let mut reporters = reporters;
-                for event in rx {
-                    for reporter in reporters.iter_mut() {
-                        reporter.event(&event);
+                for message in rx {
+                    match message {
+                        ToReporters::Event(event) => {
+                            for reporter in reporters.iter_mut() {
+                                reporter.event(&event);
+                            }
+                        }
+                        ToReporters::Written(done) => {
+                            let _ = done.send(());
+                        }
                     }
                 }
                 for reporter in reporters.iter_mut() {
@@ -376,9 +390,25 @@ impl Emitter {
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let event = Event { at_ms, time, kind };
         if let Some(reporters) = &record.reporters {
-            let _ = reporters.send(event.clone());
+            let _ = reporters.send(ToReporters::Event(Box::new(event.clone())));
         }
         record.events.push(event);
+    }
+
+    /// Resolves once every event emitted so far has been handed to every
+    /// reporter (`events.jsonl` written and flushed): what must be on disk
+    /// before something that cannot happen twice (a fault) starts, so a
+    /// runner that dies meanwhile leaves a record `resume` reads.
+    pub async fn written(&self) {
+        let (done, written) = tokio::sync::oneshot::channel();
+        let sent = self
+            .record()
+            .reporters
+            .as_ref()
+            .is_some_and(|reporters| reporters.send(ToReporters::Written(done)).is_ok());
+        if sent {
+            let _ = written.await;
+        }
     }
 
     /// Every event so far.

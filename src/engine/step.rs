@@ -94,6 +94,11 @@ pub(crate) async fn run_step(shared: &Arc<Shared>, task: &StepTask<'_>) -> StepR
             attempt,
             summary: crate::plan::describe_action(step),
         });
+        // A fault is not injected twice: a runner that dies while injecting
+        // must have recorded that it started.
+        if step.action() == crate::drill::ActionKind::Fault {
+            shared.ctx.emitter.written().await;
+        }
         let follows_runbook =
             matches!(&step.action, Action::Recover(recover) if recover.value.runbook.is_some());
         // A runbook's steps have their own timeouts; the recover step only

@@ -23,6 +23,7 @@ pub(crate) async fn await_services(shared: &Arc<Shared>) -> Result<(), String> {
         let Some(ready) = &service.ready else {
             shared.ctx.emitter.emit(EventKind::ServiceReady {
                 service: name.clone(),
+                last_failed_ms: None,
             });
             continue;
         };
@@ -45,18 +46,38 @@ pub(crate) async fn await_services(shared: &Arc<Shared>) -> Result<(), String> {
         let name = name.clone();
         waits.spawn(async move {
             let log = shared.ctx.run_dir.join("logs").join(format!("{name}.log"));
-            match await_probe(&shared, &probe, timeout).await {
-                // The probe may have reached somebody else's server on the
-                // service's port: ready only while its own process lives.
-                Ok(()) if shared.target.service_alive(&name) == Some(false) => Err(format!(
+            let answered_for_it = || {
+                format!(
                     "service `{name}` answered its ready probe, but its own process has exited: \
                      another process answers in its place, and a drill must not test somebody \
                      else's server (its output is in {})",
                     log.display()
-                )),
-                Ok(()) => {
+                )
+            };
+            // The probe is polled; the service's exit is watched.
+            let waited = tokio::select! {
+                waited = await_probe(&shared, &probe, timeout) => waited,
+                how = shared.target.service_exited(&name) => {
+                    // One more look tells a crash from somebody else's server.
+                    let outcome = probe::check(&probe, &shared.env, shared.target.as_ref(), &shared.ctx).await;
+                    return Err(if outcome.ok {
+                        answered_for_it()
+                    } else {
+                        format!(
+                            "service `{name}` exited ({how}) before it was ready (its output is in {})",
+                            log.display()
+                        )
+                    });
+                }
+            };
+            match waited {
+                // The probe may have reached somebody else's server on the
+                // service's port: ready only while its own process lives.
+                Ok(_) if shared.target.service_alive(&name) == Some(false) => Err(answered_for_it()),
+                Ok(passed) => {
                     shared.ctx.emitter.emit(EventKind::ServiceReady {
                         service: name.clone(),
+                        last_failed_ms: passed.last_failed_ms,
                     });
                     Ok(())
                 }
@@ -161,6 +182,11 @@ impl Pace {
     }
 }
 
+/// A probe that passed, and when (run clock, ms) it last failed before.
+pub(crate) struct Passed {
+    pub(crate) last_failed_ms: Option<u64>,
+}
+
 /// Checks of one probe that may run at once while it fails.
 const CHECKS_AT_ONCE: usize = 4;
 
@@ -177,11 +203,12 @@ pub(crate) async fn await_probe(
     shared: &Arc<Shared>,
     probe: &Probe,
     within: Duration,
-) -> Result<(), String> {
+) -> Result<Passed, String> {
     let start = tokio::time::Instant::now();
     let deadline = start + within;
     let mut streak = 0;
     let mut last: Option<String> = None;
+    let mut last_failed_ms = None;
     let mut pace = Pace::new(probe.interval());
     let mut checks: JoinSet<ProbeOutcome> = JoinSet::new();
     let mut next_check = start;
@@ -221,7 +248,7 @@ pub(crate) async fn await_probe(
                 if outcome.ok {
                     streak += 1;
                     if streak >= probe.success_threshold() {
-                        return Ok(());
+                        return Ok(Passed { last_failed_ms });
                     }
                     // The next pass of the streak comes an interval later.
                     checks.abort_all();
@@ -230,6 +257,7 @@ pub(crate) async fn await_probe(
                 } else {
                     streak = 0;
                     last = Some(outcome.detail);
+                    last_failed_ms = Some(shared.ctx.emitter.now_ms());
                 }
             }
             _ = tokio::time::sleep_until(wake), if now < deadline => {}

@@ -101,11 +101,11 @@ pub enum EventKind {
     ServiceReady {
         /// Name.
         service: String,
-        /// When its ready probe last failed (run clock, ms): the service
-        /// became ready between then and this event. `None` if it never
-        /// failed (or the service has no ready probe).
+        /// When the ready probe's check before the one that passed started
+        /// (run clock, ms): the service became ready between then and this
+        /// event. Absent if the first check passed (or there is no probe).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        last_failed_ms: Option<u64>,
+        previous_check_ms: Option<u64>,
     },
     /// A step started (or an attempt of it).
     StepStarted {

@@ -130,6 +130,11 @@ pub enum EventKind {
     ServiceReady {
         /// Name.
         service: String,
+        /// When the ready probe's check before the one that passed started
+        /// (run clock, ms): the service became ready between then and this
+        /// event. Absent if the first check passed (or there is no probe).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous_check_ms: Option<u64>,
     },
     /// A step started (or an attempt of it).
     StepStarted {
@@ -373,17 +378,17 @@ pub struct Emitter {
     start_wall: chrono::DateTime<chrono::Utc>,
 }
 
-/// What the reporters' thread is handed.
-enum Item {
+/// What the reporters' thread is handed, in order.
+enum ToReporters {
     Event(Box<Event>),
-    /// Answered once everything before it was handed on.
-    Flush(tokio::sync::oneshot::Sender<()>),
+    /// Every event before this one has been handed to every reporter.
+    Written(tokio::sync::oneshot::Sender<()>),
 }
 
 struct Record {
     events: Vec<Event>,
     /// To the reporters' thread; `None` once finished.
-    reporters: Option<std::sync::mpsc::Sender<Item>>,
+    reporters: Option<std::sync::mpsc::Sender<ToReporters>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -396,19 +401,19 @@ impl Record {
                 thread: None,
             };
         }
-        let (tx, rx) = std::sync::mpsc::channel::<Item>();
+        let (tx, rx) = std::sync::mpsc::channel::<ToReporters>();
         let thread = std::thread::Builder::new()
             .name("reporters".to_owned())
             .spawn(move || {
                 let mut reporters = reporters;
-                for item in rx {
-                    match item {
-                        Item::Event(event) => {
+                for message in rx {
+                    match message {
+                        ToReporters::Event(event) => {
                             for reporter in reporters.iter_mut() {
                                 reporter.event(&event);
                             }
                         }
-                        Item::Flush(done) => {
+                        ToReporters::Written(done) => {
                             let _ = done.send(());
                         }
                     }
@@ -487,26 +492,25 @@ impl Emitter {
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let event = Event { at_ms, time, kind };
         if let Some(reporters) = &record.reporters {
-            let _ = reporters.send(Item::Event(Box::new(event.clone())));
+            let _ = reporters.send(ToReporters::Event(Box::new(event.clone())));
         }
         record.events.push(event);
     }
 
-    /// Waits until every reporter has taken every event emitted so far:
-    /// `events.jsonl` then holds them, even if this process dies next (a
-    /// fault is recorded as started before it is injected).
-    pub async fn flushed(&self) {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        {
-            let record = self.record();
-            let Some(reporters) = &record.reporters else {
-                return;
-            };
-            if reporters.send(Item::Flush(tx)).is_err() {
-                return;
-            }
+    /// Resolves once every event emitted so far has been handed to every
+    /// reporter (`events.jsonl` written and flushed): what must be on disk
+    /// before something that cannot happen twice (a fault) starts, so a
+    /// runner that dies meanwhile leaves a record `resume` reads.
+    pub async fn written(&self) {
+        let (done, written) = tokio::sync::oneshot::channel();
+        let sent = self
+            .record()
+            .reporters
+            .as_ref()
+            .is_some_and(|reporters| reporters.send(ToReporters::Written(done)).is_ok());
+        if sent {
+            let _ = written.await;
         }
-        let _ = rx.await;
     }
 
     /// Every event so far.

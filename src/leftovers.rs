@@ -206,18 +206,6 @@ impl Recorded {
     }
 }
 
-/// Whether any live (not zombie) process is in process group `pgid`: a
-/// service's group outlives its leader when what it started lives on.
-pub fn group_alive(pgid: i32) -> bool {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return false;
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .any(|pid| ProcStat::read(pid).is_some_and(|stat| stat.pgrp == pgid))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -62,6 +62,41 @@ steps:
 }
 
 #[test]
+fn a_service_that_dies_while_starting_ends_the_run_with_its_exit_status() {
+    // Its ready probe never passes and its ready_timeout is long: the exit,
+    // watched, ends the wait (a test that waited out the timeout would not
+    // see the exit status in the reason).
+    let run = run_drill(
+        r#"
+version: 1
+name: crashing-service
+objectives: {rto: 30s}
+services:
+  app:
+    run: echo "cannot bind" >&2; exit 3
+    ready: {command: "false", interval: 1s}
+    ready_timeout: 10m
+steps:
+  - id: break
+    fault: {run: 'touch "${T}/fault-ran"'}
+  - id: fix
+    needs: [break]
+    recover: {run: "true"}
+"#,
+        &[],
+    );
+    assert_eq!(run.code(), 4, "{}", run.explain());
+    let reason = run.journal()["reason"].as_str().unwrap().to_owned();
+    assert!(
+        reason.contains("service `app` exited (exit 3) before it was ready"),
+        "{reason}"
+    );
+    assert!(reason.contains("app.log"), "{reason}");
+    assert!(!run.path("fault-ran").exists());
+    assert_nothing_left(&run);
+}
+
+#[test]
 fn an_unhealthy_system_gets_no_fault_and_exit_4() {
     let run = run_drill(
         &format!(

@@ -26,6 +26,7 @@ pub(crate) async fn await_services(shared: &Arc<Shared>) -> Result<(), String> {
         let Some(ready) = &service.ready else {
             shared.ctx.emitter.emit(EventKind::ServiceReady {
                 service: name.clone(),
+                previous_check_ms: None,
             });
             continue;
         };
@@ -48,18 +49,38 @@ pub(crate) async fn await_services(shared: &Arc<Shared>) -> Result<(), String> {
         let name = name.clone();
         waits.spawn(async move {
             let log = shared.ctx.run_dir.join("logs").join(format!("{name}.log"));
-            match await_probe(&shared, &probe, timeout).await {
-                // The probe may have reached somebody else's server on the
-                // service's port: ready only while its own process lives.
-                Ok(()) if shared.target.service_alive(&name) == Some(false) => Err(format!(
+            let answered_for_it = || {
+                format!(
                     "service `{name}` answered its ready probe, but its own process has exited: \
                      another process answers in its place, and a drill must not test somebody \
                      else's server (its output is in {})",
                     log.display()
-                )),
-                Ok(()) => {
+                )
+            };
+            // The probe is polled; the service's exit is watched.
+            let waited = tokio::select! {
+                waited = await_probe(&shared, &probe, timeout) => waited,
+                how = shared.target.service_exited(&name) => {
+                    // One more look tells a crash from somebody else's server.
+                    let outcome = probe::check(&probe, &shared.env, shared.target.as_ref(), &shared.ctx).await;
+                    return Err(if outcome.ok {
+                        answered_for_it()
+                    } else {
+                        format!(
+                            "service `{name}` exited ({how}) before it was ready (its output is in {})",
+                            log.display()
+                        )
+                    });
+                }
+            };
+            match waited {
+                // The probe may have reached somebody else's server on the
+                // service's port: ready only while its own process lives.
+                Ok(_) if shared.target.service_alive(&name) == Some(false) => Err(answered_for_it()),
+                Ok(passed) => {
                     shared.ctx.emitter.emit(EventKind::ServiceReady {
                         service: name.clone(),
+                        previous_check_ms: passed.previous_check_ms,
                     });
                     Ok(())
                 }
@@ -132,36 +153,47 @@ pub(crate) fn services_own_their_ports(shared: &Shared) -> Result<(), String> {
     Ok(())
 }
 
-/// First pause after a failed check while waiting for a probe to pass.
+/// The shortest pause after a failed check while waiting for a probe to pass.
 const FIRST_RETRY: Duration = Duration::from_millis(5);
 
+/// While a probe fails, the pause before the next check is this fraction
+/// of how long it has been failing.
+const RETRY_FRACTION: u32 = 10;
+
 /// When to check a probe again: an interval after a pass; after a failure
-/// soon (5 ms, doubling up to the interval), since what comes next is the
-/// change being waited for, and its time should not be rounded up to an
-/// interval.
+/// soon, since what comes next is the change being waited for: a tenth of
+/// how long the probe has been failing (at least 5 ms, at most the
+/// interval). How late a change is seen is then about a tenth of the wait
+/// for it, not an interval, and the checks of a long wait thin out
+/// geometrically (about 40 in its first second).
 struct Pace {
     interval: Duration,
-    retry: Duration,
+    failing_since: Option<tokio::time::Instant>,
 }
 
 impl Pace {
     fn new(interval: Duration) -> Pace {
         Pace {
             interval,
-            retry: FIRST_RETRY.min(interval),
+            failing_since: None,
         }
     }
 
-    /// The pause after a check that passed (`ok`) or failed.
-    fn after(&mut self, ok: bool) -> Duration {
+    /// The pause after a check that passed (`ok`) or failed, at `now`.
+    fn after(&mut self, ok: bool, now: tokio::time::Instant) -> Duration {
         if ok {
-            self.retry = FIRST_RETRY.min(self.interval);
+            self.failing_since = None;
             return self.interval;
         }
-        let pause = self.retry;
-        self.retry = (self.retry * 2).min(self.interval);
-        pause
+        let failing = now - *self.failing_since.get_or_insert(now);
+        (failing / RETRY_FRACTION).clamp(FIRST_RETRY.min(self.interval), self.interval)
     }
+}
+
+/// A probe that passed, and when (run clock, ms) the check before the one
+/// that passed started: the change happened after that.
+pub(crate) struct Passed {
+    pub(crate) previous_check_ms: Option<u64>,
 }
 
 /// Checks of one probe that may run at once while it fails.
@@ -170,9 +202,8 @@ const CHECKS_AT_ONCE: usize = 4;
 /// Polls a probe until it passes `success_threshold` times in a row, or the
 /// time is up. The error is the last failure's detail.
 ///
-/// While it fails, the next check starts soon (5 ms, doubling up to the
-/// probe's interval), even if the last one has not ended yet (up to four at
-/// once): a check that hangs until its timeout in a passing state of the
+/// While it fails, the next check starts soon (see [`Pace`]), even if the
+/// last one has not ended yet (up to four at once): a check that hangs until its timeout in a passing state of the
 /// system (etcd listening before it has a leader) must not hide that the
 /// service became ready meanwhile. The passes of a streak are an interval
 /// apart, one check at a time.
@@ -180,13 +211,15 @@ pub(crate) async fn await_probe(
     shared: &Arc<Shared>,
     probe: &Probe,
     within: Duration,
-) -> Result<(), String> {
+) -> Result<Passed, String> {
     let start = tokio::time::Instant::now();
     let deadline = start + within;
     let mut streak = 0;
     let mut last: Option<String> = None;
+    // When each check started (run clock, ms).
+    let mut started_ms: Vec<u64> = Vec::new();
     let mut pace = Pace::new(probe.interval());
-    let mut checks: JoinSet<ProbeOutcome> = JoinSet::new();
+    let mut checks: JoinSet<(u64, ProbeOutcome)> = JoinSet::new();
     let mut next_check = start;
     loop {
         let now = tokio::time::Instant::now();
@@ -200,11 +233,14 @@ pub(crate) async fn await_probe(
         let may_start = now < deadline || (last.is_none() && checks.is_empty());
         if now >= next_check && may_start && checks.len() < room {
             let (run, checked) = (shared.clone(), probe.clone());
+            let at_ms = shared.ctx.emitter.now_ms();
+            started_ms.push(at_ms);
             checks.spawn(async move {
-                probe::check(&checked, &run.env, run.target.as_ref(), &run.ctx).await
+                let outcome = probe::check(&checked, &run.env, run.target.as_ref(), &run.ctx).await;
+                (at_ms, outcome)
             });
             // Until one ends, assume it fails: the next may start soon.
-            next_check = now + pace.after(false);
+            next_check = now + pace.after(false, now);
         }
         // Wake for the next check if there is room for one, else only for
         // the deadline.
@@ -215,20 +251,22 @@ pub(crate) async fn await_probe(
         };
         tokio::select! {
             Some(joined) = checks.join_next() => {
-                let outcome = match joined {
-                    Ok(outcome) => outcome,
+                let (at_ms, outcome) = match joined {
+                    Ok(checked) => checked,
                     // Aborted below, after a pass: it has nothing to say.
                     Err(error) if error.is_cancelled() => continue,
-                    Err(error) => ProbeOutcome::fail(error.to_string()),
+                    Err(error) => (0, ProbeOutcome::fail(error.to_string())),
                 };
                 if outcome.ok {
                     streak += 1;
                     if streak >= probe.success_threshold() {
-                        return Ok(());
+                        let previous_check_ms = started_ms.iter().copied().filter(|t| *t < at_ms).max();
+                        return Ok(Passed { previous_check_ms });
                     }
                     // The next pass of the streak comes an interval later.
                     checks.abort_all();
-                    next_check = tokio::time::Instant::now() + pace.after(true);
+                    let now = tokio::time::Instant::now();
+                    next_check = now + pace.after(true, now);
                     last.get_or_insert_with(|| "passed, but not enough times in a row".to_owned());
                 } else {
                     streak = 0;
@@ -314,7 +352,7 @@ pub(crate) async fn monitor(
         // A fault that lands is looked at at once, not an interval later: a
         // fast recovery must not hide the outage it caused.
         tokio::select! {
-            _ = tokio::time::sleep(pace.after(outcome.ok)) => {}
+            _ = tokio::time::sleep(pace.after(outcome.ok, tokio::time::Instant::now())) => {}
             _ = changed(&mut landed) => {}
             _ = changed(&mut stopped) => return,
         }
@@ -398,8 +436,9 @@ pub(crate) async fn recovery_check(shared: &Arc<Shared>, after_rerun: bool) -> b
                 streak = 0;
             }
             // A streak still in reach within the window, or the minimum tries.
-            let pause = pace.after(last.ok);
-            if attempts >= needed && tokio::time::Instant::now() + pause > deadline {
+            let now = tokio::time::Instant::now();
+            let pause = pace.after(last.ok, now);
+            if attempts >= needed && now + pause > deadline {
                 break;
             }
             tokio::time::sleep(pause).await;
@@ -510,21 +549,25 @@ mod tests {
     #[test]
     fn a_failing_probe_is_checked_again_soon_and_a_passing_one_at_its_interval() {
         let second = Duration::from_secs(1);
+        let start = tokio::time::Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
         let mut pace = Pace::new(second);
-        let fails: Vec<Duration> = (0..10).map(|_| pace.after(false)).collect();
-        assert_eq!(fails[0], Duration::from_millis(5));
-        assert_eq!(fails[1], Duration::from_millis(10));
-        assert!(fails.windows(2).all(|w| w[0] <= w[1]), "{fails:?}");
+        // A tenth of how long it has been failing, at least 5 ms.
+        assert_eq!(pace.after(false, at(0)), Duration::from_millis(5));
+        assert_eq!(pace.after(false, at(30)), Duration::from_millis(5));
+        assert_eq!(pace.after(false, at(200)), Duration::from_millis(20));
+        assert_eq!(pace.after(false, at(4000)), Duration::from_millis(400));
         assert_eq!(
-            *fails.last().unwrap(),
+            pace.after(false, at(60_000)),
             second,
-            "it backs off up to the interval"
+            "at most the interval"
         );
-        assert_eq!(pace.after(true), second);
+        assert_eq!(pace.after(true, at(60_001)), second);
         // A new failure after a pass starts soon again.
-        assert_eq!(pace.after(false), Duration::from_millis(5));
+        assert_eq!(pace.after(false, at(61_000)), Duration::from_millis(5));
         // An interval shorter than the first retry is never exceeded.
         let mut quick = Pace::new(Duration::from_millis(2));
-        assert_eq!(quick.after(false), Duration::from_millis(2));
+        assert_eq!(quick.after(false, at(0)), Duration::from_millis(2));
+        assert_eq!(quick.after(false, at(1000)), Duration::from_millis(2));
     }
 }

@@ -479,7 +479,7 @@ async fn record(run: Run, shared: &Shared, options: &Options, ending: &Ending) -
     })
     .await;
     let exit_code = if *ending == Ending::Interrupted {
-        130
+        crate::error::EXIT_INTERRUPTED
     } else {
         journal.verdict.exit_code()
     };

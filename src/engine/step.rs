@@ -94,6 +94,11 @@ pub(crate) async fn run_step(shared: &Arc<Shared>, task: &StepTask<'_>) -> StepR
             attempt,
             summary: crate::plan::describe_action(step),
         });
+        // A fault is not injected twice: a runner that dies while injecting
+        // must have recorded that it started.
+        if step.action() == crate::drill::ActionKind::Fault {
+            shared.ctx.emitter.written().await;
+        }
         let follows_runbook =
             matches!(&step.action, Action::Recover(recover) if recover.value.runbook.is_some());
         // A runbook's steps have their own timeouts; the recover step only
@@ -285,10 +290,6 @@ async fn inject(attempt: &Attempt<'_>) -> StepResult {
     }
     let kind = fault.spec.kind().to_owned();
     let env = &task.env;
-    // `events.jsonl` says the fault started before anything is done: a
-    // runner that dies from here on leaves a fault `resume` never injects
-    // again.
-    shared.ctx.emitter.flushed().await;
     let injected = if let FaultSpec::Shell(script) = &fault.spec {
         // On a cluster, a shell fault too must hit the cluster this run set up.
         if let Some(kube) = shared.target.kube()

@@ -45,7 +45,7 @@ fn describe_raw(event: &Event) -> Option<String> {
             finished_steps,
             ..
         } => format!("resumed by pid {pid}: {finished_steps} finished steps kept"),
-        EventKind::ServiceReady { service } => format!("service {service} is ready"),
+        EventKind::ServiceReady { service, .. } => format!("service {service} is ready"),
         EventKind::ServiceResumed {
             service,
             pid,

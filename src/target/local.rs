@@ -9,6 +9,8 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use tokio::sync::watch;
+
 use async_trait::async_trait;
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
@@ -279,19 +281,21 @@ pub struct ServiceSpec {
     pub cwd: Option<String>,
 }
 
-/// A service that was started: its process group.
+/// A service that was started: its process group, and how its own process
+/// exited once it has (a task waits for it: exits are watched, not polled).
 #[derive(Debug, Clone)]
 struct Running {
     pgid: i32,
+    exited: watch::Receiver<Option<String>>,
 }
 
 /// Processes on this host.
 pub struct LocalTarget {
     services: BTreeMap<String, ServiceSpec>,
-    running: Mutex<BTreeMap<String, Running>>,
-    children: tokio::sync::Mutex<Vec<tokio::process::Child>>,
-    /// Services a resumed run adopted: running, but not its children.
-    adopted: Mutex<Vec<i32>>,
+    /// The services started, in the order they started.
+    running: Mutex<Vec<(String, Running)>>,
+    /// The tasks that wait for the services' processes, ended at teardown.
+    waiters: Mutex<tokio::task::JoinSet<()>>,
     /// Timers of `pause` faults with a `duration`, ended at teardown.
     timers: Mutex<tokio::task::JoinSet<()>>,
 }
@@ -301,9 +305,8 @@ impl LocalTarget {
     pub fn new(services: BTreeMap<String, ServiceSpec>) -> LocalTarget {
         LocalTarget {
             services,
-            running: Mutex::new(BTreeMap::new()),
-            children: tokio::sync::Mutex::new(Vec::new()),
-            adopted: Mutex::new(Vec::new()),
+            running: Mutex::new(Vec::new()),
+            waiters: Mutex::new(tokio::task::JoinSet::new()),
             timers: Mutex::new(tokio::task::JoinSet::new()),
         }
     }
@@ -329,7 +332,7 @@ impl LocalTarget {
     }
 
     /// Starts a service in a process group of its own, its output appended
-    /// to `logs/<service>.log`; returns its pid.
+    /// to `logs/<service>.log`, its exit watched; returns its pid.
     async fn start_service(&self, name: &str, ctx: &RunContext) -> Result<u32, TargetError> {
         let Some(service) = self.services.get(name) else {
             return Err(TargetError::Failed(format!("no service `{name}`")));
@@ -359,7 +362,7 @@ impl LocalTarget {
             .try_clone()
             .map_err(|e| TargetError::Unavailable(e.to_string()))?;
         command.stdout(log).stderr(err_log);
-        let child = command.spawn().map_err(|e| {
+        let mut child = command.spawn().map_err(|e| {
             TargetError::Failed(format!("service `{name}` could not be started: {e}"))
         })?;
         let pid = child.id().unwrap_or(0);
@@ -370,24 +373,94 @@ impl LocalTarget {
                 name: name.to_owned(),
             }),
         });
+        let (exit_tx, exited) = watch::channel(None);
+        self.waiters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .spawn(async move {
+                let status = child.wait().await;
+                let _ = exit_tx.send(Some(exit_text(status)));
+            });
         self.running
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(name.to_owned(), Running { pgid: pid as i32 });
-        self.children.lock().await.push(child);
+            .push((
+                name.to_owned(),
+                Running {
+                    pgid: pid as i32,
+                    exited,
+                },
+            ));
         // Recorded before anything else happens: a runner that dies next
-        // leaves a service that `resume` knows and adopts.
-        ctx.emitter.flushed().await;
+        // leaves a service `resume` knows and adopts.
+        ctx.emitter.written().await;
         Ok(pid)
     }
 
+    /// Takes over a service a dead runner started: not this runner's child,
+    /// so its exit is watched in /proc.
+    fn adopt(&self, name: &str, pgid: i32, since: Option<u64>) {
+        let (exit_tx, exited) = watch::channel(None);
+        self.waiters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .spawn(async move {
+                while leader_alive(pgid, since) {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                let _ = exit_tx.send(Some("exited (adopted: its status is not known)".to_owned()));
+            });
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((name.to_owned(), Running { pgid, exited }));
+    }
+
     fn pgid_of(&self, service: &str) -> Result<i32, TargetError> {
-        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        running
-            .get(service)
+        self.running_of(service)
             .map(|r| r.pgid)
             .ok_or_else(|| TargetError::Failed(format!("service `{service}` was never started")))
     }
+
+    fn running_of(&self, service: &str) -> Option<Running> {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        running
+            .iter()
+            .find(|(name, _)| name == service)
+            .map(|(_, r)| r.clone())
+    }
+}
+
+/// Whether `pid` lives as the leader of its process group and started after
+/// `since` (ticks after boot): the same process the run started, not
+/// another that reuses its pid.
+fn leader_alive(pid: i32, since: Option<u64>) -> bool {
+    crate::leftovers::ProcStat::read(pid)
+        .is_some_and(|stat| stat.pgrp == pid && since.is_some_and(|since| stat.start >= since))
+}
+
+/// How a process ended: `exit 1`, `killed by SIGKILL`.
+fn exit_text(status: std::io::Result<std::process::ExitStatus>) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match status {
+        Ok(status) => match (status.code(), status.signal()) {
+            (Some(code), _) => format!("exit {code}"),
+            (None, Some(signal)) => Signal::try_from(signal)
+                .map_or(format!("killed by signal {signal}"), |s| {
+                    format!("killed by {}", s.as_str())
+                }),
+            (None, None) => "ended".to_owned(),
+        },
+        Err(error) => format!("cannot be waited for: {error}"),
+    }
+}
+
+/// Waits until `exited` says the process has, or `until`; whether it has.
+async fn exited_by(exited: &watch::Receiver<Option<String>>, until: tokio::time::Instant) -> bool {
+    let mut exited = exited.clone();
+    tokio::time::timeout_at(until, exited.wait_for(Option::is_some))
+        .await
+        .is_ok_and(|seen| seen.is_ok())
 }
 
 /// The environment of a service: the run's, then its own `env:` (expanded).
@@ -441,6 +514,22 @@ impl Target for LocalTarget {
         Some(matches!(state, Some(state) if state != "Z" && state != "X"))
     }
 
+    async fn service_exited(&self, service: &str) -> String {
+        let Some(running) = self.running_of(service) else {
+            return std::future::pending().await;
+        };
+        let mut exited = running.exited;
+        let how = exited
+            .wait_for(Option::is_some)
+            .await
+            .map(|how| how.clone().unwrap_or_default());
+        match how {
+            Ok(how) => how,
+            // The waiter was ended (teardown): nothing more will be seen.
+            Err(_) => std::future::pending().await,
+        }
+    }
+
     async fn setup(&self, ctx: &RunContext) -> Result<BTreeMap<String, String>, TargetError> {
         for name in self.services.keys() {
             self.start_service(name, ctx).await?;
@@ -455,21 +544,10 @@ impl Target for LocalTarget {
     ) -> Result<BTreeMap<String, String>, TargetError> {
         for name in self.services.keys() {
             let recorded = found.services.get(name).copied();
-            let alive = recorded.filter(|pid| {
-                crate::leftovers::ProcStat::read(*pid as i32).is_some_and(|stat| {
-                    stat.pgrp == *pid as i32 && found.since.is_some_and(|since| stat.start >= since)
-                })
-            });
+            let alive = recorded.filter(|pid| leader_alive(*pid as i32, found.since));
             let (outcome, pid, detail) = match (alive, recorded, found.hit.get(name)) {
                 (Some(pid), _, _) => {
-                    self.running
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(name.clone(), Running { pgid: pid as i32 });
-                    self.adopted
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(pid as i32);
+                    self.adopt(name, pid as i32, found.since);
                     (
                         ServiceOutcome::Adopted,
                         Some(pid),
@@ -478,10 +556,18 @@ impl Target for LocalTarget {
                 }
                 (None, Some(pid), Some(why)) => {
                     // Down as the fault left it: the runbook brings it back.
+                    let (_, exited) =
+                        watch::channel(Some("down when the run was resumed".to_owned()));
                     self.running
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
-                        .insert(name.clone(), Running { pgid: pid as i32 });
+                        .push((
+                            name.clone(),
+                            Running {
+                                pgid: pid as i32,
+                                exited,
+                            },
+                        ));
                     (
                         ServiceOutcome::LeftDown,
                         None,
@@ -669,19 +755,13 @@ impl Target for LocalTarget {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .abort_all();
-        let pgids: Vec<i32> = self
+        let running: Vec<Running> = self
             .running
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .map(|r| r.pgid)
+            .iter()
+            .map(|(_, r)| r.clone())
             .collect();
-        let adopted: Vec<i32> = self
-            .adopted
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let mut children = self.children.lock().await;
         // One grace period for all: services that ignore SIGTERM are not
         // waited for one after another.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
@@ -689,43 +769,33 @@ impl Target for LocalTarget {
         // that hand their work over when they stop (an etcd leader) do so to
         // a peer that is still there, instead of each waiting out its
         // timeout on a peer that is stopping too.
-        for child in children.iter_mut().rev() {
-            let Some(pid) = child.id() else { continue };
-            process::kill_group(pid as i32, Signal::SIGTERM);
-            process::kill_group(pid as i32, Signal::SIGCONT);
+        for service in running.iter().rev() {
+            if service.exited.borrow().is_some() {
+                continue;
+            }
+            process::kill_group(service.pgid, Signal::SIGTERM);
+            process::kill_group(service.pgid, Signal::SIGCONT);
             let moment = deadline.min(tokio::time::Instant::now() + Duration::from_millis(500));
-            let _ = tokio::time::timeout_at(moment, child.wait()).await;
+            exited_by(&service.exited, moment).await;
         }
-        // Adopted services are not this runner's children: watched in /proc.
-        for pgid in adopted.iter().rev() {
-            process::kill_group(*pgid, Signal::SIGTERM);
-            process::kill_group(*pgid, Signal::SIGCONT);
-            let moment = deadline.min(tokio::time::Instant::now() + Duration::from_millis(500));
-            while crate::leftovers::group_alive(*pgid) && tokio::time::Instant::now() < moment {
-                tokio::time::sleep(Duration::from_millis(20)).await;
+        // What the services started is in their groups, alive or not.
+        for service in &running {
+            process::kill_group(service.pgid, Signal::SIGTERM);
+            process::kill_group(service.pgid, Signal::SIGCONT);
+        }
+        for service in &running {
+            if !exited_by(&service.exited, deadline).await {
+                process::kill_group(service.pgid, Signal::SIGKILL);
+                // SIGKILL cannot be ignored; a process in the kernel's
+                // uninterruptible sleep is left to the sweep.
+                let soon = tokio::time::Instant::now() + Duration::from_secs(1);
+                exited_by(&service.exited, soon).await;
             }
         }
-        for pgid in &pgids {
-            process::kill_group(*pgid, Signal::SIGTERM);
-            process::kill_group(*pgid, Signal::SIGCONT);
-        }
-        for pgid in &adopted {
-            while crate::leftovers::group_alive(*pgid) && tokio::time::Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            process::kill_group(*pgid, Signal::SIGKILL);
-        }
-        for child in children.iter_mut() {
-            if tokio::time::timeout_at(deadline, child.wait())
-                .await
-                .is_err()
-            {
-                if let Some(pid) = child.id() {
-                    process::kill_group(pid as i32, Signal::SIGKILL);
-                }
-                let _ = child.wait().await;
-            }
-        }
+        self.waiters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .abort_all();
         // Services are gone: what their logs leave on disk is bounded too.
         for name in self.services.keys() {
             let log = ctx.run_dir.join("logs").join(format!("{name}.log"));

@@ -227,6 +227,15 @@ pub trait Target: Send + Sync {
         None
     }
 
+    /// Resolves when a service's own process has exited, with how (`exit
+    /// 1`, `killed by SIGKILL`); never where the target cannot watch its
+    /// services. The engine waits for readiness on this and the ready probe
+    /// at once: a service that dies while starting is seen at once.
+    async fn service_exited(&self, service: &str) -> String {
+        let _ = service;
+        std::future::pending().await
+    }
+
     /// Undoes a fault with the record [`Target::inject`] returned.
     async fn revert(&self, undo: &Undo, ctx: &RunContext) -> Result<String, TargetError>;
 

@@ -98,3 +98,79 @@ fn a_stale_etcd_runbook_is_reported_with_the_failing_step_and_why() {
     let left = common::processes_of_run(journal["run_id"].as_str().unwrap());
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// The runner dies right after `wipe-disks` (SIGKILL, the moment picked
+/// from the `--json` events). `resume` must not heal the fault itself:
+/// etcd-2 and etcd-3 stay down on their wiped disks, so quorum stays lost,
+/// the confirm step passes and the runbook restores the cluster; the
+/// recorded `--var` ports are used again.
+#[test]
+fn the_etcd_drill_resumed_after_its_runner_died_past_the_faults_still_exercises_the_runbook() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let drill = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/etcd-quorum-loss.yaml");
+    let run_dir = dir.path().join("run");
+    let mut command = firedrill();
+    command
+        .current_dir(dir.path())
+        .arg("run")
+        .arg(&drill)
+        .arg("--run-dir")
+        .arg(&run_dir)
+        .arg("--halt-file")
+        .arg(dir.path().join("halt"))
+        .arg("--json")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    for var in ports(24300) {
+        command.arg("--var").arg(var);
+    }
+    let mut runner = command.spawn().unwrap();
+    let stdout = runner.stdout.take().unwrap();
+    let wiped = std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line.contains(r#""event":"step_finished","step":"wipe-disks""#));
+    runner.kill().unwrap();
+    runner.wait().unwrap();
+    assert!(wiped, "the run never got past wipe-disks");
+
+    let output = firedrill()
+        .current_dir(dir.path())
+        .arg("resume")
+        .arg(&run_dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    let journal: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("journal.json")).unwrap())
+            .unwrap();
+    assert_eq!(journal["verdict"], "passed", "{stdout}");
+    let status = |id: &str| {
+        journal["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .rfind(|s| s["id"] == id)
+            .map(|s| s["status"].clone())
+    };
+    assert_eq!(status("confirm-quorum-lost").unwrap(), "ok", "{stdout}");
+    assert_eq!(status("restore").unwrap(), "ok", "{stdout}");
+    assert_eq!(journal["runbook_accuracy"], 100.0, "{stdout}");
+    let events = std::fs::read_to_string(run_dir.join("events.jsonl")).unwrap();
+    for (member, outcome) in [
+        ("etcd-1", "adopted"),
+        ("etcd-2", "left_down"),
+        ("etcd-3", "left_down"),
+    ] {
+        assert!(
+            events.contains(&format!(
+                r#""event":"service_resumed","service":"{member}","outcome":"{outcome}""#
+            )),
+            "{member} not {outcome}: {stdout}"
+        );
+    }
+    let left = common::processes_of_run(journal["run_id"].as_str().unwrap());
+    assert!(left.is_empty(), "{left:?}");
+}

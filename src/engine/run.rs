@@ -315,7 +315,12 @@ async fn set_up(
         shared.clone(),
         run.background_stopped.clone(),
     ));
+    // Once a fault is in, the services are as the faults left them: a
+    // ready probe of the whole system (quorum) fails by design, and what
+    // holds is for the steady-state monitor to measure, not a reason to stop.
+    let faults_in = resume.is_some_and(|r| r.first_fault_epoch_ms().is_some());
     if !run.inbox.stops.is_stopped()
+        && !faults_in
         && let Some(Err(why)) = run.inbox.until_stopped(await_services(&shared)).await
     {
         run.inbox.stops.stop(StopReason::Error(why));

@@ -3,9 +3,9 @@
 //!
 //! - start-up and exit: the process's wall time minus the run clock at
 //!   `run_finished` (loading, the runtime, the last records, the exit);
-//! - readiness lag: per service, `service_ready` minus the start of its ready
-//!   probe's check before the one that passed (`previous_check_ms`): at
-//!   most this late was it seen ready; the largest (services start together);
+//! - readiness lag: per service, `service_ready` minus its ready probe's last
+//!   failed check (`last_failed_ms`): at most this late was it seen ready;
+//!   the largest (services start together);
 //! - recovery-check lag: each `recovery_checked` minus the last event before
 //!   it that is not a passing probe (the recovery's last step, or the last
 //!   failed check): how late the steady state was seen back;
@@ -62,7 +62,7 @@ fn overhead(events: &[Event], wall_ms: f64) -> Overhead {
         .iter()
         .filter_map(|e| match e.kind {
             EventKind::ServiceReady {
-                previous_check_ms: Some(failed),
+                last_failed_ms: Some(failed),
                 ..
             } => Some(e.at_ms.saturating_sub(failed)),
             _ => None,

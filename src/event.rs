@@ -131,11 +131,12 @@ pub enum EventKind {
     ServiceReady {
         /// Name.
         service: String,
-        /// When the ready probe's check before the one that passed started
-        /// (run clock, ms): the service became ready between then and this
-        /// event. Absent if the first check passed (or there is no probe).
+        /// When a check of its ready probe last failed (run clock, ms): the
+        /// service became ready between then and this event. Absent if no
+        /// check failed (one that waits for the service, as a health check
+        /// that hangs until a cluster has a leader, passes as it is ready).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        previous_check_ms: Option<u64>,
+        last_failed_ms: Option<u64>,
     },
     /// A step started (or an attempt of it).
     StepStarted {

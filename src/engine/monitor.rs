@@ -26,7 +26,7 @@ pub(crate) async fn await_services(shared: &Arc<Shared>) -> Result<(), String> {
         let Some(ready) = &service.ready else {
             shared.ctx.emitter.emit(EventKind::ServiceReady {
                 service: name.clone(),
-                previous_check_ms: None,
+                last_failed_ms: None,
             });
             continue;
         };
@@ -80,7 +80,7 @@ pub(crate) async fn await_services(shared: &Arc<Shared>) -> Result<(), String> {
                 Ok(passed) => {
                     shared.ctx.emitter.emit(EventKind::ServiceReady {
                         service: name.clone(),
-                        previous_check_ms: passed.previous_check_ms,
+                        last_failed_ms: passed.last_failed_ms,
                     });
                     Ok(())
                 }
@@ -191,10 +191,10 @@ impl Pace {
     }
 }
 
-/// A probe that passed, and when (run clock, ms) the check before the one
-/// that passed started: the change happened after that.
+/// A probe that passed, and when (run clock, ms) a check of it last failed
+/// before: the change happened after that.
 pub(crate) struct Passed {
-    pub(crate) previous_check_ms: Option<u64>,
+    pub(crate) last_failed_ms: Option<u64>,
 }
 
 /// Checks of one probe that may run at once while it fails.
@@ -217,10 +217,9 @@ pub(crate) async fn await_probe(
     let deadline = start + within;
     let mut streak = 0;
     let mut last: Option<String> = None;
-    // When each check started (run clock, ms).
-    let mut started_ms: Vec<u64> = Vec::new();
+    let mut last_failed_ms = None;
     let mut pace = Pace::new(probe.interval());
-    let mut checks: JoinSet<(u64, ProbeOutcome)> = JoinSet::new();
+    let mut checks: JoinSet<ProbeOutcome> = JoinSet::new();
     let mut next_check = start;
     loop {
         let now = tokio::time::Instant::now();
@@ -234,11 +233,8 @@ pub(crate) async fn await_probe(
         let may_start = now < deadline || (last.is_none() && checks.is_empty());
         if now >= next_check && may_start && checks.len() < room {
             let (run, checked) = (shared.clone(), probe.clone());
-            let at_ms = shared.ctx.emitter.now_ms();
-            started_ms.push(at_ms);
             checks.spawn(async move {
-                let outcome = probe::check(&checked, &run.env, run.target.as_ref(), &run.ctx).await;
-                (at_ms, outcome)
+                probe::check(&checked, &run.env, run.target.as_ref(), &run.ctx).await
             });
             // Until one ends, assume it fails: the next may start soon.
             next_check = now + pace.after(false, now);
@@ -252,17 +248,16 @@ pub(crate) async fn await_probe(
         };
         tokio::select! {
             Some(joined) = checks.join_next() => {
-                let (at_ms, outcome) = match joined {
-                    Ok(checked) => checked,
+                let outcome = match joined {
+                    Ok(outcome) => outcome,
                     // Aborted below, after a pass: it has nothing to say.
                     Err(error) if error.is_cancelled() => continue,
-                    Err(error) => (0, ProbeOutcome::fail(error.to_string())),
+                    Err(error) => ProbeOutcome::fail(error.to_string()),
                 };
                 if outcome.ok {
                     streak += 1;
                     if streak >= probe.success_threshold() {
-                        let previous_check_ms = started_ms.iter().copied().filter(|t| *t < at_ms).max();
-                        return Ok(Passed { previous_check_ms });
+                        return Ok(Passed { last_failed_ms });
                     }
                     // The next pass of the streak comes an interval later.
                     checks.abort_all();
@@ -272,6 +267,7 @@ pub(crate) async fn await_probe(
                 } else {
                     streak = 0;
                     last = Some(outcome.detail);
+                    last_failed_ms = Some(shared.ctx.emitter.now_ms());
                 }
             }
             _ = tokio::time::sleep_until(wake), if now < deadline => {}

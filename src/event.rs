@@ -102,12 +102,13 @@ pub enum EventKind {
     ServiceReady {
         /// Name.
         service: String,
-        /// When a check of its ready probe last failed (run clock, ms): the
-        /// service became ready between then and this event. Absent if no
-        /// check failed (one that waits for the service, as a health check
-        /// that hangs until a cluster has a leader, passes as it is ready).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        last_failed_ms: Option<u64>,
+        /// For how long before the check that passed started no check of
+        /// its ready probe was running (ms): the most the polling can have
+        /// added to the wait. (A check that waits for the service, as a
+        /// health check that hangs until a cluster has a leader, passes as
+        /// it becomes ready; how long a check takes is the service's.)
+        #[serde(default)]
+        unwatched_ms: u64,
     },
     /// A step started (or an attempt of it).
     StepStarted {

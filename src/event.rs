@@ -288,7 +288,7 @@ pub struct Emitter {
 enum ToReporters {
     Event(Box<Event>),
     /// Every event before this one has been handed to every reporter.
-    Written(tokio::sync::oneshot::Sender<()>),
+    Written(std::sync::mpsc::Sender<()>),
 }
 
 struct Record {
@@ -403,19 +403,24 @@ impl Emitter {
         record.events.push(event);
     }
 
-    /// Resolves once every event emitted so far has been handed to every
-    /// reporter (`events.jsonl` written and flushed): what must be on disk
-    /// before something that cannot happen twice (a fault) starts, so a
-    /// runner that dies meanwhile leaves a record `resume` reads.
-    pub async fn written(&self) {
-        let (done, written) = tokio::sync::oneshot::channel();
+    /// Returns once every event emitted so far has been handed to every
+    /// reporter (`events.jsonl` written and flushed), or after 5 s (a
+    /// terminal that does not take output): what must be on disk before
+    /// something that cannot happen twice (a fault) starts, so a runner that
+    /// dies meanwhile leaves a record `resume` reads.
+    ///
+    /// It blocks its thread for the moment the reporters need: an async wait
+    /// would let a paused test clock run on meanwhile, and a fault starts
+    /// seldom.
+    pub fn written(&self) {
+        let (done, written) = std::sync::mpsc::channel();
         let sent = self
             .record()
             .reporters
             .as_ref()
             .is_some_and(|reporters| reporters.send(ToReporters::Written(done)).is_ok());
         if sent {
-            let _ = written.await;
+            let _ = written.recv_timeout(std::time::Duration::from_secs(5));
         }
     }
 

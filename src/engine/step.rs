@@ -97,7 +97,7 @@ pub(crate) async fn run_step(shared: &Arc<Shared>, task: &StepTask<'_>) -> StepR
         // A fault is not injected twice: a runner that dies while injecting
         // must have recorded that it started.
         if step.action() == crate::drill::ActionKind::Fault {
-            shared.ctx.emitter.written().await;
+            shared.ctx.emitter.written();
         }
         let follows_runbook =
             matches!(&step.action, Action::Recover(recover) if recover.value.runbook.is_some());

@@ -43,6 +43,47 @@ pub fn run(cli: Cli) -> i32 {
         Command::History { scenario, dir } => {
             crate::history::history_command(&dir, scenario.as_deref())
         }
+        Command::ClusterId {
+            kubeconfig,
+            context,
+        } => cluster_id(&kubeconfig, context.as_deref()),
+    }
+}
+
+/// `firedrill cluster-id`: prints the kube-system UID; a kubeconfig or
+/// context that is not there is invalid input (2), a cluster that does not
+/// answer an error (4).
+fn cluster_id(kubeconfig: &str, context: Option<&str>) -> i32 {
+    use crate::target::cluster;
+    if context.is_none() && kubeconfig != cluster::IN_CLUSTER {
+        eprintln!(
+            "error: --context is required (unless --kubeconfig in-cluster); `kubectl config get-contexts --kubeconfig {kubeconfig}` lists them"
+        );
+        return EXIT_INVALID;
+    }
+    let config = match cluster::source_kubeconfig(kubeconfig, context) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return EXIT_INVALID;
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return EXIT_ERROR;
+        }
+    };
+    match runtime.block_on(cluster::cluster_id(config, kubeconfig)) {
+        Ok(uid) => {
+            println!("{uid}");
+            0
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            EXIT_ERROR
+        }
     }
 }
 
@@ -192,8 +233,21 @@ fn make_target(
                 })
                 .collect(),
         )),
-        drill::Target::Kind(kind) => crate::target::kind_target(kind, &loaded.dir, resuming),
+        drill::Target::Kind(kind) => {
+            crate::target::kind_target(kind, &loaded.dir, scope(loaded), resuming)
+        }
+        drill::Target::Cluster(cluster) => std::sync::Arc::new(
+            crate::target::cluster::ClusterTarget::new(cluster, scope(loaded)),
+        ),
     }
+}
+
+/// The drill's blast radius on a Kubernetes target (SPEC §3.5).
+fn scope(loaded: &drill::LoadedDrill) -> crate::target::kube::scope::Scope {
+    loaded
+        .drill
+        .blast_radius(&loaded.dir, loaded.drill.manifests())
+        .unwrap_or_default()
 }
 
 fn run_command(args: &crate::cli::RunArgs) -> i32 {

@@ -69,6 +69,16 @@ pub enum Command {
         #[command(subcommand)]
         command: RunbookCommand,
     },
+    /// Print the UID of a cluster's kube-system namespace: the `uid` a
+    /// `cluster` target pins. Reads the kubeconfig, writes nothing.
+    ClusterId {
+        /// The kubeconfig file (`~` is the home directory), or `in-cluster` in a Pod.
+        #[arg(long)]
+        kubeconfig: String,
+        /// The context (required unless `--kubeconfig in-cluster`).
+        #[arg(long)]
+        context: Option<String>,
+    },
     /// Print the JSON Schema of the drill format (for editors).
     Schema,
     /// Print shell completions.

@@ -273,6 +273,11 @@ pub async fn run(
     if ending == Ending::Completed {
         match target.setup(&ctx).await {
             Ok(extra) => env.extend(extra),
+            // A safety check said no (the cluster is not the one pinned):
+            // aborted by a guard before anything started, exit 3.
+            Err(crate::target::TargetError::Refused(why)) => {
+                ending = Ending::Aborted(format!("target setup refused: {why}"));
+            }
             Err(error) => ending = Ending::Error(format!("target setup failed: {error}")),
         }
     }

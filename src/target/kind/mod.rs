@@ -19,10 +19,11 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use kube::Client;
-use kube::config::{Config, KubeConfigOptions, Kubeconfig};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::kube::conn::{Connection, kube_cache_dir, run_kubeconfig, write_private};
+use super::kube::scope::Scope;
 use super::kube::{K8sProbe, NodeSelector};
 use super::kube::{KubeFault, KubeOps, api, check_node_selector, describe_selector};
 use super::local::step_seed;
@@ -32,6 +33,8 @@ use crate::located::Located;
 use crate::vars::expand;
 
 pub mod runner;
+
+pub use super::kube::conn::client_from_file;
 
 #[cfg(test)]
 mod tests;
@@ -301,8 +304,6 @@ struct State {
     engine: Option<String>,
     /// `RUN_DIR/kubeconfig`.
     kubeconfig: Option<PathBuf>,
-    /// UID of `kube-system` at setup.
-    identity: Option<String>,
     /// This run created the cluster (so it deletes it).
     created: bool,
 }
@@ -314,11 +315,10 @@ pub struct KindTarget {
     reuse: bool,
     keep: bool,
     runner: Arc<dyn Runner>,
-    /// A client given by a test instead of one built from the kubeconfig.
-    fixed_client: Option<Client>,
-    /// The client and the kubeconfig text it was built from: a runbook that
-    /// recreates the cluster rewrites the file, and the client follows.
-    cached_client: tokio::sync::Mutex<Option<(String, Client)>>,
+    /// The API server, and the identity pinned at setup.
+    conn: Connection,
+    /// The namespaces API faults may touch.
+    scope: Scope,
     state: Mutex<State>,
 }
 
@@ -341,8 +341,11 @@ impl KindTarget {
             reuse: spec.reuse,
             keep: spec.keep,
             runner,
-            fixed_client: None,
-            cached_client: tokio::sync::Mutex::new(None),
+            conn: Connection::new(format!(
+                "the kind cluster {} this run set up",
+                spec.cluster.value
+            )),
+            scope: Scope::default(),
             state: Mutex::new(State::default()),
         }
     }
@@ -350,7 +353,14 @@ impl KindTarget {
     /// Uses `client` for the API instead of one built from the kubeconfig
     /// (tests hand in a mock).
     pub fn with_client(mut self, client: Client) -> KindTarget {
-        self.fixed_client = Some(client);
+        self.conn = self.conn.with_client(client);
+        self
+    }
+
+    /// Lets API faults touch the namespaces of `scope` (SPEC §3.5); by
+    /// default none.
+    pub fn with_scope(mut self, scope: Scope) -> KindTarget {
+        self.scope = scope;
         self
     }
 
@@ -365,7 +375,7 @@ impl KindTarget {
     fn kubeconfig(&self, ctx: &RunContext) -> PathBuf {
         self.state()
             .kubeconfig
-            .unwrap_or_else(|| ctx.run_dir.join("kubeconfig"))
+            .unwrap_or_else(|| run_kubeconfig(&ctx.run_dir))
     }
 
     /// The environment every child gets: the cluster's own kubeconfig, and
@@ -430,51 +440,12 @@ impl KindTarget {
 
     /// The Kubernetes client for the cluster's own kubeconfig.
     async fn client(&self, ctx: &RunContext) -> Result<Client, TargetError> {
-        if let Some(client) = &self.fixed_client {
-            return Ok(client.clone());
-        }
-        let path = self.kubeconfig(ctx);
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            TargetError::Failed(format!(
-                "cannot read the cluster's kubeconfig {}: {e}",
-                path.display()
-            ))
-        })?;
-        let mut cached = self.cached_client.lock().await;
-        if let Some((seen, client)) = cached.as_ref()
-            && *seen == text
-        {
-            return Ok(client.clone());
-        }
-        let client = client_from_file(&path).await?;
-        *cached = Some((text, client.clone()));
-        Ok(client)
+        self.conn.client(&self.kubeconfig(ctx)).await
     }
 
     /// Refuses unless the API server is still the cluster set up by this run.
     async fn check_identity(&self, what: &str, ctx: &RunContext) -> Result<(), TargetError> {
-        let Some(recorded) = self.state().identity else {
-            return Err(TargetError::Refused(format!(
-                "refusing to {what}: the identity of kind cluster {} was not recorded at setup",
-                self.cluster
-            )));
-        };
-        let client = self
-            .client(ctx)
-            .await
-            .map_err(|e| TargetError::Refused(format!("refusing to {what}: {e}")))?;
-        match api::kube_system_uid(&client).await {
-            Ok(uid) if uid == recorded => Ok(()),
-            Ok(uid) => Err(TargetError::Refused(format!(
-                "refusing to {what}: the API server in {} is not the kind cluster {} this run set up (kube-system UID {uid}, expected {recorded})",
-                self.kubeconfig(ctx).display(),
-                self.cluster
-            ))),
-            Err(e) => Err(TargetError::Refused(format!(
-                "refusing to {what}: cannot confirm that the API server is kind cluster {}: {e}",
-                self.cluster
-            ))),
-        }
+        self.conn.confirm(what, &self.kubeconfig(ctx)).await
     }
 
     /// `kind delete cluster` through the cluster's own kubeconfig.
@@ -549,24 +520,6 @@ fn tail(text: &str) -> String {
     lines[lines.len().saturating_sub(5)..].join(" | ")
 }
 
-/// Builds a client from exactly this kubeconfig file.
-pub async fn client_from_file(path: &Path) -> Result<Client, TargetError> {
-    let kubeconfig = Kubeconfig::read_from(path).map_err(|e| {
-        TargetError::Failed(format!("cannot read kubeconfig {}: {e}", path.display()))
-    })?;
-    let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .map_err(|e| TargetError::Failed(format!("invalid kubeconfig {}: {e}", path.display())))?;
-    // A paused or partitioned control plane must make requests fail, not hang:
-    // probes, guards and evidence all wait on them.
-    config.connect_timeout = Some(std::time::Duration::from_secs(5));
-    config.read_timeout = Some(std::time::Duration::from_secs(30));
-    config.write_timeout = Some(std::time::Duration::from_secs(30));
-    Client::try_from(config).map_err(|e| {
-        TargetError::Failed(format!("cannot build a client for {}: {e}", path.display()))
-    })
-}
-
 /// A node's role from its kind container name: `<cluster>-control-plane[N]`
 /// or `<cluster>-worker[N]`; `None` for the external load balancer.
 pub fn node_role(cluster: &str, node: &str) -> Option<&'static str> {
@@ -621,12 +574,6 @@ pub fn choose_nodes(
     Ok(api::choose(candidates, count, seed))
 }
 
-/// `KUBECACHEDIR`: kubectl's discovery and HTTP cache, kept in the run
-/// directory so nothing is written under `~/.kube`.
-fn kube_cache_dir(run_dir: &Path) -> PathBuf {
-    run_dir.join("kube-cache")
-}
-
 #[async_trait]
 impl Target for KindTarget {
     fn describe(&self) -> String {
@@ -638,7 +585,7 @@ impl Target for KindTarget {
             ("CLUSTER".to_owned(), self.cluster.clone()),
             (
                 "KUBECONFIG".to_owned(),
-                run_dir.join("kubeconfig").display().to_string(),
+                run_kubeconfig(run_dir).display().to_string(),
             ),
             (
                 "KUBECACHEDIR".to_owned(),
@@ -662,7 +609,7 @@ impl Target for KindTarget {
                 "no container engine: kind runs its nodes in containers and needs `docker` or `podman` on PATH; install Docker (https://docs.docker.com/engine/install/) or podman".to_owned(),
             ));
         };
-        let kubeconfig = ctx.run_dir.join("kubeconfig");
+        let kubeconfig = run_kubeconfig(&ctx.run_dir);
         self.update(|state| {
             state.engine = Some(engine.to_owned());
             state.kubeconfig = Some(kubeconfig.clone());
@@ -710,7 +657,7 @@ impl Target for KindTarget {
                 self.cluster
             ))
         })?;
-        self.update(|state| state.identity = Some(uid));
+        self.conn.pin(uid);
         Ok(self.vars(&ctx.run_dir))
     }
 
@@ -775,6 +722,7 @@ impl Target for KindTarget {
                     None => Vec::new(),
                 };
                 let client = self.client(ctx).await?;
+                self.scope.check(&client, fault, env).await?;
                 fault.inject(&client, nodes, env, seed).await
             }
             FaultSpec::Local(_) | FaultSpec::Shell(_) => Err(TargetError::Failed(format!(
@@ -879,6 +827,10 @@ impl Target for KindTarget {
 impl KubeOps for KindTarget {
     async fn confirm_cluster(&self, what: &str, ctx: &RunContext) -> Result<(), TargetError> {
         self.check_identity(what, ctx).await
+    }
+
+    async fn repin(&self, ctx: &RunContext) -> Result<String, TargetError> {
+        self.conn.repin(&self.kubeconfig(ctx)).await
     }
 
     async fn probe(&self, probe: &K8sProbe, ctx: &RunContext) -> super::ProbeOutcome {
@@ -1052,19 +1004,4 @@ fn strs(items: &[String]) -> Vec<&str> {
 
 fn argv(args: &[&str]) -> Vec<String> {
     args.iter().map(|a| (*a).to_owned()).collect()
-}
-
-/// Writes a file only its owner can read (a kubeconfig holds credentials).
-fn write_private(path: &Path, text: &str) -> Result<(), TargetError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| TargetError::Failed(format!("cannot write {}: {e}", path.display())))?;
-    file.write_all(text.as_bytes())
-        .map_err(|e| TargetError::Failed(format!("cannot write {}: {e}", path.display())))
 }

@@ -19,86 +19,7 @@ use crate::target::kube::PodKillFault;
 use crate::target::local::KillFault;
 use crate::target::local::LocalUndo;
 
-type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
-
-/// One request the mock API server expects, and its answer.
-struct Exchange {
-    method: &'static str,
-    uri: String,
-    body: Option<Value>,
-    content_type: Option<&'static str>,
-    status: u16,
-    reply: Value,
-}
-
-fn ex(method: &'static str, uri: impl Into<String>, reply: Value) -> Exchange {
-    Exchange {
-        method,
-        uri: uri.into(),
-        body: None,
-        content_type: None,
-        status: 200,
-        reply,
-    }
-}
-
-impl Exchange {
-    fn body(mut self, body: Value) -> Exchange {
-        self.body = Some(body);
-        self
-    }
-    fn content_type(mut self, content_type: &'static str) -> Exchange {
-        self.content_type = Some(content_type);
-        self
-    }
-    fn status(mut self, status: u16) -> Exchange {
-        self.status = status;
-        self
-    }
-}
-
-/// Serves `exchanges` in order, asserting each request; returns the handle
-/// so the test can check that nothing else was asked.
-fn serve(mut handle: Handle, exchanges: Vec<Exchange>) -> tokio::task::JoinHandle<Handle> {
-    tokio::spawn(async move {
-        for expected in exchanges {
-            let (request, send) = handle.next_request().await.unwrap_or_else(|| {
-                panic!("no request; expected {} {}", expected.method, expected.uri)
-            });
-            assert_eq!(
-                format!("{} {}", request.method(), request.uri()),
-                format!("{} {}", expected.method, expected.uri)
-            );
-            if let Some(content_type) = expected.content_type {
-                assert_eq!(request.headers()["content-type"], content_type);
-            }
-            let bytes = request.into_body().collect_bytes().await.unwrap();
-            if let Some(body) = expected.body {
-                let got: Value = serde_json::from_slice(&bytes).unwrap();
-                assert_eq!(got, body, "body of {} {}", expected.method, expected.uri);
-            }
-            let response = Response::builder()
-                .status(expected.status)
-                .body(Body::from(match &expected.reply {
-                    // Plain text (logs) goes as it is.
-                    Value::String(text) => text.clone().into_bytes(),
-                    other => serde_json::to_vec(other).unwrap(),
-                }))
-                .unwrap();
-            send.send_response(response);
-        }
-        handle
-    })
-}
-
-/// After the target (and with it the client) is dropped, the mock must have
-/// received nothing beyond what was expected.
-async fn assert_no_more(server: tokio::task::JoinHandle<Handle>) {
-    let mut handle = server.await.unwrap();
-    if let Some((request, _)) = handle.next_request().await {
-        panic!("unexpected request {} {}", request.method(), request.uri());
-    }
-}
+use crate::target::kube::mock::{Exchange, Handle, assert_no_more, ex, identity, namespace, serve};
 
 fn spec(cluster: &str) -> KindSpec {
     KindSpec {
@@ -135,14 +56,6 @@ fn runner() -> FakeRunner {
     })
 }
 
-fn namespace(uid: &str) -> Value {
-    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system", "uid": uid}})
-}
-
-fn identity(uid: &str) -> Exchange {
-    ex("GET", "/api/v1/namespaces/kube-system", namespace(uid))
-}
-
 /// A target that went through setup against the fake runner and the mock.
 async fn set_up(runner: &FakeRunner, dir: &Path) -> (KindTarget, Handle) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
@@ -152,7 +65,8 @@ async fn set_up(runner: &FakeRunner, dir: &Path) -> (KindTarget, Handle) {
         Path::new("/drills/scenarios"),
         Arc::new(runner.clone()),
     )
-    .with_client(client);
+    .with_client(client)
+    .with_scope(Scope::new(["shop".to_owned()], false, "`scope`"));
     let server = serve(handle, vec![identity("uid-1")]);
     target.setup(&ctx(dir)).await.unwrap();
     let handle = server.await.unwrap();
@@ -223,7 +137,7 @@ async fn setup_creates_the_cluster_with_its_own_kubeconfig_and_records_its_ident
         std::fs::metadata(&kubeconfig).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    assert_eq!(target.state().identity.as_deref(), Some("uid-1"));
+    assert_eq!(target.conn.pinned().as_deref(), Some("uid-1"));
     assert_eq!(target.describe(), "kind:drill");
 
     // The cluster this run created is deleted at the end, through its own kubeconfig.
@@ -675,6 +589,35 @@ async fn an_unreachable_api_server_refuses_destructive_faults() {
     assert_eq!(runner.argvs().len(), 4);
     drop(target);
     assert_no_more(server).await;
+}
+
+#[tokio::test]
+async fn an_api_fault_outside_the_scope_is_refused_after_the_identity_check_and_sends_nothing() {
+    for fault in [
+        KubeFault::PodKill(PodKillFault {
+            namespace: "billing".into(),
+            selector: "app=web".into(),
+            count: None,
+            percent: None,
+        }),
+        // Expanded first: `${NS}` is shop, `${NS}-db` is not in scope.
+        KubeFault::Delete(KubeDelete {
+            kind: "Namespace".into(),
+            namespace: None,
+            name: Some("${NS}-db".into()),
+            selector: None,
+        }),
+    ] {
+        let runner = runner();
+        let (result, target, server, _dir) =
+            inject_with(&FaultSpec::Kube(fault), &runner, vec![identity("uid-1")]).await;
+        assert!(
+            matches!(&result, Err(TargetError::Refused(m)) if m.contains("outside the drill's scope") && m.contains("not one of shop")),
+            "{result:?}"
+        );
+        drop(target);
+        assert_no_more(server).await;
+    }
 }
 
 #[tokio::test]
@@ -1181,7 +1124,7 @@ async fn the_client_is_built_from_the_runs_kubeconfig_and_follows_it() {
     let dir = tempfile::tempdir().unwrap();
     let target = KindTarget::with_runner(&spec("drill"), Path::new("/d"), Arc::new(runner.clone()));
     target.setup(&ctx(dir.path())).await.unwrap();
-    assert_eq!(target.state().identity.as_deref(), Some("uid-first"));
+    assert_eq!(target.conn.pinned().as_deref(), Some("uid-first"));
     assert_eq!(
         *first_seen.lock().unwrap(),
         vec!["GET /api/v1/namespaces/kube-system HTTP/1.1"]

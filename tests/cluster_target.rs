@@ -1,0 +1,486 @@
+//! The `cluster` target against a real API server: a kwok cluster (real
+//! kube-apiserver, etcd, controllers; simulated nodes) started by kwokctl in
+//! a temporary directory. The real binary runs drills pinned to its UID:
+//! pinned right, it passes; pinned wrong, it stops before anything (exit 3)
+//! and every object is still there; a fault outside the drill's scope is
+//! refused, at validation when literal, at run time (exit 3) otherwise.
+//!
+//! The control plane is built by `.ci/install-k8s` (tools/k8s); the tests
+//! find it through `FIREDRILL_K8S_BIN`, else
+//! `~/.cache/firedrill/tools/k8s-current/bin`, and fail, saying so, when it
+//! is not there.
+
+use std::fs::File;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use assert_cmd::cargo::CommandCargoExt;
+
+/// The directory of the control plane's binaries.
+fn bin_dir() -> PathBuf {
+    let dir = std::env::var_os("FIREDRILL_K8S_BIN")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(|home| PathBuf::from(home).join(".cache/firedrill/tools/k8s-current/bin"))
+        })
+        .unwrap_or_default();
+    for tool in ["kwokctl", "kwok", "kube-apiserver", "etcd", "kubectl"] {
+        assert!(
+            dir.join(tool).is_file(),
+            "{} not found: the tests need a Kubernetes control plane; run `.ci/install-k8s` (it builds kube-apiserver, etcd, kwok, kwokctl, kubectl and kind into ~/.cache/firedrill/tools) or set FIREDRILL_K8S_BIN to its bin directory",
+            dir.join(tool).display()
+        );
+    }
+    dir
+}
+
+/// A kwok cluster in a temporary directory: its kubeconfig, kwokctl's home
+/// and kubectl's cache all inside it. Dropped (also on a panic), it is
+/// deleted and its processes are killed.
+struct KwokCluster {
+    name: String,
+    bin: PathBuf,
+    config: PathBuf,
+    dir: tempfile::TempDir,
+    pids: Vec<i32>,
+}
+
+impl KwokCluster {
+    fn start(name: &str) -> KwokCluster {
+        let bin = bin_dir();
+        let config = bin.parent().unwrap().join("kwok.yaml");
+        assert!(
+            config.is_file(),
+            "{} missing: run `.ci/install-k8s`",
+            config.display()
+        );
+        let mut cluster = KwokCluster {
+            name: format!("{name}-{}", std::process::id()),
+            bin,
+            config,
+            dir: tempfile::tempdir().unwrap(),
+            pids: Vec::new(),
+        };
+        // kwokctl picks free ports by probing them and the components bind
+        // them later: creates take turns until the API server answers
+        // (tools/k8s/README.md), with every other user of the same lock.
+        let lock =
+            File::create(std::env::temp_dir().join("firedrill-kwokctl-create.lock")).unwrap();
+        // SAFETY: flock on a descriptor this function owns.
+        assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+        let out = cluster.kwokctl(&["create", "cluster", "--runtime", "binary", "--wait", "2m"]);
+        cluster.pids = cluster.read_pids();
+        assert!(
+            out.status.success(),
+            "kwokctl create: {}",
+            text(&out.stderr)
+        );
+        // kwokctl exits 0 even when the cluster never became ready.
+        let ready = (0..240).any(|_| {
+            let ok = cluster
+                .kubectl(&["get", "--raw", "/readyz"])
+                .status
+                .success();
+            if !ok {
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+            ok
+        });
+        drop(lock);
+        assert!(ready, "the kwok cluster's API server never became ready");
+        cluster
+    }
+
+    fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("kubeconfig")
+    }
+
+    fn context(&self) -> String {
+        format!("kwok-{}", self.name)
+    }
+
+    fn env(&self, command: &mut Command) {
+        command
+            .env("KWOK_WORKDIR", self.dir.path().join("kwok"))
+            .env("KUBECACHEDIR", self.dir.path().join("kube-cache"))
+            .env("KUBECONFIG", self.kubeconfig())
+            .env("PATH", path_with(&self.bin));
+    }
+
+    fn kwokctl(&self, args: &[&str]) -> Output {
+        let mut command = Command::new(self.bin.join("kwokctl"));
+        command
+            .arg("--config")
+            .arg(&self.config)
+            .args(["--name", &self.name])
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(self.kubeconfig());
+        self.env(&mut command);
+        command.output().unwrap()
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Output {
+        let mut command = Command::new(self.bin.join("kubectl"));
+        command
+            .arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .arg("--request-timeout=10s")
+            .args(args);
+        self.env(&mut command);
+        command.output().unwrap()
+    }
+
+    fn read_pids(&self) -> Vec<i32> {
+        let dir = self
+            .dir
+            .path()
+            .join("kwok/clusters")
+            .join(&self.name)
+            .join("pids");
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                    .filter_map(|pid| pid.trim().parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Deletes the cluster; returns its processes still running after.
+    fn delete(&mut self) -> Vec<i32> {
+        self.pids.extend(self.read_pids());
+        let _ = self.kwokctl(&["delete", "cluster"]);
+        let pids = std::mem::take(&mut self.pids);
+        // A killed process may stay a zombie a moment before it is reaped.
+        let mut left = pids.clone();
+        for _ in 0..100 {
+            left = pids.iter().copied().filter(|pid| running(*pid)).collect();
+            if left.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        for pid in &left {
+            // SAFETY: a pid read from this cluster's own pid files, still running.
+            unsafe { libc::kill(*pid, libc::SIGKILL) };
+        }
+        left
+    }
+}
+
+impl Drop for KwokCluster {
+    fn drop(&mut self) {
+        if !self.pids.is_empty()
+            || self
+                .dir
+                .path()
+                .join("kwok/clusters")
+                .join(&self.name)
+                .exists()
+        {
+            self.delete();
+        }
+    }
+}
+
+/// Whether `pid` is a process that has not ended (a zombie has).
+fn running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().to_owned())
+        })
+        .is_some_and(|rest| !rest.starts_with('Z'))
+}
+
+fn path_with(dir: &Path) -> String {
+    format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+const MANIFEST: &str = "apiVersion: v1
+kind: Namespace
+metadata: {name: drill-shop}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings, namespace: drill-shop}
+data: {mode: live}
+";
+
+/// A drill on the cluster: the ConfigMap is deleted (in `${NS}`, default
+/// the drill's own namespace) and reapplied.
+fn drill(kubeconfig: &Path, context: &str, uid: &str, namespace: &str) -> String {
+    format!(
+        r#"version: 1
+name: cluster-configmap-lost
+target:
+  cluster:
+    kubeconfig: {kubeconfig}
+    context: {context}
+    uid: {uid}
+vars:
+  NS: drill-shop
+objectives:
+  rto: 2m
+probes:
+  settings-present:
+    k8s: {{kind: ConfigMap, namespace: drill-shop, name: settings, condition: Exists}}
+    interval: 300ms
+steady_state: [settings-present]
+steps:
+  - id: deploy
+    apply: [manifest.yaml]
+  - id: lose-settings
+    needs: [deploy]
+    fault:
+      delete: {{kind: ConfigMap, namespace: "{namespace}", name: settings}}
+  - id: reapply
+    needs: [lose-settings]
+    recover:
+      run: kubectl apply -f manifest.yaml
+"#,
+        kubeconfig = kubeconfig.display()
+    )
+}
+
+/// Runs the real binary with `home` as HOME and the control plane on PATH.
+fn firedrill(cluster: &KwokCluster, home: &Path, dir: &Path, args: &[&str]) -> Output {
+    Command::cargo_bin("firedrill")
+        .unwrap()
+        .current_dir(dir)
+        .env("HOME", home)
+        .env("PATH", path_with(&cluster.bin))
+        .env_remove("KUBECONFIG")
+        .env_remove("KUBECACHEDIR")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn configmap_exists(cluster: &KwokCluster, namespace: &str) -> bool {
+    let out = cluster.kubectl(&[
+        "-n",
+        namespace,
+        "get",
+        "configmap",
+        "settings",
+        "-o",
+        "name",
+    ]);
+    out.status.success() && text(&out.stdout).trim() == "configmap/settings"
+}
+
+#[test]
+fn a_drill_pinned_to_the_cluster_passes_pinned_wrong_it_stops_and_out_of_scope_it_is_refused() {
+    let mut cluster = KwokCluster::start("fd-cluster");
+    let work = tempfile::tempdir().unwrap();
+    let home = work.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    std::fs::write(work.path().join("manifest.yaml"), MANIFEST).unwrap();
+    // A kubeconfig of the user's with the cluster's context among others.
+    let original = std::fs::read_to_string(cluster.kubeconfig()).unwrap();
+
+    // cluster-id prints the UID kubectl sees.
+    let kubeconfig = cluster.kubeconfig();
+    let kubeconfig_arg = kubeconfig.to_str().unwrap();
+    let context = cluster.context();
+    let out = firedrill(
+        &cluster,
+        &home,
+        work.path(),
+        &[
+            "cluster-id",
+            "--kubeconfig",
+            kubeconfig_arg,
+            "--context",
+            &context,
+        ],
+    );
+    assert!(out.status.success(), "cluster-id: {}", text(&out.stderr));
+    let uid = text(&out.stdout).trim().to_owned();
+    let seen = cluster.kubectl(&[
+        "get",
+        "namespace",
+        "kube-system",
+        "-o",
+        "jsonpath={.metadata.uid}",
+    ]);
+    assert_eq!(uid, text(&seen.stdout));
+    let out = firedrill(
+        &cluster,
+        &home,
+        work.path(),
+        &[
+            "cluster-id",
+            "--kubeconfig",
+            kubeconfig_arg,
+            "--context",
+            "nope",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no context `nope`"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Pinned right: it passes, through a copy of the one context.
+    std::fs::write(
+        work.path().join("good.yaml"),
+        drill(&kubeconfig, &context, &uid, "${NS}"),
+    )
+    .unwrap();
+    let run_dir = work.path().join("run-good");
+    let out = firedrill(
+        &cluster,
+        &home,
+        work.path(),
+        &["run", "good.yaml", "--run-dir", run_dir.to_str().unwrap()],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let journal: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("journal.json")).unwrap())
+            .unwrap();
+    assert_eq!(journal["verdict"], "passed");
+    assert_eq!(
+        journal["faults"][0]["targets"][0],
+        "ConfigMap/drill-shop/settings"
+    );
+    assert!(
+        journal["ttd_ms"].is_u64(),
+        "the deletion was detected: {journal}"
+    );
+    let copy = std::fs::read_to_string(run_dir.join("kubeconfig")).unwrap();
+    assert!(
+        copy.contains(&context) && copy.matches("\"name\"").count() == 3,
+        "one context, its cluster and user: {copy}"
+    );
+    assert!(
+        run_dir.join("kube-cache").is_dir(),
+        "kubectl's cache is in the run dir"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&kubeconfig).unwrap(),
+        original,
+        "the original is never modified"
+    );
+    assert!(
+        !home.join(".kube").exists(),
+        "nothing written under ~/.kube"
+    );
+    assert!(configmap_exists(&cluster, "drill-shop"));
+
+    // Pinned wrong: nothing starts (exit 3, both UIDs named), nothing deleted.
+    let wrong = "00000000-0000-0000-0000-000000000000";
+    std::fs::write(
+        work.path().join("wrong.yaml"),
+        drill(&kubeconfig, &context, wrong, "${NS}"),
+    )
+    .unwrap();
+    let run_dir = work.path().join("run-wrong");
+    let out = firedrill(
+        &cluster,
+        &home,
+        work.path(),
+        &["run", "wrong.yaml", "--run-dir", run_dir.to_str().unwrap()],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let journal = std::fs::read_to_string(run_dir.join("journal.json")).unwrap();
+    assert!(
+        journal.contains(&uid) && journal.contains(wrong),
+        "{journal}"
+    );
+    assert!(
+        journal.contains("\"faults\": []") || journal.contains("\"faults\":[]"),
+        "{journal}"
+    );
+    assert!(
+        configmap_exists(&cluster, "drill-shop"),
+        "the pinned-wrong run deleted something"
+    );
+
+    // Outside the scope: literal, refused at validation (exit 2) ...
+    cluster.kubectl(&["create", "namespace", "bystander"]);
+    cluster.kubectl(&[
+        "-n",
+        "bystander",
+        "create",
+        "configmap",
+        "settings",
+        "--from-literal=mode=theirs",
+    ]);
+    assert!(configmap_exists(&cluster, "bystander"));
+    std::fs::write(
+        work.path().join("literal.yaml"),
+        drill(&kubeconfig, &context, &uid, "bystander"),
+    )
+    .unwrap();
+    let out = firedrill(&cluster, &home, work.path(), &["validate", "literal.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("namespace `bystander` is not one of drill-shop"),
+        "{}",
+        text(&out.stderr)
+    );
+    // ... through a variable, refused at run time (exit 3), nothing deleted.
+    let run_dir = work.path().join("run-scope");
+    let out = firedrill(
+        &cluster,
+        &home,
+        work.path(),
+        &[
+            "run",
+            "good.yaml",
+            "--var",
+            "NS=bystander",
+            "--run-dir",
+            run_dir.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let journal = std::fs::read_to_string(run_dir.join("journal.json")).unwrap();
+    assert!(journal.contains("outside the drill's scope"), "{journal}");
+    assert!(
+        configmap_exists(&cluster, "bystander"),
+        "a fault outside the scope deleted something"
+    );
+
+    let left = cluster.delete();
+    assert!(
+        left.is_empty(),
+        "processes of the kwok cluster left after delete: {left:?}"
+    );
+}

@@ -28,6 +28,7 @@ fn events(total: usize) -> Vec<Event> {
         run_dir: "/tmp/bench/run".into(),
         workdir: "/tmp/bench/run/work".into(),
         pid: 1,
+        pid_started: None,
         rto_ms: 60_000,
         rpo_ms: Some(5_000),
         min_score: 70,

@@ -49,13 +49,21 @@ const APISERVER_PARKED: &str = "/etc/kubernetes/kube-apiserver.yaml.firedrill";
 /// the end, also when a runbook restored it first.
 const RESTORE_APISERVER: &str = "if [ -f /etc/kubernetes/kube-apiserver.yaml.firedrill ]; then mv /etc/kubernetes/kube-apiserver.yaml.firedrill /etc/kubernetes/manifests/kube-apiserver.yaml; fi; test -f /etc/kubernetes/manifests/kube-apiserver.yaml";
 
-/// `docker inspect` format printing a node's IPv4 and IPv6 address on the
-/// kind network.
-const NODE_ADDRESSES: &str =
-    "{{with index .NetworkSettings.Networks \"kind\"}}{{.IPAddress}} {{.GlobalIPv6Address}}{{end}}";
+/// `partition_node` cuts a node off inside it, with iptables rules on its
+/// interface on the kind network (`eth0`), and never with `docker network
+/// disconnect`: the way back, `docker network connect --ip ...`, is refused
+/// on kind's network ("user specified IP address is supported only when
+/// connecting to networks with user configured subnets": moby's
+/// `validateEndpointSettings`; kind gives its network an IPv6 subnet only and
+/// lets docker choose the IPv4 one, see kind's `pkg/cluster/internal/
+/// providers/docker/network.go`), and reconnected without `--ip` the node may
+/// get another address than the one its kubelet and certificates are bound
+/// to. Read from the upstream code; only a container engine can show it.
+const PARTITION: &str = "set -e; for t in iptables ip6tables; do if [ $t = ip6tables ] && ! ip6tables -w -S INPUT >/dev/null 2>&1; then continue; fi; for r in 'INPUT -i eth0' 'OUTPUT -o eth0' 'FORWARD -i eth0' 'FORWARD -o eth0'; do $t -w -I $r -m comment --comment firedrill-partition -j DROP; done; done";
 
-/// The docker network kind puts its nodes on.
-const KIND_NETWORK: &str = "kind";
+/// Removes every rule [`PARTITION`] added (also when a runbook removed some
+/// first), and fails unless none is left.
+const UNPARTITION: &str = "for t in iptables ip6tables; do for r in 'INPUT -i eth0' 'OUTPUT -o eth0' 'FORWARD -i eth0' 'FORWARD -o eth0'; do while $t -w -D $r -m comment --comment firedrill-partition -j DROP 2>/dev/null; do :; done; done; done; ! iptables -w -S | grep -q firedrill-partition";
 
 /// `target: {kind: {...}}` (SPEC §3.2).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -139,7 +147,7 @@ impl NodeFault {
             NodeFault::Stop => vec!["stop", node],
             NodeFault::Kill => vec!["kill", node],
             NodeFault::Pause => vec!["pause", node],
-            NodeFault::Partition => vec!["network", "disconnect", KIND_NETWORK, node],
+            NodeFault::Partition => vec!["exec", node, "sh", "-c", PARTITION],
             NodeFault::StopKubelet => vec!["exec", node, "systemctl", "stop", "kubelet"],
         }
     }
@@ -151,27 +159,19 @@ impl NodeFault {
             NodeFault::Kill => format!("`{engine} kill` on {nodes}"),
             NodeFault::Pause => format!("`{engine} pause` on {nodes}"),
             NodeFault::Partition => {
-                format!("`{engine} network disconnect {KIND_NETWORK}` for {nodes}")
+                format!("iptables rules inside {nodes} drop all traffic on its network interface")
             }
             NodeFault::StopKubelet => format!("`systemctl stop kubelet` inside {nodes}"),
         }
     }
 
-    /// How to undo it on `nodes` (`addresses`: where a partitioned node was).
-    fn undo(
-        self,
-        engine: String,
-        nodes: Vec<String>,
-        addresses: Vec<NodeAddress>,
-    ) -> Option<KindUndo> {
+    /// How to undo it on `nodes`.
+    fn undo(self, engine: String, nodes: Vec<String>) -> Option<KindUndo> {
         match self {
             NodeFault::Stop => Some(KindUndo::StartNodes { engine, nodes }),
             NodeFault::Kill => None,
             NodeFault::Pause => Some(KindUndo::UnpauseNodes { engine, nodes }),
-            NodeFault::Partition => Some(KindUndo::ReconnectNodes {
-                engine,
-                nodes: addresses,
-            }),
+            NodeFault::Partition => Some(KindUndo::Unpartition { engine, nodes }),
             NodeFault::StopKubelet => Some(KindUndo::StartKubelet { engine, nodes }),
         }
     }
@@ -195,13 +195,12 @@ pub enum KindUndo {
         /// Node containers.
         nodes: Vec<String>,
     },
-    /// `<engine> network connect` with the addresses the nodes had (a
-    /// `partition_node`): their kubelets and certificates are bound to them.
-    ReconnectNodes {
+    /// Remove the partition's iptables rules inside the nodes (a `partition_node`).
+    Unpartition {
         /// `docker` or `podman`.
         engine: String,
-        /// Node containers with their addresses.
-        nodes: Vec<NodeAddress>,
+        /// Node containers.
+        nodes: Vec<String>,
     },
     /// `systemctl start kubelet` inside the nodes (a `stop_kubelet`).
     StartKubelet {
@@ -219,15 +218,17 @@ pub enum KindUndo {
     },
 }
 
-/// A node container and its addresses on the kind network.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NodeAddress {
-    /// The node container.
-    pub node: String,
-    /// Its IPv4 address, if it had one.
-    pub ip: Option<String>,
-    /// Its IPv6 address, if it had one.
-    pub ip6: Option<String>,
+impl KindUndo {
+    /// The node containers it undoes the fault on.
+    pub fn nodes(&self) -> &[String] {
+        match self {
+            KindUndo::StartNodes { nodes, .. }
+            | KindUndo::UnpauseNodes { nodes, .. }
+            | KindUndo::Unpartition { nodes, .. }
+            | KindUndo::StartKubelet { nodes, .. }
+            | KindUndo::RestoreApiserver { nodes, .. } => nodes,
+        }
+    }
 }
 
 /// Every fault key of the kind target but `run`: its own (the cluster,
@@ -240,8 +241,29 @@ pub fn fault_kinds() -> Vec<&'static str> {
         .collect()
 }
 
-/// The variables the kind target sets (see [`KindTarget::vars`]).
-pub const VAR_NAMES: &[&str] = &["CLUSTER", "KUBECONFIG", "KUBECACHEDIR"];
+/// The variables the kind target sets (see [`KindTarget::vars`]; after
+/// setup also `CONTAINER_ENGINE`, `docker` or `podman`, and with podman
+/// `KIND_EXPERIMENTAL_PROVIDER`).
+pub const VAR_NAMES: &[&str] = &[
+    "CLUSTER",
+    "KUBECONFIG",
+    "KUBECACHEDIR",
+    "CONTAINER_ENGINE",
+    "KIND_EXPERIMENTAL_PROVIDER",
+];
+
+/// The record in `RUN_DIR` that this run created its cluster:
+/// `{"cluster": NAME, "uid": KUBE_SYSTEM_UID}`.
+pub const CREATED_MARKER: &str = "kind-cluster-created.json";
+
+/// Whether `marker` records that cluster `cluster` with kube-system `uid`
+/// was created by the run: the same name alone is not enough.
+fn created_here(marker: &Path, cluster: &str, uid: &str) -> bool {
+    std::fs::read_to_string(marker)
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .is_some_and(|record| record["cluster"] == cluster && record["uid"] == uid)
+}
 
 impl KindFault {
     /// The key as written.
@@ -500,9 +522,7 @@ impl KindTarget {
 /// container is not paused, the node is on the network again.
 fn already_undone(stderr: &str) -> bool {
     let stderr = stderr.to_ascii_lowercase();
-    ["is not paused", "already exists in network"]
-        .iter()
-        .any(|sign| stderr.contains(sign))
+    ["is not paused"].iter().any(|sign| stderr.contains(sign))
 }
 
 /// The error of a command that had to succeed, naming it.
@@ -617,8 +637,15 @@ impl Target for KindTarget {
         std::fs::create_dir_all(&ctx.run_dir).map_err(|e| {
             TargetError::Unavailable(format!("cannot create {}: {e}", ctx.run_dir.display()))
         })?;
+        // podman's info has no `.ServerVersion` (a template error there):
+        // ask it as kind's podman provider does.
+        let info_format = if engine == "podman" {
+            "json"
+        } else {
+            "{{.ServerVersion}}"
+        };
         let info = self
-            .exec(engine, &["info", "--format", "{{.ServerVersion}}"], ctx)
+            .exec(engine, &["info", "--format", info_format], ctx)
             .await?;
         if !info.success() {
             return Err(TargetError::Unavailable(format!(
@@ -642,9 +669,13 @@ impl Target for KindTarget {
                 args.extend(["--config", config]);
             }
             args.extend(["--kubeconfig", &kubeconfig_arg, "--wait", "5m"]);
-            // Marked before the command: a half-created cluster is ours to delete.
-            self.update(|state| state.created = true);
+            // Ours only once kind made it: a create that fails because another
+            // run made the same cluster first must not delete that run's
+            // cluster at teardown, and kind deletes the nodes of a create that
+            // failed half-way itself (without `--retain`: kind's
+            // pkg/cluster/internal/create/create.go).
             self.exec_ok("kind", &args, ctx).await?;
+            self.update(|state| state.created = true);
         }
         let exported = self
             .exec_ok("kind", &["get", "kubeconfig", "--name", &self.cluster], ctx)
@@ -657,8 +688,23 @@ impl Target for KindTarget {
                 self.cluster
             ))
         })?;
+        let marker = ctx.run_dir.join(CREATED_MARKER);
+        if self.state().created {
+            // A resumed run, or `clean`, knows the cluster is this run's.
+            let record = serde_json::json!({"cluster": self.cluster, "uid": uid});
+            write_private(&marker, &record.to_string())?;
+        } else if created_here(&marker, &self.cluster, &uid) {
+            // Resumed: the cluster the dead runner created, still the same one.
+            self.update(|state| state.created = true);
+        }
         self.conn.pin(uid);
-        Ok(self.vars(&ctx.run_dir))
+        let mut vars = self.vars(&ctx.run_dir);
+        vars.insert("CONTAINER_ENGINE".to_owned(), engine.to_owned());
+        if engine == "podman" {
+            // Runbooks' own `kind` commands need it as much as firedrill's.
+            vars.insert("KIND_EXPERIMENTAL_PROVIDER".to_owned(), "podman".to_owned());
+        }
+        Ok(vars)
     }
 
     fn preview(&self, fault: &FaultSpec, ctx: &RunContext) -> String {
@@ -743,8 +789,10 @@ impl Target for KindTarget {
                         "the kind target cannot undo a local fault".to_owned(),
                     ));
                 }
-                Undo::Kind(KindUndo::ReconnectNodes { engine, nodes }) => {
-                    return self.reconnect(engine, nodes, ctx).await;
+                Undo::Kind(KindUndo::Unpartition { engine, nodes }) => {
+                    ("partition_node", engine, strs(nodes), |n| {
+                        argv(&["exec", n, "sh", "-c", UNPARTITION])
+                    })
                 }
                 Undo::Kind(KindUndo::StartNodes { engine, nodes }) => {
                     ("stop_node", engine, strs(nodes), |n| argv(&["start", n]))
@@ -798,6 +846,14 @@ impl Target for KindTarget {
         match self.client(ctx).await {
             Ok(client) => problems.extend(api::collect_evidence(&client, dir).await),
             Err(e) => problems.push(e.to_string()),
+        }
+        if self.state().engine.is_some() {
+            // Node logs: kubelet, containerd, the control plane's pods.
+            let logs = dir.join("kind-logs").display().to_string();
+            let args = ["export", "logs", &logs, "--name", &self.cluster];
+            if let Err(e) = self.exec_ok("kind", &args, ctx).await {
+                problems.push(format!("kind export logs: {e}"));
+            }
         }
         if !problems.is_empty() {
             let _ = std::fs::write(dir.join("kind-problems.txt"), problems.join("\n") + "\n");
@@ -881,21 +937,11 @@ impl KindTarget {
             KindFault::Node(node_fault, selector) => (*node_fault, selector),
         };
         let nodes = self.select_nodes(step, selector, env, ctx).await?;
-        let mut addresses = Vec::new();
-        for node in &nodes {
-            if node_fault == NodeFault::Partition {
-                // Reconnected with the same addresses: the node's kubelet and
-                // certificates are bound to them.
-                let args = ["inspect", "--format", NODE_ADDRESSES, node];
-                let output = self.exec_ok(&engine, &args, ctx).await?;
-                let mut found = output.stdout.split_whitespace().map(str::to_owned);
-                addresses.push(NodeAddress {
-                    node: node.clone(),
-                    ip: found.next(),
-                    ip6: found.next(),
-                });
+        for (done, node) in nodes.iter().enumerate() {
+            if let Err(error) = self.exec_ok(&engine, &node_fault.args(node), ctx).await {
+                let undo = node_fault.undo(engine.clone(), nodes[..done].to_vec());
+                return Err(self.roll_back(error, undo, ctx).await);
             }
-            self.exec_ok(&engine, &node_fault.args(node), ctx).await?;
         }
         let detail = if selector.node.is_some() {
             String::new()
@@ -905,8 +951,31 @@ impl KindTarget {
         Ok(Injected {
             targets: nodes.clone(),
             detail,
-            undo: node_fault.undo(engine, nodes, addresses).map(Undo::Kind),
+            undo: node_fault.undo(engine, nodes).map(Undo::Kind),
         })
+    }
+
+    /// A fault failed on one node after it hit others: the fault step fails
+    /// and returns no undo record, so the nodes already hit are undone now,
+    /// and the error says what was undone or what is left broken.
+    async fn roll_back(
+        &self,
+        error: TargetError,
+        undo: Option<KindUndo>,
+        ctx: &RunContext,
+    ) -> TargetError {
+        let Some(undo) = undo.filter(|undo| !undo.nodes().is_empty()) else {
+            return error;
+        };
+        let nodes = undo.nodes().join(", ");
+        match self.revert(&Undo::Kind(undo), ctx).await {
+            Ok(_) => {
+                TargetError::Failed(format!("{error}; undone on the nodes already hit: {nodes}"))
+            }
+            Err(undo_error) => TargetError::Failed(format!(
+                "{error}; undoing it on the nodes already hit ({nodes}) failed too, they are left as the fault made them: {undo_error}"
+            )),
+        }
     }
 
     /// Parks the kube-apiserver manifest on every control-plane node: with
@@ -929,9 +998,15 @@ impl KindTarget {
                 self.cluster
             )));
         }
-        for node in &control_planes {
+        for (done, node) in control_planes.iter().enumerate() {
             let args = ["exec", node, "mv", APISERVER_MANIFEST, APISERVER_PARKED];
-            self.exec_ok(engine, &args, ctx).await?;
+            if let Err(error) = self.exec_ok(engine, &args, ctx).await {
+                let undo = KindUndo::RestoreApiserver {
+                    engine: engine.to_owned(),
+                    nodes: control_planes[..done].to_vec(),
+                };
+                return Err(self.roll_back(error, Some(undo), ctx).await);
+            }
         }
         Ok(Injected {
             targets: control_planes.clone(),
@@ -941,29 +1016,6 @@ impl KindTarget {
                 nodes: control_planes,
             })),
         })
-    }
-
-    /// Reconnects partitioned nodes with the addresses they had.
-    async fn reconnect(
-        &self,
-        engine: &str,
-        nodes: &[NodeAddress],
-        ctx: &RunContext,
-    ) -> Result<String, TargetError> {
-        let commands = nodes
-            .iter()
-            .map(|address| {
-                let mut args = argv(&["network", "connect"]);
-                for (flag, ip) in [("--ip", &address.ip), ("--ip6", &address.ip6)] {
-                    if let Some(ip) = ip {
-                        args.extend([flag.to_owned(), ip.clone()]);
-                    }
-                }
-                args.extend([KIND_NETWORK.to_owned(), address.node.clone()]);
-                args
-            })
-            .collect();
-        self.run_undo("partition_node", engine, commands, ctx).await
     }
 
     /// Runs the container engine commands that undo a fault, one per node;

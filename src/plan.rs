@@ -381,7 +381,8 @@ mod tests {
             if target == "local" {
                 "services: {web: {run: sleep 100}, db: {run: sleep 100}}\n"
             } else {
-                ""
+                // API faults must stay inside the drill's namespaces.
+                "scope: {namespaces: [shop]}\n"
             }
         );
         crate::drill::parse_source(&text, std::path::Path::new("."))

@@ -350,6 +350,12 @@ pub struct RawStep {
     pub wait: Option<Dur>,
     /// Server-side apply of Kubernetes manifests (kind target).
     pub apply: Option<Vec<Located<String>>>,
+    /// Kubernetes targets the drill sets up (kind): once this step
+    /// succeeds, the cluster's identity is re-pinned to the API server the
+    /// run's kubeconfig reaches now, after a rebuild the step did (SPEC
+    /// §3.2). Without it, every later fault on the rebuilt cluster is
+    /// refused.
+    pub repin: Option<Located<bool>>,
 }
 
 impl RawStep {
@@ -386,6 +392,8 @@ pub struct Step {
     pub retries: Option<u32>,
     /// Default 1s.
     pub retry_delay: Option<Dur>,
+    /// Re-pin the cluster's identity once the step succeeded.
+    pub repin: bool,
     /// What the step does.
     pub action: Action,
 }

@@ -527,6 +527,26 @@ fn check_steps(
                 );
             }
         }
+        if let Some(repin) = step.repin.as_ref().filter(|repin| repin.value) {
+            let why = match drill.target {
+                Target::Kind(_) => None,
+                Target::Cluster(_) => Some(
+                    "the `cluster` target's identity is the drill's `uid`: a drill never rebuilds an existing cluster",
+                ),
+                Target::Local => Some(
+                    "`repin` re-pins a Kubernetes cluster's identity; the local target has none",
+                ),
+            };
+            if let Some(why) = why {
+                problems.push(
+                    Problem::at(
+                        repin.loc,
+                        format!("step `{}`: `repin` does not apply here", step.id.value),
+                    )
+                    .help(why),
+                );
+            }
+        }
         if let Some(action) = check_action(drill, cx, step, node, problems) {
             steps.push(Step {
                 id: step.id.clone(),
@@ -535,6 +555,7 @@ fn check_steps(
                 timeout: step.timeout,
                 retries: step.retries,
                 retry_delay: step.retry_delay,
+                repin: step.repin.as_ref().is_some_and(|repin| repin.value),
                 action,
             });
         }
@@ -758,7 +779,7 @@ fn check_fault(
         for problem in found {
             problems.push(
                 Problem::at(fault.loc, format!("step `{id}`: {problem}")).help(
-                    "list the namespace in `scope: {namespaces: [...]}` if the drill may touch it",
+                    "`scope: {namespaces: [...]}` lists the namespaces API faults may touch (default: those the drill's manifests create); kube-system and objects of no namespace are never in scope on a `cluster` target",
                 ),
             );
         }

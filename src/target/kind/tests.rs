@@ -1620,3 +1620,32 @@ fn the_kind_target_sets_its_variables_before_setup() {
     known.sort();
     assert_eq!(set, known);
 }
+
+#[tokio::test]
+async fn a_rebuilt_cluster_is_refused_until_it_is_re_pinned_explicitly() {
+    let dir = tempfile::tempdir().unwrap();
+    let runner = runner();
+    let (target, handle) = set_up(&runner, dir.path()).await;
+    let ctx = ctx(dir.path());
+    // The runbook rebuilt the cluster: another kube-system UID.
+    let server = serve(
+        handle,
+        vec![identity("uid-2"), identity("uid-2"), identity("uid-2")],
+    );
+    let refused = target.confirm_cluster("inject pod_kill", &ctx).await;
+    assert!(
+        matches!(&refused, Err(TargetError::Refused(m)) if m.contains("kube-system UID uid-2, expected uid-1")),
+        "{refused:?}"
+    );
+    let repinned = target.repin(&ctx).await.unwrap();
+    assert!(
+        repinned.contains("re-pinned: kube-system UID uid-1 -> uid-2"),
+        "{repinned}"
+    );
+    target
+        .confirm_cluster("inject pod_kill", &ctx)
+        .await
+        .unwrap();
+    drop(target);
+    assert_no_more(server).await;
+}

@@ -67,13 +67,16 @@ impl Scope {
 
     fn outside(&self, what: &str, namespace: &str) -> String {
         let listed = if self.namespaces.is_empty() {
-            "no namespace".to_owned()
+            "in it: it holds no namespace".to_owned()
         } else {
-            self.namespaces
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>()
-                .join(", ")
+            format!(
+                "one of {}",
+                self.namespaces
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         };
         let never = if self.shared && namespace == KUBE_SYSTEM {
             " (kube-system is never in scope on a `cluster` target)"
@@ -81,7 +84,7 @@ impl Scope {
             ""
         };
         format!(
-            "{what} is outside the drill's scope: namespace `{namespace}` is not one of {listed} ({}){never}",
+            "{what} is outside the drill's scope: namespace `{namespace}` is not {listed} ({}){never}",
             self.source
         )
     }

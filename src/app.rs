@@ -501,6 +501,17 @@ fn clean_command(run_dir: &Path) -> i32 {
         ended.dedup();
         ended
     });
+    // A kind cluster the run created, if it is still that cluster.
+    let runner = crate::target::kind::runner::SystemRunner::new();
+    let mut code = 0;
+    match runtime.block_on(crate::target::kind::clean_cluster(run_dir, &runner)) {
+        None => {}
+        Some(Ok(done)) => println!("{done}"),
+        Some(Err(error)) => {
+            eprintln!("error: {error}");
+            code = EXIT_ERROR;
+        }
+    }
     println!(
         "ended {} process{} of run {run_id}",
         ended.len(),
@@ -516,5 +527,5 @@ fn clean_command(run_dir: &Path) -> i32 {
             }
         }
     }
-    0
+    code
 }

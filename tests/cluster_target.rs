@@ -478,6 +478,46 @@ fn a_drill_pinned_to_the_cluster_passes_pinned_wrong_it_stops_and_out_of_scope_i
         "a fault outside the scope deleted something"
     );
 
+    // `clean` of a run that created a kind cluster deletes it only while
+    // the API server behind the run's kubeconfig is still that cluster
+    // (this kwok cluster stands in for it; kind itself is recorded).
+    for (recorded, deleted) in [(uid.as_str(), true), (wrong, false)] {
+        let run_dir = work.path().join(format!("run-clean-{deleted}"));
+        std::fs::create_dir(&run_dir).unwrap();
+        std::fs::copy(&kubeconfig, run_dir.join("kubeconfig")).unwrap();
+        let marker = serde_json::json!({"cluster": "fd-made", "uid": recorded});
+        std::fs::write(
+            run_dir.join(firedrill::target::kind::CREATED_MARKER),
+            marker.to_string(),
+        )
+        .unwrap();
+        let runner = firedrill::target::kind::runner::FakeRunner::new(&["kind"], |_| {
+            firedrill::target::kind::runner::Output::ok("")
+        });
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let result = runtime
+            .block_on(firedrill::target::kind::clean_cluster(&run_dir, &runner))
+            .unwrap();
+        let argvs = runner.argvs();
+        if deleted {
+            assert_eq!(result.unwrap(), "deleted kind cluster fd-made");
+            assert_eq!(
+                argvs,
+                [format!(
+                    "kind delete cluster --name fd-made --kubeconfig {}",
+                    run_dir.join("kubeconfig").display()
+                )]
+            );
+        } else {
+            let error = result.unwrap_err().to_string();
+            assert!(
+                error.contains("refusing to delete kind cluster fd-made") && error.contains(wrong),
+                "{error}"
+            );
+            assert!(argvs.is_empty(), "{argvs:?}");
+        }
+    }
+
     let left = cluster.delete();
     assert!(
         left.is_empty(),

@@ -256,6 +256,52 @@ pub const VAR_NAMES: &[&str] = &[
 /// `{"cluster": NAME, "uid": KUBE_SYSTEM_UID}`.
 pub const CREATED_MARKER: &str = "kind-cluster-created.json";
 
+/// `firedrill clean`: deletes the kind cluster a dead run created (its
+/// [`CREATED_MARKER`]), only if the API server behind the run's kubeconfig
+/// is still that cluster. `None` if the run created none.
+pub async fn clean_cluster(
+    run_dir: &Path,
+    runner: &dyn Runner,
+) -> Option<Result<String, TargetError>> {
+    let marker = run_dir.join(CREATED_MARKER);
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&marker).ok()?).ok()?;
+    let (Some(cluster), Some(uid)) = (record["cluster"].as_str(), record["uid"].as_str()) else {
+        return Some(Err(TargetError::Failed(format!(
+            "{} is not a cluster record",
+            marker.display()
+        ))));
+    };
+    let kubeconfig = run_kubeconfig(run_dir);
+    let conn = Connection::new(format!("the kind cluster {cluster} the run created"));
+    conn.pin(uid.to_owned());
+    if let Err(error) = conn
+        .confirm(&format!("delete kind cluster {cluster}"), &kubeconfig)
+        .await
+    {
+        return Some(Err(TargetError::Refused(format!(
+            "{error}; if it is the run's, delete it with `kind delete cluster --name {cluster}`"
+        ))));
+    }
+    let args: Vec<String> = ["delete", "cluster", "--name", cluster, "--kubeconfig"]
+        .iter()
+        .map(|a| (*a).to_owned())
+        .chain([kubeconfig.display().to_string()])
+        .collect();
+    let env = BTreeMap::from([(
+        "KUBECACHEDIR".to_owned(),
+        kube_cache_dir(run_dir).display().to_string(),
+    )]);
+    Some(match runner.run("kind", &args, &env).await {
+        Ok(output) if output.success() => {
+            let _ = std::fs::remove_file(&marker);
+            Ok(format!("deleted kind cluster {cluster}"))
+        }
+        Ok(output) => Err(command_failed(&format!("kind {}", args.join(" ")), &output)),
+        Err(error) => Err(TargetError::Failed(format!("cannot run kind: {error}"))),
+    })
+}
+
 /// Whether `marker` records that cluster `cluster` with kube-system `uid`
 /// was created by the run: the same name alone is not enough.
 fn created_here(marker: &Path, cluster: &str, uid: &str) -> bool {

@@ -17,24 +17,7 @@ use std::process::{Command, Output};
 
 use assert_cmd::cargo::CommandCargoExt;
 
-/// The directory of the control plane's binaries.
-fn bin_dir() -> PathBuf {
-    let dir = std::env::var_os("FIREDRILL_K8S_BIN")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .map(|home| PathBuf::from(home).join(".cache/firedrill/tools/k8s-current/bin"))
-        })
-        .unwrap_or_default();
-    for tool in ["kwokctl", "kwok", "kube-apiserver", "etcd", "kubectl"] {
-        assert!(
-            dir.join(tool).is_file(),
-            "{} not found: the tests need a Kubernetes control plane; run `.ci/install-k8s` (it builds kube-apiserver, etcd, kwok, kwokctl, kubectl and kind into ~/.cache/firedrill/tools) or set FIREDRILL_K8S_BIN to its bin directory",
-            dir.join(tool).display()
-        );
-    }
-    dir
-}
+mod common;
 
 /// A kwok cluster in a temporary directory: its kubeconfig, kwokctl's home
 /// and kubectl's cache all inside it. Dropped (also on a panic), it is
@@ -49,7 +32,7 @@ struct KwokCluster {
 
 impl KwokCluster {
     fn start(name: &str) -> KwokCluster {
-        let bin = bin_dir();
+        let bin = common::k8s::bin_dir(&["kwokctl", "kwok", "kube-apiserver", "etcd", "kubectl"]);
         let config = bin.parent().unwrap().join("kwok.yaml");
         assert!(
             config.is_file(),

@@ -21,26 +21,15 @@ use firedrill::target::{FaultSpec, RunContext, Target};
 use http::{Request, Response};
 use kube::client::Body;
 
+mod common;
+
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The real `kind`, from `FIREDRILL_K8S_BIN` or the install cache.
+/// The real `kind`, built by `.ci/install-k8s`.
 fn kind() -> PathBuf {
-    let dir = std::env::var_os("FIREDRILL_K8S_BIN")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .map(|home| PathBuf::from(home).join(".cache/firedrill/tools/k8s-current/bin"))
-        })
-        .unwrap_or_default();
-    let kind = dir.join("kind");
-    assert!(
-        kind.is_file(),
-        "{} not found: run `.ci/install-k8s` (it builds the real kind CLI into ~/.cache/firedrill/tools) or set FIREDRILL_K8S_BIN",
-        kind.display()
-    );
-    kind
+    common::k8s::bin_dir(&["kind"]).join("kind")
 }
 
 /// A mock API server that answers the identity request and empty lists.

@@ -69,8 +69,9 @@ pub enum Command {
         #[command(subcommand)]
         command: RunbookCommand,
     },
-    /// Print the UID of a cluster's kube-system namespace: the `uid` a
-    /// `cluster` target pins. Reads the kubeconfig, writes nothing.
+    /// Print a cluster's kube-system UID, the `uid` a cluster target pins.
+    ///
+    /// Reads the kubeconfig, writes nothing.
     ClusterId {
         /// The kubeconfig file (`~` is the home directory), or `in-cluster` in a Pod.
         #[arg(long)]

@@ -1,6 +1,6 @@
-//! The `cluster` target (SPEC §3.4): an existing cluster, for staging game
-//! days. Nothing about it is created or deleted: no lifecycle, no node
-//! faults, the Kubernetes API faults and `run` only.
+//! The `cluster` target (docs/drill-format.md, "cluster"): an existing
+//! cluster, for staging game days. Nothing about it is created or deleted:
+//! no lifecycle, no node faults, the Kubernetes API faults and `run` only.
 //!
 //! Safety:
 //! - firedrill reads the user's kubeconfig once, at setup, and copies the
@@ -41,7 +41,7 @@ pub const IN_CLUSTER: &str = "in-cluster";
 /// Where a Pod's service account is mounted.
 pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
-/// `target: {cluster: {...}}` (SPEC §3.4).
+/// `target: {cluster: {...}}` (docs/drill-format.md, "cluster").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "ClusterTarget")]

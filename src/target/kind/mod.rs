@@ -1,7 +1,6 @@
-//! The kind target (docs/drill-format.md, "kind"): a kind cluster created
-//! for the run, faults on its node containers (through `docker`/`podman`)
-//! and through its API server, `k8s` probes, server-side apply, and
-//! evidence.
+//! The kind target (docs/drill-format.md, `kind`): a kind cluster created for
+//! the run, faults on its node containers (through `docker`/`podman`) and
+//! through its API server, `k8s` probes, server-side apply, and evidence.
 //!
 //! Safety:
 //! - The cluster's kubeconfig is its own file, `RUN_DIR/kubeconfig`: every
@@ -66,7 +65,7 @@ const PARTITION: &str = "set -e; for t in iptables ip6tables; do if [ $t = ip6ta
 /// first), and fails unless none is left.
 const UNPARTITION: &str = "for t in iptables ip6tables; do for r in 'INPUT -i eth0' 'OUTPUT -o eth0' 'FORWARD -i eth0' 'FORWARD -o eth0'; do while $t -w -D $r -m comment --comment firedrill-partition -j DROP 2>/dev/null; do :; done; done; done; ! iptables -w -S | grep -q firedrill-partition";
 
-/// `target: {kind: {...}}` (docs/drill-format.md, "kind").
+/// `target: {kind: {...}}`: a kind cluster created for the run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "KindTarget")]

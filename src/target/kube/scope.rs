@@ -1,4 +1,5 @@
-//! Blast radius (SPEC §3.5): the namespaces a drill's API faults may touch.
+//! Blast radius (docs/drill-format.md, "scope"): the namespaces a drill's
+//! API faults may touch.
 //!
 //! `scope: {namespaces: [..]}`, by default the namespaces the drill's
 //! manifests create. A `pod_kill` or `delete` outside them is refused: at

@@ -5,6 +5,12 @@
 //! and every object is still there; a fault outside the drill's scope is
 //! refused, at validation when literal, at run time (exit 3) otherwise.
 //!
+//! Two witnesses watch every run: HOME is a temporary directory whose
+//! `~/.kube/config` is a canary (inotify reports any open of it, and its
+//! server is a socket of the test's that must never see a connection), and
+//! the API server's audit log must show no write of firedrill's, or of the
+//! drill's commands, outside the drill's namespace.
+//!
 //! The control plane is built by `.ci/install-k8s` (tools/k8s); the tests
 //! find it through `FIREDRILL_K8S_BIN`, else
 //! `~/.cache/firedrill/tools/k8s-current/bin`, and fail, saying so, when it
@@ -53,7 +59,18 @@ impl KwokCluster {
             File::create(std::env::temp_dir().join("firedrill-kwokctl-create.lock")).unwrap();
         // SAFETY: flock on a descriptor this function owns.
         assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
-        let out = cluster.kwokctl(&["create", "cluster", "--runtime", "binary", "--wait", "2m"]);
+        let policy = cluster.dir.path().join("audit-policy.yaml");
+        std::fs::write(&policy, AUDIT_POLICY).unwrap();
+        let out = cluster.kwokctl(&[
+            "create",
+            "cluster",
+            "--runtime",
+            "binary",
+            "--wait",
+            "2m",
+            "--kube-audit-policy",
+            policy.to_str().unwrap(),
+        ]);
         cluster.pids = cluster.read_pids();
         assert!(
             out.status.success(),
@@ -114,6 +131,36 @@ impl KwokCluster {
             .args(args);
         self.env(&mut command);
         command.output().unwrap()
+    }
+
+    /// The API server's audit log (every request, at `Metadata` level).
+    fn audit_log(&self) -> PathBuf {
+        self.dir
+            .path()
+            .join("kwok/clusters")
+            .join(&self.name)
+            .join("logs/audit.log")
+    }
+
+    /// The audit events logged from now on, once a marker request made now
+    /// is in the log: what happened before this call is not in them.
+    fn audit_mark(&self, marker: &str) -> AuditMark {
+        // A request that fails (no such ConfigMap) but is logged.
+        self.kubectl(&["-n", "default", "get", "configmap", marker]);
+        let logged = (0..200).any(|_| {
+            let found = std::fs::read_to_string(self.audit_log())
+                .unwrap_or_default()
+                .contains(&format!("\"name\":\"{marker}\""));
+            if !found {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            found
+        });
+        assert!(logged, "the audit log never showed the marker {marker}");
+        AuditMark {
+            log: self.audit_log(),
+            marker: marker.to_owned(),
+        }
     }
 
     fn read_pids(&self) -> Vec<i32> {
@@ -192,6 +239,195 @@ fn path_with(dir: &Path) -> String {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Every request, with who made it and on what, not its body.
+const AUDIT_POLICY: &str = "apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+";
+
+/// A point in the audit log ([`KwokCluster::audit_mark`]).
+struct AuditMark {
+    log: PathBuf,
+    marker: String,
+}
+
+/// The user agents of the cluster's own components: they use the same
+/// admin credentials as firedrill, and their writes (a new namespace's
+/// `default` ServiceAccount, kwok's node heartbeats) are the cluster's.
+const CONTROL_PLANE_AGENTS: &[&str] = &[
+    "kube-controller-manager/",
+    "kube-scheduler/",
+    "kube-apiserver/",
+    "kwok/",
+];
+
+impl AuditMark {
+    /// The writes logged after the mark, except those of the cluster's own
+    /// components: `VERB RESOURCE NAMESPACE/NAME (by USER AGENT)` each.
+    fn admin_writes(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(&self.log).unwrap();
+        let events: Vec<serde_json::Value> = text
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect();
+        let start = events
+            .iter()
+            .position(|e| e["objectRef"]["name"] == self.marker.as_str())
+            .expect("the marker is in the log");
+        events[start..]
+            .iter()
+            .filter(|e| e["stage"] == "ResponseComplete")
+            .filter(|e| {
+                matches!(
+                    e["verb"].as_str(),
+                    Some("create" | "update" | "patch" | "delete" | "deletecollection")
+                )
+            })
+            .filter(|e| {
+                let agent = e["userAgent"].as_str().unwrap_or_default();
+                !CONTROL_PLANE_AGENTS.iter().any(|a| agent.starts_with(a))
+            })
+            .map(|e| {
+                let o = &e["objectRef"];
+                format!(
+                    "{} {} {}/{} (by {} {})",
+                    e["verb"].as_str().unwrap_or_default(),
+                    o["resource"].as_str().unwrap_or_default(),
+                    o["namespace"].as_str().unwrap_or_default(),
+                    o["name"].as_str().unwrap_or_default(),
+                    e["user"]["username"].as_str().unwrap_or_default(),
+                    e["userAgent"].as_str().unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// A HOME whose `~/.kube/config` is a canary: a kubeconfig whose server is
+/// a socket of the test's, under an inotify watch. Anything that opens,
+/// lists, writes or adds to `~/.kube`, or connects to the canary's server,
+/// shows in [`Canary::disturbed`].
+struct Canary {
+    home: PathBuf,
+    original: Vec<u8>,
+    inotify: std::os::fd::OwnedFd,
+    server: std::net::TcpListener,
+}
+
+impl Canary {
+    fn new(home: &Path) -> Canary {
+        let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        server.set_nonblocking(true).unwrap();
+        let kube = home.join(".kube");
+        std::fs::create_dir_all(&kube).unwrap();
+        let config = format!(
+            "apiVersion: v1
+kind: Config
+current-context: canary
+clusters:
+- name: canary
+  cluster: {{server: 'http://{}'}}
+contexts:
+- name: canary
+  context: {{cluster: canary, user: canary}}
+users:
+- name: canary
+  user: {{token: canary-token}}
+",
+            server.local_addr().unwrap()
+        );
+        std::fs::write(kube.join("config"), &config).unwrap();
+        use std::os::fd::FromRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        // SAFETY: plain inotify calls; the descriptor is owned from here on.
+        let inotify = unsafe {
+            let fd = libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC);
+            assert!(fd >= 0, "inotify_init1");
+            std::os::fd::OwnedFd::from_raw_fd(fd)
+        };
+        let path = std::ffi::CString::new(kube.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid descriptor and a NUL-terminated path.
+        let watch = unsafe {
+            libc::inotify_add_watch(
+                std::os::fd::AsRawFd::as_raw_fd(&inotify),
+                path.as_ptr(),
+                libc::IN_ALL_EVENTS,
+            )
+        };
+        assert!(watch >= 0, "inotify_add_watch");
+        Canary {
+            home: home.to_path_buf(),
+            original: config.into_bytes(),
+            inotify,
+            server,
+        }
+    }
+
+    /// What touched the canary since it was made (empty: nothing).
+    fn disturbed(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        let mut buffer = [0u8; 8192];
+        loop {
+            // SAFETY: reading into a buffer this function owns.
+            let n = unsafe {
+                libc::read(
+                    std::os::fd::AsRawFd::as_raw_fd(&self.inotify),
+                    buffer.as_mut_ptr().cast(),
+                    buffer.len(),
+                )
+            };
+            if n <= 0 {
+                break;
+            }
+            let mut at = 0;
+            while at < n as usize {
+                // SAFETY: the kernel wrote whole events into the buffer.
+                let event: libc::inotify_event =
+                    unsafe { std::ptr::read_unaligned(buffer[at..].as_ptr().cast()) };
+                let name_start = at + std::mem::size_of::<libc::inotify_event>();
+                let name = &buffer[name_start..name_start + event.len as usize];
+                let name = String::from_utf8_lossy(name)
+                    .trim_end_matches('\0')
+                    .to_owned();
+                found.push(format!("inotify mask {:#x} on ~/.kube/{name}", event.mask));
+                at = name_start + event.len as usize;
+            }
+        }
+        if let Ok((_, peer)) = self.server.accept() {
+            found.push(format!("a connection to the canary's server from {peer}"));
+        }
+        let kube = self.home.join(".kube");
+        let entries: Vec<String> = std::fs::read_dir(&kube)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        if entries != ["config"] {
+            found.push(format!("~/.kube holds {entries:?}"));
+        }
+        if std::fs::read(kube.join("config")).unwrap() != self.original {
+            found.push("~/.kube/config changed".to_owned());
+        }
+        // This function's own looks at ~/.kube are not to be reported.
+        self.drain();
+        found
+    }
+
+    fn drain(&self) {
+        let mut buffer = [0u8; 8192];
+        // SAFETY: reading into a buffer this function owns.
+        while unsafe {
+            libc::read(
+                std::os::fd::AsRawFd::as_raw_fd(&self.inotify),
+                buffer.as_mut_ptr().cast(),
+                buffer.len(),
+            )
+        } > 0
+        {}
+    }
 }
 
 const MANIFEST: &str = "apiVersion: v1
@@ -276,8 +512,22 @@ fn a_drill_pinned_to_the_cluster_passes_pinned_wrong_it_stops_and_out_of_scope_i
     std::fs::write(work.path().join("manifest.yaml"), MANIFEST).unwrap();
     // A kubeconfig of the user's with the cluster's context among others.
     let original = std::fs::read_to_string(cluster.kubeconfig()).unwrap();
+    std::fs::write(home.join("staging.yaml"), &original).unwrap();
+    // Somebody else's namespace, with an object of the same name.
+    cluster.kubectl(&["create", "namespace", "bystander"]);
+    cluster.kubectl(&[
+        "-n",
+        "bystander",
+        "create",
+        "configmap",
+        "settings",
+        "--from-literal=mode=theirs",
+    ]);
+    assert!(configmap_exists(&cluster, "bystander"));
+    let canary = Canary::new(&home);
+    let audit = cluster.audit_mark("fd-audit-start");
 
-    // cluster-id prints the UID kubectl sees.
+    // cluster-id prints the UID kubectl sees (`~` is HOME, not ~/.kube).
     let kubeconfig = cluster.kubeconfig();
     let kubeconfig_arg = kubeconfig.to_str().unwrap();
     let context = cluster.context();
@@ -288,7 +538,7 @@ fn a_drill_pinned_to_the_cluster_passes_pinned_wrong_it_stops_and_out_of_scope_i
         &[
             "cluster-id",
             "--kubeconfig",
-            kubeconfig_arg,
+            "~/staging.yaml",
             "--context",
             &context,
         ],
@@ -368,10 +618,6 @@ fn a_drill_pinned_to_the_cluster_passes_pinned_wrong_it_stops_and_out_of_scope_i
         original,
         "the original is never modified"
     );
-    assert!(
-        !home.join(".kube").exists(),
-        "nothing written under ~/.kube"
-    );
     assert!(configmap_exists(&cluster, "drill-shop"));
 
     // Pinned wrong: nothing starts (exit 3, both UIDs named), nothing deleted.
@@ -410,16 +656,6 @@ fn a_drill_pinned_to_the_cluster_passes_pinned_wrong_it_stops_and_out_of_scope_i
     );
 
     // Outside the scope: literal, refused at validation (exit 2) ...
-    cluster.kubectl(&["create", "namespace", "bystander"]);
-    cluster.kubectl(&[
-        "-n",
-        "bystander",
-        "create",
-        "configmap",
-        "settings",
-        "--from-literal=mode=theirs",
-    ]);
-    assert!(configmap_exists(&cluster, "bystander"));
     std::fs::write(
         work.path().join("literal.yaml"),
         drill(&kubeconfig, &context, &uid, "bystander"),
@@ -460,6 +696,26 @@ fn a_drill_pinned_to_the_cluster_passes_pinned_wrong_it_stops_and_out_of_scope_i
         configmap_exists(&cluster, "bystander"),
         "a fault outside the scope deleted something"
     );
+
+    // Nothing firedrill or the drill's commands did left the drill's
+    // namespace, and nothing looked at ~/.kube.
+    let writes = audit.admin_writes();
+    assert!(
+        writes
+            .iter()
+            .any(|w| w.starts_with("delete configmaps drill-shop/settings")),
+        "the audit log shows the fault's delete: {writes:#?}"
+    );
+    let outside: Vec<&String> = writes
+        .iter()
+        .filter(|w| !w.contains(" drill-shop/") && !w.contains(" namespaces /drill-shop "))
+        .collect();
+    assert!(
+        outside.is_empty(),
+        "writes outside the drill's namespace: {outside:#?}"
+    );
+    let disturbed = canary.disturbed();
+    assert!(disturbed.is_empty(), "~/.kube was touched: {disturbed:#?}");
 
     // `clean` of a run that created a kind cluster deletes it only while
     // the API server behind the run's kubeconfig is still that cluster

@@ -260,3 +260,75 @@ fn kind_without_a_container_engine_fails_clearly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("failed to list clusters"), "{stderr}");
 }
+
+/// Writes an executable shell script.
+fn script(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn a_kind_create_that_fails_is_not_the_runs_cluster_to_delete() {
+    // The real binary and the real kind, whose every call is logged, over a
+    // `docker` that says it is there (kind asks `docker -v`, firedrill
+    // `docker info`), lists no containers and can do nothing else: kind's
+    // own `create cluster` fails. The cluster was never made, so the run
+    // must not run `kind delete cluster` at its end (a racer's cluster of the
+    // same name would go), and exits 4 naming the failed command.
+    let tmp = tempfile::tempdir().unwrap();
+    let (bin, home, run_dir) = (
+        tmp.path().join("bin"),
+        tmp.path().join("home"),
+        tmp.path().join("run"),
+    );
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(&home).unwrap();
+    let kind_log = tmp.path().join("kind.log");
+    script(
+        &bin.join("kind"),
+        &format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+            kind_log.display(),
+            kind().display()
+        ),
+    );
+    script(
+        &bin.join("docker"),
+        "#!/bin/sh\ncase \"$1\" in\n-v) echo 'Docker version 27.0.0, build stub';;\ninfo) echo 27.0.0;;\nps) ;;\n*) echo 'stub docker: no engine here' >&2; exit 1;;\nesac\n",
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_firedrill"))
+        .current_dir(repo())
+        .args(["run", "scenarios/namespace-deleted.yaml", "--run-dir"])
+        .arg(&run_dir)
+        .env("HOME", &home)
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .env_remove("KUBECONFIG")
+        .env_remove("KIND_EXPERIMENTAL_PROVIDER")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(4), "{stdout}");
+    assert!(
+        stdout.contains("kind create cluster --name fd-namespace-deleted"),
+        "{stdout}"
+    );
+    let calls = std::fs::read_to_string(&kind_log).unwrap();
+    let calls: Vec<&str> = calls.lines().collect();
+    assert_eq!(calls[0], "get clusters", "{calls:?}");
+    assert!(calls[1].starts_with("create cluster"), "{calls:?}");
+    assert!(
+        !calls.iter().any(|c| c.starts_with("delete")),
+        "the run deleted a cluster it never made: {calls:?}"
+    );
+    assert!(
+        !run_dir
+            .join(firedrill::target::kind::CREATED_MARKER)
+            .exists()
+    );
+    let home_entries: Vec<_> = std::fs::read_dir(&home).unwrap().collect();
+    assert!(
+        home_entries.is_empty(),
+        "HOME was touched: {home_entries:?}"
+    );
+}

@@ -932,7 +932,14 @@ impl KubeOps for KindTarget {
     }
 
     async fn repin(&self, ctx: &RunContext) -> Result<String, TargetError> {
-        self.conn.repin(&self.kubeconfig(ctx)).await
+        let detail = self.conn.repin(&self.kubeconfig(ctx)).await?;
+        // A cluster this run created and a step rebuilt is still the run's:
+        // `resume` and `clean` must know it by its new UID.
+        if let (true, Some(uid)) = (self.state().created, self.conn.pinned()) {
+            let record = serde_json::json!({"cluster": self.cluster, "uid": uid});
+            write_private(&ctx.run_dir.join(CREATED_MARKER), &record.to_string())?;
+        }
+        Ok(detail)
     }
 
     async fn probe(&self, probe: &K8sProbe, ctx: &RunContext) -> super::ProbeOutcome {

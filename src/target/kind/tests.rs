@@ -1642,6 +1642,13 @@ async fn a_rebuilt_cluster_is_refused_until_it_is_re_pinned_explicitly() {
         repinned.contains("re-pinned: kube-system UID uid-1 -> uid-2"),
         "{repinned}"
     );
+    // The run made the cluster it rebuilt: resume and clean know it by its
+    // new UID.
+    let marker = std::fs::read_to_string(dir.path().join(CREATED_MARKER)).unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&marker).unwrap(),
+        json!({"cluster": "drill", "uid": "uid-2"})
+    );
     target
         .confirm_cluster("inject pod_kill", &ctx)
         .await

@@ -305,10 +305,18 @@ pub async fn clean_cluster(
 /// Whether `marker` records that cluster `cluster` with kube-system `uid`
 /// was created by the run: the same name alone is not enough.
 fn created_here(marker: &Path, cluster: &str, uid: &str) -> bool {
-    std::fs::read_to_string(marker)
-        .ok()
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-        .is_some_and(|record| record["cluster"] == cluster && record["uid"] == uid)
+    recorded_uid(marker, cluster).is_some_and(|recorded| recorded == uid)
+}
+
+/// The kube-system UID `marker` records for cluster `cluster`, if it
+/// records that cluster.
+fn recorded_uid(marker: &Path, cluster: &str) -> Option<String> {
+    let text = std::fs::read_to_string(marker).ok()?;
+    let record: serde_json::Value = serde_json::from_str(&text).ok()?;
+    if record["cluster"] != cluster {
+        return None;
+    }
+    record["uid"].as_str().map(str::to_owned)
 }
 
 impl KindFault {
@@ -742,6 +750,14 @@ impl Target for KindTarget {
         } else if created_here(&marker, &self.cluster, &uid) {
             // Resumed: the cluster the dead runner created, still the same one.
             self.update(|state| state.created = true);
+        } else if let Some(recorded) = recorded_uid(&marker, &self.cluster) {
+            // Resumed, but the cluster of that name is another one: the
+            // run's was deleted and somebody made one again meanwhile.
+            return Err(TargetError::Refused(format!(
+                "kind cluster {name} is not the one this run created (kube-system UID {recorded} recorded in {marker}, {uid} now): it was deleted and made again since the run stopped, and a resumed run faults only its own cluster; delete it (`kind delete cluster --name {name}`) to let the run create its own, or start a new run",
+                name = self.cluster,
+                marker = marker.display()
+            )));
         }
         self.conn.pin(uid);
         let mut vars = self.vars(&ctx.run_dir);

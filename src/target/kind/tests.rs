@@ -209,7 +209,7 @@ async fn a_create_that_lost_the_race_for_the_name_does_not_delete_the_winners_cl
 }
 
 #[tokio::test]
-async fn a_resumed_run_deletes_the_cluster_it_created_and_only_that_one() {
+async fn a_resumed_run_deletes_the_cluster_it_created_and_refuses_another_of_its_name() {
     for (recorded, deleted) in [("uid-1", true), ("uid-of-another", false)] {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
@@ -227,7 +227,16 @@ async fn a_resumed_run_deletes_the_cluster_it_created_and_only_that_one() {
         let target = KindTarget::with_runner(&resumed, Path::new("/d"), Arc::new(existing.clone()))
             .with_client(Client::new(service, "default"));
         let server = serve(handle, vec![identity("uid-1")]);
-        target.setup(&ctx(dir.path())).await.unwrap();
+        let setup = target.setup(&ctx(dir.path())).await;
+        if deleted {
+            setup.unwrap();
+        } else {
+            // Another cluster under the run's name: nothing is done to it.
+            assert!(
+                matches!(&setup, Err(TargetError::Refused(m)) if m.contains("UID uid-of-another recorded") && m.contains("uid-1 now")),
+                "{setup:?}"
+            );
+        }
         target.teardown(&ctx(dir.path()), false).await;
         let kubeconfig = dir.path().join("kubeconfig").display().to_string();
         assert_eq!(
@@ -263,6 +272,8 @@ async fn kept_clusters_and_reused_clusters_are_not_deleted() {
     let target = KindTarget::with_runner(&reuse, Path::new("/d"), Arc::new(existing.clone()))
         .with_client(Client::new(service, "default"));
     let server = serve(handle, vec![identity("uid-9")]);
+    // Another run, which did not make the cluster.
+    let dir = tempfile::tempdir().unwrap();
     target.setup(&ctx(dir.path())).await.unwrap();
     target.teardown(&ctx(dir.path()), false).await;
     assert_eq!(

@@ -195,6 +195,18 @@ fn junit_parses_back_with_a_case_per_step_and_the_failure_output() {
         }
         other => panic!("failed runbook step reported as {other:?}"),
     }
+    // CI viewers read `skipped=` on the suite (and `<skipped/>` in the case),
+    // not `disabled=`, which means a test switched off in the source.
+    let skipped_count = suite
+        .test_cases
+        .iter()
+        .filter(|case| matches!(case.status, TestCaseStatus::Skipped { .. }));
+    assert!(
+        xml.contains(&format!(" skipped=\"{}\"", skipped_count.count())),
+        "{xml}"
+    );
+    assert!(xml.contains(" disabled=\"0\""), "{xml}");
+    assert!(xml.contains("<skipped"), "{xml}");
     let skipped = suite
         .test_cases
         .iter()

@@ -16,6 +16,26 @@ pub fn short_line(text: &str) -> String {
     short
 }
 
+/// `text` without one trailing line ending: what a command "printed", as
+/// `stdout_matches` sees it, so `$` matches after the last line.
+pub fn without_final_newline(text: &str) -> &str {
+    text.strip_suffix('\n')
+        .map_or(text, |text| text.strip_suffix('\r').unwrap_or(text))
+}
+
+/// `text` in double quotes with newlines, tabs, quotes and backslashes
+/// escaped as in a YAML or JSON string (`"ok\n3"`), so what a message shows
+/// cannot be mistaken for something else; at most the last `max` characters.
+pub fn quoted(text: &str, max: usize) -> String {
+    let count = text.chars().count();
+    let (cut, rest) = if count > max {
+        ("…", text.chars().skip(count - max).collect::<String>())
+    } else {
+        ("", text.to_owned())
+    };
+    format!("\"{cut}{}\"", rest.escape_debug())
+}
+
 /// `text` with its control characters made visible (`\u{1b}` for ESC), so
 /// that what a drill or a command printed cannot move the cursor, clear
 /// the screen or rewrite the lines of a terminal or a report. Newlines and
@@ -52,5 +72,13 @@ mod tests {
         assert_eq!(escape_controls("\u{1b}[2Jgone\r"), "\\u{1b}[2Jgone\\u{d}");
         assert_eq!(escape_controls("a\u{7}\u{9b}b"), "a\\u{7}\\u{9b}b");
         assert_eq!(escape_controls("x\u{202e}y"), "x\\u{202e}y");
+    }
+
+    #[test]
+    fn output_is_quoted_with_newlines_shown() {
+        assert_eq!(quoted("ok\n3\n", 10), r#""ok\n3\n""#);
+        assert_eq!(quoted("abcdef", 3), r#""…def""#);
+        assert_eq!(without_final_newline("a\n\n"), "a\n");
+        assert_eq!(without_final_newline("a\r\n"), "a");
     }
 }

@@ -48,6 +48,18 @@ pub enum StepStatus {
     Interrupted,
 }
 
+impl StepStatus {
+    /// The lower-case name used in files and tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Ok => "ok",
+            StepStatus::Failed => "failed",
+            StepStatus::Skipped => "skipped",
+            StepStatus::Interrupted => "interrupted",
+        }
+    }
+}
+
 /// Status of a runbook step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

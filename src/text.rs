@@ -16,6 +16,20 @@ pub fn short_line(text: &str) -> String {
     short
 }
 
+/// How a process ended, as a person says it: `exit code 1`, or for a
+/// process that has no exit code, that a signal ended it.
+pub fn exit_status(code: Option<i32>) -> String {
+    code.map_or_else(
+        || "no exit code (ended by a signal)".to_owned(),
+        |code| format!("exit code {code}"),
+    )
+}
+
+/// `1 attempt`, `2 attempts`.
+pub fn count(n: u32, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
 /// `text` without one trailing line ending: what a command "printed", as
 /// `stdout_matches` sees it, so `$` matches after the last line.
 pub fn without_final_newline(text: &str) -> &str {
@@ -72,6 +86,14 @@ mod tests {
         assert_eq!(escape_controls("\u{1b}[2Jgone\r"), "\\u{1b}[2Jgone\\u{d}");
         assert_eq!(escape_controls("a\u{7}\u{9b}b"), "a\\u{7}\\u{9b}b");
         assert_eq!(escape_controls("x\u{202e}y"), "x\\u{202e}y");
+    }
+
+    #[test]
+    fn messages_say_exits_and_counts_in_words() {
+        assert_eq!(exit_status(Some(1)), "exit code 1");
+        assert_eq!(exit_status(None), "no exit code (ended by a signal)");
+        assert_eq!(count(1, "attempt"), "1 attempt");
+        assert_eq!(count(3, "attempt"), "3 attempts");
     }
 
     #[test]

@@ -452,3 +452,31 @@ fn accuracy_counts_agree_with_the_recorded_accuracy() {
     assert_eq!(facts::accuracy(&journal), Some(50.0));
     assert_eq!(facts::accuracy_counts(&without_runbook()), None);
 }
+
+#[test]
+fn failed_steps_are_said_in_words_not_rust() {
+    let mut journal = sample_journal_for_docs();
+    journal.steps[0].status = StepStatus::Failed;
+    journal.steps[0].attempts = 2;
+    journal.steps[0].exit_code = Some(3);
+    let text = failed_steps(&journal);
+    let first = format!(
+        "step {} ({}): failed after 2 attempts, exit code 3: ",
+        journal.steps[0].id, journal.steps[0].action
+    );
+    assert!(text.starts_with(&first), "{text}");
+    // The restore step has no exit code; the runbook step has one.
+    assert!(
+        text.contains(
+            "step restore (recover): failed after 1 attempt, no exit code (ended by a signal): "
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("(Restore the snapshot on every member, line 14): exit code 1: "),
+        "{text}"
+    );
+    for rust in ["Some(", "None", "attempt(s)", "Failed after"] {
+        assert!(!text.contains(rust), "{rust} in {text}");
+    }
+}

@@ -16,6 +16,30 @@ pub fn short_line(text: &str) -> String {
     short
 }
 
+/// Whether output to a stream gets colours: a terminal does, a file or a
+/// pipe does not; `NO_COLOR` (set and not empty) turns them off everywhere,
+/// `CLICOLOR=0` too, and `CLICOLOR_FORCE` (not empty, not `0`) turns them on
+/// for a pipe (a CI log that renders them). `NO_COLOR` wins over a force.
+pub fn use_color(is_terminal: bool) -> bool {
+    let var = |name: &str| std::env::var_os(name).filter(|value| !value.is_empty());
+    color_choice(
+        is_terminal,
+        var("NO_COLOR").is_some(),
+        var("CLICOLOR_FORCE").is_some_and(|value| value != "0"),
+        var("CLICOLOR").is_some_and(|value| value == "0"),
+    )
+}
+
+fn color_choice(is_terminal: bool, no_color: bool, force: bool, clicolor_off: bool) -> bool {
+    if no_color {
+        false
+    } else if force {
+        true
+    } else {
+        is_terminal && !clicolor_off
+    }
+}
+
 /// How a process ended, as a person says it: `exit code 1`, or for a
 /// process that has no exit code, that a signal ended it.
 pub fn exit_status(code: Option<i32>) -> String {
@@ -86,6 +110,18 @@ mod tests {
         assert_eq!(escape_controls("\u{1b}[2Jgone\r"), "\\u{1b}[2Jgone\\u{d}");
         assert_eq!(escape_controls("a\u{7}\u{9b}b"), "a\\u{7}\\u{9b}b");
         assert_eq!(escape_controls("x\u{202e}y"), "x\\u{202e}y");
+    }
+
+    #[test]
+    fn colours_follow_the_terminal_unless_the_environment_says_otherwise() {
+        // (terminal, NO_COLOR, CLICOLOR_FORCE, CLICOLOR=0) → colours
+        assert!(color_choice(true, false, false, false));
+        assert!(!color_choice(false, false, false, false));
+        assert!(!color_choice(true, true, false, false));
+        assert!(color_choice(false, false, true, false));
+        assert!(!color_choice(false, true, true, false));
+        assert!(!color_choice(true, false, false, true));
+        assert!(color_choice(false, false, true, true));
     }
 
     #[test]

@@ -96,7 +96,7 @@ fn execute(
         .enable_all()
         .build()
         .map_err(Error::Runtime)?;
-    runtime.block_on(async {
+    let ended = runtime.block_on(async {
         let (interrupt_tx, interrupt_rx) = tokio::sync::watch::channel(false);
         // Registered before the run starts anything: every terminating
         // signal from here on ends the run as Ctrl-C does.
@@ -118,7 +118,11 @@ fn execute(
         } else if terminal {
             reporters.push(Box::new(crate::report::terminal::Live::new()));
         } else {
-            reporters.push(Box::new(crate::report::terminal::Plain::new(std::io::stdout())));
+            let color = crate::text::use_color(std::io::stdout().is_terminal());
+            reporters.push(Box::new(crate::report::terminal::Plain::with_color(
+                std::io::stdout(),
+                color,
+            )));
         }
         let target = make_target(loaded, options.resume.is_some());
         match crate::engine::run::run(loaded, target, options, reporters, interrupt_rx).await {
@@ -139,7 +143,11 @@ fn execute(
             }
             Err(error) => Err(Error::Start(error.0)),
         }
-    })
+    });
+    // A prompt of `--interactive` may still be reading stdin on a blocking
+    // thread (Ctrl-C at the prompt): the run is over, do not wait for Enter.
+    runtime.shutdown_background();
+    ended
 }
 
 fn dry_run(

@@ -384,10 +384,8 @@ steps:
     assert!(left.is_empty(), "{left:?}");
 }
 
-#[test]
-fn faults_outside_workdir_are_refused() {
-    let run = run_drill(
-        r#"
+/// A `delete` fault aimed outside `WORKDIR`: a run refuses it.
+const REFUSED_FAULT: &str = r#"
 version: 1
 name: refused
 objectives: {rto: 30s}
@@ -397,9 +395,11 @@ steps:
   - id: fix
     needs: [break]
     recover: {run: "true"}
-"#,
-        &[],
-    );
+"#;
+
+#[test]
+fn faults_outside_workdir_are_refused() {
+    let run = run_drill(REFUSED_FAULT, &[]);
     assert_eq!(run.code(), 3, "{}", run.explain());
     assert!(
         run.step("break")["detail"]
@@ -433,6 +433,19 @@ steps:
     assert!(out.contains("SIGTERM to the process group of app"), "{out}");
     assert!(!run.path("service-started").exists());
     assert!(!run.path("recovered").exists());
+    assert!(!run.run_dir.exists());
+}
+
+#[test]
+fn dry_run_of_a_refused_fault_exits_as_the_run_would() {
+    let run = run_drill(REFUSED_FAULT, &["--dry-run"]);
+    assert_eq!(run.code(), 3, "{}", run.explain());
+    let out = run.stdout();
+    assert!(out.contains("REFUSED"), "{out}");
+    assert!(
+        out.contains("the run would refuse break and abort (exit 3)"),
+        "{out}"
+    );
     assert!(!run.run_dir.exists());
 }
 

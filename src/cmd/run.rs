@@ -213,6 +213,7 @@ fn dry_run(
         .iter()
         .filter_map(|step| Some((step, step.fault()?)))
         .collect();
+    let mut refused = Vec::new();
     if !faults.is_empty() {
         println!("\nfaults would hit:");
         for (step, fault) in faults {
@@ -224,8 +225,19 @@ fn dry_run(
                 | drill::FaultSpec::Kube(_)
                 | drill::FaultSpec::Kind(_)) => target.preview(spec, &ctx),
             };
+            if what.contains(crate::target::REFUSED) {
+                refused.push(step.id.value.clone());
+            }
             println!("  {}: {} → {}", step.id.value, fault.spec.kind(), what);
         }
+    }
+    if !refused.is_empty() {
+        // The run would refuse them and abort: say so, and exit as it would.
+        println!(
+            "\nthe run would refuse {} and abort (exit 3): a fault may only touch what the run owns",
+            refused.join(", ")
+        );
+        return Ok(crate::error::EXIT_ABORTED);
     }
     Ok(EXIT_OK)
 }

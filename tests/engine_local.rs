@@ -176,6 +176,33 @@ steps:
 }
 
 #[test]
+fn no_run_starts_while_the_halt_file_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    write_drill(
+        dir.path(),
+        r#"
+version: 1
+name: halted-before
+objectives: {rto: 30s}
+steps:
+  - id: break
+    fault: {run: 'touch "${T}/ran"'}
+  - id: fix
+    needs: [break]
+    recover: {run: "true"}
+"#,
+    );
+    std::fs::write(dir.path().join("halt"), "").unwrap();
+    let output = run_command(dir.path()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("exists, so no drill starts"), "{stderr}");
+    // No run: nothing ran, and no run directory for history to count.
+    assert!(!dir.path().join("ran").exists());
+    assert!(!dir.path().join("run").exists());
+}
+
+#[test]
 fn a_step_timeout_kills_its_whole_process_group() {
     let run = run_drill(
         r#"
@@ -567,4 +594,17 @@ steps:
     interrupt(&child);
     assert_eq!(child.wait().unwrap().code(), Some(130));
     assert!(!alive(app[0]), "the service survived Ctrl-C");
+}
+
+#[test]
+fn run_dir_help_shows_the_default_name_whole() {
+    let output = common::firedrill()
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        help.contains(".firedrill/runs/<UTC time>-<drill>-<id>/"),
+        "{help}"
+    );
 }

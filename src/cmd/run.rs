@@ -67,6 +67,15 @@ pub(super) fn run(args: &crate::cli::RunArgs) -> Result<i32, Error> {
     if args.dry_run {
         return dry_run(&loaded, &options);
     }
+    // The big red button: while it is pressed no run starts, and none is
+    // recorded (history counts no aborted run that never began).
+    if args.halt_file.exists() {
+        eprintln!(
+            "halted: the halt file {} exists, so no drill starts; remove it to run",
+            args.halt_file.display()
+        );
+        return Ok(crate::error::EXIT_ABORTED);
+    }
     execute(&loaded, options, args.json, args.junit.as_deref())
 }
 

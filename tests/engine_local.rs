@@ -437,6 +437,19 @@ fn faults_outside_workdir_are_refused() {
 }
 
 #[test]
+fn dry_run_of_a_refused_fault_exits_as_the_run_would() {
+    let run = run_drill(REFUSED_FAULT, &["--dry-run"]);
+    assert_eq!(run.code(), 3, "{}", run.explain());
+    let out = run.stdout();
+    assert!(out.contains("REFUSED"), "{out}");
+    assert!(
+        out.contains("the run would refuse break and abort (exit 3)"),
+        "{out}"
+    );
+    assert!(!run.run_dir.exists());
+}
+
+#[test]
 fn dry_run_starts_nothing() {
     let run = run_drill(
         r#"
@@ -460,19 +473,6 @@ steps:
     assert!(out.contains("SIGTERM to the process group of app"), "{out}");
     assert!(!run.path("service-started").exists());
     assert!(!run.path("recovered").exists());
-    assert!(!run.run_dir.exists());
-}
-
-#[test]
-fn dry_run_of_a_refused_fault_exits_as_the_run_would() {
-    let run = run_drill(REFUSED_FAULT, &["--dry-run"]);
-    assert_eq!(run.code(), 3, "{}", run.explain());
-    let out = run.stdout();
-    assert!(out.contains("REFUSED"), "{out}");
-    assert!(
-        out.contains("the run would refuse break and abort (exit 3)"),
-        "{out}"
-    );
     assert!(!run.run_dir.exists());
 }
 
@@ -607,4 +607,66 @@ fn run_dir_help_shows_the_default_name_whole() {
         help.contains(".firedrill/runs/<UTC time>-<drill>-<id>/"),
         "{help}"
     );
+}
+
+#[test]
+fn validate_and_dry_run_warn_of_variables_nothing_sets() {
+    let dir = tempfile::tempdir().unwrap();
+    write_drill(
+        dir.path(),
+        r#"
+version: 1
+name: unset
+objectives: {rto: 30s}
+vars: {SITE: "$WORKDIR/site"}
+services:
+  app:
+    run: echo "$PORT $SERVICE_TYPO"; exec sleep 1000
+    env: {PORT: "8080"}
+steps:
+  - id: prepare
+    run: |
+      mkdir -p "$SITE" && echo "TOKEN=abc" >> "$FIREDRILL_OUTPUT"
+  - id: break
+    needs: [prepare]
+    fault: {run: 'for f in "$SITE"/*; do rm "$f"; done; echo "$TOKEN $HOME"', revert: 'echo "$REVERT_TYPO"'}
+  - id: fix
+    needs: [break]
+    recover:
+      run: |
+        n=3
+        echo "$n ${STIE}"
+"#,
+    );
+    let output = common::firedrill()
+        .current_dir(dir.path())
+        .args(["validate", "drill.yaml"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("warning:"))
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "warning: drill.yaml: service `app` uses `$SERVICE_TYPO`, which nothing sets: it expands to empty",
+            "warning: drill.yaml:14: step `break` uses `$REVERT_TYPO`, which nothing sets: it expands to empty",
+            "warning: drill.yaml:17: step `fix` uses `$STIE`, which nothing sets: it expands to empty",
+        ],
+        "{stderr}"
+    );
+    let dry = run_command(dir.path()).arg("--dry-run").output().unwrap();
+    let stdout = String::from_utf8_lossy(&dry.stdout);
+    assert_eq!(dry.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("step `fix` uses `$STIE`"), "{stdout}");
+    // A --var names it: no warning for that one.
+    let given = run_command(dir.path())
+        .args(["--dry-run", "--var", "STIE=x"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&given.stdout);
+    assert!(!stdout.contains("`$STIE`"), "{stdout}");
 }

@@ -217,6 +217,15 @@ fn dry_run(
     }
     println!("\nplan:");
     print!("{}", crate::plan::render_text(drill));
+    let given: std::collections::BTreeSet<String> =
+        options.vars.iter().map(|(name, _)| name.clone()).collect();
+    let unset = super::validate::unset_variables(loaded, &given);
+    if !unset.is_empty() {
+        println!();
+        for warning in unset {
+            println!("{warning}");
+        }
+    }
     let faults: Vec<_> = drill
         .steps
         .iter()

@@ -515,6 +515,36 @@ pub fn names_assigned_in(script: &str) -> BTreeSet<String> {
     shell::assigned_names(&shell::shell_view(&lines))
 }
 
+/// The `$NAME`s a shell script expands that neither `known` nor the script
+/// itself sets (nor common environment such as `HOME`), each once, in order
+/// of first use with its line in the script. Empty after `source` or `eval`,
+/// which may set anything.
+pub fn unset_names_in(script: &str, known: &BTreeSet<String>) -> Vec<(usize, String)> {
+    let lines: Vec<ScriptLine> = script
+        .lines()
+        .enumerate()
+        .map(|(index, text)| ScriptLine::new(index + 1, text))
+        .collect();
+    if lines
+        .iter()
+        .any(|line| shell::sets_hidden_names(&line.text))
+    {
+        return Vec::new();
+    }
+    let view = shell::shell_view(&lines);
+    let assigned = shell::assigned_names(&view);
+    let mut seen = BTreeSet::new();
+    shell::variable_uses(&view)
+        .into_iter()
+        .filter(|(_, name)| {
+            !known.contains(name)
+                && !assigned.contains(name)
+                && !COMMON_ENV.contains(&name.as_str())
+                && seen.insert(name.clone())
+        })
+        .collect()
+}
+
 /// The local file a link points at, or `None` for URLs, anchors and absolute paths.
 fn local_link(destination: &str) -> Option<String> {
     let path = destination.split(['#', '?']).next().unwrap_or("").trim();

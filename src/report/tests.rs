@@ -93,7 +93,8 @@ fn html_is_self_contained_escaped_and_names_the_failed_step() {
         "<rect class=\"h-failed\"",
         "<rect class=\"h-ok\"",
         FAILED_STEP,
-        "etcd-2, etcd-3",
+        // Ids in text stay whole: no break at their hyphens.
+        "<span class=\"nw\">etcd-2,</span> <span class=\"nw\">etcd-3</span>",
         "score = 0.5 × 80 + 0.5 × 66.7 = 73.4 → rounded 73",
         "As the scorer computed it:",
         "Recovery took 2m30s, over the RTO of 2m00s",

@@ -70,7 +70,8 @@ pub enum EventKind {
         /// Whether the drill has a `data:` section.
         has_data: bool,
         /// `objectives.expect_outage`: whether a run that breaks nothing fails
-        /// (SPEC §7.2). Older records lack it: the default, true.
+        /// (docs/scoring.md, "Outage observed"). Older records lack it: the
+        /// default, true.
         #[serde(default = "yes")]
         expect_outage: bool,
     },
@@ -216,7 +217,7 @@ pub enum EventKind {
         /// All steps.
         total: usize,
     },
-    /// Data loss measured after recovery (SPEC §7.3).
+    /// Data loss measured after recovery (docs/scoring.md, measures).
     DataLoss {
         /// Milliseconds lost; `None` if the read failed.
         loss_ms: Option<u64>,

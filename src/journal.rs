@@ -1,4 +1,5 @@
-//! The whole result of a run: `journal.json` (SPEC §8).
+//! The whole result of a run: `journal.json` (docs/cli.md, "The run
+//! directory").
 //!
 //! The journal is built from the event stream by the scorer and read back by
 //! `firedrill report` and `firedrill history`, so its shape is the contract

@@ -119,7 +119,7 @@ pub(crate) fn validate(
                 rpo.loc,
                 "`objectives.rpo` needs a `data:` section to measure data loss",
             )
-            .help("add `data: {write: ..., read: ...}` (SPEC §7.3), or remove `rpo`"),
+            .help("add `data: {write: ..., read: ...}`, or remove `rpo`"),
         );
     }
     if let Some(min_score) = drill.objectives.min_score
@@ -556,7 +556,7 @@ fn check_steps(
         if !has(ActionKind::Fault) {
             problems.push(
                 Problem::at(steps_loc, "the drill has no `fault` step")
-                    .help("a drill rehearses a disaster: add a step with `fault: {...}` (SPEC §4)"),
+                    .help("a drill rehearses a disaster: add a step with `fault: {...}`"),
             );
         }
         if !has(ActionKind::Recover) {

@@ -81,7 +81,7 @@ pub struct Outcome {
     pub journal: Journal,
     /// Where the records are.
     pub run_dir: PathBuf,
-    /// The process exit code (SPEC §8).
+    /// The process exit code (docs/cli.md, exit codes).
     pub exit_code: i32,
 }
 
@@ -635,8 +635,9 @@ services:
 
     #[test]
     fn outputs_are_name_value_lines() {
-        // Lines that are not `NAME=value` now fail the step (SPEC §2); the
-        // rest of the rules are tested in crate::outputs.
+        // Lines that are not `NAME=value` now fail the step
+        // (docs/drill-format.md, step outputs); the rest of the rules are
+        // tested in crate::outputs.
         let outputs = crate::outputs::parse("A=1\nB=x=y\n").unwrap();
         assert_eq!(outputs.get("A").map(String::as_str), Some("1"));
         assert_eq!(outputs.get("B").map(String::as_str), Some("x=y"));

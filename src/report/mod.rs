@@ -1,5 +1,6 @@
-//! The records a run leaves for people and CI (SPEC §7.4, §8): `report.md`,
-//! `report.html`, `junit.xml` and the pretty `journal.json`.
+//! The records a run leaves for people and CI (docs/cli.md, "The run
+//! directory"; docs/scoring.md): `report.md`, `report.html`, `junit.xml` and
+//! the pretty `journal.json`.
 //!
 //! Every format is a pure function of a [`Journal`], so `firedrill report` can
 //! re-render any past run and the formats cannot disagree about the facts: the

@@ -132,7 +132,9 @@ pub struct RunArgs {
     /// Resolve everything and print it; start and harm nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Where the run's records go (default .firedrill/runs/<UTC timestamp>-<drill>/).
+    /// Where the run's records go (default .firedrill/runs/<UTC time>-<drill>-<id>/, e.g. 20250301T101500Z-web-restore-3f2a).
+    ///
+    /// A new or empty directory only: one that holds a run is refused.
     #[arg(long)]
     pub run_dir: Option<PathBuf>,
     /// Also write the JUnit report here.

@@ -68,7 +68,7 @@ pub fn print_error(error: &Error) {
 
 /// Whether stderr gets colors.
 pub fn stderr_color() -> bool {
-    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+    crate::text::use_color(std::io::stderr().is_terminal())
 }
 
 /// Loads a drill; its problems become the error.

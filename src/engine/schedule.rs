@@ -45,8 +45,8 @@ pub(crate) async fn revert_all(shared: &Shared) {
                 {
                     Ok(finished) if finished.success() => Ok("revert shell exited 0".to_owned()),
                     Ok(finished) => Err(format!(
-                        "revert shell failed (exit {:?}{}): {}",
-                        finished.exit_code,
+                        "revert shell failed ({}{}): {}",
+                        crate::text::exit_status(finished.exit_code),
                         if finished.timed_out {
                             ", timed out"
                         } else {

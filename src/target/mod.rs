@@ -90,6 +90,10 @@ impl Target for Unsupported {
     async fn teardown(&self, _ctx: &RunContext, _keep: bool) {}
 }
 
+/// How [`Target::preview`] marks a fault the run would refuse (its reason
+/// follows): `--dry-run` then exits as the run would.
+pub const REFUSED: &str = "REFUSED: ";
+
 /// What every target gets from the run.
 #[derive(Clone)]
 pub struct RunContext {
@@ -180,7 +184,8 @@ pub trait Target: Send + Sync {
     /// learnt on the way, added to every command's environment.
     async fn setup(&self, ctx: &RunContext) -> Result<BTreeMap<String, String>, TargetError>;
 
-    /// What a fault would hit, without touching anything (`--dry-run`).
+    /// What a fault would hit, without touching anything (`--dry-run`);
+    /// what a run would refuse to touch starts with [`REFUSED`].
     fn preview(&self, fault: &FaultSpec, ctx: &RunContext) -> String;
 
     /// Injects a fault other than a `run` shell (which the engine runs).

@@ -369,34 +369,7 @@ users:
 
     /// What touched the canary since it was made (empty: nothing).
     fn disturbed(&self) -> Vec<String> {
-        let mut found = Vec::new();
-        let mut buffer = [0u8; 8192];
-        loop {
-            // SAFETY: reading into a buffer this function owns.
-            let n = unsafe {
-                libc::read(
-                    std::os::fd::AsRawFd::as_raw_fd(&self.inotify),
-                    buffer.as_mut_ptr().cast(),
-                    buffer.len(),
-                )
-            };
-            if n <= 0 {
-                break;
-            }
-            let mut at = 0;
-            while at < n as usize {
-                // SAFETY: the kernel wrote whole events into the buffer.
-                let event: libc::inotify_event =
-                    unsafe { std::ptr::read_unaligned(buffer[at..].as_ptr().cast()) };
-                let name_start = at + std::mem::size_of::<libc::inotify_event>();
-                let name = &buffer[name_start..name_start + event.len as usize];
-                let name = String::from_utf8_lossy(name)
-                    .trim_end_matches('\0')
-                    .to_owned();
-                found.push(format!("inotify mask {:#x} on ~/.kube/{name}", event.mask));
-                at = name_start + event.len as usize;
-            }
-        }
+        let mut found = self.events();
         if let Ok((_, peer)) = self.server.accept() {
             found.push(format!("a connection to the canary's server from {peer}"));
         }
@@ -412,21 +385,40 @@ users:
             found.push("~/.kube/config changed".to_owned());
         }
         // This function's own looks at ~/.kube are not to be reported.
-        self.drain();
+        self.events();
         found
     }
 
-    fn drain(&self) {
+    /// The inotify events on ~/.kube not read yet.
+    fn events(&self) -> Vec<String> {
+        let mut found = Vec::new();
         let mut buffer = [0u8; 8192];
-        // SAFETY: reading into a buffer this function owns.
-        while unsafe {
-            libc::read(
-                std::os::fd::AsRawFd::as_raw_fd(&self.inotify),
-                buffer.as_mut_ptr().cast(),
-                buffer.len(),
-            )
-        } > 0
-        {}
+        loop {
+            // SAFETY: reading into a buffer this function owns.
+            let n = unsafe {
+                libc::read(
+                    std::os::fd::AsRawFd::as_raw_fd(&self.inotify),
+                    buffer.as_mut_ptr().cast(),
+                    buffer.len(),
+                )
+            };
+            if n <= 0 {
+                return found;
+            }
+            let mut at = 0;
+            while at < n as usize {
+                // SAFETY: the kernel wrote whole events into the buffer.
+                let event: libc::inotify_event =
+                    unsafe { std::ptr::read_unaligned(buffer[at..].as_ptr().cast()) };
+                let name_start = at + std::mem::size_of::<libc::inotify_event>();
+                let name = &buffer[name_start..name_start + event.len as usize];
+                let name = String::from_utf8_lossy(name)
+                    .trim_end_matches('\0')
+                    .to_owned();
+                found.push(format!("inotify mask {:#x} on ~/.kube/{name}", event.mask));
+                at = name_start + event.len as usize;
+            }
+        }
     }
 }
 

@@ -17,6 +17,8 @@
 //!   `restricted` Pod Security admission, and the ServiceAccount may do what
 //!   the drill needs in its scope and nothing outside it.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -625,12 +627,8 @@ fn the_action_scripts_pass_shellcheck() {
 
 #[test]
 fn the_action_puts_the_kubernetes_tools_on_path() {
-    let bin = k8s_bin();
-    assert!(
-        bin.join("kwokctl").is_file(),
-        "{} is missing: run .ci/install-k8s",
-        bin.display()
-    );
+    // The tools .ci/install-k8s built, which the action's step finds again.
+    common::k8s::bin_dir(&["kwokctl", "kube-apiserver"]);
     let (_workspace, run) = run_drill("true", &[("kubernetes-tools", "true")]);
     assert_eq!(run.code, 0, "{}", run.log);
     // The cache key is the tools' directory, named after the pins.
@@ -943,14 +941,6 @@ fn tools_dir() -> PathBuf {
     )
 }
 
-/// Where `.ci/install-k8s` put the Kubernetes binaries.
-fn k8s_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("FIREDRILL_K8S_BIN") {
-        return PathBuf::from(bin);
-    }
-    tools_dir().join("k8s-current/bin")
-}
-
 /// A kwok cluster in a scratch directory: its kubeconfig, kwokctl's work
 /// dir and kubectl's cache are there, never in `~/.kube` or `~/.kwok`.
 /// Dropping it deletes the cluster, also when a test panics.
@@ -1085,17 +1075,9 @@ fn running(pid: i32) -> bool {
 /// Creates a kwok cluster. kwokctl picks ports by probing them, so creates
 /// take turns (the lock `tools/k8s/smoke.sh` uses) until the API answers.
 fn kwok_cluster() -> Kwok {
-    let bin = k8s_bin();
+    let bin = common::k8s::bin_dir(&["kwokctl", "kwok", "kubectl", "kube-apiserver", "etcd"]);
     let config = std::env::var_os("FIREDRILL_KWOK_CONFIG")
         .map_or_else(|| bin.parent().unwrap().join("kwok.yaml"), PathBuf::from);
-    for tool in ["kwokctl", "kwok", "kubectl", "kube-apiserver", "etcd"] {
-        assert!(
-            bin.join(tool).is_file(),
-            "{} is missing: run .ci/install-k8s (it builds the Kubernetes tools from Go modules), \
-             or point FIREDRILL_K8S_BIN at them",
-            bin.join(tool).display()
-        );
-    }
     assert!(
         config.is_file(),
         "{} is missing: run .ci/install-k8s",
@@ -1291,7 +1273,6 @@ fn deploy_is_accepted_by_a_real_api_server() {
 }
 
 #[test]
-#[ignore = "the drill uses the `cluster` target, which is not merged yet (branch `cluster`)"]
 fn the_deploy_drill_and_runbook_are_valid() {
     let firedrill = env!("CARGO_BIN_EXE_firedrill");
     let output = Command::new(firedrill)

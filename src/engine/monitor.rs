@@ -313,7 +313,11 @@ pub(crate) async fn heartbeats(
         match write.run_captured().await {
             Ok((finished, _)) if finished.success() => {}
             Ok((finished, _)) => {
-                tracing::warn!(exit = ?finished.exit_code, stderr = %finished.output.trim(), "heartbeat write failed")
+                tracing::warn!(
+                    "heartbeat write failed ({}): {}",
+                    crate::text::exit_status(finished.exit_code),
+                    finished.output.trim()
+                )
             }
             Err(error) => tracing::warn!(%error, "heartbeat write could not start"),
         }

@@ -38,6 +38,19 @@ pub fn run(cli: Cli) -> i32 {
         }
         Command::Run(args) => run_command(&args),
         Command::Clean { run_dir } => clean_command(&run_dir),
+        Command::Ack { run_dir } => crate::gameday::ack_command(&run_dir),
+        Command::Note { run_dir, text } => crate::gameday::note_command(&run_dir, &text),
+        Command::Step {
+            run_dir,
+            step,
+            mark,
+            note,
+        } => crate::gameday::step_command(
+            &run_dir,
+            usize::try_from(step).unwrap_or(usize::MAX),
+            mark,
+            note.as_deref(),
+        ),
         Command::Resume { run_dir } => resume_command(&run_dir),
         Command::Report { run_dir, format } => crate::report::report_command(&run_dir, format),
         Command::History { scenario, dir } => {

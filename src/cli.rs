@@ -41,6 +41,32 @@ pub enum Command {
         /// The run's directory.
         run_dir: PathBuf,
     },
+    /// Acknowledge the incident of a run going on (time to acknowledge).
+    Ack {
+        /// The run's directory.
+        run_dir: PathBuf,
+    },
+    /// Add a timestamped note to a run going on.
+    Note {
+        /// The run's directory.
+        run_dir: PathBuf,
+        /// The note.
+        text: String,
+    },
+    /// Mark a step of the runbook people follow in a run going on.
+    Step {
+        /// The run's directory.
+        run_dir: PathBuf,
+        /// The runbook step, counted from 1.
+        #[arg(value_parser = clap::value_parser!(u64).range(1..))]
+        step: u64,
+        /// How it went.
+        #[arg(value_enum)]
+        mark: crate::journal::StepMark,
+        /// Why (what was wrong, what you did instead).
+        #[arg(long)]
+        note: Option<String>,
+    },
     /// End whatever a dead run left running and remove its WORKDIR.
     Clean {
         /// The run's directory.

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::journal::{RunbookStepStatus, StepStatus, Verdict};
+use crate::journal::{RunbookStepStatus, StepMark, StepStatus, Verdict};
 
 /// One thing that happened, when it happened.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,6 +31,8 @@ pub enum ProbeRole {
     Guard,
     /// Awaited by a `probe` step or a service's `ready`.
     Wait,
+    /// A `detect` probe: the team's own monitoring (SPEC §10).
+    Detect,
 }
 
 /// What happened.
@@ -208,6 +210,12 @@ pub enum EventKind {
         executable: usize,
         /// All steps.
         total: usize,
+        /// Followed by people (`recover: {manual: ...}`), not run by firedrill.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        manual: bool,
+        /// The steps' headings, for a runbook followed by hand.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        titles: Vec<String>,
     },
     /// Data loss measured after recovery (SPEC §7.3).
     DataLoss {
@@ -229,6 +237,24 @@ pub enum EventKind {
         /// This check follows the idempotency re-run, not the first pass.
         #[serde(default)]
         after_rerun: bool,
+    },
+    /// A person's timestamped note (`firedrill note`, SPEC §10).
+    Note {
+        /// The note as written (control characters kept; shown escaped).
+        text: String,
+    },
+    /// A person acknowledged the incident (`firedrill ack`).
+    Acknowledged {},
+    /// A person marked a step of the runbook they follow by hand
+    /// (`firedrill step`).
+    StepMarked {
+        /// The runbook step, 1-based as people count.
+        step: usize,
+        /// How it went.
+        mark: StepMark,
+        /// Why, if they said.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
     },
     /// The run ended.
     RunFinished {
@@ -254,6 +280,11 @@ pub trait Reporter: Send {
 }
 
 /// Hands every event to every reporter, in order, stamped with the run clock.
+///
+/// With an [`EventLog`], the emitter also owns `events.jsonl`: each event is
+/// appended under the log's lock, and the events that people's commands
+/// (`firedrill note`, `ack`, `step`) appended meanwhile are taken in first,
+/// in file order, so the record, the reporters and the score see one order.
 #[derive(Clone)]
 pub struct Emitter {
     inner: Arc<Mutex<EmitterInner>>,
@@ -264,6 +295,7 @@ pub struct Emitter {
 struct EmitterInner {
     reporters: Vec<Box<dyn Reporter>>,
     events: Vec<Event>,
+    log: Option<EventLog>,
 }
 
 impl Emitter {
@@ -273,6 +305,7 @@ impl Emitter {
             inner: Arc::new(Mutex::new(EmitterInner {
                 reporters,
                 events: Vec::new(),
+                log: None,
             })),
             start: Instant::now(),
             start_wall: chrono::Utc::now(),
@@ -295,9 +328,24 @@ impl Emitter {
             inner: Arc::new(Mutex::new(EmitterInner {
                 reporters,
                 events: earlier,
+                log: None,
             })),
             start,
             start_wall: started,
+        }
+    }
+
+    /// Writes every event to `log` from now on (and takes in what others
+    /// append to it).
+    pub fn with_log(self, log: EventLog) -> Emitter {
+        self.lock().log = Some(log);
+        self
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, EmitterInner> {
+        match self.inner.lock() {
+            Ok(inner) => inner,
+            Err(poisoned) => poisoned.into_inner(),
         }
     }
 
@@ -313,64 +361,195 @@ impl Emitter {
 
     /// Emits an event.
     pub fn emit(&self, kind: EventKind) {
+        self.emit_with(|_| kind);
+    }
+
+    /// Emits the event `make` builds from every event so far, people's
+    /// latest included, with no event slipping in between: the run's last
+    /// event is built from exactly what precedes it in the record.
+    pub fn emit_with(&self, make: impl FnOnce(&[Event]) -> EventKind) {
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        let mut taken = Vec::new();
+        let _held = inner.log.as_mut().map(|log| {
+            let held = log.hold();
+            taken = log.take_others();
+            held
+        });
+        for event in taken {
+            deliver(&mut inner.reporters, &mut inner.events, event);
+        }
+        // Stamped under the lock: the file's order is the clock's order.
         let at_ms = self.now_ms();
         let time = (self.start_wall + chrono::Duration::milliseconds(at_ms as i64))
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let event = Event { at_ms, time, kind };
-        let mut inner = match self.inner.lock() {
-            Ok(inner) => inner,
-            Err(poisoned) => poisoned.into_inner(),
+        let event = Event {
+            at_ms,
+            time,
+            kind: make(&inner.events),
         };
-        for reporter in inner.reporters.iter_mut() {
-            reporter.event(&event);
+        if let Some(log) = inner.log.as_mut() {
+            log.append(&event);
         }
-        inner.events.push(event);
+        deliver(&mut inner.reporters, &mut inner.events, event);
+    }
+
+    /// Takes in what people's commands appended to the log since the last
+    /// event: the live view shows a note as it arrives, not at the runner's
+    /// next event.
+    pub fn take_in_others(&self) {
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        if let Some(log) = inner.log.as_mut() {
+            let _held = log.hold();
+            for event in log.take_others() {
+                deliver(&mut inner.reporters, &mut inner.events, event);
+            }
+        }
     }
 
     /// Every event so far.
     pub fn events(&self) -> Vec<Event> {
-        match self.inner.lock() {
-            Ok(inner) => inner.events.clone(),
-            Err(poisoned) => poisoned.into_inner().events.clone(),
-        }
+        self.lock().events.clone()
+    }
+
+    /// The events after the first `seen`, for a watcher that reads along.
+    pub fn events_after(&self, seen: usize) -> Vec<Event> {
+        self.lock().events.get(seen..).unwrap_or_default().to_vec()
     }
 
     /// Lets every reporter finish (flush, clear progress bars).
     pub fn finish(&self) {
-        let mut inner = match self.inner.lock() {
-            Ok(inner) => inner,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        for reporter in inner.reporters.iter_mut() {
+        for reporter in self.lock().reporters.iter_mut() {
             reporter.finish();
         }
     }
 }
 
-/// Appends each event to `events.jsonl` and flushes it, so a dead runner's
-/// records are complete up to its last event.
-pub struct JsonlFile {
-    file: std::fs::File,
+fn deliver(reporters: &mut [Box<dyn Reporter>], events: &mut Vec<Event>, event: Event) {
+    for reporter in reporters.iter_mut() {
+        reporter.event(&event);
+    }
+    events.push(event);
 }
 
-impl JsonlFile {
-    /// Opens (creates) the file for appending.
-    pub fn create(path: &std::path::Path) -> std::io::Result<JsonlFile> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
-        Ok(JsonlFile { file })
+/// The longest line `events.jsonl` takes from people's commands; their
+/// text is cut to fit.
+pub const MAX_LINE: usize = 8 * 1024;
+
+/// `events.jsonl`, shared by the runner and people's commands: every writer
+/// appends one whole line with one `write(2)` (`O_APPEND`) while holding an
+/// exclusive `flock(2)` on the file, so lines are never torn or interleaved
+/// and the runner knows which bytes are not its own.
+pub struct EventLog {
+    file: std::fs::File,
+    /// Where the lines the runner has seen (its own and taken-in ones) end.
+    seen: u64,
+}
+
+/// An exclusive `flock(2)` on an open file, released on drop (drop it
+/// before the file).
+pub struct Held(std::os::fd::RawFd);
+
+/// Takes the exclusive advisory lock every writer of `events.jsonl` takes.
+pub fn hold(file: &std::fs::File) -> std::io::Result<Held> {
+    use std::os::fd::AsRawFd;
+    loop {
+        // SAFETY: flock on an open file descriptor.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+            return Ok(Held(file.as_raw_fd()));
+        }
+        let error = std::io::Error::last_os_error();
+        if error.kind() != std::io::ErrorKind::Interrupted {
+            return Err(error);
+        }
     }
 }
 
-impl Reporter for JsonlFile {
-    fn event(&mut self, event: &Event) {
-        use std::io::Write;
+impl Drop for Held {
+    fn drop(&mut self) {
+        // SAFETY: unlocks the lock this guard took, on a descriptor its
+        // holder keeps open for the guard's life.
+        unsafe { libc::flock(self.0, libc::LOCK_UN) };
+    }
+}
+
+/// Appends one whole line in one `write(2)`; the caller holds the lock.
+pub fn append_line(mut file: &std::fs::File, line: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let written = file.write(line.as_bytes())?;
+    if written != line.len() {
+        return Err(std::io::Error::other(format!(
+            "only {written} of {} bytes written",
+            line.len()
+        )));
+    }
+    Ok(())
+}
+
+impl EventLog {
+    /// Opens (creates) the file for appending; what it holds already is seen.
+    pub fn open(path: &std::path::Path) -> std::io::Result<EventLog> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(path)?;
+        let seen = file.metadata()?.len();
+        Ok(EventLog { file, seen })
+    }
+
+    fn hold(&self) -> Option<Held> {
+        match hold(&self.file) {
+            Ok(held) => Some(held),
+            Err(error) => {
+                tracing::warn!(%error, "cannot lock events.jsonl");
+                None
+            }
+        }
+    }
+
+    /// The events others appended since the runner last looked.
+    fn take_others(&mut self) -> Vec<Event> {
+        use std::os::unix::fs::FileExt;
+        let Ok(len) = self.file.metadata().map(|m| m.len()) else {
+            return Vec::new();
+        };
+        if len <= self.seen {
+            return Vec::new();
+        }
+        let mut bytes = vec![0; (len - self.seen) as usize];
+        if self.file.read_exact_at(&mut bytes, self.seen).is_err() {
+            return Vec::new();
+        }
+        self.seen = len;
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .filter_map(|line| match serde_json::from_str(line) {
+                Ok(event) => Some(event),
+                Err(error) => {
+                    tracing::warn!(%error, "events.jsonl: a line appended by another writer is not an event");
+                    None
+                }
+            })
+            .collect()
+    }
+
+    /// Appends the runner's own event and flushes it, so a dead runner's
+    /// records are complete up to its last event.
+    fn append(&mut self, event: &Event) {
         if let Ok(mut line) = serde_json::to_string(event) {
             line.push('\n');
-            let _ = self.file.write_all(line.as_bytes());
-            let _ = self.file.flush();
+            match append_line(&self.file, &line) {
+                Ok(()) => {
+                    self.seen = self
+                        .file
+                        .metadata()
+                        .map_or(self.seen + line.len() as u64, |m| m.len())
+                }
+                Err(error) => tracing::warn!(%error, "cannot append to events.jsonl"),
+            }
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod drill;
 pub mod duration;
 pub mod engine;
 pub mod event;
+pub mod gameday;
 pub mod history;
 pub mod journal;
 pub mod located;

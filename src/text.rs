@@ -15,3 +15,29 @@ pub fn short_line(text: &str) -> String {
     }
     short
 }
+
+/// People's text for a terminal, a Markdown table or a log line: control
+/// characters (newlines, escapes, NUL) shown as escapes (`\n`, `\u{1b}`),
+/// so a note can neither break the layout nor drive the terminal.
+pub fn visible(text: &str) -> String {
+    let mut shown = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            shown.extend(c.escape_debug());
+        } else {
+            shown.push(c);
+        }
+    }
+    shown
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_shown_escaped() {
+        assert_eq!(visible("a\nb\u{1b}[2Jc\t"), "a\\nb\\u{1b}[2Jc\\t");
+        assert_eq!(visible("façade ✓"), "façade ✓");
+    }
+}

@@ -1,5 +1,6 @@
 //! The engine: runs a drill's graph against a target and emits events.
 
+mod manual;
 mod monitor;
 pub mod probe;
 pub mod recover;

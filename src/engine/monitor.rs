@@ -427,6 +427,12 @@ pub(crate) fn start_monitors(
             .or_default()
             .push(ProbeRole::Guard);
     }
+    for name in &shared.drill.detect {
+        roles
+            .entry(name.value.clone())
+            .or_default()
+            .push(ProbeRole::Detect);
+    }
     for (name, roles) in roles {
         monitors.push(tokio::spawn(monitor(
             shared.clone(),

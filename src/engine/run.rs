@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::drill::LoadedDrill;
-use crate::event::{Emitter, EventKind, JsonlFile, Reporter};
+use crate::event::{Emitter, EventKind, EventLog, Reporter};
 use crate::journal::{Journal, StepStatus, Verdict};
 use crate::process;
 use crate::score::{self, Ending};
@@ -146,7 +146,7 @@ pub async fn run(
     loaded: &LoadedDrill,
     target: Arc<dyn Target>,
     options: Options,
-    mut reporters: Vec<Box<dyn Reporter>>,
+    reporters: Vec<Box<dyn Reporter>>,
     interrupt: watch::Receiver<bool>,
 ) -> Result<Outcome, StartError> {
     let drill = loaded.drill.clone();
@@ -183,17 +183,17 @@ pub async fn run(
         std::fs::create_dir_all(dir)
             .map_err(|error| StartError(format!("cannot create {}: {error}", dir.display())))?;
     }
-    let jsonl = JsonlFile::create(&run_dir.join("events.jsonl")).map_err(|error| {
+    let log = EventLog::open(&run_dir.join("events.jsonl")).map_err(|error| {
         StartError(format!(
             "cannot write {}: {error}",
             run_dir.join("events.jsonl").display()
         ))
     })?;
-    reporters.insert(0, Box::new(jsonl));
     let emitter = match &resume {
         Some(resume) => Emitter::resumed(reporters, resume.events.clone(), resume.started),
         None => Emitter::new(reporters),
-    };
+    }
+    .with_log(log);
     let seed = match &resume {
         Some(resume) => resume.seed,
         None => options.seed.unwrap_or_else(rand::random),
@@ -335,9 +335,11 @@ pub async fn run(
         ending = Ending::Interrupted;
     }
 
-    // The halt file is watched for the whole run.
+    // The halt file is watched for the whole run, and people's notes are
+    // taken in as they arrive.
     let (stop_watchers, watchers_stopped) = watch::channel(false);
     let halt_watch = tokio::spawn(watch_halt_file(shared.clone(), watchers_stopped.clone()));
+    let people = tokio::spawn(crate::gameday::take_in(emitter.clone()));
     // Heartbeats until the first fault.
     let (fault_started_tx, fault_started_rx) = watch::channel(false);
     let fault_before_resume = resume
@@ -405,6 +407,7 @@ pub async fn run(
         let _ = monitor.await;
     }
     halt_watch.abort();
+    people.abort();
 
     // Processes of steps that are still running (after an abort or Ctrl-C).
     for pgid in shared
@@ -435,10 +438,15 @@ pub async fn run(
         let _ = std::fs::remove_dir_all(&workdir);
     }
 
-    emitter.emit(EventKind::RunFinished {
-        verdict: journal.verdict,
-        reason: journal.reason.clone(),
-        interrupted: ending == Ending::Interrupted,
+    // People may have written until now: the journal is scored from
+    // exactly the events the record holds before `run_finished`.
+    emitter.emit_with(|events| {
+        journal = score::journal(events, &ending);
+        EventKind::RunFinished {
+            verdict: journal.verdict,
+            reason: journal.reason.clone(),
+            interrupted: ending == Ending::Interrupted,
+        }
     });
     journal.duration_ms = emitter.now_ms();
     emitter.finish();

@@ -413,7 +413,10 @@ pub(crate) async fn run_step(shared: &Arc<Shared>, step: &Step) -> StepResult {
             matches!(&step.action, Action::Recover(recover) if recover.value.runbook.is_some());
         // A runbook's steps have their own timeouts; the recover step only
         // gets an overall one if the drill gives it.
-        let timeout = if follows_runbook && step.timeout.is_none() {
+        let timeout = if let Some(manual) = by_hand(step) {
+            // People get `manual.timeout`; the step ends itself then.
+            manual + Duration::from_secs(60)
+        } else if follows_runbook && step.timeout.is_none() {
             Duration::from_secs(24 * 3600)
         } else {
             step.timeout()
@@ -451,6 +454,14 @@ pub(crate) async fn run_step(shared: &Arc<Shared>, step: &Step) -> StepResult {
     result
 }
 
+/// `manual.timeout` of a step where people recover by hand.
+fn by_hand(step: &Step) -> Option<Duration> {
+    match &step.action {
+        Action::Recover(recover) => recover.value.manual.as_ref().map(|m| m.timeout.0),
+        _ => None,
+    }
+}
+
 pub(crate) async fn run_action(shared: &Arc<Shared>, step: &Step, attempt: u32) -> StepResult {
     match &step.action {
         Action::Run(script) => run_shell(shared, step, script, attempt).await,
@@ -480,9 +491,12 @@ pub(crate) async fn run_action(shared: &Arc<Shared>, step: &Step, attempt: u32) 
             StepResult::ok(format!("{} passed", names.join(", ")))
         }
         Action::Fault(_) => inject(shared, step, attempt).await,
-        Action::Recover(recover) => match &recover.value.run {
-            Some(script) => run_shell(shared, step, script, attempt).await,
-            None => crate::engine::recover::follow_runbook(shared, step, &recover.value).await,
+        Action::Recover(recover) => match (&recover.value.run, &recover.value.manual) {
+            (Some(script), _) => run_shell(shared, step, script, attempt).await,
+            (None, Some(manual)) => super::manual::recover_by_hand(shared, step, manual).await,
+            (None, None) => {
+                crate::engine::recover::follow_runbook(shared, step, &recover.value).await
+            }
         },
         Action::Apply(manifests) => {
             let paths: Vec<PathBuf> = manifests

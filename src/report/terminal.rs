@@ -5,7 +5,7 @@
 //! - [`Plain`]: without a terminal, one timestamped line per event.
 //! - [`JsonLines`]: `--json`, every event as a JSON line on stdout.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::duration::format_duration;
 use crate::event::{Event, EventKind, ProbeRole, Reporter};
 use crate::journal::{Journal, RunbookStepStatus, StepStatus};
-use crate::text::first_line;
+use crate::text::{first_line, visible};
 
 /// One line of text for an event, or `None` for events not worth a line.
 pub fn describe(event: &Event) -> Option<String> {
@@ -120,6 +120,8 @@ pub fn describe(event: &Event) -> Option<String> {
                 ProbeRole::Steady => "steady",
                 ProbeRole::Guard => "guard",
                 ProbeRole::Wait => "probe",
+                ProbeRole::Detect if *ok => return Some(format!("🔔 alert: `{probe}` passed")),
+                ProbeRole::Detect => "detect",
             };
             if *ok {
                 format!("{role} {probe}: ok")
@@ -130,10 +132,32 @@ pub fn describe(event: &Event) -> Option<String> {
         EventKind::Aborted { reason } => format!("ABORT: {reason}"),
         EventKind::RunbookStarted {
             path,
+            total,
+            manual: true,
+            titles,
+            ..
+        } => {
+            let mut text = format!("runbook {path}, followed by hand: {total} steps");
+            for (n, title) in titles.iter().enumerate() {
+                text.push_str(&format!("\n    {}. {}", n + 1, visible(title)));
+            }
+            text.push_str("\n  mark each: firedrill step RUN_DIR N ok|wrong|skipped [--note TEXT]");
+            text
+        }
+        EventKind::RunbookStarted {
+            path,
             executable,
             total,
             ..
         } => format!("runbook {path}: {executable} executable of {total} steps"),
+        EventKind::Note { text } => format!("✎ note: {}", visible(text)),
+        EventKind::Acknowledged {} => "✋ acknowledged".to_owned(),
+        EventKind::StepMarked { step, mark, note } => format!(
+            "runbook step {step} marked {}{}",
+            mark.as_str(),
+            note.as_deref()
+                .map_or(String::new(), |n| format!(": {}", visible(n)))
+        ),
         EventKind::RunbookStep {
             index,
             title,
@@ -224,22 +248,41 @@ fn runbook_word(status: RunbookStepStatus) -> &'static str {
     }
 }
 
+/// Whether an event is not worth a line: passing probes every interval
+/// would drown the log (failures show), except a `detect` probe's first
+/// pass, which is the alert.
+fn is_noise(event: &Event, alerted: &mut HashSet<String>) -> bool {
+    match &event.kind {
+        EventKind::Probe {
+            ok: true,
+            role: ProbeRole::Detect,
+            probe,
+            ..
+        } => !alerted.insert(probe.clone()),
+        EventKind::Probe { ok: true, .. } => true,
+        _ => false,
+    }
+}
+
 /// Plain timestamped lines, for logs and CI.
 pub struct Plain<W: Write + Send> {
     out: W,
+    alerted: HashSet<String>,
 }
 
 impl<W: Write + Send> Plain<W> {
     /// Writes to `out`.
     pub fn new(out: W) -> Plain<W> {
-        Plain { out }
+        Plain {
+            out,
+            alerted: HashSet::new(),
+        }
     }
 }
 
 impl<W: Write + Send> Reporter for Plain<W> {
     fn event(&mut self, event: &Event) {
-        if let EventKind::Probe { ok: true, .. } = event.kind {
-            // Passing probes every interval would drown the log; failures show.
+        if is_noise(event, &mut self.alerted) {
             return;
         }
         if let Some(text) = describe(event) {
@@ -282,6 +325,7 @@ pub struct Live {
     clock: Option<ProgressBar>,
     health: BTreeMap<String, bool>,
     rto: Duration,
+    alerted: HashSet<String>,
 }
 
 impl Live {
@@ -295,6 +339,7 @@ impl Live {
             clock: None,
             health: BTreeMap::new(),
             rto: Duration::ZERO,
+            alerted: HashSet::new(),
         }
     }
 
@@ -366,7 +411,7 @@ impl Reporter for Live {
             }
             EventKind::Probe {
                 probe,
-                role: ProbeRole::Steady | ProbeRole::Guard,
+                role: ProbeRole::Steady | ProbeRole::Guard | ProbeRole::Detect,
                 ok,
                 ..
             } => {
@@ -382,7 +427,7 @@ impl Reporter for Live {
             }
             _ => {}
         }
-        if let EventKind::Probe { ok: true, .. } = event.kind {
+        if is_noise(event, &mut self.alerted) {
             return;
         }
         if let Some(text) = describe(event) {
@@ -427,8 +472,22 @@ pub fn summary(journal: &Journal, run_dir: &std::path::Path) -> String {
         ms(Some(journal.rto_ms)),
         journal.time_score
     ));
+    if journal.tta_alert_ms.is_some() || journal.tt_ack_ms.is_some() {
+        out.push_str(&format!(
+            "  time to alert:    {}\n  time to ack:      {}\n",
+            ms(journal.tta_alert_ms),
+            ms(journal.tt_ack_ms)
+        ));
+    }
     if let Some(accuracy) = journal.runbook_accuracy {
         out.push_str(&format!("  runbook accuracy: {accuracy}\n"));
+    }
+    if !journal.notes.is_empty() || !journal.marks.is_empty() {
+        out.push_str(&format!(
+            "  people:           {} note(s), {} runbook step(s) marked\n",
+            journal.notes.len(),
+            journal.marks.len()
+        ));
     }
     if journal.rpo_ms.is_some() || journal.data_loss_detail.is_some() {
         let loss = match (journal.data_loss_ms, journal.data_loss_detail.as_deref()) {

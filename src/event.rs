@@ -299,16 +299,24 @@ struct EmitterInner {
 }
 
 impl Emitter {
-    /// An emitter whose clock starts now.
+    /// An emitter whose clock starts now (on a whole millisecond of wall
+    /// time, so that people's commands, which count from the recorded start,
+    /// read the same clock).
     pub fn new(reporters: Vec<Box<dyn Reporter>>) -> Emitter {
+        let now = chrono::Utc::now();
+        let start_wall = now
+            - chrono::Duration::nanoseconds(i64::from(now.timestamp_subsec_nanos() % 1_000_000));
+        let start = Instant::now()
+            .checked_sub((now - start_wall).to_std().unwrap_or_default())
+            .unwrap_or_else(Instant::now);
         Emitter {
             inner: Arc::new(Mutex::new(EmitterInner {
                 reporters,
                 events: Vec::new(),
                 log: None,
             })),
-            start: Instant::now(),
-            start_wall: chrono::Utc::now(),
+            start,
+            start_wall,
         }
     }
 
@@ -370,17 +378,21 @@ impl Emitter {
     pub fn emit_with(&self, make: impl FnOnce(&[Event]) -> EventKind) {
         let mut inner = self.lock();
         let inner = &mut *inner;
-        let mut taken = Vec::new();
-        let _held = inner.log.as_mut().map(|log| {
-            let held = log.hold();
-            taken = log.take_others();
-            held
-        });
-        for event in taken {
-            deliver(&mut inner.reporters, &mut inner.events, event);
-        }
-        // Stamped under the lock: the file's order is the clock's order.
-        let at_ms = self.now_ms();
+        // The file lock is held for the file only, never while a reporter
+        // writes (a terminal or pipe may block); the emitter's own lock keeps
+        // the order for the reporters.
+        let (held, taken) = match inner.log.as_mut() {
+            Some(log) => (log.hold(), log.take_others()),
+            None => (None, Vec::new()),
+        };
+        let first_taken = inner.events.len();
+        inner.events.extend(taken);
+        // Stamped under the lock, never before the last event: the file's
+        // order is the clock's order (people's commands read the wall clock,
+        // which may be a millisecond ahead of the runner's monotonic one).
+        let at_ms = self
+            .now_ms()
+            .max(inner.events.last().map_or(0, |last| last.at_ms));
         let time = (self.start_wall + chrono::Duration::milliseconds(at_ms as i64))
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let event = Event {
@@ -391,6 +403,12 @@ impl Emitter {
         if let Some(log) = inner.log.as_mut() {
             log.append(&event);
         }
+        drop(held);
+        for taken in &inner.events[first_taken..] {
+            for reporter in inner.reporters.iter_mut() {
+                reporter.event(taken);
+            }
+        }
         deliver(&mut inner.reporters, &mut inner.events, event);
     }
 
@@ -400,11 +418,15 @@ impl Emitter {
     pub fn take_in_others(&self) {
         let mut inner = self.lock();
         let inner = &mut *inner;
-        if let Some(log) = inner.log.as_mut() {
-            let _held = log.hold();
-            for event in log.take_others() {
-                deliver(&mut inner.reporters, &mut inner.events, event);
+        let taken = match inner.log.as_mut() {
+            Some(log) => {
+                let _held = log.hold();
+                log.take_others()
             }
+            None => Vec::new(),
+        };
+        for event in taken {
+            deliver(&mut inner.reporters, &mut inner.events, event);
         }
     }
 

@@ -34,13 +34,18 @@ pub async fn take_in(emitter: Emitter) {
 
 /// `firedrill ack RUN_DIR`.
 pub fn ack_command(run_dir: &Path) -> i32 {
-    finish(append(run_dir, |_| EventKind::Acknowledged {}), "acknowledged")
+    finish(
+        append(run_dir, |_| EventKind::Acknowledged {}),
+        "acknowledged",
+    )
 }
 
 /// `firedrill note RUN_DIR TEXT`.
 pub fn note_command(run_dir: &Path, text: &str) -> i32 {
     if text.trim().is_empty() {
-        eprintln!("error: the note is empty; write what happened, e.g. `firedrill note RUN_DIR \"failed over to eu-west\"`");
+        eprintln!(
+            "error: the note is empty; write what happened, e.g. `firedrill note RUN_DIR \"failed over to eu-west\"`"
+        );
         return REFUSED;
     }
     finish(
@@ -199,10 +204,7 @@ fn append(run_dir: &Path, make: impl Fn(usize) -> EventKind) -> Result<(Event, b
         ));
     }
     let kind = make(MAX_TEXT);
-    if let (
-        EventKind::StepMarked { step, .. },
-        Some(total),
-    ) = (&kind, state.manual_steps)
+    if let (EventKind::StepMarked { step, .. }, Some(total)) = (&kind, state.manual_steps)
         && (*step == 0 || *step > total)
     {
         return Err(format!(
@@ -227,7 +229,8 @@ fn append(run_dir: &Path, make: impl Fn(usize) -> EventKind) -> Result<(Event, b
         line = serde_json::to_string(&event).map_err(|e| e.to_string())?;
     }
     line.push('\n');
-    append_line(&file, &line).map_err(|error| format!("cannot write {}: {error}", path.display()))?;
+    append_line(&file, &line)
+        .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
     Ok((event, was_cut))
 }
 

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use crate::event::{Event, EventKind, ProbeRole};
 use crate::journal::{
-    FaultRecord, Journal, MarkRecord, Note, ProbeSample, RunbookRecord, RunbookStepRecord, RunbookStepStatus,
-    StepMark, StepRecord, StepStatus, Verdict,
+    FaultRecord, Journal, MarkRecord, Note, ProbeSample, RunbookRecord, RunbookStepRecord,
+    RunbookStepStatus, StepMark, StepRecord, StepStatus, Verdict,
 };
 
 /// How the engine ended a run when the score alone does not decide it.
@@ -1140,6 +1140,8 @@ mod tests {
                 path: "rb.md".into(),
                 executable: 2,
                 total: 2,
+                manual: false,
+                titles: Vec::new(),
             },
         ));
         events.push(runbook_step(1300, 0, RunbookStepStatus::Ok, None, ""));
@@ -1252,6 +1254,8 @@ mod tests {
                     path: "rb.md".into(),
                     executable: 2,
                     total: 2,
+                    manual: false,
+                    titles: Vec::new(),
                 },
             ));
         }

@@ -767,8 +767,11 @@ fn check_recover(
         }
         if manual.timeout.0.is_zero() {
             problems.push(
-                Problem::at(recover.loc, format!("step `{id}`: `manual.timeout` is zero: people get no time to recover"))
-                    .help("give them the time a real incident would, e.g. `timeout: 45m`"),
+                Problem::at(
+                    recover.loc,
+                    format!("step `{id}`: `manual.timeout` is zero: people get no time to recover"),
+                )
+                .help("give them the time a real incident would, e.g. `timeout: 45m`"),
             );
         }
     }

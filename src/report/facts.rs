@@ -493,7 +493,10 @@ pub(crate) fn people(journal: &Journal) -> Vec<Moment> {
     if let (Some(fault), Some(tta)) = (fault, journal.tta_alert_ms) {
         moments.push(Moment {
             at_ms: fault + tta,
-            what: format!("alert fired: a `detect` probe passed (time to alert {})", human(tta)),
+            what: format!(
+                "alert fired: a `detect` probe passed (time to alert {})",
+                human(tta)
+            ),
             status: "alerted".into(),
             label: format!("alert ({})", human(tta)),
         });
@@ -521,7 +524,11 @@ pub(crate) fn people(journal: &Journal) -> Vec<Moment> {
             .map_or_else(String::new, |note| format!(": {}", visible(note)));
         moments.push(Moment {
             at_ms: mark.at_ms,
-            what: format!("runbook step {} marked {}{why}", mark_name(mark), mark.mark.as_str()),
+            what: format!(
+                "runbook step {} marked {}{why}",
+                mark_name(mark),
+                mark.mark.as_str()
+            ),
             status: mark.mark.as_str().into(),
             label: format!("step {} {}", mark.step, mark.mark.as_str()),
         });
@@ -534,10 +541,16 @@ pub(crate) fn people(journal: &Journal) -> Vec<Moment> {
 pub(crate) fn went_well(journal: &Journal) -> Vec<String> {
     let mut items = Vec::new();
     if let Some(tta) = journal.tta_alert_ms {
-        items.push(format!("The alert fired {} after the first fault.", human(tta)));
+        items.push(format!(
+            "The alert fired {} after the first fault.",
+            human(tta)
+        ));
     }
     if let Some(ack) = journal.tt_ack_ms {
-        items.push(format!("Someone acknowledged {} after the first fault.", human(ack)));
+        items.push(format!(
+            "Someone acknowledged {} after the first fault.",
+            human(ack)
+        ));
     }
     if let (true, Some(ttr)) = (journal.recovered, journal.ttr_ms) {
         let within = if ttr <= journal.rto_ms {
@@ -554,14 +567,19 @@ pub(crate) fn went_well(journal: &Journal) -> Vec<String> {
         .map(mark_name)
         .collect();
     if !ok.is_empty() {
-        items.push(format!("Runbook steps that worked as written: {}.", ok.join(", ")));
+        items.push(format!(
+            "Runbook steps that worked as written: {}.",
+            ok.join(", ")
+        ));
     }
     items
 }
 
 /// Each step of a runbook followed by hand with its mark (the last one),
 /// `None` for a step nobody marked.
-pub(crate) fn by_hand(journal: &Journal) -> Vec<(usize, String, Option<&crate::journal::MarkRecord>)> {
+pub(crate) fn by_hand(
+    journal: &Journal,
+) -> Vec<(usize, String, Option<&crate::journal::MarkRecord>)> {
     let Some(runbook) = &journal.runbook else {
         return Vec::new();
     };

@@ -318,7 +318,10 @@ fn runbook(out: &mut String, journal: &Journal) {
             let (word, note) = match mark {
                 Some(mark) => (
                     mark.mark.as_str(),
-                    mark.note.as_deref().map(crate::text::visible).unwrap_or_default(),
+                    mark.note
+                        .as_deref()
+                        .map(crate::text::visible)
+                        .unwrap_or_default(),
                 ),
                 None => ("not marked", String::new()),
             };

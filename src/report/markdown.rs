@@ -135,8 +135,11 @@ fn game_day(out: &mut String, journal: &Journal) {
     if moments.is_empty() {
         return;
     }
-    let _ = writeln!(out, "## Game day
-");
+    let _ = writeln!(
+        out,
+        "## Game day
+"
+    );
     let ms = |v: Option<u64>| v.map_or_else(|| "—".to_owned(), facts::human);
     let _ = writeln!(
         out,
@@ -277,7 +280,10 @@ fn runbook(out: &mut String, journal: &Journal) {
             let (word, note) = match mark {
                 Some(mark) => (
                     mark.mark.as_str(),
-                    mark.note.as_deref().map(crate::text::visible).unwrap_or_default(),
+                    mark.note
+                        .as_deref()
+                        .map(crate::text::visible)
+                        .unwrap_or_default(),
                 ),
                 None => ("not marked", String::new()),
             };

@@ -1,0 +1,350 @@
+//! Game days (SPEC §10) with the real binary: people — simulated by a
+//! script or by concurrent writers — acknowledge, write notes, mark runbook
+//! steps and repair the system by hand while `firedrill run` goes on.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use common::{firedrill, read_journal, run_command, write_drill};
+
+/// The probes' interval in these drills.
+const INTERVAL_MS: i64 = 100;
+
+const RUNBOOK: &str = "# Restore the service\n\n\
+## Look at the dashboard\n\nFind what broke.\n\n\
+## Restart the service\n\n```sh\ntouch \"$T/healthy\"\n```\n\n\
+## Tell #incidents\n\nSay it is back.\n";
+
+/// A system that is healthy while `${T}/healthy` exists; an alert that fires
+/// when `${T}/alert` exists; a fault that removes `healthy`; people recover.
+fn game_day_drill(timeout: &str, extra_probe_interval: &str) -> String {
+    format!(
+        r#"
+version: 1
+name: game-day
+objectives: {{rto: 30s}}
+probes:
+  healthy:
+    command: test -f "${{T}}/healthy"
+    interval: {INTERVAL_MS}ms
+  alert-fired:
+    command: test -f "${{T}}/alert"
+    interval: {INTERVAL_MS}ms
+  busy:
+    command: "true"
+    interval: {extra_probe_interval}
+steady_state: [healthy]
+guards: [busy]
+detect: [alert-fired]
+steps:
+  - id: setup
+    run: touch "${{T}}/healthy"
+  - id: break
+    needs: [setup]
+    fault: {{run: 'rm "${{T}}/healthy"'}}
+  - id: people
+    needs: [break]
+    recover:
+      manual:
+        runbook: runbook.md
+        timeout: {timeout}
+"#
+    )
+}
+
+/// Starts the run in `dir`; its output goes to files (a pipe nobody reads
+/// would fill and stop it).
+fn start(dir: &Path, yaml: &str) -> (Child, PathBuf) {
+    write_drill(dir, yaml);
+    std::fs::write(dir.join("runbook.md"), RUNBOOK).unwrap();
+    let out = dir.join("output.txt");
+    let file = std::fs::File::create(&out).unwrap();
+    let child = run_command(dir)
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .spawn()
+        .unwrap();
+    (child, out)
+}
+
+fn finish((mut child, out): (Child, PathBuf)) -> (i32, String) {
+    let status = child.wait().unwrap();
+    (
+        status.code().unwrap_or(-1),
+        std::fs::read_to_string(out).unwrap_or_default(),
+    )
+}
+
+fn epoch_ms(time: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(time)
+        .unwrap()
+        .timestamp_millis()
+}
+
+fn events(run_dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run_dir.join("events.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("torn line {line:?}: {e}"))
+        })
+        .collect()
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/support/game_day_person.py")
+}
+
+#[test]
+fn a_person_alerts_acknowledges_notes_marks_and_repairs_and_every_report_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    let child = start(dir.path(), &game_day_drill("2m", "1s"));
+    let record = dir.path().join("person.json");
+    let person = Command::new("python3")
+        .arg(script())
+        .arg(env!("CARGO_BIN_EXE_firedrill"))
+        .arg(&run_dir)
+        .arg(dir.path())
+        .arg(&record)
+        .status()
+        .unwrap();
+    let (code, output) = finish(child);
+    assert!(person.success(), "the person's script failed\n{output}");
+    // Step 2 is marked wrong: accuracy 2/3 → score round(50 + 33.3) = 83.
+    assert_eq!(code, 0, "{output}");
+    let person: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
+    let at = |key: &str| person[key].as_i64().unwrap();
+    let span = |key: &str| {
+        (
+            person[key][0].as_i64().unwrap(),
+            person[key][1].as_i64().unwrap(),
+        )
+    };
+    let journal = read_journal(&run_dir);
+    let all = events(&run_dir);
+    let start = epoch_ms(all[0]["time"].as_str().unwrap()) - all[0]["at_ms"].as_i64().unwrap();
+    let fault = start + journal["first_fault_ms"].as_i64().unwrap();
+    let slack = INTERVAL_MS + 50;
+
+    // Time to alert: the first pass of the detect probe after the alert fired.
+    let alert = fault + journal["tta_alert_ms"].as_i64().unwrap();
+    assert!(
+        (at("alert")..=at("alert") + slack).contains(&alert),
+        "alert measured at {alert}, fired at {}",
+        at("alert")
+    );
+    // Time to acknowledge: when `firedrill ack` ran.
+    let (before, after) = span("ack");
+    let ack = fault + journal["tt_ack_ms"].as_i64().unwrap();
+    assert!(
+        (before..=after).contains(&ack),
+        "ack at {ack}, ran {before}..{after}"
+    );
+    // TTR: from the fault to the first pass after the repair.
+    let recovered = fault + journal["ttr_ms"].as_i64().unwrap();
+    assert!(
+        (at("repair")..=at("repair") + slack).contains(&recovered),
+        "recovered at {recovered}, repaired at {}",
+        at("repair")
+    );
+
+    // Notes, as written, each when it was written.
+    let notes = journal["notes"].as_array().unwrap();
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert_eq!(notes[0]["text"], "paged: the db is down");
+    assert_eq!(notes[1]["text"], "weird \u{1b}[31mlog\nline");
+    let (before, after) = span("note1");
+    let noted = start + notes[0]["at_ms"].as_i64().unwrap();
+    assert!((before..=after).contains(&noted));
+    // Marks, with the runbook's headings; accuracy from the marks.
+    let marks = journal["marks"].as_array().unwrap();
+    let summary: Vec<(u64, &str, &str)> = marks
+        .iter()
+        .map(|m| {
+            (
+                m["step"].as_u64().unwrap(),
+                m["mark"].as_str().unwrap(),
+                m["title"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (1, "ok", "Look at the dashboard"),
+            (2, "wrong", "Restart the service"),
+            (3, "ok", "Tell #incidents")
+        ]
+    );
+    assert_eq!(journal["runbook_accuracy"], 66.7);
+    assert_eq!(journal["complete"], false);
+    assert_eq!(journal["recovered"], true);
+
+    // Every report: the notes (control characters escaped), the wrong step
+    // as a follow-up, the alert and the acknowledgement.
+    let md = std::fs::read_to_string(run_dir.join("report.md")).unwrap();
+    let html = std::fs::read_to_string(run_dir.join("report.html")).unwrap();
+    for (name, report) in [("report.md", &md), ("report.html", &html)] {
+        assert!(!report.contains('\u{1b}'), "{name} carries a raw escape");
+        assert!(report.contains("paged: the db is down"), "{name}");
+        assert!(report.contains("31mlog"), "{name}");
+        assert!(
+            report.contains("the restart command names the wrong unit"),
+            "{name}"
+        );
+        assert!(report.contains("alert fired"), "{name}");
+        assert!(report.contains("acknowledged"), "{name}");
+        assert!(report.contains("Restart the service"), "{name}");
+    }
+    let follow_ups = md.split("## Follow-ups").nth(1).unwrap();
+    assert!(
+        follow_ups.contains("Restart the service")
+            && follow_ups.contains("was wrong when people followed it"),
+        "{follow_ups}"
+    );
+    assert!(md.contains("### What was wrong in the runbook"));
+    assert!(
+        html.contains("m-people"),
+        "the HTML timeline marks people's moments"
+    );
+    // The run has ended: nothing more can be added, and it says so.
+    let late = firedrill()
+        .arg("note")
+        .arg(&run_dir)
+        .arg("late")
+        .output()
+        .unwrap();
+    assert_eq!(late.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&late.stderr).contains("has ended"));
+}
+
+#[test]
+fn many_notes_from_concurrent_writers_while_probes_write_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    // A guard polled every 5ms keeps the runner writing events meanwhile.
+    let child = start(dir.path(), &game_day_drill("2m", "5ms"));
+    assert!(common::wait_for(&run_dir.join("events.jsonl")));
+    while !std::fs::read_to_string(run_dir.join("events.jsonl"))
+        .unwrap()
+        .contains("\"event\":\"runbook_started\"")
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let writers: Vec<_> = (0..4)
+        .map(|writer| {
+            let run_dir = run_dir.clone();
+            std::thread::spawn(move || {
+                for n in 0..50 {
+                    let status = firedrill()
+                        .arg("note")
+                        .arg(&run_dir)
+                        .arg(format!("writer {writer} note {n} {}", "x".repeat(300)))
+                        .stdout(Stdio::null())
+                        .status()
+                        .unwrap();
+                    assert!(status.success());
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    std::fs::write(dir.path().join("healthy"), "").unwrap();
+    let (code, output) = finish(child);
+    assert_eq!(
+        code, 1,
+        "unmarked runbook steps count against the score\n{output}"
+    );
+    let all = events(&run_dir);
+    let mut written: Vec<String> = all
+        .iter()
+        .filter(|e| e["event"] == "note")
+        .map(|e| e["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(written.len(), 200);
+    written.sort();
+    written.dedup();
+    assert_eq!(written.len(), 200, "every note once");
+    let journal = read_journal(&run_dir);
+    assert_eq!(journal["notes"].as_array().unwrap().len(), 200);
+    // The file's order is the clock's order.
+    let times: Vec<u64> = all.iter().map(|e| e["at_ms"].as_u64().unwrap()).collect();
+    let late: Vec<_> = all
+        .windows(2)
+        .filter(|w| w[0]["at_ms"].as_u64() > w[1]["at_ms"].as_u64())
+        .map(|w| {
+            (
+                w[0]["event"].clone(),
+                w[0]["at_ms"].clone(),
+                w[1]["event"].clone(),
+                w[1]["at_ms"].clone(),
+            )
+        })
+        .collect();
+    assert!(late.is_empty(), "events out of order: {late:?}");
+    assert!(all.iter().filter(|e| e["event"] == "probe").count() > 20);
+}
+
+#[test]
+fn nobody_repairs_so_the_timeout_ends_the_run_not_recovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = start(dir.path(), &game_day_drill("1s", "1s"));
+    let (code, output) = finish(child);
+    assert_eq!(code, 1, "{output}");
+    let journal = read_journal(&dir.path().join("run"));
+    assert_eq!(journal["recovered"], false);
+    let reason = journal["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("not recovered by hand within 1.0s"),
+        "{reason}"
+    );
+    let md = std::fs::read_to_string(dir.path().join("run/report.md")).unwrap();
+    assert!(md.contains("Runbook steps nobody marked"), "{md}");
+}
+
+#[test]
+fn people_commands_refuse_what_is_not_a_running_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let refused = |args: &[&str], says: &str| {
+        let output = firedrill().args(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    };
+    let path = dir.path().to_str().unwrap();
+    refused(&["ack", path], "is not a firedrill run");
+    std::fs::write(dir.path().join("events.jsonl"), "{\"not\":\"an event\"}\n").unwrap();
+    refused(&["note", path, "hello"], "is not a firedrill run");
+    refused(&["step", path, "0", "ok"], "1..");
+
+    // A run whose runner is gone without ending it.
+    let dead = r#"{"at_ms":0,"time":"2026-01-01T00:00:00.000Z","event":"run_started","drill":"d","run_id":"r","seed":1,"scenario":"s","target":"local","run_dir":"x","workdir":"w","pid":999999999,"rto_ms":1,"rpo_ms":null,"min_score":70,"steady_state":[],"has_data":false}"#;
+    std::fs::write(dir.path().join("events.jsonl"), format!("{dead}\n")).unwrap();
+    refused(&["ack", path], "is gone");
+
+    // While it runs, a step number past the runbook's end is refused.
+    let game = tempfile::tempdir().unwrap();
+    let run_dir = game.path().join("run");
+    let child = start(game.path(), &game_day_drill("2m", "1s"));
+    while !std::fs::read_to_string(run_dir.join("events.jsonl"))
+        .unwrap_or_default()
+        .contains("\"event\":\"runbook_started\"")
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let run = run_dir.to_str().unwrap();
+    refused(&["step", run, "4", "ok"], "the runbook has 3 steps");
+    std::fs::write(game.path().join("healthy"), "").unwrap();
+    let (_, output) = finish(child);
+    assert!(output.contains("recovered by hand"), "{output}");
+    let journal = read_journal(&run_dir);
+    assert_eq!(journal["marks"].as_array().unwrap().len(), 0);
+    let run_id = journal["run_id"].as_str().unwrap();
+    assert!(common::processes_of_run(run_id).is_empty());
+}

@@ -28,6 +28,7 @@ fn events(total: usize) -> Vec<Event> {
         run_dir: "/tmp/bench/run".into(),
         workdir: "/tmp/bench/run/work".into(),
         pid: 1,
+        pid_started: None,
         rto_ms: 60_000,
         rpo_ms: Some(5_000),
         min_score: 70,
@@ -62,6 +63,8 @@ fn events(total: usize) -> Vec<Event> {
                 path: "runbooks/restore.md".into(),
                 executable,
                 total: executable + 3,
+                manual: false,
+                titles: Vec::new(),
             }
         } else if runbook_event(i) {
             let second = runbook_events_so_far % 4 == 3;

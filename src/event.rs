@@ -57,6 +57,10 @@ pub enum EventKind {
         workdir: String,
         /// The runner's pid (for `clean`).
         pid: u32,
+        /// When the runner started (ticks after boot, `/proc/PID/stat`):
+        /// with `pid`, how `clean` and `resume` know it is still alive.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pid_started: Option<u64>,
         /// Objectives, so the score can be computed from events alone.
         rto_ms: u64,
         /// RPO, if any.
@@ -76,6 +80,9 @@ pub enum EventKind {
     RunResumed {
         /// The new runner's pid.
         pid: u32,
+        /// When the new runner started (see `RunStarted`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pid_started: Option<u64>,
         /// Steps that had finished before.
         finished_steps: usize,
     },
@@ -577,10 +584,13 @@ impl EventLog {
 }
 
 /// Reads `events.jsonl` back.
+///
+/// A line that is not an event — the last one cut by a runner killed while
+/// writing it, even inside a UTF-8 character — is skipped, not an error.
 pub fn read_events(path: &std::path::Path) -> std::io::Result<Vec<Event>> {
-    let text = std::fs::read_to_string(path)?;
-    Ok(text
-        .lines()
-        .filter_map(|line| serde_json::from_str(line).ok())
+    let bytes = std::fs::read(path)?;
+    Ok(bytes
+        .split(|byte| *byte == b'\n')
+        .filter_map(|line| serde_json::from_slice(line).ok())
         .collect())
 }

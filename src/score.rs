@@ -747,6 +747,7 @@ mod tests {
             run_dir: String::new(),
             workdir: String::new(),
             pid: 1,
+            pid_started: None,
             rto_ms: 10_000,
             rpo_ms: None,
             min_score: 70,

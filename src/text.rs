@@ -16,19 +16,38 @@ pub fn short_line(text: &str) -> String {
     short
 }
 
-/// People's text for a terminal, a Markdown table or a log line: control
-/// characters (newlines, escapes, NUL) shown as escapes (`\n`, `\u{1b}`),
-/// so a note can neither break the layout nor drive the terminal.
-pub fn visible(text: &str) -> String {
-    let mut shown = String::with_capacity(text.len());
+/// `text` with its control characters made visible (`\u{1b}` for ESC), so
+/// that what a drill or a command printed cannot move the cursor, clear
+/// the screen or rewrite the lines of a terminal or a report. Newlines and
+/// tabs are kept: they are layout, not commands.
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(is_hostile) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        if c.is_control() {
-            shown.extend(c.escape_debug());
+        if is_hostile(c) {
+            out.push_str(&c.escape_unicode().to_string());
         } else {
-            shown.push(c);
+            out.push(c);
         }
     }
-    shown
+    std::borrow::Cow::Owned(out)
+}
+
+/// People's one-line text (a note, a mark's reason) for a terminal line, a
+/// table cell or a timeline label: every control character shown escaped,
+/// newlines and tabs too (`\n`, `\t`), so a note can neither break the
+/// layout nor drive the terminal; the journal keeps the text as written.
+pub fn visible(text: &str) -> String {
+    escape_controls(&text.replace('\n', "\\n").replace('\t', "\\t")).into_owned()
+}
+
+/// Control characters other than newline and tab (C0, DEL, C1), and the
+/// bidirectional overrides that reorder what a reader sees.
+fn is_hostile(c: char) -> bool {
+    (c.is_control() && c != '\n' && c != '\t')
+        || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 #[cfg(test)]
@@ -36,7 +55,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn control_characters_are_shown_escaped() {
+    fn control_characters_are_shown_not_obeyed() {
+        assert_eq!(escape_controls("plain\ttext\n"), "plain\ttext\n");
+        assert_eq!(escape_controls("\u{1b}[2Jgone\r"), "\\u{1b}[2Jgone\\u{d}");
+        assert_eq!(escape_controls("a\u{7}\u{9b}b"), "a\\u{7}\\u{9b}b");
+        assert_eq!(escape_controls("x\u{202e}y"), "x\\u{202e}y");
+    }
+
+    #[test]
+    fn people_text_is_one_visible_line() {
         assert_eq!(visible("a\nb\u{1b}[2Jc\t"), "a\\nb\\u{1b}[2Jc\\t");
         assert_eq!(visible("façade ✓"), "façade ✓");
     }

@@ -226,8 +226,8 @@ fn a_person_alerts_acknowledges_notes_marks_and_repairs_and_every_report_says_so
 fn many_notes_from_concurrent_writers_while_probes_write_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let run_dir = dir.path().join("run");
-    // A guard polled every 5ms keeps the runner writing events meanwhile.
-    let child = start(dir.path(), &game_day_drill("2m", "5ms"));
+    // A guard polled every 50ms (the floor) keeps the runner writing events meanwhile.
+    let child = start(dir.path(), &game_day_drill("2m", "50ms"));
     assert!(common::wait_for(&run_dir.join("events.jsonl")));
     while !std::fs::read_to_string(run_dir.join("events.jsonl"))
         .unwrap()
@@ -274,7 +274,6 @@ fn many_notes_from_concurrent_writers_while_probes_write_lose_nothing() {
     let journal = read_journal(&run_dir);
     assert_eq!(journal["notes"].as_array().unwrap().len(), 200);
     // The file's order is the clock's order.
-    let times: Vec<u64> = all.iter().map(|e| e["at_ms"].as_u64().unwrap()).collect();
     let late: Vec<_> = all
         .windows(2)
         .filter(|w| w[0]["at_ms"].as_u64() > w[1]["at_ms"].as_u64())

@@ -85,15 +85,19 @@ pub(crate) fn validate(
         );
     }
     for name in drill.vars.keys() {
-        if !is_valid_var_name(name) {
-            let loc = map_value(cx.root, "vars")
-                .and_then(|vars| map_key(vars, name))
-                .map_or(top, |n| n.loc);
-            problems.push(
-                Problem::at(loc, format!("invalid variable name `{name}`"))
-                    .help("variables are exported to commands: use letters, digits and `_`, not starting with a digit"),
-            );
-        }
+        let problem = if !is_valid_var_name(name) {
+            Problem::at(top, format!("invalid variable name `{name}`"))
+                .help("variables are exported to commands: use letters, digits and `_`, not starting with a digit")
+        } else if crate::vars::is_reserved(name) {
+            Problem::at(top, format!("variable `{name}` is reserved: firedrill sets it"))
+                .help("WORKDIR, RUN_ID, DRILL, SCENARIO_DIR, RUN_DIR, CLUSTER, KUBECONFIG, KUBECACHEDIR and every FIREDRILL_* or KIND_* name belong to firedrill; rename the variable")
+        } else {
+            continue;
+        };
+        let loc = map_value(cx.root, "vars")
+            .and_then(|vars| map_key(vars, name))
+            .map_or(top, |n| n.loc);
+        problems.push(Problem { loc, ..problem });
     }
     check_target(drill, cx, problems);
     check_probes(drill, cx, problems);
@@ -283,7 +287,17 @@ fn check_probes(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
     }
 }
 
+/// The shortest probe interval: a probe polled in a hot loop would load the
+/// system under test and fill the journal.
+pub const MIN_PROBE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
+
 fn check_probe(probe: &Probe, loc: Loc, what: &str, drill: &Drill, problems: &mut Vec<Problem>) {
+    if probe.interval.is_some_and(|i| i.0 < MIN_PROBE_INTERVAL) {
+        problems.push(
+            Problem::at(loc, format!("{what}: `interval` is shorter than 50ms"))
+                .help("a probe is polled every `interval` for the whole run; 50ms is the shortest, 500ms to 1s is usual"),
+        );
+    }
     let kinds = probe.kinds();
     match kinds.as_slice() {
         [] => problems.push(
@@ -420,6 +434,12 @@ fn check_services(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
                 problems.push(Problem::at(
                     key_loc,
                     format!("service `{name}`: invalid environment variable name `{var}`"),
+                ));
+            } else if crate::vars::is_reserved(var) {
+                // FIREDRILL_RUN_ID here would hide the service from the sweep.
+                problems.push(Problem::at(
+                    key_loc,
+                    format!("service `{name}`: variable `{var}` is reserved: firedrill sets it"),
                 ));
             }
         }
@@ -702,20 +722,6 @@ pub fn known_vars(drill: &Drill) -> BTreeSet<String> {
     vars
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths_in_messages_are_tidied_without_touching_the_file_system() {
-        let tidy = |path: &str| tidy_path(Path::new(path)).display().to_string();
-        assert_eq!(tidy("invalid/../../runbooks/x.md"), "../runbooks/x.md");
-        assert_eq!(tidy("./a/./b/../c"), "a/c");
-        assert_eq!(tidy("../x"), "../x");
-        assert_eq!(tidy("a/.."), ".");
-    }
-}
-
 fn check_recover(
     drill: &Drill,
     cx: &Context,
@@ -774,5 +780,19 @@ fn check_recover(
                 .help("give them the time a real incident would, e.g. `timeout: 45m`"),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_in_messages_are_tidied_without_touching_the_file_system() {
+        let tidy = |path: &str| tidy_path(Path::new(path)).display().to_string();
+        assert_eq!(tidy("invalid/../../runbooks/x.md"), "../runbooks/x.md");
+        assert_eq!(tidy("./a/./b/../c"), "a/c");
+        assert_eq!(tidy("../x"), "../x");
+        assert_eq!(tidy("a/.."), ".");
     }
 }

@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::drill::{Check, Recover, Step};
-use crate::engine::schedule::parse_outputs;
 use crate::engine::shared::{Shared, StepResult};
 use crate::event::EventKind;
 use crate::journal::{RunbookStepStatus, StepStatus};
@@ -156,7 +155,7 @@ async fn execute(
                 duration: started.elapsed(),
             },
             Ok(finished) => {
-                let checked = if finished.timed_out {
+                let mut checked = if finished.timed_out {
                     Err(format!(
                         "timed out after {}",
                         crate::duration::format_duration(timeout)
@@ -168,11 +167,14 @@ async fn execute(
                     }
                 };
                 if checked.is_ok() {
-                    outputs.extend(
-                        std::fs::read_to_string(&output_file)
-                            .map(|text| parse_outputs(&text))
-                            .unwrap_or_default(),
-                    );
+                    // A line against the rules fails the step that wrote it.
+                    match std::fs::read_to_string(&output_file)
+                        .map(|text| crate::outputs::parse(&text))
+                    {
+                        Ok(Ok(values)) => outputs.extend(values),
+                        Ok(Err(error)) => checked = Err(error.to_string()),
+                        Err(_) => {}
+                    }
                 }
                 Ran {
                     status: if checked.is_ok() {

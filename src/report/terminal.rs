@@ -14,10 +14,16 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::duration::format_duration;
 use crate::event::{Event, EventKind, ProbeRole, Reporter};
 use crate::journal::{Journal, RunbookStepStatus, StepStatus};
-use crate::text::{first_line, visible};
+use crate::text::{escape_controls, first_line, visible};
 
 /// One line of text for an event, or `None` for events not worth a line.
+/// What drills and commands wrote is shown with its control characters
+/// escaped: a drill cannot drive the terminal.
 pub fn describe(event: &Event) -> Option<String> {
+    describe_raw(event).map(|text| escape_controls(&text).into_owned())
+}
+
+fn describe_raw(event: &Event) -> Option<String> {
     Some(match &event.kind {
         EventKind::RunStarted {
             drill,
@@ -33,6 +39,7 @@ pub fn describe(event: &Event) -> Option<String> {
         EventKind::RunResumed {
             pid,
             finished_steps,
+            ..
         } => format!("resumed by pid {pid}: {finished_steps} finished steps kept"),
         EventKind::ServiceReady { service } => format!("service {service} is ready"),
         EventKind::StepStarted {
@@ -388,7 +395,7 @@ impl Reporter for Live {
                 });
                 bar.set_prefix(step.clone());
                 let _ = action;
-                bar.set_message(summary.clone());
+                bar.set_message(escape_controls(summary).into_owned());
                 self.steps.insert(step.clone(), bar);
             }
             EventKind::StepFinished { step, .. } => {
@@ -449,6 +456,10 @@ impl Reporter for Live {
 
 /// The end-of-run summary: verdict, each part of the score, the formula.
 pub fn summary(journal: &Journal, run_dir: &std::path::Path) -> String {
+    escape_controls(&summary_raw(journal, run_dir)).into_owned()
+}
+
+fn summary_raw(journal: &Journal, run_dir: &std::path::Path) -> String {
     let ms = |v: Option<u64>| {
         v.map_or("-".to_owned(), |v| {
             format_duration(Duration::from_millis(v))

@@ -214,22 +214,60 @@ fn make_target(
 }
 
 fn run_command(args: &crate::cli::RunArgs) -> i32 {
-    let loaded = match load_or_report(&args.file) {
-        Ok(loaded) => loaded,
-        Err(code) => return code,
+    let files = match drill_files(&args.files) {
+        Ok(files) => files,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return EXIT_INVALID;
+        }
     };
+    let game_day = files.len() > 1 || args.files.iter().any(|path| path.is_dir());
+    // Every drill is loaded first: a game day does not stop halfway at a
+    // drill that was never valid.
+    let mut drills = Vec::new();
+    let mut invalid = false;
+    for file in &files {
+        match load_or_report(file) {
+            Ok(loaded) => drills.push(loaded),
+            Err(_) => invalid = true,
+        }
+    }
     let mut vars = Vec::new();
     for text in &args.vars {
         match parse_var(text) {
             Ok(var) => vars.push(var),
             Err(error) => {
                 eprintln!("error: {error}");
-                return EXIT_INVALID;
+                invalid = true;
             }
         }
     }
-    let options = crate::engine::run::Options {
-        vars,
+    let surprise = match args
+        .surprise
+        .as_deref()
+        .map(crate::gameday::Surprise::parse)
+    {
+        Some(Err(error)) => {
+            eprintln!("error: {error}");
+            invalid = true;
+            None
+        }
+        Some(Ok(surprise)) => Some(surprise),
+        None => None,
+    };
+    if game_day && (args.run_dir.is_some() || args.junit.is_some()) {
+        eprintln!(
+            "error: --run-dir and --junit name one run's records, and this game day has {} drills; \
+             leave them out (each drill's records go under .firedrill/runs/, and the table at the end lists them)",
+            drills.len()
+        );
+        invalid = true;
+    }
+    if invalid {
+        return EXIT_INVALID;
+    }
+    let options = || crate::engine::run::Options {
+        vars: vars.clone(),
         seed: args.seed,
         parallel: args
             .parallel
@@ -239,12 +277,85 @@ fn run_command(args: &crate::cli::RunArgs) -> i32 {
         interactive: args.interactive,
         run_dir: args.run_dir.clone(),
         halt_file: args.halt_file.clone(),
+        surprise: surprise.clone(),
         ..Default::default()
     };
     if args.dry_run {
-        return dry_run(&loaded, &options);
+        return drills
+            .iter()
+            .map(|loaded| dry_run(loaded, &options()))
+            .fold(0, worst);
     }
-    execute(&loaded, options, args.json, args.junit.as_deref())
+    if !game_day {
+        return execute(&drills[0], options(), args.json, args.junit.as_deref());
+    }
+    crate::process::become_subreaper();
+    let Some(runtime) = runtime() else {
+        return EXIT_ERROR;
+    };
+    runtime.block_on(async {
+        let interrupt = interrupt_on_signals();
+        let mut rows = Vec::new();
+        let mut code = 0;
+        for (index, loaded) in drills.iter().enumerate() {
+            if *interrupt.borrow() {
+                rows.push(crate::report::terminal::GameDayRow {
+                    drill: loaded.drill.name.clone(),
+                    journal: None,
+                    run_dir: None,
+                    missing: "skipped",
+                });
+                continue;
+            }
+            let banner = format!(
+                "\n== game day: drill {} of {}: {} ({})\n",
+                index + 1,
+                drills.len(),
+                loaded.drill.name,
+                loaded.path.display()
+            );
+            if args.json {
+                eprint!("{banner}");
+            } else {
+                print!("{banner}");
+            }
+            let ran = drive(loaded, options(), args.json, None, interrupt.clone()).await;
+            code = worst(code, ran.code);
+            rows.push(crate::report::terminal::GameDayRow {
+                drill: loaded.drill.name.clone(),
+                journal: ran.journal,
+                run_dir: ran.run_dir,
+                missing: "error",
+            });
+        }
+        if *interrupt.borrow() {
+            code = worst(code, EXIT_INTERRUPTED);
+        }
+        let table = crate::report::terminal::game_day_table(&rows);
+        if args.json {
+            eprint!("{table}");
+        } else {
+            print!("{table}");
+        }
+        code
+    })
+}
+
+/// Exit code for a run ended by Ctrl-C or another terminating signal.
+const EXIT_INTERRUPTED: i32 = 130;
+
+/// The worse of two exit codes, for a game day's: interrupted, then
+/// invalid input, error, aborted, failed, passed.
+fn worst(a: i32, b: i32) -> i32 {
+    let rank = |code: i32| match code {
+        0 => 0,
+        1 => 1,
+        3 => 2,
+        4 => 3,
+        EXIT_INVALID => 4,
+        _ => 5,
+    };
+    if rank(b) > rank(a) { b } else { a }
 }
 
 fn resume_command(run_dir: &Path) -> i32 {
@@ -268,6 +379,38 @@ fn resume_command(run_dir: &Path) -> i32 {
     execute(&loaded, options, false, None)
 }
 
+/// The async runtime a run needs; `None` (said on stderr) if it cannot start.
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => Some(runtime),
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            None
+        }
+    }
+}
+
+/// Turns true at the first terminating signal (inside the runtime). It is
+/// registered before a run starts anything: every terminating signal from
+/// here on ends the run as Ctrl-C does, and a game day skips its other drills.
+fn interrupt_on_signals() -> tokio::sync::watch::Receiver<bool> {
+    let (interrupt_tx, interrupt_rx) = tokio::sync::watch::channel(false);
+    let signalled = crate::signal::terminating();
+    tokio::spawn(async move {
+        let name = signalled.await;
+        // The terminal may be gone (SIGHUP): a failed write is no reason to stop.
+        let _ = writeln!(
+            std::io::stderr(),
+            "\ninterrupted ({name}): ending the drill's processes and reverting faults (Ctrl-C again does not skip this)"
+        );
+        let _ = interrupt_tx.send(true);
+    });
+    interrupt_rx
+}
+
 /// Runs a drill (new or resumed) with Ctrl-C handling and the right view.
 fn execute(
     loaded: &drill::LoadedDrill,
@@ -277,63 +420,74 @@ fn execute(
 ) -> i32 {
     // Orphans of the run's processes come back to us, so the sweep finds them.
     crate::process::become_subreaper();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return EXIT_ERROR;
-        }
+    let Some(runtime) = runtime() else {
+        return EXIT_ERROR;
     };
     runtime.block_on(async {
-        let (interrupt_tx, interrupt_rx) = tokio::sync::watch::channel(false);
-        // Registered before the run starts anything: every terminating
-        // signal from here on ends the run as Ctrl-C does.
-        let signalled = crate::signal::terminating();
-        tokio::spawn(async move {
-            let name = signalled.await;
-            // The terminal may be gone (SIGHUP): a failed write is no reason to stop.
-            let _ = writeln!(
-                std::io::stderr(),
-                "\ninterrupted ({name}): ending the drill's processes and reverting faults (Ctrl-C again does not skip this)"
-            );
-            let _ = interrupt_tx.send(true);
-        });
-        let mut reporters: Vec<Box<dyn crate::event::Reporter>> = Vec::new();
-        // The operator's prompts and live bars would fight over the terminal.
-        let terminal = std::io::stderr().is_terminal() && !json && !options.interactive;
-        if json {
-            reporters.push(Box::new(crate::report::terminal::JsonLines::new(std::io::stdout())));
-        } else if terminal {
-            reporters.push(Box::new(crate::report::terminal::Live::new()));
-        } else {
-            reporters.push(Box::new(crate::report::terminal::Plain::new(std::io::stdout())));
-        }
-        let target = make_target(loaded, options.resume.is_some());
-        match crate::engine::run::run(loaded, target, options, reporters, interrupt_rx).await {
-            Ok(outcome) => {
-                if let Some(junit) = junit {
-                    let from = outcome.run_dir.join("junit.xml");
-                    if let Err(error) = std::fs::copy(&from, junit) {
-                        eprintln!("warning: cannot write {}: {error}", junit.display());
-                    }
-                }
-                let summary = crate::report::terminal::summary(&outcome.journal, &outcome.run_dir);
-                if json {
-                    eprint!("{summary}");
-                } else {
-                    print!("{summary}");
-                }
-                outcome.exit_code
-            }
-            Err(error) => {
-                eprintln!("error: {error}");
-                EXIT_INVALID
-            }
-        }
+        let interrupt = interrupt_on_signals();
+        drive(loaded, options, json, junit, interrupt).await.code
     })
+}
+
+/// How one drill of a `run` ended.
+struct Ran {
+    code: i32,
+    journal: Option<crate::journal::Journal>,
+    run_dir: Option<PathBuf>,
+}
+
+/// Runs one drill with the right view and prints its summary.
+async fn drive(
+    loaded: &drill::LoadedDrill,
+    options: crate::engine::run::Options,
+    json: bool,
+    junit: Option<&Path>,
+    interrupt: tokio::sync::watch::Receiver<bool>,
+) -> Ran {
+    let mut reporters: Vec<Box<dyn crate::event::Reporter>> = Vec::new();
+    // The operator's prompts and live bars would fight over the terminal.
+    let terminal = std::io::stderr().is_terminal() && !json && !options.interactive;
+    if json {
+        reporters.push(Box::new(crate::report::terminal::JsonLines::new(
+            std::io::stdout(),
+        )));
+    } else if terminal {
+        reporters.push(Box::new(crate::report::terminal::Live::new()));
+    } else {
+        reporters.push(Box::new(crate::report::terminal::Plain::new(
+            std::io::stdout(),
+        )));
+    }
+    let target = make_target(loaded, options.resume.is_some());
+    match crate::engine::run::run(loaded, target, options, reporters, interrupt).await {
+        Ok(outcome) => {
+            if let Some(junit) = junit {
+                let from = outcome.run_dir.join("junit.xml");
+                if let Err(error) = std::fs::copy(&from, junit) {
+                    eprintln!("warning: cannot write {}: {error}", junit.display());
+                }
+            }
+            let summary = crate::report::terminal::summary(&outcome.journal, &outcome.run_dir);
+            if json {
+                eprint!("{summary}");
+            } else {
+                print!("{summary}");
+            }
+            Ran {
+                code: outcome.exit_code,
+                journal: Some(outcome.journal),
+                run_dir: Some(outcome.run_dir),
+            }
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            Ran {
+                code: EXIT_INVALID,
+                journal: None,
+                run_dir: None,
+            }
+        }
+    }
 }
 
 fn dry_run(loaded: &drill::LoadedDrill, options: &crate::engine::run::Options) -> i32 {

@@ -34,7 +34,7 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
         format: PlanFormat,
     },
-    /// Run a drill.
+    /// Run a drill, or several one after another (a game day).
     Run(RunArgs),
     /// Continue a run whose runner died.
     Resume {
@@ -121,8 +121,14 @@ pub enum RunbookCommand {
 /// `firedrill run` options.
 #[derive(Debug, Args, Clone)]
 pub struct RunArgs {
-    /// The drill file.
-    pub file: PathBuf,
+    /// The drill file; several files or directories run one after another
+    /// (a game day) with one summary table at the end.
+    #[arg(required = true, value_name = "FILE|DIR")]
+    pub files: Vec<PathBuf>,
+    /// An unannounced drill: the first fault starts at a moment in this
+    /// window (`0-20m`), chosen by the seed and shown to nobody.
+    #[arg(long, value_name = "LOW-HIGH")]
+    pub surprise: Option<String>,
     /// Override a drill variable.
     #[arg(long = "var", value_name = "NAME=VALUE")]
     pub vars: Vec<String>,

@@ -31,7 +31,7 @@ pub enum ProbeRole {
     Guard,
     /// Awaited by a `probe` step or a service's `ready`.
     Wait,
-    /// A `detect` probe: the team's own monitoring (SPEC §10).
+    /// A `detect` probe: the team's own monitoring (docs/game-days.md).
     Detect,
 }
 
@@ -245,7 +245,7 @@ pub enum EventKind {
         #[serde(default)]
         after_rerun: bool,
     },
-    /// A person's timestamped note (`firedrill note`, SPEC §10).
+    /// A person's timestamped note (`firedrill note`, docs/game-days.md).
     Note {
         /// The note as written (control characters kept; shown escaped).
         text: String,
@@ -262,6 +262,15 @@ pub enum EventKind {
         /// Why, if they said.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         note: Option<String>,
+    },
+    /// `run --surprise`: the first fault starts now, this long after the
+    /// steady-state check (recorded only when it happens, so nobody learns
+    /// the moment from the records before).
+    SurpriseFault {
+        /// The window as given (`0-20m`).
+        window: String,
+        /// The chosen delay.
+        delay_ms: u64,
     },
     /// The run ended.
     RunFinished {

@@ -1,4 +1,4 @@
-//! Game days (SPEC §10): what people do while a run goes on. `firedrill
+//! Game days (docs/game-days.md): what people do while a run goes on. `firedrill
 //! ack`, `note` and `step` append an event to the run's `events.jsonl` from
 //! any terminal; the runner takes them in as they arrive.
 //!
@@ -234,9 +234,71 @@ fn append(run_dir: &Path, make: impl Fn(usize) -> EventKind) -> Result<(Event, b
     Ok((event, was_cut))
 }
 
+/// `run --surprise WINDOW`: the first fault starts at a moment in
+/// `LOW-HIGH` after the steady state was checked, chosen by the run's seed
+/// (so `--seed` replays it) and announced to nobody: the run shows and
+/// records nothing about it until the fault is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Surprise {
+    /// The window as written (`0-20m`).
+    pub window: String,
+    low: Duration,
+    high: Duration,
+}
+
+impl Surprise {
+    /// Parses `LOW-HIGH`: two durations (`0` alone is allowed), LOW ≤ HIGH.
+    pub fn parse(text: &str) -> Result<Surprise, String> {
+        let usage = "expected a window `LOW-HIGH` like `0-20m` or `5m-1h`";
+        let (low, high) = text
+            .split_once('-')
+            .ok_or_else(|| format!("--surprise {text:?}: {usage}"))?;
+        let bound = |part: &str| match part.trim() {
+            "0" => Ok(Duration::ZERO),
+            part => crate::duration::parse_duration(part)
+                .map_err(|why| format!("--surprise {text:?}: {why} ({usage})")),
+        };
+        let (low, high) = (bound(low)?, bound(high)?);
+        if low > high {
+            return Err(format!(
+                "--surprise {text:?}: the window ends before it starts; write the earlier moment first"
+            ));
+        }
+        Ok(Surprise {
+            window: text.trim().to_owned(),
+            low,
+            high,
+        })
+    }
+
+    /// When the first fault starts, after the steady-state check: the same
+    /// for the same seed.
+    pub fn delay(&self, seed: u64) -> Duration {
+        use rand::{Rng, SeedableRng};
+        // Its own stream, so the other random choices stay as they were.
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x5375_7270_7269_7365);
+        let low = self.low.as_millis() as u64;
+        let high = self.high.as_millis() as u64;
+        Duration::from_millis(rng.random_range(low..=high))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_surprise_window_is_two_durations_and_its_delay_follows_the_seed() {
+        let window = Surprise::parse("0-20m").unwrap();
+        let delay = window.delay(7);
+        assert!(delay <= Duration::from_secs(1200));
+        assert_eq!(window.delay(7), delay);
+        let fixed = Surprise::parse("2s-2s").unwrap();
+        assert_eq!(fixed.delay(1), Duration::from_secs(2));
+        for bad in ["20m", "5m-1m", "a-1m", "0-", "-1m", "1-2m"] {
+            assert!(Surprise::parse(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn text_is_cut_at_a_character_boundary_with_a_mark() {

@@ -201,7 +201,7 @@ impl StepMark {
     }
 }
 
-/// A person's note, as it arrived (SPEC §10).
+/// A person's note, as it arrived (docs/game-days.md).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Note {
     /// Milliseconds since the run started.
@@ -318,6 +318,19 @@ pub struct Journal {
     /// Runbook steps marked by people, by step number (the last mark counts).
     #[serde(default)]
     pub marks: Vec<MarkRecord>,
+    /// `run --surprise`: the window and the delay the seed chose; null
+    /// for an announced drill.
+    #[serde(default)]
+    pub surprise: Option<SurpriseRecord>,
+}
+
+/// When an unannounced drill's first fault came (`run --surprise`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SurpriseRecord {
+    /// The window as given (`0-20m`).
+    pub window: String,
+    /// From the steady-state check to the first fault.
+    pub delay_ms: u64,
 }
 
 fn yes() -> bool {

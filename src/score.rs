@@ -175,7 +175,7 @@ pub fn counts_as_ok(step: &RunbookStepRecord) -> bool {
     step.status == RunbookStepStatus::Ok && step.idempotent != Some(false)
 }
 
-/// What people did in a game day (SPEC §10), gathered from their events.
+/// What people did in a game day (docs/game-days.md), gathered from their events.
 #[derive(Default)]
 struct People {
     /// Headings of the runbook followed by hand.
@@ -286,6 +286,7 @@ pub fn journal(events: &[Event], ending: &Ending) -> Journal {
         tt_ack_ms: None,
         notes: Vec::new(),
         marks: Vec::new(),
+        surprise: None,
     };
     let mut steady: Vec<String> = Vec::new();
     let mut has_data = false;
@@ -432,6 +433,12 @@ pub fn journal(events: &[Event], ending: &Ending) -> Journal {
                     path: path.clone(),
                     steps: Vec::new(),
                     by_hand: titles.clone(),
+                });
+            }
+            EventKind::SurpriseFault { window, delay_ms } => {
+                journal.surprise = Some(crate::journal::SurpriseRecord {
+                    window: window.clone(),
+                    delay_ms: *delay_ms,
                 });
             }
             EventKind::Note { .. }

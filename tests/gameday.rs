@@ -1,4 +1,4 @@
-//! Game days (SPEC §10) with the real binary: people — simulated by a
+//! Game days (docs/game-days.md) with the real binary: people — simulated by a
 //! script or by concurrent writers — acknowledge, write notes, mark runbook
 //! steps and repair the system by hand while `firedrill run` goes on.
 
@@ -208,6 +208,10 @@ fn a_person_alerts_acknowledges_notes_marks_and_repairs_and_every_report_says_so
     );
     assert!(md.contains("### What was wrong in the runbook"));
     assert!(
+        md.contains("66.7% (2 of 3 runbook steps marked ok by the people who followed it)"),
+        "{md}"
+    );
+    assert!(
         html.contains("m-people"),
         "the HTML timeline marks people's moments"
     );
@@ -346,4 +350,233 @@ fn people_commands_refuse_what_is_not_a_running_run() {
     assert_eq!(journal["marks"].as_array().unwrap().len(), 0);
     let run_id = journal["run_id"].as_str().unwrap();
     assert!(common::processes_of_run(run_id).is_empty());
+}
+
+/// A small drill named `name` in `dir/name.yaml`: a file is removed and the
+/// recovery (`repair`, after the outage was seen) runs.
+fn quick_drill(dir: &Path, name: &str, repair: &str) -> PathBuf {
+    let yaml = format!(
+        r#"version: 1
+name: {name}
+objectives: {{rto: 30s}}
+probes:
+  healthy:
+    command: test -f "{dir}/{name}.up"
+    interval: {INTERVAL_MS}ms
+steady_state: [healthy]
+steps:
+  - id: setup
+    run: touch "{dir}/{name}.up"
+  - id: break
+    needs: [setup]
+    fault: {{run: 'rm "{dir}/{name}.up"'}}
+  - id: fix
+    needs: [break]
+    recover:
+      run: |
+        {await_outage}
+        {repair}
+"#,
+        dir = dir.display(),
+        await_outage = common::AWAIT_OUTAGE,
+    );
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+/// A drill whose recovery puts the file back: it passes.
+fn repaired_drill(dir: &Path, name: &str) -> PathBuf {
+    quick_drill(dir, name, &format!("touch \"{}/{name}.up\"", dir.display()))
+}
+
+/// `firedrill run FILE...` in `dir`, its records under `dir/.firedrill/runs`.
+fn game_day(dir: &Path, args: &[&str]) -> Command {
+    let mut command = firedrill();
+    command
+        .current_dir(dir)
+        .arg("run")
+        .args(args)
+        .arg("--halt-file")
+        .arg(dir.join("halt"))
+        .env("NO_COLOR", "1");
+    command
+}
+
+/// Row `index` of the table names `drill` and says `verdict`.
+fn assert_row(rows: &[String], index: usize, drill: &str, verdict: &str) {
+    let row = &rows[index];
+    assert!(
+        row.starts_with(drill) && row.contains(verdict),
+        "row {index} is not {drill} {verdict}: {rows:?}"
+    );
+}
+
+/// The game day's table: the lines after `game day: N drill(s)`.
+fn table(stdout: &str) -> Vec<String> {
+    stdout
+        .split("\ngame day: ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no game day table in\n{stdout}"))
+        .lines()
+        .skip(1)
+        .map(|line| line.trim().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_game_day_runs_its_drills_in_order_and_ends_with_one_table_and_the_worst_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let first = repaired_drill(d, "a-restore");
+    let second = quick_drill(d, "b-broken-fix", "exit 3");
+    let output = game_day(d, &[first.to_str().unwrap(), second.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "worst of passed and failed\n{stdout}"
+    );
+    assert!(
+        stdout.contains("== game day: drill 1 of 2: a-restore"),
+        "{stdout}"
+    );
+    let rows = table(&stdout);
+    assert_row(&rows, 0, "drill", "TTR");
+    assert_row(&rows, 1, "a-restore", "passed");
+    assert_row(&rows, 2, "b-broken-fix", "failed");
+    // Each drill has its own records, named in the table.
+    let runs: Vec<PathBuf> = std::fs::read_dir(d.join(".firedrill/runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    for run in &runs {
+        let journal = read_journal(run);
+        let name = journal["drill"].as_str().unwrap();
+        let row = rows.iter().find(|r| r.starts_with(name)).unwrap();
+        assert!(
+            row.ends_with(run.file_name().unwrap().to_str().unwrap()),
+            "{row}"
+        );
+    }
+
+    // A directory is a game day too: its drills in name order.
+    let output = game_day(d, &["--dry-run", d.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+}
+
+#[test]
+fn a_game_day_with_an_invalid_drill_or_one_run_dir_starts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let good = quick_drill(d, "good", "true");
+    std::fs::write(d.join("bad.yaml"), "version: 1\nname: bad\nsteps: nope\n").unwrap();
+    let output = game_day(d, &[good.to_str().unwrap(), "bad.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("bad.yaml:"));
+    let output = game_day(d, &["good.yaml", "good.yaml", "--run-dir", "r"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--run-dir and --junit"));
+    let output = game_day(d, &["good.yaml", "--surprise", "5m-1m"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("ends before it starts"));
+    assert!(!d.join(".firedrill/runs").exists(), "nothing ran");
+    assert!(!d.join("good.up").exists(), "nothing ran");
+}
+
+#[test]
+fn ctrl_c_in_a_game_day_ends_the_current_drill_cleanly_and_skips_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Nobody repairs the first drill: it waits for its recovery.
+    let first = quick_drill(d, "waits", "sleep 60");
+    let second = quick_drill(d, "never", "true");
+    let out = d.join("output.txt");
+    let file = std::fs::File::create(&out).unwrap();
+    let child = game_day(d, &[first.to_str().unwrap(), second.to_str().unwrap()])
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !std::fs::read_to_string(&out)
+        .unwrap_or_default()
+        .contains("▶ fix")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the recovery never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let (code, output) = finish((child, out));
+    assert_eq!(code, 130, "{output}");
+    let rows = table(&output);
+    assert_row(&rows, 1, "waits", "aborted");
+    assert_row(&rows, 2, "never", "skipped");
+    assert!(
+        !d.join("never.up").exists(),
+        "the second drill never started"
+    );
+    let runs: Vec<_> = std::fs::read_dir(d.join(".firedrill/runs"))
+        .unwrap()
+        .collect();
+    assert_eq!(runs.len(), 1);
+}
+
+#[test]
+fn a_surprise_fault_comes_at_the_seeded_moment_and_is_recorded_only_when_it_comes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let drill = repaired_drill(d, "unannounced");
+    let run_dir = d.join("run");
+    let output = game_day(
+        d,
+        &[
+            drill.to_str().unwrap(),
+            "--surprise",
+            "400ms-400ms",
+            "--run-dir",
+            run_dir.to_str().unwrap(),
+        ],
+    )
+    .output()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    let journal = read_journal(&run_dir);
+    assert_eq!(journal["surprise"]["window"], "400ms-400ms");
+    assert_eq!(journal["surprise"]["delay_ms"], 400);
+    let all = events(&run_dir);
+    let at = |name: &str| {
+        all.iter()
+            .position(|e| e["event"] == name)
+            .unwrap_or_else(|| panic!("no {name}"))
+    };
+    // Nothing says it is coming: its event is written as the fault starts.
+    assert!(at("steady_state_checked") < at("surprise_fault"));
+    assert!(at("surprise_fault") < at("fault_injected"));
+    let checked = all[at("steady_state_checked")]["at_ms"].as_u64().unwrap();
+    let fault = journal["first_fault_ms"].as_u64().unwrap();
+    assert!(
+        fault >= checked + 400,
+        "fault at {fault}, check at {checked}"
+    );
+    assert!(stdout.contains("surprise:"), "{stdout}");
 }

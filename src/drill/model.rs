@@ -479,7 +479,7 @@ pub struct Recover {
     /// A shell command.
     pub run: Option<String>,
     /// People recover by hand; the run waits until the steady state holds
-    /// again, or the timeout (SPEC §10).
+    /// again, or the timeout (docs/game-days.md).
     pub manual: Option<Manual>,
     /// `idempotent`: run every runbook step a second time afterwards.
     pub check: Option<Check>,
@@ -545,7 +545,7 @@ pub struct Drill {
     pub guards: Vec<Located<String>>,
     /// Probe names that pass once the team's own monitoring noticed (an
     /// alert fired): polled from the first fault, they measure the time to
-    /// alert (SPEC §10).
+    /// alert (docs/game-days.md).
     #[serde(default)]
     pub detect: Vec<Located<String>>,
     /// Heartbeat writer for RPO.

@@ -1,4 +1,4 @@
-//! `recover: {manual: ...}` (SPEC §10): after the faults, people recover
+//! `recover: {manual: ...}` (docs/game-days.md): after the faults, people recover
 //! the system by hand while firedrill watches. The step ends when the steady
 //! state holds again after it broke (each steady-state probe's latest
 //! results, as the background monitor records them, pass its
@@ -16,11 +16,49 @@ use crate::text::first_line;
 
 use super::shared::{Shared, StepResult};
 
+/// The file in `RUN_DIR` that people `source` for the drill's variables.
+pub(crate) const PEOPLE_ENV: &str = "people.env";
+
+/// Writes `export NAME='value'` lines (mode 0600, never through a symlink).
+fn write_people_env(path: &std::path::Path, env: &BTreeMap<String, String>) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut text = String::from("# firedrill: source this file to follow the runbook by hand\n");
+    for (name, value) in env {
+        let shell_name = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if shell_name {
+            text.push_str(&format!(
+                "export {name}='{}'\n",
+                value.replace('\'', "'\\''")
+            ));
+        }
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    file.write_all(text.as_bytes())
+}
+
 pub(crate) async fn recover_by_hand(
     shared: &Arc<Shared>,
     step: &Step,
     manual: &Manual,
 ) -> StepResult {
+    // What the people's shells need to follow the runbook: the drill's
+    // variables, and the run's marker, so what they start by hand is ended
+    // with the run's own processes.
+    let env_file = shared.ctx.run_dir.join(PEOPLE_ENV);
+    if let Err(error) = write_people_env(&env_file, &shared.step_env(step)) {
+        tracing::warn!("cannot write {}: {error}", env_file.display());
+    }
     if let Some(written) = &manual.runbook {
         let path = shared.ctx.scenario_dir.join(&written.value);
         let book = match crate::runbook::load(&path) {

@@ -54,6 +54,8 @@ pub struct Options {
     pub sweep_descendants: bool,
     /// Continue this dead run instead of starting a new one.
     pub resume: Option<crate::engine::resume::Resume>,
+    /// `--surprise WINDOW`: the first fault at a moment in the window.
+    pub surprise: Option<crate::gameday::Surprise>,
 }
 
 impl Default for Options {
@@ -70,6 +72,7 @@ impl Default for Options {
             grace: Duration::from_secs(5),
             sweep_descendants: true,
             resume: None,
+            surprise: None,
         }
     }
 }
@@ -335,6 +338,10 @@ pub async fn run(
         first_fault_epoch_ms: Mutex::new(resume.as_ref().and_then(|r| r.first_fault_epoch_ms())),
         target_failure: Mutex::new(None),
         fault_landed: watch::channel(0).0,
+        surprise: options
+            .surprise
+            .as_ref()
+            .map(|surprise| (surprise.window.clone(), surprise.delay(seed))),
     });
 
     // The halt file is watched for the whole run, from the services' start.

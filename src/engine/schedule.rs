@@ -161,8 +161,9 @@ pub(crate) async fn schedule(
     let mut running = 0usize;
     let mut steady_checked = resume.is_some_and(|r| r.steady_checked());
     let mut ending = Ending::Completed;
+    let mut surprise_waited = false;
 
-    loop {
+    'schedule: loop {
         // Why we stop starting steps, if we do.
         let stop_reason = if *interrupt.borrow() {
             ending = Ending::Interrupted;
@@ -290,6 +291,26 @@ pub(crate) async fn schedule(
                             Ending::Error(format!("system not healthy before the drill: {why}"));
                         break;
                     }
+                }
+                if let Some((window, delay)) = &shared.surprise
+                    && !surprise_waited
+                    && shared.first_fault_ms().is_none()
+                {
+                    // Unannounced: nothing is shown or recorded while it waits.
+                    surprise_waited = true;
+                    tokio::select! {
+                        _ = tokio::time::sleep(*delay) => {}
+                        _ = changed(&mut interrupt) => continue 'schedule,
+                        _ = changed(&mut abort) => continue 'schedule,
+                    }
+                    if shared.halt_file.exists() {
+                        shared.abort(format!("halt file {} exists", shared.halt_file.display()));
+                        break;
+                    }
+                    shared.ctx.emitter.emit(EventKind::SurpriseFault {
+                        window: window.clone(),
+                        delay_ms: delay.as_millis() as u64,
+                    });
                 }
                 if shared.mark_first_fault() {
                     let _ = fault_started.send(true);

@@ -227,7 +227,22 @@ pub(crate) fn score_explanation(journal: &Journal) -> ScoreExplanation {
         }
         None => format!("TTR not measured → time score {}", journal.time_score),
     };
+    let by_hand = journal
+        .runbook
+        .as_ref()
+        .map_or(0, |runbook| runbook.by_hand.len());
     let accuracy_text = match (accuracy_counts(journal), accuracy(journal)) {
+        (_, Some(value)) if by_hand > 0 => {
+            let ok = journal
+                .marks
+                .iter()
+                .filter(|m| m.mark == StepMark::Ok && m.step <= by_hand)
+                .count();
+            format!(
+                "{}% ({ok} of {by_hand} runbook steps marked ok by the people who followed it)",
+                percent(value)
+            )
+        }
         (Some((ok, executable)), Some(value)) => {
             format!(
                 "{}% ({ok} of {executable} executable runbook steps ran as written and met their expectations)",
@@ -464,7 +479,7 @@ pub(crate) fn timeline(journal: &Journal) -> Vec<TimelineEntry> {
     entries
 }
 
-/// A moment of a game day (SPEC §10): the alert, the acknowledgement, a
+/// A moment of a game day (docs/game-days.md): the alert, the acknowledgement, a
 /// note, a runbook step marked by people.
 pub(crate) struct Moment {
     /// Offset from the run's start.

@@ -127,7 +127,7 @@ fn timeline(out: &mut String, journal: &Journal) {
     );
 }
 
-/// A game day's postmortem draft (SPEC §10): the people's timings, what
+/// A game day's postmortem draft (docs/game-days.md): the people's timings, what
 /// went well, what was wrong in the runbook and the notes as written. Only
 /// when people took part (an alert, an acknowledgement, notes or marks).
 fn game_day(out: &mut String, journal: &Journal) {
@@ -150,6 +150,14 @@ fn game_day(out: &mut String, journal: &Journal) {
         ms(journal.ttr_ms)
     );
     let _ = writeln!(out, "Times count from the first fault.\n");
+    if let Some(surprise) = &journal.surprise {
+        let _ = writeln!(
+            out,
+            "Unannounced (`--surprise {}`): the first fault came {} after the steady-state check.\n",
+            inline(&surprise.window),
+            facts::human(surprise.delay_ms)
+        );
+    }
     let _ = writeln!(out, "### What went well\n");
     let well = facts::went_well(journal);
     if well.is_empty() {

@@ -156,6 +156,7 @@ pub fn sample_journal_for_docs() -> Journal {
         tt_ack_ms: None,
         notes: Vec::new(),
         marks: Vec::new(),
+        surprise: None,
     }
 }
 

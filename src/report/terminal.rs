@@ -159,6 +159,11 @@ fn describe_raw(event: &Event) -> Option<String> {
         } => format!("runbook {path}: {executable} executable of {total} steps"),
         EventKind::Note { text } => format!("✎ note: {}", visible(text)),
         EventKind::Acknowledged {} => "✋ acknowledged".to_owned(),
+        EventKind::SurpriseFault { window, delay_ms } => format!(
+            "surprise: the first fault starts now, {} after the steady-state check (window {})",
+            crate::duration::format_duration(std::time::Duration::from_millis(*delay_ms)),
+            visible(window)
+        ),
         EventKind::StepMarked { step, mark, note } => format!(
             "runbook step {step} marked {}{}",
             mark.as_str(),
@@ -257,7 +262,8 @@ fn runbook_word(status: RunbookStepStatus) -> &'static str {
 
 /// Whether an event is not worth a line: passing probes every interval
 /// would drown the log (failures show), except a `detect` probe's first
-/// pass, which is the alert.
+/// pass, which is the alert. A `detect` probe failing is no news: the
+/// alert has not fired (yet).
 fn is_noise(event: &Event, alerted: &mut HashSet<String>) -> bool {
     match &event.kind {
         EventKind::Probe {
@@ -266,6 +272,11 @@ fn is_noise(event: &Event, alerted: &mut HashSet<String>) -> bool {
             probe,
             ..
         } => !alerted.insert(probe.clone()),
+        EventKind::Probe {
+            ok: false,
+            role: ProbeRole::Detect,
+            ..
+        } => true,
         EventKind::Probe { ok: true, .. } => true,
         _ => false,
     }
@@ -460,11 +471,6 @@ pub fn summary(journal: &Journal, run_dir: &std::path::Path) -> String {
 }
 
 fn summary_raw(journal: &Journal, run_dir: &std::path::Path) -> String {
-    let ms = |v: Option<u64>| {
-        v.map_or("-".to_owned(), |v| {
-            format_duration(Duration::from_millis(v))
-        })
-    };
     let mut out = String::new();
     out.push_str(&format!(
         "\n{}: {} — score {} (minimum {})\n",
@@ -488,6 +494,13 @@ fn summary_raw(journal: &Journal, run_dir: &std::path::Path) -> String {
             "  time to alert:    {}\n  time to ack:      {}\n",
             ms(journal.tta_alert_ms),
             ms(journal.tt_ack_ms)
+        ));
+    }
+    if let Some(surprise) = &journal.surprise {
+        out.push_str(&format!(
+            "  surprise:         first fault {} after the steady-state check (window {})\n",
+            ms(Some(surprise.delay_ms)),
+            surprise.window
         ));
     }
     if let Some(accuracy) = journal.runbook_accuracy {
@@ -543,4 +556,77 @@ fn summary_raw(journal: &Journal, run_dir: &std::path::Path) -> String {
         run_dir.display()
     ));
     out
+}
+
+/// A measured time, or `-` when there is none.
+fn ms(value: Option<u64>) -> String {
+    value.map_or("-".to_owned(), |v| {
+        format_duration(Duration::from_millis(v))
+    })
+}
+
+/// One drill of a game day (`firedrill run DIR|FILE...`), for the table.
+pub struct GameDayRow {
+    /// The drill's name (or its file, if it never ran).
+    pub drill: String,
+    /// Its result; `None` if it was skipped (Ctrl-C) or could not start.
+    pub journal: Option<Journal>,
+    /// Where its records are.
+    pub run_dir: Option<std::path::PathBuf>,
+    /// Why it has no result.
+    pub missing: &'static str,
+}
+
+/// The table printed after a game day: one line per drill.
+pub fn game_day_table(rows: &[GameDayRow]) -> String {
+    let header = [
+        "drill", "verdict", "score", "TTR", "alert", "ack", "runbook", "records",
+    ];
+    let mut lines: Vec<Vec<String>> = vec![header.iter().map(|h| (*h).to_owned()).collect()];
+    for row in rows {
+        let mut line = vec![row.drill.clone()];
+        match &row.journal {
+            Some(journal) => line.extend([
+                journal.verdict.as_str().to_owned(),
+                journal.score.to_string(),
+                ms(journal.ttr_ms),
+                ms(journal.tta_alert_ms),
+                ms(journal.tt_ack_ms),
+                journal
+                    .runbook_accuracy
+                    .map_or("-".to_owned(), |a| format!("{a}%")),
+            ]),
+            None => {
+                line.push(row.missing.to_owned());
+                line.extend(std::iter::repeat_n("-".to_owned(), 5));
+            }
+        }
+        line.push(
+            row.run_dir
+                .as_ref()
+                .map_or("-".to_owned(), |d| d.display().to_string()),
+        );
+        lines.push(line);
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|column| {
+            lines
+                .iter()
+                .map(|line| line[column].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = format!("\ngame day: {} drill(s)\n", rows.len());
+    for line in &lines {
+        let cells: Vec<String> = line
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        out.push_str("  ");
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    escape_controls(&out).into_owned()
 }

@@ -1,4 +1,4 @@
-//! Command-line definitions (SPEC §8).
+//! Command-line definitions (docs/cli.md).
 
 use std::path::PathBuf;
 

@@ -72,7 +72,8 @@ pub enum EventKind {
         /// Whether the drill has a `data:` section.
         has_data: bool,
         /// `objectives.expect_outage`: whether a run that breaks nothing fails
-        /// (SPEC §7.2). Older records lack it: the default, true.
+        /// (docs/scoring.md, "Outage observed"). Older records lack it: the
+        /// default, true.
         #[serde(default = "yes")]
         expect_outage: bool,
     },
@@ -224,7 +225,7 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         titles: Vec<String>,
     },
-    /// Data loss measured after recovery (SPEC §7.3).
+    /// Data loss measured after recovery (docs/scoring.md, measures).
     DataLoss {
         /// Milliseconds lost; `None` if the read failed.
         loss_ms: Option<u64>,

@@ -319,27 +319,6 @@ fn median(sorted: &[u64]) -> u64 {
     }
 }
 
-/// `firedrill history [--scenario NAME] [--dir DIR]`: prints the table of past
-/// runs and the trend per drill; returns the exit code (2 when `dir` exists but
-/// is not a directory). Journals that cannot be read are named on stderr and
-/// skipped.
-pub fn history_command(dir: &Path, scenario: Option<&str>) -> i32 {
-    if dir.exists() && !dir.is_dir() {
-        eprintln!("error: {} is not a directory of runs", dir.display());
-        return crate::app::EXIT_INVALID;
-    }
-    let scan = scan_with_warnings(dir);
-    for warning in &scan.warnings {
-        eprintln!("warning: {warning}");
-    }
-    if scan.runs.is_empty() {
-        println!("No runs recorded in {}.", dir.display());
-        return 0;
-    }
-    print!("{}", render(&scan.runs, scenario));
-    0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

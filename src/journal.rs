@@ -1,10 +1,11 @@
-//! The whole result of a run: `journal.json` (SPEC §8).
+//! The whole result of a run: `journal.json` (docs/cli.md, "The run
+//! directory").
 //!
 //! The journal is built from the event stream by the scorer and read back by
 //! `firedrill report` and `firedrill history`, so its shape is the contract
 //! between a run and everything that looks at it afterwards.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -23,16 +24,6 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    /// The process exit code of SPEC §8 for a run that ended with this verdict.
-    pub fn exit_code(self) -> i32 {
-        match self {
-            Verdict::Passed => 0,
-            Verdict::Failed => 1,
-            Verdict::Aborted => 3,
-            Verdict::Error => 4,
-        }
-    }
-
     /// The lower-case name used in files and tables.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -339,11 +330,33 @@ fn yes() -> bool {
 
 impl Journal {
     /// Reads `journal.json` from a run directory.
-    pub fn read(run_dir: &Path) -> Result<Journal, String> {
+    pub fn read(run_dir: &Path) -> Result<Journal, JournalError> {
         let path = run_dir.join("journal.json");
-        let text = std::fs::read_to_string(&path)
-            .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
-        serde_json::from_str(&text)
-            .map_err(|error| format!("{} is not a firedrill journal: {error}", path.display()))
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(source) => return Err(JournalError::Read { path, source }),
+        };
+        serde_json::from_str(&text).map_err(|source| JournalError::Parse { path, source })
     }
+}
+
+/// Why a `journal.json` could not be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// The file cannot be read.
+    #[error("cannot read {}: {source}", .path.display())]
+    Read {
+        /// The journal file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not a journal (another file, a future version, a torn write).
+    #[error("{} is not a firedrill journal: {source}", .path.display())]
+    Parse {
+        /// The journal file.
+        path: PathBuf,
+        /// Why.
+        source: serde_json::Error,
+    },
 }

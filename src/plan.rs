@@ -1,75 +1,40 @@
-//! The dependency graph of a drill: build, cycles, stages, and the formats
+//! The dependency graph of a drill: build, stages, and the formats
 //! of `firedrill plan`.
 
 use std::collections::BTreeMap;
 
-use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::Serialize;
 
-use crate::drill::yaml::Located;
-use crate::drill::{Action, ActionKind, Drill, RawStep, Step};
+use crate::drill::{Action, ActionKind, Drill, Step};
 use crate::text::short_line;
 
-/// What the graph needs of a step: its id and its needs. Validation builds
-/// the graph of the steps as written, everything else that of valid steps.
-pub trait Node {
-    /// The step's id.
-    fn id(&self) -> &Located<String>;
-    /// The ids it needs.
-    fn needs(&self) -> &[Located<String>];
-}
-
-impl Node for Step {
-    fn id(&self) -> &Located<String> {
-        &self.id
-    }
-    fn needs(&self) -> &[Located<String>] {
-        &self.needs
-    }
-}
-
-impl Node for RawStep {
-    fn id(&self) -> &Located<String> {
-        &self.id
-    }
-    fn needs(&self) -> &[Located<String>] {
-        &self.needs
-    }
-}
-
 /// The graph: one node per step, an edge from each need to the step that needs it.
-pub struct Graph<'a, S = Step> {
-    graph: DiGraph<&'a S, ()>,
+pub struct Graph<'a> {
+    graph: DiGraph<&'a Step, ()>,
     index: BTreeMap<&'a str, NodeIndex>,
 }
 
 impl<'a> Graph<'a> {
-    /// Builds the graph of a drill.
+    /// Builds the graph of a drill; needs that name no step (validation
+    /// reports them) and self-needs are left out.
     pub fn build(drill: &'a Drill) -> Graph<'a> {
-        Graph::of(&drill.steps)
-    }
-}
-
-impl<'a, S: Node> Graph<'a, S> {
-    /// Builds the graph; needs that name no step (validation reports them) and
-    /// self-needs are left out.
-    pub fn of(steps: &'a [S]) -> Graph<'a, S> {
+        let steps = &drill.steps;
         let mut graph = DiGraph::new();
         let mut index = BTreeMap::new();
         for step in steps {
             let node = graph.add_node(step);
-            index.entry(step.id().as_str()).or_insert(node);
+            index.entry(step.id.as_str()).or_insert(node);
         }
         // Duplicate needs give one edge. (A set, not `update_edge`, which
         // scans a node's edges and made wide fan-outs quadratic.)
         let mut edges = std::collections::HashSet::new();
         for step in steps {
-            let Some(&to) = index.get(step.id().as_str()) else {
+            let Some(&to) = index.get(step.id.as_str()) else {
                 continue;
             };
-            for need in step.needs() {
-                if need.value == step.id().value {
+            for need in &step.needs {
+                if need.value == step.id.value {
                     continue;
                 }
                 if let Some(&from) = index.get(need.as_str())
@@ -82,62 +47,6 @@ impl<'a, S: Node> Graph<'a, S> {
         Graph { graph, index }
     }
 
-    /// Every cycle, as the ids along it in "needs" order (`a` needs `b` ...),
-    /// starting from the step that comes first in the file.
-    pub fn cycles(&self) -> Vec<Vec<String>> {
-        let mut cycles = Vec::new();
-        for component in tarjan_scc(&self.graph) {
-            if component.len() < 2 {
-                continue;
-            }
-            let start = *component.iter().min().unwrap_or(&component[0]);
-            // Walk backwards along edges (to the needs) inside the component
-            // until we are back at the start: that is one concrete cycle.
-            let mut path = vec![start];
-            let mut current = start;
-            let mut guard = 0;
-            loop {
-                guard += 1;
-                let next = self
-                    .graph
-                    .neighbors_directed(current, petgraph::Direction::Incoming)
-                    .filter(|n| component.contains(n))
-                    .min_by_key(|n| {
-                        if *n == start {
-                            0
-                        } else if path.contains(n) {
-                            usize::MAX
-                        } else {
-                            n.index() + 1
-                        }
-                    });
-                match next {
-                    Some(n) if n == start => break,
-                    Some(n) if !path.contains(&n) && guard <= component.len() => {
-                        path.push(n);
-                        current = n;
-                    }
-                    _ => {
-                        // No simple way back found (should not happen in an SCC):
-                        // report the component as it is.
-                        path = component.clone();
-                        path.sort();
-                        break;
-                    }
-                }
-            }
-            cycles.push(
-                path.into_iter()
-                    .map(|n| self.graph[n].id().value.clone())
-                    .collect(),
-            );
-        }
-        cycles.sort();
-        cycles
-    }
-}
-
-impl<'a> Graph<'a> {
     /// Steps grouped in stages: each stage's steps need only earlier stages,
     /// so they can run together. Empty if the graph has a cycle.
     pub fn stages(&self) -> Vec<Vec<&'a Step>> {
@@ -201,11 +110,6 @@ impl<'a> Graph<'a> {
             .map(|n| self.graph[n].id.as_str())
             .collect()
     }
-}
-
-/// Cycles of the graph of `steps` (see [`Graph::cycles`]).
-pub fn cycles<S: Node>(steps: &[S]) -> Vec<Vec<String>> {
-    Graph::of(steps).cycles()
 }
 
 /// A one-line summary of what a step does, for plans and progress.

@@ -1,4 +1,5 @@
-//! Scoring (SPEC §7): pure functions from a run's events to its journal.
+//! Scoring (docs/scoring.md): pure functions from a run's events to its
+//! journal.
 //!
 //! Nothing here looks at the clock or the system: the same events always give
 //! the same verdict, so the score can be tested on recorded runs and a
@@ -57,7 +58,7 @@ pub enum RecoverStep {
     Skipped(String),
 }
 
-/// The recovery checks recorded after the graph (SPEC §7.2).
+/// The recovery checks recorded after the graph (docs/scoring.md).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Checks {
     /// The check after the recovery's first pass: held, and why not.
@@ -66,10 +67,10 @@ pub struct Checks {
     pub after_rerun: Option<(bool, String)>,
 }
 
-/// Why a run is not recovered, or `None` if it is (SPEC §7.2: every recover
-/// step ran and succeeded, and the steady state holds after the recovery's
-/// first pass and again after any idempotency re-run). Without steady-state
-/// probes the recover steps alone decide.
+/// Why a run is not recovered, or `None` if it is (docs/scoring.md: every
+/// recover step ran and succeeded, and the steady state holds after the
+/// recovery's first pass and again after any idempotency re-run). Without
+/// steady-state probes the recover steps alone decide.
 pub fn not_recovered_because(
     fault_injected: bool,
     recover_steps: &[(String, RecoverStep)],
@@ -112,7 +113,7 @@ pub fn not_recovered_because(
 
 /// The first step that failed before the first fault started (or at all,
 /// when no fault was injected): the drill could not be set up, so the run
-/// is an `error`, not a failed recovery (SPEC §7.2).
+/// is an `error`, not a failed recovery (docs/scoring.md, verdict).
 pub fn setup_failure(
     steps: &[(u64, String, StepStatus, String)],
     first_fault_ms: Option<u64>,
@@ -135,7 +136,7 @@ pub fn setup_failure(
 }
 
 /// Whether an outage was observed: a steady-state probe failed at or after
-/// the first fault (SPEC §7.2).
+/// the first fault (docs/scoring.md, "Outage observed").
 pub fn outage_observed(health: &[ProbeSample], first_fault_ms: u64) -> bool {
     health
         .iter()

@@ -344,6 +344,7 @@ pub fn parse_source(source: &str, dir: &Path) -> Result<Drill, Vec<Problem>> {
         unparsed_step_ids: &unparsed_step_ids,
         unparsed_steps,
         known_probes: &known_probes,
+        probe_set: &known_probes.iter().map(String::as_str).collect(),
         known_services: &known_services,
         version_loc: parts.version.map(|node| node.loc),
         name_loc: parts.name.map(|node| node.loc),

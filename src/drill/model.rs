@@ -1,4 +1,4 @@
-//! The drill file format, version 1 (SPEC §1–§5).
+//! The drill file format, version 1 (docs/drill-format.md).
 //!
 //! These types are both what drills deserialize into and what `firedrill
 //! schema` describes, so editors autocomplete exactly what the loader accepts.
@@ -127,7 +127,7 @@ pub struct Objectives {
     /// Whether the faults must cause an observable outage (default true):
     /// a run in which no steady-state probe failed after the first fault is
     /// `failed` ("no outage observed") unless this is `false`, for a
-    /// resilience check where holding is the point (SPEC §7.2).
+    /// resilience check where holding is the point.
     pub expect_outage: Option<bool>,
     /// How long the recovery check after the last step may wait for every
     /// steady-state probe to hold (default: 10s, or longer for slow probes,
@@ -135,7 +135,7 @@ pub struct Objectives {
     pub settle: Option<Dur>,
 }
 
-/// A service of the local target (SPEC §3.1).
+/// A service of the local target.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Service {
@@ -198,7 +198,7 @@ impl<'de> Deserialize<'de> for ProbeRefRaw {
     }
 }
 
-/// A named check (SPEC §5). Exactly one of `command`, `http`, `tcp`, `k8s`.
+/// A named check. Exactly one of `command`, `http`, `tcp`, `k8s`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Probe {
@@ -284,7 +284,7 @@ pub struct TcpProbe {
     pub address: String,
 }
 
-/// `data:` — the heartbeat writer for RPO (SPEC §7.3).
+/// `data:` — the heartbeat writer for RPO.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DataSpec {
@@ -300,7 +300,7 @@ pub struct DataSpec {
 // one that is given into `Step::action`. Kept apart from `Step` so that a
 // mistake is reported at its own line rather than as "did not match any
 // variant". (The doc comment is the schema's description.)
-/// One node of the graph (SPEC §2). Exactly one action key.
+/// One node of the graph. Exactly one action key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Step")]
@@ -333,7 +333,7 @@ pub struct RawStep {
 }
 
 impl RawStep {
-    /// The action keys present, in the order of SPEC §2.
+    /// The action keys present, in the order docs/drill-format.md lists them.
     pub fn actions(&self) -> Vec<ActionKind> {
         let present = [
             (self.run.is_some(), ActionKind::Run),
@@ -513,7 +513,7 @@ pub struct Fault {
     pub revert: Revert,
 }
 
-/// A drill (SPEC §1).
+/// A drill.
 #[derive(Debug, Clone, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Drill {

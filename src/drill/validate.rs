@@ -1,7 +1,7 @@
 //! The checks beyond the shape of the file: references, the graph, targets,
 //! files. Every check adds to one list, so all problems are reported at once.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
 
 use super::diag::Problem;
@@ -24,6 +24,8 @@ pub(crate) struct Context<'a> {
     /// checks (a fault step, a recover step) would guess wrong without them.
     pub unparsed_steps: usize,
     pub known_probes: &'a [String],
+    /// The same names, to look references up in.
+    pub probe_set: &'a HashSet<&'a str>,
     pub known_services: &'a [String],
     pub version_loc: Option<Loc>,
     pub name_loc: Option<Loc>,
@@ -119,7 +121,7 @@ pub(crate) fn validate(
                 rpo.loc,
                 "`objectives.rpo` needs a `data:` section to measure data loss",
             )
-            .help("add `data: {write: ..., read: ...}` (SPEC §7.3), or remove `rpo`"),
+            .help("add `data: {write: ..., read: ...}`, or remove `rpo`"),
         );
     }
     if let Some(min_score) = drill.objectives.min_score
@@ -220,7 +222,7 @@ fn tidy_path(path: &Path) -> std::path::PathBuf {
 }
 
 fn check_probe_name(name: &Located<String>, cx: &Context, problems: &mut Vec<Problem>, what: &str) {
-    if !cx.known_probes.iter().any(|known| known == &name.value) {
+    if !cx.probe_set.contains(name.as_str()) {
         let help = unknown_name_help(&name.value, cx.known_probes, "probe", "probes");
         problems.push(
             Problem::at(
@@ -232,17 +234,30 @@ fn check_probe_name(name: &Located<String>, cx: &Context, problems: &mut Vec<Pro
     }
 }
 
-/// A did-you-mean for a misspelt step in `needs`, with the ids it can name.
-fn unknown_step_help(wrong: &str, ids: &[&str], own_id: &str) -> String {
-    let others: Vec<&str> = ids.iter().copied().filter(|id| *id != own_id).collect();
-    let listed = others
-        .iter()
+/// A did-you-mean for a misspelt step in `needs`, with (some of) the ids it
+/// can name. Without `suggest` only the ids are listed: looking for the
+/// closest id costs a pass over all of them, too much to do for every one
+/// of thousands of unknown needs.
+fn unknown_step_help(wrong: &str, ids: &[&str], own_id: &str, suggest: bool) -> String {
+    const LISTED: usize = 10;
+    let others = || ids.iter().copied().filter(|id| *id != own_id);
+    let mut listed = others()
+        .take(LISTED)
         .map(|id| format!("`{id}`"))
         .collect::<Vec<_>>()
         .join(", ");
-    match yaml::closest(wrong, others.iter().copied()) {
+    let more = ids.len().saturating_sub(LISTED + 1);
+    if more > 0 && others().nth(LISTED).is_some() {
+        listed.push_str(&format!(" and {more} more"));
+    }
+    let best = if suggest {
+        yaml::closest(wrong, others())
+    } else {
+        None
+    };
+    match best {
         Some(best) => format!("did you mean `{best}`? (other steps: {listed})"),
-        None if others.is_empty() => {
+        None if others().next().is_none() => {
             "no other step is defined; `needs` lists the ids of steps that must finish first"
                 .to_owned()
         }
@@ -250,16 +265,31 @@ fn unknown_step_help(wrong: &str, ids: &[&str], own_id: &str) -> String {
     }
 }
 
+/// How many names a did-you-mean for a reference compares with.
+const MAX_SUGGESTION_CANDIDATES: usize = 1000;
+
 /// A did-you-mean for a misspelt reference, or else where to define it.
 fn unknown_name_help(wrong: &str, known: &[String], what: &str, section: &str) -> String {
+    const LISTED: usize = 10;
     let known_list = || {
-        known
+        let mut list = known
             .iter()
+            .take(LISTED)
             .map(|name| format!("`{name}`"))
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", ");
+        if known.len() > LISTED {
+            list.push_str(&format!(" and {} more", known.len() - LISTED));
+        }
+        list
     };
-    match yaml::closest(wrong, known.iter().map(String::as_str)) {
+    // With thousands of names, a did-you-mean per unknown reference would
+    // make validation quadratic.
+    let candidates = known
+        .iter()
+        .map(String::as_str)
+        .take(MAX_SUGGESTION_CANDIDATES);
+    match yaml::closest(wrong, candidates) {
         Some(best) => format!("did you mean `{best}`? (defined {what}s: {})", known_list()),
         None if known.is_empty() => {
             format!("no {what}s are defined; define `{wrong}` under `{section}:`")
@@ -452,10 +482,17 @@ fn check_steps(
     cx: &Context,
     problems: &mut Vec<Problem>,
 ) -> Vec<Step> {
-    let mut seen: BTreeMap<&str, Loc> = BTreeMap::new();
+    let mut seen: HashMap<&str, Loc> = HashMap::with_capacity(raw_steps.len());
     let mut duplicate_ids = false;
     let mut ids: Vec<&str> = raw_steps.iter().map(|step| step.id.as_str()).collect();
     ids.extend(cx.unparsed_step_ids.iter().map(String::as_str));
+    // A set for the lookups: a Vec searched per need made validation
+    // quadratic in the number of steps.
+    let known_ids: HashSet<&str> = ids.iter().copied().collect();
+    // Past this many unknown needs, something other than typos is wrong, and
+    // a did-you-mean for each would make validation quadratic.
+    const MAX_SUGGESTED_NEEDS: usize = 100;
+    let mut unknown_needs = 0;
     let mut steps = Vec::new();
     for (index, step) in raw_steps.iter().enumerate() {
         let node = cx.step_nodes.get(index).copied();
@@ -492,10 +529,13 @@ fn check_steps(
                     )
                     .help("remove it from its own `needs`"),
                 );
-            } else if !ids.contains(&need.as_str()) {
+            } else if !known_ids.contains(need.as_str()) {
+                unknown_needs += 1;
+                let suggest = unknown_needs <= MAX_SUGGESTED_NEEDS;
                 problems.push(
-                    Problem::at(need.loc, format!("unknown step `{}` in needs", need.value))
-                        .help(unknown_step_help(&need.value, &ids, &step.id.value)),
+                    Problem::at(need.loc, format!("unknown step `{}` in needs", need.value)).help(
+                        unknown_step_help(&need.value, &ids, &step.id.value, suggest),
+                    ),
                 );
             }
         }
@@ -518,7 +558,7 @@ fn check_steps(
         if !has(ActionKind::Fault) {
             problems.push(
                 Problem::at(steps_loc, "the drill has no `fault` step")
-                    .help("a drill rehearses a disaster: add a step with `fault: {...}` (SPEC §4)"),
+                    .help("a drill rehearses a disaster: add a step with `fault: {...}`"),
             );
         }
         if !has(ActionKind::Recover) {
@@ -533,16 +573,18 @@ fn check_steps(
     let cycles = if duplicate_ids {
         Vec::new()
     } else {
-        crate::plan::cycles(raw_steps)
+        super::cycles::cycles(raw_steps)
     };
     for cycle in cycles {
         let first = cycle
             .first()
-            .and_then(|id| raw_steps.iter().find(|step| step.id.value == *id))
-            .map_or(steps_loc, |step| step.id.loc);
-        let mut path = cycle.clone();
-        if let Some(start) = cycle.first() {
-            path.push(start.clone());
+            .map_or(steps_loc, |&start| raw_steps[start].id.loc);
+        let mut path: Vec<&str> = cycle
+            .iter()
+            .map(|&index| raw_steps[index].id.as_str())
+            .collect();
+        if let Some(start) = path.first().copied() {
+            path.push(start);
         }
         problems.push(
             Problem::at(first, format!("dependency cycle: {}", path.join(" -> ")))
@@ -794,5 +836,23 @@ mod tests {
         assert_eq!(tidy("./a/./b/../c"), "a/c");
         assert_eq!(tidy("../x"), "../x");
         assert_eq!(tidy("a/.."), ".");
+    }
+
+    #[test]
+    fn unknown_need_help_lists_a_few_ids_and_suggests_only_when_asked() {
+        let names: Vec<String> = (0..50).map(|i| format!("step-{i}")).collect();
+        let ids: Vec<&str> = names.iter().map(String::as_str).collect();
+        let help = unknown_step_help("step-7x", &ids, "step-0", true);
+        assert!(help.starts_with("did you mean `step-7`?"), "{help}");
+        assert!(help.ends_with("`step-10` and 39 more)"), "{help}");
+        let help = unknown_step_help("step-7x", &ids, "step-0", false);
+        assert!(
+            help.starts_with("`needs` lists ids of other steps: `step-1`,"),
+            "{help}"
+        );
+        assert_eq!(
+            unknown_step_help("x", &["a"], "a", true),
+            "no other step is defined; `needs` lists the ids of steps that must finish first"
+        );
     }
 }

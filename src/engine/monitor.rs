@@ -86,8 +86,9 @@ pub(crate) async fn await_services(
     first_error.map_or(Ok(()), Err)
 }
 
-/// SPEC §3.1: before services start, the port each one's `tcp`/`http`
-/// ready probe checks must be free. The error names the port and its holder.
+/// Before services start, the port each one's `tcp`/`http` ready probe checks
+/// must be free (docs/drill-format.md, `services`). The error names the port
+/// and its holder.
 pub(crate) fn ports_free(
     drill: &crate::drill::Drill,
     env: &BTreeMap<String, String>,
@@ -122,9 +123,9 @@ fn ready_port_taken(
     crate::ports::taken(&address)
 }
 
-/// SPEC §3.1, right before the first fault: a service whose own process
-/// died while another process answers on its port would have the drill test
-/// somebody else's server.
+/// Right before the first fault (docs/drill-format.md, `services`): a service
+/// whose own process died while another process answers on its port would have
+/// the drill test somebody else's server.
 pub(crate) fn services_own_their_ports(shared: &Shared) -> Result<(), String> {
     for name in shared.drill.services.keys() {
         if shared.target.service_alive(name) == Some(false)
@@ -259,8 +260,9 @@ pub(crate) fn emit_probe(shared: &Shared, name: &str, roles: &[ProbeRole], outco
     }
 }
 
-/// SPEC §6: right before the first fault, each steady-state probe gets up
-/// to three attempts at its interval.
+/// Right before the first fault (docs/drill-format.md, `steady_state` and
+/// `guards`), each steady-state probe gets up to three attempts at its
+/// interval.
 pub(crate) async fn steady_state_holds(shared: &Shared) -> Result<(), String> {
     services_own_their_ports(shared)?;
     for name in &shared.drill.steady_state {
@@ -352,7 +354,8 @@ pub(crate) async fn recovery_check(
     failures.is_empty()
 }
 
-/// SPEC §7.3: data loss = first fault time − the last heartbeat that survived.
+/// Data loss = first fault time − the last heartbeat that survived
+/// (docs/scoring.md, measures).
 pub(crate) async fn measure_data_loss(shared: &Shared, read: &str) {
     let fault_ms = shared.first_fault_ms().unwrap_or(0);
     let event = match process::run_captured(

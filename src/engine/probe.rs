@@ -1,4 +1,5 @@
-//! One attempt of a probe (SPEC §5), and waiting for probes to hold.
+//! One attempt of a probe (docs/drill-format.md, `probes`), and waiting for
+//! probes to hold.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

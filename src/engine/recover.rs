@@ -1,8 +1,8 @@
-//! Recovery by runbook (SPEC §7.1–7.2): every executable step runs exactly
-//! as written, in order, in the run's environment; the first failure stops
-//! the runbook (the remaining steps are `skipped`) unless `--runbook-continue`;
-//! manual steps are `unverified`. With `check: idempotent` every step that
-//! succeeded runs a second time afterwards.
+//! Recovery by runbook (docs/runbooks.md, "How a step runs"): every executable
+//! step runs exactly as written, in order, in the run's environment; the first
+//! failure stops the runbook (the remaining steps are `skipped`) unless
+//! `--runbook-continue`; manual steps are `unverified`. With `check:
+//! idempotent` every step that succeeded runs a second time afterwards.
 //!
 //! Each step's blocks run in one `/bin/sh -c` with `WORKDIR` as the working
 //! directory. `stdout_contains`/`stdout_matches` are checked against what the
@@ -384,12 +384,12 @@ pub(crate) async fn follow_runbook(
     result
 }
 
-/// The `check: idempotent` re-run (SPEC §7.2), after the recovery's first
-/// pass has been checked: every runbook step that succeeded the first time
-/// runs again, with the outputs of the first pass, and the result is recorded
-/// as the step's second run. Only recover steps that succeeded are re-run.
-/// Returns whether anything ran again. What ran before comes from the run's
-/// events, so a resumed run re-runs what its dead runner finished too.
+/// The `check: idempotent` re-run (docs/runbooks.md), after the recovery's
+/// first pass has been checked: every runbook step that succeeded the first
+/// time runs again, with the outputs of the first pass, and the result is
+/// recorded as the step's second run. Only recover steps that succeeded are
+/// re-run. Returns whether anything ran again. What ran before comes from the
+/// run's events, so a resumed run re-runs what its dead runner finished too.
 pub(crate) async fn rerun_for_idempotency(shared: &Arc<Shared>) -> bool {
     let events = shared.ctx.emitter.events();
     let mut any = false;

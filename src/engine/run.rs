@@ -84,7 +84,7 @@ pub struct Outcome {
     pub journal: Journal,
     /// Where the records are.
     pub run_dir: PathBuf,
-    /// The process exit code (SPEC §8).
+    /// The process exit code (docs/cli.md, exit codes).
     pub exit_code: i32,
 }
 
@@ -485,7 +485,7 @@ pub async fn run(
         tracing::warn!(%error, "cannot write the reports");
     }
     let exit_code = if ending == Ending::Interrupted {
-        130
+        crate::error::EXIT_INTERRUPTED
     } else {
         journal.verdict.exit_code()
     };
@@ -680,8 +680,9 @@ services:
 
     #[test]
     fn outputs_are_name_value_lines() {
-        // Lines that are not `NAME=value` now fail the step (SPEC §2); the
-        // rest of the rules are tested in crate::outputs.
+        // Lines that are not `NAME=value` now fail the step
+        // (docs/drill-format.md, step outputs); the rest of the rules are
+        // tested in crate::outputs.
         let outputs = crate::outputs::parse("A=1\nB=x=y\n").unwrap();
         assert_eq!(outputs.get("A").map(String::as_str), Some("1"));
         assert_eq!(outputs.get("B").map(String::as_str), Some("x=y"));

@@ -14,7 +14,7 @@ use crate::journal::{
 };
 use crate::text::visible;
 
-/// The general formula of SPEC §7.4, stated in every report.
+/// The general formula of docs/scoring.md, stated in every report.
 pub(crate) const FORMULA: &str = "score = 0.5 × time score + 0.5 × runbook accuracy, rounded; 0 if not recovered. \
 time score = 100 if TTR ≤ RTO, else 100 × RTO / TTR. Without a runbook the score is the time score.";
 
@@ -129,8 +129,8 @@ pub(crate) fn end_ms(journal: &Journal) -> u64 {
         .unwrap_or(0)
 }
 
-/// `(ok, executable)` runbook steps as SPEC §7.2 counts them for accuracy;
-/// `None` without a runbook.
+/// `(ok, executable)` runbook steps as docs/scoring.md counts them for
+/// accuracy; `None` without a runbook.
 ///
 /// A prose-only heading is manual and does not count; a step with a command
 /// that the operator did by hand (`unverified` with a command) does count,
@@ -203,7 +203,7 @@ pub(crate) struct ScoreExplanation {
     pub scorer: String,
 }
 
-/// Explains the score with this run's numbers (SPEC §7.4: "the report shows each part and this formula").
+/// Explains the score with this run's numbers: each part and the formula.
 pub(crate) fn score_explanation(journal: &Journal) -> ScoreExplanation {
     let rto = human(journal.rto_ms);
     let time = match journal.ttr_ms {

@@ -1,5 +1,6 @@
-//! The local target: services are processes on this host (SPEC §3.1), faults
-//! are signals and file damage (SPEC §4).
+//! The local target: services are processes on this host, faults are signals
+//! and file damage (docs/drill-format.md, `services` and "Local target
+//! faults").
 //!
 //! Safety: `delete` and `corrupt` only touch paths inside the run's `WORKDIR`,
 //! the one directory the drill owns; anything else is refused.

@@ -188,8 +188,9 @@ pub trait Target: Send + Sync {
         ctx: &RunContext,
     ) -> Result<Injected, TargetError>;
 
-    /// Whether a service's own process still lives; `None` where the target
-    /// has no services. A service is ready only while it does (SPEC §3.1).
+    /// Whether a service's own process still lives; `None` where the target has
+    /// no services. A service is ready only while it does
+    /// (docs/drill-format.md, `services`).
     fn service_alive(&self, service: &str) -> Option<bool> {
         let _ = service;
         None

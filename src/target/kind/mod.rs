@@ -1,6 +1,6 @@
-//! The kind target (SPEC §3.2): a kind cluster created for the run, faults on
-//! its node containers (through `docker`/`podman`) and through its API server,
-//! `k8s` probes, server-side apply, and evidence.
+//! The kind target (docs/drill-format.md, `kind`): a kind cluster created for
+//! the run, faults on its node containers (through `docker`/`podman`) and
+//! through its API server, `k8s` probes, server-side apply, and evidence.
 //!
 //! Safety:
 //! - The cluster's kubeconfig is its own file, `RUN_DIR/kubeconfig`: every
@@ -54,7 +54,7 @@ const NODE_ADDRESSES: &str =
 /// The docker network kind puts its nodes on.
 const KIND_NETWORK: &str = "kind";
 
-/// `target: {kind: {...}}` (SPEC §3.2).
+/// `target: {kind: {...}}`: a kind cluster created for the run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "KindTarget")]

@@ -580,3 +580,83 @@ fn a_surprise_fault_comes_at_the_seeded_moment_and_is_recorded_only_when_it_come
     );
     assert!(stdout.contains("surprise:"), "{stdout}");
 }
+
+/// The live view, read from a terminal: the recovery clock, the probes'
+/// health, the runbook's steps and a note as it arrives.
+#[test]
+fn the_live_view_on_a_terminal_shows_the_clock_the_runbook_and_notes_as_they_arrive() {
+    use std::io::Read;
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    write_drill(dir.path(), &game_day_drill("2m", "1s"));
+    std::fs::write(dir.path().join("runbook.md"), RUNBOOK).unwrap();
+    let size = nix::pty::Winsize {
+        ws_row: 50,
+        ws_col: 160,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let pty = nix::pty::openpty(Some(&size), None).unwrap();
+    let mut child = run_command(dir.path())
+        .env("TERM", "xterm-256color")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(pty.slave))
+        .spawn()
+        .unwrap();
+    // The screen: everything the run drew, read until the terminal closes.
+    let screen = Arc::new(Mutex::new(Vec::new()));
+    let reader = {
+        let screen = screen.clone();
+        let mut master = std::fs::File::from(pty.master);
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            while let Ok(n) = master.read(&mut buffer) {
+                if n == 0 {
+                    break;
+                }
+                screen.lock().unwrap().extend_from_slice(&buffer[..n]);
+            }
+        })
+    };
+    let shown = |text: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let now = String::from_utf8_lossy(&screen.lock().unwrap()).into_owned();
+            if now.contains(text) {
+                return now;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the screen never showed {text:?}:\n{now}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    shown("followed by hand: 3 steps");
+    let note = firedrill()
+        .arg("note")
+        .arg(&run_dir)
+        .arg("seen from the pty")
+        .output()
+        .unwrap();
+    assert!(note.status.success());
+    let screen_now = shown("✎ note: seen from the pty");
+    for expected in [
+        "recovery clock",
+        "1. Look at the dashboard",
+        "2. Restart the service",
+        ". RUN_DIR/people.env",
+        "○ healthy",
+    ] {
+        assert!(
+            screen_now.contains(expected),
+            "{expected:?} not on\n{screen_now}"
+        );
+    }
+    std::fs::write(dir.path().join("healthy"), "").unwrap();
+    child.wait().unwrap();
+    reader.join().unwrap();
+    let journal = read_journal(&run_dir);
+    assert_eq!(journal["recovered"], true);
+}

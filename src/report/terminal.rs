@@ -149,6 +149,7 @@ fn describe_raw(event: &Event) -> Option<String> {
                 text.push_str(&format!("\n    {}. {}", n + 1, visible(title)));
             }
             text.push_str("\n  mark each: firedrill step RUN_DIR N ok|wrong|skipped [--note TEXT]");
+            text.push_str("\n  the drill's variables for your shell: . RUN_DIR/people.env");
             text
         }
         EventKind::RunbookStarted {

@@ -41,8 +41,22 @@ fn make_target(
                 })
                 .collect(),
         )),
-        drill::Target::Kind(kind) => crate::target::kind_target(kind, &loaded.dir, resuming),
+        drill::Target::Kind(kind) => {
+            crate::target::kind_target(kind, &loaded.dir, scope(loaded), resuming)
+        }
+        drill::Target::Cluster(cluster) => std::sync::Arc::new(
+            crate::target::cluster::ClusterTarget::new(cluster, scope(loaded)),
+        ),
     }
+}
+
+/// The drill's blast radius on a Kubernetes target (docs/drill-format.md,
+/// "scope").
+fn scope(loaded: &drill::LoadedDrill) -> crate::target::kube::scope::Scope {
+    loaded
+        .drill
+        .blast_radius(&loaded.dir, loaded.drill.manifests())
+        .unwrap_or_default()
 }
 
 /// `firedrill run FILE|DIR...`: runs a drill (or `--dry-run` shows what it
@@ -86,12 +100,21 @@ pub(super) fn run(args: &crate::cli::RunArgs) -> Result<i32, Error> {
         }
         return Ok(code);
     }
+    // The big red button: while it is pressed no run starts, and none is
+    // recorded (history counts no aborted run that never began).
+    if args.halt_file.exists() {
+        eprintln!(
+            "halted: the halt file {} exists, so no drill starts; remove it to run",
+            args.halt_file.display()
+        );
+        return Ok(EXIT_ABORTED);
+    }
     if !game_day {
         return execute(&drills[0], options(), args.json, args.junit.as_deref());
     }
     crate::process::become_subreaper();
     let runtime = runtime()?;
-    runtime.block_on(async {
+    let ended = runtime.block_on(async {
         let interrupt = interrupt_on_signals();
         let mut rows = Vec::new();
         let mut code = EXIT_OK;
@@ -133,7 +156,11 @@ pub(super) fn run(args: &crate::cli::RunArgs) -> Result<i32, Error> {
         }
         say(args.json, &crate::report::terminal::game_day_table(&rows));
         Ok(code)
-    })
+    });
+    // A prompt of `--interactive` may still be reading stdin on a blocking
+    // thread (Ctrl-C at the prompt): the day is over, do not wait for Enter.
+    runtime.shutdown_background();
+    ended
 }
 
 /// Loads every drill first: a game day does not stop halfway at a drill
@@ -239,10 +266,15 @@ fn execute(
 ) -> Result<i32, Error> {
     // Orphans of the run's processes come back to us, so the sweep finds them.
     crate::process::become_subreaper();
-    runtime()?.block_on(async {
+    let runtime = runtime()?;
+    let ended = runtime.block_on(async {
         let interrupt = interrupt_on_signals();
         Ok(drive(loaded, options, json, junit, interrupt).await?.code)
-    })
+    });
+    // A prompt of `--interactive` may still be reading stdin on a blocking
+    // thread (Ctrl-C at the prompt): the run is over, do not wait for Enter.
+    runtime.shutdown_background();
+    ended
 }
 
 /// How one drill ended.
@@ -270,8 +302,10 @@ async fn drive(
     } else if terminal {
         reporters.push(Box::new(crate::report::terminal::Live::new()));
     } else {
-        reporters.push(Box::new(crate::report::terminal::Plain::new(
+        let color = crate::text::use_color(std::io::stdout().is_terminal());
+        reporters.push(Box::new(crate::report::terminal::Plain::with_color(
             std::io::stdout(),
+            color,
         )));
     }
     let target = make_target(loaded, options.resume.is_some());
@@ -305,6 +339,9 @@ fn dry_run(
         .run_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from(".firedrill/runs").join(&run_id));
+    // Absolute, as a run makes it: a relative WORKDIR would be read against
+    // the drill's directory and every WORKDIR fault shown as refused.
+    let run_dir = std::path::absolute(&run_dir).unwrap_or(run_dir);
     let workdir = run_dir.join("work");
     let target = make_target(loaded, options.resume.is_some());
     let env = crate::engine::run::run_env(
@@ -353,11 +390,21 @@ fn dry_run(
     }
     println!("\nplan:");
     print!("{}", crate::plan::render_text(drill));
+    let given: std::collections::BTreeSet<String> =
+        options.vars.iter().map(|(name, _)| name.clone()).collect();
+    let unset = super::validate::unset_variables(loaded, &given);
+    if !unset.is_empty() {
+        println!();
+        for warning in unset {
+            println!("{warning}");
+        }
+    }
     let faults: Vec<_> = drill
         .steps
         .iter()
         .filter_map(|step| Some((step, step.fault()?)))
         .collect();
+    let mut refused = Vec::new();
     if !faults.is_empty() {
         println!("\nfaults would hit:");
         for (step, fault) in faults {
@@ -369,8 +416,19 @@ fn dry_run(
                 | drill::FaultSpec::Kube(_)
                 | drill::FaultSpec::Kind(_)) => target.preview(spec, &ctx),
             };
+            if what.contains(crate::target::REFUSED) {
+                refused.push(step.id.value.clone());
+            }
             println!("  {}: {} → {}", step.id.value, fault.spec.kind(), what);
         }
+    }
+    if !refused.is_empty() {
+        // The run would refuse them and abort: say so, and exit as it would.
+        println!(
+            "\nthe run would refuse {} and abort (exit 3): a fault may only touch what the run owns",
+            refused.join(", ")
+        );
+        return Ok(EXIT_ABORTED);
     }
     Ok(EXIT_OK)
 }

@@ -197,7 +197,11 @@ pub(crate) async fn heartbeats(
         match process::run_captured(&write, &env, Some(&cwd), Duration::from_secs(10)).await {
             Ok((finished, _)) if finished.success() => {}
             Ok((finished, _)) => {
-                tracing::warn!(exit = ?finished.exit_code, stderr = %finished.output.trim(), "heartbeat write failed")
+                tracing::warn!(
+                    "heartbeat write failed ({}): {}",
+                    crate::text::exit_status(finished.exit_code),
+                    finished.output.trim()
+                )
             }
             Err(error) => tracing::warn!(%error, "heartbeat write could not start"),
         }

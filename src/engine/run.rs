@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 use crate::drill::LoadedDrill;
 use crate::event::{Emitter, EventKind, EventLog, Reporter};
-use crate::journal::{Journal, StepStatus, Verdict};
+use crate::journal::{Journal, Verdict};
 use crate::process;
 use crate::score::{self, Ending};
 use crate::target::{RunContext, Target};
@@ -289,6 +289,11 @@ pub async fn run(
     if ending == Ending::Completed {
         match target.setup(&ctx).await {
             Ok(extra) => env.extend(extra),
+            // A safety check said no (the cluster is not the one pinned):
+            // aborted by a guard before anything started, exit 3.
+            Err(crate::target::TargetError::Refused(why)) => {
+                ending = Ending::Aborted(format!("target setup refused: {why}"));
+            }
             Err(error) => ending = Ending::Error(format!("target setup failed: {error}")),
         }
     }
@@ -499,38 +504,7 @@ pub async fn run(
 /// What the engine itself knows of a failure: the steps and runbook steps
 /// that failed with their output, and what of the run was still running.
 fn write_run_evidence(dir: &Path, journal: &Journal, run_id: &str) {
-    let mut failed = String::new();
-    for step in &journal.steps {
-        if matches!(step.status, StepStatus::Failed | StepStatus::Interrupted) {
-            failed.push_str(&format!(
-                "step {} ({}): {:?} after {} attempt(s), exit {:?}: {}\n{}\n\n",
-                step.id,
-                step.action,
-                step.status,
-                step.attempts,
-                step.exit_code,
-                step.detail,
-                step.output_tail
-            ));
-        }
-    }
-    if let Some(runbook) = &journal.runbook {
-        for (index, step) in runbook.steps.iter().enumerate() {
-            if step.status == crate::journal::RunbookStepStatus::Failed {
-                failed.push_str(&format!(
-                    "runbook {} step {} ({}, line {}): exit {:?}: {}\n$ {}\n{}\n\n",
-                    runbook.path,
-                    index + 1,
-                    step.title,
-                    step.line,
-                    step.exit_code,
-                    step.detail,
-                    step.command,
-                    step.output_tail
-                ));
-            }
-        }
-    }
+    let failed = crate::report::failed_steps(journal);
     if !failed.is_empty() {
         let _ = std::fs::write(dir.join("failed-steps.txt"), failed);
     }
@@ -551,6 +525,7 @@ fn write_run_evidence(dir: &Path, journal: &Journal, run_id: &str) {
 mod tests {
     use super::*;
     use crate::drill::{FaultSpec, LoadedDrill};
+    use crate::journal::StepStatus;
     use crate::target::{Injected, TargetError, Undo};
 
     /// A target that records when faults arrive and can refuse them.

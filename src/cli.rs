@@ -34,12 +34,38 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
         format: PlanFormat,
     },
-    /// Run a drill.
+    /// Run a drill, or several one after another (a game day).
     Run(RunArgs),
     /// Continue a run whose runner died.
     Resume {
         /// The run's directory.
         run_dir: PathBuf,
+    },
+    /// Acknowledge the incident of a run going on (time to acknowledge).
+    Ack {
+        /// The run's directory.
+        run_dir: PathBuf,
+    },
+    /// Add a timestamped note to a run going on.
+    Note {
+        /// The run's directory.
+        run_dir: PathBuf,
+        /// The note.
+        text: String,
+    },
+    /// Mark a step of the runbook people follow in a run going on.
+    Step {
+        /// The run's directory.
+        run_dir: PathBuf,
+        /// The runbook step, counted from 1.
+        #[arg(value_parser = clap::value_parser!(u64).range(1..))]
+        step: u64,
+        /// How it went.
+        #[arg(value_enum)]
+        mark: crate::journal::StepMark,
+        /// Why (what was wrong, what you did instead).
+        #[arg(long)]
+        note: Option<String>,
     },
     /// End whatever a dead run left running and remove its WORKDIR.
     Clean {
@@ -106,8 +132,14 @@ pub enum RunbookCommand {
 /// `firedrill run` options.
 #[derive(Debug, Args, Clone)]
 pub struct RunArgs {
-    /// The drill file.
-    pub file: PathBuf,
+    /// The drill file; several files or directories run one after another
+    /// (a game day) with one summary table at the end.
+    #[arg(required = true, value_name = "FILE|DIR")]
+    pub files: Vec<PathBuf>,
+    /// An unannounced drill: the first fault starts at a moment in this
+    /// window (`0-20m`), chosen by the seed and shown to nobody.
+    #[arg(long, value_name = "LOW-HIGH")]
+    pub surprise: Option<String>,
     /// Override a drill variable.
     #[arg(long = "var", value_name = "NAME=VALUE")]
     pub vars: Vec<String>,

@@ -59,6 +59,14 @@ pub enum Error {
         "--var {0}: `{0}` is reserved: firedrill sets it for every run (WORKDIR, RUN_ID, DRILL, SCENARIO_DIR, RUN_DIR, CLUSTER, KUBECONFIG, KUBECACHEDIR, FIREDRILL_*, KIND_*)"
     )]
     ReservedVar(String),
+    /// `run --surprise` with a window that is not `LOW-HIGH`.
+    #[error("{0}")]
+    Surprise(String),
+    /// `--run-dir` or `--junit` with several drills.
+    #[error(
+        "--run-dir and --junit name one run's records, and this game day has {0} drills; leave them out (each drill's records go under .firedrill/runs/, and the table at the end lists them)"
+    )]
+    OneRunOnly(usize),
     /// A run directory cannot be resumed or cleaned (the engine's own words).
     #[error("{0}")]
     RunDir(String),
@@ -132,6 +140,8 @@ impl Error {
             | Error::NoDrillFiles(_)
             | Error::InvalidVar(_)
             | Error::ReservedVar(_)
+            | Error::Surprise(_)
+            | Error::OneRunOnly(_)
             | Error::RunDir(_)
             | Error::Start(_)
             | Error::NoJournal { .. }

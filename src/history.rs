@@ -196,10 +196,11 @@ pub fn render_all(
         "Verdict",
         "Score",
         "TTR / RTO",
+        "Alert",
         "Accuracy",
         "Run directory",
     ];
-    let mut dated: Vec<(Option<DateTime<Utc>>, [String; 7])> = selected
+    let mut dated: Vec<(Option<DateTime<Utc>>, [String; 8])> = selected
         .iter()
         .map(|(path, journal)| {
             (
@@ -210,6 +211,7 @@ pub fn render_all(
                     journal.verdict.as_str().to_string(),
                     journal.score.to_string(),
                     ttr_against_rto(journal),
+                    journal.tta_alert_ms.map_or_else(|| "-".to_string(), human),
                     accuracy(journal),
                     path.display().to_string(),
                 ],
@@ -230,13 +232,14 @@ pub fn render_all(
                 "-".to_string(),
                 "-".to_string(),
                 "-".to_string(),
+                "-".to_string(),
                 path.display().to_string(),
             ],
         ));
     }
     // Stable: runs with the same start keep journal order.
     dated.sort_by_key(|(time, _)| *time);
-    let rows: Vec<[String; 7]> = dated
+    let rows: Vec<[String; 8]> = dated
         .into_iter()
         .map(|(_, row)| row.map(|cell| crate::text::escape_controls(&cell).into_owned()))
         .collect();
@@ -278,7 +281,14 @@ pub fn render_all(
             .push(journal);
     }
     for (drill, journals) in by_drill {
-        let _ = writeln!(out, "  {drill}: {}", trend(&journals));
+        let _ = writeln!(out, "  {drill}: {}", trend(&journals, &TTR));
+        // Game days with `detect`: is the team's monitoring getting quicker?
+        if journals
+            .iter()
+            .any(|journal| journal.tta_alert_ms.is_some())
+        {
+            let _ = writeln!(out, "  {drill}: time to alert {}", trend(&journals, &ALERT));
+        }
     }
     if unfinished.iter().any(|(_, run)| !run.running) {
         out.push_str(
@@ -346,44 +356,73 @@ fn ttr_against_rto(journal: &Journal) -> String {
     }
 }
 
-/// The trend of one drill's runs, oldest first: the latest TTR against the
+/// A time a trend follows across runs.
+struct Measure {
+    /// How it is named in the trend (`TTR`).
+    name: &'static str,
+    /// A run without it (`did not recover`).
+    missing: &'static str,
+    /// No earlier run had it (`recovered`).
+    earlier_had: &'static str,
+    /// The time of one run, if it has one worth comparing.
+    of: fn(&Journal) -> Option<u64>,
+}
+
+/// Time to recover: only recovered runs have a TTR worth comparing.
+const TTR: Measure = Measure {
+    name: "TTR",
+    missing: "did not recover",
+    earlier_had: "recovered",
+    of: |journal| journal.ttr_ms.filter(|_| journal.recovered),
+};
+
+/// Time to alert (`detect` probes): how quickly the team's monitoring noticed.
+const ALERT: Measure = Measure {
+    name: "time to alert",
+    missing: "had no alert",
+    earlier_had: "had an alert",
+    of: |journal| journal.tta_alert_ms,
+};
+
+/// The trend of one drill's runs, oldest first: the latest time against the
 /// median of the earlier runs (which decides faster/slower: one unusually
 /// slow or fast game day must not swing it) and against the previous run.
-///
-/// Only recovered runs have a TTR worth comparing.
-fn trend(journals: &[&Journal]) -> String {
-    let ttr = |journal: &Journal| journal.ttr_ms.filter(|_| journal.recovered);
+fn trend(journals: &[&Journal], measure: &Measure) -> String {
+    let time = measure.of;
     let Some((latest, earlier)) = journals.split_last().filter(|_| journals.len() >= 2) else {
         return "not enough runs".to_string();
     };
-    let Some(latest_ttr) = ttr(latest) else {
-        return format!("latest run did not recover ({} runs)", journals.len());
+    let Some(latest_time) = time(latest) else {
+        return format!("latest run {} ({} runs)", measure.missing, journals.len());
     };
-    let mut earlier_ttrs: Vec<u64> = earlier.iter().filter_map(|journal| ttr(journal)).collect();
-    if earlier_ttrs.is_empty() {
+    let mut earlier_times: Vec<u64> = earlier.iter().filter_map(|journal| time(journal)).collect();
+    if earlier_times.is_empty() {
         return format!(
-            "not enough runs (no earlier run recovered); latest TTR {}",
-            human(latest_ttr)
+            "not enough runs (no earlier run {}); latest {} {}",
+            measure.earlier_had,
+            measure.name,
+            human(latest_time)
         );
     }
-    let previous = match earlier.last().and_then(|journal| ttr(journal)) {
+    let previous = match earlier.last().and_then(|journal| time(journal)) {
         Some(previous) => format!(
             "previous run {}, {}",
             human(previous),
-            compare(latest_ttr, previous)
+            compare(latest_time, previous)
         ),
-        None => "previous run did not recover".to_string(),
+        None => format!("previous run {}", measure.missing),
     };
-    earlier_ttrs.sort_unstable();
-    let median = median(&earlier_ttrs);
+    earlier_times.sort_unstable();
+    let median = median(&earlier_times);
     let context = format!(
-        "latest TTR {} against a median of {} over {} earlier run{}; {previous}",
-        human(latest_ttr),
+        "latest {} {} against a median of {} over {} earlier run{}; {previous}",
+        measure.name,
+        human(latest_time),
         human(median),
-        earlier_ttrs.len(),
-        if earlier_ttrs.len() == 1 { "" } else { "s" }
+        earlier_times.len(),
+        if earlier_times.len() == 1 { "" } else { "s" }
     );
-    format!("{} ({context})", compare(latest_ttr, median))
+    format!("{} ({context})", compare(latest_time, median))
 }
 
 /// `faster by 2.0s`, `slower by 1m10s` or `steady`, for `latest` against `reference`.
@@ -501,6 +540,28 @@ mod tests {
             render(&scan.runs, Some("scenarios/web-failover.yaml")),
             only_web
         );
+    }
+
+    #[test]
+    fn game_days_show_time_to_alert_and_its_trend() {
+        let runs: Vec<(PathBuf, Journal)> = [(1, 90_000), (2, 60_000), (3, 30_000)]
+            .into_iter()
+            .map(|(day, tta)| {
+                let mut journal = run("web-game-day", day, Some(100_000));
+                journal.tta_alert_ms = Some(tta);
+                (PathBuf::from(format!("r{day}")), journal)
+            })
+            .collect();
+        let text = render(&runs, None);
+        assert!(text.lines().next().unwrap().contains("Alert"), "{text}");
+        assert!(text.contains("30.0s"), "{text}");
+        assert!(
+            text.contains("web-game-day: time to alert faster by 45.0s (latest time to alert 30.0s against a median of 1m15s"),
+            "{text}"
+        );
+        // Without `detect` there is no alert trend.
+        let plain = render(&[(PathBuf::from("x"), run("a", 1, Some(1)))], None);
+        assert!(!plain.contains("time to alert"), "{plain}");
     }
 
     #[test]

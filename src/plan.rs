@@ -125,10 +125,21 @@ pub fn describe_action(step: &Step) -> String {
                 format!("fault: {kind} {detail}")
             }
         }
-        Action::Recover(recover) => match (&recover.runbook, &recover.run) {
-            (Some(runbook), _) => format!("recover: runbook {}", runbook.value),
-            (_, Some(run)) => format!("recover: run: {}", short_line(run)),
-            (None, None) => "recover".into(),
+        Action::Recover(recover) => match (&recover.runbook, &recover.run, &recover.manual) {
+            (Some(runbook), _, _) => format!("recover: runbook {}", runbook.value),
+            (_, Some(run), _) => format!("recover: run: {}", short_line(run)),
+            (_, _, Some(manual)) => format!(
+                "recover by hand within {}{} (the drill's variables for people: source RUN_DIR/people.env)",
+                crate::duration::format_duration(manual.timeout.0),
+                manual
+                    .runbook
+                    .as_ref()
+                    .map_or_else(String::new, |runbook| format!(
+                        ", runbook {}",
+                        runbook.value
+                    ))
+            ),
+            (None, None, None) => "recover".into(),
         },
         Action::Probe(probes) => format!("probe: {}", probes.names().join(", ")),
         Action::Wait(wait) => format!("wait: {}", crate::duration::format_duration(wait.0)),

@@ -93,6 +93,14 @@ pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// People's one-line text (a note, a mark's reason) for a terminal line, a
+/// table cell or a timeline label: every control character shown escaped,
+/// newlines and tabs too (`\n`, `\t`), so a note can neither break the
+/// layout nor drive the terminal; the journal keeps the text as written.
+pub fn visible(text: &str) -> String {
+    escape_controls(&text.replace('\n', "\\n").replace('\t', "\\t")).into_owned()
+}
+
 /// Control characters other than newline and tab (C0, DEL, C1), and the
 /// bidirectional overrides that reorder what a reader sees.
 fn is_hostile(c: char) -> bool {
@@ -110,6 +118,12 @@ mod tests {
         assert_eq!(escape_controls("\u{1b}[2Jgone\r"), "\\u{1b}[2Jgone\\u{d}");
         assert_eq!(escape_controls("a\u{7}\u{9b}b"), "a\\u{7}\\u{9b}b");
         assert_eq!(escape_controls("x\u{202e}y"), "x\\u{202e}y");
+    }
+
+    #[test]
+    fn people_text_is_one_visible_line() {
+        assert_eq!(visible("a\nb\u{1b}[2Jc\t"), "a\\nb\\u{1b}[2Jc\\t");
+        assert_eq!(visible("façade ✓"), "façade ✓");
     }
 
     #[test]

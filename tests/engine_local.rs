@@ -485,6 +485,34 @@ fn dry_run_of_a_refused_fault_exits_as_the_run_would() {
 }
 
 #[test]
+fn dry_run_of_a_workdir_fault_previews_it_without_refusing() {
+    // WORKDIR does not exist before a real run: the preview judges the path
+    // as written (inside WORKDIR) instead of refusing it.
+    let run = run_drill(
+        r#"
+version: 1
+name: dry-workdir
+objectives: {rto: 30s}
+steps:
+  - id: seed
+    run: mkdir -p "$WORKDIR/site" && echo hi > "$WORKDIR/site/index.html"
+  - id: wipe
+    needs: [seed]
+    fault: {delete: {path: "${WORKDIR}/site"}}
+  - id: fix
+    needs: [wipe]
+    recover: {run: 'true'}
+"#,
+        &["--dry-run"],
+    );
+    assert_eq!(run.code(), 0, "{}", run.explain());
+    let out = run.stdout();
+    assert!(!out.contains("REFUSED"), "{out}");
+    assert!(out.contains("wipe: delete → remove "), "{out}");
+    assert!(!run.run_dir.exists());
+}
+
+#[test]
 fn dry_run_starts_nothing() {
     let run = run_drill(
         r#"

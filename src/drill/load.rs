@@ -41,6 +41,7 @@ const TOP_LEVEL_FIELDS: &[&str] = &[
     "probes",
     "steady_state",
     "guards",
+    "detect",
     "data",
     "steps",
 ];
@@ -217,6 +218,7 @@ pub fn parse_source(source: &str, dir: &Path) -> Result<Drill, Vec<Problem>> {
             "probes" => parts.probes = Some(value),
             "steady_state" => parts.steady_state = Some(value),
             "guards" => parts.guards = Some(value),
+            "detect" => parts.detect = Some(value),
             "data" => parts.data = Some(value),
             "steps" => parts.steps = Some((key, value)),
             _ => problems.push(
@@ -243,6 +245,7 @@ pub fn parse_source(source: &str, dir: &Path) -> Result<Drill, Vec<Problem>> {
     let objectives: Option<Objectives> = field("objectives", parts.objectives, &mut report);
     let steady_state = field("steady_state", parts.steady_state, &mut report);
     let guards = field("guards", parts.guards, &mut report);
+    let detect = field("detect", parts.detect, &mut report);
     let data: Option<DataSpec> = field("data", parts.data, &mut report);
     let (services, known_services) = named_map::<Service>("services", parts.services, &mut report);
     let (probes, known_probes) = named_map::<Probe>("probes", parts.probes, &mut report);
@@ -333,6 +336,7 @@ pub fn parse_source(source: &str, dir: &Path) -> Result<Drill, Vec<Problem>> {
         probes,
         steady_state: steady_state.unwrap_or_default(),
         guards: guards.unwrap_or_default(),
+        detect: detect.unwrap_or_default(),
         data,
         steps: Vec::new(),
     };
@@ -381,6 +385,7 @@ struct Parts<'a> {
     probes: Option<&'a Node>,
     steady_state: Option<&'a Node>,
     guards: Option<&'a Node>,
+    detect: Option<&'a Node>,
     data: Option<&'a Node>,
     steps: Option<(&'a Node, &'a Node)>,
 }

@@ -498,7 +498,7 @@ impl Step {
     }
 }
 
-/// `recover: {runbook: ...}` or `recover: {run: ...}`.
+/// `recover: {runbook: ...}`, `recover: {run: ...}` or `recover: {manual: ...}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Recover {
@@ -506,8 +506,22 @@ pub struct Recover {
     pub runbook: Option<Located<String>>,
     /// A shell command.
     pub run: Option<String>,
+    /// People recover by hand; the run waits until the steady state holds
+    /// again, or the timeout (docs/game-days.md).
+    pub manual: Option<Manual>,
     /// `idempotent`: run every runbook step a second time afterwards.
     pub check: Option<Check>,
+}
+
+/// `recover: {manual: {runbook: PATH?, timeout: DURATION}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Manual {
+    /// A Markdown runbook people follow, shown step by step; relative to the
+    /// drill file.
+    pub runbook: Option<Located<String>>,
+    /// How long people have: after it, the system is not recovered.
+    pub timeout: Dur,
 }
 
 /// Extra checks on a runbook.
@@ -560,6 +574,11 @@ pub struct Drill {
     /// Probe names that must hold throughout, else abort.
     #[serde(default)]
     pub guards: Vec<Located<String>>,
+    /// Probe names that pass once the team's own monitoring noticed (an
+    /// alert fired): polled from the first fault, they measure the time to
+    /// alert (docs/game-days.md).
+    #[serde(default)]
+    pub detect: Vec<Located<String>>,
     /// Heartbeat writer for RPO.
     pub data: Option<DataSpec>,
     /// The graph.

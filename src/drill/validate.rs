@@ -7,7 +7,8 @@ use std::path::Path;
 use super::diag::Problem;
 use super::load::{map_key, map_value};
 use super::model::{
-    Action, ActionKind, Drill, Fault, FaultSpec, Probe, ProbeRef, RawFault, RawStep, Step, Target,
+    Action, ActionKind, Drill, Fault, FaultSpec, Probe, ProbeRef, RawFault, RawStep, Recover, Step,
+    Target,
 };
 use super::yaml::{self, Loc, Located, Node};
 
@@ -109,6 +110,7 @@ pub(crate) fn validate(
     for (list, what) in [
         (&drill.steady_state, "steady_state"),
         (&drill.guards, "guards"),
+        (&drill.detect, "detect"),
     ] {
         for name in list {
             check_probe_name(name, cx, problems, what);
@@ -685,25 +687,7 @@ fn check_action(
         .as_ref()
         .and_then(|fault| check_fault(drill, cx, id, fault, problems));
     if let Some(recover) = &step.recover {
-        match (&recover.runbook, &recover.run) {
-            (None, None) => problems.push(
-                Problem::at(recover.loc, format!("step `{id}`: `recover` needs `runbook` or `run`"))
-                    .help("`recover: {runbook: ../runbooks/restore.md}` runs a Markdown runbook as written"),
-            ),
-            (Some(_), Some(_)) => problems.push(
-                Problem::at(recover.loc, format!("step `{id}`: `recover` has both `runbook` and `run`"))
-                    .help("keep one; a runbook is scored for accuracy, a command is not"),
-            ),
-            (Some(runbook), None) => {
-                check_file(cx.dir, runbook, "runbook", problems);
-                check_runbook(cx.dir, runbook, problems);
-            }
-            (None, Some(_)) => {
-                if recover.check.is_some() {
-                    problems.push(Problem::at(recover.loc, format!("step `{id}`: `check` applies to runbooks only")));
-                }
-            }
-        }
+        check_recover(drill, cx, id, recover, problems);
     }
     if let Some(probes) = &step.probe {
         if probes.0.is_empty() {
@@ -847,6 +831,67 @@ pub fn known_vars(drill: &Drill) -> BTreeSet<String> {
             .map(|name| (*name).to_owned()),
     );
     vars
+}
+
+fn check_recover(
+    drill: &Drill,
+    cx: &Context,
+    id: &str,
+    recover: &Located<Recover>,
+    problems: &mut Vec<Problem>,
+) {
+    let given = [
+        recover.runbook.is_some(),
+        recover.run.is_some(),
+        recover.manual.is_some(),
+    ]
+    .iter()
+    .filter(|given| **given)
+    .count();
+    if given == 0 {
+        problems.push(
+            Problem::at(recover.loc, format!("step `{id}`: `recover` needs `runbook`, `run` or `manual`"))
+                .help("`recover: {runbook: ../runbooks/restore.md}` runs a Markdown runbook as written; `recover: {manual: {timeout: 30m}}` waits while people recover by hand"),
+        );
+        return;
+    }
+    if given > 1 {
+        problems.push(
+            Problem::at(recover.loc, format!("step `{id}`: `recover` gives more than one of `runbook`, `run` and `manual`"))
+                .help("keep one; a runbook is scored for accuracy, a command is not, and `manual` waits for people"),
+        );
+        return;
+    }
+    if let Some(runbook) = &recover.runbook {
+        check_file(cx.dir, runbook, "runbook", problems);
+        check_runbook(cx.dir, runbook, problems);
+    } else if recover.check.is_some() {
+        problems.push(Problem::at(
+            recover.loc,
+            format!("step `{id}`: `check` applies to runbooks firedrill runs only"),
+        ));
+    }
+    if let Some(manual) = &recover.manual {
+        if let Some(runbook) = &manual.runbook {
+            check_file(cx.dir, runbook, "runbook", problems);
+            check_runbook(cx.dir, runbook, problems);
+        }
+        if drill.steady_state.is_empty() {
+            problems.push(
+                Problem::at(recover.loc, format!("step `{id}`: `recover: {{manual: ...}}` ends when the steady state holds again, and the drill has no `steady_state`"))
+                    .help("list the probes that define \"healthy\" under `steady_state:`"),
+            );
+        }
+        if manual.timeout.0.is_zero() {
+            problems.push(
+                Problem::at(
+                    recover.loc,
+                    format!("step `{id}`: `manual.timeout` is zero: people get no time to recover"),
+                )
+                .help("give them the time a real incident would, e.g. `timeout: 45m`"),
+            );
+        }
+    }
 }
 
 #[cfg(test)]

@@ -546,6 +546,12 @@ pub(crate) fn start_monitors(
             .or_default()
             .push(ProbeRole::Guard);
     }
+    for name in &shared.drill.detect {
+        roles
+            .entry(name.value.clone())
+            .or_default()
+            .push(ProbeRole::Detect);
+    }
     for (name, roles) in roles {
         monitors.spawn(monitor(shared.clone(), name, roles, stopped.clone()));
     }

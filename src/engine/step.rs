@@ -95,15 +95,16 @@ pub(crate) async fn run_step(shared: &Arc<Shared>, task: &StepTask<'_>) -> StepR
             summary: crate::plan::describe_action(step),
         });
         // A fault is not injected twice: a runner that dies while injecting
-        // must have recorded that it started.
-        if step.action() == crate::drill::ActionKind::Fault {
-            shared.ctx.emitter.written();
-        }
+        // has recorded that it started (the emitter writes `events.jsonl`
+        // before `emit` returns).
         let follows_runbook =
             matches!(&step.action, Action::Recover(recover) if recover.value.runbook.is_some());
         // A runbook's steps have their own timeouts; the recover step only
         // gets an overall one if the drill gives it.
-        let timeout = if follows_runbook && step.timeout.is_none() {
+        let timeout = if let Some(manual) = by_hand(step) {
+            // People get `manual.timeout`; the step ends itself then.
+            manual + Duration::from_secs(60)
+        } else if follows_runbook && step.timeout.is_none() {
             Duration::from_secs(24 * 3600)
         } else {
             step.timeout()
@@ -162,6 +163,14 @@ pub(crate) async fn run_step(shared: &Arc<Shared>, task: &StepTask<'_>) -> StepR
     result
 }
 
+/// `manual.timeout` of a step where people recover by hand.
+fn by_hand(step: &Step) -> Option<Duration> {
+    match &step.action {
+        Action::Recover(recover) => recover.value.manual.as_ref().map(|m| m.timeout.0),
+        _ => None,
+    }
+}
+
 /// One attempt of a step.
 struct Attempt<'a> {
     shared: &'a Arc<Shared>,
@@ -203,9 +212,12 @@ async fn run_action(attempt: &Attempt<'_>) -> StepResult {
             StepResult::ok(format!("{} passed", names.join(", ")))
         }
         Action::Fault(_) => inject(attempt).await,
-        Action::Recover(recover) => match &recover.value.run {
-            Some(script) => shell(script.clone()).await,
-            None => crate::engine::recover::follow_runbook(shared, task, &recover.value).await,
+        Action::Recover(recover) => match (&recover.value.run, &recover.value.manual) {
+            (Some(script), _) => shell(script.clone()).await,
+            (None, Some(manual)) => super::manual::recover_by_hand(shared, task, manual).await,
+            (None, None) => {
+                crate::engine::recover::follow_runbook(shared, task, &recover.value).await
+            }
         },
         Action::Apply(manifests) => {
             let paths: Vec<PathBuf> = manifests

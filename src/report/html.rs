@@ -230,6 +230,7 @@ fn events(out: &mut String, journal: &Journal) {
             EntryKind::Fault => " class=\"e-fault\"",
             EntryKind::Detection => " class=\"e-detect\"",
             EntryKind::Recovery => " class=\"e-recover\"",
+            EntryKind::People => " class=\"e-people\"",
         };
         let _ = writeln!(
             out,
@@ -352,6 +353,30 @@ fn runbook(out: &mut String, journal: &Journal) {
         return;
     };
     let _ = writeln!(out, "<p>Runbook <code>{}</code></p>", esc(&runbook.path));
+    if !runbook.by_hand.is_empty() {
+        out.push_str("<p>Followed by hand; each step as people marked it.</p>\n<table><thead><tr><th>#</th><th>Step</th><th>Mark</th><th>Note</th></tr></thead><tbody>\n");
+        for (n, title, mark) in facts::by_hand(journal) {
+            let (word, note) = match mark {
+                Some(mark) => (
+                    mark.mark.as_str(),
+                    mark.note
+                        .as_deref()
+                        .map(crate::text::visible)
+                        .unwrap_or_default(),
+                ),
+                None => ("not marked", String::new()),
+            };
+            let _ = writeln!(
+                out,
+                "<tr><td class=\"num\">{n}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&title),
+                esc(word),
+                esc(&note)
+            );
+        }
+        out.push_str("</tbody></table>\n");
+        return;
+    }
     if runbook.steps.is_empty() {
         out.push_str("<p class=\"muted\">The runbook has no steps.</p>\n");
         return;
@@ -500,6 +525,13 @@ fn svg_timeline(journal: &Journal) -> String {
             at_ms,
             label: format!("recovered (TTR {})", facts::human(ttr)),
             class: "m-recover",
+        });
+    }
+    for moment in facts::people(journal) {
+        marks.push(Mark {
+            at_ms: moment.at_ms,
+            label: truncate(&moment.label, 40),
+            class: "m-people",
         });
     }
     let rerun = facts::rerun_span(journal);
@@ -947,7 +979,7 @@ th, td { text-align:left; padding:6px 10px; border-bottom:1px solid var(--line);
 thead th { font-size:12px; color:var(--muted); text-transform:uppercase; letter-spacing:.04em; }
 table.kv th { width: 180px; color:var(--muted); font-weight:500; }
 td.num { font-variant-numeric: tabular-nums; white-space:nowrap; }
-tr.e-fault td { color:#c92a2a; font-weight:600; } tr.e-detect td { color:#d9480f; }
+tr.e-fault td { color:#c92a2a; font-weight:600; } tr.e-detect td { color:#d9480f; } tr.e-people td { color:#5f3dc4; }
 tr.e-recover td { color:#2b8a3e; font-weight:600; }
 code.id, .nw { white-space:nowrap; }
 code, pre { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12.5px; }
@@ -986,6 +1018,7 @@ footer { color:var(--muted); font-size:12px; text-align:center; }
 #timeline .mark line { stroke-width:1.5; }
 #timeline .m-fault line { stroke:#c92a2a; stroke-width:2; } #timeline .m-fault text { fill:#c92a2a; font-weight:600; }
 #timeline .m-detect line { stroke:#e8590c; stroke-dasharray:2 3; } #timeline .m-detect text { fill:#d9480f; }
+#timeline .m-people line { stroke:#7048e8; stroke-dasharray:1 3; } #timeline .m-people text { fill:#5f3dc4; }
 #timeline .m-rto line { stroke:#495057; stroke-dasharray:6 4; } #timeline .m-rto text { fill:#495057; }
 #timeline .m-recover line { stroke:#2b8a3e; stroke-width:2; stroke-dasharray:8 3; } #timeline .m-recover text { fill:#2b8a3e; font-weight:600; }
 @media (max-width: 900px) { .cards { grid-template-columns: repeat(2, 1fr); } }

@@ -101,6 +101,7 @@ pub fn sample_journal_for_docs() -> Journal {
         }],
         runbook: Some(RunbookRecord {
             path: "runbooks/etcd-restore.md".into(),
+            by_hand: Vec::new(),
             steps: vec![
                 RunbookStepRecord {
                     title: "Stop the surviving member".into(),
@@ -160,6 +161,11 @@ pub fn sample_journal_for_docs() -> Journal {
             ],
         }),
         health,
+        tta_alert_ms: None,
+        tt_ack_ms: None,
+        notes: Vec::new(),
+        marks: Vec::new(),
+        surprise: None,
     }
 }
 

@@ -14,7 +14,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::duration::format_duration;
 use crate::event::{Event, EventKind, ProbeRole, Reporter};
 use crate::journal::{Journal, RunbookStepStatus, StepStatus};
-use crate::text::{escape_controls, first_line};
+use crate::text::{escape_controls, first_line, visible};
 
 /// One line of text for an event, or `None` for events not worth a line.
 /// What drills and commands wrote is shown with its control characters
@@ -131,6 +131,8 @@ fn describe_raw(event: &Event) -> Option<String> {
                 ProbeRole::Steady => "steady",
                 ProbeRole::Guard => "guard",
                 ProbeRole::Wait => "probe",
+                ProbeRole::Detect if *ok => return Some(format!("🔔 alert: `{probe}` passed")),
+                ProbeRole::Detect => "detect",
             };
             if *ok {
                 format!("{role} {probe}: ok")
@@ -141,10 +143,38 @@ fn describe_raw(event: &Event) -> Option<String> {
         EventKind::Aborted { reason } => format!("ABORT: {reason}"),
         EventKind::RunbookStarted {
             path,
+            total,
+            manual: true,
+            titles,
+            ..
+        } => {
+            let mut text = format!("runbook {path}, followed by hand: {total} steps");
+            for (n, title) in titles.iter().enumerate() {
+                text.push_str(&format!("\n    {}. {}", n + 1, visible(title)));
+            }
+            text.push_str("\n  mark each: firedrill step RUN_DIR N ok|wrong|skipped [--note TEXT]");
+            text.push_str("\n  the drill's variables for your shell: . RUN_DIR/people.env");
+            text
+        }
+        EventKind::RunbookStarted {
+            path,
             executable,
             total,
             ..
         } => format!("runbook {path}: {executable} executable of {total} steps"),
+        EventKind::Note { text } => format!("✎ note: {}", visible(text)),
+        EventKind::Acknowledged {} => "✋ acknowledged".to_owned(),
+        EventKind::SurpriseFault { window, delay_ms } => format!(
+            "surprise: the first fault starts now, {} after the steady-state check (window {})",
+            crate::duration::format_duration(std::time::Duration::from_millis(*delay_ms)),
+            visible(window)
+        ),
+        EventKind::StepMarked { step, mark, note } => format!(
+            "runbook step {step} marked {}{}",
+            mark.as_str(),
+            note.as_deref()
+                .map_or(String::new(), |n| format!(": {}", visible(n)))
+        ),
         EventKind::RunbookStep {
             index,
             title,
@@ -255,6 +285,8 @@ pub struct Lines {
     health: BTreeMap<String, (bool, String)>,
     waiting: BTreeMap<String, bool>,
     legend_shown: bool,
+    /// `detect` probes that have passed: the first pass is the alert.
+    alerted: std::collections::BTreeSet<String>,
 }
 
 impl Lines {
@@ -292,6 +324,19 @@ impl Lines {
                     line.push_str(&format!("  {LEGEND}"));
                 }
                 Some(escape_controls(&line).into_owned())
+            }
+            // A `detect` probe's first pass is the alert; its failures are
+            // no news (the alert has not fired yet).
+            EventKind::Probe {
+                probe,
+                role: ProbeRole::Detect,
+                ok,
+                ..
+            } => {
+                if !*ok || !self.alerted.insert(probe.clone()) {
+                    return Vec::new();
+                }
+                describe(event)
             }
             EventKind::Probe {
                 probe,
@@ -581,11 +626,6 @@ pub fn summary(journal: &Journal, run_dir: &std::path::Path) -> String {
 }
 
 fn summary_raw(journal: &Journal, run_dir: &std::path::Path) -> String {
-    let ms = |v: Option<u64>| {
-        v.map_or("-".to_owned(), |v| {
-            format_duration(Duration::from_millis(v))
-        })
-    };
     let mut out = String::new();
     out.push_str(&format!(
         "\n{}: {} — score {} (minimum {})\n",
@@ -604,8 +644,29 @@ fn summary_raw(journal: &Journal, run_dir: &std::path::Path) -> String {
         ms(Some(journal.rto_ms)),
         journal.time_score
     ));
+    if journal.tta_alert_ms.is_some() || journal.tt_ack_ms.is_some() {
+        out.push_str(&format!(
+            "  time to alert:    {}\n  time to ack:      {}\n",
+            ms(journal.tta_alert_ms),
+            ms(journal.tt_ack_ms)
+        ));
+    }
+    if let Some(surprise) = &journal.surprise {
+        out.push_str(&format!(
+            "  surprise:         first fault {} after the steady-state check (window {})\n",
+            ms(Some(surprise.delay_ms)),
+            surprise.window
+        ));
+    }
     if let Some(accuracy) = journal.runbook_accuracy {
         out.push_str(&format!("  runbook accuracy: {accuracy}\n"));
+    }
+    if !journal.notes.is_empty() || !journal.marks.is_empty() {
+        out.push_str(&format!(
+            "  people:           {} note(s), {} runbook step(s) marked\n",
+            journal.notes.len(),
+            journal.marks.len()
+        ));
     }
     if journal.rpo_ms.is_some() || journal.data_loss_detail.is_some() {
         let loss = match (journal.data_loss_ms, journal.data_loss_detail.as_deref()) {
@@ -650,6 +711,79 @@ fn summary_raw(journal: &Journal, run_dir: &std::path::Path) -> String {
         run_dir.display()
     ));
     out
+}
+
+/// A measured time, or `-` when there is none.
+fn ms(value: Option<u64>) -> String {
+    value.map_or("-".to_owned(), |v| {
+        format_duration(Duration::from_millis(v))
+    })
+}
+
+/// One drill of a game day (`firedrill run DIR|FILE...`), for the table.
+pub struct GameDayRow {
+    /// The drill's name (or its file, if it never ran).
+    pub drill: String,
+    /// Its result; `None` if it was skipped (Ctrl-C) or could not start.
+    pub journal: Option<Journal>,
+    /// Where its records are.
+    pub run_dir: Option<std::path::PathBuf>,
+    /// Why it has no result.
+    pub missing: &'static str,
+}
+
+/// The table printed after a game day: one line per drill.
+pub fn game_day_table(rows: &[GameDayRow]) -> String {
+    let header = [
+        "drill", "verdict", "score", "TTR", "alert", "ack", "runbook", "records",
+    ];
+    let mut lines: Vec<Vec<String>> = vec![header.iter().map(|h| (*h).to_owned()).collect()];
+    for row in rows {
+        let mut line = vec![row.drill.clone()];
+        match &row.journal {
+            Some(journal) => line.extend([
+                journal.verdict.as_str().to_owned(),
+                journal.score.to_string(),
+                ms(journal.ttr_ms),
+                ms(journal.tta_alert_ms),
+                ms(journal.tt_ack_ms),
+                journal
+                    .runbook_accuracy
+                    .map_or("-".to_owned(), |a| format!("{a}%")),
+            ]),
+            None => {
+                line.push(row.missing.to_owned());
+                line.extend(std::iter::repeat_n("-".to_owned(), 5));
+            }
+        }
+        line.push(
+            row.run_dir
+                .as_ref()
+                .map_or("-".to_owned(), |d| d.display().to_string()),
+        );
+        lines.push(line);
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|column| {
+            lines
+                .iter()
+                .map(|line| line[column].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = format!("\ngame day: {} drill(s)\n", rows.len());
+    for line in &lines {
+        let cells: Vec<String> = line
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        out.push_str("  ");
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    escape_controls(&out).into_owned()
 }
 
 #[cfg(test)]

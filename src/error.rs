@@ -59,6 +59,14 @@ pub enum Error {
         "--var {0}: `{0}` is reserved: firedrill sets it for every run (WORKDIR, RUN_ID, DRILL, SCENARIO_DIR, RUN_DIR, CLUSTER, KUBECONFIG, KUBECACHEDIR, FIREDRILL_*, KIND_*)"
     )]
     ReservedVar(String),
+    /// `run --surprise` with a window that is not `LOW-HIGH`.
+    #[error("{0}")]
+    Surprise(String),
+    /// `--run-dir` or `--junit` with several drills.
+    #[error(
+        "--run-dir and --junit name one run's records, and this game day has {0} drills; leave them out (each drill's records go under .firedrill/runs/, and the table at the end lists them)"
+    )]
+    OneRunOnly(usize),
     /// A run directory cannot be resumed or cleaned (the engine's own words).
     #[error("{0}")]
     RunDir(String),
@@ -122,6 +130,15 @@ pub enum Error {
         /// Each file, with what became of it.
         changed: Vec<String>,
     },
+    /// `cluster-id`: no usable kubeconfig or context.
+    #[error("{0}")]
+    Kubeconfig(String),
+    /// `cluster-id`: the cluster's API server does not answer or refuses.
+    #[error("{0}")]
+    Cluster(String),
+    /// `clean`: the kind cluster the run created was not deleted.
+    #[error("{0}")]
+    KindCluster(String),
     /// `clean` could not remove a WORKDIR.
     #[error("cannot remove {}: {source}", .path.display())]
     RemoveWorkdir {
@@ -142,14 +159,19 @@ impl Error {
             | Error::NoDrillFiles(_)
             | Error::InvalidVar(_)
             | Error::ReservedVar(_)
+            | Error::Surprise(_)
+            | Error::OneRunOnly(_)
             | Error::RunDir(_)
             | Error::FilesChanged { .. }
             | Error::Start(_)
             | Error::NoJournal { .. }
             | Error::Journal(_)
             | Error::NotRunsDir(_)
-            | Error::UnreadableRunbooks { .. } => EXIT_INVALID,
+            | Error::UnreadableRunbooks { .. }
+            | Error::Kubeconfig(_) => EXIT_INVALID,
             Error::Output { .. }
+            | Error::Cluster(_)
+            | Error::KindCluster(_)
             | Error::Runtime(_)
             | Error::RunnerAlive(_)
             | Error::RunLocked(_)

@@ -49,6 +49,18 @@ pub enum StepStatus {
     Interrupted,
 }
 
+impl StepStatus {
+    /// The lower-case name used in files and tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Ok => "ok",
+            StepStatus::Failed => "failed",
+            StepStatus::Skipped => "skipped",
+            StepStatus::Interrupted => "interrupted",
+        }
+    }
+}
+
 /// Status of a runbook step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -143,6 +155,15 @@ pub struct RunbookStepRecord {
     /// The command the operator ran instead (`--interactive` edit).
     #[serde(default)]
     pub deviation: Option<String>,
+    /// When it started, in ms since the run started (older records lack it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_ms: Option<u64>,
+    /// When its second run (`check: idempotent`) started, in ms since the run started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub second_run_started_ms: Option<u64>,
+    /// How long its second run took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub second_run_duration_ms: Option<u64>,
 }
 
 /// The runbook's part of the result.
@@ -152,6 +173,10 @@ pub struct RunbookRecord {
     pub path: String,
     /// Its steps in order.
     pub steps: Vec<RunbookStepRecord>,
+    /// The headings of a runbook people followed by hand
+    /// (`recover: {manual: ...}`); its steps are then in `marks`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by_hand: Vec<String>,
 }
 
 /// One probe result from the background monitor: the health band of the timeline.
@@ -163,6 +188,58 @@ pub struct ProbeSample {
     pub probe: String,
     /// Whether it passed.
     pub ok: bool,
+}
+
+/// How a person marked a runbook step they followed by hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum StepMark {
+    /// It worked as written.
+    Ok,
+    /// It was wrong: the runbook needs fixing.
+    Wrong,
+    /// It was not done.
+    Skipped,
+}
+
+impl StepMark {
+    /// The word as typed and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepMark::Ok => "ok",
+            StepMark::Wrong => "wrong",
+            StepMark::Skipped => "skipped",
+        }
+    }
+}
+
+/// A person's note, as it arrived (docs/game-days.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Note {
+    /// Milliseconds since the run started.
+    pub at_ms: u64,
+    /// Wall-clock time (RFC 3339, UTC).
+    pub time: String,
+    /// The note as written.
+    pub text: String,
+}
+
+/// A runbook step marked by a person (`firedrill step`); the last mark of
+/// a step counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarkRecord {
+    /// The runbook step, 1-based.
+    pub step: usize,
+    /// Its heading, when the runbook is known.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// How it went.
+    pub mark: StepMark,
+    /// Why, if they said.
+    #[serde(default)]
+    pub note: Option<String>,
+    /// Milliseconds since the run started.
+    pub at_ms: u64,
 }
 
 /// `journal.json`: the whole result of one run.
@@ -240,6 +317,32 @@ pub struct Journal {
     /// Background probe results from the first fault on.
     #[serde(default)]
     pub health: Vec<ProbeSample>,
+    /// Time to alert: first fault to the first pass of a `detect` probe;
+    /// null without `detect` or when no alert came.
+    #[serde(default)]
+    pub tta_alert_ms: Option<u64>,
+    /// Time to acknowledge: first fault to the first `firedrill ack`.
+    #[serde(default)]
+    pub tt_ack_ms: Option<u64>,
+    /// People's notes, in order.
+    #[serde(default)]
+    pub notes: Vec<Note>,
+    /// Runbook steps marked by people, by step number (the last mark counts).
+    #[serde(default)]
+    pub marks: Vec<MarkRecord>,
+    /// `run --surprise`: the window and the delay the seed chose; null
+    /// for an announced drill.
+    #[serde(default)]
+    pub surprise: Option<SurpriseRecord>,
+}
+
+/// When an unannounced drill's first fault came (`run --surprise`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SurpriseRecord {
+    /// The window as given (`0-20m`).
+    pub window: String,
+    /// From the steady-state check to the first fault.
+    pub delay_ms: u64,
 }
 
 fn yes() -> bool {

@@ -13,6 +13,7 @@ pub mod duration;
 pub mod engine;
 pub mod error;
 pub mod event;
+pub mod gameday;
 pub mod history;
 pub mod journal;
 pub mod leftovers;

@@ -26,7 +26,7 @@ pub(super) fn clean(run_dir: &Path) -> Result<i32, Error> {
     }
     let recorded = crate::leftovers::Recorded::from_events(&run.events);
     let finished = run.has_finished() || run.was_cleaned();
-    let (run_id, workdir) = (run.run_id, run.workdir);
+    let (run_id, workdir, started) = (run.run_id, run.workdir, run.started);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -40,6 +40,12 @@ pub(super) fn clean(run_dir: &Path) -> Result<i32, Error> {
         ended.dedup();
         ended
     });
+    // A kind cluster the run created, only while it is still that cluster.
+    let runner = crate::target::kind::runner::SystemRunner::new();
+    let cluster = runtime.block_on(crate::target::kind::clean_cluster(run_dir, &runner));
+    if let Some(Ok(done)) = &cluster {
+        println!("{done}");
+    }
     println!(
         "ended {} process{} of run {run_id}",
         ended.len(),
@@ -50,9 +56,10 @@ pub(super) fn clean(run_dir: &Path) -> Result<i32, Error> {
     if !finished {
         let events = run_dir.join("events.jsonl");
         let recorded = crate::rundir::end_last_line(&events).and_then(|()| {
-            let emitter = crate::event::Emitter::new(vec![Box::new(
-                crate::event::JsonlFile::create(&events)?,
-            )]);
+            // On the run's clock, appended under the lock every writer of
+            // events.jsonl takes.
+            let emitter = crate::event::Emitter::resumed(Vec::new(), Vec::new(), started)
+                .with_log(crate::event::EventLog::open(&events)?);
             emitter.emit(crate::event::EventKind::RunCleaned { ended: ended.len() });
             emitter.finish();
             Ok(())
@@ -72,5 +79,8 @@ pub(super) fn clean(run_dir: &Path) -> Result<i32, Error> {
         })?;
         println!("removed {}", workdir.display());
     }
-    Ok(EXIT_OK)
+    match cluster {
+        Some(Err(error)) => Err(Error::KindCluster(error.to_string())),
+        _ => Ok(EXIT_OK),
+    }
 }

@@ -169,6 +169,9 @@ pub(crate) struct Dispatcher<'a> {
     active: Vec<Active>,
     runbooks_started: HashSet<String>,
     steady_checked: bool,
+    /// `--surprise`: the wait before the first fault is over (it is waited
+    /// once).
+    surprise_waited: bool,
     /// Set while the run winds down: a failure no longer skips what needs it
     /// (the stop reason does).
     winding_down: bool,
@@ -224,6 +227,7 @@ impl<'a> Dispatcher<'a> {
             active,
             runbooks_started: HashSet::new(),
             steady_checked: false,
+            surprise_waited: false,
             winding_down: false,
         }
     }
@@ -405,14 +409,23 @@ impl<'a> Dispatcher<'a> {
         }
     }
 
+    /// Whether the halt file is there; if so, the run stops (aborted).
+    fn halted(&mut self) -> bool {
+        let halt_file = &self.shared.halt_file;
+        if !halt_file.exists() {
+            return false;
+        }
+        self.inbox.stops.stop(StopReason::Aborted(format!(
+            "halt file {} exists",
+            halt_file.display()
+        )));
+        true
+    }
+
     /// Whether a fault may start now; if not, the run is stopping.
     async fn may_inject(&mut self) -> bool {
         let shared = self.shared.clone();
-        if shared.halt_file.exists() {
-            self.inbox.stops.stop(StopReason::Aborted(format!(
-                "halt file {} exists",
-                shared.halt_file.display()
-            )));
+        if self.halted() {
             return false;
         }
         if !self.steady_checked {
@@ -430,6 +443,28 @@ impl<'a> Dispatcher<'a> {
                 )));
                 return false;
             }
+        }
+        if let Some((window, delay)) = &shared.surprise
+            && !self.surprise_waited
+            && shared.first_fault_ms().is_none()
+        {
+            // Unannounced: nothing is shown or recorded while it waits.
+            self.surprise_waited = true;
+            if self
+                .inbox
+                .until_stopped(tokio::time::sleep(*delay))
+                .await
+                .is_none()
+            {
+                return false;
+            }
+            if self.halted() {
+                return false;
+            }
+            shared.ctx.emitter.emit(EventKind::SurpriseFault {
+                window: window.clone(),
+                delay_ms: delay.as_millis() as u64,
+            });
         }
         if shared.first_fault_ms().is_none() {
             let _ = self.background.fault_started.send(true);
@@ -461,7 +496,9 @@ impl<'a> Dispatcher<'a> {
         } else {
             BTreeMap::new()
         };
-        let announce_runbook = matches!(&step.action, Action::Recover(recover) if recover.value.runbook.is_some())
+        let announce_runbook = matches!(&step.action, Action::Recover(recover)
+                if recover.value.runbook.is_some()
+                    || recover.value.manual.as_ref().is_some_and(|m| m.runbook.is_some()))
             && self.runbooks_started.insert(step.id.value.clone());
         let shared = self.shared.clone();
         let handle = self.tasks.spawn(async move {

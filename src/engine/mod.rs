@@ -6,6 +6,7 @@
 //! runbooks; `resume` reads a dead run back.
 
 mod dispatch;
+mod manual;
 mod monitor;
 pub mod probe;
 pub mod recover;

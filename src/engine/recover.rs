@@ -288,7 +288,7 @@ pub(crate) async fn follow_runbook(
 ) -> StepResult {
     let step = task.step;
     let Some(written) = recover.runbook.as_ref() else {
-        return StepResult::failed("recover has neither `runbook` nor `run`");
+        return StepResult::failed("recover gives no runbook to follow");
     };
     let path = shared.ctx.scenario_dir.join(&written.value);
     let book = match runbook::load(&path) {
@@ -305,6 +305,8 @@ pub(crate) async fn follow_runbook(
             path: written.value.clone(),
             executable,
             total: book.steps.len(),
+            manual: false,
+            titles: Vec::new(),
         });
     }
     // On resume, the steps a dead runner finished are kept as recorded.

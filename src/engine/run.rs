@@ -18,8 +18,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::drill::LoadedDrill;
-use crate::event::{Emitter, EventKind, JsonlFile, Reporter};
-use crate::journal::{Journal, StepStatus, Verdict};
+use crate::event::{Emitter, EventKind, EventLog, Reporter};
+use crate::journal::{Journal, Verdict};
 use crate::process;
 use crate::score::{self, Ending};
 use crate::target::{RunContext, Target};
@@ -70,6 +70,8 @@ pub struct Options {
     pub sweep_descendants: bool,
     /// Continue this dead run instead of starting a new one.
     pub resume: Option<crate::engine::resume::Resume>,
+    /// `--surprise WINDOW`: the first fault at a moment in the window.
+    pub surprise: Option<crate::gameday::Surprise>,
 }
 
 impl Default for Options {
@@ -86,6 +88,7 @@ impl Default for Options {
             grace: Duration::from_secs(5),
             sweep_descendants: true,
             resume: None,
+            surprise: None,
         }
     }
 }
@@ -279,13 +282,23 @@ async fn set_up(
             }
             None => target.setup(&ctx).await,
         };
-        if let Err(error) = set_up.map(|extra| env.extend(extra)) {
-            inbox
+        match set_up {
+            Ok(extra) => env.extend(extra),
+            // A safety check said no (the cluster is not the one pinned):
+            // aborted by a guard before anything started, exit 3.
+            Err(crate::target::TargetError::Refused(why)) => inbox
                 .stops
-                .stop(StopReason::Error(format!("target setup failed: {error}")));
+                .stop(StopReason::Aborted(format!("target setup refused: {why}"))),
+            Err(error) => inbox
+                .stops
+                .stop(StopReason::Error(format!("target setup failed: {error}"))),
         }
         inbox.drain();
     }
+    let surprise = options
+        .surprise
+        .as_ref()
+        .map(|surprise| (surprise.window.clone(), surprise.delay(ctx.seed)));
     let shared = Arc::new(Shared {
         drill: drill.clone(),
         target: target.clone(),
@@ -308,6 +321,7 @@ async fn set_up(
         stop: stop_seen,
         messages,
         fault_landed: watch::channel(0).0,
+        surprise,
     });
     // The halt file is watched for the whole run, from the services' start:
     // it ends the wait for them too.
@@ -315,6 +329,15 @@ async fn set_up(
         shared.clone(),
         run.background_stopped.clone(),
     ));
+    // People's notes are taken in as they arrive, until the watchers stop;
+    // what they write after is taken in with `run_finished`.
+    let (people, mut people_stopped) = (run.emitter.clone(), run.background_stopped.clone());
+    run.background.spawn(async move {
+        tokio::select! {
+            _ = crate::gameday::take_in(people) => {}
+            _ = people_stopped.wait_for(|stopped| *stopped) => {}
+        }
+    });
     // Once a fault is in, the services are as the faults left them: a
     // ready probe of the whole system (quorum) fails by design, and what
     // holds is for the steady-state monitor to measure, not a reason to stop.
@@ -431,9 +454,10 @@ async fn collect_evidence(run: &Run, shared: &Shared, ending: &Ending) -> Verdic
     unreverted.verdict
 }
 
-/// Record: the score (everything it reads has happened: teardown and the
-/// sweep record no events that count), teardown, the sweep, the journal and
-/// the reports.
+/// Record: teardown, the sweep, the score (teardown and the sweep record
+/// no events that count; people may have written until the end, so the
+/// journal is scored from exactly the events before `run_finished`), the
+/// journal and the reports.
 async fn record(run: Run, shared: &Shared, options: &Options, ending: &Ending) -> Outcome {
     let Run {
         run_id,
@@ -442,7 +466,6 @@ async fn record(run: Run, shared: &Shared, options: &Options, ending: &Ending) -
         emitter,
         ..
     } = run;
-    let mut journal = score::journal(&emitter.events(), ending);
     let leaving = process::run_processes(&run_id, options.sweep_descendants).await;
     if !leaving.is_empty() {
         emitter.emit(EventKind::ProcessesEnding {
@@ -464,11 +487,18 @@ async fn record(run: Run, shared: &Shared, options: &Options, ending: &Ending) -
     if !options.keep {
         let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(workdir)).await;
     }
-    emitter.emit(EventKind::RunFinished {
-        verdict: journal.verdict,
-        reason: journal.reason.clone(),
-        interrupted: *ending == Ending::Interrupted,
+    let mut scored = None;
+    emitter.emit_with(|events| {
+        let journal = score::journal(events, ending);
+        let finished = EventKind::RunFinished {
+            verdict: journal.verdict,
+            reason: journal.reason.clone(),
+            interrupted: *ending == Ending::Interrupted,
+        };
+        scored = Some(journal);
+        finished
     });
+    let mut journal = scored.unwrap_or_else(|| score::journal(&emitter.events(), ending));
     journal.duration_ms = emitter.now_ms();
     // The reporters' last writes, the journal and the reports are file work:
     // off the async threads.
@@ -512,7 +542,7 @@ async fn prepare(
     loaded: &LoadedDrill,
     target: &Arc<dyn Target>,
     options: &Options,
-    mut reporters: Vec<Box<dyn Reporter>>,
+    reporters: Vec<Box<dyn Reporter>>,
 ) -> Result<Prepared, StartError> {
     let drill = &loaded.drill;
     let resume = options.resume.as_ref();
@@ -562,17 +592,17 @@ async fn prepare(
         std::fs::create_dir_all(dir)
             .map_err(|error| StartError(format!("cannot create {}: {error}", dir.display())))?;
     }
-    let jsonl = JsonlFile::create(&run_dir.join("events.jsonl")).map_err(|error| {
+    let log = EventLog::open(&run_dir.join("events.jsonl")).map_err(|error| {
         StartError(format!(
             "cannot write {}: {error}",
             run_dir.join("events.jsonl").display()
         ))
     })?;
-    reporters.insert(0, Box::new(jsonl));
     let emitter = match resume {
         Some(resume) => Emitter::resumed(reporters, resume.events.clone(), resume.started),
         None => Emitter::new(reporters),
-    };
+    }
+    .with_log(log);
     let seed = match resume {
         Some(resume) => resume.seed,
         None => options.seed.unwrap_or_else(rand::random),
@@ -677,38 +707,7 @@ async fn forward_interrupt(
 /// What the engine itself knows of a failure: the steps and runbook steps
 /// that failed with their output, and what of the run was still running.
 async fn write_run_evidence(dir: &Path, journal: &Journal, run_id: &str) {
-    let mut failed = String::new();
-    for step in &journal.steps {
-        if matches!(step.status, StepStatus::Failed | StepStatus::Interrupted) {
-            failed.push_str(&format!(
-                "step {} ({}): {:?} after {} attempt(s), exit {:?}: {}\n{}\n\n",
-                step.id,
-                step.action,
-                step.status,
-                step.attempts,
-                step.exit_code,
-                step.detail,
-                step.output_tail
-            ));
-        }
-    }
-    if let Some(runbook) = &journal.runbook {
-        for (index, step) in runbook.steps.iter().enumerate() {
-            if step.status == crate::journal::RunbookStepStatus::Failed {
-                failed.push_str(&format!(
-                    "runbook {} step {} ({}, line {}): exit {:?}: {}\n$ {}\n{}\n\n",
-                    runbook.path,
-                    index + 1,
-                    step.title,
-                    step.line,
-                    step.exit_code,
-                    step.detail,
-                    step.command,
-                    step.output_tail
-                ));
-            }
-        }
-    }
+    let failed = crate::report::failed_steps(journal);
     if !failed.is_empty() {
         let _ = std::fs::write(dir.join("failed-steps.txt"), failed);
     }
@@ -729,6 +728,7 @@ async fn write_run_evidence(dir: &Path, journal: &Journal, run_id: &str) {
 mod tests {
     use super::*;
     use crate::drill::{FaultSpec, LoadedDrill};
+    use crate::journal::StepStatus;
     use crate::target::{Injected, TargetError, Undo};
     use std::sync::Mutex;
 

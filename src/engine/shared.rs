@@ -89,6 +89,8 @@ pub(crate) struct Shared {
     /// Counts the faults that landed (the dispatcher counts them): the
     /// monitors poll at once on a change.
     pub(crate) fault_landed: watch::Sender<u64>,
+    /// `run --surprise`: the window and the wait before the first fault.
+    pub(crate) surprise: Option<(String, std::time::Duration)>,
 }
 
 impl Shared {

@@ -36,8 +36,8 @@ pub(crate) async fn revert_all(shared: &Shared, active: Vec<Active>) {
                 {
                     Ok(finished) if finished.success() => Ok("revert shell exited 0".to_owned()),
                     Ok(finished) => Err(format!(
-                        "revert shell failed (exit {:?}{}): {}",
-                        finished.exit_code,
+                        "revert shell failed ({}{}): {}",
+                        crate::text::exit_status(finished.exit_code),
                         if finished.timed_out {
                             ", timed out"
                         } else {
@@ -95,15 +95,16 @@ pub(crate) async fn run_step(shared: &Arc<Shared>, task: &StepTask<'_>) -> StepR
             summary: crate::plan::describe_action(step),
         });
         // A fault is not injected twice: a runner that dies while injecting
-        // must have recorded that it started.
-        if step.action() == crate::drill::ActionKind::Fault {
-            shared.ctx.emitter.written().await;
-        }
+        // has recorded that it started (the emitter writes `events.jsonl`
+        // before `emit` returns).
         let follows_runbook =
             matches!(&step.action, Action::Recover(recover) if recover.value.runbook.is_some());
         // A runbook's steps have their own timeouts; the recover step only
         // gets an overall one if the drill gives it.
-        let timeout = if follows_runbook && step.timeout.is_none() {
+        let timeout = if let Some(manual) = by_hand(step) {
+            // People get `manual.timeout`; the step ends itself then.
+            manual + Duration::from_secs(60)
+        } else if follows_runbook && step.timeout.is_none() {
             Duration::from_secs(24 * 3600)
         } else {
             step.timeout()
@@ -141,7 +142,33 @@ pub(crate) async fn run_step(shared: &Arc<Shared>, task: &StepTask<'_>) -> StepR
             tokio::time::sleep(step.retry_delay()).await;
         }
     }
+    if step.repin && result.status == StepStatus::Ok {
+        // The drill says this step rebuilt the cluster: pin the new one,
+        // and say so in the step's record.
+        match shared.target.kube() {
+            Some(kube) => match kube.repin(&shared.ctx).await {
+                Ok(detail) if result.detail.is_empty() => result.detail = detail,
+                Ok(detail) => result.detail = format!("{}; {detail}", result.detail),
+                Err(error) => {
+                    let attempts = result.attempts;
+                    result = StepResult::failed(format!(
+                        "the step succeeded, but re-pinning the cluster failed: {error}"
+                    ));
+                    result.attempts = attempts;
+                }
+            },
+            None => result = StepResult::failed("`repin` needs a Kubernetes target"),
+        }
+    }
     result
+}
+
+/// `manual.timeout` of a step where people recover by hand.
+fn by_hand(step: &Step) -> Option<Duration> {
+    match &step.action {
+        Action::Recover(recover) => recover.value.manual.as_ref().map(|m| m.timeout.0),
+        _ => None,
+    }
 }
 
 /// One attempt of a step.
@@ -185,9 +212,12 @@ async fn run_action(attempt: &Attempt<'_>) -> StepResult {
             StepResult::ok(format!("{} passed", names.join(", ")))
         }
         Action::Fault(_) => inject(attempt).await,
-        Action::Recover(recover) => match &recover.value.run {
-            Some(script) => shell(script.clone()).await,
-            None => crate::engine::recover::follow_runbook(shared, task, &recover.value).await,
+        Action::Recover(recover) => match (&recover.value.run, &recover.value.manual) {
+            (Some(script), _) => shell(script.clone()).await,
+            (None, Some(manual)) => super::manual::recover_by_hand(shared, task, manual).await,
+            (None, None) => {
+                crate::engine::recover::follow_runbook(shared, task, &recover.value).await
+            }
         },
         Action::Apply(manifests) => {
             let paths: Vec<PathBuf> = manifests

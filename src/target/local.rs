@@ -139,19 +139,12 @@ impl LocalFault {
             ),
             LocalFault::Delete { paths } => paths
                 .iter()
-                .map(|p| match owned_path(p, ctx) {
-                    Ok(owned) => format!("remove {}", owned.path().display()),
-                    Err(e) => format!("REFUSED: {e}"),
-                })
+                .map(|p| preview_path(p, ctx, |path| format!("remove {path}")))
                 .collect::<Vec<_>>()
                 .join("; "),
-            LocalFault::Corrupt { path, bytes } => match owned_path(path, ctx) {
-                Ok(p) => format!(
-                    "overwrite {bytes} bytes of {} at random offsets",
-                    p.path().display()
-                ),
-                Err(e) => format!("REFUSED: {e}"),
-            },
+            LocalFault::Corrupt { path, bytes } => preview_path(path, ctx, |path| {
+                format!("overwrite {bytes} bytes of {path} at random offsets")
+            }),
         }
     }
 
@@ -392,9 +385,6 @@ impl LocalTarget {
                     exited,
                 },
             ));
-        // Recorded before anything else happens: a runner that dies next
-        // leaves a service `resume` knows and adopts.
-        ctx.emitter.written().await;
         Ok(pid)
     }
 
@@ -482,6 +472,25 @@ pub fn owned_path(written: &str, ctx: &RunContext) -> Result<workdir::Owned, Tar
         .map_err(workdir_error)?;
     owned.check().map_err(workdir_error)?;
     Ok(owned)
+}
+
+/// What a WORKDIR fault would do, for `plan` and `--dry-run`. Before a real
+/// run WORKDIR does not exist yet, so only the lexical rule can be judged (the
+/// path must be inside WORKDIR); once it exists, links on the way are judged
+/// too. Only what the run would refuse is marked refused.
+fn preview_path(written: &str, ctx: &RunContext, action: impl Fn(&str) -> String) -> String {
+    let checked = if ctx.workdir.exists() {
+        owned_path(written, ctx)
+    } else {
+        let expanded = expand(written, &ctx.env);
+        workdir::resolve(Path::new(&expanded), &ctx.scenario_dir, &ctx.workdir)
+            .map_err(workdir_error)
+    };
+    match checked {
+        Ok(owned) => action(&owned.path().display().to_string()),
+        Err(TargetError::Refused(why)) => format!("{}{why}", super::REFUSED),
+        Err(e) => format!("{} (cannot check it now: {e})", action(written)),
+    }
 }
 
 fn workdir_error(error: workdir::WorkdirError) -> TargetError {

@@ -1039,51 +1039,109 @@ fn a_probe_interval_has_a_floor() {
     assert!(stderr.contains("interval"), "{stderr}");
 }
 
-/// A step that prints 20 MB leaves a log of its head and tail, saying what
-/// was dropped (FIREDRILL_LOG_LIMIT sets the cap).
+/// The most a log capped at 64K may hold: the cap and the line saying
+/// what was dropped.
+const CAPPED_64K: u64 = 64 * 1024 + 200;
+
+/// Runs the drill in `dir` with logs capped at 64K; once `${T}/printed`
+/// exists (the loud command has printed everything and is still running),
+/// checks `log`'s size on disk, then lets the drill go on (`${T}/go`).
+/// Returns the run's output and the largest size seen while it ran.
+fn run_loud(dir: &Path, log: &str, what: &str) -> (std::process::Output, u64) {
+    let mut command = run_command(dir);
+    command.env("FIREDRILL_LOG_LIMIT", "64K");
+    let mut child = spawn_grouped(command);
+    let log = dir.join("run/logs").join(log);
+    let mut largest = 0;
+    let limit = Instant::now() + Duration::from_secs(120);
+    while !dir.join("printed").exists() && child.try_wait().unwrap().is_none() {
+        largest = largest.max(std::fs::metadata(&log).map_or(0, |m| m.len()));
+        assert!(Instant::now() < limit, "{what}: never printed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    largest = largest.max(std::fs::metadata(&log).map_or(0, |m| m.len()));
+    std::fs::write(dir.join("go"), "").unwrap();
+    (wait_or_hang(child, what), largest)
+}
+
+/// A step that prints 50 MB leaves a log of its head and tail, saying what
+/// was dropped (FIREDRILL_LOG_LIMIT sets the cap), and the log never held
+/// more than that, not even while the step ran.
 #[test]
-fn step_logs_are_capped_and_say_what_was_dropped() {
+fn step_logs_are_capped_while_the_step_runs() {
     let dir = tempfile::tempdir().unwrap();
     write_drill(
         dir.path(),
         &QUICK.replace(
             r#"fault: {run: "true"}"#,
-            r#"fault: {run: "echo first; head -c 20000000 /dev/zero | tr '\\0' x; echo; echo last"}"#,
+            r#"fault: {run: "echo first; head -c 50000000 /dev/zero | tr '\\0' x; echo; echo last >&2; touch ${T}/printed; while [ ! -f ${T}/go ]; do sleep 0.05; done"}"#,
         ),
     );
-    let mut command = run_command(dir.path());
-    command.env("FIREDRILL_LOG_LIMIT", "64K");
-    let output = wait_or_hang(spawn_grouped(command), "loud step");
+    let (output, largest) = run_loud(dir.path(), "break.log", "loud step");
     assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert!(
+        largest <= CAPPED_64K,
+        "the log held {largest} bytes while the step ran"
+    );
     let log = std::fs::read(dir.path().join("run/logs/break.log")).unwrap();
-    assert!(log.len() < 70_000, "the log holds {} bytes", log.len());
+    assert!(
+        log.len() as u64 <= CAPPED_64K,
+        "the log holds {} bytes",
+        log.len()
+    );
     let text = String::from_utf8_lossy(&log);
-    assert!(text.starts_with("first\n"), "{}", &text[..100]);
-    assert!(text.trim_end().ends_with("last"));
-    assert!(text.contains("bytes of output dropped"));
+    assert!(text.starts_with("first\nxxx"), "{}", &text[..100]);
+    assert!(
+        text.ends_with("xxx\nlast\n"),
+        "{}",
+        &text[text.len() - 100..]
+    );
+    assert!(
+        text.contains("[firedrill: 49934") && text.contains("bytes of output dropped here"),
+        "{}",
+        &text[32_000..33_000]
+    );
+    // Not slowed into its timeout: the step passed, nothing timed out.
+    let events = std::fs::read_to_string(dir.path().join("run/events.jsonl")).unwrap();
+    assert!(!events.contains("\"timed_out\":true"), "{events}");
 }
 
-/// A service that prints without end leaves a bounded log too.
+/// A service that prints for the whole run has a bounded log while it runs
+/// and after.
 #[test]
-fn service_logs_are_capped_when_the_run_ends() {
+fn service_logs_are_capped_while_the_service_runs() {
     let dir = tempfile::tempdir().unwrap();
     write_drill(
         dir.path(),
-        &QUICK.replace(
-            "objectives:",
-            "services:\n  loud: {run: \"head -c 5000000 /dev/zero | tr '\\\\0' x; touch loud.done; exec sleep 600\", ready: {command: 'test -f loud.done', interval: 50ms}}\nobjectives:",
-        ),
+        &QUICK
+            .replace(
+                "objectives:",
+                "services:\n  loud: {run: \"echo first; head -c 20000000 /dev/zero | tr '\\\\0' x; echo; echo last; touch ${T}/printed; exec sleep 600\", ready: {command: 'test -f ${T}/printed', interval: 50ms}}\nobjectives:",
+            )
+            .replace(
+                r#"fault: {run: "true"}"#,
+                r#"fault: {run: "while [ ! -f ${T}/go ]; do sleep 0.05; done"}"#,
+            ),
     );
-    let mut command = run_command(dir.path());
-    command.env("FIREDRILL_LOG_LIMIT", "64K");
-    let output = wait_or_hang(spawn_grouped(command), "loud service");
+    let (output, largest) = run_loud(dir.path(), "loud.log", "loud service");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        largest <= CAPPED_64K,
+        "the service log held {largest} bytes while the service ran"
+    );
     let log = std::fs::read(dir.path().join("run/logs/loud.log")).unwrap();
     assert!(
-        log.len() < 70_000,
+        log.len() as u64 <= CAPPED_64K,
         "the service log holds {} bytes",
         log.len()
     );
-    assert!(String::from_utf8_lossy(&log).contains("bytes of output dropped"));
+    let text = String::from_utf8_lossy(&log);
+    assert!(text.starts_with("first\nxxx"));
+    assert!(
+        text.ends_with("xxx\nlast\n"),
+        "{}",
+        &text[text.len() - 100..]
+    );
+    assert!(text.contains("bytes of output dropped here"));
 }

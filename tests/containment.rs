@@ -1145,3 +1145,64 @@ fn service_logs_are_capped_while_the_service_runs() {
     );
     assert!(text.contains("bytes of output dropped here"));
 }
+
+/// The runner's peak resident memory (VmHWM, kB) in a run whose
+/// steady-state probe fails `polls` times during the outage, each time with
+/// a 200 KB line of output, and then heals. Read by the recover step from
+/// its parent, the runner, once the probe has healed.
+fn peak_after_polls(polls: u32) -> u64 {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("big"), "x".repeat(200_000) + "\n").unwrap();
+    write_drill(
+        dir.path(),
+        &format!(
+            r#"
+version: 1
+name: polls
+objectives: {{rto: 30m}}
+probes:
+  up:
+    command: "if [ -f ${{T}}/broken ] && [ ! -f ${{T}}/healed ]; then n=$(cat ${{T}}/count 2>/dev/null || echo 0); echo $((n+1)) > ${{T}}/count; if [ $n -ge {polls} ]; then touch ${{T}}/healed; else cat ${{T}}/big; exit 1; fi; fi"
+    interval: 50ms
+steady_state: [up]
+steps:
+  - id: break
+    fault: {{run: "touch ${{T}}/broken"}}
+  - id: fix
+    needs: [break]
+    timeout: 30m
+    recover: {{run: "while [ ! -f ${{T}}/healed ]; do sleep 0.05; done; grep VmHWM /proc/$PPID/status > ${{T}}/hwm"}}
+"#
+        ),
+    );
+    let out = std::fs::File::create(dir.path().join("out")).unwrap();
+    let mut command = run_command(dir.path());
+    command
+        .process_group(0)
+        .stdout(out.try_clone().unwrap())
+        .stderr(out);
+    let output = wait_or_hang(command.spawn().unwrap(), "polls");
+    let printed = std::fs::read_to_string(dir.path().join("out")).unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        &printed[printed.len().saturating_sub(2000)..]
+    );
+    let hwm = std::fs::read_to_string(dir.path().join("hwm")).unwrap();
+    hwm.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Memory stays flat however many times a probe is polled: what a poll
+/// printed is on disk (`events.jsonl`), not kept in the runner. 250 more
+/// failed polls of 200 KB each would add 50 MB if it were kept.
+#[test]
+fn memory_does_not_grow_with_probe_polls() {
+    let few = peak_after_polls(10);
+    let many = peak_after_polls(260);
+    eprintln!("peak memory {few} kB after 10 polls, {many} kB after 260");
+    assert!(
+        many < few + 10_000,
+        "peak memory {few} kB after 10 polls, {many} kB after 260"
+    );
+}

@@ -3,9 +3,10 @@
 //!
 //! - start-up and exit: the process's wall time minus the run clock at
 //!   `run_finished` (loading, the runtime, the last records, the exit);
-//! - readiness lag: per service, `service_ready` minus its ready probe's last
-//!   failed check (`last_failed_ms`): at most this late was it seen ready;
-//!   the largest (services start together);
+//! - readiness lag: per service, how long before the ready probe's passing
+//!   check no check was running (`service_ready`'s `unwatched_ms`): what
+//!   the polling can have added to the wait; the largest (services start
+//!   together);
 //! - recovery-check lag: each `recovery_checked` minus the last event before
 //!   it that is not a passing probe (the recovery's last step, or the last
 //!   failed check): how late the steady state was seen back;
@@ -61,10 +62,7 @@ fn overhead(events: &[Event], wall_ms: f64) -> Overhead {
     let readiness = events
         .iter()
         .filter_map(|e| match e.kind {
-            EventKind::ServiceReady {
-                last_failed_ms: Some(failed),
-                ..
-            } => Some(e.at_ms.saturating_sub(failed)),
+            EventKind::ServiceReady { unwatched_ms, .. } => Some(unwatched_ms),
             _ => None,
         })
         .max()

@@ -69,6 +69,17 @@ pub enum Command {
         #[command(subcommand)]
         command: RunbookCommand,
     },
+    /// Print a cluster's kube-system UID, the `uid` a cluster target pins.
+    ///
+    /// Reads the kubeconfig, writes nothing.
+    ClusterId {
+        /// The kubeconfig file (`~` is the home directory), or `in-cluster` in a Pod.
+        #[arg(long)]
+        kubeconfig: String,
+        /// The context (required unless `--kubeconfig in-cluster`).
+        #[arg(long)]
+        context: Option<String>,
+    },
     /// Print the JSON Schema of the drill format (for editors).
     Schema,
     /// Print shell completions.
@@ -122,7 +133,9 @@ pub struct RunArgs {
     /// Resolve everything and print it; start and harm nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Where the run's records go (default .firedrill/runs/<UTC timestamp>-<drill>/).
+    /// Where the run's records go (default .firedrill/runs/<UTC time>-<drill>-<id>/, e.g. 20250301T101500Z-web-restore-3f2a).
+    ///
+    /// A new or empty directory only: one that holds a run is refused.
     #[arg(long)]
     pub run_dir: Option<PathBuf>,
     /// Also write the JUnit report here.

@@ -103,6 +103,15 @@ pub enum Error {
         "the run's runner (pid {0}) is still alive; stop it with Ctrl-C (or `kill -INT {0}`) and it cleans up itself"
     )]
     RunnerAlive(u32),
+    /// `cluster-id`: no usable kubeconfig or context.
+    #[error("{0}")]
+    Kubeconfig(String),
+    /// `cluster-id`: the cluster's API server does not answer or refuses.
+    #[error("{0}")]
+    Cluster(String),
+    /// `clean`: the kind cluster the run created was not deleted.
+    #[error("{0}")]
+    KindCluster(String),
     /// `clean` could not remove a WORKDIR.
     #[error("cannot remove {}: {source}", .path.display())]
     RemoveWorkdir {
@@ -128,8 +137,11 @@ impl Error {
             | Error::NoJournal { .. }
             | Error::Journal(_)
             | Error::NotRunsDir(_)
-            | Error::UnreadableRunbooks { .. } => EXIT_INVALID,
+            | Error::UnreadableRunbooks { .. }
+            | Error::Kubeconfig(_) => EXIT_INVALID,
             Error::Output { .. }
+            | Error::Cluster(_)
+            | Error::KindCluster(_)
             | Error::Runtime(_)
             | Error::RunnerAlive(_)
             | Error::RemoveWorkdir { .. } => EXIT_ERROR,

@@ -102,12 +102,13 @@ pub enum EventKind {
     ServiceReady {
         /// Name.
         service: String,
-        /// When a check of its ready probe last failed (run clock, ms): the
-        /// service became ready between then and this event. Absent if no
-        /// check failed (one that waits for the service, as a health check
-        /// that hangs until a cluster has a leader, passes as it is ready).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        last_failed_ms: Option<u64>,
+        /// For how long before the check that passed started no check of
+        /// its ready probe was running (ms): the most the polling can have
+        /// added to the wait. (A check that waits for the service, as a
+        /// health check that hangs until a cluster has a leader, passes as
+        /// it becomes ready; how long a check takes is the service's.)
+        #[serde(default)]
+        unwatched_ms: u64,
     },
     /// A step started (or an attempt of it).
     StepStarted {
@@ -287,7 +288,7 @@ pub struct Emitter {
 enum ToReporters {
     Event(Box<Event>),
     /// Every event before this one has been handed to every reporter.
-    Written(tokio::sync::oneshot::Sender<()>),
+    Written(std::sync::mpsc::Sender<()>),
 }
 
 struct Record {
@@ -426,19 +427,24 @@ impl Emitter {
         }
     }
 
-    /// Resolves once every event emitted so far has been handed to every
-    /// reporter (`events.jsonl` written and flushed): what must be on disk
-    /// before something that cannot happen twice (a fault) starts, so a
-    /// runner that dies meanwhile leaves a record `resume` reads.
-    pub async fn written(&self) {
-        let (done, written) = tokio::sync::oneshot::channel();
+    /// Returns once every event emitted so far has been handed to every
+    /// reporter (`events.jsonl` written and flushed), or after 5 s (a
+    /// terminal that does not take output): what must be on disk before
+    /// something that cannot happen twice (a fault) starts, so a runner that
+    /// dies meanwhile leaves a record `resume` reads.
+    ///
+    /// It blocks its thread for the moment the reporters need: an async wait
+    /// would let a paused test clock run on meanwhile, and a fault starts
+    /// seldom.
+    pub fn written(&self) {
+        let (done, written) = std::sync::mpsc::channel();
         let sent = self
             .record()
             .reporters
             .as_ref()
             .is_some_and(|reporters| reporters.send(ToReporters::Written(done)).is_ok());
         if sent {
-            let _ = written.await;
+            let _ = written.recv_timeout(std::time::Duration::from_secs(5));
         }
     }
 

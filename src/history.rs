@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -19,8 +20,54 @@ pub const DEFAULT_DIR: &str = ".firedrill/runs";
 pub struct Scan {
     /// `(run directory, journal)`, oldest first.
     pub runs: Vec<(PathBuf, Journal)>,
+    /// Runs without a journal: still running, or killed before they could
+    /// write one (`firedrill resume` or `clean` them), oldest first.
+    pub unfinished: Vec<(PathBuf, Unfinished)>,
     /// One sentence per run directory whose journal could not be read.
     pub warnings: Vec<String>,
+}
+
+/// A run that has no journal, as its `events.jsonl` begins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unfinished {
+    /// The drill's name.
+    pub drill: String,
+    /// The drill file.
+    pub scenario: String,
+    /// When it started (RFC 3339).
+    pub started_at: String,
+    /// Its runner still lives (pid and start time): it is running, not killed.
+    pub running: bool,
+}
+
+impl Unfinished {
+    /// Reads the start of a run directory's `events.jsonl`; `None` if it has
+    /// no `run_started` event.
+    pub fn read(run_dir: &Path) -> Option<Unfinished> {
+        use std::io::BufRead;
+        let file = std::fs::File::open(run_dir.join("events.jsonl")).ok()?;
+        let mut first = String::new();
+        std::io::BufReader::new(file)
+            .take(1 << 20)
+            .read_line(&mut first)
+            .ok()?;
+        let event: crate::event::Event = serde_json::from_str(first.trim()).ok()?;
+        match event.kind {
+            crate::event::EventKind::RunStarted {
+                drill,
+                scenario,
+                pid,
+                pid_started,
+                ..
+            } => Some(Unfinished {
+                drill,
+                scenario,
+                started_at: event.time,
+                running: crate::rundir::runner_alive(pid, pid_started),
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// Reads every `*/journal.json` under `dir`, oldest first, logging a warning
@@ -66,7 +113,11 @@ pub fn scan_with_warnings(dir: &Path) -> Scan {
         }
         let journal_path = run_dir.join("journal.json");
         if !journal_path.exists() {
-            // A run that is still going or died early; it has nothing to show yet.
+            // A run that is still going, or was killed before it could
+            // write its journal: what its events say of its start.
+            if let Some(run) = Unfinished::read(&run_dir) {
+                scan.unfinished.push((run_dir, run));
+            }
             continue;
         }
         match Journal::read(&run_dir) {
@@ -78,6 +129,9 @@ pub fn scan_with_warnings(dir: &Path) -> Scan {
         }
     }
     found.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+    scan.unfinished.sort_by(|a, b| {
+        (parse_time(&a.1.started_at), &a.0).cmp(&(parse_time(&b.1.started_at), &b.0))
+    });
     scan.runs = found
         .into_iter()
         .map(|(_, path, journal)| (path, journal))
@@ -86,7 +140,11 @@ pub fn scan_with_warnings(dir: &Path) -> Scan {
 }
 
 fn started_at(journal: &Journal) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(journal.started_at.trim())
+    parse_time(&journal.started_at)
+}
+
+fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text.trim())
         .ok()
         .map(|time| time.with_timezone(&Utc))
 }
@@ -102,11 +160,27 @@ fn modified(path: &Path) -> Option<DateTime<Utc>> {
 /// `scenario` keeps only the runs of one drill, matched by drill name or by
 /// the drill file's path or name without extension.
 pub fn render(runs: &[(PathBuf, Journal)], scenario: Option<&str>) -> String {
+    render_all(runs, &[], scenario)
+}
+
+/// [`render`], with the runs that have no journal among them: `killed`
+/// (resume or clean them) or `running`.
+pub fn render_all(
+    runs: &[(PathBuf, Journal)],
+    unfinished: &[(PathBuf, Unfinished)],
+    scenario: Option<&str>,
+) -> String {
     let mut selected: Vec<&(PathBuf, Journal)> = runs
         .iter()
         .filter(|(_, journal)| scenario.is_none_or(|name| matches_scenario(journal, name)))
         .collect();
-    if selected.is_empty() {
+    let unfinished: Vec<&(PathBuf, Unfinished)> = unfinished
+        .iter()
+        .filter(|(_, run)| {
+            scenario.is_none_or(|name| matches_names(&run.drill, &run.scenario, name))
+        })
+        .collect();
+    if selected.is_empty() && unfinished.is_empty() {
         return match scenario {
             Some(name) => format!("No runs of `{name}` recorded.\n"),
             None => "No runs recorded.\n".to_string(),
@@ -116,22 +190,55 @@ pub fn render(runs: &[(PathBuf, Journal)], scenario: Option<&str>) -> String {
     // modification-time order), ahead of dated ones.
     selected.sort_by_key(|(_, journal)| started_at(journal));
 
-    let header = ["When", "Drill", "Verdict", "Score", "TTR / RTO", "Accuracy"];
-    let rows: Vec<[String; 6]> = selected
+    let header = [
+        "When",
+        "Drill",
+        "Verdict",
+        "Score",
+        "TTR / RTO",
+        "Accuracy",
+        "Run directory",
+    ];
+    let mut dated: Vec<(Option<DateTime<Utc>>, [String; 7])> = selected
         .iter()
         .map(|(path, journal)| {
-            [
-                when(path, journal),
-                journal.drill.clone(),
-                journal.verdict.as_str().to_string(),
-                journal.score.to_string(),
-                ttr_against_rto(journal),
-                journal
-                    .runbook_accuracy
-                    .filter(|value| value.is_finite())
-                    .map_or_else(|| "no runbook".to_string(), |value| format!("{value:.1}%")),
-            ]
+            (
+                started_at(journal),
+                [
+                    when(path, journal),
+                    journal.drill.clone(),
+                    journal.verdict.as_str().to_string(),
+                    journal.score.to_string(),
+                    ttr_against_rto(journal),
+                    accuracy(journal),
+                    path.display().to_string(),
+                ],
+            )
         })
+        .collect();
+    for (path, run) in &unfinished {
+        let time = parse_time(&run.started_at);
+        dated.push((
+            time,
+            [
+                time.map_or_else(
+                    || run.started_at.clone(),
+                    |time| time.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+                ),
+                run.drill.clone(),
+                if run.running { "running" } else { "killed" }.to_string(),
+                "-".to_string(),
+                "-".to_string(),
+                "-".to_string(),
+                path.display().to_string(),
+            ],
+        ));
+    }
+    // Stable: runs with the same start keep journal order.
+    dated.sort_by_key(|(time, _)| *time);
+    let rows: Vec<[String; 7]> = dated
+        .into_iter()
+        .map(|(_, row)| row.map(|cell| crate::text::escape_controls(&cell).into_owned()))
         .collect();
     let mut widths = header.map(|title| title.chars().count());
     for row in &rows {
@@ -173,14 +280,43 @@ pub fn render(runs: &[(PathBuf, Journal)], scenario: Option<&str>) -> String {
     for (drill, journals) in by_drill {
         let _ = writeln!(out, "  {drill}: {}", trend(&journals));
     }
+    if unfinished.iter().any(|(_, run)| !run.running) {
+        out.push_str(
+            "\nKilled runs have no journal: `firedrill resume RUN_DIR` continues one, `firedrill clean RUN_DIR` ends what it left.\n",
+        );
+    }
     out
 }
 
+/// The Accuracy column: the runbook's accuracy, `not reached` when the run
+/// ended before its recovery ran, `no runbook` when the recovery was a command.
+fn accuracy(journal: &Journal) -> String {
+    if let Some(value) = journal.runbook_accuracy.filter(|value| value.is_finite()) {
+        return format!("{value:.1}%");
+    }
+    let recovered_by_command = journal.steps.iter().any(|step| {
+        step.action == "recover"
+            && matches!(
+                step.status,
+                crate::journal::StepStatus::Ok | crate::journal::StepStatus::Failed
+            )
+    });
+    if journal.runbook.is_none() && recovered_by_command {
+        "no runbook".to_string()
+    } else {
+        "not reached".to_string()
+    }
+}
+
 fn matches_scenario(journal: &Journal, name: &str) -> bool {
-    let stem = Path::new(&journal.scenario)
+    matches_names(&journal.drill, &journal.scenario, name)
+}
+
+fn matches_names(drill: &str, scenario: &str, name: &str) -> bool {
+    let stem = Path::new(scenario)
         .file_stem()
         .and_then(|stem| stem.to_str());
-    journal.drill == name || journal.scenario == name || stem == Some(name)
+    drill == name || scenario == name || stem == Some(name)
 }
 
 fn when(path: &Path, journal: &Journal) -> String {
@@ -396,6 +532,78 @@ mod tests {
         assert!(scan_with_warnings(dir.path()).warnings.is_empty());
         assert_eq!(render(&[], None), "No runs recorded.\n");
         assert_eq!(render(&[], Some("x")), "No runs of `x` recorded.\n");
+    }
+
+    #[test]
+    fn killed_runs_and_run_directories_are_shown_and_accuracy_says_why_it_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "a-done", &run("etcd", 1, Some(40_000)));
+        let mut aborted = run("etcd", 2, None);
+        aborted.runbook = None;
+        aborted.runbook_accuracy = None;
+        for step in &mut aborted.steps {
+            if step.action == "recover" {
+                step.status = crate::journal::StepStatus::Skipped;
+            }
+        }
+        write(dir.path(), "b-aborted", &aborted);
+        let mut by_command = run("etcd", 3, Some(30_000));
+        by_command.runbook = None;
+        by_command.runbook_accuracy = None;
+        write(dir.path(), "c-command", &by_command);
+        // Killed before its journal: only events.jsonl, whose runner is gone.
+        let killed = dir.path().join("d-killed");
+        std::fs::create_dir_all(&killed).unwrap();
+        let started = crate::event::Event {
+            at_ms: 0,
+            time: "2025-03-04T10:00:00.000Z".to_owned(),
+            kind: crate::event::EventKind::RunStarted {
+                drill: "etcd".to_owned(),
+                run_id: "d-killed".to_owned(),
+                seed: 1,
+                scenario: "scenarios/etcd.yaml".to_owned(),
+                target: "local".to_owned(),
+                run_dir: killed.display().to_string(),
+                workdir: killed.join("work").display().to_string(),
+                pid: u32::MAX,
+                pid_started: Some(1),
+                rto_ms: 60_000,
+                rpo_ms: None,
+                min_score: 70,
+                steady_state: Vec::new(),
+                has_data: false,
+                expect_outage: true,
+            },
+        };
+        std::fs::write(
+            killed.join("events.jsonl"),
+            format!("{}\n", serde_json::to_string(&started).unwrap()),
+        )
+        .unwrap();
+
+        let scan = scan_with_warnings(dir.path());
+        assert_eq!(scan.runs.len(), 3);
+        assert_eq!(scan.unfinished.len(), 1);
+        assert!(!scan.unfinished[0].1.running);
+        let text = render_all(&scan.runs, &scan.unfinished, Some("etcd"));
+        let row = |name: &str| {
+            text.lines()
+                .find(|line| line.contains(name))
+                .unwrap_or_else(|| panic!("no row for {name}: {text}"))
+                .to_owned()
+        };
+        assert!(row("a-done").contains("66.7%"), "{text}");
+        assert!(row("b-aborted").contains("not reached"), "{text}");
+        assert!(row("c-command").contains("no runbook"), "{text}");
+        assert!(row("d-killed").contains("killed"), "{text}");
+        assert!(
+            row("d-killed").starts_with("2025-03-04 10:00:00 UTC"),
+            "{text}"
+        );
+        assert!(text.contains("Run directory"), "{text}");
+        assert!(text.contains("firedrill resume RUN_DIR"), "{text}");
+        // Newest last: the killed run started last.
+        assert!(text.lines().nth(5).unwrap().contains("d-killed"), "{text}");
     }
 
     #[test]

@@ -49,6 +49,18 @@ pub enum StepStatus {
     Interrupted,
 }
 
+impl StepStatus {
+    /// The lower-case name used in files and tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Ok => "ok",
+            StepStatus::Failed => "failed",
+            StepStatus::Skipped => "skipped",
+            StepStatus::Interrupted => "interrupted",
+        }
+    }
+}
+
 /// Status of a runbook step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -143,6 +155,15 @@ pub struct RunbookStepRecord {
     /// The command the operator ran instead (`--interactive` edit).
     #[serde(default)]
     pub deviation: Option<String>,
+    /// When it started, in ms since the run started (older records lack it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_ms: Option<u64>,
+    /// When its second run (`check: idempotent`) started, in ms since the run started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub second_run_started_ms: Option<u64>,
+    /// How long its second run took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub second_run_duration_ms: Option<u64>,
 }
 
 /// The runbook's part of the result.

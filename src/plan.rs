@@ -174,15 +174,55 @@ pub fn render_text(drill: &Drill) -> String {
     out
 }
 
+/// Text inside a DOT double-quoted string: `"` and `\` escaped, line
+/// breaks as DOT's `\n`, so a command reads exactly as written.
+fn dot_quote(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Text inside a quoted Mermaid label, which Mermaid renders as HTML: its
+/// entity codes (`#quot;`, `#lt;`, ...) stand for the characters that would
+/// end the label or become markup.
+fn mermaid_quote(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("#quot;"),
+            '#' => out.push_str("#35;"),
+            '<' => out.push_str("#lt;"),
+            '>' => out.push_str("#gt;"),
+            '&' => out.push_str("#amp;"),
+            '\n' => out.push_str("<br/>"),
+            '\r' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 fn node_label(step: &Step) -> String {
-    format!("{}\\n{}", step.id.value, describe_action(step)).replace('"', "'")
+    format!(
+        "{}\\n{}",
+        dot_quote(&step.id.value),
+        dot_quote(&describe_action(step))
+    )
 }
 
 /// `firedrill plan --format dot` (Graphviz).
 pub fn render_dot(drill: &Drill) -> String {
     let mut out = format!(
         "digraph \"{}\" {{\n  rankdir=LR;\n  node [shape=box, style=rounded];\n",
-        drill.name
+        dot_quote(&drill.name)
     );
     for step in &drill.steps {
         let color = match step.action() {
@@ -193,13 +233,17 @@ pub fn render_dot(drill: &Drill) -> String {
         };
         out.push_str(&format!(
             "  \"{}\" [label=\"{}\"{color}];\n",
-            step.id.value,
+            dot_quote(&step.id.value),
             node_label(step)
         ));
     }
     for step in &drill.steps {
         for need in &step.needs {
-            out.push_str(&format!("  \"{}\" -> \"{}\";\n", need.value, step.id.value));
+            out.push_str(&format!(
+                "  \"{}\" -> \"{}\";\n",
+                dot_quote(&need.value),
+                dot_quote(&step.id.value)
+            ));
         }
     }
     out.push_str("}\n");
@@ -211,7 +255,11 @@ pub fn render_mermaid(drill: &Drill) -> String {
     let mut out = String::from("flowchart LR\n");
     let mermaid_id = |id: &str| id.replace('-', "_");
     for step in &drill.steps {
-        let label = format!("{}<br/>{}", step.id.value, describe_action(step)).replace('"', "'");
+        let label = format!(
+            "{}<br/>{}",
+            mermaid_quote(&step.id.value),
+            mermaid_quote(&describe_action(step))
+        );
         let (open, close) = match step.action() {
             ActionKind::Fault => ("{{", "}}"),
             ActionKind::Recover => ("([", "])"),
@@ -285,7 +333,8 @@ mod tests {
             if target == "local" {
                 "services: {web: {run: sleep 100}, db: {run: sleep 100}}\n"
             } else {
-                ""
+                // API faults must stay inside the drill's namespaces.
+                "scope: {namespaces: [shop]}\n"
             }
         );
         crate::drill::parse_source(&text, std::path::Path::new("."))
@@ -335,5 +384,27 @@ mod tests {
                 "recover: run: true",
             ]
         );
+    }
+
+    #[test]
+    fn dot_and_mermaid_escape_labels_without_changing_the_command() {
+        let drill = drill(
+            "local",
+            "  - id: a\n    fault: {run: 'mkdir -p \"$SITE\" && echo \\ #1 <b> & done', revert: 'true'}\n",
+        );
+        let dot = render_dot(&drill);
+        assert!(
+            dot.contains(r#"label="a\nfault: run mkdir -p \"$SITE\" && echo \\ #1 <b> & done""#),
+            "{dot}"
+        );
+        assert!(!dot.contains("'$SITE'"), "{dot}");
+        let mermaid = render_mermaid(&drill);
+        assert!(
+            mermaid.contains(
+                r#"a{{"a<br/>fault: run mkdir -p #quot;$SITE#quot; #amp;#amp; echo \ #35;1 #lt;b#gt; #amp; done"}}"#
+            ),
+            "{mermaid}"
+        );
+        assert!(!mermaid.contains("'$SITE'"), "{mermaid}");
     }
 }

@@ -370,6 +370,9 @@ pub fn journal(events: &[Event], ending: &Ending) -> Journal {
                     if let Some(record) = position.and_then(|at| runbook_steps.get_mut(at)) {
                         record.idempotent = Some(*second_run);
                         record.second_run_output = Some(output_tail.clone());
+                        record.second_run_started_ms =
+                            Some(event.at_ms.saturating_sub(*duration_ms));
+                        record.second_run_duration_ms = Some(*duration_ms);
                         if !second_run && !detail.is_empty() {
                             record.detail = if record.detail.is_empty() {
                                 format!("second run: {detail}")
@@ -394,6 +397,10 @@ pub fn journal(events: &[Event], ending: &Ending) -> Journal {
                     detail: detail.clone(),
                     note: note.clone(),
                     deviation: deviation.clone(),
+                    // The event is emitted when the step ends.
+                    started_ms: Some(event.at_ms.saturating_sub(*duration_ms)),
+                    second_run_started_ms: None,
+                    second_run_duration_ms: None,
                 });
             }
             EventKind::DataLoss {

@@ -211,6 +211,33 @@ steps:
 }
 
 #[test]
+fn no_run_starts_while_the_halt_file_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    write_drill(
+        dir.path(),
+        r#"
+version: 1
+name: halted-before
+objectives: {rto: 30s}
+steps:
+  - id: break
+    fault: {run: 'touch "${T}/ran"'}
+  - id: fix
+    needs: [break]
+    recover: {run: "true"}
+"#,
+    );
+    std::fs::write(dir.path().join("halt"), "").unwrap();
+    let output = run_command(dir.path()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("exists, so no drill starts"), "{stderr}");
+    // No run: nothing ran, and no run directory for history to count.
+    assert!(!dir.path().join("ran").exists());
+    assert!(!dir.path().join("run").exists());
+}
+
+#[test]
 fn a_step_timeout_kills_its_whole_process_group() {
     let run = run_drill(
         r#"
@@ -419,10 +446,8 @@ steps:
     assert!(left.is_empty(), "{left:?}");
 }
 
-#[test]
-fn faults_outside_workdir_are_refused() {
-    let run = run_drill(
-        r#"
+/// A `delete` fault aimed outside `WORKDIR`: a run refuses it.
+const REFUSED_FAULT: &str = r#"
 version: 1
 name: refused
 objectives: {rto: 30s}
@@ -432,9 +457,11 @@ steps:
   - id: fix
     needs: [break]
     recover: {run: "true"}
-"#,
-        &[],
-    );
+"#;
+
+#[test]
+fn faults_outside_workdir_are_refused() {
+    let run = run_drill(REFUSED_FAULT, &[]);
     assert_eq!(run.code(), 3, "{}", run.explain());
     assert!(
         run.step("break")["detail"]
@@ -442,6 +469,19 @@ steps:
             .unwrap()
             .contains("WORKDIR")
     );
+}
+
+#[test]
+fn dry_run_of_a_refused_fault_exits_as_the_run_would() {
+    let run = run_drill(REFUSED_FAULT, &["--dry-run"]);
+    assert_eq!(run.code(), 3, "{}", run.explain());
+    let out = run.stdout();
+    assert!(out.contains("REFUSED"), "{out}");
+    assert!(
+        out.contains("the run would refuse break and abort (exit 3)"),
+        "{out}"
+    );
+    assert!(!run.run_dir.exists());
 }
 
 #[test]
@@ -589,4 +629,79 @@ steps:
     interrupt(&child);
     assert_eq!(child.wait().unwrap().code(), Some(130));
     assert!(!alive(app[0]), "the service survived Ctrl-C");
+}
+
+#[test]
+fn run_dir_help_shows_the_default_name_whole() {
+    let output = common::firedrill()
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        help.contains(".firedrill/runs/<UTC time>-<drill>-<id>/"),
+        "{help}"
+    );
+}
+
+#[test]
+fn validate_and_dry_run_warn_of_variables_nothing_sets() {
+    let dir = tempfile::tempdir().unwrap();
+    write_drill(
+        dir.path(),
+        r#"
+version: 1
+name: unset
+objectives: {rto: 30s}
+vars: {SITE: "$WORKDIR/site"}
+services:
+  app:
+    run: echo "$PORT $SERVICE_TYPO"; exec sleep 1000
+    env: {PORT: "8080"}
+steps:
+  - id: prepare
+    run: |
+      mkdir -p "$SITE" && echo "TOKEN=abc" >> "$FIREDRILL_OUTPUT"
+  - id: break
+    needs: [prepare]
+    fault: {run: 'for f in "$SITE"/*; do rm "$f"; done; echo "$TOKEN $HOME"', revert: 'echo "$REVERT_TYPO"'}
+  - id: fix
+    needs: [break]
+    recover:
+      run: |
+        n=3
+        echo "$n ${STIE}"
+"#,
+    );
+    let output = common::firedrill()
+        .current_dir(dir.path())
+        .args(["validate", "drill.yaml"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("warning:"))
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "warning: drill.yaml: service `app` uses `$SERVICE_TYPO`, which nothing sets: it expands to empty",
+            "warning: drill.yaml:14: step `break` uses `$REVERT_TYPO`, which nothing sets: it expands to empty",
+            "warning: drill.yaml:17: step `fix` uses `$STIE`, which nothing sets: it expands to empty",
+        ],
+        "{stderr}"
+    );
+    let dry = run_command(dir.path()).arg("--dry-run").output().unwrap();
+    let stdout = String::from_utf8_lossy(&dry.stdout);
+    assert_eq!(dry.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("step `fix` uses `$STIE`"), "{stdout}");
+    // A --var names it: no warning for that one.
+    let given = run_command(dir.path())
+        .args(["--dry-run", "--var", "STIE=x"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&given.stdout);
+    assert!(!stdout.contains("`$STIE`"), "{stdout}");
 }

@@ -224,18 +224,23 @@ touch "$WORKDIR/healthy"
     assert_eq!(run.journal()["runbook_accuracy"], 100.0);
 }
 
-#[test]
-fn interactive_answers_come_from_a_pipe() {
-    use std::io::Write;
-    let dir = with_runbook(STALE, "");
-    let run_dir = dir.path().join("run");
-    let mut child = run_command(dir.path())
+/// `run --interactive` in `dir`, its stdin, stdout and stderr piped.
+fn spawn_interactive(dir: &std::path::Path) -> std::process::Child {
+    run_command(dir)
         .arg("--interactive")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn interactive_answers_come_from_a_pipe() {
+    use std::io::Write;
+    let dir = with_runbook(STALE, "");
+    let run_dir = dir.path().join("run");
+    let mut child = spawn_interactive(dir.path());
     // Step 1: run it. Step 2: note, then edit (the tool was renamed). Step 3: run it.
     child
         .stdin
@@ -443,4 +448,90 @@ fn every_report_of_a_failed_run_names_the_failed_step_and_its_error() {
             "--format {format} lacks the error output"
         );
     }
+}
+
+/// Reads a pipe into a buffer on a thread of its own.
+fn collect(
+    mut pipe: impl std::io::Read + Send + 'static,
+) -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    let buffer = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let into = buffer.clone();
+    std::thread::spawn(move || {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            into.lock().unwrap().extend_from_slice(&chunk[..n]);
+        }
+    });
+    buffer
+}
+
+fn text_of(buffer: &std::sync::Mutex<Vec<u8>>) -> String {
+    String::from_utf8_lossy(&buffer.lock().unwrap()).into_owned()
+}
+
+/// Polls `until` every 50 ms, up to two minutes (a hang, not a timing).
+fn eventually(what: &str, mut until: impl FnMut() -> bool) {
+    for _ in 0..2400 {
+        if until() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("never happened: {what}");
+}
+
+#[test]
+fn interactive_keeps_the_prompt_on_screen_and_ctrl_c_there_exits_at_once() {
+    let dir = with_runbook(STALE, "");
+    let run_dir = dir.path().join("run");
+    let mut child = spawn_interactive(dir.path());
+    // The operator is reading step 1 and types nothing; stdin stays open.
+    let _stdin = child.stdin.take();
+    let stdout = collect(child.stdout.take().unwrap());
+    let stderr = collect(child.stderr.take().unwrap());
+    eventually("the first prompt", || text_of(&stderr).contains("[r]un it"));
+    // Meanwhile the monitor polls the failing probe, again and again.
+    let failing_polls = || {
+        std::fs::read_to_string(run_dir.join("events.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| line.contains(r#""event":"probe""#) && line.contains(r#""ok":false"#))
+            .count()
+    };
+    let at_prompt = failing_polls();
+    eventually("ten more failing polls", || {
+        failing_polls() >= at_prompt + 10
+    });
+    common::interrupt(&child);
+    let mut code = None;
+    for _ in 0..2400 {
+        if let Some(status) = child.try_wait().unwrap() {
+            code = Some(status.code());
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    if code.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "the run did not exit after Ctrl-C at the prompt (it waits for Enter):\n{}",
+            text_of(&stderr)
+        );
+    }
+    assert_eq!(code, Some(Some(130)), "{}", text_of(&stderr));
+    let out = text_of(&stdout);
+    // One line said the probe started failing; the polls after it said nothing.
+    let failing: Vec<&str> = out
+        .lines()
+        .filter(|line| line.contains("FAILING"))
+        .collect();
+    assert_eq!(failing.len(), 1, "{out}");
+    assert!(failing[0].contains("health: ○ healthy FAILING"), "{out}");
+    assert!(failing[0].contains("● passing, ○ failing"), "{out}");
+    // The summary came before the exit.
+    assert!(out.contains("records:"), "{out}");
 }

@@ -35,6 +35,12 @@ pub(super) fn clean(run_dir: &Path) -> Result<i32, Error> {
         ended.dedup();
         ended
     });
+    // A kind cluster the run created, only while it is still that cluster.
+    let runner = crate::target::kind::runner::SystemRunner::new();
+    let cluster = runtime.block_on(crate::target::kind::clean_cluster(run_dir, &runner));
+    if let Some(Ok(done)) = &cluster {
+        println!("{done}");
+    }
     println!(
         "ended {} process{} of run {run_id}",
         ended.len(),
@@ -48,5 +54,8 @@ pub(super) fn clean(run_dir: &Path) -> Result<i32, Error> {
         })?;
         println!("removed {}", workdir.display());
     }
-    Ok(EXIT_OK)
+    match cluster {
+        Some(Err(error)) => Err(Error::KindCluster(error.to_string())),
+        _ => Ok(EXIT_OK),
+    }
 }

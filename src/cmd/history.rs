@@ -14,10 +14,13 @@ pub(super) fn history(dir: &Path, scenario: Option<&str>) -> Result<i32, Error> 
     for warning in &scan.warnings {
         eprintln!("warning: {warning}");
     }
-    if scan.runs.is_empty() {
+    if scan.runs.is_empty() && scan.unfinished.is_empty() {
         println!("No runs recorded in {}.", dir.display());
         return Ok(EXIT_OK);
     }
-    print!("{}", crate::history::render(&scan.runs, scenario));
+    print!(
+        "{}",
+        crate::history::render_all(&scan.runs, &scan.unfinished, scenario)
+    );
     Ok(EXIT_OK)
 }

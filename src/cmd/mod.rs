@@ -2,6 +2,7 @@
 //! error it ends with. `main` only turns the result into an exit code.
 
 mod clean;
+mod cluster_id;
 mod completions;
 mod history;
 mod plan;
@@ -48,6 +49,10 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         Command::Resume { run_dir } => run::resume(&run_dir),
         Command::Report { run_dir, format } => report::report(&run_dir, format),
         Command::History { scenario, dir } => history::history(&dir, scenario.as_deref()),
+        Command::ClusterId {
+            kubeconfig,
+            context,
+        } => cluster_id::cluster_id(&kubeconfig, context.as_deref()),
     }
 }
 
@@ -63,7 +68,7 @@ pub fn print_error(error: &Error) {
 
 /// Whether stderr gets colors.
 pub fn stderr_color() -> bool {
-    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+    crate::text::use_color(std::io::stderr().is_terminal())
 }
 
 /// Loads a drill; its problems become the error.

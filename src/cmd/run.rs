@@ -39,8 +39,22 @@ fn make_target(
                 })
                 .collect(),
         )),
-        drill::Target::Kind(kind) => crate::target::kind_target(kind, &loaded.dir, resuming),
+        drill::Target::Kind(kind) => {
+            crate::target::kind_target(kind, &loaded.dir, scope(loaded), resuming)
+        }
+        drill::Target::Cluster(cluster) => std::sync::Arc::new(
+            crate::target::cluster::ClusterTarget::new(cluster, scope(loaded)),
+        ),
     }
+}
+
+/// The drill's blast radius on a Kubernetes target (docs/drill-format.md,
+/// "scope").
+fn scope(loaded: &drill::LoadedDrill) -> crate::target::kube::scope::Scope {
+    loaded
+        .drill
+        .blast_radius(&loaded.dir, loaded.drill.manifests())
+        .unwrap_or_default()
 }
 
 /// `firedrill run FILE`: runs a drill (or `--dry-run` shows what it would do).
@@ -66,6 +80,15 @@ pub(super) fn run(args: &crate::cli::RunArgs) -> Result<i32, Error> {
     };
     if args.dry_run {
         return dry_run(&loaded, &options);
+    }
+    // The big red button: while it is pressed no run starts, and none is
+    // recorded (history counts no aborted run that never began).
+    if args.halt_file.exists() {
+        eprintln!(
+            "halted: the halt file {} exists, so no drill starts; remove it to run",
+            args.halt_file.display()
+        );
+        return Ok(crate::error::EXIT_ABORTED);
     }
     execute(&loaded, options, args.json, args.junit.as_deref())
 }
@@ -96,7 +119,7 @@ fn execute(
         .enable_all()
         .build()
         .map_err(Error::Runtime)?;
-    let code = runtime.block_on(async {
+    let ended = runtime.block_on(async {
         let (interrupt_tx, interrupt_rx) = tokio::sync::watch::channel(false);
         // Registered before the run starts anything: every terminating
         // signal from here on ends the run as Ctrl-C does.
@@ -118,7 +141,11 @@ fn execute(
         } else if terminal {
             reporters.push(Box::new(crate::report::terminal::Live::new()));
         } else {
-            reporters.push(Box::new(crate::report::terminal::Plain::new(std::io::stdout())));
+            let color = crate::text::use_color(std::io::stdout().is_terminal());
+            reporters.push(Box::new(crate::report::terminal::Plain::with_color(
+                std::io::stdout(),
+                color,
+            )));
         }
         let target = make_target(loaded, options.resume.is_some());
         match crate::engine::run::run(loaded, target, options, reporters, interrupt_rx).await {
@@ -141,9 +168,10 @@ fn execute(
         }
     });
     // What is still running does not hold the exit: the run has ended and
-    // swept its processes; a blocking read or a stuck task is abandoned.
+    // swept its processes; a blocking read (a prompt of `--interactive`
+    // reading stdin after Ctrl-C) or a stuck task is abandoned.
     runtime.shutdown_timeout(crate::engine::run::RUNTIME_DEADLINE);
-    code
+    ended
 }
 
 fn dry_run(
@@ -204,11 +232,21 @@ fn dry_run(
     }
     println!("\nplan:");
     print!("{}", crate::plan::render_text(drill));
+    let given: std::collections::BTreeSet<String> =
+        options.vars.iter().map(|(name, _)| name.clone()).collect();
+    let unset = super::validate::unset_variables(loaded, &given);
+    if !unset.is_empty() {
+        println!();
+        for warning in unset {
+            println!("{warning}");
+        }
+    }
     let faults: Vec<_> = drill
         .steps
         .iter()
         .filter_map(|step| Some((step, step.fault()?)))
         .collect();
+    let mut refused = Vec::new();
     if !faults.is_empty() {
         println!("\nfaults would hit:");
         for (step, fault) in faults {
@@ -220,8 +258,19 @@ fn dry_run(
                 | drill::FaultSpec::Kube(_)
                 | drill::FaultSpec::Kind(_)) => target.preview(spec, &ctx),
             };
+            if what.contains(crate::target::REFUSED) {
+                refused.push(step.id.value.clone());
+            }
             println!("  {}: {} → {}", step.id.value, fault.spec.kind(), what);
         }
+    }
+    if !refused.is_empty() {
+        // The run would refuse them and abort: say so, and exit as it would.
+        println!(
+            "\nthe run would refuse {} and abort (exit 3): a fault may only touch what the run owns",
+            refused.join(", ")
+        );
+        return Ok(crate::error::EXIT_ABORTED);
     }
     Ok(EXIT_OK)
 }

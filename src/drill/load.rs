@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::diag::{FileProblems, Problem};
-use super::model::{DataSpec, Drill, Objectives, Probe, RawStep, Service, Target};
+use super::model::{DataSpec, Drill, Objectives, Probe, RawStep, ScopeSpec, Service, Target};
 use super::validate;
 use super::yaml::{self, DeError, Loc, Node, NodeKind};
 
@@ -34,6 +34,7 @@ const TOP_LEVEL_FIELDS: &[&str] = &[
     "name",
     "description",
     "target",
+    "scope",
     "vars",
     "objectives",
     "services",
@@ -209,6 +210,7 @@ pub fn parse_source(source: &str, dir: &Path) -> Result<Drill, Vec<Problem>> {
             "name" => parts.name = Some(value),
             "description" => parts.description = Some(value),
             "target" => parts.target = Some(value),
+            "scope" => parts.scope = Some(value),
             "vars" => parts.vars = Some(value),
             "objectives" => parts.objectives = Some(value),
             "services" => parts.services = Some(value),
@@ -236,6 +238,7 @@ pub fn parse_source(source: &str, dir: &Path) -> Result<Drill, Vec<Problem>> {
     let name: Option<String> = field("name", parts.name, &mut report);
     let description: Option<String> = field("description", parts.description, &mut report);
     let target: Option<Target> = field("target", parts.target, &mut report);
+    let scope: Option<ScopeSpec> = field("scope", parts.scope, &mut report);
     let vars: Option<BTreeMap<String, String>> = field("vars", parts.vars, &mut report);
     let objectives: Option<Objectives> = field("objectives", parts.objectives, &mut report);
     let steady_state = field("steady_state", parts.steady_state, &mut report);
@@ -317,6 +320,7 @@ pub fn parse_source(source: &str, dir: &Path) -> Result<Drill, Vec<Problem>> {
         name: name.unwrap_or_default(),
         description,
         target: target.unwrap_or_default(),
+        scope,
         vars: vars.unwrap_or_default(),
         objectives: objectives.unwrap_or(Objectives {
             rto: super::model::Dur(std::time::Duration::from_secs(300)),
@@ -346,6 +350,15 @@ pub fn parse_source(source: &str, dir: &Path) -> Result<Drill, Vec<Problem>> {
         name_loc: parts.name.map(|node| node.loc),
         services_loc: parts.services.map(|node| node.loc),
         target_loc: parts.target.map(|node| node.loc),
+        scope_loc: parts.scope.map(|node| node.loc),
+        scope: drill.blast_radius(
+            dir,
+            steps
+                .iter()
+                .filter_map(|step| step.apply.as_ref())
+                .flatten()
+                .map(|path| path.value.as_str()),
+        ),
     };
     drill.steps = validate::validate(&drill, &steps, &context, &mut problems);
     if problems.is_empty() {
@@ -361,6 +374,7 @@ struct Parts<'a> {
     name: Option<&'a Node>,
     description: Option<&'a Node>,
     target: Option<&'a Node>,
+    scope: Option<&'a Node>,
     vars: Option<&'a Node>,
     objectives: Option<&'a Node>,
     services: Option<&'a Node>,
@@ -397,7 +411,7 @@ fn field_help(name: &str) -> Option<&'static str> {
     match name {
         "version" => Some("the format version is the number 1: write `version: 1`"),
         "target" => Some(
-            "`target: local` (the default), or `target: {kind: {cluster: NAME, config: PATH}}` for a kind cluster",
+            "`target: local` (the default), `target: {kind: {cluster: NAME, config: PATH}}` for a kind cluster, or `target: {cluster: {kubeconfig: PATH, context: NAME, uid: UID}}` for an existing cluster",
         ),
         "objectives" => Some(
             "`objectives: {rto: 2m}`: the recovery time objective is required; `rpo` and `min_score` are optional",

@@ -25,7 +25,9 @@ use super::yaml::Located;
 pub use crate::duration::Dur;
 pub use crate::located::OneOrMany;
 // The parts of the format that belong to a target live with it.
+pub use crate::target::cluster::ClusterSpec as ClusterTarget;
 pub use crate::target::kind::KindSpec as KindTarget;
+pub use crate::target::kube::scope::ScopeSpec;
 pub use crate::target::kube::{K8sProbe, NodeSelector, PodKillFault};
 pub use crate::target::local::{CorruptFault, KillFault, PauseFault};
 pub use crate::target::{DeleteFault, Empty, FaultSpec, RawFault, Revert};
@@ -39,6 +41,8 @@ pub enum Target {
     Local,
     /// A kind cluster.
     Kind(KindTarget),
+    /// An existing cluster, pinned by its identity.
+    Cluster(ClusterTarget),
 }
 
 impl Target {
@@ -47,6 +51,15 @@ impl Target {
         match self {
             Target::Local => "local",
             Target::Kind(_) => "kind",
+            Target::Cluster(_) => "cluster",
+        }
+    }
+
+    /// Whether it is a Kubernetes cluster (`k8s` probes, `apply`, API faults, `scope`).
+    pub fn is_kube(&self) -> bool {
+        match self {
+            Target::Local => false,
+            Target::Kind(_) | Target::Cluster(_) => true,
         }
     }
 
@@ -55,6 +68,7 @@ impl Target {
         let own = match self {
             Target::Local => crate::target::local::FAULT_KINDS.to_vec(),
             Target::Kind(_) => crate::target::kind::fault_kinds(),
+            Target::Cluster(_) => crate::target::kube::FAULT_KINDS.to_vec(),
         };
         crate::target::with_shell(&own)
     }
@@ -71,6 +85,7 @@ impl Target {
         match self {
             Target::Local => crate::target::local::parse_fault(kind, raw, check),
             Target::Kind(_) => crate::target::kind::parse_fault(kind, raw, check),
+            Target::Cluster(_) => crate::target::cluster::parse_fault(kind, raw, check),
         }
     }
 
@@ -79,6 +94,7 @@ impl Target {
         match self {
             Target::Local => &[],
             Target::Kind(_) => crate::target::kind::VAR_NAMES,
+            Target::Cluster(_) => crate::target::cluster::VAR_NAMES,
         }
     }
 }
@@ -90,10 +106,12 @@ impl<'de> Deserialize<'de> for Target {
         enum Tagged {
             Local,
             Kind(KindTarget),
+            Cluster(ClusterTarget),
         }
         Ok(match Tagged::deserialize(deserializer)? {
             Tagged::Local => Target::Local,
             Tagged::Kind(kind) => Target::Kind(kind),
+            Tagged::Cluster(cluster) => Target::Cluster(cluster),
         })
     }
 }
@@ -104,11 +122,13 @@ impl JsonSchema for Target {
     }
     fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
         let kind = generator.subschema_for::<KindTarget>();
+        let cluster = generator.subschema_for::<ClusterTarget>();
         schemars::json_schema!({
-            "description": "`local` (processes on this host, the default) or `{kind: {...}}`",
+            "description": "`local` (processes on this host, the default), `{kind: {...}}` or `{cluster: {...}}`",
             "anyOf": [
                 {"const": "local"},
-                {"type": "object", "properties": {"kind": kind}, "required": ["kind"], "additionalProperties": false}
+                {"type": "object", "properties": {"kind": kind}, "required": ["kind"], "additionalProperties": false},
+                {"type": "object", "properties": {"cluster": cluster}, "required": ["cluster"], "additionalProperties": false}
             ]
         })
     }
@@ -330,6 +350,12 @@ pub struct RawStep {
     pub wait: Option<Dur>,
     /// Server-side apply of Kubernetes manifests (kind target).
     pub apply: Option<Vec<Located<String>>>,
+    /// Kubernetes targets the drill sets up (kind): once this step
+    /// succeeds, the cluster's identity is re-pinned to the API server the
+    /// run's kubeconfig reaches now, after a rebuild the step did (SPEC
+    /// §3.2). Without it, every later fault on the rebuilt cluster is
+    /// refused.
+    pub repin: Option<Located<bool>>,
 }
 
 impl RawStep {
@@ -366,6 +392,8 @@ pub struct Step {
     pub retries: Option<u32>,
     /// Default 1s.
     pub retry_delay: Option<Dur>,
+    /// Re-pin the cluster's identity once the step succeeded.
+    pub repin: bool,
     /// What the step does.
     pub action: Action,
 }
@@ -509,9 +537,12 @@ pub struct Drill {
     pub name: String,
     /// What disaster this rehearses.
     pub description: Option<String>,
-    /// `local` (default) or `{kind: {...}}`.
+    /// `local` (default), `{kind: {...}}` or `{cluster: {...}}`.
     #[serde(default)]
     pub target: Target,
+    /// Kubernetes targets: the namespaces API faults may touch (default:
+    /// the namespaces the drill's manifests create).
+    pub scope: Option<ScopeSpec>,
     /// Exported to every command; `${NAME}` expanded in non-shell fields.
     #[serde(default)]
     pub vars: BTreeMap<String, String>,
@@ -567,5 +598,40 @@ impl Drill {
     /// The step with this id.
     pub fn step(&self, id: &str) -> Option<&Step> {
         self.steps.iter().find(|step| step.id.value == id)
+    }
+
+    /// The manifests of its `apply` steps, as written.
+    pub fn manifests(&self) -> impl Iterator<Item = &str> {
+        self.steps.iter().flat_map(|step| match &step.action {
+            Action::Apply(paths) => paths.iter().map(|p| p.value.as_str()).collect(),
+            _ => Vec::new(),
+        })
+    }
+
+    /// The blast radius on a Kubernetes target (docs/drill-format.md,
+    /// "scope"): `scope`, or the namespaces `manifests` (paths against `dir`)
+    /// create. `None` on the local target.
+    pub fn blast_radius<'a>(
+        &self,
+        dir: &std::path::Path,
+        manifests: impl IntoIterator<Item = &'a str>,
+    ) -> Option<crate::target::kube::scope::Scope> {
+        use crate::target::kube::scope::{Scope, manifest_namespaces};
+        if !self.target.is_kube() {
+            return None;
+        }
+        let shared = matches!(self.target, Target::Cluster(_));
+        Some(match &self.scope {
+            Some(scope) => Scope::new(
+                scope.namespaces.iter().map(|n| n.value.clone()),
+                shared,
+                "`scope`",
+            ),
+            None => Scope::new(
+                manifest_namespaces(dir, manifests),
+                shared,
+                "no `scope`: the namespaces the drill's manifests create",
+            ),
+        })
     }
 }

@@ -30,6 +30,9 @@ pub(crate) struct Context<'a> {
     pub name_loc: Option<Loc>,
     pub services_loc: Option<Loc>,
     pub target_loc: Option<Loc>,
+    pub scope_loc: Option<Loc>,
+    /// The blast radius on a Kubernetes target.
+    pub scope: Option<crate::target::kube::scope::Scope>,
 }
 
 /// Names of steps, probes and services: `[a-z0-9-]+`.
@@ -137,6 +140,33 @@ pub(crate) fn validate(
 }
 
 fn check_target(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
+    if let Target::Cluster(cluster) = &drill.target {
+        crate::target::cluster::check_spec(cluster, problems);
+    }
+    if let Some(scope) = &drill.scope {
+        let loc = cx.scope_loc.unwrap_or_default();
+        if !drill.target.is_kube() {
+            problems.push(
+                Problem::at(loc, "`scope` is for Kubernetes targets")
+                    .help("it limits the namespaces API faults may touch; the local target has none: remove it"),
+            );
+        }
+        for namespace in &scope.namespaces {
+            if matches!(drill.target, Target::Cluster(_))
+                && namespace.value == crate::target::kube::scope::KUBE_SYSTEM
+            {
+                problems.push(
+                    Problem::at(
+                        namespace.loc,
+                        "kube-system is never in scope on a `cluster` target",
+                    )
+                    .help(
+                        "a drill on an existing cluster touches its own namespaces only: remove it",
+                    ),
+                );
+            }
+        }
+    }
     if let Target::Kind(kind) = &drill.target {
         if !is_valid_name(&kind.cluster) {
             problems.push(
@@ -389,9 +419,9 @@ fn check_probe(probe: &Probe, loc: Loc, what: &str, drill: &Drill, problems: &mu
         );
     }
     if let Some(k8s) = &probe.k8s {
-        if !matches!(drill.target, Target::Kind(_)) {
+        if !drill.target.is_kube() {
             problems.push(
-                Problem::at(k8s.kind.loc, format!("{what}: `k8s` probes need a kind target"))
+                Problem::at(k8s.kind.loc, format!("{what}: `k8s` probes need a Kubernetes target"))
                     .help("set `target: {kind: {cluster: ..., config: ...}}`, or use a command, http or tcp probe"),
             );
         }
@@ -537,6 +567,26 @@ fn check_steps(
                 );
             }
         }
+        if let Some(repin) = step.repin.as_ref().filter(|repin| repin.value) {
+            let why = match drill.target {
+                Target::Kind(_) => None,
+                Target::Cluster(_) => Some(
+                    "the `cluster` target's identity is the drill's `uid`: a drill never rebuilds an existing cluster",
+                ),
+                Target::Local => Some(
+                    "`repin` re-pins a Kubernetes cluster's identity; the local target has none",
+                ),
+            };
+            if let Some(why) = why {
+                problems.push(
+                    Problem::at(
+                        repin.loc,
+                        format!("step `{}`: `repin` does not apply here", step.id.value),
+                    )
+                    .help(why),
+                );
+            }
+        }
         if let Some(action) = check_action(drill, cx, step, node, problems) {
             steps.push(Step {
                 id: step.id.clone(),
@@ -545,6 +595,7 @@ fn check_steps(
                 timeout: step.timeout,
                 retries: step.retries,
                 retry_delay: step.retry_delay,
+                repin: step.repin.as_ref().is_some_and(|repin| repin.value),
                 action,
             });
         }
@@ -666,13 +717,16 @@ fn check_action(
         }
     }
     if let Some(manifests) = &step.apply {
-        if !matches!(drill.target, Target::Kind(_)) {
+        if !drill.target.is_kube() {
             let loc = node
                 .and_then(|n| map_key(n, "apply"))
                 .map_or(step.id.loc, |key| key.loc);
             problems.push(
-                Problem::at(loc, format!("step `{id}`: `apply` needs a kind target"))
-                    .help("the local target runs processes; use `run` there"),
+                Problem::at(
+                    loc,
+                    format!("step `{id}`: `apply` needs a Kubernetes target"),
+                )
+                .help("the local target runs processes; use `run` there"),
             );
         } else {
             for manifest in manifests {
@@ -760,8 +814,23 @@ fn check_fault(
             },
         ),
     };
+    let spec = spec?;
+    if let (FaultSpec::Kube(kube), Some(scope)) = (&spec, &cx.scope) {
+        let found = scope.check_written(kube);
+        let outside = !found.is_empty();
+        for problem in found {
+            problems.push(
+                Problem::at(fault.loc, format!("step `{id}`: {problem}")).help(
+                    "`scope: {namespaces: [...]}` lists the namespaces API faults may touch (default: those the drill's manifests create); kube-system and objects of no namespace are never in scope on a `cluster` target",
+                ),
+            );
+        }
+        if outside {
+            return None;
+        }
+    }
     Some(Fault {
-        spec: spec?,
+        spec,
         revert: fault.revert.clone(),
     })
 }

@@ -23,7 +23,7 @@ pub(crate) async fn await_services(shared: &Arc<Shared>) -> Result<(), String> {
         let Some(ready) = &service.ready else {
             shared.ctx.emitter.emit(EventKind::ServiceReady {
                 service: name.clone(),
-                last_failed_ms: None,
+                unwatched_ms: 0,
             });
             continue;
         };
@@ -77,7 +77,7 @@ pub(crate) async fn await_services(shared: &Arc<Shared>) -> Result<(), String> {
                 Ok(passed) => {
                     shared.ctx.emitter.emit(EventKind::ServiceReady {
                         service: name.clone(),
-                        last_failed_ms: passed.last_failed_ms,
+                        unwatched_ms: passed.unwatched_ms,
                     });
                     Ok(())
                 }
@@ -188,10 +188,11 @@ impl Pace {
     }
 }
 
-/// A probe that passed, and when (run clock, ms) a check of it last failed
-/// before: the change happened after that.
+/// A probe that passed, and for how long before the check that passed
+/// started no check of it was running (ms): the most the polling can have
+/// added to the wait.
 pub(crate) struct Passed {
-    pub(crate) last_failed_ms: Option<u64>,
+    pub(crate) unwatched_ms: u64,
 }
 
 /// Checks of one probe that may run at once while it fails.
@@ -214,9 +215,10 @@ pub(crate) async fn await_probe(
     let deadline = start + within;
     let mut streak = 0;
     let mut last: Option<String> = None;
-    let mut last_failed_ms = None;
+    // Since when no check has been running (none before the first).
+    let mut idle_since: Option<tokio::time::Instant> = None;
     let mut pace = Pace::new(probe.interval());
-    let mut checks: JoinSet<ProbeOutcome> = JoinSet::new();
+    let mut checks: JoinSet<(u64, ProbeOutcome)> = JoinSet::new();
     let mut next_check = start;
     loop {
         let now = tokio::time::Instant::now();
@@ -230,8 +232,13 @@ pub(crate) async fn await_probe(
         let may_start = now < deadline || (last.is_none() && checks.is_empty());
         if now >= next_check && may_start && checks.len() < room {
             let (run, checked) = (shared.clone(), probe.clone());
+            let unwatched = match idle_since {
+                Some(idle) if checks.is_empty() => (now - idle).as_millis() as u64,
+                _ => 0,
+            };
             checks.spawn(async move {
-                probe::check(&checked, &run.env, run.target.as_ref(), &run.ctx).await
+                let outcome = probe::check(&checked, &run.env, run.target.as_ref(), &run.ctx).await;
+                (unwatched, outcome)
             });
             // Until one ends, assume it fails: the next may start soon.
             next_check = now + pace.after(false, now);
@@ -245,16 +252,19 @@ pub(crate) async fn await_probe(
         };
         tokio::select! {
             Some(joined) = checks.join_next() => {
-                let outcome = match joined {
-                    Ok(outcome) => outcome,
+                if checks.is_empty() {
+                    idle_since = Some(tokio::time::Instant::now());
+                }
+                let (unwatched_ms, outcome) = match joined {
+                    Ok(checked) => checked,
                     // Aborted below, after a pass: it has nothing to say.
                     Err(error) if error.is_cancelled() => continue,
-                    Err(error) => ProbeOutcome::fail(error.to_string()),
+                    Err(error) => (0, ProbeOutcome::fail(error.to_string())),
                 };
                 if outcome.ok {
                     streak += 1;
                     if streak >= probe.success_threshold() {
-                        return Ok(Passed { last_failed_ms });
+                        return Ok(Passed { unwatched_ms });
                     }
                     // The next pass of the streak comes an interval later.
                     checks.abort_all();
@@ -264,7 +274,6 @@ pub(crate) async fn await_probe(
                 } else {
                     streak = 0;
                     last = Some(outcome.detail);
-                    last_failed_ms = Some(shared.ctx.emitter.now_ms());
                 }
             }
             _ = tokio::time::sleep_until(wake), if now < deadline => {}
@@ -304,7 +313,11 @@ pub(crate) async fn heartbeats(
         match write.run_captured().await {
             Ok((finished, _)) if finished.success() => {}
             Ok((finished, _)) => {
-                tracing::warn!(exit = ?finished.exit_code, stderr = %finished.output.trim(), "heartbeat write failed")
+                tracing::warn!(
+                    "heartbeat write failed ({}): {}",
+                    crate::text::exit_status(finished.exit_code),
+                    finished.output.trim()
+                )
             }
             Err(error) => tracing::warn!(%error, "heartbeat write could not start"),
         }

@@ -61,10 +61,24 @@ pub fn meets(expect: Option<&Expect>, exit_code: Option<i32>, stdout: &str) -> R
         return Err(format!("stdout does not contain {text:?}"));
     }
     if let Some(pattern) = expect.and_then(|e| e.stdout_matches.as_ref()) {
+        // `$` matches after the last line: the one line ending a command
+        // prints after it does not count (docs/drill-format.md).
+        let printed = crate::text::without_final_newline(stdout);
         match regex::Regex::new(&pattern.value) {
-            Ok(re) if re.is_match(stdout) => {}
-            Ok(_) => return Err(format!("stdout does not match /{}/", pattern.value)),
-            Err(error) => return Err(format!("bad regex {:?}: {error}", pattern.value)),
+            Ok(re) if re.is_match(printed) => {}
+            Ok(_) => {
+                return Err(format!(
+                    "stdout does not match {}: it was {}",
+                    crate::text::quoted(&pattern.value, 200),
+                    crate::text::quoted(printed, 200)
+                ));
+            }
+            Err(error) => {
+                return Err(format!(
+                    "bad regex {}: {error}",
+                    crate::text::quoted(&pattern.value, 200)
+                ));
+            }
         }
     }
     Ok(())
@@ -182,6 +196,22 @@ mod tests {
         );
         assert!(meets(Some(&expect), Some(3), "ok 12 sick").is_err());
         assert!(meets(Some(&expect), Some(3), "no healthy").is_err());
+    }
+
+    #[test]
+    fn stdout_matches_ignores_one_final_newline_and_shows_newlines() {
+        let expect = Expect {
+            exit: None,
+            stdout_contains: None,
+            stdout_matches: Some(Located::new("^ok\n3$".to_owned())),
+        };
+        assert_eq!(meets(Some(&expect), Some(0), "ok\n3\n"), Ok(()));
+        assert_eq!(meets(Some(&expect), Some(0), "ok\n3"), Ok(()));
+        // Only one: a blank last line is something the command printed.
+        assert_eq!(
+            meets(Some(&expect), Some(0), "ok\n3\n\n").unwrap_err(),
+            r#"stdout does not match "^ok\n3$": it was "ok\n3\n""#
+        );
     }
 
     #[tokio::test]

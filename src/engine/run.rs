@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 
 use crate::drill::LoadedDrill;
 use crate::event::{Emitter, EventKind, JsonlFile, Reporter};
-use crate::journal::{Journal, StepStatus, Verdict};
+use crate::journal::{Journal, Verdict};
 use crate::process;
 use crate::score::{self, Ending};
 use crate::target::{RunContext, Target};
@@ -250,10 +250,16 @@ async fn set_up(
     // Setup runs to its end even after Ctrl-C, so that teardown knows what
     // it made (a half-created cluster is worse than a wait).
     if !inbox.stops.is_stopped() {
-        if let Err(error) = target.setup(&ctx).await.map(|extra| env.extend(extra)) {
-            inbox
+        match target.setup(&ctx).await {
+            Ok(extra) => env.extend(extra),
+            // A safety check said no (the cluster is not the one pinned):
+            // aborted by a guard before anything started, exit 3.
+            Err(crate::target::TargetError::Refused(why)) => inbox
                 .stops
-                .stop(StopReason::Error(format!("target setup failed: {error}")));
+                .stop(StopReason::Aborted(format!("target setup refused: {why}"))),
+            Err(error) => inbox
+                .stops
+                .stop(StopReason::Error(format!("target setup failed: {error}"))),
         }
         inbox.drain();
     }
@@ -614,38 +620,7 @@ async fn forward_interrupt(
 /// What the engine itself knows of a failure: the steps and runbook steps
 /// that failed with their output, and what of the run was still running.
 async fn write_run_evidence(dir: &Path, journal: &Journal, run_id: &str) {
-    let mut failed = String::new();
-    for step in &journal.steps {
-        if matches!(step.status, StepStatus::Failed | StepStatus::Interrupted) {
-            failed.push_str(&format!(
-                "step {} ({}): {:?} after {} attempt(s), exit {:?}: {}\n{}\n\n",
-                step.id,
-                step.action,
-                step.status,
-                step.attempts,
-                step.exit_code,
-                step.detail,
-                step.output_tail
-            ));
-        }
-    }
-    if let Some(runbook) = &journal.runbook {
-        for (index, step) in runbook.steps.iter().enumerate() {
-            if step.status == crate::journal::RunbookStepStatus::Failed {
-                failed.push_str(&format!(
-                    "runbook {} step {} ({}, line {}): exit {:?}: {}\n$ {}\n{}\n\n",
-                    runbook.path,
-                    index + 1,
-                    step.title,
-                    step.line,
-                    step.exit_code,
-                    step.detail,
-                    step.command,
-                    step.output_tail
-                ));
-            }
-        }
-    }
+    let failed = crate::report::failed_steps(journal);
     if !failed.is_empty() {
         let _ = std::fs::write(dir.join("failed-steps.txt"), failed);
     }
@@ -666,6 +641,7 @@ async fn write_run_evidence(dir: &Path, journal: &Journal, run_id: &str) {
 mod tests {
     use super::*;
     use crate::drill::{FaultSpec, LoadedDrill};
+    use crate::journal::StepStatus;
     use crate::target::{Injected, TargetError, Undo};
     use std::sync::Mutex;
 

@@ -36,8 +36,8 @@ pub(crate) async fn revert_all(shared: &Shared, active: Vec<Active>) {
                 {
                     Ok(finished) if finished.success() => Ok("revert shell exited 0".to_owned()),
                     Ok(finished) => Err(format!(
-                        "revert shell failed (exit {:?}{}): {}",
-                        finished.exit_code,
+                        "revert shell failed ({}{}): {}",
+                        crate::text::exit_status(finished.exit_code),
                         if finished.timed_out {
                             ", timed out"
                         } else {
@@ -97,7 +97,7 @@ pub(crate) async fn run_step(shared: &Arc<Shared>, task: &StepTask<'_>) -> StepR
         // A fault is not injected twice: a runner that dies while injecting
         // must have recorded that it started.
         if step.action() == crate::drill::ActionKind::Fault {
-            shared.ctx.emitter.written().await;
+            shared.ctx.emitter.written();
         }
         let follows_runbook =
             matches!(&step.action, Action::Recover(recover) if recover.value.runbook.is_some());
@@ -139,6 +139,24 @@ pub(crate) async fn run_step(shared: &Arc<Shared>, task: &StepTask<'_>) -> StepR
         }
         if attempt < attempts {
             tokio::time::sleep(step.retry_delay()).await;
+        }
+    }
+    if step.repin && result.status == StepStatus::Ok {
+        // The drill says this step rebuilt the cluster: pin the new one,
+        // and say so in the step's record.
+        match shared.target.kube() {
+            Some(kube) => match kube.repin(&shared.ctx).await {
+                Ok(detail) if result.detail.is_empty() => result.detail = detail,
+                Ok(detail) => result.detail = format!("{}; {detail}", result.detail),
+                Err(error) => {
+                    let attempts = result.attempts;
+                    result = StepResult::failed(format!(
+                        "the step succeeded, but re-pinning the cluster failed: {error}"
+                    ));
+                    result.attempts = attempts;
+                }
+            },
+            None => result = StepResult::failed("`repin` needs a Kubernetes target"),
         }
     }
     result

@@ -46,6 +46,19 @@ pub(crate) fn runbook_status(status: RunbookStepStatus) -> &'static str {
     }
 }
 
+/// When the `check: idempotent` re-run of the runbook started and ended,
+/// from its steps' second runs.
+pub(crate) fn rerun_span(journal: &Journal) -> Option<(u64, u64)> {
+    let runs = journal.runbook.as_ref()?.steps.iter().filter_map(|step| {
+        let start = step.second_run_started_ms?;
+        Some((
+            start,
+            start.saturating_add(step.second_run_duration_ms.unwrap_or(0)),
+        ))
+    });
+    runs.reduce(|(from, to), (start, end)| (from.min(start), to.max(end)))
+}
+
 /// When the first fault started, from the most direct record available.
 pub(crate) fn first_fault_ms(journal: &Journal) -> Option<u64> {
     journal

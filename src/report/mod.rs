@@ -18,9 +18,47 @@ use std::io;
 use std::path::Path;
 
 use crate::cli::ReportFormat;
-use crate::journal::Journal;
+use crate::journal::{Journal, RunbookStepStatus, StepStatus};
 
 pub use samples::sample_journal_for_docs;
+
+/// `evidence/failed-steps.txt`: each step and runbook step that failed, as
+/// a person says it (`failed after 2 attempts, exit code 1`), with its output.
+pub fn failed_steps(journal: &Journal) -> String {
+    let mut failed = String::new();
+    for step in &journal.steps {
+        if matches!(step.status, StepStatus::Failed | StepStatus::Interrupted) {
+            failed.push_str(&format!(
+                "step {} ({}): {} after {}, {}: {}\n{}\n\n",
+                step.id,
+                step.action,
+                step.status.as_str(),
+                crate::text::count(step.attempts, "attempt"),
+                crate::text::exit_status(step.exit_code),
+                step.detail,
+                step.output_tail
+            ));
+        }
+    }
+    if let Some(runbook) = &journal.runbook {
+        for (index, step) in runbook.steps.iter().enumerate() {
+            if step.status == RunbookStepStatus::Failed {
+                failed.push_str(&format!(
+                    "runbook {} step {} ({}, line {}): {}: {}\n$ {}\n{}\n\n",
+                    runbook.path,
+                    index + 1,
+                    step.title,
+                    step.line,
+                    crate::text::exit_status(step.exit_code),
+                    step.detail,
+                    step.command,
+                    step.output_tail
+                ));
+            }
+        }
+    }
+    failed
+}
 
 /// Renders `report.md`: a retrospective a team can paste into its postmortem.
 pub fn markdown(journal: &Journal) -> String {

@@ -74,6 +74,9 @@ pub enum LintKind {
     UnsetVariable,
     /// A relative path or link to a file that does not exist.
     MissingFile,
+    /// No step has a command (or there are no steps): nothing of the runbook
+    /// can be verified, and a run scores its accuracy on manual steps alone.
+    NothingToRun,
 }
 
 impl LintKind {
@@ -90,6 +93,7 @@ impl LintKind {
             LintKind::Unfinished => "unfinished",
             LintKind::UnsetVariable => "unset_variable",
             LintKind::MissingFile => "missing_file",
+            LintKind::NothingToRun => "nothing_to_run",
         }
     }
 }
@@ -215,6 +219,7 @@ pub fn lint(path: &Path, text: &str, known_vars: Option<&BTreeSet<String>>) -> V
             );
         }
     }
+    linter.nothing_to_run(&document);
     let mut findings = linter.findings;
     findings.sort_by(|a, b| (a.line, a.kind, &a.message).cmp(&(b.line, b.kind, &b.message)));
     findings.dedup();
@@ -248,6 +253,38 @@ impl Linter<'_> {
             message,
             help,
         });
+    }
+
+    /// A runbook with no steps, or only manual ones: firedrill can verify none of it.
+    fn nothing_to_run(&mut self, document: &Document) {
+        let steps: Vec<&Section> = document.sections.iter().filter(|s| s.is_step).collect();
+        let runnable = steps
+            .iter()
+            .any(|step| step.blocks.iter().any(|block| !block.is_empty()));
+        if runnable {
+            return;
+        }
+        let title_line = document
+            .sections
+            .iter()
+            .find_map(|section| section.heading.as_ref().map(|heading| heading.line))
+            .unwrap_or(1);
+        let (message, help) = if steps.is_empty() {
+            (
+                "the runbook has no steps: every heading below the title is a step, and there are none".to_owned(),
+                "write each step under a `##` heading, with its commands in ```sh blocks",
+            )
+        } else {
+            (
+                format!(
+                    "no step has a command: all {} step{} are manual, so firedrill can verify none of them",
+                    steps.len(),
+                    if steps.len() == 1 { "" } else { "s" }
+                ),
+                "put the commands an operator would type in ```sh blocks under their steps",
+            )
+        };
+        self.push(title_line, LintKind::NothingToRun, message, help.into());
     }
 
     /// Steps and blocks that say nothing, or say something that will not run as meant.
@@ -476,6 +513,36 @@ pub fn names_assigned_in(script: &str) -> BTreeSet<String> {
         .map(|(index, text)| ScriptLine::new(index + 1, text))
         .collect();
     shell::assigned_names(&shell::shell_view(&lines))
+}
+
+/// The `$NAME`s a shell script expands that neither `known` nor the script
+/// itself sets (nor common environment such as `HOME`), each once, in order
+/// of first use with its line in the script. Empty after `source` or `eval`,
+/// which may set anything.
+pub fn unset_names_in(script: &str, known: &BTreeSet<String>) -> Vec<(usize, String)> {
+    let lines: Vec<ScriptLine> = script
+        .lines()
+        .enumerate()
+        .map(|(index, text)| ScriptLine::new(index + 1, text))
+        .collect();
+    if lines
+        .iter()
+        .any(|line| shell::sets_hidden_names(&line.text))
+    {
+        return Vec::new();
+    }
+    let view = shell::shell_view(&lines);
+    let assigned = shell::assigned_names(&view);
+    let mut seen = BTreeSet::new();
+    shell::variable_uses(&view)
+        .into_iter()
+        .filter(|(_, name)| {
+            !known.contains(name)
+                && !assigned.contains(name)
+                && !COMMON_ENV.contains(&name.as_str())
+                && seen.insert(name.clone())
+        })
+        .collect()
 }
 
 /// The local file a link points at, or `None` for URLs, anchors and absolute paths.

@@ -23,7 +23,7 @@ use std::time::Duration;
 use regex::Regex;
 
 pub use fence::{DEFAULT_RETRY_DELAY, FenceAttrs, SUPPORTED_ATTRIBUTES};
-pub use lint::{LintFinding, LintKind, lint, lint_file, names_assigned_in};
+pub use lint::{LintFinding, LintKind, lint, lint_file, names_assigned_in, unset_names_in};
 
 /// Fence languages that make a code block executable.
 pub const SHELL_LANGUAGES: [&str; 4] = ["sh", "bash", "shell", "console"];

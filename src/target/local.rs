@@ -141,7 +141,7 @@ impl LocalFault {
                 .iter()
                 .map(|p| match owned_path(p, ctx) {
                     Ok(owned) => format!("remove {}", owned.path().display()),
-                    Err(e) => format!("REFUSED: {e}"),
+                    Err(e) => format!("{}{e}", super::REFUSED),
                 })
                 .collect::<Vec<_>>()
                 .join("; "),
@@ -150,7 +150,7 @@ impl LocalFault {
                     "overwrite {bytes} bytes of {} at random offsets",
                     p.path().display()
                 ),
-                Err(e) => format!("REFUSED: {e}"),
+                Err(e) => format!("{}{e}", super::REFUSED),
             },
         }
     }

@@ -11,6 +11,7 @@
 //! - `local`: processes on this host, signals and file damage.
 //! - `kube`: the Kubernetes layer Kubernetes targets share (API faults, probes, apply).
 //! - `kind`: a kind cluster, faults on its node containers.
+//! - `cluster`: an existing cluster, pinned by identity; API faults only.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::Emitter;
 
+pub mod cluster;
 mod fault;
 pub mod kind;
 pub mod kube;
@@ -42,18 +44,20 @@ pub enum Undo {
     Kind(kind::KindUndo),
 }
 
-/// The kind target for a drill. `resuming`: the cluster exists already
-/// because the run created it before its runner died, so it is reused.
+/// The kind target for a drill, whose API faults may touch `scope`.
+/// `resuming`: the cluster exists already because the run created it before
+/// its runner died, so it is reused.
 pub fn kind_target(
     spec: &kind::KindSpec,
     scenario_dir: &Path,
+    scope: kube::scope::Scope,
     resuming: bool,
 ) -> std::sync::Arc<dyn Target> {
     let mut spec = spec.clone();
     if resuming {
         spec.reuse = true;
     }
-    std::sync::Arc::new(kind::KindTarget::new(&spec, scenario_dir))
+    std::sync::Arc::new(kind::KindTarget::new(&spec, scenario_dir).with_scope(scope))
 }
 
 /// A target that cannot run anything (exit 4 with its reason).
@@ -85,6 +89,10 @@ impl Target for Unsupported {
     async fn collect_evidence(&self, _dir: &Path, _ctx: &RunContext) {}
     async fn teardown(&self, _ctx: &RunContext, _keep: bool) {}
 }
+
+/// How [`Target::preview`] marks a fault the run would refuse (its reason
+/// follows): `--dry-run` then exits as the run would.
+pub const REFUSED: &str = "REFUSED: ";
 
 /// What every target gets from the run.
 #[derive(Clone)]
@@ -176,7 +184,8 @@ pub trait Target: Send + Sync {
     /// learnt on the way, added to every command's environment.
     async fn setup(&self, ctx: &RunContext) -> Result<BTreeMap<String, String>, TargetError>;
 
-    /// What a fault would hit, without touching anything (`--dry-run`).
+    /// What a fault would hit, without touching anything (`--dry-run`);
+    /// what a run would refuse to touch starts with [`REFUSED`].
     fn preview(&self, fault: &FaultSpec, ctx: &RunContext) -> String;
 
     /// Injects a fault other than a `run` shell (which the engine runs).

@@ -24,6 +24,10 @@ use crate::located::{Located, Problem};
 use crate::vars::expand;
 
 pub mod api;
+pub mod conn;
+#[cfg(test)]
+pub mod mock;
+pub mod scope;
 
 /// What a Kubernetes target offers beyond [`Target`](super::Target).
 #[async_trait]
@@ -39,6 +43,16 @@ pub trait KubeOps: Send + Sync {
     /// Server-side apply of manifests (paths as written, resolved against
     /// the drill's directory after `${VAR}` expansion).
     async fn apply(&self, manifests: &[PathBuf], ctx: &RunContext) -> Result<String, TargetError>;
+
+    /// Moves the identity pin to the cluster the API server is now, after a
+    /// legitimate rebuild; returns both UIDs for the journal. Only an
+    /// explicit request calls it.
+    async fn repin(&self, ctx: &RunContext) -> Result<String, TargetError> {
+        let _ = ctx;
+        Err(TargetError::Failed(
+            "this target's identity cannot be re-pinned".to_owned(),
+        ))
+    }
 }
 
 /// Which nodes: `node: name` or `role: worker` with `count`.

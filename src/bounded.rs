@@ -137,7 +137,8 @@ fn dropped_note(dropped: u64, keep: u64) -> String {
 /// reader writes into a log file, never more than its cap (plus the line
 /// saying what was dropped). The pipe is always drained, so the command
 /// never blocks on it; the head is written as it comes, a bounded tail is
-/// kept in memory and written after the head as the output goes on.
+/// kept in memory and appended when the command ends ([`CappedLog::sync`])
+/// and when its output ends (whatever it left in the background gone).
 pub struct CappedLog {
     writer: Option<std::os::fd::OwnedFd>,
     sync: tokio::sync::mpsc::UnboundedSender<tokio::sync::oneshot::Sender<()>>,
@@ -151,7 +152,7 @@ impl CappedLog {
         use std::os::unix::fs::OpenOptionsExt;
         let file = std::fs::OpenOptions::new()
             .create(true)
-            .write(true)
+            .append(true)
             .custom_flags(libc::O_CLOEXEC)
             .open(path)?;
         let start = file.metadata()?.len();
@@ -202,8 +203,6 @@ impl CappedLog {
 /// The file side of a [`CappedLog`].
 struct Sink {
     file: std::fs::File,
-    /// Where the head goes on.
-    at: u64,
     /// How many more bytes the head takes.
     head_room: u64,
     keep: u64,
@@ -218,7 +217,6 @@ impl Sink {
         let keep = limit / 2;
         Sink {
             file,
-            at: start,
             head_room: (limit - keep).saturating_sub(start),
             keep,
             tail: std::collections::VecDeque::new(),
@@ -228,12 +226,10 @@ impl Sink {
     }
 
     fn take(&mut self, mut bytes: &[u8]) {
-        use std::os::unix::fs::FileExt;
+        use std::io::Write;
         if self.head_room > 0 {
             let n = bytes.len().min(self.head_room as usize);
-            if self.file.write_all_at(&bytes[..n], self.at).is_ok() {
-                self.at += n as u64;
-            }
+            let _ = self.file.write_all(&bytes[..n]);
             self.head_room -= n as u64;
             bytes = &bytes[n..];
         }
@@ -249,10 +245,11 @@ impl Sink {
         self.stale = true;
     }
 
-    /// Writes the note and the tail after the head: the file is
-    /// head + note + tail, or head + tail while nothing was dropped.
+    /// Appends the note and the tail kept so far, so the file reads head,
+    /// note, tail. Appended, never rewritten: other writers of the same log
+    /// (the next runbook step) are never overwritten.
     fn flush(&mut self) {
-        use std::os::unix::fs::FileExt;
+        use std::io::Write;
         if !self.stale {
             return;
         }
@@ -261,17 +258,11 @@ impl Sink {
         if self.dropped > 0 {
             bytes.extend_from_slice(dropped_note(self.dropped, self.keep).as_bytes());
         }
-        bytes.extend(self.tail.iter());
-        if self.file.write_all_at(&bytes, self.at).is_ok() {
-            let _ = self.file.set_len(self.at + bytes.len() as u64);
-        }
+        bytes.extend(self.tail.drain(..));
+        self.dropped = 0;
+        let _ = self.file.write_all(&bytes);
     }
 }
-
-/// How long a changed tail may wait before it is written out while output
-/// keeps coming: at most the tail's size written this often, however fast
-/// the command prints.
-const TAIL_FLUSH: std::time::Duration = std::time::Duration::from_millis(250);
 
 async fn pump(
     receiver: tokio::net::unix::pipe::Receiver,
@@ -280,7 +271,6 @@ async fn pump(
 ) {
     use std::os::fd::AsRawFd;
     let mut chunk = vec![0u8; 64 * 1024];
-    let mut next_flush = tokio::time::Instant::now() + TAIL_FLUSH;
     loop {
         tokio::select! {
             Some(ack) = requests.recv() => {
@@ -305,21 +295,13 @@ async fn pump(
                 sink.flush();
                 let _ = ack.send(());
             }
-            _ = tokio::time::sleep_until(next_flush), if sink.stale => {
-                sink.flush();
-            }
             ready = receiver.readable() => {
                 if ready.is_err() {
                     break;
                 }
                 match receiver.try_read(&mut chunk) {
                     Ok(0) => break,
-                    Ok(n) => {
-                        if !sink.stale {
-                            next_flush = tokio::time::Instant::now() + TAIL_FLUSH;
-                        }
-                        sink.take(&chunk[..n]);
-                    }
+                    Ok(n) => sink.take(&chunk[..n]),
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                     Err(_) => break,
                 }

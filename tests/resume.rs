@@ -192,6 +192,44 @@ steps:
 "#;
 
 #[test]
+fn a_service_printing_while_no_runner_reads_its_log_is_adopted_and_its_log_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    write_drill(
+        dir.path(),
+        &HELD.replace(
+            "steps:",
+            r#"services:
+  loud:
+    run: |
+      echo $$ >> "${T}/service-pids"
+      while :; do
+        if [ -f "${T}/resumed" ]; then echo after-resume; else echo before; fi
+        sleep 0.02
+      done
+steps:"#,
+        ),
+    );
+    let run_dir = run_until_then_kill(dir.path(), "long-started");
+    // It prints with nobody reading its log: a closed pipe would kill it.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let service = read_pids(&dir.path().join("service-pids"))[0];
+    assert!(alive(service), "the service died with the runner");
+    std::fs::write(dir.path().join("resumed"), "").unwrap();
+    std::fs::write(dir.path().join("go"), "").unwrap();
+    let (output, explain) = resume(dir.path(), &run_dir);
+    assert_eq!(output.status.code(), Some(0), "{explain}");
+    assert_eq!(
+        read_pids(&dir.path().join("service-pids")),
+        vec![service],
+        "the service was restarted; {explain}"
+    );
+    assert!(!alive(service), "the adopted service was not ended");
+    let log = std::fs::read_to_string(run_dir.join("logs/loud.log")).unwrap();
+    assert!(log.contains("before"), "{log}");
+    assert!(log.contains("after-resume"), "{log}");
+}
+
+#[test]
 fn a_drill_or_runbook_changed_since_the_start_is_refused() {
     for edited in ["drill.yaml", "runbook.md"] {
         let dir = tempfile::tempdir().unwrap();

@@ -193,6 +193,7 @@ fn make_target(
                 .collect(),
         )),
         drill::Target::Kind(kind) => crate::target::kind_target(kind, &loaded.dir, resuming),
+        drill::Target::Kwok(kwok) => crate::target::kwok_target(kwok, resuming),
     }
 }
 
@@ -394,7 +395,8 @@ fn dry_run(loaded: &drill::LoadedDrill, options: &crate::engine::run::Options) -
                 }
                 spec @ (drill::FaultSpec::Local(_)
                 | drill::FaultSpec::Kube(_)
-                | drill::FaultSpec::Kind(_)) => target.preview(spec, &ctx),
+                | drill::FaultSpec::Kind(_)
+                | drill::FaultSpec::Kwok(_)) => target.preview(spec, &ctx),
             };
             println!("  {}: {} → {}", step.id.value, fault.spec.kind(), what);
         }

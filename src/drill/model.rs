@@ -27,10 +27,12 @@ pub use crate::located::OneOrMany;
 // The parts of the format that belong to a target live with it.
 pub use crate::target::kind::KindSpec as KindTarget;
 pub use crate::target::kube::{K8sProbe, NodeSelector, PodKillFault};
+pub use crate::target::kwok::KwokSpec as KwokTarget;
 pub use crate::target::local::{CorruptFault, KillFault, PauseFault};
 pub use crate::target::{DeleteFault, Empty, FaultSpec, RawFault, Revert};
 
-/// The system under test: processes on this host, or a kind cluster.
+/// The system under test: processes on this host, a kind cluster, or a
+/// kwok cluster.
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Target {
@@ -39,15 +41,23 @@ pub enum Target {
     Local,
     /// A kind cluster.
     Kind(KindTarget),
+    /// A kwok cluster: a real control plane, simulated nodes.
+    Kwok(KwokTarget),
 }
 
 impl Target {
-    /// `local` or `kind`.
+    /// `local`, `kind` or `kwok`.
     pub fn name(&self) -> &'static str {
         match self {
             Target::Local => "local",
             Target::Kind(_) => "kind",
+            Target::Kwok(_) => "kwok",
         }
+    }
+
+    /// A Kubernetes target: `k8s` probes and `apply` steps work on it.
+    pub fn is_kube(&self) -> bool {
+        matches!(self, Target::Kind(_) | Target::Kwok(_))
     }
 
     /// The fault kinds it supports (its own, then `run`), for messages.
@@ -55,6 +65,7 @@ impl Target {
         let own = match self {
             Target::Local => crate::target::local::FAULT_KINDS.to_vec(),
             Target::Kind(_) => crate::target::kind::fault_kinds(),
+            Target::Kwok(_) => crate::target::kwok::fault_kinds(),
         };
         crate::target::with_shell(&own)
     }
@@ -71,6 +82,7 @@ impl Target {
         match self {
             Target::Local => crate::target::local::parse_fault(kind, raw, check),
             Target::Kind(_) => crate::target::kind::parse_fault(kind, raw, check),
+            Target::Kwok(_) => crate::target::kwok::parse_fault(kind, raw, check),
         }
     }
 
@@ -79,6 +91,7 @@ impl Target {
         match self {
             Target::Local => &[],
             Target::Kind(_) => crate::target::kind::VAR_NAMES,
+            Target::Kwok(_) => crate::target::kwok::VAR_NAMES,
         }
     }
 }
@@ -90,10 +103,12 @@ impl<'de> Deserialize<'de> for Target {
         enum Tagged {
             Local,
             Kind(KindTarget),
+            Kwok(KwokTarget),
         }
         Ok(match Tagged::deserialize(deserializer)? {
             Tagged::Local => Target::Local,
             Tagged::Kind(kind) => Target::Kind(kind),
+            Tagged::Kwok(kwok) => Target::Kwok(kwok),
         })
     }
 }
@@ -104,11 +119,13 @@ impl JsonSchema for Target {
     }
     fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
         let kind = generator.subschema_for::<KindTarget>();
+        let kwok = generator.subschema_for::<KwokTarget>();
         schemars::json_schema!({
-            "description": "`local` (processes on this host, the default) or `{kind: {...}}`",
+            "description": "`local` (processes on this host, the default), `{kind: {...}}` or `{kwok: {...}}`",
             "anyOf": [
                 {"const": "local"},
-                {"type": "object", "properties": {"kind": kind}, "required": ["kind"], "additionalProperties": false}
+                {"type": "object", "properties": {"kind": kind}, "required": ["kind"], "additionalProperties": false},
+                {"type": "object", "properties": {"kwok": kwok}, "required": ["kwok"], "additionalProperties": false}
             ]
         })
     }

@@ -131,30 +131,55 @@ pub(crate) fn validate(
 }
 
 fn check_target(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
-    if let Target::Kind(kind) = &drill.target {
-        if !is_valid_name(&kind.cluster) {
-            problems.push(
-                Problem::at(
-                    kind.cluster.loc,
-                    format!("invalid kind cluster name `{}`", kind.cluster.value),
-                )
-                .help("kind cluster names use lower-case letters, digits and `-`"),
-            );
+    let cluster = match &drill.target {
+        Target::Local => return,
+        Target::Kind(kind) => {
+            if let Some(config) = &kind.config {
+                check_file(cx.dir, config, "kind config", problems);
+            }
+            &kind.cluster
         }
-        if let Some(config) = &kind.config {
-            check_file(cx.dir, config, "kind config", problems);
+        Target::Kwok(kwok) => {
+            if let Some(nodes) = &kwok.nodes
+                && !(1..=crate::target::kwok::MAX_NODES).contains(&nodes.value)
+            {
+                problems.push(
+                    Problem::at(
+                        nodes.loc,
+                        format!("`nodes: {}` is out of range", nodes.value),
+                    )
+                    .help(format!(
+                        "a kwok cluster gets 1 to {} simulated nodes",
+                        crate::target::kwok::MAX_NODES
+                    )),
+                );
+            }
+            &kwok.cluster
         }
-        if !drill.services.is_empty() {
-            let loc = map_key(cx.root, "services")
-                .map(|key| key.loc)
-                .or(cx.services_loc)
-                .or(cx.target_loc)
-                .unwrap_or_default();
-            problems.push(
-                Problem::at(loc, "`services` are for the local target only")
-                    .help("on a kind target, deploy workloads with an `apply` step instead"),
-            );
-        }
+    };
+    let name = drill.target.name();
+    if !is_valid_name(cluster) {
+        problems.push(
+            Problem::at(
+                cluster.loc,
+                format!("invalid {name} cluster name `{}`", cluster.value),
+            )
+            .help(format!(
+                "{name} cluster names use lower-case letters, digits and `-`"
+            )),
+        );
+    }
+    if !drill.services.is_empty() {
+        let loc = map_key(cx.root, "services")
+            .map(|key| key.loc)
+            .or(cx.services_loc)
+            .or(cx.target_loc)
+            .unwrap_or_default();
+        problems.push(
+            Problem::at(loc, "`services` are for the local target only").help(format!(
+                "on a {name} target, deploy workloads with an `apply` step instead"
+            )),
+        );
     }
 }
 
@@ -345,10 +370,10 @@ fn check_probe(probe: &Probe, loc: Loc, what: &str, drill: &Drill, problems: &mu
         );
     }
     if let Some(k8s) = &probe.k8s {
-        if !matches!(drill.target, Target::Kind(_)) {
+        if !drill.target.is_kube() {
             problems.push(
-                Problem::at(k8s.kind.loc, format!("{what}: `k8s` probes need a kind target"))
-                    .help("set `target: {kind: {cluster: ..., config: ...}}`, or use a command, http or tcp probe"),
+                Problem::at(k8s.kind.loc, format!("{what}: `k8s` probes need a Kubernetes target"))
+                    .help("set `target: {kwok: {cluster: ...}}` or `target: {kind: {cluster: ..., config: ...}}`, or use a command, http or tcp probe"),
             );
         }
         let condition = k8s.condition.as_deref().unwrap_or("");
@@ -604,13 +629,16 @@ fn check_action(
         }
     }
     if let Some(manifests) = &step.apply {
-        if !matches!(drill.target, Target::Kind(_)) {
+        if !drill.target.is_kube() {
             let loc = node
                 .and_then(|n| map_key(n, "apply"))
                 .map_or(step.id.loc, |key| key.loc);
             problems.push(
-                Problem::at(loc, format!("step `{id}`: `apply` needs a kind target"))
-                    .help("the local target runs processes; use `run` there"),
+                Problem::at(
+                    loc,
+                    format!("step `{id}`: `apply` needs a Kubernetes target"),
+                )
+                .help("the local target runs processes; use `run` there"),
             );
         } else {
             for manifest in manifests {

@@ -19,12 +19,13 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use kube::Client;
-use kube::config::{Config, KubeConfigOptions, Kubeconfig};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use super::kube::client_from_file;
+use super::kube::{FileClient, KubeFault, KubeOps, api, check_node_selector, describe_selector};
 use super::kube::{K8sProbe, NodeSelector};
-use super::kube::{KubeFault, KubeOps, api, check_node_selector, describe_selector};
+use super::kube::{kube_cache_dir, write_private};
 use super::local::step_seed;
 use super::{FaultCheck, Injected, RunContext, Target, TargetError, Undo};
 use super::{FaultSpec, RawFault};
@@ -316,9 +317,9 @@ pub struct KindTarget {
     runner: Arc<dyn Runner>,
     /// A client given by a test instead of one built from the kubeconfig.
     fixed_client: Option<Client>,
-    /// The client and the kubeconfig text it was built from: a runbook that
-    /// recreates the cluster rewrites the file, and the client follows.
-    cached_client: tokio::sync::Mutex<Option<(String, Client)>>,
+    /// The client of the kubeconfig file: a runbook that recreates the
+    /// cluster rewrites the file, and the client follows.
+    file_client: FileClient,
     state: Mutex<State>,
 }
 
@@ -342,7 +343,7 @@ impl KindTarget {
             keep: spec.keep,
             runner,
             fixed_client: None,
-            cached_client: tokio::sync::Mutex::new(None),
+            file_client: FileClient::default(),
             state: Mutex::new(State::default()),
         }
     }
@@ -433,22 +434,7 @@ impl KindTarget {
         if let Some(client) = &self.fixed_client {
             return Ok(client.clone());
         }
-        let path = self.kubeconfig(ctx);
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            TargetError::Failed(format!(
-                "cannot read the cluster's kubeconfig {}: {e}",
-                path.display()
-            ))
-        })?;
-        let mut cached = self.cached_client.lock().await;
-        if let Some((seen, client)) = cached.as_ref()
-            && *seen == text
-        {
-            return Ok(client.clone());
-        }
-        let client = client_from_file(&path).await?;
-        *cached = Some((text, client.clone()));
-        Ok(client)
+        self.file_client.get(&self.kubeconfig(ctx)).await
     }
 
     /// Refuses unless the API server is still the cluster set up by this run.
@@ -549,24 +535,6 @@ fn tail(text: &str) -> String {
     lines[lines.len().saturating_sub(5)..].join(" | ")
 }
 
-/// Builds a client from exactly this kubeconfig file.
-pub async fn client_from_file(path: &Path) -> Result<Client, TargetError> {
-    let kubeconfig = Kubeconfig::read_from(path).map_err(|e| {
-        TargetError::Failed(format!("cannot read kubeconfig {}: {e}", path.display()))
-    })?;
-    let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .map_err(|e| TargetError::Failed(format!("invalid kubeconfig {}: {e}", path.display())))?;
-    // A paused or partitioned control plane must make requests fail, not hang:
-    // probes, guards and evidence all wait on them.
-    config.connect_timeout = Some(std::time::Duration::from_secs(5));
-    config.read_timeout = Some(std::time::Duration::from_secs(30));
-    config.write_timeout = Some(std::time::Duration::from_secs(30));
-    Client::try_from(config).map_err(|e| {
-        TargetError::Failed(format!("cannot build a client for {}: {e}", path.display()))
-    })
-}
-
 /// A node's role from its kind container name: `<cluster>-control-plane[N]`
 /// or `<cluster>-worker[N]`; `None` for the external load balancer.
 pub fn node_role(cluster: &str, node: &str) -> Option<&'static str> {
@@ -619,12 +587,6 @@ pub fn choose_nodes(
         )));
     }
     Ok(api::choose(candidates, count, seed))
-}
-
-/// `KUBECACHEDIR`: kubectl's discovery and HTTP cache, kept in the run
-/// directory so nothing is written under `~/.kube`.
-fn kube_cache_dir(run_dir: &Path) -> PathBuf {
-    run_dir.join("kube-cache")
 }
 
 #[async_trait]
@@ -737,7 +699,7 @@ impl Target for KindTarget {
                 &ctx.env,
                 &fault.node_selector().map(nodes).unwrap_or_default(),
             ),
-            FaultSpec::Local(_) | FaultSpec::Shell(_) => {
+            FaultSpec::Local(_) | FaultSpec::Kwok(_) | FaultSpec::Shell(_) => {
                 return format!("{} is not a fault of the kind target", fault.kind());
             }
         };
@@ -759,7 +721,7 @@ impl Target for KindTarget {
                     "`run` faults are run by the engine".to_owned(),
                 ));
             }
-            FaultSpec::Local(_) => {
+            FaultSpec::Local(_) | FaultSpec::Kwok(_) => {
                 return Err(TargetError::Failed(format!(
                     "fault kind `{kind}` is not supported by the kind target"
                 )));
@@ -777,9 +739,11 @@ impl Target for KindTarget {
                 let client = self.client(ctx).await?;
                 fault.inject(&client, nodes, env, seed).await
             }
-            FaultSpec::Local(_) | FaultSpec::Shell(_) => Err(TargetError::Failed(format!(
-                "fault kind `{kind}` is not supported by the kind target"
-            ))),
+            FaultSpec::Local(_) | FaultSpec::Kwok(_) | FaultSpec::Shell(_) => {
+                Err(TargetError::Failed(format!(
+                    "fault kind `{kind}` is not supported by the kind target"
+                )))
+            }
         }
     }
 
@@ -790,9 +754,9 @@ impl Target for KindTarget {
                     let client = self.client(ctx).await?;
                     return undo.revert(&client).await;
                 }
-                Undo::Local(_) => {
+                Undo::Local(_) | Undo::Kwok(_) => {
                     return Err(TargetError::Failed(
-                        "the kind target cannot undo a local fault".to_owned(),
+                        "the kind target cannot undo a fault of another target".to_owned(),
                     ));
                 }
                 Undo::Kind(KindUndo::ReconnectNodes { engine, nodes }) => {
@@ -889,19 +853,8 @@ impl KubeOps for KindTarget {
     }
 
     async fn apply(&self, manifests: &[PathBuf], ctx: &RunContext) -> Result<String, TargetError> {
-        let mut docs = Vec::new();
-        for manifest in manifests {
-            let written = expand(&manifest.to_string_lossy(), &ctx.env);
-            let path = ctx.scenario_dir.join(written);
-            docs.extend(api::read_manifests(&path)?);
-        }
         let client = self.client(ctx).await?;
-        let applied = api::apply(&client, docs).await?;
-        Ok(format!(
-            "applied {} object(s): {}",
-            applied.len(),
-            applied.join(", ")
-        ))
+        super::kube::apply_manifests(&client, manifests, ctx).await
     }
 }
 
@@ -1052,19 +1005,4 @@ fn strs(items: &[String]) -> Vec<&str> {
 
 fn argv(args: &[&str]) -> Vec<String> {
     args.iter().map(|a| (*a).to_owned()).collect()
-}
-
-/// Writes a file only its owner can read (a kubeconfig holds credentials).
-fn write_private(path: &Path, text: &str) -> Result<(), TargetError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| TargetError::Failed(format!("cannot write {}: {e}", path.display())))?;
-    file.write_all(text.as_bytes())
-        .map_err(|e| TargetError::Failed(format!("cannot write {}: {e}", path.display())))
 }

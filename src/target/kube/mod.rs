@@ -429,7 +429,7 @@ pub struct FileClient {
 impl FileClient {
     /// The client for the file as it is now.
     pub async fn get(&self, path: &Path) -> Result<Client, TargetError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let text = kubeconfig_fingerprint(path).map_err(|e| {
             TargetError::Failed(format!(
                 "cannot read the cluster's kubeconfig {}: {e}",
                 path.display()
@@ -445,6 +445,34 @@ impl FileClient {
         *cached = Some((text, client.clone()));
         Ok(client)
     }
+}
+
+/// The text of a kubeconfig and of the certificate files it names: a
+/// rebuilt cluster (kwokctl) may keep the same text and port but have new
+/// certificates behind the same paths, and a client built for the old ones
+/// cannot talk to it.
+fn kubeconfig_fingerprint(path: &Path) -> std::io::Result<String> {
+    let mut text = std::fs::read_to_string(path)?;
+    if let Ok(config) = Kubeconfig::read_from(path) {
+        let clusters = config
+            .clusters
+            .iter()
+            .filter_map(|c| c.cluster.as_ref()?.certificate_authority.clone());
+        let users = config.auth_infos.iter().flat_map(|a| {
+            let auth = a.auth_info.as_ref();
+            [
+                auth.and_then(|a| a.client_certificate.clone()),
+                auth.and_then(|a| a.client_key.clone()),
+            ]
+            .into_iter()
+            .flatten()
+        });
+        for file in clusters.chain(users) {
+            text.push('\0');
+            text.push_str(&std::fs::read_to_string(&file).unwrap_or_default());
+        }
+    }
+    Ok(text)
 }
 
 /// Reads the manifests of an `apply` step (paths as written, `${VAR}`

@@ -28,11 +28,13 @@ fn events(total: usize) -> Vec<Event> {
         run_dir: "/tmp/bench/run".into(),
         workdir: "/tmp/bench/run/work".into(),
         pid: 1,
+        pid_started: None,
         rto_ms: 60_000,
         rpo_ms: Some(5_000),
         min_score: 70,
         steady_state: STEADY.iter().map(|s| s.to_string()).collect(),
         has_data: true,
+        expect_outage: true,
     });
     // The body, minus the fixed events at the start and the end.
     let body = total - 1 - 5;
@@ -142,6 +144,7 @@ fn events(total: usize) -> Vec<Event> {
     kinds.push(EventKind::RecoveryChecked {
         ok: true,
         detail: String::new(),
+        after_rerun: false,
     });
     kinds.push(EventKind::DataLoss {
         loss_ms: Some(1_200),

@@ -79,7 +79,8 @@ fn collect_yaml(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
         .collect();
     entries.sort();
     for entry in entries {
-        if entry.is_dir() {
+        // A symlinked directory is not followed: no loops, nothing outside.
+        if entry.symlink_metadata().is_ok_and(|meta| meta.is_dir()) {
             collect_yaml(&entry, files)?;
         } else if entry
             .extension()
@@ -163,6 +164,9 @@ pub const EXIT_ERROR: i32 = 4;
 
 fn parse_var(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
+        Some((name, _)) if crate::vars::is_reserved(name) => Err(format!(
+            "--var {name}: `{name}` is reserved: firedrill sets it for every run (WORKDIR, RUN_ID, DRILL, SCENARIO_DIR, RUN_DIR, CLUSTER, KUBECONFIG, KUBECACHEDIR, FIREDRILL_*, KIND_*)"
+        )),
         Some((name, value)) if drill::is_valid_var_name(name) => {
             Ok((name.to_owned(), value.to_owned()))
         }
@@ -273,22 +277,16 @@ fn execute(
     };
     runtime.block_on(async {
         let (interrupt_tx, interrupt_rx) = tokio::sync::watch::channel(false);
+        // Registered before the run starts anything: every terminating
+        // signal from here on ends the run as Ctrl-C does.
+        let signalled = crate::signal::terminating();
         tokio::spawn(async move {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            let term = async {
-                match term.as_mut() {
-                    Some(term) => {
-                        term.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term => {}
-            }
-            eprintln!("\ninterrupted: ending the drill's processes and reverting faults (Ctrl-C again does not skip this)");
+            let name = signalled.await;
+            // The terminal may be gone (SIGHUP): a failed write is no reason to stop.
+            let _ = writeln!(
+                std::io::stderr(),
+                "\ninterrupted ({name}): ending the drill's processes and reverting faults (Ctrl-C again does not skip this)"
+            );
             let _ = interrupt_tx.send(true);
         });
         let mut reporters: Vec<Box<dyn crate::event::Reporter>> = Vec::new();
@@ -422,6 +420,15 @@ fn clean_command(run_dir: &Path) -> i32 {
         );
         return EXIT_ERROR;
     }
+    if let Some(foreign) = &run.foreign_workdir {
+        eprintln!(
+            "warning: events.jsonl names WORKDIR {}, outside {}; only {} is removed",
+            foreign.display(),
+            run_dir.display(),
+            run.workdir.display()
+        );
+    }
+    let recorded = crate::leftovers::Recorded::from_events(&run.events);
     let (run_id, workdir) = (run.run_id, run.workdir);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -433,17 +440,22 @@ fn clean_command(run_dir: &Path) -> i32 {
             return EXIT_ERROR;
         }
     };
-    let ended = runtime.block_on(crate::process::sweep(
-        &run_id,
-        std::time::Duration::from_secs(5),
-        false,
-    ));
+    let ended = runtime.block_on(async {
+        let grace = std::time::Duration::from_secs(5);
+        let mut ended = crate::process::sweep(&run_id, grace, false).await;
+        // Those that scrubbed their environment: by recorded group and session.
+        ended.extend(recorded.end(grace).await);
+        ended.sort_unstable();
+        ended.dedup();
+        ended
+    });
     println!(
         "ended {} process{} of run {run_id}",
         ended.len(),
         if ended.len() == 1 { "" } else { "es" }
     );
-    if workdir.exists() {
+    // Only a real directory: a symlink named `work` is removed, not followed.
+    if workdir.symlink_metadata().is_ok() {
         match std::fs::remove_dir_all(&workdir) {
             Ok(()) => println!("removed {}", workdir.display()),
             Err(error) => {

@@ -36,13 +36,25 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         let part = match unit {
             "ms" => Duration::from_millis(number),
             "s" => Duration::from_secs(number),
-            "m" => Duration::from_secs(number.checked_mul(60).ok_or_else(|| bad(trimmed))?),
-            "h" => Duration::from_secs(number.checked_mul(3600).ok_or_else(|| bad(trimmed))?),
+            "m" => Duration::from_secs(number.checked_mul(60).ok_or_else(|| too_long(trimmed))?),
+            "h" => Duration::from_secs(number.checked_mul(3600).ok_or_else(|| too_long(trimmed))?),
             _ => return Err(bad(trimmed)),
         };
-        total = total.checked_add(part).ok_or_else(|| bad(trimmed))?;
+        total = total.checked_add(part).ok_or_else(|| too_long(trimmed))?;
+        if total > MAX {
+            return Err(too_long(trimmed));
+        }
     }
     Ok(total)
+}
+
+/// The longest duration a drill may write: every duration is recorded in
+/// milliseconds (`u64`) and added to clocks, and nothing in a drill
+/// reasonably lasts longer than a year.
+pub const MAX: Duration = Duration::from_secs(365 * 24 * 3600);
+
+fn too_long(text: &str) -> String {
+    format!("`{text}` is longer than the longest duration firedrill accepts (365 days)")
 }
 
 fn bad(text: &str) -> String {

@@ -55,6 +55,10 @@ pub enum EventKind {
         workdir: String,
         /// The runner's pid (for `clean`).
         pid: u32,
+        /// When the runner started (ticks after boot, `/proc/PID/stat`):
+        /// with `pid`, how `clean` and `resume` know it is still alive.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pid_started: Option<u64>,
         /// Objectives, so the score can be computed from events alone.
         rto_ms: u64,
         /// RPO, if any.
@@ -65,11 +69,18 @@ pub enum EventKind {
         steady_state: Vec<String>,
         /// Whether the drill has a `data:` section.
         has_data: bool,
+        /// `objectives.expect_outage`: whether a run that breaks nothing fails
+        /// (SPEC §7.2). Older records lack it: the default, true.
+        #[serde(default = "yes")]
+        expect_outage: bool,
     },
     /// `firedrill resume` took over a run whose runner died.
     RunResumed {
         /// The new runner's pid.
         pid: u32,
+        /// When the new runner started (see `RunStarted`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pid_started: Option<u64>,
         /// Steps that had finished before.
         finished_steps: usize,
     },
@@ -214,12 +225,17 @@ pub enum EventKind {
         /// What happened.
         detail: String,
     },
-    /// The final check of the steady state after the last step.
+    /// A check of the steady state after the recovery: after the graph's
+    /// last step (the recovery's first pass), and again after the
+    /// `check: idempotent` re-run.
     RecoveryChecked {
         /// The steady state held.
         ok: bool,
         /// Why not.
         detail: String,
+        /// This check follows the idempotency re-run, not the first pass.
+        #[serde(default)]
+        after_rerun: bool,
     },
     /// The run ended.
     RunFinished {
@@ -230,6 +246,10 @@ pub enum EventKind {
         /// Interrupted by Ctrl-C.
         interrupted: bool,
     },
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A consumer of events.
@@ -363,10 +383,13 @@ impl Reporter for JsonlFile {
 }
 
 /// Reads `events.jsonl` back.
+///
+/// A line that is not an event — the last one cut by a runner killed while
+/// writing it, even inside a UTF-8 character — is skipped, not an error.
 pub fn read_events(path: &std::path::Path) -> std::io::Result<Vec<Event>> {
-    let text = std::fs::read_to_string(path)?;
-    Ok(text
-        .lines()
-        .filter_map(|line| serde_json::from_str(line).ok())
+    let bytes = std::fs::read(path)?;
+    Ok(bytes
+        .split(|byte| *byte == b'\n')
+        .filter_map(|line| serde_json::from_slice(line).ok())
         .collect())
 }

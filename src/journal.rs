@@ -137,6 +137,9 @@ pub struct RunbookStepRecord {
     pub output_tail: String,
     /// `Some(false)` when it failed on the second run of `check: idempotent`.
     pub idempotent: Option<bool>,
+    /// The last lines of the second run's output (`check: idempotent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub second_run_output: Option<String>,
     /// The commands as written (what ran, or what would have).
     #[serde(default)]
     pub command: String,
@@ -190,6 +193,13 @@ pub struct Journal {
     pub recovered: bool,
     /// Whether the runbook alone restored the steady state.
     pub complete: bool,
+    /// Whether a steady-state probe failed after the first fault; null
+    /// without `steady_state` or without a fault.
+    #[serde(default)]
+    pub outage_observed: Option<bool>,
+    /// `objectives.expect_outage`: a run that observed no outage fails.
+    #[serde(default = "yes")]
+    pub expect_outage: bool,
     /// The seed of every random choice; `--seed` replays it.
     pub seed: u64,
     /// Time to detect.
@@ -202,6 +212,10 @@ pub struct Journal {
     pub data_loss_ms: Option<u64>,
     /// The recovery point objective; null without `rpo`.
     pub rpo_ms: Option<u64>,
+    /// What the data-loss measurement found, or why there is none: null
+    /// only when the drill has no `data:` section.
+    #[serde(default)]
+    pub data_loss_detail: Option<String>,
     /// The score below which the run fails.
     #[serde(default)]
     pub min_score: u32,
@@ -235,6 +249,10 @@ pub struct Journal {
     /// Background probe results from the first fault on.
     #[serde(default)]
     pub health: Vec<ProbeSample>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Journal {

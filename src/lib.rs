@@ -5,6 +5,7 @@
 //! recovery runbook exactly as written, and scores the recovery.
 
 pub mod app;
+pub mod bounded;
 pub mod cli;
 pub mod drill;
 pub mod duration;
@@ -12,14 +13,19 @@ pub mod engine;
 pub mod event;
 pub mod history;
 pub mod journal;
+pub mod leftovers;
 pub mod located;
 pub mod logging;
+pub mod outputs;
 pub mod plan;
+pub mod ports;
 pub mod process;
 pub mod report;
 pub mod runbook;
+pub mod rundir;
 pub mod score;
 pub mod signal;
 pub mod target;
 pub mod text;
 pub mod vars;
+pub mod workdir;

@@ -15,6 +15,19 @@ fn main() {
             std::process::exit(code);
         }
     };
+    use firedrill::cli::Command;
+    if matches!(
+        cli.command,
+        Command::Validate { .. }
+            | Command::Plan { .. }
+            | Command::Report { .. }
+            | Command::History { .. }
+            | Command::Runbook { .. }
+            | Command::Schema
+            | Command::Completions { .. }
+    ) {
+        firedrill::signal::quiet_on_closed_stdout();
+    }
     firedrill::logging::init(cli.verbose);
     std::process::exit(firedrill::app::run(cli));
 }

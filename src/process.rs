@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
-use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 
 /// Environment variable that marks every process of a run (inherited by all
@@ -124,6 +123,10 @@ pub async fn run_logged_in(
     }
     let (exit_code, timed_out) = wait_or_kill(&mut child, timeout).await;
     let output = read_from(log, start_len).unwrap_or_default();
+    // What is left on disk is bounded: head and tail, the rest said dropped.
+    if let Err(error) = crate::bounded::cap_log(log, crate::bounded::log_limit()) {
+        tracing::warn!(%error, log = %log.display(), "cannot cap the log");
+    }
     Ok(Finished {
         exit_code,
         timed_out,
@@ -180,19 +183,21 @@ pub async fn run_captured(
     let mut stdout = child.stdout.take();
     let mut stderr = child.stderr.take();
     let read_all = async {
-        let mut out = Vec::new();
-        let mut err = Vec::new();
+        // Read to the end (a command blocked on a full pipe never exits),
+        // keep a bounded tail.
         let read_out = async {
-            if let Some(s) = stdout.as_mut() {
-                let _ = s.take(MAX_OUTPUT).read_to_end(&mut out).await;
+            match stdout.as_mut() {
+                Some(s) => crate::bounded::read_tail(s, MAX_OUTPUT as usize).await,
+                None => Vec::new(),
             }
         };
         let read_err = async {
-            if let Some(s) = stderr.as_mut() {
-                let _ = s.take(MAX_OUTPUT).read_to_end(&mut err).await;
+            match stderr.as_mut() {
+                Some(s) => crate::bounded::read_tail(s, MAX_OUTPUT as usize).await,
+                None => Vec::new(),
             }
         };
-        tokio::join!(read_out, read_err);
+        let (out, err) = tokio::join!(read_out, read_err);
         let status = child.wait().await;
         (out, err, status)
     };

@@ -46,6 +46,135 @@ pub fn overall_score(recovered: bool, time_score: u32, accuracy: Option<f64>) ->
     }
 }
 
+/// What the events say about the recover steps, for [`recovery_verdict`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecoverStep {
+    /// It ran and succeeded.
+    Ok,
+    /// It ran and failed: why.
+    Failed(String),
+    /// It never ran (a step it needs failed): why.
+    Skipped(String),
+}
+
+/// The recovery checks recorded after the graph (SPEC §7.2).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Checks {
+    /// The check after the recovery's first pass: held, and why not.
+    pub first_pass: Option<(bool, String)>,
+    /// The check after the `check: idempotent` re-run, if there was one.
+    pub after_rerun: Option<(bool, String)>,
+}
+
+/// Why a run is not recovered, or `None` if it is (SPEC §7.2: every recover
+/// step ran and succeeded, and the steady state holds after the recovery's
+/// first pass and again after any idempotency re-run). Without steady-state
+/// probes the recover steps alone decide.
+pub fn not_recovered_because(
+    fault_injected: bool,
+    recover_steps: &[(String, RecoverStep)],
+    has_steady_state: bool,
+    checks: &Checks,
+) -> Option<String> {
+    if !fault_injected {
+        return Some("no fault was injected".to_owned());
+    }
+    if recover_steps.is_empty() {
+        return Some("no recover step ran".to_owned());
+    }
+    for (id, step) in recover_steps {
+        match step {
+            RecoverStep::Ok => {}
+            RecoverStep::Skipped(why) => {
+                return Some(format!(
+                    "recover step `{id}` was skipped ({why}): the recovery was never tested"
+                ));
+            }
+            RecoverStep::Failed(why) => {
+                return Some(format!("recover step `{id}` failed: {why}"));
+            }
+        }
+    }
+    if !has_steady_state {
+        return None;
+    }
+    match (&checks.first_pass, &checks.after_rerun) {
+        (None, _) => Some("the steady state was not checked after the recovery".to_owned()),
+        (Some((false, why)), _) => Some(format!(
+            "the steady state did not hold after the recovery ({why})"
+        )),
+        (Some((true, _)), Some((false, why))) => Some(format!(
+            "the steady state did not hold again after the idempotency re-run ({why})"
+        )),
+        (Some((true, _)), _) => None,
+    }
+}
+
+/// The first step that failed before the first fault started (or at all,
+/// when no fault was injected): the drill could not be set up, so the run
+/// is an `error`, not a failed recovery (SPEC §7.2).
+pub fn setup_failure(
+    steps: &[(u64, String, StepStatus, String)],
+    first_fault_ms: Option<u64>,
+) -> Option<String> {
+    steps
+        .iter()
+        .find(|(finished_ms, _, status, _)| {
+            *status == StepStatus::Failed && first_fault_ms.is_none_or(|fault| *finished_ms < fault)
+        })
+        .map(|(_, id, _, detail)| {
+            let detail = crate::text::first_line(detail);
+            if detail.is_empty() {
+                format!("step `{id}` failed before the first fault: the drill could not be set up")
+            } else {
+                format!(
+                    "step `{id}` failed before the first fault ({detail}): the drill could not be set up"
+                )
+            }
+        })
+}
+
+/// Whether an outage was observed: a steady-state probe failed at or after
+/// the first fault (SPEC §7.2).
+pub fn outage_observed(health: &[ProbeSample], first_fault_ms: u64) -> bool {
+    health
+        .iter()
+        .any(|sample| sample.at_ms >= first_fault_ms && !sample.ok)
+}
+
+/// The runbook steps that failed their `check: idempotent` second run, as
+/// the reason line names them.
+pub fn not_idempotent(runbook: Option<&RunbookRecord>) -> Vec<String> {
+    runbook
+        .map(|runbook| {
+            runbook
+                .steps
+                .iter()
+                .enumerate()
+                .filter(|(_, step)| step.idempotent == Some(false))
+                .map(|(index, step)| format!("{} “{}” (line {})", index + 1, step.title, step.line))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Runbook accuracy: `100 × ok / executable`, one decimal. A step is ok if
+/// it ran as written, met its expectations, and (with `check: idempotent`)
+/// also succeeded on its second run.
+pub fn runbook_accuracy(steps: &[RunbookStepRecord], executable: usize) -> f64 {
+    let ok = steps.iter().filter(|s| counts_as_ok(s)).count();
+    if executable == 0 {
+        0.0
+    } else {
+        round1(100.0 * ok as f64 / executable as f64)
+    }
+}
+
+/// Whether a runbook step counts as ok for the accuracy.
+pub fn counts_as_ok(step: &RunbookStepRecord) -> bool {
+    step.status == RunbookStepStatus::Ok && step.idempotent != Some(false)
+}
+
 /// Builds the journal from the events of a run.
 pub fn journal(events: &[Event], ending: &Ending) -> Journal {
     let mut journal = Journal {
@@ -57,12 +186,15 @@ pub fn journal(events: &[Event], ending: &Ending) -> Journal {
         runbook_accuracy: None,
         recovered: false,
         complete: false,
+        outage_observed: None,
+        expect_outage: true,
         seed: 0,
         ttd_ms: None,
         ttr_ms: None,
         rto_ms: 0,
         data_loss_ms: None,
         rpo_ms: None,
+        data_loss_detail: None,
         min_score: 70,
         reason: String::new(),
         formula: String::new(),
@@ -78,13 +210,18 @@ pub fn journal(events: &[Event], ending: &Ending) -> Journal {
     };
     let mut steady: Vec<String> = Vec::new();
     let mut has_data = false;
+    let mut expect_outage = true;
     let mut step_starts: BTreeMap<String, u64> = BTreeMap::new();
-    let mut recovery_check: Option<bool> = None;
+    let mut checks = Checks::default();
+    // When the check after the recovery's first pass ended: TTR's horizon.
+    let mut first_pass_checked_ms: Option<u64> = None;
     let mut runbook_executable = 0usize;
     let mut runbook_steps: Vec<RunbookStepRecord> = Vec::new();
+    // Where each (recover step, runbook step index) is in `runbook_steps`.
+    let mut runbook_position: BTreeMap<(String, usize), usize> = BTreeMap::new();
     let mut last_recover_end: Option<u64> = None;
-    let mut recover_steps_ok = true;
-    let mut any_recover = false;
+    let mut recover_steps: Vec<(String, RecoverStep)> = Vec::new();
+    let mut finished: Vec<(u64, String, StepStatus, String)> = Vec::new();
     let mut data_read_failed = false;
 
     for event in events {
@@ -100,6 +237,7 @@ pub fn journal(events: &[Event], ending: &Ending) -> Journal {
                 min_score,
                 steady_state,
                 has_data: data,
+                expect_outage: expected,
                 ..
             } => {
                 journal.drill = drill.clone();
@@ -113,6 +251,7 @@ pub fn journal(events: &[Event], ending: &Ending) -> Journal {
                 journal.started_at = event.time.clone();
                 steady = steady_state.clone();
                 has_data = *data;
+                expect_outage = *expected;
             }
             EventKind::StepStarted { step, .. } => {
                 step_starts.entry(step.clone()).or_insert(event.at_ms);
@@ -138,14 +277,23 @@ pub fn journal(events: &[Event], ending: &Ending) -> Journal {
                     detail: detail.clone(),
                     output_tail: output_tail.clone(),
                 });
+                finished.push((event.at_ms, step.clone(), *status, detail.clone()));
                 if action == "recover" {
-                    any_recover = true;
-                    if *status == StepStatus::Ok {
-                        last_recover_end =
-                            Some(last_recover_end.map_or(event.at_ms, |t: u64| t.max(event.at_ms)));
-                    } else {
-                        recover_steps_ok = false;
-                    }
+                    let outcome = match status {
+                        StepStatus::Ok => {
+                            last_recover_end = Some(
+                                last_recover_end.map_or(event.at_ms, |t: u64| t.max(event.at_ms)),
+                            );
+                            RecoverStep::Ok
+                        }
+                        StepStatus::Skipped => RecoverStep::Skipped(detail.clone()),
+                        StepStatus::Failed | StepStatus::Interrupted => {
+                            RecoverStep::Failed(crate::text::first_line(detail).to_owned())
+                        }
+                    };
+                    // A resumed run may finish a step again: the last word counts.
+                    recover_steps.retain(|(id, _)| id != step);
+                    recover_steps.push((step.clone(), outcome));
                 }
             }
             EventKind::FaultInjected {
@@ -202,6 +350,7 @@ pub fn journal(events: &[Event], ending: &Ending) -> Journal {
                 });
             }
             EventKind::RunbookStep {
+                step,
                 index,
                 title,
                 line,
@@ -214,11 +363,12 @@ pub fn journal(events: &[Event], ending: &Ending) -> Journal {
                 idempotent,
                 note,
                 deviation,
-                ..
             } => {
                 if let Some(second_run) = idempotent {
-                    if let Some(record) = runbook_steps.get_mut(*index) {
+                    let position = runbook_position.get(&(step.clone(), *index)).copied();
+                    if let Some(record) = position.and_then(|at| runbook_steps.get_mut(at)) {
                         record.idempotent = Some(*second_run);
+                        record.second_run_output = Some(output_tail.clone());
                         if !second_run && !detail.is_empty() {
                             record.detail = if record.detail.is_empty() {
                                 format!("second run: {detail}")
@@ -229,6 +379,7 @@ pub fn journal(events: &[Event], ending: &Ending) -> Journal {
                     }
                     continue;
                 }
+                runbook_position.insert((step.clone(), *index), runbook_steps.len());
                 runbook_steps.push(RunbookStepRecord {
                     title: title.clone(),
                     line: *line,
@@ -237,22 +388,41 @@ pub fn journal(events: &[Event], ending: &Ending) -> Journal {
                     exit_code: *exit_code,
                     output_tail: output_tail.clone(),
                     idempotent: None,
+                    second_run_output: None,
                     command: command.clone(),
                     detail: detail.clone(),
                     note: note.clone(),
                     deviation: deviation.clone(),
                 });
             }
-            EventKind::DataLoss { loss_ms, .. } => {
+            EventKind::DataLoss {
+                loss_ms, detail, ..
+            } => {
                 journal.data_loss_ms = *loss_ms;
+                journal.data_loss_detail = Some(detail.clone());
                 data_read_failed = loss_ms.is_none();
             }
-            EventKind::RecoveryChecked { ok, .. } => recovery_check = Some(*ok),
+            EventKind::RecoveryChecked {
+                ok,
+                detail,
+                after_rerun,
+            } => {
+                if *after_rerun {
+                    checks.after_rerun = Some((*ok, detail.clone()));
+                } else if checks.first_pass.is_none() {
+                    checks.first_pass = Some((*ok, detail.clone()));
+                    first_pass_checked_ms = Some(event.at_ms);
+                }
+            }
             _ => {}
         }
     }
     if let Some(runbook) = journal.runbook.as_mut() {
         runbook.steps = runbook_steps;
+    }
+    if has_data && journal.data_loss_detail.is_none() {
+        journal.data_loss_detail =
+            Some("not measured: the run ended before `data.read` ran".to_owned());
     }
 
     let first_fault = journal.first_fault_ms;
@@ -264,34 +434,40 @@ pub fn journal(events: &[Event], ending: &Ending) -> Journal {
             .map(|sample| sample.at_ms - fault_at);
     }
 
-    let recovered = if steady.is_empty() {
-        any_recover && recover_steps_ok
-    } else {
-        recovery_check == Some(true)
-    };
-    journal.recovered = recovered && first_fault.is_some();
+    journal.expect_outage = expect_outage;
+    journal.outage_observed = first_fault
+        .filter(|_| !steady.is_empty())
+        .map(|at| outage_observed(&journal.health, at));
+    let not_recovered = not_recovered_because(
+        first_fault.is_some(),
+        &recover_steps,
+        !steady.is_empty(),
+        &checks,
+    );
+    journal.recovered = not_recovered.is_none();
     if journal.recovered
         && let Some(fault_at) = first_fault
     {
         journal.ttr_ms = if steady.is_empty() {
             last_recover_end.map(|end| end.saturating_sub(fault_at))
         } else {
-            Some(final_streak_start(&journal.health, &steady, fault_at).saturating_sub(fault_at))
+            // The streak that holds through the first pass's check: the
+            // idempotency re-run is not part of TTR.
+            let horizon = first_pass_checked_ms.unwrap_or(u64::MAX);
+            let samples: Vec<ProbeSample> = journal
+                .health
+                .iter()
+                .filter(|s| s.at_ms <= horizon)
+                .cloned()
+                .collect();
+            Some(final_streak_start(&samples, &steady, fault_at).saturating_sub(fault_at))
         };
     }
 
-    journal.runbook_accuracy = journal.runbook.as_ref().map(|runbook| {
-        let ok = runbook
-            .steps
-            .iter()
-            .filter(|s| s.status == RunbookStepStatus::Ok)
-            .count();
-        if runbook_executable == 0 {
-            0.0
-        } else {
-            round1(100.0 * ok as f64 / runbook_executable as f64)
-        }
-    });
+    journal.runbook_accuracy = journal
+        .runbook
+        .as_ref()
+        .map(|runbook| runbook_accuracy(&runbook.steps, runbook_executable));
     journal.complete = journal.recovered
         && match &journal.runbook {
             Some(runbook) => runbook.steps.iter().all(|s| {
@@ -314,31 +490,37 @@ pub fn journal(events: &[Event], ending: &Ending) -> Journal {
         Some(rpo) => !data_read_failed && journal.data_loss_ms.is_some_and(|loss| loss <= rpo),
         None => true,
     };
-    let _ = has_data;
     (journal.verdict, journal.reason) = match ending {
         Ending::Aborted(reason) => (Verdict::Aborted, reason.clone()),
         Ending::Error(reason) => (Verdict::Error, reason.clone()),
         Ending::Interrupted => (Verdict::Aborted, "interrupted (Ctrl-C)".into()),
         Ending::Completed => {
-            if !journal.recovered {
-                let why = if first_fault.is_none() {
-                    "no fault was injected".to_owned()
-                } else if steady.is_empty() {
-                    "a recover step failed".to_owned()
-                } else {
-                    "the steady state did not hold after the last recovery step".to_owned()
-                };
+            let (verdict, reason) = if let Some(why) = setup_failure(&finished, first_fault) {
+                (Verdict::Error, why)
+            } else if let Some(why) = not_recovered {
                 (Verdict::Failed, format!("not recovered: {why}"))
-            } else if !rpo_met {
-                let loss = journal
-                    .data_loss_ms
-                    .map_or("not measured".to_owned(), |l| format!("{l} ms"));
+            } else if expect_outage && journal.outage_observed == Some(false) {
                 (
                     Verdict::Failed,
-                    format!(
-                        "data loss {loss} exceeds the RPO of {} ms",
-                        journal.rpo_ms.unwrap_or(0)
-                    ),
+                    "no outage observed: no steady-state probe failed after the first fault, so \
+                     the recovery was not exercised (set `objectives.expect_outage: false` if \
+                     holding through the faults is the point)"
+                        .to_owned(),
+                )
+            } else if !rpo_met {
+                let loss = match (journal.data_loss_ms, &journal.data_loss_detail) {
+                    (Some(loss), _) => format!("data loss {loss} ms exceeds"),
+                    (None, Some(detail)) => {
+                        format!(
+                            "data loss not measured ({}) against",
+                            crate::text::first_line(detail)
+                        )
+                    }
+                    (None, None) => "data loss not measured against".to_owned(),
+                };
+                (
+                    Verdict::Failed,
+                    format!("{loss} the RPO of {} ms", journal.rpo_ms.unwrap_or(0)),
                 )
             } else if journal.score < journal.min_score {
                 (
@@ -353,10 +535,46 @@ pub fn journal(events: &[Event], ending: &Ending) -> Journal {
                     Verdict::Passed,
                     format!("recovered, score {} ≥ {}", journal.score, journal.min_score),
                 )
+            };
+            match verdict {
+                Verdict::Error => (verdict, reason),
+                _ => (
+                    verdict,
+                    with_notes(reason, &journal, &steady, expect_outage),
+                ),
             }
         }
     };
     journal
+}
+
+/// What else decided or qualifies the verdict, appended to the reason: the
+/// runbook steps that are not safe to re-run, and how the recovery was judged
+/// without steady-state probes.
+fn with_notes(
+    mut reason: String,
+    journal: &Journal,
+    steady: &[String],
+    expect_outage: bool,
+) -> String {
+    let unsafe_steps = not_idempotent(journal.runbook.as_ref());
+    if !unsafe_steps.is_empty() {
+        let plural = if unsafe_steps.len() == 1 {
+            "step"
+        } else {
+            "steps"
+        };
+        reason.push_str(&format!(
+            "; runbook {plural} {} not safe to re-run (failed the second run), so not counted as ok",
+            unsafe_steps.join(", ")
+        ));
+    }
+    if steady.is_empty() {
+        reason.push_str("; no steady state defined: judged by the recover steps alone");
+    } else if !expect_outage {
+        reason.push_str("; no outage required (`expect_outage: false`)");
+    }
+    reason
 }
 
 fn round1(value: f64) -> f64 {
@@ -426,11 +644,13 @@ mod tests {
             run_dir: String::new(),
             workdir: String::new(),
             pid: 1,
+            pid_started: None,
             rto_ms: 10_000,
             rpo_ms: None,
             min_score: 70,
             steady_state: steady.iter().map(|s| s.to_string()).collect(),
             has_data: false,
+            expect_outage: true,
         }
     }
 
@@ -481,6 +701,7 @@ mod tests {
             probe(2100, "b", false),
             probe(3000, "a", true),
             probe(3100, "b", true),
+            finished(3500, "fix", "recover", StepStatus::Ok, ""),
             probe(4000, "a", true),
             probe(4100, "b", true),
             ev(
@@ -488,6 +709,7 @@ mod tests {
                 EventKind::RecoveryChecked {
                     ok: true,
                     detail: String::new(),
+                    after_rerun: false,
                 },
             ),
         ]);
@@ -524,6 +746,7 @@ mod tests {
             EventKind::RecoveryChecked {
                 ok: false,
                 detail: "a failed".into(),
+                after_rerun: false,
             },
         ));
         let journal = journal(&events, &Ending::Completed);
@@ -566,5 +789,384 @@ mod tests {
             journal(&events, &Ending::Error("unhealthy".into())).verdict,
             Verdict::Error
         );
+    }
+
+    fn finished(at: u64, step: &str, action: &str, status: StepStatus, detail: &str) -> Event {
+        ev(
+            at,
+            EventKind::StepFinished {
+                step: step.into(),
+                action: action.into(),
+                status,
+                duration_ms: 0,
+                attempts: 1,
+                exit_code: None,
+                detail: detail.into(),
+                output_tail: String::new(),
+            },
+        )
+    }
+
+    fn checked(at: u64, ok: bool, after_rerun: bool) -> Event {
+        ev(
+            at,
+            EventKind::RecoveryChecked {
+                ok,
+                detail: if ok {
+                    String::new()
+                } else {
+                    "`a`: down".into()
+                },
+                after_rerun,
+            },
+        )
+    }
+
+    /// A run with steady state `a` that breaks at 1000 and recovers by `fix`.
+    fn broken_and_fixed() -> Vec<Event> {
+        let mut events = vec![ev(0, started(&["a"]))];
+        events.extend(fault(1000));
+        events.push(probe(1100, "a", false));
+        events.push(finished(2000, "fix", "recover", StepStatus::Ok, ""));
+        events.push(probe(2100, "a", true));
+        events
+    }
+
+    #[test]
+    fn a_skipped_recover_step_is_not_recovered_even_if_the_steady_state_holds() {
+        let mut events = vec![ev(0, started(&["a"]))];
+        events.extend(fault(1000));
+        events.push(probe(1100, "a", false));
+        events.push(finished(
+            1200,
+            "confirm",
+            "run",
+            StepStatus::Failed,
+            "exit code 1",
+        ));
+        events.push(finished(
+            1200,
+            "fix",
+            "recover",
+            StepStatus::Skipped,
+            "needs `confirm`, which failed",
+        ));
+        events.push(probe(1300, "a", true));
+        events.push(checked(1400, true, false));
+        let journal = journal(&events, &Ending::Completed);
+        assert!(!journal.recovered);
+        assert_eq!(journal.score, 0);
+        assert_eq!(journal.verdict, Verdict::Failed);
+        assert!(
+            journal.reason.contains("`fix` was skipped")
+                && journal.reason.contains("the recovery was never tested"),
+            "{}",
+            journal.reason
+        );
+    }
+
+    #[test]
+    fn a_failed_recover_step_is_not_recovered_even_if_the_steady_state_holds() {
+        let mut events = broken_and_fixed();
+        events.push(finished(
+            2000,
+            "fix2",
+            "recover",
+            StepStatus::Failed,
+            "exit code 3",
+        ));
+        events.push(checked(2200, true, false));
+        let journal = journal(&events, &Ending::Completed);
+        assert!(!journal.recovered);
+        assert!(
+            journal.reason.contains("`fix2` failed: exit code 3"),
+            "{}",
+            journal.reason
+        );
+    }
+
+    #[test]
+    fn no_outage_observed_fails_unless_none_is_expected() {
+        let mut events = vec![ev(0, started(&["a"]))];
+        events.extend(fault(1000));
+        events.push(probe(1100, "a", true));
+        events.push(finished(1200, "fix", "recover", StepStatus::Ok, ""));
+        events.push(checked(1300, true, false));
+        let failed = journal(&events, &Ending::Completed);
+        assert!(failed.recovered, "the measures stay what they are");
+        assert_eq!(failed.verdict, Verdict::Failed);
+        assert!(
+            failed.reason.starts_with("no outage observed"),
+            "{}",
+            failed.reason
+        );
+
+        if let EventKind::RunStarted { expect_outage, .. } = &mut events[0].kind {
+            *expect_outage = false;
+        }
+        let holding = journal(&events, &Ending::Completed);
+        assert_eq!(holding.verdict, Verdict::Passed, "{}", holding.reason);
+        assert!(
+            holding.reason.contains("expect_outage: false"),
+            "{}",
+            holding.reason
+        );
+    }
+
+    #[test]
+    fn a_failure_before_the_first_fault_does_not_count_as_an_outage() {
+        let mut events = vec![ev(0, started(&["a"])), probe(500, "a", false)];
+        events.extend(fault(1000));
+        events.push(probe(1100, "a", true));
+        events.push(finished(1200, "fix", "recover", StepStatus::Ok, ""));
+        events.push(checked(1300, true, false));
+        assert!(
+            journal(&events, &Ending::Completed)
+                .reason
+                .starts_with("no outage observed")
+        );
+    }
+
+    #[test]
+    fn without_steady_state_the_reason_says_how_it_was_judged() {
+        let mut events = vec![ev(0, started(&[]))];
+        events.extend(fault(100));
+        events.push(finished(200, "fix", "recover", StepStatus::Ok, ""));
+        let journal = journal(&events, &Ending::Completed);
+        assert_eq!(journal.verdict, Verdict::Passed);
+        assert!(
+            journal
+                .reason
+                .contains("no steady state defined: judged by the recover steps alone"),
+            "{}",
+            journal.reason
+        );
+    }
+
+    #[test]
+    fn a_step_that_fails_before_the_first_fault_is_an_error_naming_it() {
+        let mut events = vec![ev(0, started(&["a"]))];
+        events.push(finished(
+            50,
+            "setup",
+            "run",
+            StepStatus::Failed,
+            "exit code 2\nmore",
+        ));
+        events.push(finished(
+            50,
+            "break",
+            "fault",
+            StepStatus::Skipped,
+            "needs `setup`",
+        ));
+        events.push(finished(
+            50,
+            "fix",
+            "recover",
+            StepStatus::Skipped,
+            "needs `break`",
+        ));
+        let journal = journal(&events, &Ending::Completed);
+        assert_eq!(journal.verdict, Verdict::Error);
+        assert_eq!(journal.verdict.exit_code(), 4);
+        assert_eq!(
+            journal.reason,
+            "step `setup` failed before the first fault (exit code 2): the drill could not be set up"
+        );
+        // A step that fails after the first fault is the recovery's business.
+        let mut later = broken_and_fixed();
+        later.push(finished(
+            1500,
+            "observe",
+            "run",
+            StepStatus::Failed,
+            "exit code 1",
+        ));
+        later.push(checked(2200, true, false));
+        assert_ne!(journal_verdict(&later), Verdict::Error);
+    }
+
+    fn journal_verdict(events: &[Event]) -> Verdict {
+        journal(events, &Ending::Completed).verdict
+    }
+
+    fn runbook_step(
+        at: u64,
+        index: usize,
+        status: RunbookStepStatus,
+        idempotent: Option<bool>,
+        output: &str,
+    ) -> Event {
+        ev(
+            at,
+            EventKind::RunbookStep {
+                step: "fix".into(),
+                index,
+                title: format!("step {index}"),
+                line: 3 + index,
+                status,
+                duration_ms: 10,
+                exit_code: Some(if status == RunbookStepStatus::Ok {
+                    0
+                } else {
+                    1
+                }),
+                command: "mkdir d".into(),
+                output_tail: output.into(),
+                detail: if status == RunbookStepStatus::Ok {
+                    String::new()
+                } else {
+                    "exit code 1".into()
+                },
+                idempotent,
+                note: None,
+                deviation: None,
+            },
+        )
+    }
+
+    #[test]
+    fn a_step_that_fails_its_second_run_is_not_ok_and_is_named() {
+        let mut events = vec![ev(0, started(&["a"]))];
+        events.extend(fault(1000));
+        events.push(probe(1100, "a", false));
+        events.push(ev(
+            1200,
+            EventKind::RunbookStarted {
+                step: "fix".into(),
+                path: "rb.md".into(),
+                executable: 2,
+                total: 2,
+            },
+        ));
+        events.push(runbook_step(1300, 0, RunbookStepStatus::Ok, None, ""));
+        events.push(runbook_step(1400, 1, RunbookStepStatus::Ok, None, ""));
+        events.push(finished(1500, "fix", "recover", StepStatus::Ok, ""));
+        events.push(probe(1600, "a", true));
+        events.push(checked(1700, true, false));
+        events.push(runbook_step(
+            1800,
+            0,
+            RunbookStepStatus::Failed,
+            Some(false),
+            "mkdir: d: File exists",
+        ));
+        events.push(runbook_step(1900, 1, RunbookStepStatus::Ok, Some(true), ""));
+        events.push(checked(2000, true, true));
+        let journal = journal(&events, &Ending::Completed);
+        assert_eq!(journal.runbook_accuracy, Some(50.0));
+        assert_eq!(journal.score, 75);
+        let steps = &journal.runbook.as_ref().unwrap().steps;
+        assert_eq!(
+            steps[0].second_run_output.as_deref(),
+            Some("mkdir: d: File exists")
+        );
+        assert!(
+            journal
+                .reason
+                .contains("runbook step 1 “step 0” (line 3) not safe to re-run"),
+            "{}",
+            journal.reason
+        );
+    }
+
+    #[test]
+    fn ttr_ends_with_the_first_pass_and_the_rerun_must_hold_again() {
+        let mut events = broken_and_fixed();
+        events.push(checked(2200, true, false));
+        // The re-run takes the system down again, and it comes back.
+        events.push(probe(3000, "a", false));
+        events.push(probe(5000, "a", true));
+        events.push(checked(5100, true, true));
+        let journal = journal(&events, &Ending::Completed);
+        assert!(journal.recovered);
+        assert_eq!(journal.ttr_ms, Some(1100), "the re-run is not part of TTR");
+
+        // It does not come back: not recovered.
+        let mut events = broken_and_fixed();
+        events.push(checked(2200, true, false));
+        events.push(probe(3000, "a", false));
+        events.push(checked(5100, false, true));
+        let rerun_broke = super::journal(&events, &Ending::Completed);
+        assert!(!rerun_broke.recovered);
+        assert!(
+            rerun_broke
+                .reason
+                .contains("did not hold again after the idempotency re-run"),
+            "{}",
+            rerun_broke.reason
+        );
+    }
+
+    #[test]
+    fn a_failed_data_read_is_said_as_it_failed() {
+        let mut events = broken_and_fixed();
+        if let EventKind::RunStarted {
+            has_data, rpo_ms, ..
+        } = &mut events[0].kind
+        {
+            *has_data = true;
+            *rpo_ms = Some(5000);
+        }
+        events.push(checked(2200, true, false));
+        events.push(ev(
+            2300,
+            EventKind::DataLoss {
+                loss_ms: None,
+                last_heartbeat_ms: None,
+                detail: "`data.read` failed (exit Some(1)): connection refused".into(),
+            },
+        ));
+        let journal = journal(&events, &Ending::Completed);
+        assert_eq!(journal.verdict, Verdict::Failed);
+        assert!(
+            journal.reason.contains("connection refused"),
+            "{}",
+            journal.reason
+        );
+        assert_eq!(
+            journal.data_loss_detail.as_deref(),
+            Some("`data.read` failed (exit Some(1)): connection refused")
+        );
+    }
+
+    #[test]
+    fn second_runs_attach_to_their_own_runbook_step_when_runbooks_interleave() {
+        let step_of = |at: u64, step: &str, index: usize, idempotent: Option<bool>| {
+            let mut event = runbook_step(at, index, RunbookStepStatus::Ok, idempotent, step);
+            if let EventKind::RunbookStep { step: id, .. } = &mut event.kind {
+                *id = step.into();
+            }
+            event
+        };
+        let mut events = vec![ev(0, started(&[]))];
+        events.extend(fault(100));
+        for (at, step) in [(200, "a"), (210, "b")] {
+            events.push(ev(
+                at,
+                EventKind::RunbookStarted {
+                    step: step.into(),
+                    path: "rb.md".into(),
+                    executable: 2,
+                    total: 2,
+                },
+            ));
+        }
+        events.push(step_of(300, "a", 0, None));
+        events.push(step_of(310, "b", 0, None));
+        events.push(step_of(320, "b", 1, None));
+        events.push(step_of(330, "a", 1, None));
+        events.push(step_of(400, "b", 1, Some(false)));
+        let journal = journal(&events, &Ending::Completed);
+        let steps = &journal.runbook.as_ref().unwrap().steps;
+        // Recorded in event order: a0, b0, b1, a1; b's step 2 is the third.
+        let flagged: Vec<usize> = steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.idempotent == Some(false))
+            .map(|(at, _)| at)
+            .collect();
+        assert_eq!(flagged, [2], "{steps:?}");
     }
 }

@@ -13,6 +13,64 @@ pub fn parse_signal(name: &str) -> Option<Signal> {
     full.parse().ok()
 }
 
+/// Signals whose default action ends a process: each ends a run the way
+/// Ctrl-C does (SPEC §8) — reverts, evidence, journal, the sweep, exit 130 —
+/// instead of killing the runner with nothing cleaned up (a closed terminal
+/// or ssh session sends SIGHUP).
+const TERMINATING: &[tokio::signal::unix::SignalKind] = &[
+    tokio::signal::unix::SignalKind::interrupt(),
+    tokio::signal::unix::SignalKind::terminate(),
+    tokio::signal::unix::SignalKind::hangup(),
+    tokio::signal::unix::SignalKind::quit(),
+    tokio::signal::unix::SignalKind::user_defined1(),
+    tokio::signal::unix::SignalKind::user_defined2(),
+    tokio::signal::unix::SignalKind::alarm(),
+];
+
+/// Catches every terminating signal from now on; resolves at the first one
+/// with its name. Call from within a tokio runtime.
+pub fn terminating() -> impl std::future::Future<Output = &'static str> {
+    let mut streams: Vec<(tokio::signal::unix::Signal, tokio::signal::unix::SignalKind)> =
+        TERMINATING
+            .iter()
+            .filter_map(|kind| tokio::signal::unix::signal(*kind).ok().map(|s| (s, *kind)))
+            .collect();
+    async move {
+        if streams.is_empty() {
+            return std::future::pending().await;
+        }
+        let kind = first_of(&mut streams).await;
+        Signal::try_from(kind.as_raw_value()).map_or("a signal", Signal::as_str)
+    }
+}
+
+/// The first of several signal streams to deliver.
+async fn first_of(
+    streams: &mut [(tokio::signal::unix::Signal, tokio::signal::unix::SignalKind)],
+) -> tokio::signal::unix::SignalKind {
+    std::future::poll_fn(|cx| {
+        for (stream, kind) in streams.iter_mut() {
+            if stream.poll_recv(cx).is_ready() {
+                return std::task::Poll::Ready(*kind);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+/// Restores the default action of SIGPIPE (the Rust runtime ignores it, so
+/// `println!` panics when the reader has gone: `firedrill completions zsh |
+/// head -3`). For commands that only print: they then end quietly, as `cat`
+/// does. Never for a run, which must revert and sweep whatever happens to
+/// its stdout.
+pub fn quiet_on_closed_stdout() {
+    use nix::sys::signal::{SigHandler, signal};
+    // SAFETY: installing SIG_DFL runs no code of ours in a signal context;
+    // it is called once, at start, before any thread exists.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

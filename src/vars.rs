@@ -54,6 +54,26 @@ pub fn expand_vars(
     env
 }
 
+/// Names firedrill sets for every run (SPEC §1); with every name starting
+/// with `FIREDRILL_` or `KIND_`, no drill, `--var` or step output may set them.
+pub const RESERVED: &[&str] = &[
+    "WORKDIR",
+    "RUN_ID",
+    "DRILL",
+    "SCENARIO_DIR",
+    "RUN_DIR",
+    "CLUSTER",
+    "KUBECONFIG",
+    "KUBECACHEDIR",
+];
+
+/// Whether `name` is reserved to firedrill (SPEC §1): a drill cannot move
+/// its own WORKDIR, hide its processes from the sweep, or point a command
+/// at another cluster.
+pub fn is_reserved(name: &str) -> bool {
+    RESERVED.contains(&name) || name.starts_with("FIREDRILL_") || name.starts_with("KIND_")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,8 +4,8 @@
 mod common;
 
 use common::{
-    alive, assert_nothing_left, interrupt, read_journal, read_pids, run_command, run_drill,
-    step_of, wait_for, write_drill,
+    AWAIT_OUTAGE, alive, assert_nothing_left, interrupt, read_journal, read_pids, run_command,
+    run_drill, step_of, wait_for, write_drill,
 };
 
 /// A drill whose "system" is a file: healthy while `$WORKDIR/healthy` exists.
@@ -39,7 +39,10 @@ steps:
     run: rm "$WORKDIR/healthy"
   - id: fix
     needs: [sick]
-    recover: {{run: 'touch "$WORKDIR/healthy"'}}
+    recover:
+      run: |
+        {AWAIT_OUTAGE}
+        touch "$WORKDIR/healthy"
 "#
         ),
         &[],
@@ -192,7 +195,8 @@ steps:
 "#,
         &[],
     );
-    assert_eq!(run.code(), 1, "{}", run.explain());
+    // A step that fails before the first fault: the drill could not be set up.
+    assert_eq!(run.code(), 4, "{}", run.explain());
     let slow = run.step("slow");
     assert_eq!(slow["status"], "failed");
     assert!(

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use common::{
-    alive, firedrill, processes_of_run, read_journal, read_pids, run_command, step_of, wait_for,
-    write_drill,
+    AWAIT_OUTAGE, alive, firedrill, processes_of_run, read_journal, read_pids, run_command,
+    step_of, wait_for, write_drill,
 };
 
 /// Runs the drill in `dir` until `marker` exists, then kills the runner
@@ -48,7 +48,7 @@ fn a_run_whose_runner_died_is_resumed_to_the_end() {
     let dir = tempfile::tempdir().unwrap();
     write_drill(
         dir.path(),
-        r#"
+        &r#"
 version: 1
 name: resumable
 objectives: {rto: 5m}
@@ -69,14 +69,15 @@ steps:
   - id: long
     needs: [break]
     run: |
-      if [ -f "${T}/resumed" ]; then exit 0; fi
+      if [ -f "${T}/resumed" ]; then AWAIT_OUTAGE; exit 0; fi
       sleep 1000 & echo $! > "${T}/orphan.pid"
       touch "${T}/long-started"
       wait
   - id: fix
     needs: [long]
     recover: {run: 'test "$KEY" = from-setup && touch "$WORKDIR/healthy"'}
-"#,
+"#
+        .replace("AWAIT_OUTAGE", AWAIT_OUTAGE),
     );
     let run_dir = run_until_then_kill(dir.path(), "long-started");
     let orphan = read_pids(&dir.path().join("orphan.pid"))[0];

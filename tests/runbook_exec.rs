@@ -4,7 +4,8 @@
 mod common;
 
 use common::{
-    assert_nothing_left, firedrill, read_journal, run_command, run_drill, run_in, write_drill,
+    AWAIT_OUTAGE, assert_nothing_left, firedrill, read_journal, run_command, run_drill, run_in,
+    write_drill,
 };
 
 /// A directory with a drill whose recovery follows `runbook.md` (with
@@ -30,8 +31,13 @@ steps:
   - id: break
     needs: [setup]
     fault: {{run: 'rm "$WORKDIR/healthy"'}}
-  - id: restore
+  - id: detected
     needs: [break]
+    timeout: 1m
+    run: |
+      {AWAIT_OUTAGE}
+  - id: restore
+    needs: [detected]
     recover: {{runbook: runbook.md{check}}}
 "#
         ),

@@ -46,8 +46,9 @@ const TOP_LEVEL_FIELDS: &[&str] = &[
 
 /// Loads and validates one drill file, collecting every problem in it.
 pub fn load(path: &Path) -> Result<LoadedDrill, FileProblems> {
-    let bytes = std::fs::read(path).map_err(|error| {
-        FileProblems::unreadable(
+    let bytes =
+        crate::bounded::read_regular(path, crate::bounded::MAX_INPUT_FILE).map_err(|error| {
+            FileProblems::unreadable(
             path,
             Problem::at(
                 Loc::default(),
@@ -57,7 +58,7 @@ pub fn load(path: &Path) -> Result<LoadedDrill, FileProblems> {
                 "check the path; `firedrill validate scenarios/` checks every drill in a directory",
             ),
         )
-    })?;
+        })?;
     if let Some(nul) = bytes.iter().position(|&byte| byte == 0) {
         return Err(FileProblems::unreadable(
             path,
@@ -321,6 +322,8 @@ pub fn parse_source(source: &str, dir: &Path) -> Result<Drill, Vec<Problem>> {
             rto: super::model::Dur(std::time::Duration::from_secs(300)),
             rpo: None,
             min_score: None,
+            expect_outage: None,
+            settle: None,
         }),
         services,
         probes,

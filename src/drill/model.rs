@@ -141,6 +141,15 @@ pub struct Objectives {
     pub rpo: Option<Located<Dur>>,
     /// The run exits 1 below this score (default 70).
     pub min_score: Option<u32>,
+    /// Whether the faults must cause an observable outage (default true):
+    /// a run in which no steady-state probe failed after the first fault is
+    /// `failed` ("no outage observed") unless this is `false`, for a
+    /// resilience check where holding is the point (SPEC §7.2).
+    pub expect_outage: Option<bool>,
+    /// How long the recovery check after the last step may wait for every
+    /// steady-state probe to hold (default: 10s, or longer for slow probes,
+    /// see [`Drill::settle`]).
+    pub settle: Option<Dur>,
 }
 
 /// A service of the local target (SPEC §3.1).
@@ -543,10 +552,33 @@ pub struct Drill {
     pub steps: Vec<Step>,
 }
 
+/// The shortest default settle window of the recovery check.
+pub const DEFAULT_SETTLE: Duration = Duration::from_secs(10);
+
 impl Drill {
     /// `objectives.min_score`, default 70.
     pub fn min_score(&self) -> u32 {
         self.objectives.min_score.unwrap_or(70)
+    }
+
+    /// `objectives.expect_outage`, default true.
+    pub fn expect_outage(&self) -> bool {
+        self.objectives.expect_outage.unwrap_or(true)
+    }
+
+    /// `objectives.settle`; by default the larger of 10s and, for the
+    /// slowest steady-state probe, `(success_threshold + 2) × interval`: a
+    /// restarting server gets time to come back, and a probe polled rarely
+    /// still gets a few chances.
+    pub fn settle(&self) -> Duration {
+        if let Some(settle) = &self.objectives.settle {
+            return settle.0;
+        }
+        self.steady_state
+            .iter()
+            .filter_map(|name| self.probes.get(&name.value))
+            .map(|probe| probe.interval() * (probe.success_threshold() + 2))
+            .fold(DEFAULT_SETTLE, Duration::max)
     }
 
     /// The step with this id.

@@ -84,15 +84,19 @@ pub(crate) fn validate(
         );
     }
     for name in drill.vars.keys() {
-        if !is_valid_var_name(name) {
-            let loc = map_value(cx.root, "vars")
-                .and_then(|vars| map_key(vars, name))
-                .map_or(top, |n| n.loc);
-            problems.push(
-                Problem::at(loc, format!("invalid variable name `{name}`"))
-                    .help("variables are exported to commands: use letters, digits and `_`, not starting with a digit"),
-            );
-        }
+        let problem = if !is_valid_var_name(name) {
+            Problem::at(top, format!("invalid variable name `{name}`"))
+                .help("variables are exported to commands: use letters, digits and `_`, not starting with a digit")
+        } else if crate::vars::is_reserved(name) {
+            Problem::at(top, format!("variable `{name}` is reserved: firedrill sets it"))
+                .help("WORKDIR, RUN_ID, DRILL, SCENARIO_DIR, RUN_DIR, CLUSTER, KUBECONFIG, KUBECACHEDIR and every FIREDRILL_* or KIND_* name belong to firedrill; rename the variable")
+        } else {
+            continue;
+        };
+        let loc = map_value(cx.root, "vars")
+            .and_then(|vars| map_key(vars, name))
+            .map_or(top, |n| n.loc);
+        problems.push(Problem { loc, ..problem });
     }
     check_target(drill, cx, problems);
     check_probes(drill, cx, problems);
@@ -306,7 +310,17 @@ fn check_probes(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
     }
 }
 
+/// The shortest probe interval: a probe polled in a hot loop would load the
+/// system under test and fill the journal.
+pub const MIN_PROBE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
+
 fn check_probe(probe: &Probe, loc: Loc, what: &str, drill: &Drill, problems: &mut Vec<Problem>) {
+    if probe.interval.is_some_and(|i| i.0 < MIN_PROBE_INTERVAL) {
+        problems.push(
+            Problem::at(loc, format!("{what}: `interval` is shorter than 50ms"))
+                .help("a probe is polled every `interval` for the whole run; 50ms is the shortest, 500ms to 1s is usual"),
+        );
+    }
     let kinds = probe.kinds();
     match kinds.as_slice() {
         [] => problems.push(
@@ -443,6 +457,12 @@ fn check_services(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
                 problems.push(Problem::at(
                     key_loc,
                     format!("service `{name}`: invalid environment variable name `{var}`"),
+                ));
+            } else if crate::vars::is_reserved(var) {
+                // FIREDRILL_RUN_ID here would hide the service from the sweep.
+                problems.push(Problem::at(
+                    key_loc,
+                    format!("service `{name}`: variable `{var}` is reserved: firedrill sets it"),
                 ));
             }
         }

@@ -53,7 +53,16 @@ pub(crate) async fn await_services(
                 result = await_probe(&shared, &probe, timeout) => result,
                 _ = changed(&mut interrupt) => Err("interrupted".to_owned()),
             };
+            let log = shared.ctx.run_dir.join("logs").join(format!("{name}.log"));
             match waited {
+                // The probe may have reached somebody else's server on the
+                // service's port: ready only while its own process lives.
+                Ok(()) if shared.target.service_alive(&name) == Some(false) => Err(format!(
+                    "service `{name}` answered its ready probe, but its own process has exited: \
+                     another process answers in its place, and a drill must not test somebody \
+                     else's server (its output is in {})",
+                    log.display()
+                )),
                 Ok(()) => {
                     shared.ctx.emitter.emit(EventKind::ServiceReady {
                         service: name.clone(),
@@ -63,12 +72,7 @@ pub(crate) async fn await_services(
                 Err(why) => Err(format!(
                     "service `{name}` did not become ready within {}: {why} (its output is in {})",
                     crate::duration::format_duration(timeout),
-                    shared
-                        .ctx
-                        .run_dir
-                        .join("logs")
-                        .join(format!("{name}.log"))
-                        .display()
+                    log.display()
                 )),
             }
         });
@@ -80,6 +84,58 @@ pub(crate) async fn await_services(
         }
     }
     first_error.map_or(Ok(()), Err)
+}
+
+/// SPEC §3.1: before services start, the port each one's `tcp`/`http`
+/// ready probe checks must be free. The error names the port and its holder.
+pub(crate) fn ports_free(
+    drill: &crate::drill::Drill,
+    env: &BTreeMap<String, String>,
+) -> Result<(), String> {
+    for name in drill.services.keys() {
+        if let Some(why) = ready_port_taken(drill, name, env) {
+            return Err(format!(
+                "service `{name}` cannot start: {why}; its ready probe would test that server, not this drill's (stop it, or move the service with --var)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether the port a service's `tcp`/`http` ready probe checks is held by
+/// a live process, and by whom.
+fn ready_port_taken(
+    drill: &crate::drill::Drill,
+    service: &str,
+    env: &BTreeMap<String, String>,
+) -> Option<String> {
+    let probe = match &drill.services.get(service)?.ready {
+        Some(crate::drill::ProbeRef::Name(probe)) => drill.probes.get(&probe.value),
+        Some(crate::drill::ProbeRef::Inline(probe)) => Some(&**probe),
+        None => None,
+    }?;
+    let address = match (&probe.tcp, &probe.http) {
+        (Some(tcp), _) => Some(crate::vars::expand(&tcp.address, env)),
+        (None, Some(http)) => crate::ports::address_of_url(&crate::vars::expand(&http.url, env)),
+        (None, None) => None,
+    }?;
+    crate::ports::taken(&address)
+}
+
+/// SPEC §3.1, right before the first fault: a service whose own process
+/// died while another process answers on its port would have the drill test
+/// somebody else's server.
+pub(crate) fn services_own_their_ports(shared: &Shared) -> Result<(), String> {
+    for name in shared.drill.services.keys() {
+        if shared.target.service_alive(name) == Some(false)
+            && let Some(why) = ready_port_taken(&shared.drill, name, &shared.env)
+        {
+            return Err(format!(
+                "service `{name}` has exited and {why}: the drill would test that server, not its own"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Polls a probe until it passes `success_threshold` times in a row, or the
@@ -162,6 +218,7 @@ pub(crate) async fn monitor(
     let Some(probe) = shared.probe(&name).cloned() else {
         return;
     };
+    let mut landed = shared.fault_landed.subscribe();
     loop {
         if *stopped.borrow() {
             return;
@@ -177,8 +234,11 @@ pub(crate) async fn monitor(
                 first_line(&outcome.detail)
             ));
         }
+        // A fault that lands is looked at at once, not an interval later: a
+        // fast recovery must not hide the outage it caused.
         tokio::select! {
             _ = tokio::time::sleep(probe.interval()) => {}
+            _ = changed(&mut landed) => {}
             _ = changed(&mut stopped) => return,
         }
     }
@@ -202,6 +262,7 @@ pub(crate) fn emit_probe(shared: &Shared, name: &str, roles: &[ProbeRole], outco
 /// SPEC §6: right before the first fault, each steady-state probe gets up
 /// to three attempts at its interval.
 pub(crate) async fn steady_state_holds(shared: &Shared) -> Result<(), String> {
+    services_own_their_ports(shared)?;
     for name in &shared.drill.steady_state {
         let Some(probe) = shared.probe(name) else {
             return Err(format!("unknown probe `{}`", name.value));
@@ -226,23 +287,32 @@ pub(crate) async fn steady_state_holds(shared: &Shared) -> Result<(), String> {
     Ok(())
 }
 
-/// After the graph: does the steady state hold? Each probe must pass its
-/// `success_threshold` in a row; it gets a few intervals to do so.
-pub(crate) async fn recovery_check(shared: &Arc<Shared>, mut interrupt: watch::Receiver<bool>) {
+/// After the graph (and again after the idempotency re-run): does the
+/// steady state hold? Each probe must pass its `success_threshold` in a row
+/// within the settle window (`objectives.settle`), polled at its interval,
+/// and gets at least that many attempts however short the window. Returns
+/// whether it held.
+pub(crate) async fn recovery_check(
+    shared: &Arc<Shared>,
+    mut interrupt: watch::Receiver<bool>,
+    after_rerun: bool,
+) -> bool {
     if shared.drill.steady_state.is_empty() {
-        return;
+        return true;
     }
+    let deadline = tokio::time::Instant::now() + shared.drill.settle();
     let mut failures = Vec::new();
     for name in &shared.drill.steady_state {
         let Some(probe) = shared.probe(name) else {
             continue;
         };
         let needed = probe.success_threshold();
-        let attempts = needed + 2;
+        let mut attempts = 0;
         let mut streak = 0;
-        let mut last = ProbeOutcome::fail("not checked");
-        for attempt in 0..attempts {
+        let mut last: ProbeOutcome;
+        loop {
             last = probe::check(probe, &shared.env, shared.target.as_ref(), &shared.ctx).await;
+            attempts += 1;
             emit_probe(shared, name, &[ProbeRole::Steady], &last);
             if last.ok {
                 streak += 1;
@@ -252,25 +322,34 @@ pub(crate) async fn recovery_check(shared: &Arc<Shared>, mut interrupt: watch::R
             } else {
                 streak = 0;
             }
-            if attempt + 1 < attempts {
-                tokio::select! {
-                    _ = tokio::time::sleep(probe.interval()) => {}
-                    _ = changed(&mut interrupt) => return,
-                }
+            // A streak still in reach within the window, or the minimum tries.
+            let next = tokio::time::Instant::now() + probe.interval();
+            if attempts >= needed && next > deadline {
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(probe.interval()) => {}
+                _ = changed(&mut interrupt) => return false,
             }
         }
         if streak < needed {
             failures.push(format!("`{}`: {}", name.value, first_line(&last.detail)));
         }
     }
+    let settle = crate::duration::format_duration(shared.drill.settle());
     shared.ctx.emitter.emit(EventKind::RecoveryChecked {
         ok: failures.is_empty(),
         detail: if failures.is_empty() {
             "every steady-state probe holds".to_owned()
         } else {
-            format!("not holding: {}", failures.join("; "))
+            format!(
+                "not holding within the settle window of {settle}: {}",
+                failures.join("; ")
+            )
         },
+        after_rerun,
     });
+    failures.is_empty()
 }
 
 /// SPEC §7.3: data loss = first fault time − the last heartbeat that survived.
@@ -306,8 +385,12 @@ pub(crate) async fn measure_data_loss(shared: &Shared, read: &str) {
             loss_ms: None,
             last_heartbeat_ms: None,
             detail: format!(
-                "`data.read` failed (exit {:?}{}): {}{}",
-                finished.exit_code,
+                "`data.read` failed ({}{}): {}{}",
+                finished
+                    .exit_code
+                    .map_or("killed by a signal".to_owned(), |code| format!(
+                        "exit {code}"
+                    )),
                 if finished.timed_out {
                     ", timed out"
                 } else {

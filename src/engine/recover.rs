@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::drill::{Check, Recover, Step};
-use crate::engine::schedule::parse_outputs;
 use crate::engine::shared::{Shared, StepResult};
 use crate::event::EventKind;
 use crate::journal::{RunbookStepStatus, StepStatus};
@@ -156,7 +155,7 @@ async fn execute(
                 duration: started.elapsed(),
             },
             Ok(finished) => {
-                let checked = if finished.timed_out {
+                let mut checked = if finished.timed_out {
                     Err(format!(
                         "timed out after {}",
                         crate::duration::format_duration(timeout)
@@ -168,11 +167,14 @@ async fn execute(
                     }
                 };
                 if checked.is_ok() {
-                    outputs.extend(
-                        std::fs::read_to_string(&output_file)
-                            .map(|text| parse_outputs(&text))
-                            .unwrap_or_default(),
-                    );
+                    // A line against the rules fails the step that wrote it.
+                    match std::fs::read_to_string(&output_file)
+                        .map(|text| crate::outputs::parse(&text))
+                    {
+                        Ok(Ok(values)) => outputs.extend(values),
+                        Ok(Err(error)) => checked = Err(error.to_string()),
+                        Err(_) => {}
+                    }
                 }
                 Ran {
                     status: if checked.is_ok() {
@@ -357,29 +359,6 @@ pub(crate) async fn follow_runbook(
             }
         }
     }
-    if recover.check == Some(Check::Idempotent) {
-        // The "resume after it died halfway" test: run every step again.
-        for &index in &succeeded {
-            let rb_step = &book.steps[index];
-            let script = rb_step.script();
-            if script.is_empty() {
-                continue;
-            }
-            let ran = execute(&rb, index, &script, rb_step, &mut outputs).await;
-            let ok = ran.status == RunbookStepStatus::Ok;
-            emit_step(
-                shared,
-                step,
-                index,
-                rb_step,
-                &ran,
-                &script,
-                Some(ok),
-                None,
-                None,
-            );
-        }
-    }
     let mut result = if failed.is_empty() {
         StepResult::ok(format!(
             "runbook {}: {} of {executable} executable steps ok",
@@ -401,6 +380,93 @@ pub(crate) async fn follow_runbook(
         result.exit_code = Some(0);
     }
     result
+}
+
+/// The `check: idempotent` re-run (SPEC §7.2), after the recovery's first
+/// pass has been checked: every runbook step that succeeded the first time
+/// runs again, with the outputs of the first pass, and the result is recorded
+/// as the step's second run. Only recover steps that succeeded are re-run.
+/// Returns whether anything ran again. What ran before comes from the run's
+/// events, so a resumed run re-runs what its dead runner finished too.
+pub(crate) async fn rerun_for_idempotency(shared: &Arc<Shared>) -> bool {
+    let events = shared.ctx.emitter.events();
+    let mut any = false;
+    for step in &shared.drill.steps {
+        let crate::drill::Action::Recover(recover) = &step.action else {
+            continue;
+        };
+        let recover = &recover.value;
+        let (Some(written), Some(Check::Idempotent)) = (&recover.runbook, recover.check) else {
+            continue;
+        };
+        let id = step.id.as_str();
+        let recovered = events.iter().rev().find_map(|event| match &event.kind {
+            EventKind::StepFinished { step, status, .. } if step == id => Some(*status),
+            _ => None,
+        }) == Some(StepStatus::Ok);
+        if !recovered {
+            continue;
+        }
+        let succeeded: std::collections::BTreeSet<usize> = events
+            .iter()
+            .filter_map(|event| match &event.kind {
+                EventKind::RunbookStep {
+                    step,
+                    index,
+                    status: RunbookStepStatus::Ok,
+                    idempotent: None,
+                    ..
+                } if step == id => Some(*index),
+                _ => None,
+            })
+            .collect();
+        let path = shared.ctx.scenario_dir.join(&written.value);
+        let Ok(book) = runbook::load(&path) else {
+            continue;
+        };
+        let env = shared.step_env(step);
+        let book_dir = path
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_else(|| shared.ctx.scenario_dir.clone());
+        let rb = Book {
+            shared,
+            step,
+            env: &env,
+            dir: &book_dir,
+        };
+        let mut outputs = shared
+            .outputs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+            .unwrap_or_default();
+        for index in succeeded {
+            let Some(rb_step) = book.steps.get(index) else {
+                continue;
+            };
+            let script = rb_step.script();
+            if script.is_empty() {
+                continue;
+            }
+            any = true;
+            let ran = execute(&rb, index, &script, rb_step, &mut outputs).await;
+            let ok = ran.status == RunbookStepStatus::Ok;
+            emit_step(
+                shared,
+                step,
+                index,
+                rb_step,
+                &ran,
+                &script,
+                Some(ok),
+                None,
+                None,
+            );
+        }
+    }
+    any
 }
 
 /// `--interactive`: show the step, take the operator's answer.

@@ -20,8 +20,11 @@ pub struct Resume {
     pub run_id: String,
     /// Its records.
     pub run_dir: PathBuf,
-    /// Its work directory.
+    /// Its work directory: always `RUN_DIR/work`, whatever the events say.
     pub workdir: PathBuf,
+    /// The WORKDIR `events.jsonl` records, when it is not `RUN_DIR/work`
+    /// (a crafted or copied run directory): never used, only reported.
+    pub foreign_workdir: Option<PathBuf>,
     /// Its seed.
     pub seed: u64,
     /// The drill file it ran.
@@ -30,6 +33,8 @@ pub struct Resume {
     pub started: chrono::DateTime<chrono::Utc>,
     /// The pid of its last runner (the one that started it, or resumed it last).
     pub pid: u32,
+    /// When that runner started (ticks after boot), if recorded.
+    pub pid_started: Option<u64>,
 }
 
 /// A fault that was in when the runner died.
@@ -85,34 +90,41 @@ impl Resume {
             run_id,
             seed,
             scenario,
-            run_dir: recorded_dir,
             workdir,
             pid,
+            pid_started,
             ..
         } = event
         else {
             unreachable!("matched above")
         };
         // The runner is the last one to take the run over.
-        let last_pid = events
+        let (last_pid, last_started) = events
             .iter()
             .rev()
             .find_map(|e| match e.kind {
-                EventKind::RunResumed { pid, .. } => Some(pid),
+                EventKind::RunResumed {
+                    pid, pid_started, ..
+                } => Some((pid, pid_started)),
                 _ => None,
             })
-            .unwrap_or(*pid);
+            .unwrap_or((*pid, *pid_started));
+        // The records are where they are read, wherever they were written.
+        let run_dir = std::path::absolute(run_dir).unwrap_or_else(|_| run_dir.to_path_buf());
+        let (own_workdir, same) = crate::rundir::workdir_of(&run_dir, Path::new(workdir));
         let started = chrono::DateTime::parse_from_rfc3339(&start.time)
             .map(|t| t.with_timezone(&chrono::Utc))
             .map_err(|error| format!("events.jsonl: bad run start time: {error}"))?;
         Ok(Resume {
             run_id: run_id.clone(),
-            run_dir: PathBuf::from(recorded_dir),
-            workdir: PathBuf::from(workdir),
+            run_dir,
+            workdir: own_workdir,
+            foreign_workdir: (!same).then(|| PathBuf::from(workdir)),
             seed: *seed,
             scenario: PathBuf::from(scenario),
             started,
             pid: last_pid,
+            pid_started: last_started,
             events,
         })
     }
@@ -124,11 +136,10 @@ impl Resume {
             .any(|e| matches!(e.kind, EventKind::RunFinished { .. }))
     }
 
-    /// Whether the run's (last) runner is still a live firedrill process.
+    /// Whether the run's (last) runner is still alive: the same pid with
+    /// the same start time (never judged by its name).
     pub fn runner_alive(&self) -> bool {
-        std::fs::read(format!("/proc/{}/cmdline", self.pid))
-            .map(|cmd| String::from_utf8_lossy(&cmd).contains("firedrill"))
-            .unwrap_or(false)
+        crate::rundir::runner_alive(self.pid, self.pid_started)
     }
 
     /// Steps that finished, with their status and attempts.

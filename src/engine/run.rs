@@ -25,7 +25,6 @@ use crate::vars::expand_vars;
 use super::monitor::{
     await_services, heartbeats, measure_data_loss, recovery_check, watch_halt_file,
 };
-pub use super::schedule::parse_outputs;
 use super::schedule::{Background, revert_all, schedule};
 use super::shared::{Active, Shared};
 
@@ -164,16 +163,23 @@ pub async fn run(
                 .unwrap_or_else(|| PathBuf::from(".firedrill/runs").join(&run_id)),
         ),
     };
-    if resume.is_none() && run_dir.join("events.jsonl").exists() {
-        return Err(StartError(format!(
-            "{} already holds a run; give another --run-dir (or `firedrill resume` it)",
-            run_dir.display()
-        )));
-    }
     let workdir = match &resume {
         Some(resume) => resume.workdir.clone(),
-        None => run_dir.join("work"),
+        None => run_dir.join(crate::rundir::WORK),
     };
+    match &resume {
+        None => crate::rundir::claim(&run_dir).map_err(StartError)?,
+        // What the dead runner was writing when it died ends here; the
+        // resumed run's events start on a line of their own.
+        Some(_) => {
+            crate::rundir::end_last_line(&run_dir.join("events.jsonl")).map_err(|error| {
+                StartError(format!(
+                    "cannot repair {}/events.jsonl: {error}",
+                    run_dir.display()
+                ))
+            })?
+        }
+    }
     for dir in [
         &run_dir,
         &workdir,
@@ -218,10 +224,16 @@ pub async fn run(
     if let Some(resume) = &resume {
         emitter.emit(EventKind::RunResumed {
             pid: std::process::id(),
+            pid_started: crate::rundir::start_time(std::process::id()),
             finished_steps: resume.finished().len(),
         });
         // What the dead runner left running goes first; services restart below.
-        let ended = process::sweep(&run_id, options.grace, false).await;
+        let mut ended = process::sweep(&run_id, options.grace, false).await;
+        ended.extend(
+            crate::leftovers::Recorded::from_events(&resume.events)
+                .end(options.grace)
+                .await,
+        );
         if !ended.is_empty() {
             tracing::info!(count = ended.len(), "ended processes the dead runner left");
         }
@@ -235,6 +247,7 @@ pub async fn run(
             run_dir: run_dir.display().to_string(),
             workdir: workdir.display().to_string(),
             pid: std::process::id(),
+            pid_started: crate::rundir::start_time(std::process::id()),
             rto_ms: drill.objectives.rto.0.as_millis() as u64,
             rpo_ms: drill
                 .objectives
@@ -244,6 +257,7 @@ pub async fn run(
             min_score: drill.min_score(),
             steady_state: drill.steady_state.iter().map(|s| s.value.clone()).collect(),
             has_data: drill.data.is_some(),
+            expect_outage: drill.expect_outage(),
         });
     }
 
@@ -263,7 +277,12 @@ pub async fn run(
         ending = Ending::Aborted(reason);
     }
 
-    // Setup.
+    // Setup, on ports nobody else holds.
+    if ending == Ending::Completed
+        && let Err(why) = super::monitor::ports_free(&drill, &env)
+    {
+        ending = Ending::Error(why);
+    }
     if ending == Ending::Completed {
         match target.setup(&ctx).await {
             Ok(extra) => env.extend(extra),
@@ -315,12 +334,24 @@ pub async fn run(
         step_started: Mutex::new(HashMap::new()),
         first_fault_epoch_ms: Mutex::new(resume.as_ref().and_then(|r| r.first_fault_epoch_ms())),
         target_failure: Mutex::new(None),
+        fault_landed: watch::channel(0).0,
     });
 
-    if ending == Ending::Completed
-        && let Err(why) = await_services(&shared, interrupt.clone()).await
-    {
-        ending = Ending::Error(why);
+    // The halt file is watched for the whole run, from the services' start.
+    let (stop_watchers, watchers_stopped) = watch::channel(false);
+    let halt_watch = tokio::spawn(watch_halt_file(shared.clone(), watchers_stopped.clone()));
+    if ending == Ending::Completed {
+        let mut aborted = abort_rx.clone();
+        tokio::select! {
+            result = await_services(&shared, interrupt.clone()) => {
+                if let Err(why) = result {
+                    ending = Ending::Error(why);
+                }
+            }
+            Ok(reason) = aborted.wait_for(Option::is_some) => {
+                ending = Ending::Aborted(reason.clone().unwrap_or_default());
+            }
+        }
     }
     // Ctrl-C during setup or the wait for services is an interruption, not
     // a failure of the system.
@@ -328,9 +359,6 @@ pub async fn run(
         ending = Ending::Interrupted;
     }
 
-    // The halt file is watched for the whole run.
-    let (stop_watchers, watchers_stopped) = watch::channel(false);
-    let halt_watch = tokio::spawn(watch_halt_file(shared.clone(), watchers_stopped.clone()));
     // Heartbeats until the first fault.
     let (fault_started_tx, fault_started_rx) = watch::channel(false);
     let fault_before_resume = resume
@@ -374,9 +402,20 @@ pub async fn run(
 
     let fault_happened = shared.first_fault_ms().is_some();
     if ending == Ending::Completed && fault_happened {
-        recovery_check(&shared, interrupt.clone()).await;
+        // The recovery's first pass is the graph; TTR ends with its check.
+        // Data loss is what that recovery brought back. Then the
+        // `check: idempotent` re-run, after which the steady state must
+        // hold again.
+        let held = recovery_check(&shared, interrupt.clone(), false).await;
         if let Some(data) = &drill.data {
             measure_data_loss(&shared, &data.read).await;
+        }
+        if held
+            && !*interrupt.borrow()
+            && crate::engine::recover::rerun_for_idempotency(&shared).await
+            && !*interrupt.borrow()
+        {
+            recovery_check(&shared, interrupt.clone(), true).await;
         }
     }
     if *interrupt.borrow() && ending == Ending::Completed {
@@ -626,9 +665,13 @@ services:
 
     #[test]
     fn outputs_are_name_value_lines() {
-        let outputs = parse_outputs("A=1\nnot a line\nB=x=y\n 9Z=no\n");
+        // Lines that are not `NAME=value` now fail the step (SPEC §2); the
+        // rest of the rules are tested in crate::outputs.
+        let outputs = crate::outputs::parse("A=1\nB=x=y\n").unwrap();
         assert_eq!(outputs.get("A").map(String::as_str), Some("1"));
         assert_eq!(outputs.get("B").map(String::as_str), Some("x=y"));
         assert_eq!(outputs.len(), 2);
+        assert!(crate::outputs::parse("A=1\nnot a line\n").is_err());
+        assert!(crate::outputs::parse(" 9Z=no\n").is_err());
     }
 }

@@ -126,7 +126,8 @@ pub(crate) async fn schedule(
                     .join("outputs")
                     .join(format!("{id}.{attempts}.env"));
                 let values = std::fs::read_to_string(file)
-                    .map(|text| parse_outputs(&text))
+                    .ok()
+                    .and_then(|text| crate::outputs::parse(&text).ok())
                     .unwrap_or_default();
                 shared
                     .outputs
@@ -548,9 +549,6 @@ pub(crate) async fn run_shell(
         Ok(finished) => finished,
         Err(error) => return StepResult::failed(format!("cannot start /bin/sh: {error}")),
     };
-    let outputs = std::fs::read_to_string(&output_file)
-        .map(|text| parse_outputs(&text))
-        .unwrap_or_default();
     let tail = process::tail(&finished.output, 20);
     let status = if finished.success() {
         StepStatus::Ok
@@ -562,6 +560,13 @@ pub(crate) async fn run_shell(
         Some(code) => format!("exit code {code}"),
         None => "killed by a signal".to_owned(),
     };
+    let (status, detail, outputs) =
+        match std::fs::read_to_string(&output_file).map(|text| crate::outputs::parse(&text)) {
+            Ok(Ok(outputs)) => (status, detail, outputs),
+            // A line against the rules fails the step that wrote it.
+            Ok(Err(error)) => (StepStatus::Failed, error.to_string(), BTreeMap::new()),
+            Err(_) => (status, detail, BTreeMap::new()),
+        };
     StepResult {
         status,
         attempts: attempt,
@@ -570,15 +575,6 @@ pub(crate) async fn run_shell(
         output_tail: tail,
         outputs,
     }
-}
-
-/// `NAME=value` lines, as CI systems write them.
-pub fn parse_outputs(text: &str) -> BTreeMap<String, String> {
-    text.lines()
-        .filter_map(|line| line.split_once('='))
-        .filter(|(name, _)| crate::drill::is_valid_var_name(name.trim()))
-        .map(|(name, value)| (name.trim().to_owned(), value.to_owned()))
-        .collect()
 }
 
 pub(crate) async fn inject(shared: &Arc<Shared>, step: &Step, attempt: u32) -> StepResult {
@@ -641,6 +637,7 @@ pub(crate) async fn inject(shared: &Arc<Shared>, step: &Step, attempt: u32) -> S
                     undo: injected.undo.map(Ok),
                     revert: fault.revert.clone(),
                 });
+            shared.fault_landed.send_modify(|landed| *landed += 1);
             StepResult::ok(if injected.targets.is_empty() {
                 injected.detail
             } else {

@@ -73,6 +73,8 @@ pub(crate) struct Shared {
     pub(crate) first_fault_epoch_ms: Mutex<Option<u64>>,
     /// Set when a safety check refused a fault or the target is unusable.
     pub(crate) target_failure: Mutex<Option<TargetError>>,
+    /// Counts the faults that landed: the monitors poll at once on a change.
+    pub(crate) fault_landed: watch::Sender<u64>,
 }
 
 impl Shared {

@@ -145,7 +145,7 @@ pub(crate) fn accuracy_counts(journal: &Journal) -> Option<(usize, usize)> {
     let ok = runbook
         .steps
         .iter()
-        .filter(|step| step.status == RunbookStepStatus::Ok)
+        .filter(|step| crate::score::counts_as_ok(step))
         .count();
     let executable = match journal.runbook_accuracy {
         Some(value) if value.is_finite() && value > 0.0 && ok > 0 => {
@@ -283,13 +283,26 @@ pub(crate) fn objectives(journal: &Journal) -> Vec<Objective> {
     let data_loss = match (journal.data_loss_ms, journal.rpo_ms) {
         (Some(loss), Some(rpo)) => (human(loss), Some(loss <= rpo)),
         (Some(loss), None) => (human(loss), None),
-        (None, _) => ("not measured (no `data:` section)".to_string(), None),
+        (None, Some(_)) => (
+            format!(
+                "not measured: {}",
+                journal
+                    .data_loss_detail
+                    .as_deref()
+                    .map_or("no record of `data.read`".to_string(), one_line)
+            ),
+            Some(false),
+        ),
+        (None, None) => match journal.data_loss_detail.as_deref() {
+            Some(detail) => (format!("not measured: {}", one_line(detail)), None),
+            None => ("not measured (no `data:` section)".to_string(), None),
+        },
     };
     let detection = journal.ttd_ms.map_or_else(
         || "not measured (no steady-state probe failed)".to_string(),
         |ttd| format!("TTD {}", human(ttd)),
     );
-    vec![
+    let mut objectives = vec![
         Objective {
             name: "Recovery time",
             target: format!("RTO {}", human(journal.rto_ms)),
@@ -317,7 +330,24 @@ pub(crate) fn objectives(journal: &Journal) -> Vec<Objective> {
             measured: journal.score.to_string(),
             met: Some(journal.score >= journal.min_score),
         },
-    ]
+    ];
+    if let Some(observed) = journal.outage_observed {
+        objectives.push(Objective {
+            name: "Outage",
+            target: if journal.expect_outage {
+                "the faults break the steady state".to_string()
+            } else {
+                "none required (`expect_outage: false`)".to_string()
+            },
+            measured: if observed {
+                "observed".to_string()
+            } else {
+                "none observed: no steady-state probe failed after the first fault".to_string()
+            },
+            met: journal.expect_outage.then_some(observed),
+        });
+    }
+    objectives
 }
 
 /// What an entry of the timeline is.
@@ -432,8 +462,16 @@ pub(crate) fn targets(targets: &[String]) -> String {
 pub(crate) fn follow_ups(journal: &Journal) -> Vec<String> {
     let mut items = Vec::new();
     if !journal.recovered && journal.verdict != crate::journal::Verdict::Error {
+        let why = journal
+            .reason
+            .strip_prefix("not recovered: ")
+            .unwrap_or("the steady state did not hold after the recovery");
+        items.push(format!("The system did not recover: {}.", one_line(why)));
+    } else if journal.expect_outage && journal.outage_observed == Some(false) {
         items.push(
-            "The system did not recover: the steady state did not hold after the last recovery step."
+            "No outage was observed: the faults broke nothing the steady-state probes see. \
+             Make the faults bite, probe more often, or set `objectives.expect_outage: false` \
+             for a resilience check."
                 .to_string(),
         );
     }
@@ -518,6 +556,16 @@ pub(crate) fn follow_ups(journal: &Journal) -> Vec<String> {
         }
     }
     items
+}
+
+/// The output of a runbook step's failed `check: idempotent` second run.
+pub(crate) fn second_run_failure(step: &RunbookStepRecord) -> Option<&str> {
+    if step.idempotent != Some(false) {
+        return None;
+    }
+    step.second_run_output
+        .as_deref()
+        .filter(|output| !output.trim().is_empty())
 }
 
 /// `2 “Restart the members” (line 23)`.

@@ -148,7 +148,7 @@ fn cards(out: &mut String, journal: &Journal) {
     );
     let data_loss = journal
         .data_loss_ms
-        .map_or_else(|| "not measured".to_string(), facts::human);
+        .map_or_else(|| objectives[1].measured.clone(), facts::human);
     let rpo = journal.rpo_ms.map_or_else(
         || "no RPO set".to_string(),
         |rpo| format!("RPO {}", facts::human(rpo)),
@@ -352,8 +352,15 @@ fn runbook(out: &mut String, journal: &Journal) {
         }
         if step.idempotent == Some(false) {
             out.push_str(
-                "<p>Not safe to re-run: it failed when the runbook ran a second time.</p>\n",
+                "<p>Not safe to re-run: it failed when the runbook ran a second time, so it does not count as ok.</p>\n",
             );
+            if let Some(output) = facts::second_run_failure(step) {
+                let _ = writeln!(
+                    out,
+                    "<p class=\"label\">Output of the second run (last lines)</p>\n<pre class=\"output\">{}</pre>",
+                    esc(output.trim_end())
+                );
+            }
         }
         if !step.command.trim().is_empty() {
             let _ = writeln!(

@@ -73,8 +73,15 @@ pub(super) fn render(journal: &Journal) -> String {
                 RunbookStepStatus::Ok if step.idempotent == Some(false) => non_success(
                     NonSuccessKind::Failure,
                     "not-idempotent",
-                    "not safe to re-run: it failed when the runbook ran a second time",
-                    &describe_step(),
+                    "not safe to re-run: it failed when the runbook ran a second time, so it does not count as ok",
+                    &match facts::second_run_failure(step) {
+                        Some(output) => format!(
+                            "{}\n\nsecond run output:\n{}",
+                            describe_step(),
+                            output.trim_end()
+                        ),
+                        None => describe_step(),
+                    },
                 ),
                 RunbookStepStatus::Ok => TestCaseStatus::success(),
                 RunbookStepStatus::Failed => non_success(
@@ -160,7 +167,10 @@ fn objective_cases(journal: &Journal) -> Vec<TestCase> {
     let recovery = match (journal.recovered, journal.ttr_ms) {
         (false, _) => failure(
             "not-recovered",
-            "the steady state did not hold after the last recovery step",
+            journal
+                .reason
+                .strip_prefix("not recovered: ")
+                .unwrap_or("the steady state did not hold after the recovery"),
         ),
         (true, Some(ttr)) if ttr > journal.rto_ms => failure(
             "rto-missed",
@@ -187,6 +197,20 @@ fn objective_cases(journal: &Journal) -> Vec<TestCase> {
             TestCaseStatus::success()
         };
         cases.push(("data loss within RPO", status));
+    }
+
+    if let Some(observed) = journal.outage_observed
+        && journal.expect_outage
+    {
+        let status = if observed {
+            TestCaseStatus::success()
+        } else {
+            failure(
+                "no-outage",
+                "no outage observed: no steady-state probe failed after the first fault, so the recovery was not exercised",
+            )
+        };
+        cases.push(("outage observed", status));
     }
 
     let explanation = facts::score_explanation(journal);

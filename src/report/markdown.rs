@@ -249,8 +249,12 @@ fn runbook(out: &mut String, journal: &Journal) {
         if step.idempotent == Some(false) {
             let _ = writeln!(
                 out,
-                "Not safe to re-run: it failed when the runbook ran a second time.\n"
+                "Not safe to re-run: it failed when the runbook ran a second time, so it does not count as ok.\n"
             );
+            if let Some(output) = facts::second_run_failure(step) {
+                let _ = writeln!(out, "Output of the second run (last lines):\n");
+                out.push_str(&fenced("text", output));
+            }
         }
         if !step.command.trim().is_empty() {
             let _ = writeln!(out, "Command as written:\n");

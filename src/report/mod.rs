@@ -56,8 +56,14 @@ pub fn json(journal: &Journal) -> String {
 /// a reader (a CI artifact upload, a browser) never sees half a report.
 pub fn write_all(run_dir: &Path, journal: &Journal) -> io::Result<()> {
     std::fs::create_dir_all(run_dir)?;
-    write_atomically(&run_dir.join("report.md"), &markdown(journal))?;
-    write_atomically(&run_dir.join("report.html"), &html(journal))?;
+    write_atomically(
+        &run_dir.join("report.md"),
+        &render(journal, ReportFormat::Md),
+    )?;
+    write_atomically(
+        &run_dir.join("report.html"),
+        &render(journal, ReportFormat::Html),
+    )?;
     write_atomically(&run_dir.join("junit.xml"), &junit(journal))?;
     Ok(())
 }
@@ -65,8 +71,10 @@ pub fn write_all(run_dir: &Path, journal: &Journal) -> io::Result<()> {
 /// Renders a journal in the format `firedrill report --format` names.
 pub fn render(journal: &Journal, format: ReportFormat) -> String {
     match format {
-        ReportFormat::Md => markdown(journal),
-        ReportFormat::Html => html(journal),
+        // What drills and commands wrote may hold ESC and other controls:
+        // shown escaped, never obeyed by the terminal that prints a report.
+        ReportFormat::Md => crate::text::escape_controls(&markdown(journal)).into_owned(),
+        ReportFormat::Html => crate::text::escape_controls(&html(journal)).into_owned(),
         ReportFormat::Json => json(journal) + "\n",
         ReportFormat::Junit => junit(journal),
     }

@@ -64,12 +64,15 @@ pub fn sample_journal_for_docs() -> Journal {
         runbook_accuracy: Some(66.7),
         recovered: true,
         complete: true,
+        outage_observed: Some(true),
+        expect_outage: true,
         seed: 42,
         ttd_ms: Some(640),
         ttr_ms: Some(150_300),
         rto_ms: 120_000,
         data_loss_ms: Some(900),
         rpo_ms: Some(5_000),
+        data_loss_detail: Some("last heartbeat 1741947302100, first fault at 1741947303000".into()),
         min_score: 80,
         reason: "score 73 is below the minimum of 80".into(),
         formula: "0.5 × 80 + 0.5 × 66.7 = 73.3 → 73".into(),
@@ -107,6 +110,7 @@ pub fn sample_journal_for_docs() -> Journal {
                     exit_code: Some(0),
                     output_tail: "etcd-1 stopped".into(),
                     idempotent: None,
+                    second_run_output: None,
                     command: "systemctl --user stop etcd-1 || kill \"$(cat \"$DATA/1.pid\")\"".into(),
                     detail: String::new(),
                     note: None,
@@ -123,6 +127,7 @@ pub fn sample_journal_for_docs() -> Journal {
                         <script>alert('pwned')</script> & friends"
                         .into(),
                     idempotent: None,
+                    second_run_output: None,
                     command: "for n in 1 2 3; do\n  etcdctl snapshot restore \"$WORKDIR/snap.db\" --data-dir \"$DATA/$n\"\ndone"
                         .into(),
                     detail: "exit code 1 (expected 0)".into(),
@@ -137,6 +142,7 @@ pub fn sample_journal_for_docs() -> Journal {
                     exit_code: Some(0),
                     output_tail: "http://127.0.0.1:23791 is healthy: committed proposal".into(),
                     idempotent: None,
+                    second_run_output: None,
                     command: "etcdctl --endpoints \"$ENDPOINTS\" endpoint health --cluster".into(),
                     detail: String::new(),
                     note: None,
@@ -155,9 +161,10 @@ pub(crate) fn passing_with_runbook() -> Journal {
     journal.drill = "web-failover".into();
     journal.run_id = "20250301T090000Z-web-failover".into();
     journal.verdict = Verdict::Passed;
-    journal.score = 100;
+    // Step 2 failed its second run, so only step 1 counts as ok: 1 of 2.
+    journal.score = 75;
     journal.time_score = 100;
-    journal.runbook_accuracy = Some(100.0);
+    journal.runbook_accuracy = Some(50.0);
     journal.ttr_ms = Some(41_200);
     journal.min_score = 70;
     journal.reason = "recovered within the RTO with an accurate runbook".into();
@@ -186,6 +193,8 @@ pub(crate) fn passing_with_runbook() -> Journal {
         runbook.steps[1].detail.clear();
         runbook.steps[1].output_tail = "restored".into();
         runbook.steps[1].idempotent = Some(false);
+        runbook.steps[1].second_run_output =
+            Some("Error: data-dir \"/tmp/firedrill/etcd/1\" exists".into());
         runbook.steps[2] = RunbookStepRecord {
             title: "Tell #incidents the database is back".into(),
             line: 40,
@@ -194,6 +203,7 @@ pub(crate) fn passing_with_runbook() -> Journal {
             exit_code: None,
             output_tail: String::new(),
             idempotent: None,
+            second_run_output: None,
             command: String::new(),
             detail: String::new(),
             note: None,

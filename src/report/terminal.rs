@@ -14,10 +14,16 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::duration::format_duration;
 use crate::event::{Event, EventKind, ProbeRole, Reporter};
 use crate::journal::{Journal, RunbookStepStatus, StepStatus};
-use crate::text::first_line;
+use crate::text::{escape_controls, first_line};
 
 /// One line of text for an event, or `None` for events not worth a line.
+/// What drills and commands wrote is shown with its control characters
+/// escaped: a drill cannot drive the terminal.
 pub fn describe(event: &Event) -> Option<String> {
+    describe_raw(event).map(|text| escape_controls(&text).into_owned())
+}
+
+fn describe_raw(event: &Event) -> Option<String> {
     Some(match &event.kind {
         EventKind::RunStarted {
             drill,
@@ -33,6 +39,7 @@ pub fn describe(event: &Event) -> Option<String> {
         EventKind::RunResumed {
             pid,
             finished_steps,
+            ..
         } => format!("resumed by pid {pid}: {finished_steps} finished steps kept"),
         EventKind::ServiceReady { service } => format!("service {service} is ready"),
         EventKind::StepStarted {
@@ -142,10 +149,11 @@ pub fn describe(event: &Event) -> Option<String> {
             duration_ms,
             detail,
             idempotent,
+            output_tail,
             ..
         } => {
             if let Some(again) = idempotent {
-                format!(
+                let mut text = format!(
                     "  runbook step {} ({title}) second run: {}",
                     index + 1,
                     if *again {
@@ -153,7 +161,16 @@ pub fn describe(event: &Event) -> Option<String> {
                     } else {
                         "FAILED (not safe to re-run)"
                     }
-                )
+                );
+                if !again {
+                    if !detail.is_empty() {
+                        text.push_str(&format!(": {}", first_line(detail)));
+                    }
+                    for out in crate::process::tail(output_tail, 5).lines() {
+                        text.push_str(&format!("\n      | {out}"));
+                    }
+                }
+                text
             } else {
                 let mut text = format!(
                     "  runbook step {} ({title}, line {line}): {} in {}",
@@ -173,11 +190,20 @@ pub fn describe(event: &Event) -> Option<String> {
             Some(ms) => format!("data loss: {}", format_duration(Duration::from_millis(*ms))),
             None => format!("data loss unknown: {detail}"),
         },
-        EventKind::RecoveryChecked { ok, detail } => {
-            if *ok {
-                format!("recovered: {detail}")
+        EventKind::RecoveryChecked {
+            ok,
+            detail,
+            after_rerun,
+        } => {
+            let when = if *after_rerun {
+                "after the idempotency re-run"
             } else {
-                format!("NOT recovered: {detail}")
+                "after the recovery"
+            };
+            if *ok {
+                format!("steady state holds {when}: {detail}")
+            } else {
+                format!("NOT recovered: the steady state does not hold {when}: {detail}")
             }
         }
         EventKind::RunFinished {
@@ -324,7 +350,7 @@ impl Reporter for Live {
                 });
                 bar.set_prefix(step.clone());
                 let _ = action;
-                bar.set_message(summary.clone());
+                bar.set_message(escape_controls(summary).into_owned());
                 self.steps.insert(step.clone(), bar);
             }
             EventKind::StepFinished { step, .. } => {
@@ -385,6 +411,10 @@ impl Reporter for Live {
 
 /// The end-of-run summary: verdict, each part of the score, the formula.
 pub fn summary(journal: &Journal, run_dir: &std::path::Path) -> String {
+    escape_controls(&summary_raw(journal, run_dir)).into_owned()
+}
+
+fn summary_raw(journal: &Journal, run_dir: &std::path::Path) -> String {
     let ms = |v: Option<u64>| {
         v.map_or("-".to_owned(), |v| {
             format_duration(Duration::from_millis(v))
@@ -411,12 +441,33 @@ pub fn summary(journal: &Journal, run_dir: &std::path::Path) -> String {
     if let Some(accuracy) = journal.runbook_accuracy {
         out.push_str(&format!("  runbook accuracy: {accuracy}\n"));
     }
-    if journal.rpo_ms.is_some() || journal.data_loss_ms.is_some() {
+    if journal.rpo_ms.is_some() || journal.data_loss_detail.is_some() {
+        let loss = match (journal.data_loss_ms, journal.data_loss_detail.as_deref()) {
+            (Some(_), _) | (None, None) => ms(journal.data_loss_ms),
+            (None, Some(detail)) => format!("not measured: {}", first_line(detail)),
+        };
         out.push_str(&format!(
-            "  data loss:        {} (RPO {})\n",
-            ms(journal.data_loss_ms),
+            "  data loss:        {loss} (RPO {})\n",
             ms(journal.rpo_ms)
         ));
+    }
+    if let Some(runbook) = &journal.runbook {
+        for (index, step) in runbook.steps.iter().enumerate() {
+            if step.idempotent != Some(false) {
+                continue;
+            }
+            out.push_str(&format!(
+                "  not safe to re-run: runbook step {} ({}, line {}) failed its second run\n",
+                index + 1,
+                step.title,
+                step.line
+            ));
+            if let Some(output) = crate::report::facts::second_run_failure(step) {
+                for line in crate::process::tail(output, 5).lines() {
+                    out.push_str(&format!("      | {line}\n"));
+                }
+            }
+        }
     }
     out.push_str(&format!(
         "  recovered:        {}   complete: {}\n",

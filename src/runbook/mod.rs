@@ -297,11 +297,14 @@ pub fn load(path: &Path) -> Result<Runbook, Vec<RunbookError>> {
 
 /// Reads a runbook file as UTF-8, with an error that says which line is not.
 fn read(path: &Path) -> Result<String, RunbookError> {
-    let bytes = std::fs::read(path).map_err(|error| RunbookError {
-        path: path.to_path_buf(),
-        line: None,
-        message: format!("cannot read the runbook: {error}"),
-    })?;
+    let bytes =
+        crate::bounded::read_regular(path, crate::bounded::MAX_INPUT_FILE).map_err(|error| {
+            RunbookError {
+                path: path.to_path_buf(),
+                line: None,
+                message: format!("cannot read the runbook: {error}"),
+            }
+        })?;
     String::from_utf8(bytes).map_err(|error| {
         let valid = error.utf8_error().valid_up_to();
         let line = error.as_bytes()[..valid]

@@ -5,13 +5,12 @@
 //! the one directory the drill owns; anything else is refused.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use nix::sys::signal::Signal;
-use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use super::{FaultCheck, Injected, RunContext, Target, TargetError, Undo};
@@ -23,6 +22,7 @@ use crate::event::EventKind;
 use crate::located::{Located, OneOrMany, Problem};
 use crate::process;
 use crate::vars::expand;
+use crate::workdir;
 
 /// `kill: {service, signal}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -137,7 +137,7 @@ impl LocalFault {
             LocalFault::Delete { paths } => paths
                 .iter()
                 .map(|p| match owned_path(p, ctx) {
-                    Ok(path) => format!("remove {}", path.display()),
+                    Ok(owned) => format!("remove {}", owned.path().display()),
                     Err(e) => format!("REFUSED: {e}"),
                 })
                 .collect::<Vec<_>>()
@@ -145,7 +145,7 @@ impl LocalFault {
             LocalFault::Corrupt { path, bytes } => match owned_path(path, ctx) {
                 Ok(p) => format!(
                     "overwrite {bytes} bytes of {} at random offsets",
-                    p.display()
+                    p.path().display()
                 ),
                 Err(e) => format!("REFUSED: {e}"),
             },
@@ -204,6 +204,13 @@ impl LocalFault {
             "corrupt" => raw.corrupt.as_ref().and_then(|corrupt| {
                 if corrupt.bytes == Some(0) {
                     check.problem(format!("step `{step}`: `corrupt` with 0 bytes does nothing"));
+                    return None;
+                }
+                if let Some(bytes) = corrupt.bytes.filter(|b| *b > workdir::MAX_CORRUPT_BYTES) {
+                    check.problem(format!(
+                        "step `{step}`: `corrupt` may overwrite at most {} bytes, not {bytes}; a few bytes at random offsets damage a file, `delete` loses it",
+                        workdir::MAX_CORRUPT_BYTES
+                    ));
                     return None;
                 }
                 Some(LocalFault::Corrupt {
@@ -334,71 +341,21 @@ fn service_env(service: &ServiceSpec, ctx: &RunContext) -> BTreeMap<String, Stri
     env
 }
 
-/// Resolves a path written in the drill (after `${VAR}` expansion) and checks
-/// that it lies inside `WORKDIR`.
-pub fn owned_path(written: &str, ctx: &RunContext) -> Result<PathBuf, TargetError> {
+/// Resolves a path written in the drill (after `${VAR}` expansion) to a
+/// path inside `WORKDIR` (see [`crate::workdir`] for how it is then touched).
+pub fn owned_path(written: &str, ctx: &RunContext) -> Result<workdir::Owned, TargetError> {
     let expanded = expand(written, &ctx.env);
-    let path = Path::new(&expanded);
-    let path = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        ctx.scenario_dir.join(path)
-    };
-    let normal = normalize(&path);
-    let workdir = normalize(&ctx.workdir);
-    // Resolve symlinks of the parent so a link cannot lead outside WORKDIR.
-    let real_parent = normal
-        .parent()
-        .and_then(|p| p.canonicalize().ok())
-        .unwrap_or_else(|| normal.clone());
-    let real_workdir = workdir.canonicalize().unwrap_or(workdir.clone());
-    if normal == workdir || !normal.starts_with(&workdir) || !real_parent.starts_with(&real_workdir)
-    {
-        return Err(TargetError::Refused(format!(
-            "refusing to touch {}: the local target only deletes or corrupts paths inside WORKDIR ({}), the directory the drill owns",
-            normal.display(),
-            workdir.display()
-        )));
-    }
-    Ok(normal)
+    let owned = workdir::resolve(Path::new(&expanded), &ctx.scenario_dir, &ctx.workdir)
+        .map_err(workdir_error)?;
+    owned.check().map_err(workdir_error)?;
+    Ok(owned)
 }
 
-/// Removes `.` and `..` without touching the file system.
-fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for part in path.components() {
-        match part {
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            std::path::Component::CurDir => {}
-            other => out.push(other),
-        }
+fn workdir_error(error: workdir::WorkdirError) -> TargetError {
+    match error {
+        workdir::WorkdirError::Refused(why) => TargetError::Refused(why),
+        workdir::WorkdirError::Failed(why) => TargetError::Failed(why),
     }
-    out
-}
-
-/// Overwrites `count` bytes at random offsets chosen by `seed`. Returns the offsets.
-pub fn corrupt_file(path: &Path, count: u64, seed: u64) -> std::io::Result<Vec<u64>> {
-    let mut bytes = std::fs::read(path)?;
-    if bytes.is_empty() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "the file is empty: nothing to corrupt",
-        ));
-    }
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut offsets = Vec::new();
-    for _ in 0..count {
-        let offset = rng.random_range(0..bytes.len());
-        let old = bytes[offset];
-        // Always change the byte: flip at least one bit.
-        bytes[offset] = old ^ rng.random_range(1..=255u8);
-        offsets.push(offset as u64);
-    }
-    std::fs::write(path, &bytes)?;
-    offsets.sort();
-    Ok(offsets)
 }
 
 /// A stable per-step seed derived from the run's seed.
@@ -412,6 +369,17 @@ pub(crate) fn step_seed(seed: u64, step: &str) -> u64 {
 impl Target for LocalTarget {
     fn describe(&self) -> String {
         "local".to_owned()
+    }
+
+    fn service_alive(&self, service: &str) -> Option<bool> {
+        let pid = self.pgid_of(service).ok()?;
+        // A process that exited but was not reaped yet is a zombie: dead.
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat
+            .rsplit(')')
+            .next()
+            .and_then(|rest| rest.split_whitespace().next());
+        Some(matches!(state, Some(state) if state != "Z" && state != "X"))
     }
 
     async fn setup(&self, ctx: &RunContext) -> Result<BTreeMap<String, String>, TargetError> {
@@ -518,16 +486,9 @@ impl Target for LocalTarget {
                     .iter()
                     .map(|p| owned_path(p, ctx))
                     .collect::<Result<Vec<_>, _>>()?;
-                for path in paths {
-                    let result = match std::fs::symlink_metadata(&path) {
-                        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&path),
-                        Ok(_) => std::fs::remove_file(&path),
-                        Err(e) => Err(e),
-                    };
-                    result.map_err(|e| {
-                        TargetError::Failed(format!("cannot delete {}: {e}", path.display()))
-                    })?;
-                    hit.push(path.display().to_string());
+                for owned in paths {
+                    owned.delete().map_err(workdir_error)?;
+                    hit.push(owned.path().display().to_string());
                 }
                 Ok(Injected {
                     targets: hit,
@@ -536,12 +497,11 @@ impl Target for LocalTarget {
                 })
             }
             LocalFault::Corrupt { path, bytes } => {
-                let path = owned_path(path, ctx)?;
+                let owned = owned_path(path, ctx)?;
+                let path = owned.path();
                 let seed = step_seed(ctx.seed, step);
-                let count = *bytes;
-                let offsets = corrupt_file(&path, count, seed).map_err(|e| {
-                    TargetError::Failed(format!("cannot corrupt {}: {e}", path.display()))
-                })?;
+                let offsets = owned.corrupt(*bytes, seed).map_err(workdir_error)?;
+                let count = offsets.len();
                 let shown: Vec<String> = offsets.iter().take(8).map(u64::to_string).collect();
                 Ok(Injected {
                     targets: vec![path.display().to_string()],
@@ -576,7 +536,9 @@ impl Target for LocalTarget {
             let from = logs.join(format!("{name}.log"));
             if from.exists() {
                 let _ = std::fs::create_dir_all(dir);
-                let _ = std::fs::copy(&from, dir.join(format!("service-{name}.log")));
+                let copy = dir.join(format!("service-{name}.log"));
+                let _ = std::fs::copy(&from, &copy);
+                let _ = crate::bounded::cap_log(&copy, crate::bounded::log_limit());
             }
         }
         let mut listing = String::new();
@@ -600,7 +562,7 @@ impl Target for LocalTarget {
         }
     }
 
-    async fn teardown(&self, _ctx: &RunContext, _keep: bool) {
+    async fn teardown(&self, ctx: &RunContext, _keep: bool) {
         let pgids: Vec<i32> = self
             .running
             .lock()
@@ -613,8 +575,11 @@ impl Target for LocalTarget {
             process::kill_group(*pgid, Signal::SIGCONT);
         }
         let mut children = self.children.lock().await;
+        // One grace period for all: services that ignore SIGTERM are not
+        // waited for one after another.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         for child in children.iter_mut() {
-            if tokio::time::timeout(Duration::from_secs(5), child.wait())
+            if tokio::time::timeout_at(deadline, child.wait())
                 .await
                 .is_err()
             {
@@ -623,6 +588,11 @@ impl Target for LocalTarget {
                 }
                 let _ = child.wait().await;
             }
+        }
+        // Services are gone: what their logs leave on disk is bounded too.
+        for name in self.services.keys() {
+            let log = ctx.run_dir.join("logs").join(format!("{name}.log"));
+            let _ = crate::bounded::cap_log(&log, crate::bounded::log_limit());
         }
     }
 }
@@ -803,20 +773,5 @@ mod tests {
             owned_path("${WORKDIR}/link/file", &ctx),
             Err(TargetError::Refused(_))
         ));
-    }
-
-    #[test]
-    fn corruption_is_seeded_and_changes_the_bytes() {
-        let dir = tempfile::tempdir().unwrap();
-        let a = dir.path().join("a");
-        let b = dir.path().join("b");
-        std::fs::write(&a, vec![0u8; 4096]).unwrap();
-        std::fs::write(&b, vec![0u8; 4096]).unwrap();
-        let offsets_a = corrupt_file(&a, 16, 7).unwrap();
-        let offsets_b = corrupt_file(&b, 16, 7).unwrap();
-        assert_eq!(offsets_a, offsets_b);
-        let bytes = std::fs::read(&a).unwrap();
-        assert!(bytes.iter().any(|b| *b != 0));
-        assert_eq!(bytes, std::fs::read(&b).unwrap());
     }
 }

@@ -203,6 +203,13 @@ pub trait Target: Send + Sync {
         ctx: &RunContext,
     ) -> Result<Injected, TargetError>;
 
+    /// Whether a service's own process still lives; `None` where the target
+    /// has no services. A service is ready only while it does (SPEC §3.1).
+    fn service_alive(&self, service: &str) -> Option<bool> {
+        let _ = service;
+        None
+    }
+
     /// Undoes a fault with the record [`Target::inject`] returned.
     async fn revert(&self, undo: &Undo, ctx: &RunContext) -> Result<String, TargetError>;
 

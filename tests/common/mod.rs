@@ -56,6 +56,14 @@ impl Run {
     }
 }
 
+/// A shell command that waits until the run's monitor has seen a
+/// steady-state probe fail. A fixture's recovery starts with it, as an
+/// on-call engineer's starts after detection, so that a recovery faster than
+/// one probe interval cannot hide the outage its drill caused (a run that
+/// observes no outage fails, SPEC §7.2).
+pub const AWAIT_OUTAGE: &str =
+    r#"until grep -q '"role":"steady","ok":false' "$RUN_DIR/events.jsonl"; do sleep 0.05; done"#;
+
 pub fn firedrill() -> Command {
     Command::new(env!("CARGO_BIN_EXE_firedrill"))
 }

@@ -1,0 +1,167 @@
+//! Reading what a command prints without letting it decide how much memory
+//! firedrill uses: everything is read (a writer blocked on a full pipe
+//! never finishes), only a bounded tail is kept.
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// Reads `reader` to its end and returns its last `limit` bytes (cut on a
+/// character boundary when decoded lossily by the caller).
+pub async fn read_tail<R: AsyncRead + Unpin>(reader: &mut R, limit: usize) -> Vec<u8> {
+    let mut kept: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        match reader.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                kept.extend_from_slice(&chunk[..n]);
+                // Drop the oldest bytes once the buffer is twice the limit,
+                // so dropping costs O(1) per byte read.
+                if kept.len() > 2 * limit {
+                    kept.drain(..kept.len() - limit);
+                }
+            }
+        }
+    }
+    if kept.len() > limit {
+        kept.drain(..kept.len() - limit);
+    }
+    kept
+}
+
+/// The largest drill or runbook file firedrill reads.
+pub const MAX_INPUT_FILE: u64 = 16 * 1024 * 1024;
+
+/// Reads a file the user named, if it is a regular file of at most
+/// `limit` bytes: a FIFO would block forever, `/dev/zero` never ends. The
+/// file is opened without blocking and judged by the handle, so what is
+/// read is what was checked.
+pub fn read_regular(path: &std::path::Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file (a directory, FIFO, socket or device is never read)",
+        ));
+    }
+    if meta.len() > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "{} bytes: larger than the {limit} bytes firedrill reads",
+                meta.len()
+            ),
+        ));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("grew past the {limit} bytes firedrill reads"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// The default cap of a step's log (`logs/<step>.log`): 8 MiB.
+pub const DEFAULT_LOG_LIMIT: u64 = 8 * 1024 * 1024;
+
+/// The cap of each step log: `FIREDRILL_LOG_LIMIT` in the runner's
+/// environment (bytes, or with a `K`, `M` or `G` suffix), else
+/// [`DEFAULT_LOG_LIMIT`]; at least 4 KiB.
+pub fn log_limit() -> u64 {
+    std::env::var("FIREDRILL_LOG_LIMIT")
+        .ok()
+        .and_then(|text| parse_size(&text))
+        .unwrap_or(DEFAULT_LOG_LIMIT)
+        .max(4096)
+}
+
+fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((at, _)) => text.split_at(at),
+        None => (text, ""),
+    };
+    let scale: u64 = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KB" | "KIB" => 1 << 10,
+        "M" | "MB" | "MIB" => 1 << 20,
+        "G" | "GB" | "GIB" => 1 << 30,
+        _ => return None,
+    };
+    digits.parse::<u64>().ok()?.checked_mul(scale)
+}
+
+/// Caps a log at `limit` bytes in place: its first and last halves stay,
+/// with a line in between saying how many bytes were dropped. In place,
+/// so that a process still appending to it (`O_APPEND`) goes on writing at
+/// its new end.
+pub fn cap_log(path: &std::path::Path, limit: u64) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)?;
+    let len = file.metadata()?.len();
+    if len <= limit {
+        return Ok(());
+    }
+    let keep = limit / 2;
+    let mut tail = Vec::with_capacity(keep as usize);
+    file.seek(SeekFrom::Start(len - keep))?;
+    Read::by_ref(&mut file).take(keep).read_to_end(&mut tail)?;
+    let dropped = len - keep - tail.len() as u64;
+    let marker = format!(
+        "\n[firedrill: {dropped} bytes of output dropped here; each log keeps its first and last {keep} bytes (FIREDRILL_LOG_LIMIT)]\n"
+    );
+    file.seek(SeekFrom::Start(keep))?;
+    file.write_all(marker.as_bytes())?;
+    file.write_all(&tail)?;
+    file.set_len(keep + marker.len() as u64 + tail.len() as u64)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn keeps_the_tail_of_what_is_longer_than_the_limit() {
+        let text: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+        let tail = read_tail(&mut text.as_slice(), 1000).await;
+        assert_eq!(tail, text[text.len() - 1000..]);
+        let short = read_tail(&mut &b"short"[..], 1000).await;
+        assert_eq!(short, b"short");
+    }
+
+    #[test]
+    fn a_log_keeps_its_head_and_tail_and_says_what_was_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("step.log");
+        let text: Vec<u8> = (0..100_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        std::fs::write(&log, &text).unwrap();
+        cap_log(&log, 10_000).unwrap();
+        let capped = std::fs::read(&log).unwrap();
+        assert!(capped.len() < 10_200, "{}", capped.len());
+        assert!(capped.starts_with(&text[..5000]));
+        assert!(capped.ends_with(&text[text.len() - 5000..]));
+        assert!(String::from_utf8_lossy(&capped).contains("90000 bytes of output dropped"));
+        cap_log(&log, 1_000_000).unwrap();
+        assert_eq!(std::fs::read(&log).unwrap(), capped);
+    }
+
+    #[test]
+    fn sizes_take_a_unit() {
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("64K"), Some(65536));
+        assert_eq!(parse_size("8M"), Some(8 << 20));
+        assert_eq!(parse_size("1x"), None);
+    }
+}

@@ -837,20 +837,26 @@ pub fn kwokctl_config(kwokctl: Option<&Path>) -> Option<PathBuf> {
     [beside, home].into_iter().flatten().find(|p| p.is_file())
 }
 
-/// The lock that makes kwokctl creates on this host take turns (the one
-/// `tools/k8s/smoke.sh` takes too).
-async fn create_lock() -> Result<std::fs::File, TargetError> {
+/// The file whose lock makes kwokctl creates on this host take turns
+/// (`${TMPDIR:-/tmp}/firedrill-kwokctl-create.lock`, the one runbooks and
+/// `tools/k8s/smoke.sh` take with `flock`), opened, not locked.
+pub fn create_lock_file() -> Result<std::fs::File, String> {
     let path = std::env::temp_dir().join("firedrill-kwokctl-create.lock");
-    let file = std::fs::OpenOptions::new()
+    std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&path)
-        .map_err(|e| TargetError::Failed(format!("cannot open {}: {e}", path.display())))?;
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))
+}
+
+/// Takes the create lock (see [`create_lock_file`]), waiting for it.
+async fn create_lock() -> Result<std::fs::File, TargetError> {
+    let file = create_lock_file().map_err(TargetError::Failed)?;
     tokio::task::spawn_blocking(move || file.lock().map(|()| file))
         .await
-        .map_err(|e| TargetError::Failed(format!("cannot lock {}: {e}", path.display())))?
-        .map_err(|e| TargetError::Failed(format!("cannot lock {}: {e}", path.display())))
+        .map_err(|e| TargetError::Failed(format!("cannot lock the kwokctl create lock: {e}")))?
+        .map_err(|e| TargetError::Failed(format!("cannot lock the kwokctl create lock: {e}")))
 }
 
 /// Waits until the API server answers `/readyz` (kwokctl exits 0 even when

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod k8s;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -215,3 +217,5 @@ pub fn read_pids(path: &Path) -> Vec<u32> {
         .filter_map(|p| p.parse().ok())
         .collect()
 }
+
+pub mod kwok;

@@ -308,8 +308,9 @@ pub async fn delete_objects(
     client: &Client,
     fault: &KubeDelete,
 ) -> Result<Vec<String>, TargetError> {
-    let kind = fault.kind.as_str();
-    let resource = resolve_kind(client, kind).await?;
+    let resource = resolve_kind(client, &fault.kind).await?;
+    // As the API server names it (`Widget`, also when written `Widget.<group>`).
+    let kind = resource.api.kind.as_str();
     let namespace = fault.namespace.as_deref().unwrap_or("default");
     let api = dynamic_api(client, &resource, namespace);
     let names = match (&fault.name, &fault.selector) {
@@ -757,7 +758,7 @@ pub async fn apply(client: &Client, mut docs: Vec<Value>) -> Result<Vec<String>,
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        let resource = resource_of(client, &api_version, &kind).await?;
+        let resource = served(client, &api_version, &kind).await?;
         let namespace = doc["metadata"]["namespace"]
             .as_str()
             .unwrap_or("default")
@@ -780,6 +781,20 @@ pub async fn apply(client: &Client, mut docs: Vec<Value>) -> Result<Vec<String>,
         wait_established(client, &crd, CRD_PATIENCE).await?;
     }
     Ok(applied)
+}
+
+/// The resource of `apiVersion` + `kind`, asked again for a while when the
+/// API server does not serve it yet: a CRD applied a moment ago can be
+/// Established before its group shows in discovery.
+async fn served(client: &Client, api_version: &str, kind: &str) -> Result<Resource, TargetError> {
+    let deadline = tokio::time::Instant::now() + CRD_PATIENCE;
+    loop {
+        match resource_of(client, api_version, kind).await {
+            Ok(resource) => return Ok(resource),
+            Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
+        }
+    }
 }
 
 /// Waits until the CustomResourceDefinition `name` is Established: before

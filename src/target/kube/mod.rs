@@ -413,6 +413,9 @@ pub async fn client_from_file(path: &Path) -> Result<Client, TargetError> {
     config.connect_timeout = Some(std::time::Duration::from_secs(5));
     config.read_timeout = Some(std::time::Duration::from_secs(30));
     config.write_timeout = Some(std::time::Duration::from_secs(30));
+    // No retries behind firedrill's back: a probe must fail within its own
+    // timeout, and a drain counts and reports the refusals it asks again.
+    config.default_retry = false;
     Client::try_from(config).map_err(|e| {
         TargetError::Failed(format!("cannot build a client for {}: {e}", path.display()))
     })
@@ -498,8 +501,8 @@ pub async fn apply_manifests(
 
 /// The file that pins a cluster's identity for a run: the UID of its
 /// `kube-system` namespace, recorded at setup. A step that rebuilt the
-/// cluster re-pins it explicitly by writing the new UID there (see the
-/// README, "Rebuilding a cluster mid-drill").
+/// cluster re-pins it explicitly by writing the new UID there (see
+/// docs/drill-format.md, the `kwok` target).
 pub fn identity_file(run_dir: &Path) -> PathBuf {
     run_dir.join("cluster-uid")
 }

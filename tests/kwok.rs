@@ -394,8 +394,9 @@ async fn probes_judge_nodes_deployments_statefulsets_pods_and_existence() {
     )
     .await
     .unwrap();
-    assert!(exists("Widget", "w").await);
-    assert!(!exists("Widget", "other").await);
+    // By `Widget.<group>`: other tests serve a Widget kind in their own group.
+    assert!(exists("Widget.probe.firedrill.test", "w").await);
+    assert!(!exists("Widget.probe.firedrill.test", "other").await);
 }
 
 /// A pod pinned to `node` (bypassing the scheduler), tolerating its taint.

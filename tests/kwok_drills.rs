@@ -192,8 +192,9 @@ steps:
   - id: mend
     needs: [hit]
     timeout: 1m
-    run: |
-      {recover}
+    recover:
+      run: |
+        {recover}
 "#
     );
     let path = dir.join("drill.yaml");

@@ -1,7 +1,8 @@
-//! Loading, validating and planning drills: `drill::parse_source` on
-//! generated drills of 10 to 5000 steps (a chain and a wide fan-out) and on
-//! the drills shipped with the repository; then `plan::Graph` and the
-//! `firedrill plan` formats on the large ones.
+//! Loading, validating and planning drills: `drill::parse_source` (which
+//! validates) on generated drills of 10 to 50 000 steps (a chain and a wide
+//! fan-out) and on the drills shipped with the repository; then `plan::Graph`
+//! and the `firedrill plan` formats on the large ones. Time per step should
+//! stay flat from 1k to 50k steps: both are linear.
 
 mod harness;
 
@@ -129,7 +130,7 @@ fn main() {
 
     let mut large = Vec::new();
     for shape in [Shape::Chain, Shape::FanOut] {
-        for steps in [10usize, 100, 1000, 5000] {
+        for steps in [10usize, 100, 1_000, 10_000, 50_000] {
             let text = generate(shape, steps);
             let name = format!("{}-{steps}", shape.name());
             let drill = parse(&text, dir, &name);
@@ -158,7 +159,6 @@ fn main() {
     for (name, drill) in &large {
         let steps = drill.steps.len() as u64;
         let graph = Graph::build(drill);
-        assert!(graph.cycles().is_empty(), "{name} has a cycle");
         let stages = graph.stages();
         assert_eq!(
             stages.iter().map(Vec::len).sum::<usize>(),
@@ -168,7 +168,6 @@ fn main() {
             Graph::build(drill)
         });
         bench.run(&format!("stages/{name}"), steps, "steps", || graph.stages());
-        bench.run(&format!("cycles/{name}"), steps, "steps", || graph.cycles());
         bench.run(&format!("render_text/{name}"), steps, "steps", || {
             plan::render_text(drill)
         });

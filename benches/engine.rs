@@ -3,7 +3,10 @@
 //! does nothing, with 1 and 8 steps at once (and the fault and recovery
 //! alone, the fixed cost of a run); and one scan of /proc for a
 //! run's marked processes (`process::marked_processes`, the sweep at the end
-//! of every run).
+//! of every run). Scheduler scaling: chains (each step needs the one
+//! before) and fan-outs (every step needs the fault, the recovery needs them
+//! all) of 1k, 10k and 50k `wait: 0ms` steps, built in code (50k steps are
+//! more than a YAML drill may hold).
 
 mod harness;
 
@@ -81,6 +84,42 @@ fn drill_text(waits: usize) -> String {
     text
 }
 
+/// How the waits of a scaled drill depend on each other.
+#[derive(Clone, Copy)]
+enum Shape {
+    /// `w0 → w1 → …`: one step ready at a time.
+    Chain,
+    /// Every wait needs only the fault: all ready at once.
+    FanOut,
+}
+
+/// The drill of `drill_text(1)` with its one wait copied `waits` times.
+fn scaled(shape: Shape, waits: usize, dir: &Path) -> LoadedDrill {
+    let mut loaded = load(&drill_text(1), dir);
+    let steps = std::mem::take(&mut loaded.drill.steps);
+    let [fault, wait, fix] =
+        <[_; 3]>::try_from(steps).unwrap_or_else(|_| panic!("the template drill has three steps"));
+    let located = |id: String| firedrill::drill::yaml::Located::new(id);
+    let mut steps = vec![fault];
+    for i in 0..waits {
+        let mut step = wait.clone();
+        step.id = located(format!("w{i}"));
+        step.needs = vec![located(match (shape, i) {
+            (Shape::Chain, i) if i > 0 => format!("w{}", i - 1),
+            _ => "break".to_owned(),
+        })];
+        steps.push(step);
+    }
+    let mut fix = fix;
+    fix.needs = match shape {
+        Shape::Chain => vec![located(format!("w{}", waits - 1))],
+        Shape::FanOut => (0..waits).map(|i| located(format!("w{i}"))).collect(),
+    };
+    steps.push(fix);
+    loaded.drill.steps = steps;
+    loaded
+}
+
 fn load(text: &str, dir: &Path) -> LoadedDrill {
     match parse_source(text, dir) {
         Ok(drill) => LoadedDrill {
@@ -152,6 +191,22 @@ fn main() {
         bench.run(&name, steps, "steps", || {
             run_once(&runtime, &loaded, root.path(), parallel, &counter)
         });
+    }
+    // Scheduler scaling: linear in steps and needs, at the default limit.
+    let parallel = Options::default().parallel;
+    for (shape, label) in [(Shape::Chain, "chain"), (Shape::FanOut, "fan-out")] {
+        for waits in [1_000, 10_000, 50_000] {
+            let name = format!("scheduler/{label}/{}k-waits", waits / 1000);
+            if !bench.wants(&name) {
+                continue;
+            }
+            let loaded = scaled(shape, waits, root.path());
+            let verdict = run_once(&runtime, &loaded, root.path(), parallel, &counter);
+            assert_eq!(verdict, Verdict::Passed, "the scaled drill did not pass");
+            bench.run(&name, waits as u64 + 2, "steps", || {
+                run_once(&runtime, &loaded, root.path(), parallel, &counter)
+            });
+        }
     }
     // The floor under a `wait: 0ms` step: tokio's timer has millisecond
     // resolution, so even a zero sleep lasts until its next tick.

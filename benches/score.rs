@@ -63,6 +63,8 @@ fn events(total: usize) -> Vec<Event> {
                 path: "runbooks/restore.md".into(),
                 executable,
                 total: executable + 3,
+                manual: false,
+                titles: Vec::new(),
             }
         } else if runbook_event(i) {
             let second = runbook_events_so_far % 4 == 3;

@@ -1,4 +1,4 @@
-//! Command-line definitions (SPEC §8).
+//! Command-line definitions (docs/cli.md).
 
 use std::path::PathBuf;
 
@@ -34,12 +34,38 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
         format: PlanFormat,
     },
-    /// Run a drill.
+    /// Run a drill, or several one after another (a game day).
     Run(RunArgs),
     /// Continue a run whose runner died.
     Resume {
         /// The run's directory.
         run_dir: PathBuf,
+    },
+    /// Acknowledge the incident of a run going on (time to acknowledge).
+    Ack {
+        /// The run's directory.
+        run_dir: PathBuf,
+    },
+    /// Add a timestamped note to a run going on.
+    Note {
+        /// The run's directory.
+        run_dir: PathBuf,
+        /// The note.
+        text: String,
+    },
+    /// Mark a step of the runbook people follow in a run going on.
+    Step {
+        /// The run's directory.
+        run_dir: PathBuf,
+        /// The runbook step, counted from 1.
+        #[arg(value_parser = clap::value_parser!(u64).range(1..))]
+        step: u64,
+        /// How it went.
+        #[arg(value_enum)]
+        mark: crate::journal::StepMark,
+        /// Why (what was wrong, what you did instead).
+        #[arg(long)]
+        note: Option<String>,
     },
     /// End whatever a dead run left running and remove its WORKDIR.
     Clean {
@@ -69,6 +95,17 @@ pub enum Command {
         #[command(subcommand)]
         command: RunbookCommand,
     },
+    /// Print a cluster's kube-system UID, the `uid` a cluster target pins.
+    ///
+    /// Reads the kubeconfig, writes nothing.
+    ClusterId {
+        /// The kubeconfig file (`~` is the home directory), or `in-cluster` in a Pod.
+        #[arg(long)]
+        kubeconfig: String,
+        /// The context (required unless `--kubeconfig in-cluster`).
+        #[arg(long)]
+        context: Option<String>,
+    },
     /// Print the JSON Schema of the drill format (for editors).
     Schema,
     /// Print shell completions.
@@ -95,15 +132,22 @@ pub enum RunbookCommand {
 /// `firedrill run` options.
 #[derive(Debug, Args, Clone)]
 pub struct RunArgs {
-    /// The drill file.
-    pub file: PathBuf,
+    /// The drill file; several files or directories run one after another
+    /// (a game day) with one summary table at the end.
+    #[arg(required = true, value_name = "FILE|DIR")]
+    pub files: Vec<PathBuf>,
+    /// An unannounced drill: the first fault starts at a moment in this
+    /// window (`0-20m`), chosen by the seed and shown to nobody.
+    #[arg(long, value_name = "LOW-HIGH")]
+    pub surprise: Option<String>,
     /// Override a drill variable.
     #[arg(long = "var", value_name = "NAME=VALUE")]
     pub vars: Vec<String>,
     /// Seed for random choices (printed by every run, to replay it).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// How many steps may run at once (default: number of CPUs).
+    /// How many steps may run at once (default: 256; steps mostly wait on
+    /// processes, not on CPUs).
     #[arg(long)]
     pub parallel: Option<usize>,
     /// Keep WORKDIR after the run.
@@ -121,7 +165,9 @@ pub struct RunArgs {
     /// Resolve everything and print it; start and harm nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Where the run's records go (default .firedrill/runs/<UTC timestamp>-<drill>/).
+    /// Where the run's records go (default .firedrill/runs/<UTC time>-<drill>-<id>/, e.g. 20250301T101500Z-web-restore-3f2a).
+    ///
+    /// A new or empty directory only: one that holds a run is refused.
     #[arg(long)]
     pub run_dir: Option<PathBuf>,
     /// Also write the JUnit report here.

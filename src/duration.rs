@@ -10,12 +10,10 @@ use serde::{Deserialize, Deserializer, Serialize};
 ///
 /// Units are `ms`, `s`, `m`, `h`; every number needs a unit, so `30` is rejected
 /// rather than guessed at. The error says what was expected.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let trimmed = text.trim();
     if trimmed.is_empty() {
-        return Err(
-            "expected a duration like `500ms`, `30s`, `2m` or `1h30m`, found an empty value".into(),
-        );
+        return Err(DurationError::Empty);
     }
     let mut total = Duration::ZERO;
     let mut rest = trimmed;
@@ -53,14 +51,28 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// reasonably lasts longer than a year.
 pub const MAX: Duration = Duration::from_secs(365 * 24 * 3600);
 
-fn too_long(text: &str) -> String {
-    format!("`{text}` is longer than the longest duration firedrill accepts (365 days)")
+fn too_long(text: &str) -> DurationError {
+    DurationError::TooLong(text.to_owned())
 }
 
-fn bad(text: &str) -> String {
-    format!(
-        "expected a duration like `500ms`, `30s`, `2m` or `1h30m` (units ms, s, m, h), found `{text}`"
-    )
+fn bad(text: &str) -> DurationError {
+    DurationError::Invalid(text.to_owned())
+}
+
+/// Why a duration could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    /// Nothing was written.
+    #[error("expected a duration like `500ms`, `30s`, `2m` or `1h30m`, found an empty value")]
+    Empty,
+    /// Not a number and unit.
+    #[error(
+        "expected a duration like `500ms`, `30s`, `2m` or `1h30m` (units ms, s, m, h), found `{0}`"
+    )]
+    Invalid(String),
+    /// Longer than [`MAX`].
+    #[error("`{0}` is longer than the longest duration firedrill accepts (365 days)")]
+    TooLong(String),
 }
 
 /// Formats a duration the way people read it in reports: `640ms`, `41.2s`, `2m05s`.

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::journal::{RunbookStepStatus, StepStatus, Verdict};
+use crate::journal::{RunbookStepStatus, StepMark, StepStatus, Verdict};
 
 /// One thing that happened, when it happened.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,6 +31,8 @@ pub enum ProbeRole {
     Guard,
     /// Awaited by a `probe` step or a service's `ready`.
     Wait,
+    /// A `detect` probe: the team's own monitoring (docs/game-days.md).
+    Detect,
 }
 
 /// What happened.
@@ -70,7 +72,8 @@ pub enum EventKind {
         /// Whether the drill has a `data:` section.
         has_data: bool,
         /// `objectives.expect_outage`: whether a run that breaks nothing fails
-        /// (SPEC §7.2). Older records lack it: the default, true.
+        /// (docs/scoring.md, "Outage observed"). Older records lack it: the
+        /// default, true.
         #[serde(default = "yes")]
         expect_outage: bool,
     },
@@ -91,10 +94,23 @@ pub enum EventKind {
         /// Its pid (and process group).
         pid: u32,
     },
+    /// The run is ending the processes it leaves (services, what steps and
+    /// runbooks started): TERM one at a time, KILL after the grace period.
+    ProcessesEnding {
+        /// How many are still running.
+        count: usize,
+    },
     /// A service is up (its ready probe passed).
     ServiceReady {
         /// Name.
         service: String,
+        /// For how long before the check that passed started no check of
+        /// its ready probe was running (ms): the most the polling can have
+        /// added to the wait. (A check that waits for the service, as a
+        /// health check that hangs until a cluster has a leader, passes as
+        /// it becomes ready; how long a check takes is the service's.)
+        #[serde(default)]
+        unwatched_ms: u64,
     },
     /// A step started (or an attempt of it).
     StepStarted {
@@ -215,8 +231,14 @@ pub enum EventKind {
         executable: usize,
         /// All steps.
         total: usize,
+        /// Followed by people (`recover: {manual: ...}`), not run by firedrill.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        manual: bool,
+        /// The steps' headings, for a runbook followed by hand.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        titles: Vec<String>,
     },
-    /// Data loss measured after recovery (SPEC §7.3).
+    /// Data loss measured after recovery (docs/scoring.md, measures).
     DataLoss {
         /// Milliseconds lost; `None` if the read failed.
         loss_ms: Option<u64>,
@@ -236,6 +258,33 @@ pub enum EventKind {
         /// This check follows the idempotency re-run, not the first pass.
         #[serde(default)]
         after_rerun: bool,
+    },
+    /// A person's timestamped note (`firedrill note`, docs/game-days.md).
+    Note {
+        /// The note as written (control characters kept; shown escaped).
+        text: String,
+    },
+    /// A person acknowledged the incident (`firedrill ack`).
+    Acknowledged {},
+    /// A person marked a step of the runbook they follow by hand
+    /// (`firedrill step`).
+    StepMarked {
+        /// The runbook step, 1-based as people count.
+        step: usize,
+        /// How it went.
+        mark: StepMark,
+        /// Why, if they said.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
+    /// `run --surprise`: the first fault starts now, this long after the
+    /// steady-state check (recorded only when it happens, so nobody learns
+    /// the moment from the records before).
+    SurpriseFault {
+        /// The window as given (`0-20m`).
+        window: String,
+        /// The chosen delay.
+        delay_ms: u64,
     },
     /// The run ended.
     RunFinished {
@@ -260,29 +309,92 @@ pub trait Reporter: Send {
     fn finish(&mut self) {}
 }
 
-/// Hands every event to every reporter, in order, stamped with the run clock.
+/// Stamps every event with the run clock, keeps it for the record, and hands
+/// it to the reporters, in order. The reporters are owned by one thread of
+/// their own: whoever emits never waits for a terminal or a pipe.
+///
+/// With an [`EventLog`], the emitter also owns `events.jsonl`: each event is
+/// appended synchronously under the log's lock (so it is on disk before
+/// `emit` returns: a fault never starts before its `step_started` is), and
+/// the events that people's commands (`firedrill note`, `ack`, `step`)
+/// appended meanwhile are taken in first, in file order, so the record, the
+/// reporters and the score see one order.
 #[derive(Clone)]
 pub struct Emitter {
-    inner: Arc<Mutex<EmitterInner>>,
+    inner: Arc<Mutex<Record>>,
     start: Instant,
     start_wall: chrono::DateTime<chrono::Utc>,
 }
 
-struct EmitterInner {
-    reporters: Vec<Box<dyn Reporter>>,
+struct Record {
     events: Vec<Event>,
+    log: Option<EventLog>,
+    /// To the reporters' thread; `None` once finished.
+    reporters: Option<std::sync::mpsc::Sender<Event>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Record {
+    fn new(reporters: Vec<Box<dyn Reporter>>, events: Vec<Event>) -> Record {
+        let mut record = Record {
+            events,
+            log: None,
+            reporters: None,
+            thread: None,
+        };
+        if reporters.is_empty() {
+            return record;
+        }
+        let (tx, rx) = std::sync::mpsc::channel::<Event>();
+        let thread = std::thread::Builder::new()
+            .name("reporters".to_owned())
+            .spawn(move || {
+                let mut reporters = reporters;
+                for event in rx {
+                    for reporter in reporters.iter_mut() {
+                        reporter.event(&event);
+                    }
+                }
+                for reporter in reporters.iter_mut() {
+                    reporter.finish();
+                }
+            });
+        match thread {
+            Ok(thread) => {
+                record.reporters = Some(tx);
+                record.thread = Some(thread);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot start the reporters' thread: no live output");
+            }
+        }
+        record
+    }
+
+    /// Keeps `event` and hands it to the reporters.
+    fn deliver(&mut self, event: Event) {
+        if let Some(reporters) = &self.reporters {
+            let _ = reporters.send(event.clone());
+        }
+        self.events.push(event);
+    }
 }
 
 impl Emitter {
-    /// An emitter whose clock starts now.
+    /// An emitter whose clock starts now (on a whole millisecond of wall
+    /// time, so that people's commands, which count from the recorded start,
+    /// read the same clock).
     pub fn new(reporters: Vec<Box<dyn Reporter>>) -> Emitter {
+        let now = chrono::Utc::now();
+        let start_wall = now
+            - chrono::Duration::nanoseconds(i64::from(now.timestamp_subsec_nanos() % 1_000_000));
+        let start = Instant::now()
+            .checked_sub((now - start_wall).to_std().unwrap_or_default())
+            .unwrap_or_else(Instant::now);
         Emitter {
-            inner: Arc::new(Mutex::new(EmitterInner {
-                reporters,
-                events: Vec::new(),
-            })),
-            start: Instant::now(),
-            start_wall: chrono::Utc::now(),
+            inner: Arc::new(Mutex::new(Record::new(reporters, Vec::new()))),
+            start,
+            start_wall,
         }
     }
 
@@ -299,13 +411,21 @@ impl Emitter {
             .checked_sub(elapsed)
             .unwrap_or_else(Instant::now);
         Emitter {
-            inner: Arc::new(Mutex::new(EmitterInner {
-                reporters,
-                events: earlier,
-            })),
+            inner: Arc::new(Mutex::new(Record::new(reporters, earlier))),
             start,
             start_wall: started,
         }
+    }
+
+    /// Writes every event to `log` from now on (and takes in what others
+    /// append to it).
+    pub fn with_log(self, log: EventLog) -> Emitter {
+        self.record().log = Some(log);
+        self
+    }
+
+    fn record(&self) -> std::sync::MutexGuard<'_, Record> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Milliseconds since the run started.
@@ -320,64 +440,205 @@ impl Emitter {
 
     /// Emits an event.
     pub fn emit(&self, kind: EventKind) {
-        let at_ms = self.now_ms();
+        self.emit_with(|_| kind);
+    }
+
+    /// Emits the event `make` builds from every event so far, people's
+    /// latest included, with no event slipping in between: the run's last
+    /// event is built from exactly what precedes it in the record.
+    pub fn emit_with(&self, make: impl FnOnce(&[Event]) -> EventKind) {
+        let mut record = self.record();
+        // The file lock is held for the file only; the reporters write on
+        // their own thread, in the order the emitter's lock gives.
+        let (held, taken) = match record.log.as_mut() {
+            Some(log) => (log.hold(), log.take_others()),
+            None => (None, Vec::new()),
+        };
+        for event in taken {
+            record.deliver(event);
+        }
+        // Stamped under the lock, never before the last event: the file's
+        // order is the clock's order (people's commands read the wall clock,
+        // which may be a millisecond ahead of the runner's monotonic one).
+        let at_ms = self
+            .now_ms()
+            .max(record.events.last().map_or(0, |last| last.at_ms));
         let time = (self.start_wall + chrono::Duration::milliseconds(at_ms as i64))
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let event = Event { at_ms, time, kind };
-        let mut inner = match self.inner.lock() {
-            Ok(inner) => inner,
-            Err(poisoned) => poisoned.into_inner(),
+        let event = Event {
+            at_ms,
+            time,
+            kind: make(&record.events),
         };
-        for reporter in inner.reporters.iter_mut() {
-            reporter.event(&event);
+        if let Some(log) = record.log.as_mut() {
+            log.append(&event);
         }
-        inner.events.push(event);
+        drop(held);
+        record.deliver(event);
+    }
+
+    /// Takes in what people's commands appended to the log since the last
+    /// event: the live view shows a note as it arrives, not at the runner's
+    /// next event.
+    pub fn take_in_others(&self) {
+        let mut record = self.record();
+        let taken = match record.log.as_mut() {
+            Some(log) => {
+                let _held = log.hold();
+                log.take_others()
+            }
+            None => Vec::new(),
+        };
+        for event in taken {
+            record.deliver(event);
+        }
     }
 
     /// Every event so far.
     pub fn events(&self) -> Vec<Event> {
-        match self.inner.lock() {
-            Ok(inner) => inner.events.clone(),
-            Err(poisoned) => poisoned.into_inner().events.clone(),
-        }
+        self.record().events.clone()
     }
 
-    /// Lets every reporter finish (flush, clear progress bars).
+    /// The events after the first `seen`, for a watcher that reads along.
+    pub fn events_after(&self, seen: usize) -> Vec<Event> {
+        self.record()
+            .events
+            .get(seen..)
+            .unwrap_or_default()
+            .to_vec()
+    }
+
+    /// Lets every reporter finish (flush, clear progress bars) and waits
+    /// until they have.
     pub fn finish(&self) {
-        let mut inner = match self.inner.lock() {
-            Ok(inner) => inner,
-            Err(poisoned) => poisoned.into_inner(),
+        let thread = {
+            let mut record = self.record();
+            record.reporters = None;
+            record.thread.take()
         };
-        for reporter in inner.reporters.iter_mut() {
-            reporter.finish();
+        if let Some(thread) = thread {
+            let _ = thread.join();
         }
     }
 }
 
-/// Appends each event to `events.jsonl` and flushes it, so a dead runner's
-/// records are complete up to its last event.
-pub struct JsonlFile {
+/// The longest line `events.jsonl` takes from people's commands; their
+/// text is cut to fit.
+pub const MAX_LINE: usize = 8 * 1024;
+
+/// `events.jsonl`, shared by the runner and people's commands: every writer
+/// appends one whole line with one `write(2)` (`O_APPEND`) while holding an
+/// exclusive `flock(2)` on the file, so lines are never torn or interleaved
+/// and the runner knows which bytes are not its own.
+pub struct EventLog {
     file: std::fs::File,
+    /// Where the lines the runner has seen (its own and taken-in ones) end.
+    seen: u64,
 }
 
-impl JsonlFile {
-    /// Opens (creates) the file for appending.
-    pub fn create(path: &std::path::Path) -> std::io::Result<JsonlFile> {
+/// An exclusive `flock(2)` on an open file, released on drop (drop it
+/// before the file).
+pub struct Held(std::os::fd::RawFd);
+
+/// Takes the exclusive advisory lock every writer of `events.jsonl` takes.
+pub fn hold(file: &std::fs::File) -> std::io::Result<Held> {
+    use std::os::fd::AsRawFd;
+    loop {
+        // SAFETY: flock on an open file descriptor.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+            return Ok(Held(file.as_raw_fd()));
+        }
+        let error = std::io::Error::last_os_error();
+        if error.kind() != std::io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        // SAFETY: unlocks the lock this guard took, on a descriptor its
+        // holder keeps open for the guard's life.
+        unsafe { libc::flock(self.0, libc::LOCK_UN) };
+    }
+}
+
+/// Appends one whole line in one `write(2)`; the caller holds the lock.
+pub fn append_line(mut file: &std::fs::File, line: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let written = file.write(line.as_bytes())?;
+    if written != line.len() {
+        return Err(std::io::Error::other(format!(
+            "only {written} of {} bytes written",
+            line.len()
+        )));
+    }
+    Ok(())
+}
+
+impl EventLog {
+    /// Opens (creates) the file for appending; what it holds already is seen.
+    pub fn open(path: &std::path::Path) -> std::io::Result<EventLog> {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .read(true)
             .open(path)?;
-        Ok(JsonlFile { file })
+        let seen = file.metadata()?.len();
+        Ok(EventLog { file, seen })
     }
-}
 
-impl Reporter for JsonlFile {
-    fn event(&mut self, event: &Event) {
-        use std::io::Write;
+    fn hold(&self) -> Option<Held> {
+        match hold(&self.file) {
+            Ok(held) => Some(held),
+            Err(error) => {
+                tracing::warn!(%error, "cannot lock events.jsonl");
+                None
+            }
+        }
+    }
+
+    /// The events others appended since the runner last looked.
+    fn take_others(&mut self) -> Vec<Event> {
+        use std::os::unix::fs::FileExt;
+        let Ok(len) = self.file.metadata().map(|m| m.len()) else {
+            return Vec::new();
+        };
+        if len <= self.seen {
+            return Vec::new();
+        }
+        let mut bytes = vec![0; (len - self.seen) as usize];
+        if self.file.read_exact_at(&mut bytes, self.seen).is_err() {
+            return Vec::new();
+        }
+        self.seen = len;
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .filter_map(|line| match serde_json::from_str(line) {
+                Ok(event) => Some(event),
+                Err(error) => {
+                    tracing::warn!(%error, "events.jsonl: a line appended by another writer is not an event");
+                    None
+                }
+            })
+            .collect()
+    }
+
+    /// Appends the runner's own event and flushes it, so a dead runner's
+    /// records are complete up to its last event.
+    fn append(&mut self, event: &Event) {
         if let Ok(mut line) = serde_json::to_string(event) {
             line.push('\n');
-            let _ = self.file.write_all(line.as_bytes());
-            let _ = self.file.flush();
+            match append_line(&self.file, &line) {
+                Ok(()) => {
+                    self.seen = self
+                        .file
+                        .metadata()
+                        .map_or(self.seen + line.len() as u64, |m| m.len())
+                }
+                Err(error) => tracing::warn!(%error, "cannot append to events.jsonl"),
+            }
         }
     }
 }

@@ -1,10 +1,11 @@
-//! The whole result of a run: `journal.json` (SPEC §8).
+//! The whole result of a run: `journal.json` (docs/cli.md, "The run
+//! directory").
 //!
 //! The journal is built from the event stream by the scorer and read back by
 //! `firedrill report` and `firedrill history`, so its shape is the contract
 //! between a run and everything that looks at it afterwards.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -23,16 +24,6 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    /// The process exit code of SPEC §8 for a run that ended with this verdict.
-    pub fn exit_code(self) -> i32 {
-        match self {
-            Verdict::Passed => 0,
-            Verdict::Failed => 1,
-            Verdict::Aborted => 3,
-            Verdict::Error => 4,
-        }
-    }
-
     /// The lower-case name used in files and tables.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -56,6 +47,18 @@ pub enum StepStatus {
     Skipped,
     /// Was running when the run was interrupted.
     Interrupted,
+}
+
+impl StepStatus {
+    /// The lower-case name used in files and tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Ok => "ok",
+            StepStatus::Failed => "failed",
+            StepStatus::Skipped => "skipped",
+            StepStatus::Interrupted => "interrupted",
+        }
+    }
 }
 
 /// Status of a runbook step.
@@ -152,6 +155,15 @@ pub struct RunbookStepRecord {
     /// The command the operator ran instead (`--interactive` edit).
     #[serde(default)]
     pub deviation: Option<String>,
+    /// When it started, in ms since the run started (older records lack it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_ms: Option<u64>,
+    /// When its second run (`check: idempotent`) started, in ms since the run started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub second_run_started_ms: Option<u64>,
+    /// How long its second run took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub second_run_duration_ms: Option<u64>,
 }
 
 /// The runbook's part of the result.
@@ -161,6 +173,10 @@ pub struct RunbookRecord {
     pub path: String,
     /// Its steps in order.
     pub steps: Vec<RunbookStepRecord>,
+    /// The headings of a runbook people followed by hand
+    /// (`recover: {manual: ...}`); its steps are then in `marks`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by_hand: Vec<String>,
 }
 
 /// One probe result from the background monitor: the health band of the timeline.
@@ -172,6 +188,58 @@ pub struct ProbeSample {
     pub probe: String,
     /// Whether it passed.
     pub ok: bool,
+}
+
+/// How a person marked a runbook step they followed by hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum StepMark {
+    /// It worked as written.
+    Ok,
+    /// It was wrong: the runbook needs fixing.
+    Wrong,
+    /// It was not done.
+    Skipped,
+}
+
+impl StepMark {
+    /// The word as typed and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepMark::Ok => "ok",
+            StepMark::Wrong => "wrong",
+            StepMark::Skipped => "skipped",
+        }
+    }
+}
+
+/// A person's note, as it arrived (docs/game-days.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Note {
+    /// Milliseconds since the run started.
+    pub at_ms: u64,
+    /// Wall-clock time (RFC 3339, UTC).
+    pub time: String,
+    /// The note as written.
+    pub text: String,
+}
+
+/// A runbook step marked by a person (`firedrill step`); the last mark of
+/// a step counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarkRecord {
+    /// The runbook step, 1-based.
+    pub step: usize,
+    /// Its heading, when the runbook is known.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// How it went.
+    pub mark: StepMark,
+    /// Why, if they said.
+    #[serde(default)]
+    pub note: Option<String>,
+    /// Milliseconds since the run started.
+    pub at_ms: u64,
 }
 
 /// `journal.json`: the whole result of one run.
@@ -249,6 +317,32 @@ pub struct Journal {
     /// Background probe results from the first fault on.
     #[serde(default)]
     pub health: Vec<ProbeSample>,
+    /// Time to alert: first fault to the first pass of a `detect` probe;
+    /// null without `detect` or when no alert came.
+    #[serde(default)]
+    pub tta_alert_ms: Option<u64>,
+    /// Time to acknowledge: first fault to the first `firedrill ack`.
+    #[serde(default)]
+    pub tt_ack_ms: Option<u64>,
+    /// People's notes, in order.
+    #[serde(default)]
+    pub notes: Vec<Note>,
+    /// Runbook steps marked by people, by step number (the last mark counts).
+    #[serde(default)]
+    pub marks: Vec<MarkRecord>,
+    /// `run --surprise`: the window and the delay the seed chose; null
+    /// for an announced drill.
+    #[serde(default)]
+    pub surprise: Option<SurpriseRecord>,
+}
+
+/// When an unannounced drill's first fault came (`run --surprise`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SurpriseRecord {
+    /// The window as given (`0-20m`).
+    pub window: String,
+    /// From the steady-state check to the first fault.
+    pub delay_ms: u64,
 }
 
 fn yes() -> bool {
@@ -257,11 +351,33 @@ fn yes() -> bool {
 
 impl Journal {
     /// Reads `journal.json` from a run directory.
-    pub fn read(run_dir: &Path) -> Result<Journal, String> {
+    pub fn read(run_dir: &Path) -> Result<Journal, JournalError> {
         let path = run_dir.join("journal.json");
-        let text = std::fs::read_to_string(&path)
-            .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
-        serde_json::from_str(&text)
-            .map_err(|error| format!("{} is not a firedrill journal: {error}", path.display()))
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(source) => return Err(JournalError::Read { path, source }),
+        };
+        serde_json::from_str(&text).map_err(|source| JournalError::Parse { path, source })
     }
+}
+
+/// Why a `journal.json` could not be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// The file cannot be read.
+    #[error("cannot read {}: {source}", .path.display())]
+    Read {
+        /// The journal file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not a journal (another file, a future version, a torn write).
+    #[error("{} is not a firedrill journal: {source}", .path.display())]
+    Parse {
+        /// The journal file.
+        path: PathBuf,
+        /// Why.
+        source: serde_json::Error,
+    },
 }

@@ -4,13 +4,16 @@
 //! probes and recovery steps; the engine runs it against a target, follows the
 //! recovery runbook exactly as written, and scores the recovery.
 
-pub mod app;
 pub mod bounded;
 pub mod cli;
+pub mod cmd;
+pub mod diagnostic;
 pub mod drill;
 pub mod duration;
 pub mod engine;
+pub mod error;
 pub mod event;
+pub mod gameday;
 pub mod history;
 pub mod journal;
 pub mod leftovers;

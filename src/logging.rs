@@ -1,9 +1,11 @@
 //! tracing to stderr: `RUST_LOG` wins, else `--verbose` raises the level.
+//! Colours only on a terminal, as everything else firedrill prints
+//! ([`crate::text::use_color`]: `NO_COLOR`, `CLICOLOR_FORCE`).
 //!
 //! While the live progress display is on, log lines are written through it
 //! (`MultiProgress::suspend`), so they never tear the bars.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::sync::{Mutex, OnceLock};
 
 use indicatif::MultiProgress;
@@ -47,6 +49,7 @@ pub fn init(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(|| LogWriter)
+        .with_ansi(crate::text::use_color(std::io::stderr().is_terminal()))
         .with_target(false)
         .try_init();
 }

@@ -1,33 +1,29 @@
 //! The `firedrill` binary: parse arguments, call the library, exit.
 
 use clap::Parser;
+use firedrill::error::{EXIT_INVALID, EXIT_OK};
 
 fn main() {
     let cli = match firedrill::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
+            // `--help` and `--version` are "errors" that go to stdout.
             let code = if error.use_stderr() {
-                firedrill::app::EXIT_INVALID
+                EXIT_INVALID
             } else {
-                0
+                EXIT_OK
             };
             let _ = error.print();
             std::process::exit(code);
         }
     };
-    use firedrill::cli::Command;
-    if matches!(
-        cli.command,
-        Command::Validate { .. }
-            | Command::Plan { .. }
-            | Command::Report { .. }
-            | Command::History { .. }
-            | Command::Runbook { .. }
-            | Command::Schema
-            | Command::Completions { .. }
-    ) {
-        firedrill::signal::quiet_on_closed_stdout();
-    }
     firedrill::logging::init(cli.verbose);
-    std::process::exit(firedrill::app::run(cli));
+    let code = match firedrill::cmd::run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            firedrill::cmd::print_error(&error);
+            error.exit_code()
+        }
+    };
+    std::process::exit(code);
 }

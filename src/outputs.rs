@@ -1,12 +1,12 @@
-//! Step outputs (SPEC §2): the `$FIREDRILL_OUTPUT` file a `run` or runbook
-//! command appends to, read as CI systems do. One `NAME=value` per line; a
-//! multi-line value only in GitHub's form `NAME<<DELIM` … `DELIM`. A name
-//! must be `[A-Za-z_][A-Za-z0-9_]*` and not reserved: the run's built-ins
-//! and `FIREDRILL_*`/`KIND_*` (a step cannot move WORKDIR, hide processes
-//! from the sweep or point later commands at another cluster), and the
-//! variables that change how a shell or the loader behaves (`BASH_ENV`,
-//! `LD_PRELOAD`, …: an output must not run code in the commands after it).
-//! A line that breaks these rules fails the step that wrote it.
+//! Step outputs (docs/drill-format.md, step outputs): the `$FIREDRILL_OUTPUT`
+//! file a `run` or runbook command appends to, read as CI systems do. One
+//! `NAME=value` per line; a multi-line value only in GitHub's form
+//! `NAME<<DELIM` … `DELIM`. A name must be `[A-Za-z_][A-Za-z0-9_]*` and not
+//! reserved: the run's built-ins and `FIREDRILL_*`/`KIND_*` (a step cannot move
+//! WORKDIR, hide processes from the sweep or point later commands at another
+//! cluster), and the variables that change how a shell or the loader behaves
+//! (`BASH_ENV`, `LD_PRELOAD`, …: an output must not run code in the commands
+//! after it). A line that breaks these rules fails the step that wrote it.
 
 use std::collections::BTreeMap;
 
@@ -34,8 +34,9 @@ const SHELL_AND_LOADER: &[&str] = &[
     "CDPATH",
 ];
 
-/// Whether an output may set `name` (SPEC §1 reserved names, plus the shell
-/// and loader variables above).
+/// Whether an output may set `name` (the reserved names of
+/// docs/drill-format.md, built-in variables, plus the shell and loader
+/// variables above).
 fn refused_output_name(name: &str) -> Option<String> {
     if crate::vars::is_reserved(name) {
         return Some(format!(

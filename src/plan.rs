@@ -1,75 +1,40 @@
-//! The dependency graph of a drill: build, cycles, stages, and the formats
+//! The dependency graph of a drill: build, stages, and the formats
 //! of `firedrill plan`.
 
 use std::collections::BTreeMap;
 
-use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::Serialize;
 
-use crate::drill::yaml::Located;
-use crate::drill::{Action, ActionKind, Drill, RawStep, Step};
+use crate::drill::{Action, ActionKind, Drill, Step};
 use crate::text::short_line;
 
-/// What the graph needs of a step: its id and its needs. Validation builds
-/// the graph of the steps as written, everything else that of valid steps.
-pub trait Node {
-    /// The step's id.
-    fn id(&self) -> &Located<String>;
-    /// The ids it needs.
-    fn needs(&self) -> &[Located<String>];
-}
-
-impl Node for Step {
-    fn id(&self) -> &Located<String> {
-        &self.id
-    }
-    fn needs(&self) -> &[Located<String>] {
-        &self.needs
-    }
-}
-
-impl Node for RawStep {
-    fn id(&self) -> &Located<String> {
-        &self.id
-    }
-    fn needs(&self) -> &[Located<String>] {
-        &self.needs
-    }
-}
-
 /// The graph: one node per step, an edge from each need to the step that needs it.
-pub struct Graph<'a, S = Step> {
-    graph: DiGraph<&'a S, ()>,
+pub struct Graph<'a> {
+    graph: DiGraph<&'a Step, ()>,
     index: BTreeMap<&'a str, NodeIndex>,
 }
 
 impl<'a> Graph<'a> {
-    /// Builds the graph of a drill.
+    /// Builds the graph of a drill; needs that name no step (validation
+    /// reports them) and self-needs are left out.
     pub fn build(drill: &'a Drill) -> Graph<'a> {
-        Graph::of(&drill.steps)
-    }
-}
-
-impl<'a, S: Node> Graph<'a, S> {
-    /// Builds the graph; needs that name no step (validation reports them) and
-    /// self-needs are left out.
-    pub fn of(steps: &'a [S]) -> Graph<'a, S> {
+        let steps = &drill.steps;
         let mut graph = DiGraph::new();
         let mut index = BTreeMap::new();
         for step in steps {
             let node = graph.add_node(step);
-            index.entry(step.id().as_str()).or_insert(node);
+            index.entry(step.id.as_str()).or_insert(node);
         }
         // Duplicate needs give one edge. (A set, not `update_edge`, which
         // scans a node's edges and made wide fan-outs quadratic.)
         let mut edges = std::collections::HashSet::new();
         for step in steps {
-            let Some(&to) = index.get(step.id().as_str()) else {
+            let Some(&to) = index.get(step.id.as_str()) else {
                 continue;
             };
-            for need in step.needs() {
-                if need.value == step.id().value {
+            for need in &step.needs {
+                if need.value == step.id.value {
                     continue;
                 }
                 if let Some(&from) = index.get(need.as_str())
@@ -82,62 +47,6 @@ impl<'a, S: Node> Graph<'a, S> {
         Graph { graph, index }
     }
 
-    /// Every cycle, as the ids along it in "needs" order (`a` needs `b` ...),
-    /// starting from the step that comes first in the file.
-    pub fn cycles(&self) -> Vec<Vec<String>> {
-        let mut cycles = Vec::new();
-        for component in tarjan_scc(&self.graph) {
-            if component.len() < 2 {
-                continue;
-            }
-            let start = *component.iter().min().unwrap_or(&component[0]);
-            // Walk backwards along edges (to the needs) inside the component
-            // until we are back at the start: that is one concrete cycle.
-            let mut path = vec![start];
-            let mut current = start;
-            let mut guard = 0;
-            loop {
-                guard += 1;
-                let next = self
-                    .graph
-                    .neighbors_directed(current, petgraph::Direction::Incoming)
-                    .filter(|n| component.contains(n))
-                    .min_by_key(|n| {
-                        if *n == start {
-                            0
-                        } else if path.contains(n) {
-                            usize::MAX
-                        } else {
-                            n.index() + 1
-                        }
-                    });
-                match next {
-                    Some(n) if n == start => break,
-                    Some(n) if !path.contains(&n) && guard <= component.len() => {
-                        path.push(n);
-                        current = n;
-                    }
-                    _ => {
-                        // No simple way back found (should not happen in an SCC):
-                        // report the component as it is.
-                        path = component.clone();
-                        path.sort();
-                        break;
-                    }
-                }
-            }
-            cycles.push(
-                path.into_iter()
-                    .map(|n| self.graph[n].id().value.clone())
-                    .collect(),
-            );
-        }
-        cycles.sort();
-        cycles
-    }
-}
-
-impl<'a> Graph<'a> {
     /// Steps grouped in stages: each stage's steps need only earlier stages,
     /// so they can run together. Empty if the graph has a cycle.
     pub fn stages(&self) -> Vec<Vec<&'a Step>> {
@@ -203,11 +112,6 @@ impl<'a> Graph<'a> {
     }
 }
 
-/// Cycles of the graph of `steps` (see [`Graph::cycles`]).
-pub fn cycles<S: Node>(steps: &[S]) -> Vec<Vec<String>> {
-    Graph::of(steps).cycles()
-}
-
 /// A one-line summary of what a step does, for plans and progress.
 pub fn describe_action(step: &Step) -> String {
     match &step.action {
@@ -221,10 +125,21 @@ pub fn describe_action(step: &Step) -> String {
                 format!("fault: {kind} {detail}")
             }
         }
-        Action::Recover(recover) => match (&recover.runbook, &recover.run) {
-            (Some(runbook), _) => format!("recover: runbook {}", runbook.value),
-            (_, Some(run)) => format!("recover: run: {}", short_line(run)),
-            (None, None) => "recover".into(),
+        Action::Recover(recover) => match (&recover.runbook, &recover.run, &recover.manual) {
+            (Some(runbook), _, _) => format!("recover: runbook {}", runbook.value),
+            (_, Some(run), _) => format!("recover: run: {}", short_line(run)),
+            (_, _, Some(manual)) => format!(
+                "recover by hand within {}{} (the drill's variables for people: source RUN_DIR/people.env)",
+                crate::duration::format_duration(manual.timeout.0),
+                manual
+                    .runbook
+                    .as_ref()
+                    .map_or_else(String::new, |runbook| format!(
+                        ", runbook {}",
+                        runbook.value
+                    ))
+            ),
+            (None, None, None) => "recover".into(),
         },
         Action::Probe(probes) => format!("probe: {}", probes.names().join(", ")),
         Action::Wait(wait) => format!("wait: {}", crate::duration::format_duration(wait.0)),
@@ -270,15 +185,55 @@ pub fn render_text(drill: &Drill) -> String {
     out
 }
 
+/// Text inside a DOT double-quoted string: `"` and `\` escaped, line
+/// breaks as DOT's `\n`, so a command reads exactly as written.
+fn dot_quote(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Text inside a quoted Mermaid label, which Mermaid renders as HTML: its
+/// entity codes (`#quot;`, `#lt;`, ...) stand for the characters that would
+/// end the label or become markup.
+fn mermaid_quote(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("#quot;"),
+            '#' => out.push_str("#35;"),
+            '<' => out.push_str("#lt;"),
+            '>' => out.push_str("#gt;"),
+            '&' => out.push_str("#amp;"),
+            '\n' => out.push_str("<br/>"),
+            '\r' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 fn node_label(step: &Step) -> String {
-    format!("{}\\n{}", step.id.value, describe_action(step)).replace('"', "'")
+    format!(
+        "{}\\n{}",
+        dot_quote(&step.id.value),
+        dot_quote(&describe_action(step))
+    )
 }
 
 /// `firedrill plan --format dot` (Graphviz).
 pub fn render_dot(drill: &Drill) -> String {
     let mut out = format!(
         "digraph \"{}\" {{\n  rankdir=LR;\n  node [shape=box, style=rounded];\n",
-        drill.name
+        dot_quote(&drill.name)
     );
     for step in &drill.steps {
         let color = match step.action() {
@@ -289,13 +244,17 @@ pub fn render_dot(drill: &Drill) -> String {
         };
         out.push_str(&format!(
             "  \"{}\" [label=\"{}\"{color}];\n",
-            step.id.value,
+            dot_quote(&step.id.value),
             node_label(step)
         ));
     }
     for step in &drill.steps {
         for need in &step.needs {
-            out.push_str(&format!("  \"{}\" -> \"{}\";\n", need.value, step.id.value));
+            out.push_str(&format!(
+                "  \"{}\" -> \"{}\";\n",
+                dot_quote(&need.value),
+                dot_quote(&step.id.value)
+            ));
         }
     }
     out.push_str("}\n");
@@ -307,7 +266,11 @@ pub fn render_mermaid(drill: &Drill) -> String {
     let mut out = String::from("flowchart LR\n");
     let mermaid_id = |id: &str| id.replace('-', "_");
     for step in &drill.steps {
-        let label = format!("{}<br/>{}", step.id.value, describe_action(step)).replace('"', "'");
+        let label = format!(
+            "{}<br/>{}",
+            mermaid_quote(&step.id.value),
+            mermaid_quote(&describe_action(step))
+        );
         let (open, close) = match step.action() {
             ActionKind::Fault => ("{{", "}}"),
             ActionKind::Recover => ("([", "])"),
@@ -381,7 +344,8 @@ mod tests {
             if target == "local" {
                 "services: {web: {run: sleep 100}, db: {run: sleep 100}}\n"
             } else {
-                ""
+                // API faults must stay inside the drill's namespaces.
+                "scope: {namespaces: [shop]}\n"
             }
         );
         crate::drill::parse_source(&text, std::path::Path::new("."))
@@ -431,5 +395,27 @@ mod tests {
                 "recover: run: true",
             ]
         );
+    }
+
+    #[test]
+    fn dot_and_mermaid_escape_labels_without_changing_the_command() {
+        let drill = drill(
+            "local",
+            "  - id: a\n    fault: {run: 'mkdir -p \"$SITE\" && echo \\ #1 <b> & done', revert: 'true'}\n",
+        );
+        let dot = render_dot(&drill);
+        assert!(
+            dot.contains(r#"label="a\nfault: run mkdir -p \"$SITE\" && echo \\ #1 <b> & done""#),
+            "{dot}"
+        );
+        assert!(!dot.contains("'$SITE'"), "{dot}");
+        let mermaid = render_mermaid(&drill);
+        assert!(
+            mermaid.contains(
+                r#"a{{"a<br/>fault: run mkdir -p #quot;$SITE#quot; #amp;#amp; echo \ #35;1 #lt;b#gt; #amp; done"}}"#
+            ),
+            "{mermaid}"
+        );
+        assert!(!mermaid.contains("'$SITE'"), "{mermaid}");
     }
 }

@@ -1,8 +1,8 @@
-//! Who holds a TCP port (SPEC §3.1): before a local service starts, the port
-//! its `tcp`/`http` ready probe checks must be free, or the drill would test
-//! somebody else's server. The holder is found the way `ss -p` finds it:
-//! the listening socket's inode in `/proc/net/tcp{,6}`, then the process
-//! with a `socket:[inode]` descriptor in `/proc/*/fd`.
+//! Who holds a TCP port (docs/drill-format.md, `services`): before a local
+//! service starts, the port its `tcp`/`http` ready probe checks must be free,
+//! or the drill would test somebody else's server. The holder is found the way
+//! `ss -p` finds it: the listening socket's inode in `/proc/net/tcp{,6}`, then
+//! the process with a `socket:[inode]` descriptor in `/proc/*/fd`.
 
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! left behind, including what escaped into new sessions.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -31,29 +31,219 @@ pub fn become_subreaper() -> bool {
     }
 }
 
-/// A `/bin/sh -c` command in its own process group with the run's environment.
-pub fn shell(script: &str, env: &BTreeMap<String, String>, cwd: Option<&Path>) -> Command {
-    shell_in("/bin/sh", script, env, cwd)
+/// Time a command gets when its caller names none.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// A command the run starts: a shell script or an argv. Whatever it is, it
+/// runs in its own process group (so a timeout or an abort ends all of it),
+/// carries the run marker (so the sweep finds what escapes the group), has
+/// no stdin, and has a timeout that kills its group.
+#[derive(Debug, Clone)]
+pub struct Cmd {
+    program: String,
+    args: Vec<String>,
+    env: BTreeMap<String, String>,
+    cwd: Option<PathBuf>,
+    run_id: String,
+    timeout: Duration,
 }
 
-/// Like [`shell`] with another shell (`/bin/bash` for `bash` runbook blocks).
-pub fn shell_in(
-    program: &str,
-    script: &str,
-    env: &BTreeMap<String, String>,
-    cwd: Option<&Path>,
-) -> Command {
-    let mut command = Command::new(program);
-    command
-        .arg("-c")
-        .arg(script)
-        .envs(env)
-        .stdin(Stdio::null())
-        .process_group(0);
-    if let Some(cwd) = cwd {
-        command.current_dir(cwd);
+impl Cmd {
+    /// `/bin/sh -c script`.
+    pub fn shell(run_id: &str, script: &str) -> Cmd {
+        Cmd::shell_in(run_id, "/bin/sh", script)
     }
-    command
+
+    /// `program -c script` with another shell (`/bin/bash` for `bash`
+    /// runbook blocks).
+    pub fn shell_in(run_id: &str, program: &str, script: &str) -> Cmd {
+        Cmd::argv(run_id, program, ["-c", script])
+    }
+
+    /// `program args…`, no shell.
+    pub fn argv<S: AsRef<str>>(
+        run_id: &str,
+        program: impl Into<String>,
+        args: impl IntoIterator<Item = S>,
+    ) -> Cmd {
+        Cmd {
+            program: program.into(),
+            args: args.into_iter().map(|a| a.as_ref().to_owned()).collect(),
+            env: BTreeMap::new(),
+            cwd: None,
+            run_id: run_id.to_owned(),
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// Adds variables to the environment it inherits.
+    pub fn envs(mut self, env: &BTreeMap<String, String>) -> Cmd {
+        self.env
+            .extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self
+    }
+
+    /// Its working directory.
+    pub fn cwd(mut self, cwd: impl Into<PathBuf>) -> Cmd {
+        self.cwd = Some(cwd.into());
+        self
+    }
+
+    /// When its process group is killed.
+    pub fn timeout(mut self, timeout: Duration) -> Cmd {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The process to spawn, for callers that keep it running (services):
+    /// own process group, the run marker, no stdin.
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(&self.program);
+        command
+            .args(&self.args)
+            .envs(&self.env)
+            .env(RUN_MARKER, &self.run_id)
+            .stdin(Stdio::null())
+            .process_group(0);
+        if let Some(cwd) = &self.cwd {
+            command.current_dir(cwd);
+        }
+        command
+    }
+
+    fn spawn(&self, mut command: Command) -> std::io::Result<Child> {
+        tracing::debug!(program = %self.program, args = ?self.args, timeout = ?self.timeout, "spawn");
+        command.spawn()
+    }
+
+    /// Runs it with its output appended to `log`, waiting for the command
+    /// itself, not for what it put in the background (which keeps running
+    /// until the run's sweep). On timeout the whole process group is killed.
+    /// `on_spawn` gets its pid (= its process group).
+    pub async fn run_logged(
+        &self,
+        log: &Path,
+        on_spawn: impl FnOnce(u32),
+    ) -> std::io::Result<Finished> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
+        let start_len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let mut command = self.command();
+        command.stdout(file.try_clone()?).stderr(file);
+        let mut child = self.spawn(command)?;
+        let pid = child.id();
+        let guard = GroupGuard(pid);
+        if let Some(pid) = pid {
+            on_spawn(pid);
+        }
+        let (exit_code, timed_out) = wait_or_kill(&mut child, self.timeout).await;
+        guard.disarm();
+        let log = log.to_path_buf();
+        let output = tokio::task::spawn_blocking(move || {
+            let output = read_from(&log, start_len).unwrap_or_default();
+            // What is left on disk is bounded: head and tail, the rest said dropped.
+            if let Err(error) = crate::bounded::cap_log(&log, crate::bounded::log_limit()) {
+                tracing::warn!(%error, log = %log.display(), "cannot cap the log");
+            }
+            output
+        })
+        .await
+        .unwrap_or_default();
+        Ok(Finished {
+            exit_code,
+            timed_out,
+            output,
+            pid,
+        })
+    }
+
+    /// Runs it and captures stdout and stderr separately (probes, the data
+    /// reader, the programs a target drives). The group is killed at the
+    /// timeout, and output reading stops then too, so a command that leaves
+    /// something holding its pipes cannot hang the run.
+    pub async fn run_captured(&self) -> std::io::Result<(Finished, String)> {
+        let mut command = self.command();
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = self.spawn(command)?;
+        let pid = child.id();
+        let guard = GroupGuard(pid);
+        let mut stdout = child.stdout.take();
+        let mut stderr = child.stderr.take();
+        let read_all = async {
+            // Read to the end (a command blocked on a full pipe never exits),
+            // keep a bounded tail.
+            let read_out = async {
+                match stdout.as_mut() {
+                    Some(s) => crate::bounded::read_tail(s, MAX_OUTPUT as usize).await,
+                    None => Vec::new(),
+                }
+            };
+            let read_err = async {
+                match stderr.as_mut() {
+                    Some(s) => crate::bounded::read_tail(s, MAX_OUTPUT as usize).await,
+                    None => Vec::new(),
+                }
+            };
+            let (out, err) = tokio::join!(read_out, read_err);
+            let status = child.wait().await;
+            (out, err, status)
+        };
+        let finished = tokio::time::timeout(self.timeout, read_all).await;
+        guard.disarm();
+        match finished {
+            Ok((out, err, status)) => {
+                let exit_code = status.ok().and_then(|s| s.code());
+                let stdout = String::from_utf8_lossy(&out).into_owned();
+                let stderr = String::from_utf8_lossy(&err).into_owned();
+                Ok((
+                    Finished {
+                        exit_code,
+                        timed_out: false,
+                        output: stderr,
+                        pid,
+                    },
+                    stdout,
+                ))
+            }
+            Err(_) => {
+                if let Some(pid) = pid {
+                    kill_group(pid as i32, Signal::SIGKILL);
+                }
+                tracing::warn!(program = %self.program, timeout = ?self.timeout, "timed out; its process group was killed");
+                Ok((
+                    Finished {
+                        exit_code: None,
+                        timed_out: true,
+                        output: String::new(),
+                        pid,
+                    },
+                    String::new(),
+                ))
+            }
+        }
+    }
+}
+
+/// Kills a command's process group if whoever waits for it gives up (its
+/// future is dropped: an aborted step, a probe check that lost the race).
+struct GroupGuard(Option<u32>);
+
+impl GroupGuard {
+    /// The command ended as it should; what it left in the background is the
+    /// sweep's.
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            kill_group(pid as i32, Signal::SIGKILL);
+        }
+    }
 }
 
 /// How a command ended.
@@ -84,56 +274,6 @@ pub fn tail(text: &str, lines: usize) -> String {
 }
 
 const MAX_OUTPUT: u64 = 256 * 1024;
-
-/// Runs a shell with its output appended to `log`, waiting for the shell
-/// itself, not for what it put in the background (which keeps running until
-/// the run's sweep). On timeout the whole process group is killed.
-pub async fn run_logged(
-    script: &str,
-    env: &BTreeMap<String, String>,
-    cwd: Option<&Path>,
-    log: &Path,
-    timeout: Duration,
-    on_spawn: impl FnOnce(u32),
-) -> std::io::Result<Finished> {
-    run_logged_in("/bin/sh", script, env, cwd, log, timeout, on_spawn).await
-}
-
-/// [`run_logged`] with another shell.
-pub async fn run_logged_in(
-    program: &str,
-    script: &str,
-    env: &BTreeMap<String, String>,
-    cwd: Option<&Path>,
-    log: &Path,
-    timeout: Duration,
-    on_spawn: impl FnOnce(u32),
-) -> std::io::Result<Finished> {
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)?;
-    let start_len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut command = shell_in(program, script, env, cwd);
-    command.stdout(file.try_clone()?).stderr(file);
-    let mut child = command.spawn()?;
-    let pid = child.id();
-    if let Some(pid) = pid {
-        on_spawn(pid);
-    }
-    let (exit_code, timed_out) = wait_or_kill(&mut child, timeout).await;
-    let output = read_from(log, start_len).unwrap_or_default();
-    // What is left on disk is bounded: head and tail, the rest said dropped.
-    if let Err(error) = crate::bounded::cap_log(log, crate::bounded::log_limit()) {
-        tracing::warn!(%error, log = %log.display(), "cannot cap the log");
-    }
-    Ok(Finished {
-        exit_code,
-        timed_out,
-        output,
-        pid,
-    })
-}
 
 fn read_from(path: &Path, offset: u64) -> std::io::Result<String> {
     use std::io::{Read, Seek, SeekFrom};
@@ -166,78 +306,35 @@ pub fn kill_group(pgid: i32, signal: Signal) -> bool {
     killpg(Pid::from_raw(pgid), signal).is_ok()
 }
 
-/// Runs a shell and captures stdout and stderr separately (for probes and
-/// the data reader). The group is killed at the timeout, and output reading
-/// stops then too, so a probe that leaves something holding its pipes cannot
-/// hang the run.
-pub async fn run_captured(
-    script: &str,
-    env: &BTreeMap<String, String>,
-    cwd: Option<&Path>,
-    timeout: Duration,
-) -> std::io::Result<(Finished, String)> {
-    let mut command = shell(script, env, cwd);
-    command.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = command.spawn()?;
-    let pid = child.id();
-    let mut stdout = child.stdout.take();
-    let mut stderr = child.stderr.take();
-    let read_all = async {
-        // Read to the end (a command blocked on a full pipe never exits),
-        // keep a bounded tail.
-        let read_out = async {
-            match stdout.as_mut() {
-                Some(s) => crate::bounded::read_tail(s, MAX_OUTPUT as usize).await,
-                None => Vec::new(),
-            }
-        };
-        let read_err = async {
-            match stderr.as_mut() {
-                Some(s) => crate::bounded::read_tail(s, MAX_OUTPUT as usize).await,
-                None => Vec::new(),
-            }
-        };
-        let (out, err) = tokio::join!(read_out, read_err);
-        let status = child.wait().await;
-        (out, err, status)
-    };
-    match tokio::time::timeout(timeout, read_all).await {
-        Ok((out, err, status)) => {
-            let exit_code = status.ok().and_then(|s| s.code());
-            let stdout = String::from_utf8_lossy(&out).into_owned();
-            let stderr = String::from_utf8_lossy(&err).into_owned();
-            Ok((
-                Finished {
-                    exit_code,
-                    timed_out: false,
-                    output: stderr,
-                    pid,
-                },
-                stdout,
-            ))
-        }
-        Err(_) => {
-            if let Some(pid) = pid {
-                kill_group(pid as i32, Signal::SIGKILL);
-            }
-            Ok((
-                Finished {
-                    exit_code: None,
-                    timed_out: true,
-                    output: String::new(),
-                    pid,
-                },
-                String::new(),
-            ))
-        }
-    }
-}
-
 /// A process seen in /proc.
 #[derive(Debug, Clone)]
 struct ProcInfo {
     ppid: i32,
+    pgrp: i32,
     zombie: bool,
+    stopped: bool,
+}
+
+impl ProcInfo {
+    /// From the text of `/proc/<pid>/stat`.
+    fn parse(stat: &str) -> Option<ProcInfo> {
+        // The command name is in parentheses and may contain spaces: parse after the last ')'.
+        let rest = stat.rfind(')').map(|i| &stat[i + 1..])?;
+        let mut fields = rest.split_whitespace();
+        let state = fields.next()?;
+        let ppid = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        let pgrp = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        Some(ProcInfo {
+            ppid,
+            pgrp,
+            zombie: matches!(state, "Z" | "X"),
+            stopped: matches!(state, "T" | "t"),
+        })
+    }
+
+    fn of(pid: i32) -> Option<ProcInfo> {
+        ProcInfo::parse(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    }
 }
 
 fn read_proc_table() -> HashMap<i32, ProcInfo> {
@@ -253,23 +350,9 @@ fn read_proc_table() -> HashMap<i32, ProcInfo> {
         else {
             continue;
         };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // The command name is in parentheses and may contain spaces: parse after the last ')'.
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-            continue;
-        };
-        let mut fields = rest.split_whitespace();
-        let state = fields.next().unwrap_or("");
-        let ppid = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-        table.insert(
-            pid,
-            ProcInfo {
-                ppid,
-                zombie: state == "Z" || state == "X",
-            },
-        );
+        if let Some(info) = ProcInfo::of(pid) {
+            table.insert(pid, info);
+        }
     }
     table
 }
@@ -323,31 +406,41 @@ pub fn marked_processes(run_id: &str) -> Vec<i32> {
 /// for the runner, whose children all belong to the run; not for a test
 /// harness that runs a drill in-process).
 pub async fn sweep(run_id: &str, grace: Duration, with_descendants: bool) -> Vec<i32> {
-    let me = std::process::id() as i32;
-    let targets = |_: ()| {
-        let mut pids = if with_descendants {
-            descendants(me)
-        } else {
-            Vec::new()
-        };
-        pids.extend(marked_processes(run_id));
-        pids.sort();
-        pids.dedup();
-        pids
+    // /proc scans read a file per process: off the async threads.
+    let scan = || async {
+        let _ = tokio::task::spawn_blocking(reap_orphans).await;
+        run_processes(run_id, with_descendants).await
     };
-    let first = targets(());
+    let first = scan().await;
     if first.is_empty() {
-        reap_orphans();
         return first;
+    }
+    let deadline = tokio::time::Instant::now() + grace;
+    // One at a time, the newest first, each given a moment to end before the
+    // next is asked: peers that hand their work over when they stop (an etcd
+    // leader transfers leadership) stop at once while the others are still
+    // there, where all asked together each waits out its timeout on a peer
+    // that is stopping too.
+    for pid in first.iter().rev() {
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            break;
+        }
+        let _ = kill(Pid::from_raw(*pid), Signal::SIGTERM);
+        let _ = kill(Pid::from_raw(*pid), Signal::SIGCONT);
+        let until = deadline.min(now + EACH_MAY_TAKE);
+        let mut pause = Duration::from_millis(1);
+        while is_alive(*pid) && tokio::time::Instant::now() < until {
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
     }
     for pid in &first {
         let _ = kill(Pid::from_raw(*pid), Signal::SIGTERM);
         let _ = kill(Pid::from_raw(*pid), Signal::SIGCONT);
     }
-    let deadline = tokio::time::Instant::now() + grace;
     loop {
-        reap_orphans();
-        let left = targets(());
+        let left = scan().await;
         if left.is_empty() {
             break;
         }
@@ -362,8 +455,74 @@ pub async fn sweep(run_id: &str, grace: Duration, with_descendants: bool) -> Vec
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    reap_orphans();
+    let _ = tokio::task::spawn_blocking(reap_orphans).await;
     first
+}
+
+/// How long the sweep waits for one process to end before it asks the next.
+const EACH_MAY_TAKE: Duration = Duration::from_millis(500);
+
+/// Whether a process runs (a zombie has ended).
+fn is_alive(pid: i32) -> bool {
+    ProcInfo::of(pid).is_some_and(|info| !info.zombie)
+}
+
+/// The processes of a run that are still there: everything marked with
+/// its id, and with `with_descendants` every descendant of this process.
+pub async fn run_processes(run_id: &str, with_descendants: bool) -> Vec<i32> {
+    let run_id = run_id.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut pids = if with_descendants {
+            descendants(std::process::id() as i32)
+        } else {
+            Vec::new()
+        };
+        pids.extend(marked_processes(&run_id));
+        pids.sort();
+        pids.dedup();
+        pids
+    })
+    .await
+    .unwrap_or_default()
+}
+
+/// Waits until every process of these groups has stopped (a SIGSTOP takes
+/// effect only when the process next runs, which on a busy machine can be
+/// many milliseconds later). Whether they all did within `within`.
+pub async fn wait_until_stopped(pgids: &[i32], within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    let pgids = pgids.to_vec();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let groups = pgids.clone();
+        let running = tokio::task::spawn_blocking(move || running_in_groups(&groups))
+            .await
+            .unwrap_or(0);
+        if running == 0 {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// How many processes of these groups are neither stopped nor ended.
+fn running_in_groups(pgids: &[i32]) -> usize {
+    read_proc_table()
+        .values()
+        .filter(|info| pgids.contains(&info.pgrp) && !info.stopped && !info.zombie)
+        .count()
+}
+
+/// [`marked_processes`] off the async threads.
+pub async fn marked_processes_async(run_id: &str) -> Vec<i32> {
+    let run_id = run_id.to_owned();
+    tokio::task::spawn_blocking(move || marked_processes(&run_id))
+        .await
+        .unwrap_or_default()
 }
 
 /// Reaps exited children that are no longer tracked by anyone (orphans that
@@ -392,16 +551,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("log");
         let env = BTreeMap::new();
-        let finished = run_logged(
-            "sleep 30 & sleep 30",
-            &env,
-            None,
-            &log,
-            Duration::from_millis(300),
-            |_| {},
-        )
-        .await
-        .unwrap();
+        let finished = Cmd::shell("test-run", "sleep 30 & sleep 30")
+            .envs(&env)
+            .timeout(Duration::from_millis(300))
+            .run_logged(&log, |_| {})
+            .await
+            .unwrap();
         assert!(finished.timed_out);
         assert_eq!(finished.exit_code, None);
         let pid = finished.pid.unwrap() as i32;
@@ -415,14 +570,12 @@ mod tests {
     #[tokio::test]
     async fn captured_output_separates_stdout() {
         let env = BTreeMap::new();
-        let (finished, stdout) = run_captured(
-            "echo out; echo err >&2; exit 3",
-            &env,
-            None,
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
+        let (finished, stdout) = Cmd::shell("test-run", "echo out; echo err >&2; exit 3")
+            .envs(&env)
+            .timeout(Duration::from_secs(5))
+            .run_captured()
+            .await
+            .unwrap();
         assert_eq!(finished.exit_code, Some(3));
         assert_eq!(stdout, "out\n");
         assert_eq!(finished.output, "err\n");

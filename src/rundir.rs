@@ -1,7 +1,7 @@
-//! A run's directory as firedrill owns it (SPEC §8): claimed atomically by
-//! one run, never a directory that already holds something; the only
-//! `WORKDIR` `clean` removes is the one inside it; its runner is recognised
-//! by pid and start time, never by its name.
+//! A run's directory as firedrill owns it (docs/cli.md, "The run directory"):
+//! claimed atomically by one run, never a directory that already holds
+//! something; the only `WORKDIR` `clean` removes is the one inside it; its
+//! runner is recognised by pid and start time, never by its name.
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};

@@ -1,4 +1,5 @@
-//! Scoring (SPEC §7): pure functions from a run's events to its journal.
+//! Scoring (docs/scoring.md): pure functions from a run's events to its
+//! journal.
 //!
 //! Nothing here looks at the clock or the system: the same events always give
 //! the same verdict, so the score can be tested on recorded runs and a
@@ -8,8 +9,8 @@ use std::collections::BTreeMap;
 
 use crate::event::{Event, EventKind, ProbeRole};
 use crate::journal::{
-    FaultRecord, Journal, ProbeSample, RunbookRecord, RunbookStepRecord, RunbookStepStatus,
-    StepRecord, StepStatus, Verdict,
+    FaultRecord, Journal, MarkRecord, Note, ProbeSample, RunbookRecord, RunbookStepRecord,
+    RunbookStepStatus, StepMark, StepRecord, StepStatus, Verdict,
 };
 
 /// How the engine ended a run when the score alone does not decide it.
@@ -57,7 +58,7 @@ pub enum RecoverStep {
     Skipped(String),
 }
 
-/// The recovery checks recorded after the graph (SPEC §7.2).
+/// The recovery checks recorded after the graph (docs/scoring.md).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Checks {
     /// The check after the recovery's first pass: held, and why not.
@@ -66,10 +67,10 @@ pub struct Checks {
     pub after_rerun: Option<(bool, String)>,
 }
 
-/// Why a run is not recovered, or `None` if it is (SPEC §7.2: every recover
-/// step ran and succeeded, and the steady state holds after the recovery's
-/// first pass and again after any idempotency re-run). Without steady-state
-/// probes the recover steps alone decide.
+/// Why a run is not recovered, or `None` if it is (docs/scoring.md: every
+/// recover step ran and succeeded, and the steady state holds after the
+/// recovery's first pass and again after any idempotency re-run). Without
+/// steady-state probes the recover steps alone decide.
 pub fn not_recovered_because(
     fault_injected: bool,
     recover_steps: &[(String, RecoverStep)],
@@ -112,7 +113,7 @@ pub fn not_recovered_because(
 
 /// The first step that failed before the first fault started (or at all,
 /// when no fault was injected): the drill could not be set up, so the run
-/// is an `error`, not a failed recovery (SPEC §7.2).
+/// is an `error`, not a failed recovery (docs/scoring.md, verdict).
 pub fn setup_failure(
     steps: &[(u64, String, StepStatus, String)],
     first_fault_ms: Option<u64>,
@@ -135,7 +136,7 @@ pub fn setup_failure(
 }
 
 /// Whether an outage was observed: a steady-state probe failed at or after
-/// the first fault (SPEC §7.2).
+/// the first fault (docs/scoring.md, "Outage observed").
 pub fn outage_observed(health: &[ProbeSample], first_fault_ms: u64) -> bool {
     health
         .iter()
@@ -175,6 +176,81 @@ pub fn counts_as_ok(step: &RunbookStepRecord) -> bool {
     step.status == RunbookStepStatus::Ok && step.idempotent != Some(false)
 }
 
+/// What people did in a game day (docs/game-days.md), gathered from their events.
+#[derive(Default)]
+struct People {
+    /// Headings of the runbook followed by hand.
+    titles: Vec<String>,
+    /// When a `detect` probe passed.
+    alerts: Vec<u64>,
+    /// When someone acknowledged.
+    acks: Vec<u64>,
+    /// Whether a runbook is followed by hand.
+    manual: bool,
+    notes: Vec<Note>,
+    marks: Vec<MarkRecord>,
+}
+
+impl People {
+    fn record(&mut self, event: &Event) {
+        match &event.kind {
+            EventKind::Probe {
+                role: ProbeRole::Detect,
+                ok: true,
+                ..
+            } => self.alerts.push(event.at_ms),
+            EventKind::Acknowledged {} => self.acks.push(event.at_ms),
+            EventKind::Note { text } => self.notes.push(Note {
+                at_ms: event.at_ms,
+                time: event.time.clone(),
+                text: text.clone(),
+            }),
+            EventKind::StepMarked { step, mark, note } => {
+                // The last mark of a step counts.
+                self.marks.retain(|m| m.step != *step);
+                self.marks.push(MarkRecord {
+                    step: *step,
+                    title: None,
+                    mark: *mark,
+                    note: note.clone(),
+                    at_ms: event.at_ms,
+                });
+            }
+            _ => {}
+        }
+    }
+
+    /// Notes, marks, time to alert and to acknowledge; for a runbook
+    /// followed by hand, its accuracy from the marks: `100 × steps marked
+    /// ok / steps in the runbook` (a step nobody marked ok is not counted
+    /// as done), and `complete` only when every step was marked ok.
+    fn fill(self, journal: &mut Journal) {
+        let since_fault = |times: &[u64]| {
+            let fault = journal.first_fault_ms?;
+            times.iter().find(|t| **t >= fault).map(|t| t - fault)
+        };
+        journal.tta_alert_ms = since_fault(&self.alerts);
+        journal.tt_ack_ms = since_fault(&self.acks);
+        journal.notes = self.notes;
+        let mut marks = self.marks;
+        marks.sort_by_key(|m| m.step);
+        for mark in &mut marks {
+            mark.title = self.titles.get(mark.step.wrapping_sub(1)).cloned();
+        }
+        if self.manual {
+            let total = self.titles.len();
+            let ok = marks
+                .iter()
+                .filter(|m| m.mark == StepMark::Ok && m.step <= total)
+                .count();
+            journal.runbook_accuracy =
+                (total > 0).then(|| round1(100.0 * ok as f64 / total as f64));
+            journal.complete = journal.recovered && ok == total;
+        }
+        journal.marks = marks;
+    }
+}
+
 /// Builds the journal from the events of a run.
 pub fn journal(events: &[Event], ending: &Ending) -> Journal {
     let mut journal = Journal {
@@ -207,6 +283,11 @@ pub fn journal(events: &[Event], ending: &Ending) -> Journal {
         faults: Vec::new(),
         runbook: None,
         health: Vec::new(),
+        tta_alert_ms: None,
+        tt_ack_ms: None,
+        notes: Vec::new(),
+        marks: Vec::new(),
+        surprise: None,
     };
     let mut steady: Vec<String> = Vec::new();
     let mut has_data = false;
@@ -223,6 +304,7 @@ pub fn journal(events: &[Event], ending: &Ending) -> Journal {
     let mut recover_steps: Vec<(String, RecoverStep)> = Vec::new();
     let mut finished: Vec<(u64, String, StepStatus, String)> = Vec::new();
     let mut data_read_failed = false;
+    let mut people = People::default();
 
     for event in events {
         match &event.kind {
@@ -341,12 +423,40 @@ pub fn journal(events: &[Event], ending: &Ending) -> Journal {
                 });
             }
             EventKind::RunbookStarted {
+                path,
+                manual: true,
+                titles,
+                ..
+            } => {
+                people.titles = titles.clone();
+                people.manual = true;
+                journal.runbook.get_or_insert(RunbookRecord {
+                    path: path.clone(),
+                    steps: Vec::new(),
+                    by_hand: titles.clone(),
+                });
+            }
+            EventKind::SurpriseFault { window, delay_ms } => {
+                journal.surprise = Some(crate::journal::SurpriseRecord {
+                    window: window.clone(),
+                    delay_ms: *delay_ms,
+                });
+            }
+            EventKind::Note { .. }
+            | EventKind::Acknowledged {}
+            | EventKind::StepMarked { .. }
+            | EventKind::Probe {
+                role: ProbeRole::Detect,
+                ..
+            } => people.record(event),
+            EventKind::RunbookStarted {
                 path, executable, ..
             } => {
                 runbook_executable += executable;
                 journal.runbook.get_or_insert(RunbookRecord {
                     path: path.clone(),
                     steps: Vec::new(),
+                    by_hand: Vec::new(),
                 });
             }
             EventKind::RunbookStep {
@@ -369,6 +479,9 @@ pub fn journal(events: &[Event], ending: &Ending) -> Journal {
                     if let Some(record) = position.and_then(|at| runbook_steps.get_mut(at)) {
                         record.idempotent = Some(*second_run);
                         record.second_run_output = Some(output_tail.clone());
+                        record.second_run_started_ms =
+                            Some(event.at_ms.saturating_sub(*duration_ms));
+                        record.second_run_duration_ms = Some(*duration_ms);
                         if !second_run && !detail.is_empty() {
                             record.detail = if record.detail.is_empty() {
                                 format!("second run: {detail}")
@@ -393,6 +506,10 @@ pub fn journal(events: &[Event], ending: &Ending) -> Journal {
                     detail: detail.clone(),
                     note: note.clone(),
                     deviation: deviation.clone(),
+                    // The event is emitted when the step ends.
+                    started_ms: Some(event.at_ms.saturating_sub(*duration_ms)),
+                    second_run_started_ms: None,
+                    second_run_duration_ms: None,
                 });
             }
             EventKind::DataLoss {
@@ -478,6 +595,7 @@ pub fn journal(events: &[Event], ending: &Ending) -> Journal {
             }),
             None => true,
         };
+    people.fill(&mut journal);
     journal.time_score = time_score(journal.ttr_ms, journal.rto_ms);
     journal.score = overall_score(
         journal.recovered,
@@ -1038,6 +1156,8 @@ mod tests {
                 path: "rb.md".into(),
                 executable: 2,
                 total: 2,
+                manual: false,
+                titles: Vec::new(),
             },
         ));
         events.push(runbook_step(1300, 0, RunbookStepStatus::Ok, None, ""));
@@ -1150,6 +1270,8 @@ mod tests {
                     path: "rb.md".into(),
                     executable: 2,
                     total: 2,
+                    manual: false,
+                    titles: Vec::new(),
                 },
             ));
         }

@@ -14,9 +14,9 @@ pub fn parse_signal(name: &str) -> Option<Signal> {
 }
 
 /// Signals whose default action ends a process: each ends a run the way
-/// Ctrl-C does (SPEC §8) — reverts, evidence, journal, the sweep, exit 130 —
-/// instead of killing the runner with nothing cleaned up (a closed terminal
-/// or ssh session sends SIGHUP).
+/// Ctrl-C does (docs/cli.md, exit codes) — reverts, evidence, journal, the
+/// sweep, exit 130 — instead of killing the runner with nothing cleaned up (a
+/// closed terminal or ssh session sends SIGHUP).
 const TERMINATING: &[tokio::signal::unix::SignalKind] = &[
     tokio::signal::unix::SignalKind::interrupt(),
     tokio::signal::unix::SignalKind::terminate(),

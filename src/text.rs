@@ -16,6 +16,64 @@ pub fn short_line(text: &str) -> String {
     short
 }
 
+/// Whether output to a stream gets colours: a terminal does, a file or a
+/// pipe does not; `NO_COLOR` (set and not empty) turns them off everywhere,
+/// `CLICOLOR=0` too, and `CLICOLOR_FORCE` (not empty, not `0`) turns them on
+/// for a pipe (a CI log that renders them). `NO_COLOR` wins over a force.
+pub fn use_color(is_terminal: bool) -> bool {
+    let var = |name: &str| std::env::var_os(name).filter(|value| !value.is_empty());
+    color_choice(
+        is_terminal,
+        var("NO_COLOR").is_some(),
+        var("CLICOLOR_FORCE").is_some_and(|value| value != "0"),
+        var("CLICOLOR").is_some_and(|value| value == "0"),
+    )
+}
+
+fn color_choice(is_terminal: bool, no_color: bool, force: bool, clicolor_off: bool) -> bool {
+    if no_color {
+        false
+    } else if force {
+        true
+    } else {
+        is_terminal && !clicolor_off
+    }
+}
+
+/// How a process ended, as a person says it: `exit code 1`, or for a
+/// process that has no exit code, that a signal ended it.
+pub fn exit_status(code: Option<i32>) -> String {
+    code.map_or_else(
+        || "no exit code (ended by a signal)".to_owned(),
+        |code| format!("exit code {code}"),
+    )
+}
+
+/// `1 attempt`, `2 attempts`.
+pub fn count(n: u32, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
+/// `text` without one trailing line ending: what a command "printed", as
+/// `stdout_matches` sees it, so `$` matches after the last line.
+pub fn without_final_newline(text: &str) -> &str {
+    text.strip_suffix('\n')
+        .map_or(text, |text| text.strip_suffix('\r').unwrap_or(text))
+}
+
+/// `text` in double quotes with newlines, tabs, quotes and backslashes
+/// escaped as in a YAML or JSON string (`"ok\n3"`), so what a message shows
+/// cannot be mistaken for something else; at most the last `max` characters.
+pub fn quoted(text: &str, max: usize) -> String {
+    let count = text.chars().count();
+    let (cut, rest) = if count > max {
+        ("…", text.chars().skip(count - max).collect::<String>())
+    } else {
+        ("", text.to_owned())
+    };
+    format!("\"{cut}{}\"", rest.escape_debug())
+}
+
 /// `text` with its control characters made visible (`\u{1b}` for ESC), so
 /// that what a drill or a command printed cannot move the cursor, clear
 /// the screen or rewrite the lines of a terminal or a report. Newlines and
@@ -35,6 +93,14 @@ pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// People's one-line text (a note, a mark's reason) for a terminal line, a
+/// table cell or a timeline label: every control character shown escaped,
+/// newlines and tabs too (`\n`, `\t`), so a note can neither break the
+/// layout nor drive the terminal; the journal keeps the text as written.
+pub fn visible(text: &str) -> String {
+    escape_controls(&text.replace('\n', "\\n").replace('\t', "\\t")).into_owned()
+}
+
 /// Control characters other than newline and tab (C0, DEL, C1), and the
 /// bidirectional overrides that reorder what a reader sees.
 fn is_hostile(c: char) -> bool {
@@ -52,5 +118,39 @@ mod tests {
         assert_eq!(escape_controls("\u{1b}[2Jgone\r"), "\\u{1b}[2Jgone\\u{d}");
         assert_eq!(escape_controls("a\u{7}\u{9b}b"), "a\\u{7}\\u{9b}b");
         assert_eq!(escape_controls("x\u{202e}y"), "x\\u{202e}y");
+    }
+
+    #[test]
+    fn people_text_is_one_visible_line() {
+        assert_eq!(visible("a\nb\u{1b}[2Jc\t"), "a\\nb\\u{1b}[2Jc\\t");
+        assert_eq!(visible("façade ✓"), "façade ✓");
+    }
+
+    #[test]
+    fn colours_follow_the_terminal_unless_the_environment_says_otherwise() {
+        // (terminal, NO_COLOR, CLICOLOR_FORCE, CLICOLOR=0) → colours
+        assert!(color_choice(true, false, false, false));
+        assert!(!color_choice(false, false, false, false));
+        assert!(!color_choice(true, true, false, false));
+        assert!(color_choice(false, false, true, false));
+        assert!(!color_choice(false, true, true, false));
+        assert!(!color_choice(true, false, false, true));
+        assert!(color_choice(false, false, true, true));
+    }
+
+    #[test]
+    fn messages_say_exits_and_counts_in_words() {
+        assert_eq!(exit_status(Some(1)), "exit code 1");
+        assert_eq!(exit_status(None), "no exit code (ended by a signal)");
+        assert_eq!(count(1, "attempt"), "1 attempt");
+        assert_eq!(count(3, "attempt"), "3 attempts");
+    }
+
+    #[test]
+    fn output_is_quoted_with_newlines_shown() {
+        assert_eq!(quoted("ok\n3\n", 10), r#""ok\n3\n""#);
+        assert_eq!(quoted("abcdef", 3), r#""…def""#);
+        assert_eq!(without_final_newline("a\n\n"), "a\n");
+        assert_eq!(without_final_newline("a\r\n"), "a");
     }
 }

@@ -54,7 +54,8 @@ pub fn expand_vars(
     env
 }
 
-/// Names firedrill sets for every run (SPEC §1); with every name starting
+/// Names firedrill sets for every run (docs/drill-format.md, built-in
+/// variables); with every name starting
 /// with `FIREDRILL_` or `KIND_`, no drill, `--var` or step output may set them.
 pub const RESERVED: &[&str] = &[
     "WORKDIR",
@@ -69,7 +70,7 @@ pub const RESERVED: &[&str] = &[
     "KWOK_WORKDIR",
 ];
 
-/// Whether `name` is reserved to firedrill (SPEC §1): a drill cannot move
+/// Whether `name` is reserved to firedrill: a drill cannot move
 /// its own WORKDIR, hide its processes from the sweep, or point a command
 /// at another cluster.
 pub fn is_reserved(name: &str) -> bool {

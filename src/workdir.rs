@@ -1,7 +1,7 @@
-//! File damage confined to `WORKDIR` (SPEC §4): the local `delete` and
-//! `corrupt` faults act only on regular files and directories inside the
-//! run's work directory, never through a symlink or a hard link to something
-//! outside it, and never on a FIFO, socket or device.
+//! File damage confined to `WORKDIR` (docs/drill-format.md, "Local target
+//! faults"): the local `delete` and `corrupt` faults act only on regular files
+//! and directories inside the run's work directory, never through a symlink or
+//! a hard link to something outside it, and never on a FIFO, socket or device.
 //!
 //! Checking a path and then using it leaves a window in which a step running
 //! in parallel can swap a directory for a symlink. So nothing here uses a

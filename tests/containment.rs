@@ -318,7 +318,9 @@ steps:
     recover: {run: "true"}
 "#;
 
-/// A drill that runs until interrupted, its pid written to `${T}/step.pid`.
+/// A drill that runs until interrupted, its pid written to `${T}/step.pid`
+/// (renamed into place: a signal right after the file appears finds it
+/// whole).
 const LONG: &str = r#"
 version: 1
 name: long
@@ -329,7 +331,7 @@ steps:
   - id: linger
     needs: [break]
     timeout: 10m
-    run: echo $$ > "${T}/step.pid"; exec sleep 600
+    run: echo $$ > "${T}/step.pid.new"; mv "${T}/step.pid.new" "${T}/step.pid"; exec sleep 600
   - id: fix
     needs: [linger]
     recover: {run: "true"}
@@ -687,8 +689,8 @@ fn clean_ends_processes_that_scrubbed_their_environment() {
     write_drill(
         dir.path(),
         &LONG.replace(
-            r#"run: echo $$ > "${T}/step.pid"; exec sleep 600"#,
-            r#"run: env -i sleep 600 & echo $! > "${T}/scrubbed.pid"; echo $$ > "${T}/step.pid"; exec sleep 600"#,
+            r#"run: echo $$ > "${T}/step.pid.new"; mv "${T}/step.pid.new" "${T}/step.pid"; exec sleep 600"#,
+            r#"run: env -i sleep 600 & echo $! > "${T}/scrubbed.pid"; echo $$ > "${T}/step.pid.new"; mv "${T}/step.pid.new" "${T}/step.pid"; exec sleep 600"#,
         ),
     );
     let mut child = spawn_grouped(run_command(dir.path()));

@@ -62,6 +62,41 @@ steps:
 }
 
 #[test]
+fn a_service_that_dies_while_starting_ends_the_run_with_its_exit_status() {
+    // Its ready probe never passes and its ready_timeout is long: the exit,
+    // watched, ends the wait (a test that waited out the timeout would not
+    // see the exit status in the reason).
+    let run = run_drill(
+        r#"
+version: 1
+name: crashing-service
+objectives: {rto: 30s}
+services:
+  app:
+    run: echo "cannot bind" >&2; exit 3
+    ready: {command: "false", interval: 1s}
+    ready_timeout: 10m
+steps:
+  - id: break
+    fault: {run: 'touch "${T}/fault-ran"'}
+  - id: fix
+    needs: [break]
+    recover: {run: "true"}
+"#,
+        &[],
+    );
+    assert_eq!(run.code(), 4, "{}", run.explain());
+    let reason = run.journal()["reason"].as_str().unwrap().to_owned();
+    assert!(
+        reason.contains("service `app` exited (exit 3) before it was ready"),
+        "{reason}"
+    );
+    assert!(reason.contains("app.log"), "{reason}");
+    assert!(!run.path("fault-ran").exists());
+    assert_nothing_left(&run);
+}
+
+#[test]
 fn an_unhealthy_system_gets_no_fault_and_exit_4() {
     let run = run_drill(
         &format!(
@@ -173,6 +208,33 @@ steps:
     assert!(run.path("reverted").exists());
     assert!(run.journal()["reason"].as_str().unwrap().contains("halt"));
     assert_nothing_left(&run);
+}
+
+#[test]
+fn no_run_starts_while_the_halt_file_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    write_drill(
+        dir.path(),
+        r#"
+version: 1
+name: halted-before
+objectives: {rto: 30s}
+steps:
+  - id: break
+    fault: {run: 'touch "${T}/ran"'}
+  - id: fix
+    needs: [break]
+    recover: {run: "true"}
+"#,
+    );
+    std::fs::write(dir.path().join("halt"), "").unwrap();
+    let output = run_command(dir.path()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("exists, so no drill starts"), "{stderr}");
+    // No run: nothing ran, and no run directory for history to count.
+    assert!(!dir.path().join("ran").exists());
+    assert!(!dir.path().join("run").exists());
 }
 
 #[test]
@@ -384,10 +446,8 @@ steps:
     assert!(left.is_empty(), "{left:?}");
 }
 
-#[test]
-fn faults_outside_workdir_are_refused() {
-    let run = run_drill(
-        r#"
+/// A `delete` fault aimed outside `WORKDIR`: a run refuses it.
+const REFUSED_FAULT: &str = r#"
 version: 1
 name: refused
 objectives: {rto: 30s}
@@ -397,9 +457,11 @@ steps:
   - id: fix
     needs: [break]
     recover: {run: "true"}
-"#,
-        &[],
-    );
+"#;
+
+#[test]
+fn faults_outside_workdir_are_refused() {
+    let run = run_drill(REFUSED_FAULT, &[]);
     assert_eq!(run.code(), 3, "{}", run.explain());
     assert!(
         run.step("break")["detail"]
@@ -407,6 +469,47 @@ steps:
             .unwrap()
             .contains("WORKDIR")
     );
+}
+
+#[test]
+fn dry_run_of_a_refused_fault_exits_as_the_run_would() {
+    let run = run_drill(REFUSED_FAULT, &["--dry-run"]);
+    assert_eq!(run.code(), 3, "{}", run.explain());
+    let out = run.stdout();
+    assert!(out.contains("REFUSED"), "{out}");
+    assert!(
+        out.contains("the run would refuse break and abort (exit 3)"),
+        "{out}"
+    );
+    assert!(!run.run_dir.exists());
+}
+
+#[test]
+fn dry_run_of_a_workdir_fault_previews_it_without_refusing() {
+    // WORKDIR does not exist before a real run: the preview judges the path
+    // as written (inside WORKDIR) instead of refusing it.
+    let run = run_drill(
+        r#"
+version: 1
+name: dry-workdir
+objectives: {rto: 30s}
+steps:
+  - id: seed
+    run: mkdir -p "$WORKDIR/site" && echo hi > "$WORKDIR/site/index.html"
+  - id: wipe
+    needs: [seed]
+    fault: {delete: {path: "${WORKDIR}/site"}}
+  - id: fix
+    needs: [wipe]
+    recover: {run: 'true'}
+"#,
+        &["--dry-run"],
+    );
+    assert_eq!(run.code(), 0, "{}", run.explain());
+    let out = run.stdout();
+    assert!(!out.contains("REFUSED"), "{out}");
+    assert!(out.contains("wipe: delete → remove "), "{out}");
+    assert!(!run.run_dir.exists());
 }
 
 #[test]
@@ -554,4 +657,79 @@ steps:
     interrupt(&child);
     assert_eq!(child.wait().unwrap().code(), Some(130));
     assert!(!alive(app[0]), "the service survived Ctrl-C");
+}
+
+#[test]
+fn run_dir_help_shows_the_default_name_whole() {
+    let output = common::firedrill()
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        help.contains(".firedrill/runs/<UTC time>-<drill>-<id>/"),
+        "{help}"
+    );
+}
+
+#[test]
+fn validate_and_dry_run_warn_of_variables_nothing_sets() {
+    let dir = tempfile::tempdir().unwrap();
+    write_drill(
+        dir.path(),
+        r#"
+version: 1
+name: unset
+objectives: {rto: 30s}
+vars: {SITE: "$WORKDIR/site"}
+services:
+  app:
+    run: echo "$PORT $SERVICE_TYPO"; exec sleep 1000
+    env: {PORT: "8080"}
+steps:
+  - id: prepare
+    run: |
+      mkdir -p "$SITE" && echo "TOKEN=abc" >> "$FIREDRILL_OUTPUT"
+  - id: break
+    needs: [prepare]
+    fault: {run: 'for f in "$SITE"/*; do rm "$f"; done; echo "$TOKEN $HOME"', revert: 'echo "$REVERT_TYPO"'}
+  - id: fix
+    needs: [break]
+    recover:
+      run: |
+        n=3
+        echo "$n ${STIE}"
+"#,
+    );
+    let output = common::firedrill()
+        .current_dir(dir.path())
+        .args(["validate", "drill.yaml"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("warning:"))
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "warning: drill.yaml: service `app` uses `$SERVICE_TYPO`, which nothing sets: it expands to empty",
+            "warning: drill.yaml:14: step `break` uses `$REVERT_TYPO`, which nothing sets: it expands to empty",
+            "warning: drill.yaml:17: step `fix` uses `$STIE`, which nothing sets: it expands to empty",
+        ],
+        "{stderr}"
+    );
+    let dry = run_command(dir.path()).arg("--dry-run").output().unwrap();
+    let stdout = String::from_utf8_lossy(&dry.stdout);
+    assert_eq!(dry.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("step `fix` uses `$STIE`"), "{stdout}");
+    // A --var names it: no warning for that one.
+    let given = run_command(dir.path())
+        .args(["--dry-run", "--var", "STIE=x"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&given.stdout);
+    assert!(!stdout.contains("`$STIE`"), "{stdout}");
 }

@@ -3,6 +3,11 @@
 //! `kubectl`, `jq` and `curl`, and take minutes, so they are ignored by
 //! default; `.github/workflows/kind-e2e.yml` runs them with
 //! `cargo test --test kind_e2e -- --ignored --test-threads=1`.
+//!
+//! With `FIREDRILL_E2E_RUNS` set, run directories go there and are kept
+//! (the workflow uploads them when a test fails); otherwise they live in
+//! temporary directories. Every cluster a test makes is deleted by a guard,
+//! also when the test panics, so one failure does not break the next test.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,6 +18,7 @@ use firedrill::drill::yaml::Located;
 use firedrill::drill::{FaultSpec, K8sProbe, NodeSelector, PodKillFault};
 use firedrill::event::Emitter;
 use firedrill::target::kind::{KindFault, KindTarget, NodeFault};
+use firedrill::target::kube::scope::Scope;
 use firedrill::target::kube::{KubeDelete, KubeFault, KubeOps};
 use firedrill::target::{RunContext, Target, TargetError};
 
@@ -39,6 +45,49 @@ fn ctx(run_dir: &Path) -> RunContext {
         seed: 7,
         emitter: Emitter::new(Vec::new()),
     }
+}
+
+/// Deletes kind clusters by name when dropped (also on a panic).
+struct Cleanup(Vec<String>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for cluster in &self.0 {
+            if clusters().contains(cluster) {
+                let _ = Command::new("kind")
+                    .args(["delete", "cluster", "--name", cluster.as_str()])
+                    .status();
+            }
+        }
+    }
+}
+
+/// A directory for a run's records: kept under `FIREDRILL_E2E_RUNS` when
+/// set, else temporary.
+fn run_dir(name: &str) -> (PathBuf, Option<tempfile::TempDir>) {
+    match std::env::var_os("FIREDRILL_E2E_RUNS") {
+        Some(root) => {
+            let dir = PathBuf::from(root).join(name);
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            (dir, None)
+        }
+        None => {
+            let temp = tempfile::tempdir().unwrap();
+            (temp.path().to_path_buf(), Some(temp))
+        }
+    }
+}
+
+/// Runs kubectl on `kubeconfig` with its cache beside it (never `~/.kube`).
+fn kubectl(kubeconfig: &Path, args: &[&str]) -> std::process::Output {
+    Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .env("KUBECACHEDIR", kubeconfig.with_file_name("kube-cache-test"))
+        .output()
+        .unwrap()
 }
 
 fn sh(program: &str, args: &[&str]) -> String {
@@ -102,11 +151,14 @@ fn worker() -> NodeSelector {
 #[tokio::test]
 #[ignore = "needs kind"]
 async fn the_kind_target_on_a_real_cluster() {
-    let dir = tempfile::tempdir().unwrap();
-    let ctx = ctx(dir.path());
-    let target = KindTarget::new(&spec("fd-e2e-target", "three-node.yaml"), &ctx.scenario_dir);
+    let _cleanup = Cleanup(vec!["fd-e2e-target".to_owned()]);
+    let (dir, _temp) = run_dir("the-kind-target");
+    let dir = dir.as_path();
+    let ctx = ctx(dir);
+    let target = KindTarget::new(&spec("fd-e2e-target", "three-node.yaml"), &ctx.scenario_dir)
+        .with_scope(Scope::new(["shop".to_owned()], false, "the test"));
     let env = target.setup(&ctx).await.unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
+    let kubeconfig = dir.join("kubeconfig");
     assert_eq!(env["KUBECONFIG"], kubeconfig.display().to_string());
     assert!(clusters().contains(&"fd-e2e-target".to_owned()));
 
@@ -161,12 +213,34 @@ async fn the_kind_target_on_a_real_cluster() {
                 assert_ne!(String::from_utf8_lossy(&state.stdout).trim(), "active");
             }
             _ => {
-                let networks = sh(
-                    "docker",
-                    &["inspect", "-f", "{{json .NetworkSettings.Networks}}", &node],
-                );
-                assert!(!networks.contains("\"kind\""), "{networks}");
+                // Cut off inside the node: its address stays, its traffic drops.
+                let rules = sh("docker", &["exec", &node, "iptables", "-S"]);
+                assert!(rules.contains("firedrill-partition"), "{rules}");
+                let reach = Command::new("docker")
+                    .args(["exec", "fd-e2e-target-control-plane", "sh", "-c"])
+                    .arg(format!(
+                        "curl -sk --max-time 3 https://{node}:10250/healthz"
+                    ))
+                    .status()
+                    .unwrap();
+                assert!(!reach.success(), "{node}'s kubelet still answers");
             }
+        }
+        if kind != "pause_node" {
+            // The control plane notices: the node goes NotReady.
+            let node_ready = probe("Node", |p| {
+                p.name = Some(node.clone());
+                p.condition = Some("Ready".into());
+            });
+            let mut seen_not_ready = false;
+            for _ in 0..60 {
+                if !target.probe(&node_ready, &ctx).await.ok {
+                    seen_not_ready = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            assert!(seen_not_ready, "{kind}: {node} never went NotReady");
         }
         target
             .revert(injected.undo.as_ref().unwrap(), &ctx)
@@ -186,19 +260,11 @@ async fn the_kind_target_on_a_real_cluster() {
         .await
         .unwrap();
     let node = drained.targets[0].clone();
-    let unschedulable = sh(
-        "kubectl",
-        &[
-            "--kubeconfig",
-            &kubeconfig.display().to_string(),
-            "get",
-            "node",
-            &node,
-            "-o",
-            "jsonpath={.spec.unschedulable}",
-        ],
+    let unschedulable = kubectl(
+        &kubeconfig,
+        &["get", "node", &node, "-o", "jsonpath={.spec.unschedulable}"],
     );
-    assert_eq!(unschedulable, "true");
+    assert_eq!(String::from_utf8_lossy(&unschedulable.stdout), "true");
     target
         .revert(drained.undo.as_ref().unwrap(), &ctx)
         .await
@@ -214,6 +280,20 @@ async fn the_kind_target_on_a_real_cluster() {
         .await
         .unwrap();
     assert_eq!(down.targets, vec!["fd-e2e-target-control-plane"]);
+    // The API really goes down (the kubelet stops the static pod).
+    let mut api_down = false;
+    for _ in 0..60 {
+        let out = kubectl(
+            &kubeconfig,
+            &["get", "--raw", "/readyz", "--request-timeout=2s"],
+        );
+        if !out.status.success() {
+            api_down = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    assert!(api_down, "the API server never went down");
     target
         .revert(down.undo.as_ref().unwrap(), &ctx)
         .await
@@ -236,7 +316,7 @@ async fn the_kind_target_on_a_real_cluster() {
         .unwrap();
     assert_eq!(deleted.targets, vec!["Namespace/shop"]);
 
-    let evidence = dir.path().join("evidence");
+    let evidence = dir.join("evidence");
     target.collect_evidence(&evidence, &ctx).await;
     assert!(
         std::fs::read_to_string(evidence.join("nodes.txt"))
@@ -252,12 +332,16 @@ async fn the_kind_target_on_a_real_cluster() {
 #[tokio::test]
 #[ignore = "needs kind"]
 async fn the_identity_guard_refuses_another_cluster() {
-    let dir = tempfile::tempdir().unwrap();
-    let ctx = ctx(dir.path());
-    let target = KindTarget::new(&spec("fd-e2e-guard", "single-node.yaml"), &ctx.scenario_dir);
+    let _cleanup = Cleanup(vec!["fd-e2e-guard".to_owned(), "fd-e2e-other".to_owned()]);
+    let (dir, _temp) = run_dir("the-identity-guard");
+    let dir = dir.as_path();
+    let ctx = ctx(dir);
+    // In scope: only the identity guard may refuse.
+    let target = KindTarget::new(&spec("fd-e2e-guard", "single-node.yaml"), &ctx.scenario_dir)
+        .with_scope(Scope::new(["default".to_owned()], false, "the test"));
     target.setup(&ctx).await.unwrap();
     // Another cluster, with a ConfigMap the refused fault would delete.
-    let other_config = dir.path().join("other-kubeconfig");
+    let other_config = dir.join("other-kubeconfig");
     let other = other_config.display().to_string();
     sh(
         "kind",
@@ -272,20 +356,13 @@ async fn the_identity_guard_refuses_another_cluster() {
             "3m",
         ],
     );
-    sh(
-        "kubectl",
-        &[
-            "--kubeconfig",
-            &other,
-            "create",
-            "configmap",
-            "sentinel",
-            "-n",
-            "default",
-        ],
+    let created = kubectl(
+        &other_config,
+        &["create", "configmap", "sentinel", "-n", "default"],
     );
+    assert!(created.status.success());
     // The run's kubeconfig now points at the other cluster.
-    std::fs::copy(&other_config, dir.path().join("kubeconfig")).unwrap();
+    std::fs::copy(&other_config, dir.join("kubeconfig")).unwrap();
     let result = target
         .inject(
             "wrong",
@@ -299,19 +376,12 @@ async fn the_identity_guard_refuses_another_cluster() {
             &ctx,
         )
         .await;
-    let still_there = Command::new("kubectl")
-        .args([
-            "--kubeconfig",
-            &other,
-            "get",
-            "configmap",
-            "sentinel",
-            "-n",
-            "default",
-        ])
-        .status()
-        .unwrap()
-        .success();
+    let still_there = kubectl(
+        &other_config,
+        &["get", "configmap", "sentinel", "-n", "default"],
+    )
+    .status
+    .success();
     sh(
         "kind",
         &[
@@ -337,15 +407,19 @@ async fn the_identity_guard_refuses_another_cluster() {
 
 /// Runs a drill with the real binary and a throwaway HOME; returns the journal.
 fn run_drill(name: &str) -> serde_json::Value {
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
+    let cluster = format!("fd-{name}");
+    let _cleanup = Cleanup(vec![cluster.clone()]);
+    let (dir, _temp) = run_dir(name);
+    let home = dir.join("home");
     std::fs::create_dir_all(&home).unwrap();
-    let run_dir = dir.path().join("run");
+    let run_dir = dir.join("run");
     let output = assert_cmd::Command::cargo_bin("firedrill")
         .unwrap()
         .current_dir(repo())
         .env("HOME", &home)
         .env_remove("KUBECONFIG")
+        // firedrill sets it for every command itself.
+        .env_remove("KUBECACHEDIR")
         .args([
             "run",
             &format!("scenarios/{name}.yaml"),
@@ -370,8 +444,21 @@ fn run_drill(name: &str) -> serde_json::Value {
     );
     assert!(!home.join(".kube").exists(), "{name}: ~/.kube was created");
     assert!(run_dir.join("kubeconfig").exists());
+    assert!(
+        run_dir.join("kube-cache").is_dir(),
+        "{name}: kubectl's cache is not in the run dir"
+    );
     assert_eq!(journal["verdict"], "passed", "{journal:#}");
     assert_eq!(journal["recovered"], true);
+    // Detected, recovered by the runbook alone, every step as written.
+    assert!(
+        journal["ttd_ms"].is_u64(),
+        "{name}: the outage was not detected: {journal:#}"
+    );
+    assert_eq!(journal["complete"], true, "{journal:#}");
+    assert_eq!(journal["runbook_accuracy"], 100.0, "{journal:#}");
+    let steps = journal["runbook"]["steps"].as_array().unwrap();
+    assert!(steps.iter().all(|s| s["status"] == "ok"), "{steps:#?}");
     assert!(
         !journal["faults"][0]["targets"]
             .as_array()
@@ -379,7 +466,6 @@ fn run_drill(name: &str) -> serde_json::Value {
             .is_empty(),
         "{journal:#}"
     );
-    let cluster = format!("fd-{name}");
     assert!(!clusters().contains(&cluster), "{cluster} was left behind");
     journal
 }
@@ -400,6 +486,8 @@ fn drill_node_loss() {
         .unwrap()
         .to_owned();
     assert!(node.starts_with("fd-node-loss-worker"), "{node}");
+    // The stopped node was started again (by the runbook, then the revert).
+    assert_eq!(journal["faults"][0]["reverted"], true, "{journal:#}");
 }
 
 #[test]
@@ -417,4 +505,5 @@ fn drill_control_plane_down() {
         journal["faults"][0]["targets"][0],
         "fd-control-plane-down-control-plane"
     );
+    assert_eq!(journal["faults"][0]["reverted"], true, "{journal:#}");
 }

@@ -45,7 +45,7 @@ fn shared() -> &'static KwokCluster {
 }
 
 async fn client(cluster: &KwokCluster) -> Client {
-    firedrill::target::kube::client_from_file(&cluster.kubeconfig())
+    firedrill::target::kube::conn::client_from_file(&cluster.kubeconfig())
         .await
         .unwrap()
 }
@@ -590,7 +590,9 @@ async fn the_kwok_target_creates_breaks_mends_and_deletes_its_cluster() {
         keep: false,
     };
     let runner = firedrill::target::kind::runner::SystemRunner::with_path(kwok::path_with_tools());
-    let target = firedrill::target::kwok::KwokTarget::with_runner(&spec, Arc::new(runner));
+    let scope = firedrill::target::kube::scope::Scope::new(["default".to_owned()], false, "test");
+    let target =
+        firedrill::target::kwok::KwokTarget::with_runner(&spec, Arc::new(runner)).with_scope(scope);
     // Deletes the cluster if the test stops half-way, and checks /proc.
     let guard = KwokCluster::adopt("fd-test-target", &run_dir);
     let vars = target.setup(&ctx).await.unwrap();
@@ -677,6 +679,16 @@ async fn the_kwok_target_creates_breaks_mends_and_deletes_its_cluster() {
 
     // The cluster replaced under the same name: the next fault is refused
     // and deletes nothing.
+    let kube_system_uid = |cluster: &KwokCluster| {
+        cluster.kubectl(&[
+            "get",
+            "namespace",
+            "kube-system",
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ])
+    };
+    let old_uid = kube_system_uid(&guard);
     let replacement = KwokCluster::adopt("fd-test-target", &run_dir);
     replacement.kwokctl(&[
         "delete",
@@ -706,31 +718,25 @@ async fn the_kwok_target_creates_breaks_mends_and_deletes_its_cluster() {
         panic!("a fault on a replaced cluster must be refused: {refused:?}");
     };
     assert!(
-        why.contains("is not kwok cluster fd-test-target as pinned for this run"),
+        why.contains("is not the kwok cluster fd-test-target this run set up"),
         "{why}"
     );
     guard.kubectl(&["get", "configmap", "victim"]);
 
-    // Re-pinned explicitly, the rebuilt cluster is the drill's, and says so.
-    let uid = guard.kubectl(&[
-        "get",
-        "namespace",
-        "kube-system",
-        "-o",
-        "jsonpath={.metadata.uid}",
-    ]);
-    std::fs::write(run_dir.join("cluster-uid"), &uid).unwrap();
+    // Re-pinned explicitly (a `repin: true` step), the rebuilt cluster is
+    // the drill's, and the re-pin names both UIDs.
+    let uid = kube_system_uid(&guard);
+    assert_ne!(uid, old_uid);
+    let repinned = kube.repin(&ctx).await.unwrap();
+    assert!(
+        repinned.contains(&format!("re-pinned: kube-system UID {old_uid} -> {uid}")),
+        "{repinned}"
+    );
     let hit = target
         .inject("hit", &delete_victim, &env, &ctx)
         .await
         .unwrap();
     assert_eq!(hit.targets, vec!["ConfigMap/default/victim".to_owned()]);
-    assert!(
-        hit.detail
-            .contains(&format!("re-pinned by the run: kube-system UID {uid}")),
-        "{}",
-        hit.detail
-    );
 
     // Teardown deletes the cluster; nothing of it is left.
     let pids = kwok::component_pids(&run_dir.join("kwok"), "fd-test-target");

@@ -134,18 +134,26 @@ fn the_cluster_rebuild_drill_passes_with_its_runbook() {
     let faults = faults(&run.journal);
     assert_eq!(faults[0]["kind"], "delete_cluster");
     assert_eq!(faults[0]["targets"], serde_json::json!(["fd-kwok-rebuild"]));
-    let steps = run.journal["runbook"]["steps"].as_array().unwrap();
-    let pin = steps
+    // The rebuild step (`repin: true`) pinned the new cluster, naming both
+    // kube-system UIDs.
+    let rebuild = run.journal["steps"]
+        .as_array()
+        .unwrap()
         .iter()
-        .find(|s| s["title"] == "Pin the new cluster as the drill's cluster")
-        .expect("the runbook's pin step");
+        .find(|s| s["id"] == "rebuild")
+        .expect("the rebuild step");
+    let detail = rebuild["detail"].as_str().unwrap();
     assert!(
-        pin["output_tail"]
-            .as_str()
-            .unwrap()
-            .contains("pinned kube-system "),
-        "{pin}"
+        detail.contains("identity of the kwok cluster fd-kwok-rebuild this run set up re-pinned: kube-system UID "),
+        "{rebuild}"
     );
+    let (old, new) = detail
+        .rsplit_once("kube-system UID ")
+        .unwrap()
+        .1
+        .split_once(" -> ")
+        .unwrap();
+    assert_ne!(old, new.trim(), "{detail}");
 }
 
 #[test]
@@ -175,6 +183,7 @@ fn small_drill(dir: &Path, cluster: &str, keep: bool, recover: &str) -> PathBuf 
 name: kwok-ending
 target:
   kwok: {{cluster: {cluster}, nodes: 1, keep: {keep}}}
+scope: {{namespaces: [default]}}
 objectives: {{rto: 2m, min_score: 70}}
 probes:
   marker:

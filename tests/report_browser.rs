@@ -146,3 +146,95 @@ fn report_html_renders_in_chromium_with_the_svg_timeline() {
         "the report painted next to nothing: {report_size} bytes against {blank_size} for a blank page"
     );
 }
+
+/// Long step ids and paths, and an idempotency re-run, laid out by the
+/// browser: ids stay on one line, a path breaks only after a `/`, the re-run
+/// and the runbook's steps are on the timeline. A script added to a copy of
+/// the report measures the layout and writes it into the DOM it dumps.
+#[test]
+fn long_ids_and_paths_wrap_sensibly_and_the_rerun_is_labelled() {
+    let Some(browser) = chromium() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    let mut journal = sample_journal_for_docs();
+    let long_id = "lose-disks-of-two-members-at-once";
+    let long_path =
+        "/home/sre/work/platform-team/game-days/2025/q1/work/etcd/data/member-2/snap/db";
+    for step in &mut journal.steps {
+        if step.id == "lose-disks" {
+            step.id = long_id.to_owned();
+        }
+    }
+    journal.faults[0].step = long_id.to_owned();
+    journal.faults[0].targets = vec![
+        long_path.to_owned(),
+        long_path.replace("member-2", "member-3"),
+    ];
+    let runbook = journal.runbook.as_mut().unwrap();
+    runbook.steps[0].idempotent = Some(true);
+    runbook.steps[0].second_run_started_ms = Some(153_500);
+    runbook.steps[0].second_run_duration_ms = Some(800);
+    write_all(&run_dir, &journal).unwrap();
+    let html = std::fs::read_to_string(run_dir.join("report.html")).unwrap();
+    let probe = r#"<script>
+const lines = el => Math.round(el.getBoundingClientRect().height / parseFloat(getComputedStyle(el).lineHeight));
+const out = [];
+document.querySelectorAll('td code.id').forEach(el => out.push('id ' + el.textContent + ' ' + lines(el)));
+document.querySelectorAll('td').forEach(td => {
+  const text = td.textContent;
+  if (text.includes('member-2/snap/db')) {
+    const rects = [];
+    const range = document.createRange();
+    range.selectNodeContents(td);
+    for (const r of range.getClientRects()) rects.push(r);
+    // Every line of the cell ends after a '/', a ',' or at the end: never after a hyphen.
+    const walker = document.createTreeWalker(td, NodeFilter.SHOW_TEXT);
+    let prev = null, bad = 0, node;
+    while ((node = walker.nextNode())) {
+      for (let i = 0; i < node.length; i++) {
+        const r = document.createRange(); r.setStart(node, i); r.setEnd(node, i + 1);
+        const box = r.getBoundingClientRect();
+        if (prev && box.top > prev.top + 2 && !'/, '.includes(prev.ch)) bad++;
+        prev = { top: box.top, ch: node.data[i] };
+      }
+    }
+    out.push('path-cell bad-breaks ' + bad);
+  }
+});
+document.body.setAttribute('data-layout', out.join(';'));
+</script>"#;
+    let measured = run_dir.join("measured.html");
+    std::fs::write(
+        &measured,
+        html.replace("</body>", &format!("{probe}</body>")),
+    )
+    .unwrap();
+    let output = headless(
+        &browser,
+        &dir.path().join("profile-layout"),
+        &["--dump-dom", "--window-size=1200,900"],
+        &measured,
+    );
+    let dom = String::from_utf8_lossy(&output.stdout);
+    let layout = dom
+        .split("data-layout=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("the layout script did not run:\n{dom}"));
+    let ids: Vec<&str> = layout.split(';').filter(|m| m.starts_with("id ")).collect();
+    assert!(!ids.is_empty(), "{layout}");
+    for id in ids {
+        assert!(id.ends_with(" 1"), "a step id wraps: {id} ({layout})");
+    }
+    assert!(
+        layout.contains("path-cell bad-breaks 0") && !layout.contains("bad-breaks 1"),
+        "a path broke at a hyphen or mid-word: {layout}"
+    );
+    // The timeline: the re-run is named, and the runbook's steps have rows.
+    let svg = &dom[dom.find("<svg id=\"timeline\"").unwrap()..];
+    assert!(svg.contains("class=\"mark m-rerun\""), "{svg}");
+    assert!(svg.contains("idempotency re-run"), "{svg}");
+    assert!(svg.contains("class=\"rerun-span\""), "{svg}");
+    assert!(svg.contains("data-runbook-step=\"2\""), "{svg}");
+    assert!(svg.contains("class=\"bar rerun s-ok\""), "{svg}");
+}

@@ -224,18 +224,23 @@ touch "$WORKDIR/healthy"
     assert_eq!(run.journal()["runbook_accuracy"], 100.0);
 }
 
-#[test]
-fn interactive_answers_come_from_a_pipe() {
-    use std::io::Write;
-    let dir = with_runbook(STALE, "");
-    let run_dir = dir.path().join("run");
-    let mut child = run_command(dir.path())
+/// `run --interactive` in `dir`, its stdin, stdout and stderr piped.
+fn spawn_interactive(dir: &std::path::Path) -> std::process::Child {
+    run_command(dir)
         .arg("--interactive")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn interactive_answers_come_from_a_pipe() {
+    use std::io::Write;
+    let dir = with_runbook(STALE, "");
+    let run_dir = dir.path().join("run");
+    let mut child = spawn_interactive(dir.path());
     // Step 1: run it. Step 2: note, then edit (the tool was renamed). Step 3: run it.
     child
         .stdin
@@ -262,6 +267,64 @@ fn interactive_answers_come_from_a_pipe() {
 }
 
 #[test]
+fn ctrl_c_at_an_interactive_prompt_ends_the_run_without_an_answer() {
+    use std::io::{BufRead, BufReader};
+    let dir = with_runbook(STALE, "");
+    let run_dir = dir.path().join("run");
+    let mut child = run_command(dir.path())
+        .arg("--interactive")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The operator never answers: stdin stays open and empty.
+    let _stdin = child.stdin.take().unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (prompted_tx, prompted) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut seen = String::new();
+        let mut told = false;
+        for line in stderr.split(b'>') {
+            let Ok(line) = line else { break };
+            seen.push_str(&String::from_utf8_lossy(&line));
+            if !told && seen.contains("[r]un it") {
+                told = true;
+                let _ = prompted_tx.send(());
+            }
+        }
+        seen
+    });
+    assert!(
+        prompted
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .is_ok(),
+        "no prompt came"
+    );
+    common::interrupt(&child);
+    // Liveness, not speed: a run held by the unanswered prompt never ends.
+    let mut status = None;
+    for _ in 0..1200 {
+        status = child.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("Ctrl-C at the prompt did not end the run: it waits for an answer");
+    }
+    assert_eq!(status.unwrap().code(), Some(130));
+    let stderr = reader.join().unwrap();
+    let journal = read_journal(&run_dir);
+    assert_eq!(journal["verdict"], "aborted", "{stderr}");
+    let left = common::processes_of_run(journal["run_id"].as_str().unwrap());
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
 fn data_loss_is_the_gap_between_the_last_surviving_write_and_the_fault() {
     let run = run_drill(
         r#"
@@ -269,7 +332,8 @@ version: 1
 name: rpo
 objectives: {rto: 30s, rpo: 10s}
 data:
-  write: date +%s%3N > "$WORKDIR/hb"
+  # Written whole (a new file renamed over the old), so a copy never sees it half-written.
+  write: date +%s%3N > "$WORKDIR/hb.new" && mv "$WORKDIR/hb.new" "$WORKDIR/hb"
   read: cat "$WORKDIR/hb"
   every: 100ms
 steps:
@@ -322,7 +386,8 @@ version: 1
 name: rpo-missed
 objectives: {rto: 30s, rpo: 200ms}
 data:
-  write: date +%s%3N > "$WORKDIR/hb"
+  # Written whole (a new file renamed over the old), so a copy never sees it half-written.
+  write: date +%s%3N > "$WORKDIR/hb.new" && mv "$WORKDIR/hb.new" "$WORKDIR/hb"
   read: cat "$WORKDIR/hb"
   every: 100ms
 steps:
@@ -383,4 +448,90 @@ fn every_report_of_a_failed_run_names_the_failed_step_and_its_error() {
             "--format {format} lacks the error output"
         );
     }
+}
+
+/// Reads a pipe into a buffer on a thread of its own.
+fn collect(
+    mut pipe: impl std::io::Read + Send + 'static,
+) -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    let buffer = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let into = buffer.clone();
+    std::thread::spawn(move || {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            into.lock().unwrap().extend_from_slice(&chunk[..n]);
+        }
+    });
+    buffer
+}
+
+fn text_of(buffer: &std::sync::Mutex<Vec<u8>>) -> String {
+    String::from_utf8_lossy(&buffer.lock().unwrap()).into_owned()
+}
+
+/// Polls `until` every 50 ms, up to two minutes (a hang, not a timing).
+fn eventually(what: &str, mut until: impl FnMut() -> bool) {
+    for _ in 0..2400 {
+        if until() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("never happened: {what}");
+}
+
+#[test]
+fn interactive_keeps_the_prompt_on_screen_and_ctrl_c_there_exits_at_once() {
+    let dir = with_runbook(STALE, "");
+    let run_dir = dir.path().join("run");
+    let mut child = spawn_interactive(dir.path());
+    // The operator is reading step 1 and types nothing; stdin stays open.
+    let _stdin = child.stdin.take();
+    let stdout = collect(child.stdout.take().unwrap());
+    let stderr = collect(child.stderr.take().unwrap());
+    eventually("the first prompt", || text_of(&stderr).contains("[r]un it"));
+    // Meanwhile the monitor polls the failing probe, again and again.
+    let failing_polls = || {
+        std::fs::read_to_string(run_dir.join("events.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| line.contains(r#""event":"probe""#) && line.contains(r#""ok":false"#))
+            .count()
+    };
+    let at_prompt = failing_polls();
+    eventually("ten more failing polls", || {
+        failing_polls() >= at_prompt + 10
+    });
+    common::interrupt(&child);
+    let mut code = None;
+    for _ in 0..2400 {
+        if let Some(status) = child.try_wait().unwrap() {
+            code = Some(status.code());
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    if code.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "the run did not exit after Ctrl-C at the prompt (it waits for Enter):\n{}",
+            text_of(&stderr)
+        );
+    }
+    assert_eq!(code, Some(Some(130)), "{}", text_of(&stderr));
+    let out = text_of(&stdout);
+    // One line said the probe started failing; the polls after it said nothing.
+    let failing: Vec<&str> = out
+        .lines()
+        .filter(|line| line.contains("FAILING"))
+        .collect();
+    assert_eq!(failing.len(), 1, "{out}");
+    assert!(failing[0].contains("health: ○ healthy FAILING"), "{out}");
+    assert!(failing[0].contains("● passing, ○ failing"), "{out}");
+    // The summary came before the exit.
+    assert!(out.contains("records:"), "{out}");
 }

@@ -249,3 +249,30 @@ fn the_shipped_runbooks_lint_clean_against_their_drills() {
     }
     assert!(checked >= 5, "only {checked} runbooks found");
 }
+
+#[test]
+fn a_runbook_with_nothing_to_run_is_a_finding() -> std::io::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let manual = dir.path().join("manual.md");
+    std::fs::write(
+        &manual,
+        "# Restore\n\n## Call the on-call DBA\n\nPhone them.\n\n## Wait\n\nFor the green light.\n",
+    )?;
+    let empty = dir.path().join("empty.md");
+    std::fs::write(&empty, "# Restore\n\nJust a title and some prose.\n")?;
+    for (file, says) in [
+        (&manual, "all 2 steps are manual"),
+        (&empty, "has no steps"),
+    ] {
+        let outcome = lint(&[path_str(file)]);
+        outcome.assert_exit(1);
+        assert_eq!(
+            findings(&outcome.stdout, path_str(file)),
+            expected(&[(1, "nothing_to_run")]),
+            "{}",
+            outcome.stdout
+        );
+        assert!(outcome.stdout.contains(says), "{}", outcome.stdout);
+    }
+    Ok(())
+}

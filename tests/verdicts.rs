@@ -1,6 +1,6 @@
-//! Verdicts that follow from what was measured (SPEC §7.2, §7.4, §3.1): each
-//! rule on a real run of the real binary, with the reason line that says
-//! what decided it.
+//! Verdicts that follow from what was measured (docs/scoring.md,
+//! docs/drill-format.md `services`): each rule on a real run of the real
+//! binary, with the reason line that says what decided it.
 
 mod common;
 

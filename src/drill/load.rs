@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::diag::{FileProblems, Problem};
-use super::model::{DataSpec, Drill, Objectives, Probe, RawStep, Service, Target};
+use super::model::{DataSpec, Drill, Objectives, Probe, RawStep, ScopeSpec, Service, Target};
 use super::validate;
 use super::yaml::{self, DeError, Loc, Node, NodeKind};
 
@@ -34,12 +34,14 @@ const TOP_LEVEL_FIELDS: &[&str] = &[
     "name",
     "description",
     "target",
+    "scope",
     "vars",
     "objectives",
     "services",
     "probes",
     "steady_state",
     "guards",
+    "detect",
     "data",
     "steps",
 ];
@@ -209,12 +211,14 @@ pub fn parse_source(source: &str, dir: &Path) -> Result<Drill, Vec<Problem>> {
             "name" => parts.name = Some(value),
             "description" => parts.description = Some(value),
             "target" => parts.target = Some(value),
+            "scope" => parts.scope = Some(value),
             "vars" => parts.vars = Some(value),
             "objectives" => parts.objectives = Some(value),
             "services" => parts.services = Some(value),
             "probes" => parts.probes = Some(value),
             "steady_state" => parts.steady_state = Some(value),
             "guards" => parts.guards = Some(value),
+            "detect" => parts.detect = Some(value),
             "data" => parts.data = Some(value),
             "steps" => parts.steps = Some((key, value)),
             _ => problems.push(
@@ -236,10 +240,12 @@ pub fn parse_source(source: &str, dir: &Path) -> Result<Drill, Vec<Problem>> {
     let name: Option<String> = field("name", parts.name, &mut report);
     let description: Option<String> = field("description", parts.description, &mut report);
     let target: Option<Target> = field("target", parts.target, &mut report);
+    let scope: Option<ScopeSpec> = field("scope", parts.scope, &mut report);
     let vars: Option<BTreeMap<String, String>> = field("vars", parts.vars, &mut report);
     let objectives: Option<Objectives> = field("objectives", parts.objectives, &mut report);
     let steady_state = field("steady_state", parts.steady_state, &mut report);
     let guards = field("guards", parts.guards, &mut report);
+    let detect = field("detect", parts.detect, &mut report);
     let data: Option<DataSpec> = field("data", parts.data, &mut report);
     let (services, known_services) = named_map::<Service>("services", parts.services, &mut report);
     let (probes, known_probes) = named_map::<Probe>("probes", parts.probes, &mut report);
@@ -317,6 +323,7 @@ pub fn parse_source(source: &str, dir: &Path) -> Result<Drill, Vec<Problem>> {
         name: name.unwrap_or_default(),
         description,
         target: target.unwrap_or_default(),
+        scope,
         vars: vars.unwrap_or_default(),
         objectives: objectives.unwrap_or(Objectives {
             rto: super::model::Dur(std::time::Duration::from_secs(300)),
@@ -329,6 +336,7 @@ pub fn parse_source(source: &str, dir: &Path) -> Result<Drill, Vec<Problem>> {
         probes,
         steady_state: steady_state.unwrap_or_default(),
         guards: guards.unwrap_or_default(),
+        detect: detect.unwrap_or_default(),
         data,
         steps: Vec::new(),
     };
@@ -340,11 +348,21 @@ pub fn parse_source(source: &str, dir: &Path) -> Result<Drill, Vec<Problem>> {
         unparsed_step_ids: &unparsed_step_ids,
         unparsed_steps,
         known_probes: &known_probes,
+        probe_set: &known_probes.iter().map(String::as_str).collect(),
         known_services: &known_services,
         version_loc: parts.version.map(|node| node.loc),
         name_loc: parts.name.map(|node| node.loc),
         services_loc: parts.services.map(|node| node.loc),
         target_loc: parts.target.map(|node| node.loc),
+        scope_loc: parts.scope.map(|node| node.loc),
+        scope: drill.blast_radius(
+            dir,
+            steps
+                .iter()
+                .filter_map(|step| step.apply.as_ref())
+                .flatten()
+                .map(|path| path.value.as_str()),
+        ),
     };
     drill.steps = validate::validate(&drill, &steps, &context, &mut problems);
     if problems.is_empty() {
@@ -360,12 +378,14 @@ struct Parts<'a> {
     name: Option<&'a Node>,
     description: Option<&'a Node>,
     target: Option<&'a Node>,
+    scope: Option<&'a Node>,
     vars: Option<&'a Node>,
     objectives: Option<&'a Node>,
     services: Option<&'a Node>,
     probes: Option<&'a Node>,
     steady_state: Option<&'a Node>,
     guards: Option<&'a Node>,
+    detect: Option<&'a Node>,
     data: Option<&'a Node>,
     steps: Option<(&'a Node, &'a Node)>,
 }
@@ -396,7 +416,7 @@ fn field_help(name: &str) -> Option<&'static str> {
     match name {
         "version" => Some("the format version is the number 1: write `version: 1`"),
         "target" => Some(
-            "`target: local` (the default), or `target: {kind: {cluster: NAME, config: PATH}}` for a kind cluster",
+            "`target: local` (the default), `target: {kind: {cluster: NAME, config: PATH}}` for a kind cluster, or `target: {cluster: {kubeconfig: PATH, context: NAME, uid: UID}}` for an existing cluster",
         ),
         "objectives" => Some(
             "`objectives: {rto: 2m}`: the recovery time objective is required; `rpo` and `min_score` are optional",

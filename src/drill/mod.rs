@@ -1,5 +1,6 @@
 //! The drill file format: types, loading with located errors, validation.
 
+mod cycles;
 mod diag;
 mod load;
 mod model;

@@ -1,4 +1,4 @@
-//! The drill file format, version 1 (SPEC §1–§5).
+//! The drill file format, version 1 (docs/drill-format.md).
 //!
 //! These types are both what drills deserialize into and what `firedrill
 //! schema` describes, so editors autocomplete exactly what the loader accepts.
@@ -25,14 +25,16 @@ use super::yaml::Located;
 pub use crate::duration::Dur;
 pub use crate::located::OneOrMany;
 // The parts of the format that belong to a target live with it.
+pub use crate::target::cluster::ClusterSpec as ClusterTarget;
 pub use crate::target::kind::KindSpec as KindTarget;
+pub use crate::target::kube::scope::ScopeSpec;
 pub use crate::target::kube::{K8sProbe, NodeSelector, PodKillFault};
 pub use crate::target::kwok::KwokSpec as KwokTarget;
 pub use crate::target::local::{CorruptFault, KillFault, PauseFault};
 pub use crate::target::{DeleteFault, Empty, FaultSpec, RawFault, Revert};
 
-/// The system under test: processes on this host, a kind cluster, or a
-/// kwok cluster.
+/// The system under test: processes on this host, a kind cluster, a kwok
+/// cluster, or an existing cluster.
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Target {
@@ -43,21 +45,27 @@ pub enum Target {
     Kind(KindTarget),
     /// A kwok cluster: a real control plane, simulated nodes.
     Kwok(KwokTarget),
+    /// An existing cluster, pinned by its identity.
+    Cluster(ClusterTarget),
 }
 
 impl Target {
-    /// `local`, `kind` or `kwok`.
+    /// `local`, `kind`, `kwok` or `cluster`.
     pub fn name(&self) -> &'static str {
         match self {
             Target::Local => "local",
             Target::Kind(_) => "kind",
             Target::Kwok(_) => "kwok",
+            Target::Cluster(_) => "cluster",
         }
     }
 
-    /// A Kubernetes target: `k8s` probes and `apply` steps work on it.
+    /// Whether it is a Kubernetes cluster (`k8s` probes, `apply`, API faults, `scope`).
     pub fn is_kube(&self) -> bool {
-        matches!(self, Target::Kind(_) | Target::Kwok(_))
+        match self {
+            Target::Local => false,
+            Target::Kind(_) | Target::Kwok(_) | Target::Cluster(_) => true,
+        }
     }
 
     /// The fault kinds it supports (its own, then `run`), for messages.
@@ -66,6 +74,7 @@ impl Target {
             Target::Local => crate::target::local::FAULT_KINDS.to_vec(),
             Target::Kind(_) => crate::target::kind::fault_kinds(),
             Target::Kwok(_) => crate::target::kwok::fault_kinds(),
+            Target::Cluster(_) => crate::target::kube::FAULT_KINDS.to_vec(),
         };
         crate::target::with_shell(&own)
     }
@@ -83,6 +92,7 @@ impl Target {
             Target::Local => crate::target::local::parse_fault(kind, raw, check),
             Target::Kind(_) => crate::target::kind::parse_fault(kind, raw, check),
             Target::Kwok(_) => crate::target::kwok::parse_fault(kind, raw, check),
+            Target::Cluster(_) => crate::target::cluster::parse_fault(kind, raw, check),
         }
     }
 
@@ -92,6 +102,7 @@ impl Target {
             Target::Local => &[],
             Target::Kind(_) => crate::target::kind::VAR_NAMES,
             Target::Kwok(_) => crate::target::kwok::VAR_NAMES,
+            Target::Cluster(_) => crate::target::cluster::VAR_NAMES,
         }
     }
 }
@@ -104,11 +115,13 @@ impl<'de> Deserialize<'de> for Target {
             Local,
             Kind(KindTarget),
             Kwok(KwokTarget),
+            Cluster(ClusterTarget),
         }
         Ok(match Tagged::deserialize(deserializer)? {
             Tagged::Local => Target::Local,
             Tagged::Kind(kind) => Target::Kind(kind),
             Tagged::Kwok(kwok) => Target::Kwok(kwok),
+            Tagged::Cluster(cluster) => Target::Cluster(cluster),
         })
     }
 }
@@ -120,12 +133,14 @@ impl JsonSchema for Target {
     fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
         let kind = generator.subschema_for::<KindTarget>();
         let kwok = generator.subschema_for::<KwokTarget>();
+        let cluster = generator.subschema_for::<ClusterTarget>();
         schemars::json_schema!({
-            "description": "`local` (processes on this host, the default), `{kind: {...}}` or `{kwok: {...}}`",
+            "description": "`local` (processes on this host, the default), `{kind: {...}}`, `{kwok: {...}}` or `{cluster: {...}}`",
             "anyOf": [
                 {"const": "local"},
                 {"type": "object", "properties": {"kind": kind}, "required": ["kind"], "additionalProperties": false},
-                {"type": "object", "properties": {"kwok": kwok}, "required": ["kwok"], "additionalProperties": false}
+                {"type": "object", "properties": {"kwok": kwok}, "required": ["kwok"], "additionalProperties": false},
+                {"type": "object", "properties": {"cluster": cluster}, "required": ["cluster"], "additionalProperties": false}
             ]
         })
     }
@@ -144,7 +159,7 @@ pub struct Objectives {
     /// Whether the faults must cause an observable outage (default true):
     /// a run in which no steady-state probe failed after the first fault is
     /// `failed` ("no outage observed") unless this is `false`, for a
-    /// resilience check where holding is the point (SPEC §7.2).
+    /// resilience check where holding is the point.
     pub expect_outage: Option<bool>,
     /// How long the recovery check after the last step may wait for every
     /// steady-state probe to hold (default: 10s, or longer for slow probes,
@@ -152,7 +167,7 @@ pub struct Objectives {
     pub settle: Option<Dur>,
 }
 
-/// A service of the local target (SPEC §3.1).
+/// A service of the local target.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Service {
@@ -215,7 +230,7 @@ impl<'de> Deserialize<'de> for ProbeRefRaw {
     }
 }
 
-/// A named check (SPEC §5). Exactly one of `command`, `http`, `tcp`, `k8s`.
+/// A named check. Exactly one of `command`, `http`, `tcp`, `k8s`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Probe {
@@ -301,7 +316,7 @@ pub struct TcpProbe {
     pub address: String,
 }
 
-/// `data:` — the heartbeat writer for RPO (SPEC §7.3).
+/// `data:` — the heartbeat writer for RPO.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DataSpec {
@@ -317,7 +332,7 @@ pub struct DataSpec {
 // one that is given into `Step::action`. Kept apart from `Step` so that a
 // mistake is reported at its own line rather than as "did not match any
 // variant". (The doc comment is the schema's description.)
-/// One node of the graph (SPEC §2). Exactly one action key.
+/// One node of the graph. Exactly one action key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Step")]
@@ -347,10 +362,16 @@ pub struct RawStep {
     pub wait: Option<Dur>,
     /// Server-side apply of Kubernetes manifests (kind target).
     pub apply: Option<Vec<Located<String>>>,
+    /// Kubernetes targets the drill sets up (kind): once this step
+    /// succeeds, the cluster's identity is re-pinned to the API server the
+    /// run's kubeconfig reaches now, after a rebuild the step did (SPEC
+    /// §3.2). Without it, every later fault on the rebuilt cluster is
+    /// refused.
+    pub repin: Option<Located<bool>>,
 }
 
 impl RawStep {
-    /// The action keys present, in the order of SPEC §2.
+    /// The action keys present, in the order docs/drill-format.md lists them.
     pub fn actions(&self) -> Vec<ActionKind> {
         let present = [
             (self.run.is_some(), ActionKind::Run),
@@ -383,6 +404,8 @@ pub struct Step {
     pub retries: Option<u32>,
     /// Default 1s.
     pub retry_delay: Option<Dur>,
+    /// Re-pin the cluster's identity once the step succeeded.
+    pub repin: bool,
     /// What the step does.
     pub action: Action,
 }
@@ -487,7 +510,7 @@ impl Step {
     }
 }
 
-/// `recover: {runbook: ...}` or `recover: {run: ...}`.
+/// `recover: {runbook: ...}`, `recover: {run: ...}` or `recover: {manual: ...}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Recover {
@@ -495,8 +518,22 @@ pub struct Recover {
     pub runbook: Option<Located<String>>,
     /// A shell command.
     pub run: Option<String>,
+    /// People recover by hand; the run waits until the steady state holds
+    /// again, or the timeout (docs/game-days.md).
+    pub manual: Option<Manual>,
     /// `idempotent`: run every runbook step a second time afterwards.
     pub check: Option<Check>,
+}
+
+/// `recover: {manual: {runbook: PATH?, timeout: DURATION}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Manual {
+    /// A Markdown runbook people follow, shown step by step; relative to the
+    /// drill file.
+    pub runbook: Option<Located<String>>,
+    /// How long people have: after it, the system is not recovered.
+    pub timeout: Dur,
 }
 
 /// Extra checks on a runbook.
@@ -516,7 +553,7 @@ pub struct Fault {
     pub revert: Revert,
 }
 
-/// A drill (SPEC §1).
+/// A drill.
 #[derive(Debug, Clone, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Drill {
@@ -526,9 +563,12 @@ pub struct Drill {
     pub name: String,
     /// What disaster this rehearses.
     pub description: Option<String>,
-    /// `local` (default) or `{kind: {...}}`.
+    /// `local` (default), `{kind: {...}}` or `{cluster: {...}}`.
     #[serde(default)]
     pub target: Target,
+    /// Kubernetes targets: the namespaces API faults may touch (default:
+    /// the namespaces the drill's manifests create).
+    pub scope: Option<ScopeSpec>,
     /// Exported to every command; `${NAME}` expanded in non-shell fields.
     #[serde(default)]
     pub vars: BTreeMap<String, String>,
@@ -546,6 +586,11 @@ pub struct Drill {
     /// Probe names that must hold throughout, else abort.
     #[serde(default)]
     pub guards: Vec<Located<String>>,
+    /// Probe names that pass once the team's own monitoring noticed (an
+    /// alert fired): polled from the first fault, they measure the time to
+    /// alert (docs/game-days.md).
+    #[serde(default)]
+    pub detect: Vec<Located<String>>,
     /// Heartbeat writer for RPO.
     pub data: Option<DataSpec>,
     /// The graph.
@@ -584,5 +629,40 @@ impl Drill {
     /// The step with this id.
     pub fn step(&self, id: &str) -> Option<&Step> {
         self.steps.iter().find(|step| step.id.value == id)
+    }
+
+    /// The manifests of its `apply` steps, as written.
+    pub fn manifests(&self) -> impl Iterator<Item = &str> {
+        self.steps.iter().flat_map(|step| match &step.action {
+            Action::Apply(paths) => paths.iter().map(|p| p.value.as_str()).collect(),
+            _ => Vec::new(),
+        })
+    }
+
+    /// The blast radius on a Kubernetes target (docs/drill-format.md,
+    /// "scope"): `scope`, or the namespaces `manifests` (paths against `dir`)
+    /// create. `None` on the local target.
+    pub fn blast_radius<'a>(
+        &self,
+        dir: &std::path::Path,
+        manifests: impl IntoIterator<Item = &'a str>,
+    ) -> Option<crate::target::kube::scope::Scope> {
+        use crate::target::kube::scope::{Scope, manifest_namespaces};
+        if !self.target.is_kube() {
+            return None;
+        }
+        let shared = matches!(self.target, Target::Cluster(_));
+        Some(match &self.scope {
+            Some(scope) => Scope::new(
+                scope.namespaces.iter().map(|n| n.value.clone()),
+                shared,
+                "`scope`",
+            ),
+            None => Scope::new(
+                manifest_namespaces(dir, manifests),
+                shared,
+                "no `scope`: the namespaces the drill's manifests create",
+            ),
+        })
     }
 }

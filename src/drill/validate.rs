@@ -1,13 +1,14 @@
 //! The checks beyond the shape of the file: references, the graph, targets,
 //! files. Every check adds to one list, so all problems are reported at once.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
 
 use super::diag::Problem;
 use super::load::{map_key, map_value};
 use super::model::{
-    Action, ActionKind, Drill, Fault, FaultSpec, Probe, ProbeRef, RawFault, RawStep, Step, Target,
+    Action, ActionKind, Drill, Fault, FaultSpec, Probe, ProbeRef, RawFault, RawStep, Recover, Step,
+    Target,
 };
 use super::yaml::{self, Loc, Located, Node};
 
@@ -23,11 +24,16 @@ pub(crate) struct Context<'a> {
     /// checks (a fault step, a recover step) would guess wrong without them.
     pub unparsed_steps: usize,
     pub known_probes: &'a [String],
+    /// The same names, to look references up in.
+    pub probe_set: &'a HashSet<&'a str>,
     pub known_services: &'a [String],
     pub version_loc: Option<Loc>,
     pub name_loc: Option<Loc>,
     pub services_loc: Option<Loc>,
     pub target_loc: Option<Loc>,
+    pub scope_loc: Option<Loc>,
+    /// The blast radius on a Kubernetes target.
+    pub scope: Option<crate::target::kube::scope::Scope>,
 }
 
 /// Names of steps, probes and services: `[a-z0-9-]+`.
@@ -104,6 +110,7 @@ pub(crate) fn validate(
     for (list, what) in [
         (&drill.steady_state, "steady_state"),
         (&drill.guards, "guards"),
+        (&drill.detect, "detect"),
     ] {
         for name in list {
             check_probe_name(name, cx, problems, what);
@@ -117,7 +124,7 @@ pub(crate) fn validate(
                 rpo.loc,
                 "`objectives.rpo` needs a `data:` section to measure data loss",
             )
-            .help("add `data: {write: ..., read: ...}` (SPEC §7.3), or remove `rpo`"),
+            .help("add `data: {write: ..., read: ...}`, or remove `rpo`"),
         );
     }
     if let Some(min_score) = drill.objectives.min_score
@@ -135,8 +142,35 @@ pub(crate) fn validate(
 }
 
 fn check_target(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
+    if let Target::Cluster(cluster) = &drill.target {
+        crate::target::cluster::check_spec(cluster, problems);
+    }
+    if let Some(scope) = &drill.scope {
+        let loc = cx.scope_loc.unwrap_or_default();
+        if !drill.target.is_kube() {
+            problems.push(
+                Problem::at(loc, "`scope` is for Kubernetes targets")
+                    .help("it limits the namespaces API faults may touch; the local target has none: remove it"),
+            );
+        }
+        for namespace in &scope.namespaces {
+            if matches!(drill.target, Target::Cluster(_))
+                && namespace.value == crate::target::kube::scope::KUBE_SYSTEM
+            {
+                problems.push(
+                    Problem::at(
+                        namespace.loc,
+                        "kube-system is never in scope on a `cluster` target",
+                    )
+                    .help(
+                        "a drill on an existing cluster touches its own namespaces only: remove it",
+                    ),
+                );
+            }
+        }
+    }
     let cluster = match &drill.target {
-        Target::Local => return,
+        Target::Local | Target::Cluster(_) => return,
         Target::Kind(kind) => {
             if let Some(config) = &kind.config {
                 check_file(cx.dir, config, "kind config", problems);
@@ -243,7 +277,7 @@ fn tidy_path(path: &Path) -> std::path::PathBuf {
 }
 
 fn check_probe_name(name: &Located<String>, cx: &Context, problems: &mut Vec<Problem>, what: &str) {
-    if !cx.known_probes.iter().any(|known| known == &name.value) {
+    if !cx.probe_set.contains(name.as_str()) {
         let help = unknown_name_help(&name.value, cx.known_probes, "probe", "probes");
         problems.push(
             Problem::at(
@@ -255,17 +289,30 @@ fn check_probe_name(name: &Located<String>, cx: &Context, problems: &mut Vec<Pro
     }
 }
 
-/// A did-you-mean for a misspelt step in `needs`, with the ids it can name.
-fn unknown_step_help(wrong: &str, ids: &[&str], own_id: &str) -> String {
-    let others: Vec<&str> = ids.iter().copied().filter(|id| *id != own_id).collect();
-    let listed = others
-        .iter()
+/// A did-you-mean for a misspelt step in `needs`, with (some of) the ids it
+/// can name. Without `suggest` only the ids are listed: looking for the
+/// closest id costs a pass over all of them, too much to do for every one
+/// of thousands of unknown needs.
+fn unknown_step_help(wrong: &str, ids: &[&str], own_id: &str, suggest: bool) -> String {
+    const LISTED: usize = 10;
+    let others = || ids.iter().copied().filter(|id| *id != own_id);
+    let mut listed = others()
+        .take(LISTED)
         .map(|id| format!("`{id}`"))
         .collect::<Vec<_>>()
         .join(", ");
-    match yaml::closest(wrong, others.iter().copied()) {
+    let more = ids.len().saturating_sub(LISTED + 1);
+    if more > 0 && others().nth(LISTED).is_some() {
+        listed.push_str(&format!(" and {more} more"));
+    }
+    let best = if suggest {
+        yaml::closest(wrong, others())
+    } else {
+        None
+    };
+    match best {
         Some(best) => format!("did you mean `{best}`? (other steps: {listed})"),
-        None if others.is_empty() => {
+        None if others().next().is_none() => {
             "no other step is defined; `needs` lists the ids of steps that must finish first"
                 .to_owned()
         }
@@ -273,16 +320,31 @@ fn unknown_step_help(wrong: &str, ids: &[&str], own_id: &str) -> String {
     }
 }
 
+/// How many names a did-you-mean for a reference compares with.
+const MAX_SUGGESTION_CANDIDATES: usize = 1000;
+
 /// A did-you-mean for a misspelt reference, or else where to define it.
 fn unknown_name_help(wrong: &str, known: &[String], what: &str, section: &str) -> String {
+    const LISTED: usize = 10;
     let known_list = || {
-        known
+        let mut list = known
             .iter()
+            .take(LISTED)
             .map(|name| format!("`{name}`"))
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", ");
+        if known.len() > LISTED {
+            list.push_str(&format!(" and {} more", known.len() - LISTED));
+        }
+        list
     };
-    match yaml::closest(wrong, known.iter().map(String::as_str)) {
+    // With thousands of names, a did-you-mean per unknown reference would
+    // make validation quadratic.
+    let candidates = known
+        .iter()
+        .map(String::as_str)
+        .take(MAX_SUGGESTION_CANDIDATES);
+    match yaml::closest(wrong, candidates) {
         Some(best) => format!("did you mean `{best}`? (defined {what}s: {})", known_list()),
         None if known.is_empty() => {
             format!("no {what}s are defined; define `{wrong}` under `{section}:`")
@@ -475,10 +537,17 @@ fn check_steps(
     cx: &Context,
     problems: &mut Vec<Problem>,
 ) -> Vec<Step> {
-    let mut seen: BTreeMap<&str, Loc> = BTreeMap::new();
+    let mut seen: HashMap<&str, Loc> = HashMap::with_capacity(raw_steps.len());
     let mut duplicate_ids = false;
     let mut ids: Vec<&str> = raw_steps.iter().map(|step| step.id.as_str()).collect();
     ids.extend(cx.unparsed_step_ids.iter().map(String::as_str));
+    // A set for the lookups: a Vec searched per need made validation
+    // quadratic in the number of steps.
+    let known_ids: HashSet<&str> = ids.iter().copied().collect();
+    // Past this many unknown needs, something other than typos is wrong, and
+    // a did-you-mean for each would make validation quadratic.
+    const MAX_SUGGESTED_NEEDS: usize = 100;
+    let mut unknown_needs = 0;
     let mut steps = Vec::new();
     for (index, step) in raw_steps.iter().enumerate() {
         let node = cx.step_nodes.get(index).copied();
@@ -515,10 +584,33 @@ fn check_steps(
                     )
                     .help("remove it from its own `needs`"),
                 );
-            } else if !ids.contains(&need.as_str()) {
+            } else if !known_ids.contains(need.as_str()) {
+                unknown_needs += 1;
+                let suggest = unknown_needs <= MAX_SUGGESTED_NEEDS;
                 problems.push(
-                    Problem::at(need.loc, format!("unknown step `{}` in needs", need.value))
-                        .help(unknown_step_help(&need.value, &ids, &step.id.value)),
+                    Problem::at(need.loc, format!("unknown step `{}` in needs", need.value)).help(
+                        unknown_step_help(&need.value, &ids, &step.id.value, suggest),
+                    ),
+                );
+            }
+        }
+        if let Some(repin) = step.repin.as_ref().filter(|repin| repin.value) {
+            let why = match drill.target {
+                Target::Kind(_) | Target::Kwok(_) => None,
+                Target::Cluster(_) => Some(
+                    "the `cluster` target's identity is the drill's `uid`: a drill never rebuilds an existing cluster",
+                ),
+                Target::Local => Some(
+                    "`repin` re-pins a Kubernetes cluster's identity; the local target has none",
+                ),
+            };
+            if let Some(why) = why {
+                problems.push(
+                    Problem::at(
+                        repin.loc,
+                        format!("step `{}`: `repin` does not apply here", step.id.value),
+                    )
+                    .help(why),
                 );
             }
         }
@@ -530,6 +622,7 @@ fn check_steps(
                 timeout: step.timeout,
                 retries: step.retries,
                 retry_delay: step.retry_delay,
+                repin: step.repin.as_ref().is_some_and(|repin| repin.value),
                 action,
             });
         }
@@ -541,7 +634,7 @@ fn check_steps(
         if !has(ActionKind::Fault) {
             problems.push(
                 Problem::at(steps_loc, "the drill has no `fault` step")
-                    .help("a drill rehearses a disaster: add a step with `fault: {...}` (SPEC §4)"),
+                    .help("a drill rehearses a disaster: add a step with `fault: {...}`"),
             );
         }
         if !has(ActionKind::Recover) {
@@ -556,16 +649,18 @@ fn check_steps(
     let cycles = if duplicate_ids {
         Vec::new()
     } else {
-        crate::plan::cycles(raw_steps)
+        super::cycles::cycles(raw_steps)
     };
     for cycle in cycles {
         let first = cycle
             .first()
-            .and_then(|id| raw_steps.iter().find(|step| step.id.value == *id))
-            .map_or(steps_loc, |step| step.id.loc);
-        let mut path = cycle.clone();
-        if let Some(start) = cycle.first() {
-            path.push(start.clone());
+            .map_or(steps_loc, |&start| raw_steps[start].id.loc);
+        let mut path: Vec<&str> = cycle
+            .iter()
+            .map(|&index| raw_steps[index].id.as_str())
+            .collect();
+        if let Some(start) = path.first().copied() {
+            path.push(start);
         }
         problems.push(
             Problem::at(first, format!("dependency cycle: {}", path.join(" -> ")))
@@ -617,25 +712,7 @@ fn check_action(
         .as_ref()
         .and_then(|fault| check_fault(drill, cx, id, fault, problems));
     if let Some(recover) = &step.recover {
-        match (&recover.runbook, &recover.run) {
-            (None, None) => problems.push(
-                Problem::at(recover.loc, format!("step `{id}`: `recover` needs `runbook` or `run`"))
-                    .help("`recover: {runbook: ../runbooks/restore.md}` runs a Markdown runbook as written"),
-            ),
-            (Some(_), Some(_)) => problems.push(
-                Problem::at(recover.loc, format!("step `{id}`: `recover` has both `runbook` and `run`"))
-                    .help("keep one; a runbook is scored for accuracy, a command is not"),
-            ),
-            (Some(runbook), None) => {
-                check_file(cx.dir, runbook, "runbook", problems);
-                check_runbook(cx.dir, runbook, problems);
-            }
-            (None, Some(_)) => {
-                if recover.check.is_some() {
-                    problems.push(Problem::at(recover.loc, format!("step `{id}`: `check` applies to runbooks only")));
-                }
-            }
-        }
+        check_recover(drill, cx, id, recover, problems);
     }
     if let Some(probes) = &step.probe {
         if probes.0.is_empty() {
@@ -746,8 +823,23 @@ fn check_fault(
             },
         ),
     };
+    let spec = spec?;
+    if let (FaultSpec::Kube(kube), Some(scope)) = (&spec, &cx.scope) {
+        let found = scope.check_written(kube);
+        let outside = !found.is_empty();
+        for problem in found {
+            problems.push(
+                Problem::at(fault.loc, format!("step `{id}`: {problem}")).help(
+                    "`scope: {namespaces: [...]}` lists the namespaces API faults may touch (default: those the drill's manifests create); kube-system and objects of no namespace are never in scope on a `cluster` target",
+                ),
+            );
+        }
+        if outside {
+            return None;
+        }
+    }
     Some(Fault {
-        spec: spec?,
+        spec,
         revert: fault.revert.clone(),
     })
 }
@@ -766,6 +858,67 @@ pub fn known_vars(drill: &Drill) -> BTreeSet<String> {
     vars
 }
 
+fn check_recover(
+    drill: &Drill,
+    cx: &Context,
+    id: &str,
+    recover: &Located<Recover>,
+    problems: &mut Vec<Problem>,
+) {
+    let given = [
+        recover.runbook.is_some(),
+        recover.run.is_some(),
+        recover.manual.is_some(),
+    ]
+    .iter()
+    .filter(|given| **given)
+    .count();
+    if given == 0 {
+        problems.push(
+            Problem::at(recover.loc, format!("step `{id}`: `recover` needs `runbook`, `run` or `manual`"))
+                .help("`recover: {runbook: ../runbooks/restore.md}` runs a Markdown runbook as written; `recover: {manual: {timeout: 30m}}` waits while people recover by hand"),
+        );
+        return;
+    }
+    if given > 1 {
+        problems.push(
+            Problem::at(recover.loc, format!("step `{id}`: `recover` gives more than one of `runbook`, `run` and `manual`"))
+                .help("keep one; a runbook is scored for accuracy, a command is not, and `manual` waits for people"),
+        );
+        return;
+    }
+    if let Some(runbook) = &recover.runbook {
+        check_file(cx.dir, runbook, "runbook", problems);
+        check_runbook(cx.dir, runbook, problems);
+    } else if recover.check.is_some() {
+        problems.push(Problem::at(
+            recover.loc,
+            format!("step `{id}`: `check` applies to runbooks firedrill runs only"),
+        ));
+    }
+    if let Some(manual) = &recover.manual {
+        if let Some(runbook) = &manual.runbook {
+            check_file(cx.dir, runbook, "runbook", problems);
+            check_runbook(cx.dir, runbook, problems);
+        }
+        if drill.steady_state.is_empty() {
+            problems.push(
+                Problem::at(recover.loc, format!("step `{id}`: `recover: {{manual: ...}}` ends when the steady state holds again, and the drill has no `steady_state`"))
+                    .help("list the probes that define \"healthy\" under `steady_state:`"),
+            );
+        }
+        if manual.timeout.0.is_zero() {
+            problems.push(
+                Problem::at(
+                    recover.loc,
+                    format!("step `{id}`: `manual.timeout` is zero: people get no time to recover"),
+                )
+                .help("give them the time a real incident would, e.g. `timeout: 45m`"),
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -777,5 +930,23 @@ mod tests {
         assert_eq!(tidy("./a/./b/../c"), "a/c");
         assert_eq!(tidy("../x"), "../x");
         assert_eq!(tidy("a/.."), ".");
+    }
+
+    #[test]
+    fn unknown_need_help_lists_a_few_ids_and_suggests_only_when_asked() {
+        let names: Vec<String> = (0..50).map(|i| format!("step-{i}")).collect();
+        let ids: Vec<&str> = names.iter().map(String::as_str).collect();
+        let help = unknown_step_help("step-7x", &ids, "step-0", true);
+        assert!(help.starts_with("did you mean `step-7`?"), "{help}");
+        assert!(help.ends_with("`step-10` and 39 more)"), "{help}");
+        let help = unknown_step_help("step-7x", &ids, "step-0", false);
+        assert!(
+            help.starts_with("`needs` lists ids of other steps: `step-1`,"),
+            "{help}"
+        );
+        assert_eq!(
+            unknown_step_help("x", &["a"], "a", true),
+            "no other step is defined; `needs` lists the ids of steps that must finish first"
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! One attempt of a probe (SPEC §5), and waiting for probes to hold.
+//! One attempt of a probe (docs/drill-format.md, `probes`), and waiting for
+//! probes to hold.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -17,14 +18,11 @@ pub async fn check(
 ) -> ProbeOutcome {
     let timeout = probe.attempt_timeout();
     if let Some(command) = &probe.command {
-        return check_command(
-            command,
-            probe.expect.as_ref(),
-            env,
-            &ctx.scenario_dir,
-            timeout,
-        )
-        .await;
+        let command = process::Cmd::shell(&ctx.run_id, command)
+            .envs(env)
+            .cwd(&ctx.scenario_dir)
+            .timeout(timeout);
+        return check_command(&command, probe.expect.as_ref(), timeout).await;
     }
     if let Some(http) = &probe.http {
         return check_http(http, env, timeout).await;
@@ -71,23 +69,35 @@ pub fn meets(expect: Option<&Expect>, exit_code: Option<i32>, stdout: &str) -> R
         return Err(format!("stdout does not contain {text:?}"));
     }
     if let Some(pattern) = expect.and_then(|e| e.stdout_matches.as_ref()) {
+        // `$` matches after the last line: the one line ending a command
+        // prints after it does not count (docs/drill-format.md).
+        let printed = crate::text::without_final_newline(stdout);
         match regex::Regex::new(&pattern.value) {
-            Ok(re) if re.is_match(stdout) => {}
-            Ok(_) => return Err(format!("stdout does not match /{}/", pattern.value)),
-            Err(error) => return Err(format!("bad regex {:?}: {error}", pattern.value)),
+            Ok(re) if re.is_match(printed) => {}
+            Ok(_) => {
+                return Err(format!(
+                    "stdout does not match {}: it was {}",
+                    crate::text::quoted(&pattern.value, 200),
+                    crate::text::quoted(printed, 200)
+                ));
+            }
+            Err(error) => {
+                return Err(format!(
+                    "bad regex {}: {error}",
+                    crate::text::quoted(&pattern.value, 200)
+                ));
+            }
         }
     }
     Ok(())
 }
 
 async fn check_command(
-    command: &str,
+    command: &process::Cmd,
     expect: Option<&Expect>,
-    env: &BTreeMap<String, String>,
-    cwd: &std::path::Path,
     timeout: Duration,
 ) -> ProbeOutcome {
-    match process::run_captured(command, env, Some(cwd), timeout).await {
+    match command.run_captured().await {
         Err(error) => ProbeOutcome::fail(format!("cannot start /bin/sh: {error}")),
         Ok((finished, _)) if finished.timed_out => ProbeOutcome::fail(format!(
             "timed out after {}",
@@ -194,6 +204,22 @@ mod tests {
         );
         assert!(meets(Some(&expect), Some(3), "ok 12 sick").is_err());
         assert!(meets(Some(&expect), Some(3), "no healthy").is_err());
+    }
+
+    #[test]
+    fn stdout_matches_ignores_one_final_newline_and_shows_newlines() {
+        let expect = Expect {
+            exit: None,
+            stdout_contains: None,
+            stdout_matches: Some(Located::new("^ok\n3$".to_owned())),
+        };
+        assert_eq!(meets(Some(&expect), Some(0), "ok\n3\n"), Ok(()));
+        assert_eq!(meets(Some(&expect), Some(0), "ok\n3"), Ok(()));
+        // Only one: a blank last line is something the command printed.
+        assert_eq!(
+            meets(Some(&expect), Some(0), "ok\n3\n\n").unwrap_err(),
+            r#"stdout does not match "^ok\n3$": it was "ok\n3\n""#
+        );
     }
 
     #[tokio::test]

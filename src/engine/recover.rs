@@ -1,8 +1,8 @@
-//! Recovery by runbook (SPEC §7.1–7.2): every executable step runs exactly
-//! as written, in order, in the run's environment; the first failure stops
-//! the runbook (the remaining steps are `skipped`) unless `--runbook-continue`;
-//! manual steps are `unverified`. With `check: idempotent` every step that
-//! succeeded runs a second time afterwards.
+//! Recovery by runbook (docs/runbooks.md, "How a step runs"): every executable
+//! step runs exactly as written, in order, in the run's environment; the first
+//! failure stops the runbook (the remaining steps are `skipped`) unless
+//! `--runbook-continue`; manual steps are `unverified`. With `check:
+//! idempotent` every step that succeeded runs a second time afterwards.
 //!
 //! Each step's blocks run in one `/bin/sh -c` with `WORKDIR` as the working
 //! directory. `stdout_contains`/`stdout_matches` are checked against what the
@@ -11,11 +11,13 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::drill::{Check, Recover, Step};
+use crate::engine::dispatch::Outputs;
 use crate::engine::shared::{Shared, StepResult};
+use crate::engine::step::StepTask;
 use crate::event::EventKind;
 use crate::journal::{RunbookStepStatus, StepStatus};
 use crate::process;
@@ -25,44 +27,55 @@ use crate::runbook::{self, RunbookStep};
 pub const DEFAULT_BLOCK_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The operator's answers in `--interactive` (a terminal or a pipe, one a line).
+///
+/// The lines are read on a thread of their own, not on the runtime's
+/// blocking pool: a prompt nobody answers must not hold the end of a run
+/// (after Ctrl-C) until Enter is pressed.
 pub struct Operator {
-    lines: Mutex<Box<dyn BufRead + Send>>,
+    answers: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<String>>,
 }
 
 impl Operator {
     /// Answers read from standard input.
     pub fn stdin() -> Operator {
-        Operator {
-            lines: Mutex::new(Box::new(std::io::BufReader::new(std::io::stdin()))),
-        }
+        Operator::from_reader(std::io::BufReader::new(std::io::stdin()))
     }
 
     /// Answers from any reader (tests).
-    pub fn from_reader(reader: impl BufRead + Send + 'static) -> Operator {
+    pub fn from_reader(mut reader: impl BufRead + Send + 'static) -> Operator {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let spawned = std::thread::Builder::new()
+            .name("operator".to_owned())
+            .spawn(move || {
+                loop {
+                    let mut line = String::new();
+                    match reader.read_line(&mut line) {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {
+                            let answer = line.trim_end_matches(['\n', '\r']).to_owned();
+                            if tx.send(answer).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        if let Err(error) = spawned {
+            // No reader: every question finds the end of input.
+            tracing::warn!(%error, "cannot start the thread that reads the operator's answers");
+        }
         Operator {
-            lines: Mutex::new(Box::new(reader)),
+            answers: tokio::sync::Mutex::new(rx),
         }
     }
 
-    /// Asks without blocking the runtime: stdin is read on a blocking thread.
+    /// Shows the prompt and waits for the next line; `None` at the end of
+    /// input.
     async fn ask_async(self: &Arc<Self>, prompt: &str) -> Option<String> {
-        let operator = self.clone();
-        let prompt = prompt.to_owned();
-        tokio::task::spawn_blocking(move || operator.ask(&prompt))
-            .await
-            .ok()
-            .flatten()
-    }
-
-    fn ask(&self, prompt: &str) -> Option<String> {
+        let mut answers = self.answers.lock().await;
         eprint!("{prompt}");
         let _ = std::io::stderr().flush();
-        let mut line = String::new();
-        let mut lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
-        match lines.read_line(&mut line) {
-            Ok(0) | Err(_) => None,
-            Ok(_) => Some(line.trim_end_matches(['\n', '\r']).to_owned()),
-        }
+        answers.recv().await
     }
 }
 
@@ -144,8 +157,12 @@ async fn execute(
             "/bin/sh"
         };
         let strict = format!("set -e\n{script}");
-        let finished =
-            process::run_logged_in(program, &strict, &env, Some(cwd), &log, timeout, |_| {}).await;
+        let finished = process::Cmd::shell_in(&shared.ctx.run_id, program, &strict)
+            .envs(&env)
+            .cwd(cwd)
+            .timeout(timeout)
+            .run_logged(&log, |_| {})
+            .await;
         last = match finished {
             Err(error) => Ran {
                 status: RunbookStepStatus::Failed,
@@ -248,11 +265,12 @@ fn not_run(status: RunbookStepStatus, detail: &str) -> Ran {
 /// Follows a Markdown runbook step by step.
 pub(crate) async fn follow_runbook(
     shared: &Arc<Shared>,
-    step: &Step,
+    task: &StepTask<'_>,
     recover: &Recover,
 ) -> StepResult {
+    let step = task.step;
     let Some(written) = recover.runbook.as_ref() else {
-        return StepResult::failed("recover has neither `runbook` nor `run`");
+        return StepResult::failed("recover gives no runbook to follow");
     };
     let path = shared.ctx.scenario_dir.join(&written.value);
     let book = match runbook::load(&path) {
@@ -263,22 +281,19 @@ pub(crate) async fn follow_runbook(
         }
     };
     let executable = book.steps.iter().filter(|s| !s.is_manual()).count();
-    let announced = !shared
-        .runbooks_announced
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(step.id.value.clone());
-    if !announced {
+    if task.announce_runbook {
         shared.ctx.emitter.emit(EventKind::RunbookStarted {
             step: step.id.value.clone(),
             path: written.value.clone(),
             executable,
             total: book.steps.len(),
+            manual: false,
+            titles: Vec::new(),
         });
     }
     // On resume, the steps a dead runner finished are kept as recorded.
     let done_before = shared.resumed_runbook.get(step.id.as_str());
-    let env = shared.step_env(step);
+    let env = &task.env;
     // Relative paths in a runbook are relative to the runbook, as for its links.
     let book_dir = path
         .parent()
@@ -287,7 +302,7 @@ pub(crate) async fn follow_runbook(
     let rb = Book {
         shared,
         step,
-        env: &env,
+        env,
         dir: &book_dir,
     };
     let mut outputs = BTreeMap::new();
@@ -382,16 +397,16 @@ pub(crate) async fn follow_runbook(
     result
 }
 
-/// The `check: idempotent` re-run (SPEC §7.2), after the recovery's first
-/// pass has been checked: every runbook step that succeeded the first time
-/// runs again, with the outputs of the first pass, and the result is recorded
-/// as the step's second run. Only recover steps that succeeded are re-run.
-/// Returns whether anything ran again. What ran before comes from the run's
-/// events, so a resumed run re-runs what its dead runner finished too.
-pub(crate) async fn rerun_for_idempotency(shared: &Arc<Shared>) -> bool {
+/// The `check: idempotent` re-run (docs/runbooks.md), after the recovery's
+/// first pass has been checked: every runbook step that succeeded the first
+/// time runs again, with the outputs of the first pass, and the result is
+/// recorded as the step's second run. Only recover steps that succeeded are
+/// re-run. Returns whether anything ran again. What ran before comes from the
+/// run's events, so a resumed run re-runs what its dead runner finished too.
+pub(crate) async fn rerun_for_idempotency(shared: &Arc<Shared>, outputs: &Outputs) -> bool {
     let events = shared.ctx.emitter.events();
     let mut any = false;
-    for step in &shared.drill.steps {
+    for (position, step) in shared.drill.steps.iter().enumerate() {
         let crate::drill::Action::Recover(recover) = &step.action else {
             continue;
         };
@@ -424,7 +439,7 @@ pub(crate) async fn rerun_for_idempotency(shared: &Arc<Shared>) -> bool {
         let Ok(book) = runbook::load(&path) else {
             continue;
         };
-        let env = shared.step_env(step);
+        let env = outputs.env_for(&shared.env, position);
         let book_dir = path
             .parent()
             .map(std::path::Path::to_path_buf)
@@ -435,13 +450,7 @@ pub(crate) async fn rerun_for_idempotency(shared: &Arc<Shared>) -> bool {
             env: &env,
             dir: &book_dir,
         };
-        let mut outputs = shared
-            .outputs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-            .cloned()
-            .unwrap_or_default();
+        let mut outputs = outputs.of(position).cloned().unwrap_or_default();
         for index in succeeded {
             let Some(rb_step) = book.steps.get(index) else {
                 continue;

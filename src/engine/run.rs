@@ -2,31 +2,47 @@
 //!
 //! Order of a run: records and environment; target setup and services'
 //! `ready`; the data heartbeat; the graph (steps whose needs are done run
-//! concurrently up to `--parallel`); the steady-state check right before the
-//! first fault; from then on the background monitor of steady-state and guard
-//! probes; after the graph the recovery check and the data-loss read; reverts;
-//! evidence on failure; teardown and the sweep of every process of the run.
+//! concurrently up to `--parallel`, started by the dispatcher); the
+//! steady-state check right before the first fault; from then on the
+//! background monitor of steady-state and guard probes; after the graph the
+//! recovery check and the data-loss read; evidence on failure, while the
+//! faults are still in; reverts; teardown and the sweep of every process of
+//! the run.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
 
 use crate::drill::LoadedDrill;
-use crate::event::{Emitter, EventKind, JsonlFile, Reporter};
-use crate::journal::{Journal, StepStatus, Verdict};
+use crate::event::{Emitter, EventKind, EventLog, Reporter};
+use crate::journal::{Journal, Verdict};
 use crate::process;
 use crate::score::{self, Ending};
 use crate::target::{RunContext, Target};
 use crate::vars::expand_vars;
 
+use super::dispatch::{Background, Dispatcher, Inbox, Outputs};
 use super::monitor::{
     await_services, heartbeats, measure_data_loss, recovery_check, watch_halt_file,
 };
-use super::schedule::{Background, revert_all, schedule};
-use super::shared::{Active, Shared};
+use super::recover::rerun_for_idempotency;
+use super::shared::{Active, Msg, Shared, changed};
+use super::step::revert_all;
+use super::stop::{StopReason, Stops};
+
+/// Steps that may run at once unless `--parallel` says otherwise. Steps
+/// mostly wait on processes, sleeps and probes, not on this machine's CPUs:
+/// a limit of the CPU count made 200 steps that each wait 0.2 s take 100
+/// times their critical path. The limit stays bounded, since every running
+/// step may hold a process.
+pub const DEFAULT_PARALLEL: usize = 256;
+
+/// How long the runtime may take to end its tasks once a run is over.
+pub const RUNTIME_DEADLINE: Duration = Duration::from_secs(2);
 
 /// How a run is carried out (`firedrill run` options).
 #[derive(Debug, Clone)]
@@ -54,6 +70,8 @@ pub struct Options {
     pub sweep_descendants: bool,
     /// Continue this dead run instead of starting a new one.
     pub resume: Option<crate::engine::resume::Resume>,
+    /// `--surprise WINDOW`: the first fault at a moment in the window.
+    pub surprise: Option<crate::gameday::Surprise>,
 }
 
 impl Default for Options {
@@ -61,7 +79,7 @@ impl Default for Options {
         Options {
             vars: Vec::new(),
             seed: None,
-            parallel: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            parallel: DEFAULT_PARALLEL,
             keep: false,
             runbook_continue: false,
             interactive: false,
@@ -70,6 +88,7 @@ impl Default for Options {
             grace: Duration::from_secs(5),
             sweep_descendants: true,
             resume: None,
+            surprise: None,
         }
     }
 }
@@ -81,7 +100,7 @@ pub struct Outcome {
     pub journal: Journal,
     /// Where the records are.
     pub run_dir: PathBuf,
-    /// The process exit code (SPEC §8).
+    /// The process exit code (docs/cli.md, exit codes).
     pub exit_code: i32,
 }
 
@@ -141,20 +160,354 @@ fn absolute(path: &Path) -> PathBuf {
 }
 
 /// Runs a drill to its end. `interrupt` turns true on Ctrl-C.
+///
+/// The phases: prepare (records, environment) → set up (target, services)
+/// → execute (the graph, by the dispatcher) → verify (recovery check, data
+/// loss) → collect evidence (before anything is reverted) → revert →
+/// record (teardown, the sweep, the journal and the reports).
 pub async fn run(
     loaded: &LoadedDrill,
     target: Arc<dyn Target>,
     options: Options,
-    mut reporters: Vec<Box<dyn Reporter>>,
+    reporters: Vec<Box<dyn Reporter>>,
     interrupt: watch::Receiver<bool>,
 ) -> Result<Outcome, StartError> {
-    let drill = loaded.drill.clone();
-    let resume = options.resume.clone();
-    let run_id = match &resume {
+    let prepared = prepare(loaded, &target, &options, reporters).await?;
+    let (mut run, shared) = set_up(prepared, loaded, &target, &options, interrupt).await;
+    let (active, outputs) = execute(&mut run, &shared, &options).await;
+    let ending = verify(&mut run, &shared, &outputs).await;
+    let verdict = collect_evidence(&run, &shared, &ending).await;
+    revert_all(&shared, active).await;
+    let outcome = record(run, &shared, &options, &ending).await;
+    debug_assert_eq!(
+        outcome.journal.verdict, verdict,
+        "reverts changed the verdict"
+    );
+    Ok(outcome)
+}
+
+/// What the phases of a run share besides its read-only context.
+struct Run {
+    run_id: String,
+    run_dir: PathBuf,
+    workdir: PathBuf,
+    emitter: Emitter,
+    /// Where everything that can stop the run is heard.
+    inbox: Inbox,
+    /// The interrupt forwarder, the halt-file watcher, the probe monitors.
+    background: JoinSet<()>,
+    stop_background: watch::Sender<bool>,
+    background_stopped: watch::Receiver<bool>,
+}
+
+/// Set up: the big red button before anything starts, the ports, the
+/// target, the services' readiness.
+async fn set_up(
+    prepared: Prepared,
+    loaded: &LoadedDrill,
+    target: &Arc<dyn Target>,
+    options: &Options,
+    interrupt: watch::Receiver<bool>,
+) -> (Run, Arc<Shared>) {
+    let Prepared {
+        run_id,
+        run_dir,
+        workdir,
+        emitter,
+        mut env,
+        ctx,
+    } = prepared;
+    let resume = options.resume.as_ref();
+    let drill = &loaded.drill;
+    let (messages, inbox) = mpsc::unbounded_channel();
+    let (stops, stop_seen) = Stops::new(emitter.clone());
+    let (stop_background, background_stopped) = watch::channel(false);
+    let mut run = Run {
+        run_id,
+        run_dir,
+        workdir,
+        emitter,
+        inbox: Inbox::new(stops, inbox),
+        background: JoinSet::new(),
+        stop_background,
+        background_stopped,
+    };
+    run.background.spawn(forward_interrupt(
+        interrupt,
+        messages.clone(),
+        run.background_stopped.clone(),
+    ));
+    let inbox = &mut run.inbox;
+    let halt_file = absolute(&options.halt_file);
+    if halt_file.exists() {
+        inbox.stops.stop(StopReason::Aborted(format!(
+            "the halt file {} exists: no drill may start a fault while it is there",
+            halt_file.display()
+        )));
+    }
+    if !inbox.stops.is_stopped()
+        && let Err(why) = super::monitor::ports_free(drill, &env)
+    {
+        inbox.stops.stop(StopReason::Error(why));
+    }
+    // Setup runs to its end even after Ctrl-C, so that teardown knows what
+    // it made (a half-created cluster is worse than a wait).
+    if !inbox.stops.is_stopped() {
+        match target.setup(&ctx).await {
+            Ok(extra) => env.extend(extra),
+            // A safety check said no (the cluster is not the one pinned):
+            // aborted by a guard before anything started, exit 3.
+            Err(crate::target::TargetError::Refused(why)) => inbox
+                .stops
+                .stop(StopReason::Aborted(format!("target setup refused: {why}"))),
+            Err(error) => inbox
+                .stops
+                .stop(StopReason::Error(format!("target setup failed: {error}"))),
+        }
+        inbox.drain();
+    }
+    let surprise = options
+        .surprise
+        .as_ref()
+        .map(|surprise| (surprise.window.clone(), surprise.delay(ctx.seed)));
+    let shared = Arc::new(Shared {
+        drill: drill.clone(),
+        target: target.clone(),
+        ctx: RunContext {
+            env: env.clone(),
+            ..ctx
+        },
+        env,
+        runbook_continue: options.runbook_continue,
+        operator: options
+            .interactive
+            .then(|| Arc::new(crate::engine::recover::Operator::stdin())),
+        halt_file,
+        resumed_runbook: resume.map(|r| r.runbook_done()).unwrap_or_default(),
+        first_fault_epoch_ms: resume
+            .and_then(|r| r.first_fault_epoch_ms())
+            .map(OnceLock::from)
+            .unwrap_or_default(),
+        stop: stop_seen,
+        messages,
+        fault_landed: watch::channel(0).0,
+        surprise,
+    });
+    // The halt file is watched for the whole run, from the services' start:
+    // it ends the wait for them too.
+    run.background.spawn(watch_halt_file(
+        shared.clone(),
+        run.background_stopped.clone(),
+    ));
+    // People's notes are taken in as they arrive, until the watchers stop;
+    // what they write after is taken in with `run_finished`.
+    let (people, mut people_stopped) = (run.emitter.clone(), run.background_stopped.clone());
+    run.background.spawn(async move {
+        tokio::select! {
+            _ = crate::gameday::take_in(people) => {}
+            _ = people_stopped.wait_for(|stopped| *stopped) => {}
+        }
+    });
+    if !run.inbox.stops.is_stopped()
+        && let Some(Err(why)) = run.inbox.until_stopped(await_services(&shared)).await
+    {
+        run.inbox.stops.stop(StopReason::Error(why));
+    }
+    (run, shared)
+}
+
+/// Execute: heartbeats are written until the first fault, the dispatcher
+/// runs the graph. Returns the faults that are in and the steps' outputs.
+async fn execute(run: &mut Run, shared: &Arc<Shared>, options: &Options) -> (Vec<Active>, Outputs) {
+    let resume = options.resume.as_ref();
+    let drill = &shared.drill;
+    let (fault_started, fault_started_seen) = watch::channel(false);
+    let mut heartbeat = None;
+    if let Some(data) = drill.data.as_ref().filter(|_| {
+        !run.inbox.stops.is_stopped() && resume.is_none_or(|r| r.first_fault_epoch_ms().is_none())
+    }) {
+        heartbeat = Some(tokio::spawn(heartbeats(
+            process::Cmd::shell(&run.run_id, &data.write)
+                .envs(&shared.env)
+                .cwd(&shared.ctx.scenario_dir)
+                .timeout(Duration::from_secs(10)),
+            data.every.map_or(Duration::from_secs(1), |d| d.0),
+            fault_started_seen,
+            run.background_stopped.clone(),
+        )));
+    }
+    let mut active: Vec<Active> = resume
+        .iter()
+        .flat_map(|r| r.active_faults())
+        .map(|f| Active {
+            revert: drill
+                .step(&f.step)
+                .and_then(|s| s.fault())
+                .map(|fault| fault.revert.clone())
+                .unwrap_or_default(),
+            step: f.step,
+            kind: f.kind,
+            undo: f.undo,
+        })
+        .collect();
+    let mut outputs = Outputs::default();
+    if !run.inbox.stops.is_stopped() {
+        let mut dispatcher = Dispatcher::new(
+            shared,
+            &mut run.inbox,
+            Background {
+                fault_started: &fault_started,
+                heartbeat: &mut heartbeat,
+                tasks: &mut run.background,
+                stopped: &run.background_stopped,
+            },
+            options.parallel,
+            active,
+        );
+        if let Some(resume) = resume {
+            dispatcher.resume(resume);
+        }
+        (active, outputs) = dispatcher.run().await;
+    }
+    let _ = fault_started.send(true);
+    if let Some(heartbeat) = heartbeat {
+        let _ = heartbeat.await;
+    }
+    (active, outputs)
+}
+
+/// Verify: does the steady state hold again, what data was lost? Then the
+/// watchers stop, and how the run ends is decided.
+async fn verify(run: &mut Run, shared: &Arc<Shared>, outputs: &Outputs) -> Ending {
+    let inbox = &mut run.inbox;
+    if !inbox.stops.is_stopped() && shared.first_fault_ms().is_some() {
+        // The recovery's first pass is the graph; TTR ends with its check.
+        // Data loss is what that recovery brought back. Then the
+        // `check: idempotent` re-run, after which the steady state must
+        // hold again.
+        let held = inbox.until_stopped(recovery_check(shared, false)).await;
+        if let Some(data) = &shared.drill.data {
+            measure_data_loss(shared, &data.read).await;
+        }
+        inbox.drain();
+        if held == Some(true)
+            && !inbox.stops.is_stopped()
+            && inbox
+                .until_stopped(rerun_for_idempotency(shared, outputs))
+                .await
+                == Some(true)
+        {
+            inbox.until_stopped(recovery_check(shared, true)).await;
+        }
+    }
+    let _ = run.stop_background.send(true);
+    while run.background.join_next().await.is_some() {}
+    run.inbox.drain();
+    run.inbox.stops.ending()
+}
+
+/// Collect evidence while the faults are still in: it shows the broken
+/// state. Returns the verdict it was decided on (reverts do not change it).
+async fn collect_evidence(run: &Run, shared: &Shared, ending: &Ending) -> Verdict {
+    let unreverted = score::journal(&run.emitter.events(), ending);
+    if unreverted.verdict != Verdict::Passed {
+        let evidence = run.run_dir.join("evidence");
+        let _ = std::fs::create_dir_all(&evidence);
+        shared.target.collect_evidence(&evidence, &shared.ctx).await;
+        write_run_evidence(&evidence, &unreverted, &run.run_id).await;
+    }
+    unreverted.verdict
+}
+
+/// Record: teardown, the sweep, the score (teardown and the sweep record
+/// no events that count; people may have written until the end, so the
+/// journal is scored from exactly the events before `run_finished`), the
+/// journal and the reports.
+async fn record(run: Run, shared: &Shared, options: &Options, ending: &Ending) -> Outcome {
+    let Run {
+        run_id,
+        run_dir,
+        workdir,
+        emitter,
+        ..
+    } = run;
+    let leaving = process::run_processes(&run_id, options.sweep_descendants).await;
+    if !leaving.is_empty() {
+        emitter.emit(EventKind::ProcessesEnding {
+            count: leaving.len(),
+        });
+    }
+    shared.target.teardown(&shared.ctx, options.keep).await;
+    let swept = process::sweep(&run_id, options.grace, options.sweep_descendants).await;
+    if !swept.is_empty() {
+        tracing::info!(count = swept.len(), "ended processes the run left behind");
+    }
+    if !options.keep {
+        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(workdir)).await;
+    }
+    let mut scored = None;
+    emitter.emit_with(|events| {
+        let journal = score::journal(events, ending);
+        let finished = EventKind::RunFinished {
+            verdict: journal.verdict,
+            reason: journal.reason.clone(),
+            interrupted: *ending == Ending::Interrupted,
+        };
+        scored = Some(journal);
+        finished
+    });
+    let mut journal = scored.unwrap_or_else(|| score::journal(&emitter.events(), ending));
+    journal.duration_ms = emitter.now_ms();
+    // The reporters' last writes, the journal and the reports are file work:
+    // off the async threads.
+    let (records, dir) = (journal.clone(), run_dir.clone());
+    let _ = tokio::task::spawn_blocking(move || {
+        emitter.finish();
+        if let Ok(text) = serde_json::to_string_pretty(&records) {
+            let _ = std::fs::write(dir.join("journal.json"), text + "\n");
+        }
+        if let Err(error) = crate::report::write_all(&dir, &records) {
+            tracing::warn!(%error, "cannot write the reports");
+        }
+    })
+    .await;
+    let exit_code = if *ending == Ending::Interrupted {
+        crate::error::EXIT_INTERRUPTED
+    } else {
+        journal.verdict.exit_code()
+    };
+    Outcome {
+        journal,
+        run_dir,
+        exit_code,
+    }
+}
+
+/// What a run starts from.
+struct Prepared {
+    run_id: String,
+    run_dir: PathBuf,
+    workdir: PathBuf,
+    emitter: Emitter,
+    env: BTreeMap<String, String>,
+    ctx: RunContext,
+}
+
+/// The run's id, directories, records and environment; the first event.
+/// A resumed run first ends what the dead runner left running.
+async fn prepare(
+    loaded: &LoadedDrill,
+    target: &Arc<dyn Target>,
+    options: &Options,
+    reporters: Vec<Box<dyn Reporter>>,
+) -> Result<Prepared, StartError> {
+    let drill = &loaded.drill;
+    let resume = options.resume.as_ref();
+    let run_id = match resume {
         Some(resume) => resume.run_id.clone(),
         None => new_run_id(&drill.name),
     };
-    let run_dir = match &resume {
+    let run_dir = match resume {
         Some(resume) => resume.run_dir.clone(),
         None => absolute(
             &options
@@ -163,7 +516,7 @@ pub async fn run(
                 .unwrap_or_else(|| PathBuf::from(".firedrill/runs").join(&run_id)),
         ),
     };
-    let workdir = match &resume {
+    let workdir = match resume {
         Some(resume) => resume.workdir.clone(),
         None => run_dir.join(crate::rundir::WORK),
     };
@@ -189,22 +542,22 @@ pub async fn run(
         std::fs::create_dir_all(dir)
             .map_err(|error| StartError(format!("cannot create {}: {error}", dir.display())))?;
     }
-    let jsonl = JsonlFile::create(&run_dir.join("events.jsonl")).map_err(|error| {
+    let log = EventLog::open(&run_dir.join("events.jsonl")).map_err(|error| {
         StartError(format!(
             "cannot write {}: {error}",
             run_dir.join("events.jsonl").display()
         ))
     })?;
-    reporters.insert(0, Box::new(jsonl));
-    let emitter = match &resume {
+    let emitter = match resume {
         Some(resume) => Emitter::resumed(reporters, resume.events.clone(), resume.started),
         None => Emitter::new(reporters),
-    };
-    let seed = match &resume {
+    }
+    .with_log(log);
+    let seed = match resume {
         Some(resume) => resume.seed,
         None => options.seed.unwrap_or_else(rand::random),
     };
-    let mut env = run_env(
+    let env = run_env(
         loaded,
         &run_id,
         &run_dir,
@@ -221,7 +574,7 @@ pub async fn run(
         seed,
         emitter: emitter.clone(),
     };
-    if let Some(resume) = &resume {
+    if let Some(resume) = resume {
         emitter.emit(EventKind::RunResumed {
             pid: std::process::id(),
             pid_started: crate::rundir::start_time(std::process::id()),
@@ -260,267 +613,43 @@ pub async fn run(
             expect_outage: drill.expect_outage(),
         });
     }
-
-    let (abort_tx, abort_rx) = watch::channel(None);
-    let halt_file = absolute(&options.halt_file);
-    let mut ending = Ending::Completed;
-
-    // The big red button before anything starts.
-    if halt_file.exists() {
-        let reason = format!(
-            "the halt file {} exists: no drill may start a fault while it is there",
-            halt_file.display()
-        );
-        emitter.emit(EventKind::Aborted {
-            reason: reason.clone(),
-        });
-        ending = Ending::Aborted(reason);
-    }
-
-    // Setup, on ports nobody else holds.
-    if ending == Ending::Completed
-        && let Err(why) = super::monitor::ports_free(&drill, &env)
-    {
-        ending = Ending::Error(why);
-    }
-    if ending == Ending::Completed {
-        match target.setup(&ctx).await {
-            Ok(extra) => env.extend(extra),
-            Err(error) => ending = Ending::Error(format!("target setup failed: {error}")),
-        }
-    }
-    let shared = Arc::new(Shared {
-        drill: drill.clone(),
-        target: target.clone(),
-        ctx: RunContext {
-            env: env.clone(),
-            ..ctx.clone()
-        },
-        env,
-        runbook_continue: options.runbook_continue,
-        operator: options
-            .interactive
-            .then(|| Arc::new(crate::engine::recover::Operator::stdin())),
-        halt_file: halt_file.clone(),
-        abort: abort_tx,
-        active: Mutex::new(
-            resume
-                .iter()
-                .flat_map(|r| r.active_faults())
-                .map(|f| Active {
-                    revert: drill
-                        .step(&f.step)
-                        .and_then(|s| s.fault())
-                        .map(|fault| fault.revert.clone())
-                        .unwrap_or_default(),
-                    step: f.step,
-                    kind: f.kind,
-                    undo: f.undo,
-                })
-                .collect(),
-        ),
-        resumed_runbook: resume
-            .as_ref()
-            .map(|r| r.runbook_done())
-            .unwrap_or_default(),
-        runbooks_announced: Mutex::new(
-            resume
-                .as_ref()
-                .map(|r| r.runbooks_started())
-                .unwrap_or_default(),
-        ),
-        outputs: Mutex::new(HashMap::new()),
-        step_groups: Mutex::new(HashMap::new()),
-        step_started: Mutex::new(HashMap::new()),
-        first_fault_epoch_ms: Mutex::new(resume.as_ref().and_then(|r| r.first_fault_epoch_ms())),
-        target_failure: Mutex::new(None),
-        fault_landed: watch::channel(0).0,
-    });
-
-    // The halt file is watched for the whole run, from the services' start.
-    let (stop_watchers, watchers_stopped) = watch::channel(false);
-    let halt_watch = tokio::spawn(watch_halt_file(shared.clone(), watchers_stopped.clone()));
-    if ending == Ending::Completed {
-        let mut aborted = abort_rx.clone();
-        tokio::select! {
-            result = await_services(&shared, interrupt.clone()) => {
-                if let Err(why) = result {
-                    ending = Ending::Error(why);
-                }
-            }
-            Ok(reason) = aborted.wait_for(Option::is_some) => {
-                ending = Ending::Aborted(reason.clone().unwrap_or_default());
-            }
-        }
-    }
-    // Ctrl-C during setup or the wait for services is an interruption, not
-    // a failure of the system.
-    if *interrupt.borrow() && !matches!(ending, Ending::Aborted(_)) {
-        ending = Ending::Interrupted;
-    }
-
-    // Heartbeats until the first fault.
-    let (fault_started_tx, fault_started_rx) = watch::channel(false);
-    let fault_before_resume = resume
-        .as_ref()
-        .is_some_and(|r| r.first_fault_epoch_ms().is_some());
-    let writer = drill
-        .data
-        .as_ref()
-        .filter(|_| ending == Ending::Completed && !fault_before_resume)
-        .map(|data| {
-            tokio::spawn(heartbeats(
-                shared.ctx.scenario_dir.clone(),
-                data.write.clone(),
-                data.every.map_or(Duration::from_secs(1), |d| d.0),
-                shared.env.clone(),
-                fault_started_rx.clone(),
-                watchers_stopped.clone(),
-            ))
-        });
-
-    let mut monitors = Vec::new();
-    if ending == Ending::Completed {
-        ending = schedule(
-            &shared,
-            options.parallel.max(1),
-            interrupt.clone(),
-            abort_rx.clone(),
-            Background {
-                fault_started: &fault_started_tx,
-                monitors: &mut monitors,
-                stopped: &watchers_stopped,
-            },
-            resume.as_ref(),
-        )
-        .await;
-    }
-    let _ = fault_started_tx.send(true);
-    if let Some(writer) = writer {
-        writer.abort();
-    }
-
-    let fault_happened = shared.first_fault_ms().is_some();
-    if ending == Ending::Completed && fault_happened {
-        // The recovery's first pass is the graph; TTR ends with its check.
-        // Data loss is what that recovery brought back. Then the
-        // `check: idempotent` re-run, after which the steady state must
-        // hold again.
-        let held = recovery_check(&shared, interrupt.clone(), false).await;
-        if let Some(data) = &drill.data {
-            measure_data_loss(&shared, &data.read).await;
-        }
-        if held
-            && !*interrupt.borrow()
-            && crate::engine::recover::rerun_for_idempotency(&shared).await
-            && !*interrupt.borrow()
-        {
-            recovery_check(&shared, interrupt.clone(), true).await;
-        }
-    }
-    if *interrupt.borrow() && ending == Ending::Completed {
-        ending = Ending::Interrupted;
-    }
-    let _ = stop_watchers.send(true);
-    for monitor in monitors {
-        let _ = monitor.await;
-    }
-    halt_watch.abort();
-
-    // Processes of steps that are still running (after an abort or Ctrl-C).
-    for pgid in shared
-        .step_groups
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .values()
-    {
-        process::kill_group(*pgid, nix::sys::signal::Signal::SIGKILL);
-    }
-    revert_all(&shared).await;
-
-    // Everything the score reads has happened: teardown and the sweep below
-    // record no events that count.
-    let mut journal = score::journal(&emitter.events(), &ending);
-    if journal.verdict != Verdict::Passed {
-        let evidence = run_dir.join("evidence");
-        let _ = std::fs::create_dir_all(&evidence);
-        target.collect_evidence(&evidence, &shared.ctx).await;
-        write_run_evidence(&evidence, &journal, &run_id);
-    }
-    target.teardown(&shared.ctx, options.keep).await;
-    let swept = process::sweep(&run_id, options.grace, options.sweep_descendants).await;
-    if !swept.is_empty() {
-        tracing::info!(count = swept.len(), "ended processes the run left behind");
-    }
-    if !options.keep {
-        let _ = std::fs::remove_dir_all(&workdir);
-    }
-
-    emitter.emit(EventKind::RunFinished {
-        verdict: journal.verdict,
-        reason: journal.reason.clone(),
-        interrupted: ending == Ending::Interrupted,
-    });
-    journal.duration_ms = emitter.now_ms();
-    emitter.finish();
-    if let Ok(text) = serde_json::to_string_pretty(&journal) {
-        let _ = std::fs::write(run_dir.join("journal.json"), text + "\n");
-    }
-    if let Err(error) = crate::report::write_all(&run_dir, &journal) {
-        tracing::warn!(%error, "cannot write the reports");
-    }
-    let exit_code = if ending == Ending::Interrupted {
-        130
-    } else {
-        journal.verdict.exit_code()
-    };
-    Ok(Outcome {
-        journal,
+    Ok(Prepared {
+        run_id,
         run_dir,
-        exit_code,
+        workdir,
+        emitter,
+        env,
+        ctx,
     })
+}
+
+/// Ctrl-C (or SIGTERM) becomes a message to the run.
+async fn forward_interrupt(
+    mut interrupt: watch::Receiver<bool>,
+    messages: mpsc::UnboundedSender<Msg>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        if *interrupt.borrow_and_update() {
+            let _ = messages.send(Msg::Stop(StopReason::Interrupted));
+            return;
+        }
+        tokio::select! {
+            _ = changed(&mut interrupt) => {}
+            _ = changed(&mut stopped) => return,
+        }
+    }
 }
 
 /// What the engine itself knows of a failure: the steps and runbook steps
 /// that failed with their output, and what of the run was still running.
-fn write_run_evidence(dir: &Path, journal: &Journal, run_id: &str) {
-    let mut failed = String::new();
-    for step in &journal.steps {
-        if matches!(step.status, StepStatus::Failed | StepStatus::Interrupted) {
-            failed.push_str(&format!(
-                "step {} ({}): {:?} after {} attempt(s), exit {:?}: {}\n{}\n\n",
-                step.id,
-                step.action,
-                step.status,
-                step.attempts,
-                step.exit_code,
-                step.detail,
-                step.output_tail
-            ));
-        }
-    }
-    if let Some(runbook) = &journal.runbook {
-        for (index, step) in runbook.steps.iter().enumerate() {
-            if step.status == crate::journal::RunbookStepStatus::Failed {
-                failed.push_str(&format!(
-                    "runbook {} step {} ({}, line {}): exit {:?}: {}\n$ {}\n{}\n\n",
-                    runbook.path,
-                    index + 1,
-                    step.title,
-                    step.line,
-                    step.exit_code,
-                    step.detail,
-                    step.command,
-                    step.output_tail
-                ));
-            }
-        }
-    }
+async fn write_run_evidence(dir: &Path, journal: &Journal, run_id: &str) {
+    let failed = crate::report::failed_steps(journal);
     if !failed.is_empty() {
         let _ = std::fs::write(dir.join("failed-steps.txt"), failed);
     }
     let mut processes = String::new();
-    for pid in process::marked_processes(run_id) {
+    for pid in process::marked_processes_async(run_id).await {
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         processes.push_str(&format!(
             "{pid} {}\n",
@@ -536,12 +665,15 @@ fn write_run_evidence(dir: &Path, journal: &Journal, run_id: &str) {
 mod tests {
     use super::*;
     use crate::drill::{FaultSpec, LoadedDrill};
+    use crate::journal::StepStatus;
     use crate::target::{Injected, TargetError, Undo};
+    use std::sync::Mutex;
 
     /// A target that records when faults arrive and can refuse them.
     struct FakeTarget {
         injected: Mutex<Vec<(String, u64)>>,
-        refuse: bool,
+        /// Why it refuses a fault of this step, if it does.
+        refuse: fn(&str) -> Option<TargetError>,
         clock: tokio::time::Instant,
     }
 
@@ -565,8 +697,8 @@ mod tests {
         ) -> Result<Injected, TargetError> {
             let at = self.clock.elapsed().as_secs();
             self.injected.lock().unwrap().push((step.to_owned(), at));
-            if self.refuse {
-                return Err(TargetError::Refused("not our cluster".into()));
+            if let Some(error) = (self.refuse)(step) {
+                return Err(error);
             }
             Ok(Injected {
                 targets: vec!["x".into()],
@@ -607,7 +739,18 @@ services:
   s: {run: "true"}
 "#;
 
-    async fn schedule_with(parallel: usize, refuse: bool) -> (Vec<(String, u64)>, Journal) {
+    fn accept(_: &str) -> Option<TargetError> {
+        None
+    }
+
+    fn refuse_all(_: &str) -> Option<TargetError> {
+        Some(TargetError::Refused("not our cluster".into()))
+    }
+
+    async fn schedule_with(
+        parallel: usize,
+        refuse: fn(&str) -> Option<TargetError>,
+    ) -> (Vec<(String, u64)>, Journal) {
         let dir = tempfile::tempdir().unwrap();
         let drill = crate::drill::parse_source(DRILL, dir.path()).expect("valid drill");
         let loaded = LoadedDrill {
@@ -638,12 +781,12 @@ services:
     #[tokio::test(start_paused = true)]
     async fn independent_steps_run_together_up_to_the_parallel_limit() {
         // a and b together: f2 at 10s (needs only a), f1 at 10s.
-        let (injected, _) = schedule_with(4, false).await;
+        let (injected, _) = schedule_with(4, accept).await;
         assert_eq!(injected.len(), 2);
         assert!(injected.iter().all(|(_, at)| *at == 10), "{injected:?}");
         // One at a time: a (0-10s), b (10-20s); f2 became ready at 10s but
         // waits for the slot b holds, so both faults start at 20s or later.
-        let (injected, _) = schedule_with(1, false).await;
+        let (injected, _) = schedule_with(1, accept).await;
         let f1 = injected.iter().find(|(s, _)| s == "f1").unwrap().1;
         let f2 = injected.iter().find(|(s, _)| s == "f2").unwrap().1;
         assert!(f2 >= 20 && f1 >= 20, "{injected:?}");
@@ -651,7 +794,7 @@ services:
 
     #[tokio::test(start_paused = true)]
     async fn a_refused_fault_aborts_and_skips_what_is_left() {
-        let (injected, journal) = schedule_with(1, true).await;
+        let (injected, journal) = schedule_with(1, refuse_all).await;
         assert_eq!(
             injected.len(),
             1,
@@ -663,10 +806,39 @@ services:
         assert_eq!(status("fix"), StepStatus::Skipped);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_target_gone_outranks_a_refusal_whichever_comes_first() {
+        // f1 and f2 start together at 10s; one is refused, the other finds
+        // the target gone. Either order, the run ends as an error.
+        fn f1_gone(step: &str) -> Option<TargetError> {
+            Some(match step {
+                "f1" => TargetError::Unavailable("the cluster is gone".into()),
+                _ => TargetError::Refused("not our cluster".into()),
+            })
+        }
+        fn f2_gone(step: &str) -> Option<TargetError> {
+            Some(match step {
+                "f2" => TargetError::Unavailable("the cluster is gone".into()),
+                _ => TargetError::Refused("not our cluster".into()),
+            })
+        }
+        for refuse in [f1_gone as fn(&str) -> Option<TargetError>, f2_gone] {
+            let (injected, journal) = schedule_with(4, refuse).await;
+            assert_eq!(injected.len(), 2, "{injected:?}");
+            assert_eq!(journal.verdict, Verdict::Error, "{}", journal.reason);
+            assert!(
+                journal.reason.contains("the cluster is gone"),
+                "{}",
+                journal.reason
+            );
+        }
+    }
+
     #[test]
     fn outputs_are_name_value_lines() {
-        // Lines that are not `NAME=value` now fail the step (SPEC §2); the
-        // rest of the rules are tested in crate::outputs.
+        // Lines that are not `NAME=value` now fail the step
+        // (docs/drill-format.md, step outputs); the rest of the rules are
+        // tested in crate::outputs.
         let outputs = crate::outputs::parse("A=1\nB=x=y\n").unwrap();
         assert_eq!(outputs.get("A").map(String::as_str), Some("1"));
         assert_eq!(outputs.get("B").map(String::as_str), Some("x=y"));

@@ -1,13 +1,15 @@
-//! State shared by the scheduler, the step tasks and the monitors of a run.
+//! What the tasks of a run share: the run's read-only context, the
+//! messages they send the dispatcher, and what a step leaves behind.
 
-use crate::drill::{Drill, Probe, Revert, Step};
-use crate::event::EventKind;
+use crate::drill::{Drill, Probe, Revert};
 use crate::journal::StepStatus;
 use crate::target::{RunContext, Target, TargetError};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use tokio::sync::watch;
+use std::sync::{Arc, OnceLock};
+use tokio::sync::{mpsc, watch};
+
+use super::stop::StopReason;
 
 /// How one step ended.
 #[derive(Debug, Clone)]
@@ -18,6 +20,8 @@ pub(crate) struct StepResult {
     pub(crate) detail: String,
     pub(crate) output_tail: String,
     pub(crate) outputs: BTreeMap<String, String>,
+    /// The fault it put in, for the revert.
+    pub(crate) injected: Option<Active>,
 }
 
 impl StepResult {
@@ -29,6 +33,7 @@ impl StepResult {
             detail: detail.into(),
             output_tail: String::new(),
             outputs: BTreeMap::new(),
+            injected: None,
         }
     }
     pub(crate) fn failed(detail: impl Into<String>) -> StepResult {
@@ -50,7 +55,19 @@ pub(crate) struct Active {
     pub(crate) revert: Revert,
 }
 
-/// State shared by the scheduler, step tasks and monitors.
+/// What step tasks, monitors, the halt-file watcher and the signal handler
+/// tell the dispatcher.
+#[derive(Debug)]
+pub(crate) enum Msg {
+    /// The run should stop, for this reason.
+    Stop(StopReason),
+    /// A step's process group is running (step index in the drill).
+    ProcessStarted { step: usize, pgid: i32 },
+}
+
+/// The read-only context of a run, shared by its tasks. Nothing in it
+/// changes once the run is under way, except the first fault's time, which
+/// is set once: the state of the run is the dispatcher's alone.
 pub(crate) struct Shared {
     pub(crate) drill: Drill,
     pub(crate) target: Arc<dyn Target>,
@@ -59,54 +76,46 @@ pub(crate) struct Shared {
     pub(crate) runbook_continue: bool,
     pub(crate) operator: Option<Arc<crate::engine::recover::Operator>>,
     pub(crate) halt_file: PathBuf,
-    pub(crate) abort: watch::Sender<Option<String>>,
-    pub(crate) active: Mutex<Vec<Active>>,
-    pub(crate) outputs: Mutex<HashMap<String, BTreeMap<String, String>>>,
-    pub(crate) step_groups: Mutex<HashMap<String, i32>>,
-    /// When each step's first attempt started (run clock, ms).
-    pub(crate) step_started: Mutex<HashMap<String, u64>>,
     /// On resume: per recover step, the runbook steps already done.
-    pub(crate) resumed_runbook: HashMap<String, std::collections::BTreeSet<usize>>,
-    /// Recover steps whose `RunbookStarted` is recorded.
-    pub(crate) runbooks_announced: Mutex<HashSet<String>>,
+    pub(crate) resumed_runbook: HashMap<String, BTreeSet<usize>>,
     /// Wall-clock epoch ms of the first fault's start.
-    pub(crate) first_fault_epoch_ms: Mutex<Option<u64>>,
-    /// Set when a safety check refused a fault or the target is unusable.
-    pub(crate) target_failure: Mutex<Option<TargetError>>,
-    /// Counts the faults that landed: the monitors poll at once on a change.
+    pub(crate) first_fault_epoch_ms: OnceLock<u64>,
+    /// Why the run stops, as the dispatcher decided it.
+    pub(crate) stop: watch::Receiver<Option<StopReason>>,
+    /// To the dispatcher.
+    pub(crate) messages: mpsc::UnboundedSender<Msg>,
+    /// Counts the faults that landed (the dispatcher counts them): the
+    /// monitors poll at once on a change.
     pub(crate) fault_landed: watch::Sender<u64>,
+    /// `run --surprise`: the window and the wait before the first fault.
+    pub(crate) surprise: Option<(String, std::time::Duration)>,
 }
 
 impl Shared {
-    /// Aborts the run (no further fault starts, running steps end, reverts
-    /// run). The first reason wins and is the one recorded as an event.
+    /// Tells the dispatcher; a dispatcher that is gone has nothing to hear.
+    pub(crate) fn send(&self, msg: Msg) {
+        let _ = self.messages.send(msg);
+    }
+
+    /// Asks to abort the run (no further fault starts, running steps end,
+    /// reverts run).
     pub(crate) fn abort(&self, reason: String) {
-        let first = self.abort.send_if_modified(|current| {
-            if current.is_none() {
-                *current = Some(reason.clone());
-                true
-            } else {
-                false
-            }
-        });
-        if first {
-            self.ctx.emitter.emit(EventKind::Aborted { reason });
-        }
+        self.send(Msg::Stop(StopReason::Aborted(reason)));
     }
 
     /// A target refused a fault (wrong cluster, path outside WORKDIR) or
-    /// cannot be used: remember why, for the verdict, and abort.
+    /// cannot be used: the run stops.
     pub(crate) fn target_failed(&self, error: TargetError) {
         let message = error.to_string();
-        *self
-            .target_failure
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(error);
-        self.abort(message);
+        self.send(Msg::Stop(match error {
+            TargetError::Unavailable(_) => StopReason::TargetUnavailable(message),
+            _ => StopReason::Aborted(message),
+        }));
     }
 
-    pub(crate) fn aborted(&self) -> Option<String> {
-        self.abort.borrow().clone()
+    /// Why the run is stopping, if it is.
+    pub(crate) fn stopping(&self) -> Option<StopReason> {
+        self.stop.borrow().clone()
     }
 
     pub(crate) fn probe(&self, name: &str) -> Option<&Probe> {
@@ -115,50 +124,7 @@ impl Shared {
 
     /// Wall-clock ms of the first fault, once one is in.
     pub(crate) fn first_fault_ms(&self) -> Option<u64> {
-        *self
-            .first_fault_epoch_ms
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Records now as the first fault's start, unless one is recorded;
-    /// returns whether this is the first fault.
-    pub(crate) fn mark_first_fault(&self) -> bool {
-        let mut first = self
-            .first_fault_epoch_ms
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if first.is_some() {
-            return false;
-        }
-        *first = Some(chrono::Utc::now().timestamp_millis() as u64);
-        true
-    }
-
-    /// The environment of a step: the run's, plus the outputs of every step
-    /// it needs, directly or not.
-    pub(crate) fn step_env(&self, step: &Step) -> BTreeMap<String, String> {
-        let mut env = self.env.clone();
-        let outputs = self.outputs.lock().unwrap_or_else(|e| e.into_inner());
-        let mut seen = HashSet::new();
-        let mut stack: Vec<String> = step.needs.iter().map(|n| n.value.clone()).collect();
-        let mut order = Vec::new();
-        while let Some(id) = stack.pop() {
-            if !seen.insert(id.clone()) {
-                continue;
-            }
-            order.push(id.clone());
-            if let Some(need) = self.drill.step(&id) {
-                stack.extend(need.needs.iter().map(|n| n.value.clone()));
-            }
-        }
-        // Nearest needs win: apply the farthest first.
-        for id in order.iter().rev() {
-            if let Some(values) = outputs.get(id) {
-                env.extend(values.clone());
-            }
-        }
-        env
+        self.first_fault_epoch_ms.get().copied()
     }
 }
 

@@ -9,9 +9,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::duration::format_duration;
-use crate::journal::{Journal, ProbeSample, RunbookStepRecord, RunbookStepStatus, StepStatus};
+use crate::journal::{
+    Journal, ProbeSample, RunbookStepRecord, RunbookStepStatus, StepMark, StepStatus,
+};
+use crate::text::visible;
 
-/// The general formula of SPEC §7.4, stated in every report.
+/// The general formula of docs/scoring.md, stated in every report.
 pub(crate) const FORMULA: &str = "score = 0.5 × time score + 0.5 × runbook accuracy, rounded; 0 if not recovered. \
 time score = 100 if TTR ≤ RTO, else 100 × RTO / TTR. Without a runbook the score is the time score.";
 
@@ -44,6 +47,19 @@ pub(crate) fn runbook_status(status: RunbookStepStatus) -> &'static str {
         RunbookStepStatus::Unverified => "unverified",
         RunbookStepStatus::Deviated => "deviated",
     }
+}
+
+/// When the `check: idempotent` re-run of the runbook started and ended,
+/// from its steps' second runs.
+pub(crate) fn rerun_span(journal: &Journal) -> Option<(u64, u64)> {
+    let runs = journal.runbook.as_ref()?.steps.iter().filter_map(|step| {
+        let start = step.second_run_started_ms?;
+        Some((
+            start,
+            start.saturating_add(step.second_run_duration_ms.unwrap_or(0)),
+        ))
+    });
+    runs.reduce(|(from, to), (start, end)| (from.min(start), to.max(end)))
 }
 
 /// When the first fault started, from the most direct record available.
@@ -126,8 +142,8 @@ pub(crate) fn end_ms(journal: &Journal) -> u64 {
         .unwrap_or(0)
 }
 
-/// `(ok, executable)` runbook steps as SPEC §7.2 counts them for accuracy;
-/// `None` without a runbook.
+/// `(ok, executable)` runbook steps as docs/scoring.md counts them for
+/// accuracy; `None` without a runbook.
 ///
 /// A prose-only heading is manual and does not count; a step with a command
 /// that the operator did by hand (`unverified` with a command) does count,
@@ -200,7 +216,7 @@ pub(crate) struct ScoreExplanation {
     pub scorer: String,
 }
 
-/// Explains the score with this run's numbers (SPEC §7.4: "the report shows each part and this formula").
+/// Explains the score with this run's numbers: each part and the formula.
 pub(crate) fn score_explanation(journal: &Journal) -> ScoreExplanation {
     let rto = human(journal.rto_ms);
     let time = match journal.ttr_ms {
@@ -224,7 +240,22 @@ pub(crate) fn score_explanation(journal: &Journal) -> ScoreExplanation {
         }
         None => format!("TTR not measured → time score {}", journal.time_score),
     };
+    let by_hand = journal
+        .runbook
+        .as_ref()
+        .map_or(0, |runbook| runbook.by_hand.len());
     let accuracy_text = match (accuracy_counts(journal), accuracy(journal)) {
+        (_, Some(value)) if by_hand > 0 => {
+            let ok = journal
+                .marks
+                .iter()
+                .filter(|m| m.mark == StepMark::Ok && m.step <= by_hand)
+                .count();
+            format!(
+                "{}% ({ok} of {by_hand} runbook steps marked ok by the people who followed it)",
+                percent(value)
+            )
+        }
         (Some((ok, executable)), Some(value)) => {
             format!(
                 "{}% ({ok} of {executable} executable runbook steps ran as written and met their expectations)",
@@ -357,6 +388,8 @@ pub(crate) enum EntryKind {
     Fault,
     Detection,
     Recovery,
+    /// What people did: the alert, acknowledgement, notes, runbook marks.
+    People,
 }
 
 /// One line of the timeline.
@@ -435,18 +468,158 @@ pub(crate) fn timeline(journal: &Journal) -> Vec<TimelineEntry> {
             status: status.to_string(),
         });
     }
+    for moment in people(journal) {
+        entries.push(TimelineEntry {
+            at_ms: Some(moment.at_ms),
+            kind: EntryKind::People,
+            event: moment.what,
+            duration_ms: None,
+            status: moment.status,
+        });
+    }
     // Steps that never started go last; otherwise time order. At the same
     // millisecond the fault comes first: the steps that start with it react to it.
     entries.sort_by_key(|entry| {
         let rank = match entry.kind {
             EntryKind::Fault => 0,
             EntryKind::Detection => 1,
-            EntryKind::Step => 2,
-            EntryKind::Recovery => 3,
+            EntryKind::People => 2,
+            EntryKind::Step => 3,
+            EntryKind::Recovery => 4,
         };
         (entry.at_ms.is_none(), entry.at_ms, rank)
     });
     entries
+}
+
+/// A moment of a game day (docs/game-days.md): the alert, the acknowledgement, a
+/// note, a runbook step marked by people.
+pub(crate) struct Moment {
+    /// Offset from the run's start.
+    pub at_ms: u64,
+    /// What happened, plain text (people's text with control characters
+    /// shown escaped).
+    pub what: String,
+    /// `alerted`, `acknowledged`, `note`, or the mark.
+    pub status: String,
+    /// A short label for a mark on a time axis.
+    pub label: String,
+}
+
+/// A runbook step marked by people, by number and heading.
+pub(crate) fn mark_name(mark: &crate::journal::MarkRecord) -> String {
+    match &mark.title {
+        Some(title) => format!("{} “{}”", mark.step, visible(title)),
+        None => mark.step.to_string(),
+    }
+}
+
+/// What people did, in time order.
+pub(crate) fn people(journal: &Journal) -> Vec<Moment> {
+    let mut moments = Vec::new();
+    let fault = journal.first_fault_ms;
+    if let (Some(fault), Some(tta)) = (fault, journal.tta_alert_ms) {
+        moments.push(Moment {
+            at_ms: fault + tta,
+            what: format!(
+                "alert fired: a `detect` probe passed (time to alert {})",
+                human(tta)
+            ),
+            status: "alerted".into(),
+            label: format!("alert ({})", human(tta)),
+        });
+    }
+    if let (Some(fault), Some(ack)) = (fault, journal.tt_ack_ms) {
+        moments.push(Moment {
+            at_ms: fault + ack,
+            what: format!("acknowledged (time to acknowledge {})", human(ack)),
+            status: "acknowledged".into(),
+            label: format!("ack ({})", human(ack)),
+        });
+    }
+    for note in &journal.notes {
+        moments.push(Moment {
+            at_ms: note.at_ms,
+            what: format!("note: {}", visible(&note.text)),
+            status: "note".into(),
+            label: format!("✎ {}", visible(&note.text)),
+        });
+    }
+    for mark in &journal.marks {
+        let why = mark
+            .note
+            .as_deref()
+            .map_or_else(String::new, |note| format!(": {}", visible(note)));
+        moments.push(Moment {
+            at_ms: mark.at_ms,
+            what: format!(
+                "runbook step {} marked {}{why}",
+                mark_name(mark),
+                mark.mark.as_str()
+            ),
+            status: mark.mark.as_str().into(),
+            label: format!("step {} {}", mark.step, mark.mark.as_str()),
+        });
+    }
+    moments.sort_by_key(|moment| moment.at_ms);
+    moments
+}
+
+/// What went well in a game day, for the postmortem draft.
+pub(crate) fn went_well(journal: &Journal) -> Vec<String> {
+    let mut items = Vec::new();
+    if let Some(tta) = journal.tta_alert_ms {
+        items.push(format!(
+            "The alert fired {} after the first fault.",
+            human(tta)
+        ));
+    }
+    if let Some(ack) = journal.tt_ack_ms {
+        items.push(format!(
+            "Someone acknowledged {} after the first fault.",
+            human(ack)
+        ));
+    }
+    if let (true, Some(ttr)) = (journal.recovered, journal.ttr_ms) {
+        let within = if ttr <= journal.rto_ms {
+            format!(", within the RTO of {}", human(journal.rto_ms))
+        } else {
+            String::new()
+        };
+        items.push(format!("The system recovered in {}{within}.", human(ttr)));
+    }
+    let ok: Vec<String> = journal
+        .marks
+        .iter()
+        .filter(|m| m.mark == StepMark::Ok)
+        .map(mark_name)
+        .collect();
+    if !ok.is_empty() {
+        items.push(format!(
+            "Runbook steps that worked as written: {}.",
+            ok.join(", ")
+        ));
+    }
+    items
+}
+
+/// Each step of a runbook followed by hand with its mark (the last one),
+/// `None` for a step nobody marked.
+pub(crate) fn by_hand(
+    journal: &Journal,
+) -> Vec<(usize, String, Option<&crate::journal::MarkRecord>)> {
+    let Some(runbook) = &journal.runbook else {
+        return Vec::new();
+    };
+    runbook
+        .by_hand
+        .iter()
+        .enumerate()
+        .map(|(index, title)| {
+            let mark = journal.marks.iter().find(|m| m.step == index + 1);
+            (index + 1, visible(title), mark)
+        })
+        .collect()
 }
 
 /// What a fault hit, as a list.
@@ -553,6 +726,34 @@ pub(crate) fn follow_ups(journal: &Journal) -> Vec<String> {
                     "Runbook step {name} is not safe to re-run: it failed when the runbook ran a second time."
                 ));
             }
+        }
+    }
+    let unmarked: Vec<String> = by_hand(journal)
+        .into_iter()
+        .filter(|(_, _, mark)| mark.is_none())
+        .map(|(n, title, _)| format!("{n} “{title}”"))
+        .collect();
+    if !unmarked.is_empty() {
+        items.push(format!(
+            "Runbook steps nobody marked (not counted as working): {}; mark them during the next game day, or check them now.",
+            unmarked.join(", ")
+        ));
+    }
+    for mark in &journal.marks {
+        let why = mark
+            .note
+            .as_deref()
+            .map_or_else(String::new, |note| format!(" ({})", visible(note)));
+        match mark.mark {
+            StepMark::Wrong => items.push(format!(
+                "Runbook step {} was wrong when people followed it{why}: fix the runbook.",
+                mark_name(mark)
+            )),
+            StepMark::Skipped => items.push(format!(
+                "Runbook step {} was skipped when people followed it{why}: drop it or say when it applies.",
+                mark_name(mark)
+            )),
+            StepMark::Ok => {}
         }
     }
     items

@@ -84,7 +84,14 @@ fn header(out: &mut String, journal: &Journal) {
     };
     let rows = [
         ("Run", format!("<code>{}</code>", esc(&journal.run_id))),
-        ("Scenario", or_unknown(&journal.scenario)),
+        (
+            "Scenario",
+            if journal.scenario.trim().is_empty() {
+                or_unknown("")
+            } else {
+                breakable(&journal.scenario)
+            },
+        ),
         ("Target", or_unknown(&journal.target)),
         ("Started", or_unknown(&journal.started_at)),
         ("Duration", esc(&facts::human(journal.duration_ms))),
@@ -223,12 +230,13 @@ fn events(out: &mut String, journal: &Journal) {
             EntryKind::Fault => " class=\"e-fault\"",
             EntryKind::Detection => " class=\"e-detect\"",
             EntryKind::Recovery => " class=\"e-recover\"",
+            EntryKind::People => " class=\"e-people\"",
         };
         let _ = writeln!(
             out,
             "<tr{class}><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
             esc(&facts::offset(entry.at_ms)),
-            esc(&entry.event),
+            breakable(&entry.event),
             esc(&entry.duration_ms.map_or_else(String::new, facts::human)),
             esc(&entry.status)
         );
@@ -249,16 +257,50 @@ fn faults(out: &mut String, journal: &Journal) {
     for fault in &journal.faults {
         let _ = writeln!(
             out,
-            "<tr><td><code>{}</code></td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td><code class=\"id\">{}</code></td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&fault.step),
             esc(&fault.kind),
             esc(&facts::offset(facts::fault_start_ms(journal, fault))),
-            esc(&facts::targets(&fault.targets)),
+            breakable(&facts::targets(&fault.targets)),
             if fault.reverted { "yes" } else { "no" },
-            esc(&fault.detail)
+            breakable(&fault.detail)
         );
     }
     out.push_str("</tbody></table>\n");
+}
+
+/// `text` escaped, with its paths and ids kept whole: a word with `/` or
+/// `-` in it breaks only after a `/`, never at a hyphen (Chromium breaks
+/// `etcd-2` or `lose-disks` there) nor mid-word.
+fn breakable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 32);
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if word.contains(['/', '-']) {
+            out.push_str("<span class=\"nw\">");
+            let mut parts = word.split_inclusive('/').peekable();
+            while let Some(part) = parts.next() {
+                out.push_str(&esc(part));
+                if parts.peek().is_some() {
+                    out.push_str("</span><wbr><span class=\"nw\">");
+                }
+            }
+            out.push_str("</span>");
+        } else {
+            out.push_str(&esc(word));
+        }
+        word.clear();
+    };
+    for c in text.chars() {
+        if c.is_whitespace() {
+            flush(&mut word, &mut out);
+            out.push(c);
+        } else {
+            word.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
 }
 
 fn pill(status: &str) -> String {
@@ -277,7 +319,7 @@ fn steps(out: &mut String, journal: &Journal) {
     for step in &journal.steps {
         let _ = writeln!(
             out,
-            "<tr><td><code>{}</code></td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+            "<tr><td><code class=\"id\">{}</code></td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
              <td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
             esc(&step.id),
             esc(&step.action),
@@ -287,7 +329,7 @@ fn steps(out: &mut String, journal: &Journal) {
                 .map_or_else(String::new, |_| facts::human(step.duration_ms))),
             pill(facts::step_status(step.status)),
             step.attempts,
-            esc(&step.detail)
+            breakable(&step.detail)
         );
     }
     out.push_str("</tbody></table>\n");
@@ -311,6 +353,30 @@ fn runbook(out: &mut String, journal: &Journal) {
         return;
     };
     let _ = writeln!(out, "<p>Runbook <code>{}</code></p>", esc(&runbook.path));
+    if !runbook.by_hand.is_empty() {
+        out.push_str("<p>Followed by hand; each step as people marked it.</p>\n<table><thead><tr><th>#</th><th>Step</th><th>Mark</th><th>Note</th></tr></thead><tbody>\n");
+        for (n, title, mark) in facts::by_hand(journal) {
+            let (word, note) = match mark {
+                Some(mark) => (
+                    mark.mark.as_str(),
+                    mark.note
+                        .as_deref()
+                        .map(crate::text::visible)
+                        .unwrap_or_default(),
+                ),
+                None => ("not marked", String::new()),
+            };
+            let _ = writeln!(
+                out,
+                "<tr><td class=\"num\">{n}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&title),
+                esc(word),
+                esc(&note)
+            );
+        }
+        out.push_str("</tbody></table>\n");
+        return;
+    }
     if runbook.steps.is_empty() {
         out.push_str("<p class=\"muted\">The runbook has no steps.</p>\n");
         return;
@@ -461,6 +527,21 @@ fn svg_timeline(journal: &Journal) -> String {
             class: "m-recover",
         });
     }
+    for moment in facts::people(journal) {
+        marks.push(Mark {
+            at_ms: moment.at_ms,
+            label: truncate(&moment.label, 40),
+            class: "m-people",
+        });
+    }
+    let rerun = facts::rerun_span(journal);
+    if let Some((from, _)) = rerun {
+        marks.push(Mark {
+            at_ms: from,
+            label: "↻ idempotency re-run".to_owned(),
+            class: "m-rerun",
+        });
+    }
     marks.sort_by_key(|mark| mark.at_ms);
 
     // Labels of nearby marks would overlap: put each in the first row where it
@@ -490,9 +571,42 @@ fn svg_timeline(journal: &Journal) -> String {
     let header = 8.0 + row_ends.len() as f64 * MARK_LABEL_ROW;
     let band_top = header + 8.0;
     let steps_top = band_top + ROW + 6.0;
-    let axis_y = steps_top + journal.steps.len() as f64 * ROW + 6.0;
-    let legend_y = axis_y + 56.0;
-    let height = legend_y + 22.0;
+    let rows = timeline_rows(journal);
+    let axis_y = steps_top + rows.len() as f64 * ROW + 6.0;
+    // Legend.
+    let legend = [
+        ("swatch", "s-ok", "step ok"),
+        ("swatch", "s-failed", "step failed"),
+        ("swatch", "s-interrupted", "interrupted"),
+        ("swatch", "s-skipped", "skipped"),
+        ("swatch", "h-ok", "steady state holds"),
+        ("swatch", "h-failed", "probe failing"),
+        ("swatch", "h-unknown", "unknown"),
+        ("line", "m-fault", "fault"),
+        ("line", "m-detect", "detected"),
+        ("line", "m-rto", "RTO deadline"),
+        ("line", "m-recover", "recovered"),
+        ("swatch", "rerun-span", "idempotency re-run"),
+    ];
+    let legend: Vec<_> = legend
+        .into_iter()
+        .filter(|(_, class, _)| *class != "rerun-span" || rerun.is_some())
+        .collect();
+    let legend_width = |label: &str| 19.0 + text_width(label, 11.0) + 16.0;
+    // Items that do not fit the width go on a row below.
+    let legend_rows = {
+        let (mut rows, mut at) = (1.0, 10.0);
+        for (_, _, label) in &legend {
+            if at + legend_width(label) > WIDTH && at > 10.0 {
+                rows += 1.0;
+                at = 10.0;
+            }
+            at += legend_width(label);
+        }
+        rows
+    };
+    let legend_top = axis_y + 56.0;
+    let height = legend_top + 22.0 + (legend_rows - 1.0) * 18.0;
 
     let mut svg = String::new();
     let _ = writeln!(
@@ -565,55 +679,74 @@ fn svg_timeline(journal: &Journal) -> String {
         );
     }
 
-    // Step rows.
-    for (index, step) in journal.steps.iter().enumerate() {
+    // A row per drill step, then per runbook step.
+    for (index, row) in rows.iter().enumerate() {
         let row_y = steps_top + index as f64 * ROW;
         let bar_y = row_y + (ROW - BAR) / 2.0;
-        let status = facts::step_status(step.status);
-        let id = esc(&step.id);
-        let _ = write!(svg, "<g class=\"row\" data-step=\"{id}\">");
+        let status = row.status;
+        let _ = write!(svg, "<g class=\"row {}\" {}>", row.class, row.data);
         if index % 2 == 1 {
             let _ = write!(
                 svg,
                 "<rect class=\"stripe\" x=\"0\" y=\"{row_y:.1}\" width=\"{WIDTH}\" height=\"{ROW}\"/>"
             );
         }
-        let label = truncate(&step.id, 26);
         let _ = write!(
             svg,
             "<text class=\"row-label\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}<title>{}</title></text>",
             PLOT_LEFT - 10.0,
             bar_y + BAR - 3.0,
-            esc(&label),
-            esc(&format!("{} ({})", step.id, step.action))
+            esc(&truncate(&row.label, 26)),
+            esc(&row.title)
         );
-        match step.started_ms {
+        match row.started_ms.filter(|_| status != "skipped") {
             Some(start) => {
                 let from = x(start);
-                let to = x(start.saturating_add(step.duration_ms));
+                let to = x(start.saturating_add(row.duration_ms));
                 // A bar of a few milliseconds would vanish; keep it visible.
                 let width = (to - from).max(3.0);
                 let tooltip = format!(
-                    "{} ({}): {status}, started {}, took {}",
-                    step.id,
-                    if step.action.is_empty() {
-                        "step"
-                    } else {
-                        &step.action
-                    },
+                    "{}: {status}, started {}, took {}",
+                    row.title,
                     facts::offset(Some(start)),
-                    facts::human(step.duration_ms)
+                    facts::human(row.duration_ms)
                 );
                 let _ = write!(
                     svg,
-                    "<rect class=\"bar s-{status}\" data-step=\"{id}\" x=\"{from:.1}\" y=\"{bar_y:.1}\" \
+                    "<rect class=\"bar s-{status}\" {} x=\"{from:.1}\" y=\"{bar_y:.1}\" \
                      width=\"{width:.1}\" height=\"{BAR}\" rx=\"3\"><title>{}</title></rect>",
+                    row.data,
                     esc(&tooltip)
                 );
-                let text = facts::human(step.duration_ms);
+                let mut label_end = from + width;
+                if let Some((again, took, ok)) = row.second_run {
+                    let from = x(again);
+                    let width = (x(again.saturating_add(took)) - from).max(3.0);
+                    let _ = write!(
+                        svg,
+                        "<rect class=\"bar rerun s-{}\" x=\"{from:.1}\" y=\"{:.1}\" width=\"{width:.1}\" height=\"{:.1}\" rx=\"2\">\
+                         <title>{}</title></rect>",
+                        if ok { "ok" } else { "failed" },
+                        bar_y + 3.0,
+                        BAR - 6.0,
+                        esc(&format!(
+                            "{}: second run (idempotency re-run) {}, started {}, took {}",
+                            row.title,
+                            if ok {
+                                "ok"
+                            } else {
+                                "failed: not safe to re-run"
+                            },
+                            facts::offset(Some(again)),
+                            facts::human(took)
+                        ))
+                    );
+                    label_end = label_end.max(from + width);
+                }
+                let text = facts::human(row.duration_ms);
                 let text_width = text_width(&text, 10.0);
-                let (text_x, anchor) = if from + width + 6.0 + text_width <= PLOT_RIGHT + 30.0 {
-                    (from + width + 5.0, "start")
+                let (text_x, anchor) = if label_end + 6.0 + text_width <= PLOT_RIGHT + 30.0 {
+                    (label_end + 5.0, "start")
                 } else {
                     (from - 5.0, "end")
                 };
@@ -636,6 +769,24 @@ fn svg_timeline(journal: &Journal) -> String {
         svg.push_str("</g>\n");
     }
 
+    // The idempotency re-run, shaded over the rows it spans and named, so
+    // the outage it may cause is not taken for the first one.
+    if let Some((from, to)) = rerun {
+        let left = x(from);
+        let _ = writeln!(
+            svg,
+            "<rect class=\"rerun-span\" x=\"{left:.1}\" y=\"{band_top:.1}\" width=\"{:.1}\" height=\"{:.1}\">\
+             <title>{}</title></rect>",
+            (x(to) - left).max(2.0),
+            axis_y - band_top,
+            esc(&format!(
+                "idempotency re-run (check: idempotent): the runbook's steps ran a second time, {} – {}",
+                facts::offset(Some(from)),
+                facts::offset(Some(to))
+            ))
+        );
+    }
+
     // Vertical marks over everything, with their labels in the header rows.
     for (mark, (row, at, right_aligned)) in marks.iter().zip(&placed) {
         let label_y = 8.0 + (*row as f64 + 1.0) * MARK_LABEL_ROW - 4.0;
@@ -656,23 +807,14 @@ fn svg_timeline(journal: &Journal) -> String {
         );
     }
 
-    // Legend.
-    let legend = [
-        ("swatch", "s-ok", "step ok"),
-        ("swatch", "s-failed", "step failed"),
-        ("swatch", "s-interrupted", "interrupted"),
-        ("swatch", "s-skipped", "skipped"),
-        ("swatch", "h-ok", "steady state holds"),
-        ("swatch", "h-failed", "probe failing"),
-        ("swatch", "h-unknown", "unknown"),
-        ("line", "m-fault", "fault"),
-        ("line", "m-detect", "detected"),
-        ("line", "m-rto", "RTO deadline"),
-        ("line", "m-recover", "recovered"),
-    ];
     let mut legend_x = 10.0;
+    let mut legend_y = legend_top;
     svg.push_str("<g class=\"legend\">");
     for (shape, class, label) in legend {
+        if legend_x + legend_width(label) > WIDTH && legend_x > 10.0 {
+            legend_x = 10.0;
+            legend_y += 18.0;
+        }
         match shape {
             "swatch" => {
                 let _ = write!(
@@ -697,10 +839,78 @@ fn svg_timeline(journal: &Journal) -> String {
             legend_x + 19.0,
             esc(label)
         );
-        legend_x += 19.0 + text_width(label, 11.0) + 16.0;
+        legend_x += legend_width(label);
     }
     svg.push_str("</g>\n</svg>\n");
     svg
+}
+
+/// One row of the timeline: a drill step, or a runbook step.
+struct Row {
+    /// `step` or `runbook-step`.
+    class: &'static str,
+    /// The `data-*` attribute that names it.
+    data: String,
+    label: String,
+    /// The full name, shown on hover.
+    title: String,
+    status: &'static str,
+    started_ms: Option<u64>,
+    duration_ms: u64,
+    /// The idempotency re-run: start, duration and whether it passed.
+    second_run: Option<(u64, u64, bool)>,
+}
+
+/// The drill's steps, then the runbook's, as the timeline shows them.
+fn timeline_rows(journal: &Journal) -> Vec<Row> {
+    let mut rows: Vec<Row> = journal
+        .steps
+        .iter()
+        .map(|step| Row {
+            class: "step",
+            data: format!("data-step=\"{}\"", esc(&step.id)),
+            label: step.id.clone(),
+            title: format!(
+                "{} ({})",
+                step.id,
+                if step.action.is_empty() {
+                    "step"
+                } else {
+                    &step.action
+                }
+            ),
+            status: facts::step_status(step.status),
+            started_ms: step.started_ms,
+            duration_ms: step.duration_ms,
+            second_run: None,
+        })
+        .collect();
+    if let Some(runbook) = &journal.runbook {
+        for (index, step) in runbook.steps.iter().enumerate() {
+            rows.push(Row {
+                class: "runbook-step",
+                data: format!("data-runbook-step=\"{}\"", index + 1),
+                label: format!("{}. {}", index + 1, facts::one_line(&step.title)),
+                title: format!(
+                    "runbook step {} “{}” (line {})",
+                    index + 1,
+                    facts::one_line(&step.title),
+                    step.line
+                ),
+                status: facts::runbook_status(step.status),
+                started_ms: step.started_ms,
+                duration_ms: step.duration_ms,
+                second_run: step.second_run_started_ms.map(|start| {
+                    (
+                        start,
+                        step.second_run_duration_ms.unwrap_or(0),
+                        step.idempotent != Some(false),
+                    )
+                }),
+            });
+        }
+    }
+    rows
 }
 
 /// A rough width of text in the report's sans-serif font, to keep labels apart.
@@ -769,8 +979,9 @@ th, td { text-align:left; padding:6px 10px; border-bottom:1px solid var(--line);
 thead th { font-size:12px; color:var(--muted); text-transform:uppercase; letter-spacing:.04em; }
 table.kv th { width: 180px; color:var(--muted); font-weight:500; }
 td.num { font-variant-numeric: tabular-nums; white-space:nowrap; }
-tr.e-fault td { color:#c92a2a; font-weight:600; } tr.e-detect td { color:#d9480f; }
+tr.e-fault td { color:#c92a2a; font-weight:600; } tr.e-detect td { color:#d9480f; } tr.e-people td { color:#5f3dc4; }
 tr.e-recover td { color:#2b8a3e; font-weight:600; }
+code.id, .nw { white-space:nowrap; }
 code, pre { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12.5px; }
 pre { margin:4px 0 12px; padding:10px 12px; border-radius:6px; overflow-x:auto; white-space:pre-wrap; word-break:break-word; }
 pre.command { background:#f1f3f5; border:1px solid var(--line); }
@@ -798,10 +1009,16 @@ footer { color:var(--muted); font-size:12px; text-align:center; }
 #timeline .stripe { fill:#f8f9fa; }
 #timeline .s-ok { fill:var(--ok); } #timeline .s-failed { fill:var(--failed); }
 #timeline .s-skipped { fill:var(--skipped); } #timeline .s-interrupted { fill:var(--interrupted); }
+#timeline .s-unverified { fill:#1c7ed6; } #timeline .s-deviated { fill:var(--interrupted); }
+#timeline .runbook-step .row-label { font-family: inherit; }
+#timeline .bar.rerun { stroke:#fff; stroke-width:1; }
+#timeline .rerun-span { fill:#7048e8; fill-opacity:.10; }
+#timeline .m-rerun line { stroke:#7048e8; stroke-dasharray:4 2; } #timeline .m-rerun text { fill:#7048e8; font-weight:600; }
 #timeline .h-ok { fill:var(--h-ok); } #timeline .h-failed { fill:var(--h-failed); } #timeline .h-unknown { fill:var(--h-unknown); }
 #timeline .mark line { stroke-width:1.5; }
 #timeline .m-fault line { stroke:#c92a2a; stroke-width:2; } #timeline .m-fault text { fill:#c92a2a; font-weight:600; }
 #timeline .m-detect line { stroke:#e8590c; stroke-dasharray:2 3; } #timeline .m-detect text { fill:#d9480f; }
+#timeline .m-people line { stroke:#7048e8; stroke-dasharray:1 3; } #timeline .m-people text { fill:#5f3dc4; }
 #timeline .m-rto line { stroke:#495057; stroke-dasharray:6 4; } #timeline .m-rto text { fill:#495057; }
 #timeline .m-recover line { stroke:#2b8a3e; stroke-width:2; stroke-dasharray:8 3; } #timeline .m-recover text { fill:#2b8a3e; font-weight:600; }
 @media (max-width: 900px) { .cards { grid-template-columns: repeat(2, 1fr); } }

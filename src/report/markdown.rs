@@ -12,6 +12,7 @@ pub(super) fn render(journal: &Journal) -> String {
     score(&mut out, journal);
     objectives(&mut out, journal);
     timeline(&mut out, journal);
+    game_day(&mut out, journal);
     faults(&mut out, journal);
     steps(&mut out, journal);
     runbook(&mut out, journal);
@@ -108,7 +109,7 @@ fn timeline(out: &mut String, journal: &Journal) {
     for entry in entries {
         let event = match entry.kind {
             EntryKind::Step => cell(&entry.event),
-            EntryKind::Fault | EntryKind::Detection | EntryKind::Recovery => {
+            EntryKind::Fault | EntryKind::Detection | EntryKind::Recovery | EntryKind::People => {
                 format!("**{}**", cell(&entry.event))
             }
         };
@@ -124,6 +125,88 @@ fn timeline(out: &mut String, journal: &Journal) {
         out,
         "\nOffsets are from the start of the run; TTD and TTR count from the first fault.\n"
     );
+}
+
+/// A game day's postmortem draft (docs/game-days.md): the people's timings, what
+/// went well, what was wrong in the runbook and the notes as written. Only
+/// when people took part (an alert, an acknowledgement, notes or marks).
+fn game_day(out: &mut String, journal: &Journal) {
+    let moments = facts::people(journal);
+    if moments.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "## Game day
+"
+    );
+    let ms = |v: Option<u64>| v.map_or_else(|| "—".to_owned(), facts::human);
+    let _ = writeln!(
+        out,
+        "| Detect (TTD) | Alert | Acknowledge | Recover (TTR) |\n|---|---|---|---|\n| {} | {} | {} | {} |\n",
+        ms(journal.ttd_ms),
+        ms(journal.tta_alert_ms),
+        ms(journal.tt_ack_ms),
+        ms(journal.ttr_ms)
+    );
+    let _ = writeln!(out, "Times count from the first fault.\n");
+    if let Some(surprise) = &journal.surprise {
+        let _ = writeln!(
+            out,
+            "Unannounced (`--surprise {}`): the first fault came {} after the steady-state check.\n",
+            inline(&surprise.window),
+            facts::human(surprise.delay_ms)
+        );
+    }
+    let _ = writeln!(out, "### What went well\n");
+    let well = facts::went_well(journal);
+    if well.is_empty() {
+        let _ = writeln!(out, "Nothing stood out; see the follow-ups.\n");
+    }
+    for item in well {
+        let _ = writeln!(out, "- {}", inline(&item));
+    }
+    if !out.ends_with("\n\n") {
+        out.push('\n');
+    }
+    let _ = writeln!(out, "### What was wrong in the runbook\n");
+    let wrong: Vec<_> = journal
+        .marks
+        .iter()
+        .filter(|m| m.mark != crate::journal::StepMark::Ok)
+        .collect();
+    if wrong.is_empty() {
+        let _ = writeln!(out, "No step was marked wrong or skipped.\n");
+    } else {
+        for mark in wrong {
+            let why = mark
+                .note
+                .as_deref()
+                .map_or_else(String::new, |n| format!(": {}", crate::text::visible(n)));
+            let _ = writeln!(
+                out,
+                "- Step {} — {}{}",
+                inline(&facts::mark_name(mark)),
+                mark.mark.as_str(),
+                inline(&why)
+            );
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(out, "### Notes\n");
+    if journal.notes.is_empty() {
+        let _ = writeln!(out, "No notes were written.\n");
+    } else {
+        for note in &journal.notes {
+            let _ = writeln!(
+                out,
+                "- {} {}",
+                facts::offset(Some(note.at_ms)),
+                inline(&crate::text::visible(&note.text))
+            );
+        }
+        out.push('\n');
+    }
 }
 
 fn faults(out: &mut String, journal: &Journal) {
@@ -196,6 +279,27 @@ fn runbook(out: &mut String, journal: &Journal) {
         return;
     };
     let _ = writeln!(out, "## Runbook {}\n", code(&runbook.path));
+    if !runbook.by_hand.is_empty() {
+        let _ = writeln!(
+            out,
+            "Followed by hand; each step as people marked it.\n\n| # | Step | Mark | Note |\n|---|---|---|---|"
+        );
+        for (n, title, mark) in facts::by_hand(journal) {
+            let (word, note) = match mark {
+                Some(mark) => (
+                    mark.mark.as_str(),
+                    mark.note
+                        .as_deref()
+                        .map(crate::text::visible)
+                        .unwrap_or_default(),
+                ),
+                None => ("not marked", String::new()),
+            };
+            let _ = writeln!(out, "| {n} | {} | {word} | {} |", cell(&title), cell(&note));
+        }
+        out.push('\n');
+        return;
+    }
     if runbook.steps.is_empty() {
         let _ = writeln!(out, "The runbook has no steps.\n");
         return;

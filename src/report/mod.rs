@@ -1,5 +1,6 @@
-//! The records a run leaves for people and CI (SPEC §7.4, §8): `report.md`,
-//! `report.html`, `junit.xml` and the pretty `journal.json`.
+//! The records a run leaves for people and CI (docs/cli.md, "The run
+//! directory"; docs/scoring.md): `report.md`, `report.html`, `junit.xml` and
+//! the pretty `journal.json`.
 //!
 //! Every format is a pure function of a [`Journal`], so `firedrill report` can
 //! re-render any past run and the formats cannot disagree about the facts: the
@@ -13,14 +14,51 @@ mod markdown;
 mod samples;
 pub mod terminal;
 
-use std::io::{self, Write as _};
+use std::io;
 use std::path::Path;
 
-use crate::app::EXIT_INVALID;
 use crate::cli::ReportFormat;
-use crate::journal::Journal;
+use crate::journal::{Journal, RunbookStepStatus, StepStatus};
 
 pub use samples::sample_journal_for_docs;
+
+/// `evidence/failed-steps.txt`: each step and runbook step that failed, as
+/// a person says it (`failed after 2 attempts, exit code 1`), with its output.
+pub fn failed_steps(journal: &Journal) -> String {
+    let mut failed = String::new();
+    for step in &journal.steps {
+        if matches!(step.status, StepStatus::Failed | StepStatus::Interrupted) {
+            failed.push_str(&format!(
+                "step {} ({}): {} after {}, {}: {}\n{}\n\n",
+                step.id,
+                step.action,
+                step.status.as_str(),
+                crate::text::count(step.attempts, "attempt"),
+                crate::text::exit_status(step.exit_code),
+                step.detail,
+                step.output_tail
+            ));
+        }
+    }
+    if let Some(runbook) = &journal.runbook {
+        for (index, step) in runbook.steps.iter().enumerate() {
+            if step.status == RunbookStepStatus::Failed {
+                failed.push_str(&format!(
+                    "runbook {} step {} ({}, line {}): {}: {}\n$ {}\n{}\n\n",
+                    runbook.path,
+                    index + 1,
+                    step.title,
+                    step.line,
+                    crate::text::exit_status(step.exit_code),
+                    step.detail,
+                    step.command,
+                    step.output_tail
+                ));
+            }
+        }
+    }
+    failed
+}
 
 /// Renders `report.md`: a retrospective a team can paste into its postmortem.
 pub fn markdown(journal: &Journal) -> String {
@@ -79,50 +117,6 @@ pub fn render(journal: &Journal, format: ReportFormat) -> String {
         ReportFormat::Junit => junit(journal),
     }
 }
-
-/// `firedrill report RUN_DIR --format ...`: re-renders a past run from its
-/// `journal.json` to stdout; returns the exit code (2 when the run directory
-/// holds no readable journal).
-pub fn report_command(run_dir: &Path, format: ReportFormat) -> i32 {
-    let journal_path = run_dir.join("journal.json");
-    if !journal_path.is_file() {
-        let hint = if run_dir.join("events.jsonl").is_file() {
-            " (the run has events.jsonl but never finished; `firedrill resume` it first)"
-        } else {
-            ""
-        };
-        eprintln!(
-            "error: {} has no journal.json: not a finished firedrill run directory{hint}",
-            run_dir.display()
-        );
-        return EXIT_INVALID;
-    }
-    match Journal::read(run_dir) {
-        Ok(journal) => {
-            let text = render(&journal, format);
-            let mut stdout = io::stdout().lock();
-            match stdout
-                .write_all(text.as_bytes())
-                .and_then(|()| stdout.flush())
-            {
-                Ok(()) => 0,
-                // A closed pipe (`| head`) is the reader's choice, not an error.
-                Err(error) if error.kind() == io::ErrorKind::BrokenPipe => 0,
-                Err(error) => {
-                    eprintln!("error: cannot write the report: {error}");
-                    EXIT_ERROR
-                }
-            }
-        }
-        Err(message) => {
-            eprintln!("error: {message}");
-            EXIT_INVALID
-        }
-    }
-}
-
-/// Exit code when the system (here: stdout) fails us (SPEC §8).
-const EXIT_ERROR: i32 = 4;
 
 fn write_atomically(path: &Path, contents: &str) -> io::Result<()> {
     let mut temporary = path.as_os_str().to_owned();

@@ -101,6 +101,7 @@ pub fn sample_journal_for_docs() -> Journal {
         }],
         runbook: Some(RunbookRecord {
             path: "runbooks/etcd-restore.md".into(),
+            by_hand: Vec::new(),
             steps: vec![
                 RunbookStepRecord {
                     title: "Stop the surviving member".into(),
@@ -115,6 +116,9 @@ pub fn sample_journal_for_docs() -> Journal {
                     detail: String::new(),
                     note: None,
                     deviation: None,
+                    started_ms: Some(4_100),
+                    second_run_started_ms: None,
+                    second_run_duration_ms: None,
                 },
                 RunbookStepRecord {
                     title: "Restore the snapshot on every member".into(),
@@ -133,6 +137,9 @@ pub fn sample_journal_for_docs() -> Journal {
                     detail: "exit code 1 (expected 0)".into(),
                     note: None,
                     deviation: None,
+                    started_ms: Some(4_920),
+                    second_run_started_ms: None,
+                    second_run_duration_ms: None,
                 },
                 RunbookStepRecord {
                     title: "Start the members and wait for quorum".into(),
@@ -147,10 +154,18 @@ pub fn sample_journal_for_docs() -> Journal {
                     detail: String::new(),
                     note: None,
                     deviation: None,
+                    started_ms: Some(7_230),
+                    second_run_started_ms: None,
+                    second_run_duration_ms: None,
                 },
             ],
         }),
         health,
+        tta_alert_ms: None,
+        tt_ack_ms: None,
+        notes: Vec::new(),
+        marks: Vec::new(),
+        surprise: None,
     }
 }
 
@@ -195,6 +210,9 @@ pub(crate) fn passing_with_runbook() -> Journal {
         runbook.steps[1].idempotent = Some(false);
         runbook.steps[1].second_run_output =
             Some("Error: data-dir \"/tmp/firedrill/etcd/1\" exists".into());
+        // The idempotency re-run, after the recovery was checked.
+        runbook.steps[1].second_run_started_ms = Some(44_400);
+        runbook.steps[1].second_run_duration_ms = Some(1_500);
         runbook.steps[2] = RunbookStepRecord {
             title: "Tell #incidents the database is back".into(),
             line: 40,
@@ -208,6 +226,9 @@ pub(crate) fn passing_with_runbook() -> Journal {
             detail: String::new(),
             note: None,
             deviation: None,
+            started_ms: None,
+            second_run_started_ms: None,
+            second_run_duration_ms: None,
         };
     }
     journal

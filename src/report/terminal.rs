@@ -14,7 +14,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::duration::format_duration;
 use crate::event::{Event, EventKind, ProbeRole, Reporter};
 use crate::journal::{Journal, RunbookStepStatus, StepStatus};
-use crate::text::{escape_controls, first_line};
+use crate::text::{escape_controls, first_line, visible};
 
 /// One line of text for an event, or `None` for events not worth a line.
 /// What drills and commands wrote is shown with its control characters
@@ -36,12 +36,16 @@ fn describe_raw(event: &Event) -> Option<String> {
             "run {run_id}: drill {drill} on {target}, seed {seed} (replay with --seed {seed}); records in {run_dir}"
         ),
         EventKind::ProcessStarted { .. } => return None,
+        EventKind::ProcessesEnding { count } => format!(
+            "ending {count} process{}…",
+            if *count == 1 { "" } else { "es" }
+        ),
         EventKind::RunResumed {
             pid,
             finished_steps,
             ..
         } => format!("resumed by pid {pid}: {finished_steps} finished steps kept"),
-        EventKind::ServiceReady { service } => format!("service {service} is ready"),
+        EventKind::ServiceReady { service, .. } => format!("service {service} is ready"),
         EventKind::StepStarted {
             step,
             action,
@@ -127,6 +131,8 @@ fn describe_raw(event: &Event) -> Option<String> {
                 ProbeRole::Steady => "steady",
                 ProbeRole::Guard => "guard",
                 ProbeRole::Wait => "probe",
+                ProbeRole::Detect if *ok => return Some(format!("🔔 alert: `{probe}` passed")),
+                ProbeRole::Detect => "detect",
             };
             if *ok {
                 format!("{role} {probe}: ok")
@@ -137,10 +143,38 @@ fn describe_raw(event: &Event) -> Option<String> {
         EventKind::Aborted { reason } => format!("ABORT: {reason}"),
         EventKind::RunbookStarted {
             path,
+            total,
+            manual: true,
+            titles,
+            ..
+        } => {
+            let mut text = format!("runbook {path}, followed by hand: {total} steps");
+            for (n, title) in titles.iter().enumerate() {
+                text.push_str(&format!("\n    {}. {}", n + 1, visible(title)));
+            }
+            text.push_str("\n  mark each: firedrill step RUN_DIR N ok|wrong|skipped [--note TEXT]");
+            text.push_str("\n  the drill's variables for your shell: . RUN_DIR/people.env");
+            text
+        }
+        EventKind::RunbookStarted {
+            path,
             executable,
             total,
             ..
         } => format!("runbook {path}: {executable} executable of {total} steps"),
+        EventKind::Note { text } => format!("✎ note: {}", visible(text)),
+        EventKind::Acknowledged {} => "✋ acknowledged".to_owned(),
+        EventKind::SurpriseFault { window, delay_ms } => format!(
+            "surprise: the first fault starts now, {} after the steady-state check (window {})",
+            crate::duration::format_duration(std::time::Duration::from_millis(*delay_ms)),
+            visible(window)
+        ),
+        EventKind::StepMarked { step, mark, note } => format!(
+            "runbook step {step} marked {}{}",
+            mark.as_str(),
+            note.as_deref()
+                .map_or(String::new(), |n| format!(": {}", visible(n)))
+        ),
         EventKind::RunbookStep {
             index,
             title,
@@ -180,6 +214,11 @@ fn describe_raw(event: &Event) -> Option<String> {
                 );
                 if !detail.is_empty() {
                     text.push_str(&format!(": {}", first_line(detail)));
+                }
+                if *status == RunbookStepStatus::Failed {
+                    for out in crate::process::tail(output_tail, 5).lines() {
+                        text.push_str(&format!("\n      | {out}"));
+                    }
                 }
                 text
             }
@@ -231,33 +270,183 @@ fn runbook_word(status: RunbookStepStatus) -> &'static str {
     }
 }
 
-/// Plain timestamped lines, for logs and CI.
+/// The legend of the probe dots, printed with the first health line.
+pub const LEGEND: &str = "(● passing, ○ failing: the steady-state and guard probes)";
+
+/// What the line-by-line views print for each event. Probes are polled
+/// every interval, so their results are not a line each: the steady-state
+/// and guard probes are one `health:` line, printed when a probe starts or
+/// stops failing, and an awaited probe's failure is printed once until it
+/// passes. An operator reading a runbook step keeps it on screen.
+#[derive(Debug, Default)]
+pub struct Lines {
+    /// Colours (ANSI) on the marks that matter: ✗, FAILED, FAILING, ○ ...
+    pub color: bool,
+    health: BTreeMap<String, (bool, String)>,
+    waiting: BTreeMap<String, bool>,
+    legend_shown: bool,
+    /// `detect` probes that have passed: the first pass is the alert.
+    alerted: std::collections::BTreeSet<String>,
+}
+
+impl Lines {
+    /// Lines with colours or without.
+    pub fn new(color: bool) -> Lines {
+        Lines {
+            color,
+            ..Lines::default()
+        }
+    }
+
+    /// The lines to print for `event` (often none).
+    pub fn lines(&mut self, event: &Event) -> Vec<String> {
+        let text = match &event.kind {
+            EventKind::Probe {
+                probe,
+                role: ProbeRole::Steady | ProbeRole::Guard,
+                ok,
+                detail,
+            } => {
+                let was = self
+                    .health
+                    .insert(probe.clone(), (*ok, first_line(detail).to_owned()));
+                // A probe first seen passing is no news; a change of state is.
+                let changed = match was {
+                    Some((before, _)) => before != *ok,
+                    None => !*ok,
+                };
+                if !changed {
+                    return Vec::new();
+                }
+                let mut line = format!("health: {}", self.health_line());
+                if !self.legend_shown {
+                    self.legend_shown = true;
+                    line.push_str(&format!("  {LEGEND}"));
+                }
+                Some(escape_controls(&line).into_owned())
+            }
+            // A `detect` probe's first pass is the alert; its failures are
+            // no news (the alert has not fired yet).
+            EventKind::Probe {
+                probe,
+                role: ProbeRole::Detect,
+                ok,
+                ..
+            } => {
+                if !*ok || !self.alerted.insert(probe.clone()) {
+                    return Vec::new();
+                }
+                describe(event)
+            }
+            EventKind::Probe {
+                probe,
+                role: ProbeRole::Wait,
+                ok,
+                ..
+            } => {
+                let was = self.waiting.insert(probe.clone(), *ok);
+                if *ok || was == Some(false) {
+                    return Vec::new();
+                }
+                describe(event)
+            }
+            _ => describe(event),
+        };
+        text.map(|text| vec![paint(&text, self.color)])
+            .unwrap_or_default()
+    }
+
+    /// `○ web (FAILING: connection refused)  ● db`, in probe name order.
+    pub fn health_line(&self) -> String {
+        self.health
+            .iter()
+            .map(|(name, (ok, detail))| {
+                if *ok {
+                    format!("● {name}")
+                } else if detail.is_empty() {
+                    format!("○ {name} FAILING")
+                } else {
+                    format!("○ {name} FAILING: {detail}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("  ")
+    }
+}
+
+/// `text` with ✗, FAILED, FAILING, NOT, ABORT and ○ in red, ✓ and ● in
+/// green, ⚡ in yellow: ANSI colours, or `text` as is without `color`.
+pub fn paint(text: &str, color: bool) -> String {
+    const RED: &str = "\x1b[31m";
+    const GREEN: &str = "\x1b[32m";
+    const YELLOW: &str = "\x1b[33m";
+    const BOLD_RED: &str = "\x1b[1;31m";
+    const RESET: &str = "\x1b[0m";
+    if !color {
+        return text.to_owned();
+    }
+    let marks: [(&str, &str); 9] = [
+        ("✗", RED),
+        ("FAILED", BOLD_RED),
+        ("FAILING", BOLD_RED),
+        ("NOT recovered", BOLD_RED),
+        ("ABORT", BOLD_RED),
+        ("○", RED),
+        ("✓", GREEN),
+        ("●", GREEN),
+        ("⚡", YELLOW),
+    ];
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut rest = text;
+    'scan: while let Some(c) = rest.chars().next() {
+        for (mark, code) in marks {
+            if let Some(after) = rest.strip_prefix(mark) {
+                out.push_str(code);
+                out.push_str(mark);
+                out.push_str(RESET);
+                rest = after;
+                continue 'scan;
+            }
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
+/// Plain timestamped lines, for logs and CI (and `--interactive`, where the
+/// operator's prompts share the terminal).
 pub struct Plain<W: Write + Send> {
     out: W,
+    lines: Lines,
 }
 
 impl<W: Write + Send> Plain<W> {
-    /// Writes to `out`.
+    /// Writes to `out`, without colours.
     pub fn new(out: W) -> Plain<W> {
-        Plain { out }
+        Plain::with_color(out, false)
+    }
+
+    /// Writes to `out`, with colours if `color`.
+    pub fn with_color(out: W, color: bool) -> Plain<W> {
+        Plain {
+            out,
+            lines: Lines::new(color),
+        }
     }
 }
 
 impl<W: Write + Send> Reporter for Plain<W> {
     fn event(&mut self, event: &Event) {
-        if let EventKind::Probe { ok: true, .. } = event.kind {
-            // Passing probes every interval would drown the log; failures show.
-            return;
-        }
-        if let Some(text) = describe(event) {
-            let clock = event.time.get(11..23).unwrap_or(&event.time);
+        let clock = event.time.get(11..23).unwrap_or(&event.time);
+        for text in self.lines.lines(event) {
             let _ = writeln!(
                 self.out,
                 "{clock} +{:>7.1}s {text}",
                 event.at_ms as f64 / 1000.0
             );
-            let _ = self.out.flush();
         }
+        let _ = self.out.flush();
     }
 }
 
@@ -287,12 +476,15 @@ pub struct Live {
     multi: MultiProgress,
     steps: HashMap<String, ProgressBar>,
     clock: Option<ProgressBar>,
-    health: BTreeMap<String, bool>,
+    /// Shown from the start of the run until the first step, probe or
+    /// fault: services can take seconds to start and become ready.
+    starting: Option<ProgressBar>,
+    lines: Lines,
     rto: Duration,
 }
 
 impl Live {
-    /// Draws on stderr.
+    /// Draws on stderr (a terminal), with colours unless `NO_COLOR` says not.
     pub fn new() -> Live {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
         crate::logging::set_progress(Some(multi.clone()));
@@ -300,7 +492,8 @@ impl Live {
             multi,
             steps: HashMap::new(),
             clock: None,
-            health: BTreeMap::new(),
+            starting: None,
+            lines: Lines::new(crate::text::use_color(true)),
             rto: Duration::ZERO,
         }
     }
@@ -310,14 +503,14 @@ impl Live {
     }
 
     fn health_text(&self) -> String {
-        if self.health.is_empty() {
-            return String::new();
+        paint(&self.lines.health_line(), self.lines.color)
+    }
+
+    fn started(&mut self) {
+        if let Some(bar) = self.starting.take() {
+            bar.finish_and_clear();
+            self.multi.remove(&bar);
         }
-        self.health
-            .iter()
-            .map(|(name, ok)| format!("{} {name}", if *ok { "●" } else { "○" }))
-            .collect::<Vec<_>>()
-            .join("  ")
     }
 }
 
@@ -332,13 +525,32 @@ impl Reporter for Live {
         match &event.kind {
             EventKind::RunStarted { rto_ms, .. } => {
                 self.rto = Duration::from_millis(*rto_ms);
+                let bar = self.multi.add(ProgressBar::new_spinner());
+                bar.set_style(
+                    ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+                bar.set_message("starting the drill's services, waiting until they are ready");
+                bar.enable_steady_tick(Duration::from_millis(120));
+                self.starting = Some(bar);
             }
+            EventKind::ServiceReady { service, .. } => {
+                if let Some(bar) = &self.starting {
+                    bar.set_message(format!(
+                        "starting the drill's services: {} is ready, waiting for the rest",
+                        escape_controls(service)
+                    ));
+                }
+            }
+            EventKind::ProcessStarted { .. } => {}
+            EventKind::RunFinished { .. } | EventKind::Aborted { .. } => self.started(),
             EventKind::StepStarted {
                 step,
                 summary,
                 action,
                 ..
             } => {
+                self.started();
                 let bar = self.steps.remove(step).unwrap_or_else(|| {
                     let bar = self.multi.add(ProgressBar::new_spinner());
                     bar.set_style(
@@ -360,6 +572,7 @@ impl Reporter for Live {
                 }
             }
             EventKind::FaultInjected { .. } if self.clock.is_none() => {
+                self.started();
                 let bar = self.multi.insert(0, ProgressBar::new_spinner());
                 bar.set_style(
                     ProgressStyle::with_template(&format!(
@@ -372,15 +585,10 @@ impl Reporter for Live {
                 self.clock = Some(bar);
             }
             EventKind::Probe {
-                probe,
                 role: ProbeRole::Steady | ProbeRole::Guard,
-                ok,
                 ..
             } => {
-                self.health.insert(probe.clone(), *ok);
-                if let Some(clock) = &self.clock {
-                    clock.set_message(self.health_text());
-                }
+                self.started();
             }
             EventKind::RecoveryChecked { ok: true, .. } => {
                 if let Some(clock) = &self.clock {
@@ -389,15 +597,18 @@ impl Reporter for Live {
             }
             _ => {}
         }
-        if let EventKind::Probe { ok: true, .. } = event.kind {
-            return;
-        }
-        if let Some(text) = describe(event) {
+        for text in self.lines.lines(event) {
             self.line(&text);
+        }
+        if let (EventKind::Probe { .. }, Some(clock)) = (&event.kind, &self.clock)
+            && !clock.is_finished()
+        {
+            clock.set_message(self.health_text());
         }
     }
 
     fn finish(&mut self) {
+        self.started();
         for (_, bar) in self.steps.drain() {
             bar.finish_and_clear();
         }
@@ -415,11 +626,6 @@ pub fn summary(journal: &Journal, run_dir: &std::path::Path) -> String {
 }
 
 fn summary_raw(journal: &Journal, run_dir: &std::path::Path) -> String {
-    let ms = |v: Option<u64>| {
-        v.map_or("-".to_owned(), |v| {
-            format_duration(Duration::from_millis(v))
-        })
-    };
     let mut out = String::new();
     out.push_str(&format!(
         "\n{}: {} — score {} (minimum {})\n",
@@ -438,8 +644,29 @@ fn summary_raw(journal: &Journal, run_dir: &std::path::Path) -> String {
         ms(Some(journal.rto_ms)),
         journal.time_score
     ));
+    if journal.tta_alert_ms.is_some() || journal.tt_ack_ms.is_some() {
+        out.push_str(&format!(
+            "  time to alert:    {}\n  time to ack:      {}\n",
+            ms(journal.tta_alert_ms),
+            ms(journal.tt_ack_ms)
+        ));
+    }
+    if let Some(surprise) = &journal.surprise {
+        out.push_str(&format!(
+            "  surprise:         first fault {} after the steady-state check (window {})\n",
+            ms(Some(surprise.delay_ms)),
+            surprise.window
+        ));
+    }
     if let Some(accuracy) = journal.runbook_accuracy {
         out.push_str(&format!("  runbook accuracy: {accuracy}\n"));
+    }
+    if !journal.notes.is_empty() || !journal.marks.is_empty() {
+        out.push_str(&format!(
+            "  people:           {} note(s), {} runbook step(s) marked\n",
+            journal.notes.len(),
+            journal.marks.len()
+        ));
     }
     if journal.rpo_ms.is_some() || journal.data_loss_detail.is_some() {
         let loss = match (journal.data_loss_ms, journal.data_loss_detail.as_deref()) {
@@ -484,4 +711,189 @@ fn summary_raw(journal: &Journal, run_dir: &std::path::Path) -> String {
         run_dir.display()
     ));
     out
+}
+
+/// A measured time, or `-` when there is none.
+fn ms(value: Option<u64>) -> String {
+    value.map_or("-".to_owned(), |v| {
+        format_duration(Duration::from_millis(v))
+    })
+}
+
+/// One drill of a game day (`firedrill run DIR|FILE...`), for the table.
+pub struct GameDayRow {
+    /// The drill's name (or its file, if it never ran).
+    pub drill: String,
+    /// Its result; `None` if it was skipped (Ctrl-C) or could not start.
+    pub journal: Option<Journal>,
+    /// Where its records are.
+    pub run_dir: Option<std::path::PathBuf>,
+    /// Why it has no result.
+    pub missing: &'static str,
+}
+
+/// The table printed after a game day: one line per drill.
+pub fn game_day_table(rows: &[GameDayRow]) -> String {
+    let header = [
+        "drill", "verdict", "score", "TTR", "alert", "ack", "runbook", "records",
+    ];
+    let mut lines: Vec<Vec<String>> = vec![header.iter().map(|h| (*h).to_owned()).collect()];
+    for row in rows {
+        let mut line = vec![row.drill.clone()];
+        match &row.journal {
+            Some(journal) => line.extend([
+                journal.verdict.as_str().to_owned(),
+                journal.score.to_string(),
+                ms(journal.ttr_ms),
+                ms(journal.tta_alert_ms),
+                ms(journal.tt_ack_ms),
+                journal
+                    .runbook_accuracy
+                    .map_or("-".to_owned(), |a| format!("{a}%")),
+            ]),
+            None => {
+                line.push(row.missing.to_owned());
+                line.extend(std::iter::repeat_n("-".to_owned(), 5));
+            }
+        }
+        line.push(
+            row.run_dir
+                .as_ref()
+                .map_or("-".to_owned(), |d| d.display().to_string()),
+        );
+        lines.push(line);
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|column| {
+            lines
+                .iter()
+                .map(|line| line[column].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = format!("\ngame day: {} drill(s)\n", rows.len());
+    for line in &lines {
+        let cells: Vec<String> = line
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        out.push_str("  ");
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    escape_controls(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: EventKind) -> Event {
+        Event {
+            at_ms: 0,
+            time: "2026-01-01T00:00:00.000Z".to_owned(),
+            kind,
+        }
+    }
+
+    fn probe(name: &str, role: ProbeRole, ok: bool) -> Event {
+        event(EventKind::Probe {
+            probe: name.to_owned(),
+            role,
+            ok,
+            detail: if ok { "ok" } else { "connection refused" }.to_owned(),
+        })
+    }
+
+    #[test]
+    fn probe_polls_are_a_health_line_when_something_changes() {
+        let mut lines = Lines::new(false);
+        let mut printed = Vec::new();
+        for (name, ok) in [
+            ("web", true),
+            ("db", true),
+            ("web", true),
+            ("web", false),
+            ("web", false),
+            ("db", true),
+            ("web", false),
+            ("db", false),
+            ("db", false),
+            ("web", true),
+            ("web", true),
+        ] {
+            printed.extend(lines.lines(&probe(name, ProbeRole::Steady, ok)));
+        }
+        assert_eq!(
+            printed,
+            [
+                format!("health: ● db  ○ web FAILING: connection refused  {LEGEND}"),
+                "health: ○ db FAILING: connection refused  ○ web FAILING: connection refused"
+                    .to_owned(),
+                "health: ○ db FAILING: connection refused  ● web".to_owned(),
+            ]
+        );
+        // An awaited probe says it fails once, until it passes again.
+        let mut waits = Vec::new();
+        for ok in [false, false, false, true, false] {
+            waits.extend(lines.lines(&probe("up", ProbeRole::Wait, ok)));
+        }
+        assert_eq!(
+            waits,
+            [
+                "probe up: FAILING: connection refused",
+                "probe up: FAILING: connection refused"
+            ]
+        );
+    }
+
+    #[test]
+    fn marks_are_coloured_only_when_asked() {
+        let failed = event(EventKind::StepFinished {
+            step: "fix".to_owned(),
+            action: "recover".to_owned(),
+            status: StepStatus::Failed,
+            duration_ms: 4,
+            detail: "exit code 1".to_owned(),
+            output_tail: String::new(),
+            attempts: 1,
+            exit_code: Some(1),
+        });
+        let plain = Lines::new(false).lines(&failed);
+        assert_eq!(plain, ["✗ fix FAILED in 4ms: exit code 1"]);
+        let coloured = Lines::new(true).lines(&failed);
+        assert_eq!(
+            coloured,
+            ["\x1b[31m✗\x1b[0m fix \x1b[1;31mFAILED\x1b[0m in 4ms: exit code 1"]
+        );
+        assert_eq!(
+            paint("health: ● a  ○ b FAILING", true),
+            "health: \x1b[32m●\x1b[0m a  \x1b[31m○\x1b[0m b \x1b[1;31mFAILING\x1b[0m"
+        );
+    }
+
+    #[test]
+    fn a_failed_runbook_step_shows_the_tail_of_its_output() {
+        let step = event(EventKind::RunbookStep {
+            step: "restore".to_owned(),
+            index: 1,
+            title: "Put the file back".to_owned(),
+            line: 9,
+            status: RunbookStepStatus::Failed,
+            duration_ms: 4,
+            exit_code: Some(127),
+            command: "restore-health-tool --all".to_owned(),
+            output_tail: "line 1\nsh: restore-health-tool: not found\n".to_owned(),
+            detail: "exit 127, expected 0".to_owned(),
+            idempotent: None,
+            note: None,
+            deviation: None,
+        });
+        assert_eq!(
+            describe(&step).unwrap(),
+            "  runbook step 2 (Put the file back, line 9): FAILED in 4ms: exit 127, expected 0\n      | line 1\n      | sh: restore-health-tool: not found"
+        );
+    }
 }

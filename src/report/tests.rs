@@ -93,7 +93,8 @@ fn html_is_self_contained_escaped_and_names_the_failed_step() {
         "<rect class=\"h-failed\"",
         "<rect class=\"h-ok\"",
         FAILED_STEP,
-        "etcd-2, etcd-3",
+        // Ids in text stay whole: no break at their hyphens.
+        "<span class=\"nw\">etcd-2,</span> <span class=\"nw\">etcd-3</span>",
         "score = 0.5 × 80 + 0.5 × 66.7 = 73.4 → rounded 73",
         "As the scorer computed it:",
         "Recovery took 2m30s, over the RTO of 2m00s",
@@ -195,6 +196,18 @@ fn junit_parses_back_with_a_case_per_step_and_the_failure_output() {
         }
         other => panic!("failed runbook step reported as {other:?}"),
     }
+    // CI viewers read `skipped=` on the suite (and `<skipped/>` in the case),
+    // not `disabled=`, which means a test switched off in the source.
+    let skipped_count = suite
+        .test_cases
+        .iter()
+        .filter(|case| matches!(case.status, TestCaseStatus::Skipped { .. }));
+    assert!(
+        xml.contains(&format!(" skipped=\"{}\"", skipped_count.count())),
+        "{xml}"
+    );
+    assert!(xml.contains(" disabled=\"0\""), "{xml}");
+    assert!(xml.contains("<skipped"), "{xml}");
     let skipped = suite
         .test_cases
         .iter()
@@ -439,4 +452,32 @@ fn accuracy_counts_agree_with_the_recorded_accuracy() {
     journal.runbook_accuracy = None;
     assert_eq!(facts::accuracy(&journal), Some(50.0));
     assert_eq!(facts::accuracy_counts(&without_runbook()), None);
+}
+
+#[test]
+fn failed_steps_are_said_in_words_not_rust() {
+    let mut journal = sample_journal_for_docs();
+    journal.steps[0].status = StepStatus::Failed;
+    journal.steps[0].attempts = 2;
+    journal.steps[0].exit_code = Some(3);
+    let text = failed_steps(&journal);
+    let first = format!(
+        "step {} ({}): failed after 2 attempts, exit code 3: ",
+        journal.steps[0].id, journal.steps[0].action
+    );
+    assert!(text.starts_with(&first), "{text}");
+    // The restore step has no exit code; the runbook step has one.
+    assert!(
+        text.contains(
+            "step restore (recover): failed after 1 attempt, no exit code (ended by a signal): "
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("(Restore the snapshot on every member, line 14): exit code 1: "),
+        "{text}"
+    );
+    for rust in ["Some(", "None", "attempt(s)", "Failed after"] {
+        assert!(!text.contains(rust), "{rust} in {text}");
+    }
 }

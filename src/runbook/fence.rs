@@ -201,7 +201,7 @@ fn apply(attrs: &mut FenceAttrs, key: &str, value: Option<&str>) -> Result<(), S
     let invalid = |why: String| format!("invalid fence attribute `{key}={value}`: {why}");
     match key {
         "timeout" => {
-            let timeout = parse_duration(value).map_err(invalid)?;
+            let timeout = parse_duration(value).map_err(|error| invalid(error.to_string()))?;
             if timeout.is_zero() {
                 return Err(invalid("a timeout must be longer than 0".into()));
             }
@@ -240,7 +240,8 @@ fn apply(attrs: &mut FenceAttrs, key: &str, value: Option<&str>) -> Result<(), S
                 .map_err(|_| invalid("expected a whole number, 0 or more".into()))?;
         }
         "retry_delay" => {
-            attrs.retry_delay = parse_duration(value).map_err(invalid)?;
+            attrs.retry_delay =
+                parse_duration(value).map_err(|error| invalid(error.to_string()))?;
         }
         _ => return Err(unknown_key(key)),
     }
@@ -260,28 +261,12 @@ fn example(key: &str) -> &'static str {
 
 fn unknown_key(key: &str) -> String {
     let supported = SUPPORTED_ATTRIBUTES.join(", ");
-    match did_you_mean(key, &SUPPORTED_ATTRIBUTES) {
+    match crate::diagnostic::closest(key, SUPPORTED_ATTRIBUTES.iter().copied()) {
         Some(best) => format!(
             "unknown fence attribute `{key}`; did you mean `{best}`? (supported: {supported})"
         ),
         None => format!("unknown fence attribute `{key}` (supported: {supported})"),
     }
-}
-
-/// The candidate closest to `word`, if it is close enough to be a plausible typo.
-pub(crate) fn did_you_mean<'a, S: AsRef<str>>(word: &str, candidates: &'a [S]) -> Option<&'a str> {
-    let word_lower = word.to_ascii_lowercase();
-    candidates
-        .iter()
-        .map(|candidate| {
-            let candidate = candidate.as_ref();
-            let distance =
-                strsim::damerau_levenshtein(&word_lower, &candidate.to_ascii_lowercase());
-            (distance, candidate)
-        })
-        .filter(|(distance, candidate)| *distance <= candidate.len().div_ceil(3).max(2))
-        .min_by_key(|(distance, _)| *distance)
-        .map(|(_, candidate)| candidate)
 }
 
 #[cfg(test)]

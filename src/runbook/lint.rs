@@ -3,12 +3,12 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::fence::did_you_mean;
+use crate::diagnostic::{Diagnostic, Severity};
+
 use super::parse::{Document, Section};
 use super::shell::{self, COMMON_ENV};
 use super::{RunbookError, ScriptLine};
@@ -29,16 +29,24 @@ pub struct LintFinding {
     pub help: String,
 }
 
+impl LintFinding {
+    /// The finding as a [`Diagnostic`] (a warning whose code is the kind).
+    pub fn diagnostic(&self) -> Diagnostic {
+        Diagnostic {
+            path: self.path.clone(),
+            line: u32::try_from(self.line).unwrap_or(u32::MAX),
+            col: 0,
+            severity: Severity::Warning,
+            code: self.kind.as_str(),
+            message: self.message.clone(),
+            help: Some(self.help.clone()),
+        }
+    }
+}
+
 impl fmt::Display for LintFinding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}: {}: {}",
-            self.path.display(),
-            self.line,
-            self.kind.as_str(),
-            self.message
-        )
+        self.diagnostic().fmt(f)
     }
 }
 
@@ -66,6 +74,9 @@ pub enum LintKind {
     UnsetVariable,
     /// A relative path or link to a file that does not exist.
     MissingFile,
+    /// No step has a command (or there are no steps): nothing of the runbook
+    /// can be verified, and a run scores its accuracy on manual steps alone.
+    NothingToRun,
 }
 
 impl LintKind {
@@ -82,6 +93,7 @@ impl LintKind {
             LintKind::Unfinished => "unfinished",
             LintKind::UnsetVariable => "unset_variable",
             LintKind::MissingFile => "missing_file",
+            LintKind::NothingToRun => "nothing_to_run",
         }
     }
 }
@@ -207,6 +219,7 @@ pub fn lint(path: &Path, text: &str, known_vars: Option<&BTreeSet<String>>) -> V
             );
         }
     }
+    linter.nothing_to_run(&document);
     let mut findings = linter.findings;
     findings.sort_by(|a, b| (a.line, a.kind, &a.message).cmp(&(b.line, b.kind, &b.message)));
     findings.dedup();
@@ -240,6 +253,38 @@ impl Linter<'_> {
             message,
             help,
         });
+    }
+
+    /// A runbook with no steps, or only manual ones: firedrill can verify none of it.
+    fn nothing_to_run(&mut self, document: &Document) {
+        let steps: Vec<&Section> = document.sections.iter().filter(|s| s.is_step).collect();
+        let runnable = steps
+            .iter()
+            .any(|step| step.blocks.iter().any(|block| !block.is_empty()));
+        if runnable {
+            return;
+        }
+        let title_line = document
+            .sections
+            .iter()
+            .find_map(|section| section.heading.as_ref().map(|heading| heading.line))
+            .unwrap_or(1);
+        let (message, help) = if steps.is_empty() {
+            (
+                "the runbook has no steps: every heading below the title is a step, and there are none".to_owned(),
+                "write each step under a `##` heading, with its commands in ```sh blocks",
+            )
+        } else {
+            (
+                format!(
+                    "no step has a command: all {} step{} are manual, so firedrill can verify none of them",
+                    steps.len(),
+                    if steps.len() == 1 { "" } else { "s" }
+                ),
+                "put the commands an operator would type in ```sh blocks under their steps",
+            )
+        };
+        self.push(title_line, LintKind::NothingToRun, message, help.into());
     }
 
     /// Steps and blocks that say nothing, or say something that will not run as meant.
@@ -442,7 +487,7 @@ impl Linter<'_> {
                 .chain(assigned.iter())
                 .map(String::as_str)
                 .collect();
-            let help = match did_you_mean(&name, &candidates) {
+            let help = match crate::diagnostic::closest(&name, candidates) {
                 Some(best) => format!("did you mean `${best}`?"),
                 None => format!(
                     "add `{name}` to the drill's `vars:` (or pass `--var {name}=...`), or set it in the runbook before it is used"
@@ -458,91 +503,46 @@ impl Linter<'_> {
     }
 }
 
-/// `firedrill runbook lint FILE... [--drill DRILL]`: prints every finding to
-/// stdout as `file:line: kind: message` with a `  help:` line under it, and `ok:
-/// FILE` for a clean runbook. Returns 0 when every runbook is clean, 1 when
-/// anything was found, 2 when a runbook cannot be read or the drill is invalid.
-///
-/// Variables are only checked with a drill: then the known ones are the drill's
-/// `vars`, firedrill's built-ins, `CLUSTER` and `KUBECONFIG`, and the names the
-/// drill's own commands assign (step outputs written to `$FIREDRILL_OUTPUT`).
-pub fn lint_command(files: &[PathBuf], drill: Option<&Path>) -> i32 {
-    let known = match drill {
-        Some(drill) => match crate::app::load_or_report(drill) {
-            Ok(loaded) => Some(drill_vars(&loaded.drill)),
-            Err(code) => return code,
-        },
-        None => None,
-    };
-    let mut out = std::io::stdout().lock();
-    let (mut unreadable, mut findings_total, mut with_findings) = (0, 0, 0);
-    for file in files {
-        match lint_file(file, known.as_ref()) {
-            Err(error) => {
-                eprintln!("error: {error}");
-                unreadable += 1;
-            }
-            Ok(findings) if findings.is_empty() => {
-                let _ = writeln!(out, "ok: {}", file.display());
-            }
-            Ok(findings) => {
-                with_findings += 1;
-                findings_total += findings.len();
-                for finding in &findings {
-                    let _ = writeln!(out, "{finding}\n  help: {}", finding.help);
-                }
-            }
-        }
-    }
-    let _ = out.flush();
-    let runbooks = |n: usize| if n == 1 { "runbook" } else { "runbooks" };
-    if unreadable > 0 {
-        eprintln!(
-            "{unreadable} of {} {} could not be read",
-            files.len(),
-            runbooks(files.len())
-        );
-        crate::app::EXIT_INVALID
-    } else if findings_total > 0 {
-        eprintln!(
-            "{findings_total} finding{} in {with_findings} of {} {}",
-            if findings_total == 1 { "" } else { "s" },
-            files.len(),
-            runbooks(files.len())
-        );
-        1
-    } else {
-        0
-    }
+/// The names a shell script gives a value (`NAME=...`, `export NAME=...`,
+/// `for NAME in`, `read NAME`, lines written to `$FIREDRILL_OUTPUT`): a drill's
+/// commands may set variables its runbook then uses.
+pub fn names_assigned_in(script: &str) -> BTreeSet<String> {
+    let lines: Vec<ScriptLine> = script
+        .lines()
+        .enumerate()
+        .map(|(index, text)| ScriptLine::new(index + 1, text))
+        .collect();
+    shell::assigned_names(&shell::shell_view(&lines))
 }
 
-/// Every name a runbook may use when the drill runs it.
-fn drill_vars(drill: &crate::drill::Drill) -> BTreeSet<String> {
-    let mut known = crate::drill::known_vars(drill);
-    known.extend(
-        crate::target::kind::VAR_NAMES
-            .iter()
-            .map(|name| (*name).to_owned()),
-    );
-    // Names a `run` writes to $FIREDRILL_OUTPUT are set for the steps after it;
-    // any name a drill command assigns is taken as known, to stay quiet.
-    let scripts = drill.steps.iter().filter_map(|step| match &step.action {
-        crate::drill::Action::Run(run) => Some(run.as_str()),
-        crate::drill::Action::Recover(recover) => recover.value.run.as_deref(),
-        crate::drill::Action::Fault(_)
-        | crate::drill::Action::Probe(_)
-        | crate::drill::Action::Wait(_)
-        | crate::drill::Action::Apply(_) => None,
-    });
-    for script in scripts {
-        let lines: Vec<ScriptLine> = script
-            .lines()
-            .enumerate()
-            .map(|(index, text)| ScriptLine::new(index + 1, text))
-            .collect();
-        known.extend(shell::assigned_names(&shell::shell_view(&lines)));
+/// The `$NAME`s a shell script expands that neither `known` nor the script
+/// itself sets (nor common environment such as `HOME`), each once, in order
+/// of first use with its line in the script. Empty after `source` or `eval`,
+/// which may set anything.
+pub fn unset_names_in(script: &str, known: &BTreeSet<String>) -> Vec<(usize, String)> {
+    let lines: Vec<ScriptLine> = script
+        .lines()
+        .enumerate()
+        .map(|(index, text)| ScriptLine::new(index + 1, text))
+        .collect();
+    if lines
+        .iter()
+        .any(|line| shell::sets_hidden_names(&line.text))
+    {
+        return Vec::new();
     }
-    known
+    let view = shell::shell_view(&lines);
+    let assigned = shell::assigned_names(&view);
+    let mut seen = BTreeSet::new();
+    shell::variable_uses(&view)
+        .into_iter()
+        .filter(|(_, name)| {
+            !known.contains(name)
+                && !assigned.contains(name)
+                && !COMMON_ENV.contains(&name.as_str())
+                && seen.insert(name.clone())
+        })
+        .collect()
 }
 
 /// The local file a link points at, or `None` for URLs, anchors and absolute paths.

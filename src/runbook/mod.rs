@@ -23,7 +23,7 @@ use std::time::Duration;
 use regex::Regex;
 
 pub use fence::{DEFAULT_RETRY_DELAY, FenceAttrs, SUPPORTED_ATTRIBUTES};
-pub use lint::{LintFinding, LintKind, lint, lint_command, lint_file};
+pub use lint::{LintFinding, LintKind, lint, lint_file, names_assigned_in, unset_names_in};
 
 /// Fence languages that make a code block executable.
 pub const SHELL_LANGUAGES: [&str; 4] = ["sh", "bash", "shell", "console"];
@@ -266,12 +266,27 @@ pub struct RunbookError {
     pub message: String,
 }
 
+impl RunbookError {
+    /// The error as a [`crate::diagnostic::Diagnostic`].
+    pub fn diagnostic(&self) -> crate::diagnostic::Diagnostic {
+        crate::diagnostic::Diagnostic {
+            path: self.path.clone(),
+            line: self
+                .line
+                .map_or(0, |line| u32::try_from(line).unwrap_or(u32::MAX)),
+            col: 0,
+            severity: crate::diagnostic::Severity::Error,
+            code: "",
+            message: self.message.clone(),
+            help: None,
+        }
+    }
+}
+
+/// `file:line: message`.
 impl fmt::Display for RunbookError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(line) => write!(f, "{}:{line}: {}", self.path.display(), self.message),
-            None => write!(f, "{}: {}", self.path.display(), self.message),
-        }
+        self.diagnostic().fmt(f)
     }
 }
 

@@ -8,6 +8,7 @@ use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag, TagEnd};
 
 use super::fence::{parse_attrs, split_info};
 use super::{CodeBlock, FenceAttrs, Runbook, RunbookError, RunbookStep, SHELL_LANGUAGES};
+use crate::diagnostic::LineIndex;
 
 /// A runbook as parsed, with what the lint needs to point at exact lines.
 pub(crate) struct Document {
@@ -63,23 +64,6 @@ impl Section {
         self.code_lines
             .iter()
             .any(|(first, last)| (*first..=*last).contains(&line))
-    }
-}
-
-/// Byte offset → 1-based line number.
-struct LineIndex {
-    starts: Vec<usize>,
-}
-
-impl LineIndex {
-    fn new(text: &str) -> Self {
-        let mut starts = vec![0];
-        starts.extend(text.match_indices('\n').map(|(index, _)| index + 1));
-        LineIndex { starts }
-    }
-
-    fn line_of(&self, offset: usize) -> usize {
-        self.starts.partition_point(|start| *start <= offset).max(1)
     }
 }
 

@@ -320,7 +320,10 @@ fn variables_are_not_checked_after_source_or_eval() {
 #[test]
 fn a_heading_that_groups_deeper_ones_is_not_empty() {
     let text = "# T\n\n## Phase one\n\n### Do it\n\nNow.\n\n## Empty\n\n## Last\n\nDone.\n";
-    assert_eq!(lint_kinds(text, None), vec![(9, LintKind::EmptyStep)]);
+    assert_eq!(
+        lint_kinds(text, None),
+        vec![(1, LintKind::NothingToRun), (9, LintKind::EmptyStep)]
+    );
 }
 
 #[test]
@@ -331,7 +334,11 @@ fn html_and_shell_syntax_are_not_placeholders() {
 
 #[test]
 fn findings_display_as_file_line_kind_message() {
-    let findings = lint(Path::new("rb.md"), "# T\n\n## Empty\n", None);
+    let findings = lint(
+        Path::new("rb.md"),
+        "# T\n\n## Empty\n\n## Run\n\n```sh\ntrue\n```\n",
+        None,
+    );
     assert_eq!(findings.len(), 1);
     assert_eq!(
         findings[0].to_string(),

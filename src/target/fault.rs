@@ -161,7 +161,7 @@ impl FaultSpec {
 // As written: every kind is optional here; validation checks that there is
 // exactly one and that the target supports it, and turns it into a `Fault`.
 // (The doc comment is the schema's description.)
-/// `fault: {<kind>: {...}, revert: ...}` (SPEC §4). Exactly one kind.
+/// `fault: {<kind>: {...}, revert: ...}`. Exactly one kind.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Fault")]

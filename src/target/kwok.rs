@@ -1,4 +1,4 @@
-//! The kwok target (SPEC §3.3): a real kube-apiserver, controller-manager
+//! The kwok target (docs/drill-format.md, "kwok"): a real kube-apiserver, controller-manager
 //! and scheduler started by `kwokctl create cluster --runtime binary`, with
 //! kwok simulating the nodes and their pods. Everything API-level (the API
 //! faults, `k8s` probes, server-side apply, evidence) is the shared
@@ -30,15 +30,17 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::kind::runner::{Output, Runner, SystemRunner};
-use super::kube::{FileClient, K8sProbe, KubeFault, KubeOps, NodeSelector, api};
-use super::kube::{check_node_selector, describe_selector, kube_cache_dir};
+use super::kube::conn::{Connection, kube_vars, run_kubeconfig};
+use super::kube::scope::Scope;
+use super::kube::{K8sProbe, KubeFault, KubeOps, NodeSelector, api};
+use super::kube::{check_node_selector, describe_selector};
 use super::local::step_seed;
 use super::{FaultCheck, FaultSpec, Injected, ProbeOutcome, RawFault, RunContext, Target};
 use super::{TargetError, Undo};
 use crate::located::{Located, Problem};
 use crate::vars::expand;
 
-/// `target: {kwok: {...}}` (SPEC §3.3).
+/// `target: {kwok: {...}}` (docs/drill-format.md, "kwok").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "KwokTarget")]
@@ -204,14 +206,6 @@ pub fn parse_fault(kind: &str, raw: &RawFault, check: &mut FaultCheck) -> Option
     None
 }
 
-/// What setup found and made.
-#[derive(Debug, Default, Clone)]
-struct State {
-    /// The pin of the cluster's identity as last seen (see
-    /// [`super::kube::check_identity`]).
-    identity: Option<String>,
-}
-
 /// A kwok cluster.
 pub struct KwokTarget {
     cluster: String,
@@ -219,8 +213,10 @@ pub struct KwokTarget {
     reuse: bool,
     keep: bool,
     runner: Arc<dyn Runner>,
-    file_client: FileClient,
-    state: Mutex<State>,
+    /// The API server, and the identity pinned at setup.
+    conn: Connection,
+    /// The namespaces API faults may touch.
+    scope: Scope,
     /// Reaps the cluster's components that die as our orphans (see [`reap`]).
     reaper: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -239,36 +235,32 @@ impl KwokTarget {
             reuse: spec.reuse,
             keep: spec.keep,
             runner,
-            file_client: FileClient::default(),
-            state: Mutex::new(State::default()),
+            conn: Connection::new(format!(
+                "the kwok cluster {} this run set up",
+                spec.cluster.value
+            )),
+            scope: Scope::default(),
             reaper: Mutex::new(None),
         }
     }
 
-    fn state(&self) -> State {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    /// Lets API faults touch the namespaces of `scope` (docs/drill-format.md,
+    /// "scope"); by default none.
+    pub fn with_scope(mut self, scope: Scope) -> KwokTarget {
+        self.scope = scope;
+        self
     }
 
-    fn update(&self, change: impl FnOnce(&mut State)) {
-        change(&mut self.state.lock().unwrap_or_else(|e| e.into_inner()));
-    }
-
-    /// The environment of every kwokctl: the run's kwok home, kubeconfig
+    /// `kwokctl --name CLUSTER args…` with the run's kwok home, kubeconfig
     /// and kubectl cache, and the run marker (the components kwokctl starts
-    /// inherit it, so the run's sweep finds them).
-    fn child_env(&self, ctx: &RunContext) -> BTreeMap<String, String> {
-        let mut env = self.vars(&ctx.run_dir);
-        env.insert(crate::process::RUN_MARKER.to_owned(), ctx.run_id.clone());
-        env
-    }
-
-    /// `kwokctl --name CLUSTER args…`; its failure names the command.
+    /// inherit it, so the run's sweep finds them); its failure names the
+    /// command.
     async fn kwokctl(&self, args: &[&str], ctx: &RunContext) -> Result<Output, TargetError> {
         let mut argv = vec!["--name".to_owned(), self.cluster.clone()];
         argv.extend(args.iter().map(|a| (*a).to_owned()));
         let output = self
             .runner
-            .run("kwokctl", &argv, &self.child_env(ctx))
+            .run("kwokctl", &argv, &self.vars(&ctx.run_dir), &ctx.run_id)
             .await
             .map_err(|e| TargetError::Failed(format!("cannot run kwokctl: {e}")))?;
         if output.success() {
@@ -283,7 +275,7 @@ impl KwokTarget {
     }
 
     async fn client(&self, ctx: &RunContext) -> Result<Client, TargetError> {
-        self.file_client.get(&ctx.run_dir.join("kubeconfig")).await
+        self.conn.client(&run_kubeconfig(&ctx.run_dir)).await
     }
 
     /// The cluster's working directory in the run's kwok home.
@@ -291,29 +283,9 @@ impl KwokTarget {
         kwok_home(run_dir).join("clusters").join(&self.cluster)
     }
 
-    /// Refuses unless the API server is the cluster pinned for the run;
-    /// says when a step re-pinned it.
-    async fn check_identity(
-        &self,
-        what: &str,
-        ctx: &RunContext,
-    ) -> Result<Option<String>, TargetError> {
-        let seen = self.state().identity;
-        let note = super::kube::check_identity(
-            self.client(ctx).await,
-            &ctx.run_dir,
-            seen.as_deref(),
-            what,
-            &format!("kwok cluster {}", self.cluster),
-        )
-        .await?;
-        if let Ok(pinned) = super::kube::pinned_identity(&ctx.run_dir) {
-            self.update(|state| state.identity = Some(pinned));
-        }
-        if let Some(note) = &note {
-            tracing::warn!("{note}");
-        }
-        Ok(note)
+    /// Refuses unless the API server is the cluster pinned for the run.
+    async fn check_identity(&self, what: &str, ctx: &RunContext) -> Result<(), TargetError> {
+        self.conn.confirm(what, &run_kubeconfig(&ctx.run_dir)).await
     }
 
     /// Creates the cluster (or starts the one a resumed run left), waits
@@ -331,7 +303,7 @@ impl KwokTarget {
                 ))
             })?;
         }
-        let kubeconfig = ctx.run_dir.join("kubeconfig").display().to_string();
+        let kubeconfig = run_kubeconfig(&ctx.run_dir).display().to_string();
         let exists = self.cluster_dir(&ctx.run_dir).exists();
         if exists && !self.reuse {
             return Err(TargetError::Unavailable(format!(
@@ -375,8 +347,7 @@ impl KwokTarget {
         create_nodes(&client, self.nodes).await?;
         wait_nodes_ready(&client, self.nodes as usize, NODE_PATIENCE).await?;
         let uid = api::kube_system_uid(&client).await?;
-        super::kube::pin_identity(&ctx.run_dir, &uid)?;
-        self.update(|state| state.identity = Some(uid));
+        self.conn.pin(uid);
         Ok(())
     }
 
@@ -596,21 +567,15 @@ impl Target for KwokTarget {
     }
 
     fn vars(&self, run_dir: &Path) -> BTreeMap<String, String> {
-        BTreeMap::from([
+        let mut vars = kube_vars(run_dir);
+        vars.extend([
             ("CLUSTER".to_owned(), self.cluster.clone()),
-            (
-                "KUBECONFIG".to_owned(),
-                run_dir.join("kubeconfig").display().to_string(),
-            ),
-            (
-                "KUBECACHEDIR".to_owned(),
-                kube_cache_dir(run_dir).display().to_string(),
-            ),
             (
                 "KWOK_WORKDIR".to_owned(),
                 kwok_home(run_dir).display().to_string(),
             ),
-        ])
+        ]);
+        vars
     }
 
     fn kube(&self) -> Option<&dyn KubeOps> {
@@ -671,10 +636,10 @@ impl Target for KwokTarget {
                 "fault kind `{kind}` is not supported by the kwok target"
             )));
         }
-        let repinned = self.check_identity(&format!("inject {kind}"), ctx).await?;
-        let mut injected = match fault {
+        self.check_identity(&format!("inject {kind}"), ctx).await?;
+        let injected = match fault {
             FaultSpec::Kwok(KwokFault::DeleteCluster) => {
-                let kubeconfig = ctx.run_dir.join("kubeconfig").display().to_string();
+                let kubeconfig = run_kubeconfig(&ctx.run_dir).display().to_string();
                 self.kwokctl(&["delete", "cluster", "--kubeconfig", &kubeconfig], ctx)
                     .await?;
                 Injected {
@@ -693,6 +658,7 @@ impl Target for KwokTarget {
                     None => Vec::new(),
                 };
                 let client = self.client(ctx).await?;
+                self.scope.check(&client, fault, env).await?;
                 fault
                     .inject(&client, nodes, env, step_seed(ctx.seed, step))
                     .await?
@@ -703,13 +669,6 @@ impl Target for KwokTarget {
                 )));
             }
         };
-        if let Some(note) = repinned {
-            injected.detail = [note, injected.detail]
-                .into_iter()
-                .filter(|s| !s.is_empty())
-                .collect::<Vec<_>>()
-                .join("; ");
-        }
         Ok(injected)
     }
 
@@ -788,7 +747,7 @@ impl Target for KwokTarget {
             );
             return;
         }
-        let kubeconfig = ctx.run_dir.join("kubeconfig").display().to_string();
+        let kubeconfig = run_kubeconfig(&ctx.run_dir).display().to_string();
         if let Err(e) = self
             .kwokctl(&["delete", "cluster", "--kubeconfig", &kubeconfig], ctx)
             .await
@@ -801,7 +760,11 @@ impl Target for KwokTarget {
 #[async_trait]
 impl KubeOps for KwokTarget {
     async fn confirm_cluster(&self, what: &str, ctx: &RunContext) -> Result<(), TargetError> {
-        self.check_identity(what, ctx).await.map(|_| ())
+        self.check_identity(what, ctx).await
+    }
+
+    async fn repin(&self, ctx: &RunContext) -> Result<String, TargetError> {
+        self.conn.repin(&run_kubeconfig(&ctx.run_dir)).await
     }
 
     async fn probe(&self, probe: &K8sProbe, ctx: &RunContext) -> ProbeOutcome {

@@ -1,5 +1,6 @@
-//! The local target: services are processes on this host (SPEC §3.1), faults
-//! are signals and file damage (SPEC §4).
+//! The local target: services are processes on this host, faults are signals
+//! and file damage (docs/drill-format.md, `services` and "Local target
+//! faults").
 //!
 //! Safety: `delete` and `corrupt` only touch paths inside the run's `WORKDIR`,
 //! the one directory the drill owns; anything else is refused.
@@ -8,6 +9,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
+
+use tokio::sync::watch;
 
 use async_trait::async_trait;
 use nix::sys::signal::Signal;
@@ -136,19 +139,12 @@ impl LocalFault {
             ),
             LocalFault::Delete { paths } => paths
                 .iter()
-                .map(|p| match owned_path(p, ctx) {
-                    Ok(owned) => format!("remove {}", owned.path().display()),
-                    Err(e) => format!("REFUSED: {e}"),
-                })
+                .map(|p| preview_path(p, ctx, |path| format!("remove {path}")))
                 .collect::<Vec<_>>()
                 .join("; "),
-            LocalFault::Corrupt { path, bytes } => match owned_path(path, ctx) {
-                Ok(p) => format!(
-                    "overwrite {bytes} bytes of {} at random offsets",
-                    p.path().display()
-                ),
-                Err(e) => format!("REFUSED: {e}"),
-            },
+            LocalFault::Corrupt { path, bytes } => preview_path(path, ctx, |path| {
+                format!("overwrite {bytes} bytes of {path} at random offsets")
+            }),
         }
     }
 
@@ -279,17 +275,23 @@ pub struct ServiceSpec {
     pub cwd: Option<String>,
 }
 
-/// A service that was started: its process group.
+/// A service that was started: its process group, and how its own process
+/// exited once it has (a task waits for it: exits are watched, not polled).
 #[derive(Debug, Clone)]
 struct Running {
     pgid: i32,
+    exited: watch::Receiver<Option<String>>,
 }
 
 /// Processes on this host.
 pub struct LocalTarget {
     services: BTreeMap<String, ServiceSpec>,
-    running: Mutex<BTreeMap<String, Running>>,
-    children: tokio::sync::Mutex<Vec<tokio::process::Child>>,
+    /// The services started, in the order they started.
+    running: Mutex<Vec<(String, Running)>>,
+    /// The tasks that wait for the services' processes, ended at teardown.
+    waiters: Mutex<tokio::task::JoinSet<()>>,
+    /// Timers of `pause` faults with a `duration`, ended at teardown.
+    timers: Mutex<tokio::task::JoinSet<()>>,
 }
 
 impl LocalTarget {
@@ -297,8 +299,9 @@ impl LocalTarget {
     pub fn new(services: BTreeMap<String, ServiceSpec>) -> LocalTarget {
         LocalTarget {
             services,
-            running: Mutex::new(BTreeMap::new()),
-            children: tokio::sync::Mutex::new(Vec::new()),
+            running: Mutex::new(Vec::new()),
+            waiters: Mutex::new(tokio::task::JoinSet::new()),
+            timers: Mutex::new(tokio::task::JoinSet::new()),
         }
     }
 
@@ -323,12 +326,42 @@ impl LocalTarget {
     }
 
     fn pgid_of(&self, service: &str) -> Result<i32, TargetError> {
-        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        running
-            .get(service)
+        self.running_of(service)
             .map(|r| r.pgid)
             .ok_or_else(|| TargetError::Failed(format!("service `{service}` was never started")))
     }
+
+    fn running_of(&self, service: &str) -> Option<Running> {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        running
+            .iter()
+            .find(|(name, _)| name == service)
+            .map(|(_, r)| r.clone())
+    }
+}
+
+/// How a process ended: `exit 1`, `killed by SIGKILL`.
+fn exit_text(status: std::io::Result<std::process::ExitStatus>) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match status {
+        Ok(status) => match (status.code(), status.signal()) {
+            (Some(code), _) => format!("exit {code}"),
+            (None, Some(signal)) => Signal::try_from(signal)
+                .map_or(format!("killed by signal {signal}"), |s| {
+                    format!("killed by {}", s.as_str())
+                }),
+            (None, None) => "ended".to_owned(),
+        },
+        Err(error) => format!("cannot be waited for: {error}"),
+    }
+}
+
+/// Waits until `exited` says the process has, or `until`; whether it has.
+async fn exited_by(exited: &watch::Receiver<Option<String>>, until: tokio::time::Instant) -> bool {
+    let mut exited = exited.clone();
+    tokio::time::timeout_at(until, exited.wait_for(Option::is_some))
+        .await
+        .is_ok_and(|seen| seen.is_ok())
 }
 
 /// The environment of a service: the run's, then its own `env:` (expanded).
@@ -349,6 +382,25 @@ pub fn owned_path(written: &str, ctx: &RunContext) -> Result<workdir::Owned, Tar
         .map_err(workdir_error)?;
     owned.check().map_err(workdir_error)?;
     Ok(owned)
+}
+
+/// What a WORKDIR fault would do, for `plan` and `--dry-run`. Before a real
+/// run WORKDIR does not exist yet, so only the lexical rule can be judged (the
+/// path must be inside WORKDIR); once it exists, links on the way are judged
+/// too. Only what the run would refuse is marked refused.
+fn preview_path(written: &str, ctx: &RunContext, action: impl Fn(&str) -> String) -> String {
+    let checked = if ctx.workdir.exists() {
+        owned_path(written, ctx)
+    } else {
+        let expanded = expand(written, &ctx.env);
+        workdir::resolve(Path::new(&expanded), &ctx.scenario_dir, &ctx.workdir)
+            .map_err(workdir_error)
+    };
+    match checked {
+        Ok(owned) => action(&owned.path().display().to_string()),
+        Err(TargetError::Refused(why)) => format!("{}{why}", super::REFUSED),
+        Err(e) => format!("{} (cannot check it now: {e})", action(written)),
+    }
 }
 
 fn workdir_error(error: workdir::WorkdirError) -> TargetError {
@@ -382,6 +434,22 @@ impl Target for LocalTarget {
         Some(matches!(state, Some(state) if state != "Z" && state != "X"))
     }
 
+    async fn service_exited(&self, service: &str) -> String {
+        let Some(running) = self.running_of(service) else {
+            return std::future::pending().await;
+        };
+        let mut exited = running.exited;
+        let how = exited
+            .wait_for(Option::is_some)
+            .await
+            .map(|how| how.clone().unwrap_or_default());
+        match how {
+            Ok(how) => how,
+            // The waiter was ended (teardown): nothing more will be seen.
+            Err(_) => std::future::pending().await,
+        }
+    }
+
     async fn setup(&self, ctx: &RunContext) -> Result<BTreeMap<String, String>, TargetError> {
         let logs = ctx.run_dir.join("logs");
         std::fs::create_dir_all(&logs).map_err(|e| {
@@ -401,12 +469,15 @@ impl Target for LocalTarget {
                 Some(cwd) => ctx.scenario_dir.join(expand(cwd, &ctx.env)),
                 None => ctx.scenario_dir.clone(),
             };
-            let mut command = process::shell(&service.run, &env, Some(&cwd));
+            let mut command = process::Cmd::shell(&ctx.run_id, &service.run)
+                .envs(&env)
+                .cwd(&cwd)
+                .command();
             let err_log = log
                 .try_clone()
                 .map_err(|e| TargetError::Unavailable(e.to_string()))?;
             command.stdout(log).stderr(err_log);
-            let child = command.spawn().map_err(|e| {
+            let mut child = command.spawn().map_err(|e| {
                 TargetError::Failed(format!("service `{name}` could not be started: {e}"))
             })?;
             let pid = child.id().unwrap_or(0);
@@ -414,11 +485,24 @@ impl Target for LocalTarget {
                 what: format!("service {name}"),
                 pid,
             });
+            let (exit_tx, exited) = watch::channel(None);
+            self.waiters
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .spawn(async move {
+                    let status = child.wait().await;
+                    let _ = exit_tx.send(Some(exit_text(status)));
+                });
             self.running
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .insert(name.clone(), Running { pgid: pid as i32 });
-            self.children.lock().await.push(child);
+                .push((
+                    name.clone(),
+                    Running {
+                        pgid: pid as i32,
+                        exited,
+                    },
+                ));
         }
         Ok(BTreeMap::new())
     }
@@ -462,11 +546,17 @@ impl Target for LocalTarget {
                     .signal_services(services, Signal::SIGSTOP)?
                     .into_iter()
                     .unzip();
+                // The fault is in when the processes are stopped, not when
+                // the signal is sent.
+                if !process::wait_until_stopped(&pgids, Duration::from_secs(2)).await {
+                    tracing::warn!(?pgids, "not every process stopped within 2 s of SIGSTOP");
+                }
                 let mut detail = "SIGSTOP".to_owned();
                 if let Some(duration) = *duration {
                     detail = format!("SIGSTOP for {}", crate::duration::format_duration(duration));
                     let resume = pgids.clone();
-                    tokio::spawn(async move {
+                    let mut timers = self.timers.lock().unwrap_or_else(|e| e.into_inner());
+                    timers.spawn(async move {
                         tokio::time::sleep(duration).await;
                         for pgid in resume {
                             process::kill_group(pgid, Signal::SIGCONT);
@@ -563,32 +653,51 @@ impl Target for LocalTarget {
     }
 
     async fn teardown(&self, ctx: &RunContext, _keep: bool) {
-        let pgids: Vec<i32> = self
+        self.timers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .abort_all();
+        let running: Vec<Running> = self
             .running
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .map(|r| r.pgid)
+            .iter()
+            .map(|(_, r)| r.clone())
             .collect();
-        for pgid in &pgids {
-            process::kill_group(*pgid, Signal::SIGTERM);
-            process::kill_group(*pgid, Signal::SIGCONT);
-        }
-        let mut children = self.children.lock().await;
         // One grace period for all: services that ignore SIGTERM are not
         // waited for one after another.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        for child in children.iter_mut() {
-            if tokio::time::timeout_at(deadline, child.wait())
-                .await
-                .is_err()
-            {
-                if let Some(pid) = child.id() {
-                    process::kill_group(pid as i32, Signal::SIGKILL);
-                }
-                let _ = child.wait().await;
+        // One at a time, the last started first, each given a moment: peers
+        // that hand their work over when they stop (an etcd leader) do so to
+        // a peer that is still there, instead of each waiting out its
+        // timeout on a peer that is stopping too.
+        for service in running.iter().rev() {
+            if service.exited.borrow().is_some() {
+                continue;
+            }
+            process::kill_group(service.pgid, Signal::SIGTERM);
+            process::kill_group(service.pgid, Signal::SIGCONT);
+            let moment = deadline.min(tokio::time::Instant::now() + Duration::from_millis(500));
+            exited_by(&service.exited, moment).await;
+        }
+        // What the services started is in their groups, alive or not.
+        for service in &running {
+            process::kill_group(service.pgid, Signal::SIGTERM);
+            process::kill_group(service.pgid, Signal::SIGCONT);
+        }
+        for service in &running {
+            if !exited_by(&service.exited, deadline).await {
+                process::kill_group(service.pgid, Signal::SIGKILL);
+                // SIGKILL cannot be ignored; a process in the kernel's
+                // uninterruptible sleep is left to the sweep.
+                let soon = tokio::time::Instant::now() + Duration::from_secs(1);
+                exited_by(&service.exited, soon).await;
             }
         }
+        self.waiters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .abort_all();
         // Services are gone: what their logs leave on disk is bounded too.
         for name in self.services.keys() {
             let log = ctx.run_dir.join("logs").join(format!("{name}.log"));

@@ -12,6 +12,7 @@
 //! - `kube`: the Kubernetes layer Kubernetes targets share (API faults, probes, apply).
 //! - `kind`: a kind cluster, faults on its node containers.
 //! - `kwok`: a kwok cluster (a real control plane, simulated nodes).
+//! - `cluster`: an existing cluster, pinned by identity; API faults only.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::Emitter;
 
+pub mod cluster;
 mod fault;
 pub mod kind;
 pub mod kube;
@@ -46,29 +48,36 @@ pub enum Undo {
     Kwok(kwok::KwokUndo),
 }
 
-/// The kind target for a drill. `resuming`: the cluster exists already
-/// because the run created it before its runner died, so it is reused.
+/// The kind target for a drill, whose API faults may touch `scope`.
+/// `resuming`: the cluster exists already because the run created it before
+/// its runner died, so it is reused.
 pub fn kind_target(
     spec: &kind::KindSpec,
     scenario_dir: &Path,
+    scope: kube::scope::Scope,
     resuming: bool,
 ) -> std::sync::Arc<dyn Target> {
     let mut spec = spec.clone();
     if resuming {
         spec.reuse = true;
     }
-    std::sync::Arc::new(kind::KindTarget::new(&spec, scenario_dir))
+    std::sync::Arc::new(kind::KindTarget::new(&spec, scenario_dir).with_scope(scope))
 }
 
-/// The kwok target for a drill. `resuming`: the cluster exists already in
-/// the run's directory because the run created it before its runner died,
-/// so it is reused (its components started again).
-pub fn kwok_target(spec: &kwok::KwokSpec, resuming: bool) -> std::sync::Arc<dyn Target> {
+/// The kwok target for a drill, whose API faults may touch `scope`.
+/// `resuming`: the cluster exists already in the run's directory because
+/// the run created it before its runner died, so it is reused (its
+/// components started again).
+pub fn kwok_target(
+    spec: &kwok::KwokSpec,
+    scope: kube::scope::Scope,
+    resuming: bool,
+) -> std::sync::Arc<dyn Target> {
     let mut spec = spec.clone();
     if resuming {
         spec.reuse = true;
     }
-    std::sync::Arc::new(kwok::KwokTarget::new(&spec))
+    std::sync::Arc::new(kwok::KwokTarget::new(&spec).with_scope(scope))
 }
 
 /// A target that cannot run anything (exit 4 with its reason).
@@ -100,6 +109,10 @@ impl Target for Unsupported {
     async fn collect_evidence(&self, _dir: &Path, _ctx: &RunContext) {}
     async fn teardown(&self, _ctx: &RunContext, _keep: bool) {}
 }
+
+/// How [`Target::preview`] marks a fault the run would refuse (its reason
+/// follows): `--dry-run` then exits as the run would.
+pub const REFUSED: &str = "REFUSED: ";
 
 /// What every target gets from the run.
 #[derive(Clone)]
@@ -191,7 +204,8 @@ pub trait Target: Send + Sync {
     /// learnt on the way, added to every command's environment.
     async fn setup(&self, ctx: &RunContext) -> Result<BTreeMap<String, String>, TargetError>;
 
-    /// What a fault would hit, without touching anything (`--dry-run`).
+    /// What a fault would hit, without touching anything (`--dry-run`);
+    /// what a run would refuse to touch starts with [`REFUSED`].
     fn preview(&self, fault: &FaultSpec, ctx: &RunContext) -> String;
 
     /// Injects a fault other than a `run` shell (which the engine runs).
@@ -203,11 +217,21 @@ pub trait Target: Send + Sync {
         ctx: &RunContext,
     ) -> Result<Injected, TargetError>;
 
-    /// Whether a service's own process still lives; `None` where the target
-    /// has no services. A service is ready only while it does (SPEC §3.1).
+    /// Whether a service's own process still lives; `None` where the target has
+    /// no services. A service is ready only while it does
+    /// (docs/drill-format.md, `services`).
     fn service_alive(&self, service: &str) -> Option<bool> {
         let _ = service;
         None
+    }
+
+    /// Resolves when a service's own process has exited, with how (`exit
+    /// 1`, `killed by SIGKILL`); never where the target cannot watch its
+    /// services. The engine waits for readiness on this and the ready probe
+    /// at once: a service that dies while starting is seen at once.
+    async fn service_exited(&self, service: &str) -> String {
+        let _ = service;
+        std::future::pending().await
     }
 
     /// Undoes a fault with the record [`Target::inject`] returned.

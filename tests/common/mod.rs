@@ -62,7 +62,7 @@ impl Run {
 /// steady-state probe fail. A fixture's recovery starts with it, as an
 /// on-call engineer's starts after detection, so that a recovery faster than
 /// one probe interval cannot hide the outage its drill caused (a run that
-/// observes no outage fails, SPEC §7.2).
+/// observes no outage fails: docs/scoring.md, "Outage observed").
 pub const AWAIT_OUTAGE: &str =
     r#"until grep -q '"role":"steady","ok":false' "$RUN_DIR/events.jsonl"; do sleep 0.05; done"#;
 

@@ -1,6 +1,6 @@
-//! The kind target (SPEC §3.2): a kind cluster created for the run, faults on
-//! its node containers (through `docker`/`podman`) and through its API server,
-//! `k8s` probes, server-side apply, and evidence.
+//! The kind target (docs/drill-format.md, `kind`): a kind cluster created for
+//! the run, faults on its node containers (through `docker`/`podman`) and
+//! through its API server, `k8s` probes, server-side apply, and evidence.
 //!
 //! Safety:
 //! - The cluster's kubeconfig is its own file, `RUN_DIR/kubeconfig`: every
@@ -22,10 +22,10 @@ use kube::Client;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use super::kube::client_from_file;
-use super::kube::{FileClient, KubeFault, KubeOps, api, check_node_selector, describe_selector};
+use super::kube::conn::{Connection, kube_cache_dir, kube_vars, run_kubeconfig, write_private};
+use super::kube::scope::Scope;
 use super::kube::{K8sProbe, NodeSelector};
-use super::kube::{kube_cache_dir, write_private};
+use super::kube::{KubeFault, KubeOps, api, check_node_selector, describe_selector};
 use super::local::step_seed;
 use super::{FaultCheck, Injected, RunContext, Target, TargetError, Undo};
 use super::{FaultSpec, RawFault};
@@ -33,6 +33,8 @@ use crate::located::Located;
 use crate::vars::expand;
 
 pub mod runner;
+
+pub use super::kube::conn::client_from_file;
 
 #[cfg(test)]
 mod tests;
@@ -47,15 +49,23 @@ const APISERVER_PARKED: &str = "/etc/kubernetes/kube-apiserver.yaml.firedrill";
 /// the end, also when a runbook restored it first.
 const RESTORE_APISERVER: &str = "if [ -f /etc/kubernetes/kube-apiserver.yaml.firedrill ]; then mv /etc/kubernetes/kube-apiserver.yaml.firedrill /etc/kubernetes/manifests/kube-apiserver.yaml; fi; test -f /etc/kubernetes/manifests/kube-apiserver.yaml";
 
-/// `docker inspect` format printing a node's IPv4 and IPv6 address on the
-/// kind network.
-const NODE_ADDRESSES: &str =
-    "{{with index .NetworkSettings.Networks \"kind\"}}{{.IPAddress}} {{.GlobalIPv6Address}}{{end}}";
+/// `partition_node` cuts a node off inside it, with iptables rules on its
+/// interface on the kind network (`eth0`), and never with `docker network
+/// disconnect`: the way back, `docker network connect --ip ...`, is refused
+/// on kind's network ("user specified IP address is supported only when
+/// connecting to networks with user configured subnets": moby's
+/// `validateEndpointSettings`; kind gives its network an IPv6 subnet only and
+/// lets docker choose the IPv4 one, see kind's `pkg/cluster/internal/
+/// providers/docker/network.go`), and reconnected without `--ip` the node may
+/// get another address than the one its kubelet and certificates are bound
+/// to. Read from the upstream code; only a container engine can show it.
+const PARTITION: &str = "set -e; for t in iptables ip6tables; do if [ $t = ip6tables ] && ! ip6tables -w -S INPUT >/dev/null 2>&1; then continue; fi; for r in 'INPUT -i eth0' 'OUTPUT -o eth0' 'FORWARD -i eth0' 'FORWARD -o eth0'; do $t -w -I $r -m comment --comment firedrill-partition -j DROP; done; done";
 
-/// The docker network kind puts its nodes on.
-const KIND_NETWORK: &str = "kind";
+/// Removes every rule [`PARTITION`] added (also when a runbook removed some
+/// first), and fails unless none is left.
+const UNPARTITION: &str = "for t in iptables ip6tables; do for r in 'INPUT -i eth0' 'OUTPUT -o eth0' 'FORWARD -i eth0' 'FORWARD -o eth0'; do while $t -w -D $r -m comment --comment firedrill-partition -j DROP 2>/dev/null; do :; done; done; done; ! iptables -w -S | grep -q firedrill-partition";
 
-/// `target: {kind: {...}}` (SPEC §3.2).
+/// `target: {kind: {...}}`: a kind cluster created for the run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "KindTarget")]
@@ -137,7 +147,7 @@ impl NodeFault {
             NodeFault::Stop => vec!["stop", node],
             NodeFault::Kill => vec!["kill", node],
             NodeFault::Pause => vec!["pause", node],
-            NodeFault::Partition => vec!["network", "disconnect", KIND_NETWORK, node],
+            NodeFault::Partition => vec!["exec", node, "sh", "-c", PARTITION],
             NodeFault::StopKubelet => vec!["exec", node, "systemctl", "stop", "kubelet"],
         }
     }
@@ -149,27 +159,19 @@ impl NodeFault {
             NodeFault::Kill => format!("`{engine} kill` on {nodes}"),
             NodeFault::Pause => format!("`{engine} pause` on {nodes}"),
             NodeFault::Partition => {
-                format!("`{engine} network disconnect {KIND_NETWORK}` for {nodes}")
+                format!("iptables rules inside {nodes} drop all traffic on its network interface")
             }
             NodeFault::StopKubelet => format!("`systemctl stop kubelet` inside {nodes}"),
         }
     }
 
-    /// How to undo it on `nodes` (`addresses`: where a partitioned node was).
-    fn undo(
-        self,
-        engine: String,
-        nodes: Vec<String>,
-        addresses: Vec<NodeAddress>,
-    ) -> Option<KindUndo> {
+    /// How to undo it on `nodes`.
+    fn undo(self, engine: String, nodes: Vec<String>) -> Option<KindUndo> {
         match self {
             NodeFault::Stop => Some(KindUndo::StartNodes { engine, nodes }),
             NodeFault::Kill => None,
             NodeFault::Pause => Some(KindUndo::UnpauseNodes { engine, nodes }),
-            NodeFault::Partition => Some(KindUndo::ReconnectNodes {
-                engine,
-                nodes: addresses,
-            }),
+            NodeFault::Partition => Some(KindUndo::Unpartition { engine, nodes }),
             NodeFault::StopKubelet => Some(KindUndo::StartKubelet { engine, nodes }),
         }
     }
@@ -193,13 +195,12 @@ pub enum KindUndo {
         /// Node containers.
         nodes: Vec<String>,
     },
-    /// `<engine> network connect` with the addresses the nodes had (a
-    /// `partition_node`): their kubelets and certificates are bound to them.
-    ReconnectNodes {
+    /// Remove the partition's iptables rules inside the nodes (a `partition_node`).
+    Unpartition {
         /// `docker` or `podman`.
         engine: String,
-        /// Node containers with their addresses.
-        nodes: Vec<NodeAddress>,
+        /// Node containers.
+        nodes: Vec<String>,
     },
     /// `systemctl start kubelet` inside the nodes (a `stop_kubelet`).
     StartKubelet {
@@ -217,15 +218,17 @@ pub enum KindUndo {
     },
 }
 
-/// A node container and its addresses on the kind network.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NodeAddress {
-    /// The node container.
-    pub node: String,
-    /// Its IPv4 address, if it had one.
-    pub ip: Option<String>,
-    /// Its IPv6 address, if it had one.
-    pub ip6: Option<String>,
+impl KindUndo {
+    /// The node containers it undoes the fault on.
+    pub fn nodes(&self) -> &[String] {
+        match self {
+            KindUndo::StartNodes { nodes, .. }
+            | KindUndo::UnpauseNodes { nodes, .. }
+            | KindUndo::Unpartition { nodes, .. }
+            | KindUndo::StartKubelet { nodes, .. }
+            | KindUndo::RestoreApiserver { nodes, .. } => nodes,
+        }
+    }
 }
 
 /// Every fault key of the kind target but `run`: its own (the cluster,
@@ -238,8 +241,86 @@ pub fn fault_kinds() -> Vec<&'static str> {
         .collect()
 }
 
-/// The variables the kind target sets (see [`KindTarget::vars`]).
-pub const VAR_NAMES: &[&str] = &["CLUSTER", "KUBECONFIG", "KUBECACHEDIR"];
+/// The variables the kind target sets (see [`KindTarget::vars`]; after
+/// setup also `CONTAINER_ENGINE`, `docker` or `podman`, and with podman
+/// `KIND_EXPERIMENTAL_PROVIDER`).
+pub const VAR_NAMES: &[&str] = &[
+    "CLUSTER",
+    "KUBECONFIG",
+    "KUBECACHEDIR",
+    "CONTAINER_ENGINE",
+    "KIND_EXPERIMENTAL_PROVIDER",
+];
+
+/// The record in `RUN_DIR` that this run created its cluster:
+/// `{"cluster": NAME, "uid": KUBE_SYSTEM_UID}`.
+pub const CREATED_MARKER: &str = "kind-cluster-created.json";
+
+/// `firedrill clean`: deletes the kind cluster a dead run created (its
+/// [`CREATED_MARKER`]), only if the API server behind the run's kubeconfig
+/// is still that cluster. `None` if the run created none.
+pub async fn clean_cluster(
+    run_dir: &Path,
+    runner: &dyn Runner,
+) -> Option<Result<String, TargetError>> {
+    let marker = run_dir.join(CREATED_MARKER);
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&marker).ok()?).ok()?;
+    let (Some(cluster), Some(uid)) = (record["cluster"].as_str(), record["uid"].as_str()) else {
+        return Some(Err(TargetError::Failed(format!(
+            "{} is not a cluster record",
+            marker.display()
+        ))));
+    };
+    let kubeconfig = run_kubeconfig(run_dir);
+    let conn = Connection::new(format!("the kind cluster {cluster} the run created"));
+    conn.pin(uid.to_owned());
+    if let Err(error) = conn
+        .confirm(&format!("delete kind cluster {cluster}"), &kubeconfig)
+        .await
+    {
+        return Some(Err(TargetError::Refused(format!(
+            "{error}; if it is the run's, delete it with `kind delete cluster --name {cluster}`"
+        ))));
+    }
+    let args: Vec<String> = ["delete", "cluster", "--name", cluster, "--kubeconfig"]
+        .iter()
+        .map(|a| (*a).to_owned())
+        .chain([kubeconfig.display().to_string()])
+        .collect();
+    let env = BTreeMap::from([(
+        "KUBECACHEDIR".to_owned(),
+        kube_cache_dir(run_dir).display().to_string(),
+    )]);
+    // Marked as `clean`'s own, not the dead run's: what `clean` ends of that
+    // run must not include the deletion it is running.
+    let marker_id = format!("clean-{}", std::process::id());
+    Some(match runner.run("kind", &args, &env, &marker_id).await {
+        Ok(output) if output.success() => {
+            let _ = std::fs::remove_file(&marker);
+            Ok(format!("deleted kind cluster {cluster}"))
+        }
+        Ok(output) => Err(command_failed(&format!("kind {}", args.join(" ")), &output)),
+        Err(error) => Err(TargetError::Failed(format!("cannot run kind: {error}"))),
+    })
+}
+
+/// Whether `marker` records that cluster `cluster` with kube-system `uid`
+/// was created by the run: the same name alone is not enough.
+fn created_here(marker: &Path, cluster: &str, uid: &str) -> bool {
+    recorded_uid(marker, cluster).is_some_and(|recorded| recorded == uid)
+}
+
+/// The kube-system UID `marker` records for cluster `cluster`, if it
+/// records that cluster.
+fn recorded_uid(marker: &Path, cluster: &str) -> Option<String> {
+    let text = std::fs::read_to_string(marker).ok()?;
+    let record: serde_json::Value = serde_json::from_str(&text).ok()?;
+    if record["cluster"] != cluster {
+        return None;
+    }
+    record["uid"].as_str().map(str::to_owned)
+}
 
 impl KindFault {
     /// The key as written.
@@ -302,8 +383,6 @@ struct State {
     engine: Option<String>,
     /// `RUN_DIR/kubeconfig`.
     kubeconfig: Option<PathBuf>,
-    /// UID of `kube-system` at setup.
-    identity: Option<String>,
     /// This run created the cluster (so it deletes it).
     created: bool,
 }
@@ -315,11 +394,10 @@ pub struct KindTarget {
     reuse: bool,
     keep: bool,
     runner: Arc<dyn Runner>,
-    /// A client given by a test instead of one built from the kubeconfig.
-    fixed_client: Option<Client>,
-    /// The client of the kubeconfig file: a runbook that recreates the
-    /// cluster rewrites the file, and the client follows.
-    file_client: FileClient,
+    /// The API server, and the identity pinned at setup.
+    conn: Connection,
+    /// The namespaces API faults may touch.
+    scope: Scope,
     state: Mutex<State>,
 }
 
@@ -342,8 +420,11 @@ impl KindTarget {
             reuse: spec.reuse,
             keep: spec.keep,
             runner,
-            fixed_client: None,
-            file_client: FileClient::default(),
+            conn: Connection::new(format!(
+                "the kind cluster {} this run set up",
+                spec.cluster.value
+            )),
+            scope: Scope::default(),
             state: Mutex::new(State::default()),
         }
     }
@@ -351,7 +432,14 @@ impl KindTarget {
     /// Uses `client` for the API instead of one built from the kubeconfig
     /// (tests hand in a mock).
     pub fn with_client(mut self, client: Client) -> KindTarget {
-        self.fixed_client = Some(client);
+        self.conn = self.conn.with_client(client);
+        self
+    }
+
+    /// Lets API faults touch the namespaces of `scope` (docs/drill-format.md,
+    /// "scope"); by default none.
+    pub fn with_scope(mut self, scope: Scope) -> KindTarget {
+        self.scope = scope;
         self
     }
 
@@ -366,7 +454,7 @@ impl KindTarget {
     fn kubeconfig(&self, ctx: &RunContext) -> PathBuf {
         self.state()
             .kubeconfig
-            .unwrap_or_else(|| ctx.run_dir.join("kubeconfig"))
+            .unwrap_or_else(|| run_kubeconfig(&ctx.run_dir))
     }
 
     /// The environment every child gets: the cluster's own kubeconfig, and
@@ -396,7 +484,7 @@ impl KindTarget {
     ) -> Result<Output, TargetError> {
         let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
         self.runner
-            .run(program, &args, &self.child_env(ctx))
+            .run(program, &args, &self.child_env(ctx), &ctx.run_id)
             .await
             .map_err(|e| TargetError::Failed(format!("cannot run {program}: {e}")))
     }
@@ -431,36 +519,12 @@ impl KindTarget {
 
     /// The Kubernetes client for the cluster's own kubeconfig.
     async fn client(&self, ctx: &RunContext) -> Result<Client, TargetError> {
-        if let Some(client) = &self.fixed_client {
-            return Ok(client.clone());
-        }
-        self.file_client.get(&self.kubeconfig(ctx)).await
+        self.conn.client(&self.kubeconfig(ctx)).await
     }
 
     /// Refuses unless the API server is still the cluster set up by this run.
     async fn check_identity(&self, what: &str, ctx: &RunContext) -> Result<(), TargetError> {
-        let Some(recorded) = self.state().identity else {
-            return Err(TargetError::Refused(format!(
-                "refusing to {what}: the identity of kind cluster {} was not recorded at setup",
-                self.cluster
-            )));
-        };
-        let client = self
-            .client(ctx)
-            .await
-            .map_err(|e| TargetError::Refused(format!("refusing to {what}: {e}")))?;
-        match api::kube_system_uid(&client).await {
-            Ok(uid) if uid == recorded => Ok(()),
-            Ok(uid) => Err(TargetError::Refused(format!(
-                "refusing to {what}: the API server in {} is not the kind cluster {} this run set up (kube-system UID {uid}, expected {recorded})",
-                self.kubeconfig(ctx).display(),
-                self.cluster
-            ))),
-            Err(e) => Err(TargetError::Refused(format!(
-                "refusing to {what}: cannot confirm that the API server is kind cluster {}: {e}",
-                self.cluster
-            ))),
-        }
+        self.conn.confirm(what, &self.kubeconfig(ctx)).await
     }
 
     /// `kind delete cluster` through the cluster's own kubeconfig.
@@ -515,9 +579,7 @@ impl KindTarget {
 /// container is not paused, the node is on the network again.
 fn already_undone(stderr: &str) -> bool {
     let stderr = stderr.to_ascii_lowercase();
-    ["is not paused", "already exists in network"]
-        .iter()
-        .any(|sign| stderr.contains(sign))
+    ["is not paused"].iter().any(|sign| stderr.contains(sign))
 }
 
 /// The error of a command that had to succeed, naming it.
@@ -596,17 +658,9 @@ impl Target for KindTarget {
     }
 
     fn vars(&self, run_dir: &Path) -> BTreeMap<String, String> {
-        BTreeMap::from([
-            ("CLUSTER".to_owned(), self.cluster.clone()),
-            (
-                "KUBECONFIG".to_owned(),
-                run_dir.join("kubeconfig").display().to_string(),
-            ),
-            (
-                "KUBECACHEDIR".to_owned(),
-                kube_cache_dir(run_dir).display().to_string(),
-            ),
-        ])
+        let mut vars = kube_vars(run_dir);
+        vars.insert("CLUSTER".to_owned(), self.cluster.clone());
+        vars
     }
 
     fn kube(&self) -> Option<&dyn KubeOps> {
@@ -624,7 +678,7 @@ impl Target for KindTarget {
                 "no container engine: kind runs its nodes in containers and needs `docker` or `podman` on PATH; install Docker (https://docs.docker.com/engine/install/) or podman".to_owned(),
             ));
         };
-        let kubeconfig = ctx.run_dir.join("kubeconfig");
+        let kubeconfig = run_kubeconfig(&ctx.run_dir);
         self.update(|state| {
             state.engine = Some(engine.to_owned());
             state.kubeconfig = Some(kubeconfig.clone());
@@ -632,8 +686,15 @@ impl Target for KindTarget {
         std::fs::create_dir_all(&ctx.run_dir).map_err(|e| {
             TargetError::Unavailable(format!("cannot create {}: {e}", ctx.run_dir.display()))
         })?;
+        // podman's info has no `.ServerVersion` (a template error there):
+        // ask it as kind's podman provider does.
+        let info_format = if engine == "podman" {
+            "json"
+        } else {
+            "{{.ServerVersion}}"
+        };
         let info = self
-            .exec(engine, &["info", "--format", "{{.ServerVersion}}"], ctx)
+            .exec(engine, &["info", "--format", info_format], ctx)
             .await?;
         if !info.success() {
             return Err(TargetError::Unavailable(format!(
@@ -657,9 +718,13 @@ impl Target for KindTarget {
                 args.extend(["--config", config]);
             }
             args.extend(["--kubeconfig", &kubeconfig_arg, "--wait", "5m"]);
-            // Marked before the command: a half-created cluster is ours to delete.
-            self.update(|state| state.created = true);
+            // Ours only once kind made it: a create that fails because another
+            // run made the same cluster first must not delete that run's
+            // cluster at teardown, and kind deletes the nodes of a create that
+            // failed half-way itself (without `--retain`: kind's
+            // pkg/cluster/internal/create/create.go).
             self.exec_ok("kind", &args, ctx).await?;
+            self.update(|state| state.created = true);
         }
         let exported = self
             .exec_ok("kind", &["get", "kubeconfig", "--name", &self.cluster], ctx)
@@ -672,8 +737,31 @@ impl Target for KindTarget {
                 self.cluster
             ))
         })?;
-        self.update(|state| state.identity = Some(uid));
-        Ok(self.vars(&ctx.run_dir))
+        let marker = ctx.run_dir.join(CREATED_MARKER);
+        if self.state().created {
+            // A resumed run, or `clean`, knows the cluster is this run's.
+            let record = serde_json::json!({"cluster": self.cluster, "uid": uid});
+            write_private(&marker, &record.to_string())?;
+        } else if created_here(&marker, &self.cluster, &uid) {
+            // Resumed: the cluster the dead runner created, still the same one.
+            self.update(|state| state.created = true);
+        } else if let Some(recorded) = recorded_uid(&marker, &self.cluster) {
+            // Resumed, but the cluster of that name is another one: the
+            // run's was deleted and somebody made one again meanwhile.
+            return Err(TargetError::Refused(format!(
+                "kind cluster {name} is not the one this run created (kube-system UID {recorded} recorded in {marker}, {uid} now): it was deleted and made again since the run stopped, and a resumed run faults only its own cluster; delete it (`kind delete cluster --name {name}`) to let the run create its own, or start a new run",
+                name = self.cluster,
+                marker = marker.display()
+            )));
+        }
+        self.conn.pin(uid);
+        let mut vars = self.vars(&ctx.run_dir);
+        vars.insert("CONTAINER_ENGINE".to_owned(), engine.to_owned());
+        if engine == "podman" {
+            // Runbooks' own `kind` commands need it as much as firedrill's.
+            vars.insert("KIND_EXPERIMENTAL_PROVIDER".to_owned(), "podman".to_owned());
+        }
+        Ok(vars)
     }
 
     fn preview(&self, fault: &FaultSpec, ctx: &RunContext) -> String {
@@ -737,6 +825,7 @@ impl Target for KindTarget {
                     None => Vec::new(),
                 };
                 let client = self.client(ctx).await?;
+                self.scope.check(&client, fault, env).await?;
                 fault.inject(&client, nodes, env, seed).await
             }
             FaultSpec::Local(_) | FaultSpec::Kwok(_) | FaultSpec::Shell(_) => {
@@ -759,8 +848,10 @@ impl Target for KindTarget {
                         "the kind target cannot undo a fault of another target".to_owned(),
                     ));
                 }
-                Undo::Kind(KindUndo::ReconnectNodes { engine, nodes }) => {
-                    return self.reconnect(engine, nodes, ctx).await;
+                Undo::Kind(KindUndo::Unpartition { engine, nodes }) => {
+                    ("partition_node", engine, strs(nodes), |n| {
+                        argv(&["exec", n, "sh", "-c", UNPARTITION])
+                    })
                 }
                 Undo::Kind(KindUndo::StartNodes { engine, nodes }) => {
                     ("stop_node", engine, strs(nodes), |n| argv(&["start", n]))
@@ -815,6 +906,14 @@ impl Target for KindTarget {
             Ok(client) => problems.extend(api::collect_evidence(&client, dir).await),
             Err(e) => problems.push(e.to_string()),
         }
+        if self.state().engine.is_some() {
+            // Node logs: kubelet, containerd, the control plane's pods.
+            let logs = dir.join("kind-logs").display().to_string();
+            let args = ["export", "logs", &logs, "--name", &self.cluster];
+            if let Err(e) = self.exec_ok("kind", &args, ctx).await {
+                problems.push(format!("kind export logs: {e}"));
+            }
+        }
         if !problems.is_empty() {
             let _ = std::fs::write(dir.join("kind-problems.txt"), problems.join("\n") + "\n");
         }
@@ -843,6 +942,17 @@ impl Target for KindTarget {
 impl KubeOps for KindTarget {
     async fn confirm_cluster(&self, what: &str, ctx: &RunContext) -> Result<(), TargetError> {
         self.check_identity(what, ctx).await
+    }
+
+    async fn repin(&self, ctx: &RunContext) -> Result<String, TargetError> {
+        let detail = self.conn.repin(&self.kubeconfig(ctx)).await?;
+        // A cluster this run created and a step rebuilt is still the run's:
+        // `resume` and `clean` must know it by its new UID.
+        if let (true, Some(uid)) = (self.state().created, self.conn.pinned()) {
+            let record = serde_json::json!({"cluster": self.cluster, "uid": uid});
+            write_private(&ctx.run_dir.join(CREATED_MARKER), &record.to_string())?;
+        }
+        Ok(detail)
     }
 
     async fn probe(&self, probe: &K8sProbe, ctx: &RunContext) -> super::ProbeOutcome {
@@ -882,21 +992,11 @@ impl KindTarget {
             KindFault::Node(node_fault, selector) => (*node_fault, selector),
         };
         let nodes = self.select_nodes(step, selector, env, ctx).await?;
-        let mut addresses = Vec::new();
-        for node in &nodes {
-            if node_fault == NodeFault::Partition {
-                // Reconnected with the same addresses: the node's kubelet and
-                // certificates are bound to them.
-                let args = ["inspect", "--format", NODE_ADDRESSES, node];
-                let output = self.exec_ok(&engine, &args, ctx).await?;
-                let mut found = output.stdout.split_whitespace().map(str::to_owned);
-                addresses.push(NodeAddress {
-                    node: node.clone(),
-                    ip: found.next(),
-                    ip6: found.next(),
-                });
+        for (done, node) in nodes.iter().enumerate() {
+            if let Err(error) = self.exec_ok(&engine, &node_fault.args(node), ctx).await {
+                let undo = node_fault.undo(engine.clone(), nodes[..done].to_vec());
+                return Err(self.roll_back(error, undo, ctx).await);
             }
-            self.exec_ok(&engine, &node_fault.args(node), ctx).await?;
         }
         let detail = if selector.node.is_some() {
             String::new()
@@ -906,8 +1006,31 @@ impl KindTarget {
         Ok(Injected {
             targets: nodes.clone(),
             detail,
-            undo: node_fault.undo(engine, nodes, addresses).map(Undo::Kind),
+            undo: node_fault.undo(engine, nodes).map(Undo::Kind),
         })
+    }
+
+    /// A fault failed on one node after it hit others: the fault step fails
+    /// and returns no undo record, so the nodes already hit are undone now,
+    /// and the error says what was undone or what is left broken.
+    async fn roll_back(
+        &self,
+        error: TargetError,
+        undo: Option<KindUndo>,
+        ctx: &RunContext,
+    ) -> TargetError {
+        let Some(undo) = undo.filter(|undo| !undo.nodes().is_empty()) else {
+            return error;
+        };
+        let nodes = undo.nodes().join(", ");
+        match self.revert(&Undo::Kind(undo), ctx).await {
+            Ok(_) => {
+                TargetError::Failed(format!("{error}; undone on the nodes already hit: {nodes}"))
+            }
+            Err(undo_error) => TargetError::Failed(format!(
+                "{error}; undoing it on the nodes already hit ({nodes}) failed too, they are left as the fault made them: {undo_error}"
+            )),
+        }
     }
 
     /// Parks the kube-apiserver manifest on every control-plane node: with
@@ -930,9 +1053,15 @@ impl KindTarget {
                 self.cluster
             )));
         }
-        for node in &control_planes {
+        for (done, node) in control_planes.iter().enumerate() {
             let args = ["exec", node, "mv", APISERVER_MANIFEST, APISERVER_PARKED];
-            self.exec_ok(engine, &args, ctx).await?;
+            if let Err(error) = self.exec_ok(engine, &args, ctx).await {
+                let undo = KindUndo::RestoreApiserver {
+                    engine: engine.to_owned(),
+                    nodes: control_planes[..done].to_vec(),
+                };
+                return Err(self.roll_back(error, Some(undo), ctx).await);
+            }
         }
         Ok(Injected {
             targets: control_planes.clone(),
@@ -942,29 +1071,6 @@ impl KindTarget {
                 nodes: control_planes,
             })),
         })
-    }
-
-    /// Reconnects partitioned nodes with the addresses they had.
-    async fn reconnect(
-        &self,
-        engine: &str,
-        nodes: &[NodeAddress],
-        ctx: &RunContext,
-    ) -> Result<String, TargetError> {
-        let commands = nodes
-            .iter()
-            .map(|address| {
-                let mut args = argv(&["network", "connect"]);
-                for (flag, ip) in [("--ip", &address.ip), ("--ip6", &address.ip6)] {
-                    if let Some(ip) = ip {
-                        args.extend([flag.to_owned(), ip.clone()]);
-                    }
-                }
-                args.extend([KIND_NETWORK.to_owned(), address.node.clone()]);
-                args
-            })
-            .collect();
-        self.run_undo("partition_node", engine, commands, ctx).await
     }
 
     /// Runs the container engine commands that undo a fault, one per node;

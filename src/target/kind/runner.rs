@@ -8,6 +8,11 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
+use crate::process::Cmd;
+
+/// How long one `kind`, `docker` or `podman` command may take.
+pub const COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// What a finished command left.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Output {
@@ -50,12 +55,14 @@ pub trait Runner: Send + Sync {
     /// Where `program` is on the search path, if it is installed.
     fn find(&self, program: &str) -> Option<PathBuf>;
 
-    /// Runs `program args` to the end with `env` added to the environment.
+    /// Runs `program args` to the end with `env` added to the environment,
+    /// marked as a process of the run `run_id`.
     async fn run(
         &self,
         program: &str,
         args: &[String],
         env: &BTreeMap<String, String>,
+        run_id: &str,
     ) -> std::io::Result<Output>;
 }
 
@@ -109,21 +116,28 @@ impl Runner for SystemRunner {
         program: &str,
         args: &[String],
         env: &BTreeMap<String, String>,
+        run_id: &str,
     ) -> std::io::Result<Output> {
         let resolved = self
             .find(program)
             .unwrap_or_else(|| Path::new(program).to_path_buf());
-        let output = tokio::process::Command::new(resolved)
-            .args(args)
+        // `kind create cluster --wait 5m` is the longest of them.
+        let (finished, stdout) = Cmd::argv(run_id, resolved.display().to_string(), args)
             .envs(env)
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .output()
+            .timeout(COMMAND_TIMEOUT)
+            .run_captured()
             .await?;
+        let mut stderr = finished.output;
+        if finished.timed_out {
+            stderr.push_str(&format!(
+                "{program} did not finish within {}; its process group was killed",
+                crate::duration::format_duration(COMMAND_TIMEOUT)
+            ));
+        }
         Ok(Output {
-            code: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            code: finished.exit_code,
+            stdout,
+            stderr,
         })
     }
 }
@@ -137,6 +151,8 @@ pub struct Call {
     pub args: Vec<String>,
     /// The environment added for it.
     pub env: BTreeMap<String, String>,
+    /// The run it was marked with.
+    pub run_id: String,
 }
 
 impl Call {
@@ -198,11 +214,13 @@ impl Runner for FakeRunner {
         program: &str,
         args: &[String],
         env: &BTreeMap<String, String>,
+        run_id: &str,
     ) -> std::io::Result<Output> {
         let call = Call {
             program: program.to_owned(),
             args: args.to_vec(),
             env: env.clone(),
+            run_id: run_id.to_owned(),
         };
         let output = (self.script)(&call.argv());
         self.calls
@@ -242,11 +260,31 @@ mod tests {
                     "echo $KUBECONFIG; echo err >&2; exit 3".to_owned(),
                 ],
                 &env,
+                "run-1",
             )
             .await
             .unwrap();
         assert_eq!(out.code, Some(3));
         assert_eq!(out.stdout, "/run/kubeconfig\n");
         assert_eq!(out.stderr, "err\n");
+    }
+
+    #[tokio::test]
+    async fn the_system_runner_marks_its_commands_and_gives_them_a_group() {
+        let runner = SystemRunner::new();
+        let out = runner
+            .run(
+                "sh",
+                &[
+                    "-c".to_owned(),
+                    // Own process group: the group id is the shell's pid.
+                    "echo $FIREDRILL_RUN_ID; [ \"$(ps -o pgid= -p $$ | tr -d ' ')\" = \"$$\" ] && echo own-group".to_owned(),
+                ],
+                &BTreeMap::new(),
+                "run-7",
+            )
+            .await
+            .unwrap();
+        assert_eq!(out.stdout, "run-7\nown-group\n", "{}", out.stderr);
     }
 }

@@ -19,86 +19,7 @@ use crate::target::kube::PodKillFault;
 use crate::target::local::KillFault;
 use crate::target::local::LocalUndo;
 
-type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
-
-/// One request the mock API server expects, and its answer.
-struct Exchange {
-    method: &'static str,
-    uri: String,
-    body: Option<Value>,
-    content_type: Option<&'static str>,
-    status: u16,
-    reply: Value,
-}
-
-fn ex(method: &'static str, uri: impl Into<String>, reply: Value) -> Exchange {
-    Exchange {
-        method,
-        uri: uri.into(),
-        body: None,
-        content_type: None,
-        status: 200,
-        reply,
-    }
-}
-
-impl Exchange {
-    fn body(mut self, body: Value) -> Exchange {
-        self.body = Some(body);
-        self
-    }
-    fn content_type(mut self, content_type: &'static str) -> Exchange {
-        self.content_type = Some(content_type);
-        self
-    }
-    fn status(mut self, status: u16) -> Exchange {
-        self.status = status;
-        self
-    }
-}
-
-/// Serves `exchanges` in order, asserting each request; returns the handle
-/// so the test can check that nothing else was asked.
-fn serve(mut handle: Handle, exchanges: Vec<Exchange>) -> tokio::task::JoinHandle<Handle> {
-    tokio::spawn(async move {
-        for expected in exchanges {
-            let (request, send) = handle.next_request().await.unwrap_or_else(|| {
-                panic!("no request; expected {} {}", expected.method, expected.uri)
-            });
-            assert_eq!(
-                format!("{} {}", request.method(), request.uri()),
-                format!("{} {}", expected.method, expected.uri)
-            );
-            if let Some(content_type) = expected.content_type {
-                assert_eq!(request.headers()["content-type"], content_type);
-            }
-            let bytes = request.into_body().collect_bytes().await.unwrap();
-            if let Some(body) = expected.body {
-                let got: Value = serde_json::from_slice(&bytes).unwrap();
-                assert_eq!(got, body, "body of {} {}", expected.method, expected.uri);
-            }
-            let response = Response::builder()
-                .status(expected.status)
-                .body(Body::from(match &expected.reply {
-                    // Plain text (logs) goes as it is.
-                    Value::String(text) => text.clone().into_bytes(),
-                    other => serde_json::to_vec(other).unwrap(),
-                }))
-                .unwrap();
-            send.send_response(response);
-        }
-        handle
-    })
-}
-
-/// After the target (and with it the client) is dropped, the mock must have
-/// received nothing beyond what was expected.
-async fn assert_no_more(server: tokio::task::JoinHandle<Handle>) {
-    let mut handle = server.await.unwrap();
-    if let Some((request, _)) = handle.next_request().await {
-        panic!("unexpected request {} {}", request.method(), request.uri());
-    }
-}
+use crate::target::kube::mock::{Exchange, Handle, assert_no_more, ex, identity, namespace, serve};
 
 fn spec(cluster: &str) -> KindSpec {
     KindSpec {
@@ -135,14 +56,6 @@ fn runner() -> FakeRunner {
     })
 }
 
-fn namespace(uid: &str) -> Value {
-    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system", "uid": uid}})
-}
-
-fn identity(uid: &str) -> Exchange {
-    ex("GET", "/api/v1/namespaces/kube-system", namespace(uid))
-}
-
 /// A target that went through setup against the fake runner and the mock.
 async fn set_up(runner: &FakeRunner, dir: &Path) -> (KindTarget, Handle) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
@@ -152,7 +65,8 @@ async fn set_up(runner: &FakeRunner, dir: &Path) -> (KindTarget, Handle) {
         Path::new("/drills/scenarios"),
         Arc::new(runner.clone()),
     )
-    .with_client(client);
+    .with_client(client)
+    .with_scope(Scope::new(["shop".to_owned()], false, "`scope`"));
     let server = serve(handle, vec![identity("uid-1")]);
     target.setup(&ctx(dir)).await.unwrap();
     let handle = server.await.unwrap();
@@ -223,7 +137,7 @@ async fn setup_creates_the_cluster_with_its_own_kubeconfig_and_records_its_ident
         std::fs::metadata(&kubeconfig).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    assert_eq!(target.state().identity.as_deref(), Some("uid-1"));
+    assert_eq!(target.conn.pinned().as_deref(), Some("uid-1"));
     assert_eq!(target.describe(), "kind:drill");
 
     // The cluster this run created is deleted at the end, through its own kubeconfig.
@@ -258,10 +172,84 @@ async fn setup_returns_kubeconfig_kube_cache_and_cluster_for_every_command() {
                 "KUBECACHEDIR".to_owned(),
                 dir.path().join("kube-cache").display().to_string()
             ),
+            ("CONTAINER_ENGINE".to_owned(), "docker".to_owned()),
         ])
+    );
+    // The run records that it made the cluster (for resume and clean).
+    let marker = std::fs::read_to_string(dir.path().join(CREATED_MARKER)).unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&marker).unwrap(),
+        json!({"cluster": "drill", "uid": "uid-1"})
     );
     drop(target);
     assert_no_more(server).await;
+}
+
+#[tokio::test]
+async fn a_create_that_lost_the_race_for_the_name_does_not_delete_the_winners_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    // Not there when listed; made by another run before this create.
+    let runner = FakeRunner::new(&["kind", "docker"], |argv| match argv {
+        "kind get clusters" => Output::ok(""),
+        a if a.starts_with("kind create cluster") => Output::failed(
+            1,
+            "ERROR: failed to create cluster: node(s) already exist for a cluster with the name \"drill\"",
+        ),
+        _ => Output::ok(""),
+    });
+    let target = KindTarget::with_runner(&spec("drill"), Path::new("/d"), Arc::new(runner.clone()));
+    assert!(target.setup(&ctx(dir.path())).await.is_err());
+    target.teardown(&ctx(dir.path()), false).await;
+    assert!(
+        !runner.argvs().iter().any(|a| a.starts_with("kind delete")),
+        "{:?}",
+        runner.argvs()
+    );
+    assert!(!dir.path().join(CREATED_MARKER).exists());
+}
+
+#[tokio::test]
+async fn a_resumed_run_deletes_the_cluster_it_created_and_refuses_another_of_its_name() {
+    for (recorded, deleted) in [("uid-1", true), ("uid-of-another", false)] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(CREATED_MARKER),
+            json!({"cluster": "drill", "uid": recorded}).to_string(),
+        )
+        .unwrap();
+        let existing = FakeRunner::new(&["kind", "docker"], |argv| match argv {
+            "kind get clusters" => Output::ok("drill\n"),
+            _ => Output::ok(""),
+        });
+        let mut resumed = spec("drill");
+        resumed.reuse = true;
+        let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let target = KindTarget::with_runner(&resumed, Path::new("/d"), Arc::new(existing.clone()))
+            .with_client(Client::new(service, "default"));
+        let server = serve(handle, vec![identity("uid-1")]);
+        let setup = target.setup(&ctx(dir.path())).await;
+        if deleted {
+            setup.unwrap();
+        } else {
+            // Another cluster under the run's name: nothing is done to it.
+            assert!(
+                matches!(&setup, Err(TargetError::Refused(m)) if m.contains("UID uid-of-another recorded") && m.contains("uid-1 now")),
+                "{setup:?}"
+            );
+        }
+        target.teardown(&ctx(dir.path()), false).await;
+        let kubeconfig = dir.path().join("kubeconfig").display().to_string();
+        assert_eq!(
+            existing.argvs().contains(&format!(
+                "kind delete cluster --name drill --kubeconfig {kubeconfig}"
+            )),
+            deleted,
+            "recorded {recorded}: {:?}",
+            existing.argvs()
+        );
+        drop(target);
+        assert_no_more(server).await;
+    }
 }
 
 #[tokio::test]
@@ -284,6 +272,8 @@ async fn kept_clusters_and_reused_clusters_are_not_deleted() {
     let target = KindTarget::with_runner(&reuse, Path::new("/d"), Arc::new(existing.clone()))
         .with_client(Client::new(service, "default"));
     let server = serve(handle, vec![identity("uid-9")]);
+    // Another run, which did not make the cluster.
+    let dir = tempfile::tempdir().unwrap();
     target.setup(&ctx(dir.path())).await.unwrap();
     target.teardown(&ctx(dir.path()), false).await;
     assert_eq!(
@@ -333,9 +323,13 @@ async fn podman_is_used_when_docker_is_missing() {
     let target = KindTarget::with_runner(&spec("drill"), Path::new("/d"), Arc::new(runner.clone()))
         .with_client(Client::new(service, "default"));
     let server = serve(handle, vec![identity("u")]);
-    target.setup(&ctx(dir.path())).await.unwrap();
+    let vars = target.setup(&ctx(dir.path())).await.unwrap();
+    // Steps and runbooks get the engine and kind's switch too.
+    assert_eq!(vars["CONTAINER_ENGINE"], "podman");
+    assert_eq!(vars["KIND_EXPERIMENTAL_PROVIDER"], "podman");
     let calls = runner.calls();
-    assert_eq!(calls[0].argv(), "podman info --format {{.ServerVersion}}");
+    // podman's info has no .ServerVersion: `--format json`, as kind asks it.
+    assert_eq!(calls[0].argv(), "podman info --format json");
     for call in &calls {
         assert_eq!(
             call.env
@@ -676,6 +670,35 @@ async fn an_unreachable_api_server_refuses_destructive_faults() {
     assert_eq!(runner.argvs().len(), 4);
     drop(target);
     assert_no_more(server).await;
+}
+
+#[tokio::test]
+async fn an_api_fault_outside_the_scope_is_refused_after_the_identity_check_and_sends_nothing() {
+    for fault in [
+        KubeFault::PodKill(PodKillFault {
+            namespace: "billing".into(),
+            selector: "app=web".into(),
+            count: None,
+            percent: None,
+        }),
+        // Expanded first: `${NS}` is shop, `${NS}-db` is not in scope.
+        KubeFault::Delete(KubeDelete {
+            kind: "Namespace".into(),
+            namespace: None,
+            name: Some("${NS}-db".into()),
+            selector: None,
+        }),
+    ] {
+        let runner = runner();
+        let (result, target, server, _dir) =
+            inject_with(&FaultSpec::Kube(fault), &runner, vec![identity("uid-1")]).await;
+        assert!(
+            matches!(&result, Err(TargetError::Refused(m)) if m.contains("outside the drill's scope") && m.contains("not one of shop")),
+            "{result:?}"
+        );
+        drop(target);
+        assert_no_more(server).await;
+    }
 }
 
 #[tokio::test]
@@ -1103,10 +1126,12 @@ async fn evidence_holds_events_node_conditions_and_logs_of_unready_pods() {
     assert_eq!(read("pods/shop_web-b_web.log"), "boom\n");
     assert_eq!(read("pods/shop_web-b_web-previous.log"), "crashed\n");
     assert!(!evidence.join("pods/shop_web-a_web.log").exists());
+    // The nodes' own logs (kubelet, containerd, static pods) too.
     assert_eq!(
         runner.argvs()[4..],
         [
-            "docker ps --all --filter label=io.x-k8s.kind.cluster=drill --format {{.Names}}\t{{.Status}}"
+            "docker ps --all --filter label=io.x-k8s.kind.cluster=drill --format {{.Names}}\t{{.Status}}".to_owned(),
+            format!("kind export logs {} --name drill", evidence.join("kind-logs").display()),
         ]
     );
     drop(target);
@@ -1190,7 +1215,7 @@ async fn the_client_is_built_from_the_runs_kubeconfig_and_follows_it() {
     let dir = tempfile::tempdir().unwrap();
     let target = KindTarget::with_runner(&spec("drill"), Path::new("/d"), Arc::new(runner.clone()));
     target.setup(&ctx(dir.path())).await.unwrap();
-    assert_eq!(target.state().identity.as_deref(), Some("uid-first"));
+    assert_eq!(target.conn.pinned().as_deref(), Some("uid-first"));
     assert_eq!(
         *first_seen.lock().unwrap(),
         vec!["GET /api/v1/namespaces/kube-system HTTP/1.1"]
@@ -1325,10 +1350,6 @@ async fn reverts_of_faults_a_runbook_already_undid_succeed_and_real_failures_do_
         "docker unpause drill-worker" => {
             Output::failed(1, "Error response from daemon: Container abc is not paused")
         }
-        "docker network connect kind drill-worker" => Output::failed(
-            1,
-            "Error response from daemon: endpoint with name drill-worker already exists in network kind",
-        ),
         "docker start drill-worker" => Output::failed(1, "Error: No such container: drill-worker"),
         _ => Output::ok(""),
     });
@@ -1345,18 +1366,6 @@ async fn reverts_of_faults_a_runbook_already_undid_succeed_and_real_failures_do_
         target.revert(&unpause, &ctx).await.unwrap(),
         "docker unpause drill-worker: already undone"
     );
-    let reconnect = Undo::Kind(KindUndo::ReconnectNodes {
-        engine: engine.clone(),
-        nodes: vec![NodeAddress {
-            node: nodes[0].clone(),
-            ip: None,
-            ip6: None,
-        }],
-    });
-    assert_eq!(
-        target.revert(&reconnect, &ctx).await.unwrap(),
-        "docker network connect kind drill-worker: already undone"
-    );
     let start = Undo::Kind(KindUndo::StartNodes { engine, nodes });
     let error = target.revert(&start, &ctx).await.unwrap_err();
     assert!(error.to_string().contains("No such container"), "{error}");
@@ -1366,7 +1375,7 @@ async fn reverts_of_faults_a_runbook_already_undid_succeed_and_real_failures_do_
 }
 
 #[tokio::test]
-async fn partition_reconnects_a_node_with_the_addresses_it_had() {
+async fn partition_cuts_a_node_off_inside_it_and_keeps_its_address() {
     let fault = FaultSpec::Kind(KindFault::Node(
         NodeFault::Partition,
         NodeSelector {
@@ -1375,32 +1384,159 @@ async fn partition_reconnects_a_node_with_the_addresses_it_had() {
             count: None,
         },
     ));
-    let runner = FakeRunner::new(&["kind", "docker"], |argv| match argv {
-        "kind get nodes --name drill" => Output::ok(NODES),
-        a if a.starts_with("docker inspect") => Output::ok("172.18.0.4 fc00:f853:ccd:e793::4\n"),
-        _ => Output::ok(""),
-    });
+    let runner = runner();
     let (result, target, server, dir) = inject_with(&fault, &runner, vec![identity("uid-1")]).await;
     let injected = result.unwrap();
     assert_eq!(injected.targets, vec!["drill-worker2"]);
+    // No `network disconnect`: kind's network refuses a reconnect with `--ip`.
     assert_eq!(
         runner.argvs()[4..],
         [
-            "kind get nodes --name drill",
-            "docker inspect --format {{with index .NetworkSettings.Networks \"kind\"}}{{.IPAddress}} {{.GlobalIPv6Address}}{{end}} drill-worker2",
-            "docker network disconnect kind drill-worker2",
+            "kind get nodes --name drill".to_owned(),
+            format!("docker exec drill-worker2 sh -c {PARTITION}"),
         ]
     );
     let done = target
         .revert(injected.undo.as_ref().unwrap(), &ctx(dir.path()))
         .await
         .unwrap();
-    let connect =
-        "docker network connect --ip 172.18.0.4 --ip6 fc00:f853:ccd:e793::4 kind drill-worker2";
-    assert_eq!(runner.argvs().last().unwrap(), connect);
-    assert_eq!(done, connect);
+    let unpartition = format!("docker exec drill-worker2 sh -c {UNPARTITION}");
+    assert_eq!(runner.argvs().last().unwrap(), &unpartition);
+    assert_eq!(done, unpartition);
     drop(target);
     assert_no_more(server).await;
+}
+
+/// Runs the partition's shell scripts with `iptables` and `ip6tables`
+/// replaced by recorders of a rule table: what they insert, the revert
+/// removes, also when a runbook removed some first, and it fails while any
+/// is left.
+#[test]
+fn the_partition_scripts_add_and_remove_exactly_their_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    for tool in ["iptables", "ip6tables"] {
+        let table = dir.path().join(format!("{tool}.rules"));
+        std::fs::write(&table, "").unwrap();
+        let script = format!(
+            r#"#!/bin/sh
+table={table}
+[ "$1" = -w ] && shift
+op=$1; shift
+case $op in
+  -I) echo "$*" >> $table ;;
+  -D) grep -qxF -- "$*" $table || exit 1
+      awk -v r="$*" 'done || $0 != r {{print; next}} {{done=1}}' $table > $table.new && mv $table.new $table ;;
+  -S) sed 's/^/-A /' $table ;;
+esac
+"#,
+            table = table.display()
+        );
+        let path = dir.path().join(tool);
+        std::fs::write(&path, script).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let run = |script: &str| {
+        std::process::Command::new("sh")
+            .args(["-c", script])
+            .env("PATH", format!("{}:/usr/bin:/bin", dir.path().display()))
+            .status()
+            .unwrap()
+            .success()
+    };
+    let rules =
+        |tool: &str| std::fs::read_to_string(dir.path().join(format!("{tool}.rules"))).unwrap();
+    assert!(run(PARTITION));
+    for tool in ["iptables", "ip6tables"] {
+        let added = rules(tool);
+        assert_eq!(added.lines().count(), 4, "{added}");
+        for chain in [
+            "INPUT -i eth0",
+            "OUTPUT -o eth0",
+            "FORWARD -i eth0",
+            "FORWARD -o eth0",
+        ] {
+            assert!(
+                added.contains(&format!(
+                    "{chain} -m comment --comment firedrill-partition -j DROP"
+                )),
+                "{added}"
+            );
+        }
+    }
+    // A rule someone else added stays; one the runbook removed is fine.
+    std::fs::write(
+        dir.path().join("iptables.rules"),
+        rules("iptables").replacen(
+            "INPUT -i eth0 -m comment --comment firedrill-partition -j DROP\n",
+            "",
+            1,
+        ) + "INPUT -p tcp --dport 22 -j ACCEPT\n",
+    )
+    .unwrap();
+    assert!(run(UNPARTITION));
+    assert_eq!(rules("iptables"), "INPUT -p tcp --dport 22 -j ACCEPT\n");
+    assert_eq!(rules("ip6tables"), "");
+    // Twice is fine.
+    assert!(run(UNPARTITION));
+}
+
+#[tokio::test]
+async fn a_node_fault_that_fails_on_one_node_undoes_the_nodes_it_already_hit() {
+    let fault = FaultSpec::Kind(KindFault::Node(NodeFault::Stop, worker(2)));
+    let failing = |second_start_fails: bool| {
+        FakeRunner::new(&["kind", "docker"], move |argv| match argv {
+            "kind get clusters" => Output::ok("other\n"),
+            "kind get kubeconfig --name drill" => Output::ok("apiVersion: v1\nkind: Config\n"),
+            "kind get nodes --name drill" => Output::ok(NODES),
+            "docker stop drill-worker2" => {
+                Output::failed(1, "Error response from daemon: cannot stop container")
+            }
+            "docker start drill-worker" if second_start_fails => {
+                Output::failed(1, "Error response from daemon: cannot start container")
+            }
+            _ => Output::ok(""),
+        })
+    };
+    for start_fails in [false, true] {
+        let runner = failing(start_fails);
+        let (result, target, server, _dir) =
+            inject_with(&fault, &runner, vec![identity("uid-1")]).await;
+        let error = result.unwrap_err().to_string();
+        let stopped: Vec<String> = runner
+            .argvs()
+            .into_iter()
+            .filter(|a| a.starts_with("docker stop") || a.starts_with("docker start"))
+            .collect();
+        // The seed may choose either order; the one stopped is started again.
+        if stopped[0] == "docker stop drill-worker" {
+            assert_eq!(
+                stopped,
+                [
+                    "docker stop drill-worker",
+                    "docker stop drill-worker2",
+                    "docker start drill-worker"
+                ]
+            );
+            if start_fails {
+                assert!(
+                    error.contains("left as the fault made them") && error.contains("drill-worker"),
+                    "{error}"
+                );
+            } else {
+                assert!(
+                    error.contains("undone on the nodes already hit: drill-worker"),
+                    "{error}"
+                );
+            }
+        } else {
+            // worker2 first: nothing was hit yet, nothing to undo.
+            assert_eq!(stopped, ["docker stop drill-worker2"]);
+            assert!(!error.contains("undone"), "{error}");
+        }
+        drop(target);
+        assert_no_more(server).await;
+    }
 }
 
 fn check(raw: &RawFault) -> Result<FaultSpec, Vec<String>> {
@@ -1470,18 +1606,14 @@ fn node_faults_are_described_by_their_selector() {
 
 #[test]
 fn a_partition_is_undone_from_the_record_events_jsonl_keeps() {
-    let undo = Undo::Kind(KindUndo::ReconnectNodes {
+    let undo = Undo::Kind(KindUndo::Unpartition {
         engine: "docker".into(),
-        nodes: vec![NodeAddress {
-            node: "drill-worker".into(),
-            ip: Some("172.18.0.4".into()),
-            ip6: None,
-        }],
+        nodes: vec!["drill-worker".into()],
     });
     let recorded = serde_json::to_value(&undo).unwrap();
     assert_eq!(
         recorded,
-        json!({"kind": {"reconnect_nodes": {"engine": "docker", "nodes": [{"node": "drill-worker", "ip": "172.18.0.4", "ip6": null}]}}})
+        json!({"kind": {"unpartition": {"engine": "docker", "nodes": ["drill-worker"]}}})
     );
     assert_eq!(serde_json::from_value::<Undo>(recorded).unwrap(), undo);
 }
@@ -1497,9 +1629,50 @@ fn the_kind_target_sets_its_variables_before_setup() {
             ("KUBECACHEDIR".to_owned(), "/runs/r/kube-cache".to_owned()),
         ])
     );
-    // `validate` and the runbook linter know the same names.
+    // `validate` and the runbook linter know the same names, and those
+    // setup learns (the engine).
     let set: Vec<String> = target.vars(Path::new("/r")).into_keys().collect();
-    let mut known: Vec<&str> = VAR_NAMES.to_vec();
+    let mut known: Vec<&str> = VAR_NAMES
+        .iter()
+        .copied()
+        .filter(|name| !matches!(*name, "CONTAINER_ENGINE" | "KIND_EXPERIMENTAL_PROVIDER"))
+        .collect();
     known.sort();
     assert_eq!(set, known);
+}
+
+#[tokio::test]
+async fn a_rebuilt_cluster_is_refused_until_it_is_re_pinned_explicitly() {
+    let dir = tempfile::tempdir().unwrap();
+    let runner = runner();
+    let (target, handle) = set_up(&runner, dir.path()).await;
+    let ctx = ctx(dir.path());
+    // The runbook rebuilt the cluster: another kube-system UID.
+    let server = serve(
+        handle,
+        vec![identity("uid-2"), identity("uid-2"), identity("uid-2")],
+    );
+    let refused = target.confirm_cluster("inject pod_kill", &ctx).await;
+    assert!(
+        matches!(&refused, Err(TargetError::Refused(m)) if m.contains("kube-system UID uid-2, expected uid-1")),
+        "{refused:?}"
+    );
+    let repinned = target.repin(&ctx).await.unwrap();
+    assert!(
+        repinned.contains("re-pinned: kube-system UID uid-1 -> uid-2"),
+        "{repinned}"
+    );
+    // The run made the cluster it rebuilt: resume and clean know it by its
+    // new UID.
+    let marker = std::fs::read_to_string(dir.path().join(CREATED_MARKER)).unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&marker).unwrap(),
+        json!({"cluster": "drill", "uid": "uid-2"})
+    );
+    target
+        .confirm_cluster("inject pod_kill", &ctx)
+        .await
+        .unwrap();
+    drop(target);
+    assert_no_more(server).await;
 }

@@ -10,11 +10,10 @@
 //! hands the names in.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use async_trait::async_trait;
 use kube::Client;
-use kube::config::{Config, KubeConfigOptions, Kubeconfig};
 use serde::{Deserialize, Serialize};
 
 use super::{FaultCheck, Injected, ProbeOutcome, RunContext, TargetError, Undo};
@@ -25,6 +24,10 @@ use crate::located::{Located, Problem};
 use crate::vars::expand;
 
 pub mod api;
+pub mod conn;
+#[cfg(test)]
+pub mod mock;
+pub mod scope;
 
 /// What a Kubernetes target offers beyond [`Target`](super::Target).
 #[async_trait]
@@ -40,6 +43,16 @@ pub trait KubeOps: Send + Sync {
     /// Server-side apply of manifests (paths as written, resolved against
     /// the drill's directory after `${VAR}` expansion).
     async fn apply(&self, manifests: &[PathBuf], ctx: &RunContext) -> Result<String, TargetError>;
+
+    /// Moves the identity pin to the cluster the API server is now, after a
+    /// legitimate rebuild; returns both UIDs for the journal. Only an
+    /// explicit request calls it.
+    async fn repin(&self, ctx: &RunContext) -> Result<String, TargetError> {
+        let _ = ctx;
+        Err(TargetError::Failed(
+            "this target's identity cannot be re-pinned".to_owned(),
+        ))
+    }
 }
 
 /// Which nodes: `node: name` or `role: worker` with `count`.
@@ -379,105 +392,6 @@ pub fn check_node_selector(
     (check.problems.len() == before).then(|| selector.clone())
 }
 
-/// `KUBECACHEDIR`: kubectl's discovery and HTTP cache, kept in the run
-/// directory so nothing is written under `~/.kube`.
-pub fn kube_cache_dir(run_dir: &Path) -> PathBuf {
-    run_dir.join("kube-cache")
-}
-
-/// Writes a file only its owner can read (a kubeconfig holds credentials).
-pub fn write_private(path: &Path, text: &str) -> Result<(), TargetError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| TargetError::Failed(format!("cannot write {}: {e}", path.display())))?;
-    file.write_all(text.as_bytes())
-        .map_err(|e| TargetError::Failed(format!("cannot write {}: {e}", path.display())))
-}
-
-/// Builds a client from exactly this kubeconfig file.
-pub async fn client_from_file(path: &Path) -> Result<Client, TargetError> {
-    let kubeconfig = Kubeconfig::read_from(path).map_err(|e| {
-        TargetError::Failed(format!("cannot read kubeconfig {}: {e}", path.display()))
-    })?;
-    let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .map_err(|e| TargetError::Failed(format!("invalid kubeconfig {}: {e}", path.display())))?;
-    // A paused or partitioned control plane must make requests fail, not hang:
-    // probes, guards and evidence all wait on them.
-    config.connect_timeout = Some(std::time::Duration::from_secs(5));
-    config.read_timeout = Some(std::time::Duration::from_secs(30));
-    config.write_timeout = Some(std::time::Duration::from_secs(30));
-    // No retries behind firedrill's back: a probe must fail within its own
-    // timeout, and a drain counts and reports the refusals it asks again.
-    config.default_retry = false;
-    Client::try_from(config).map_err(|e| {
-        TargetError::Failed(format!("cannot build a client for {}: {e}", path.display()))
-    })
-}
-
-/// A client for a kubeconfig file that follows the file: a runbook that
-/// recreates the cluster rewrites it, and the next request goes to the new
-/// cluster (where the identity check then decides).
-#[derive(Default)]
-pub struct FileClient {
-    cached: tokio::sync::Mutex<Option<(String, Client)>>,
-}
-
-impl FileClient {
-    /// The client for the file as it is now.
-    pub async fn get(&self, path: &Path) -> Result<Client, TargetError> {
-        let text = kubeconfig_fingerprint(path).map_err(|e| {
-            TargetError::Failed(format!(
-                "cannot read the cluster's kubeconfig {}: {e}",
-                path.display()
-            ))
-        })?;
-        let mut cached = self.cached.lock().await;
-        if let Some((seen, client)) = cached.as_ref()
-            && *seen == text
-        {
-            return Ok(client.clone());
-        }
-        let client = client_from_file(path).await?;
-        *cached = Some((text, client.clone()));
-        Ok(client)
-    }
-}
-
-/// The text of a kubeconfig and of the certificate files it names: a
-/// rebuilt cluster (kwokctl) may keep the same text and port but have new
-/// certificates behind the same paths, and a client built for the old ones
-/// cannot talk to it.
-fn kubeconfig_fingerprint(path: &Path) -> std::io::Result<String> {
-    let mut text = std::fs::read_to_string(path)?;
-    if let Ok(config) = Kubeconfig::read_from(path) {
-        let clusters = config
-            .clusters
-            .iter()
-            .filter_map(|c| c.cluster.as_ref()?.certificate_authority.clone());
-        let users = config.auth_infos.iter().flat_map(|a| {
-            let auth = a.auth_info.as_ref();
-            [
-                auth.and_then(|a| a.client_certificate.clone()),
-                auth.and_then(|a| a.client_key.clone()),
-            ]
-            .into_iter()
-            .flatten()
-        });
-        for file in clusters.chain(users) {
-            text.push('\0');
-            text.push_str(&std::fs::read_to_string(&file).unwrap_or_default());
-        }
-    }
-    Ok(text)
-}
-
 /// Reads the manifests of an `apply` step (paths as written, `${VAR}`
 /// expanded, relative to the drill's directory) and applies them.
 pub async fn apply_manifests(
@@ -497,69 +411,6 @@ pub async fn apply_manifests(
         applied.len(),
         applied.join(", ")
     ))
-}
-
-/// The file that pins a cluster's identity for a run: the UID of its
-/// `kube-system` namespace, recorded at setup. A step that rebuilt the
-/// cluster re-pins it explicitly by writing the new UID there (see
-/// docs/drill-format.md, the `kwok` target).
-pub fn identity_file(run_dir: &Path) -> PathBuf {
-    run_dir.join("cluster-uid")
-}
-
-/// Records `uid` as the identity of the run's cluster.
-pub fn pin_identity(run_dir: &Path, uid: &str) -> Result<(), TargetError> {
-    write_private(&identity_file(run_dir), &format!("{uid}\n"))
-}
-
-/// The identity pinned for the run, as the file says now.
-pub fn pinned_identity(run_dir: &Path) -> Result<String, String> {
-    let path = identity_file(run_dir);
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        format!(
-            "cannot read the pinned cluster identity {}: {e}",
-            path.display()
-        )
-    })?;
-    let uid = text.trim();
-    if uid.is_empty() || !uid.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
-        return Err(format!(
-            "{} does not hold a namespace UID (got {:?}); write the output of `kubectl get namespace kube-system -o jsonpath='{{.metadata.uid}}'` there",
-            path.display(),
-            crate::text::short_line(uid)
-        ));
-    }
-    Ok(uid.to_owned())
-}
-
-/// Refuses unless the API server `client` talks to is the cluster pinned
-/// for the run. `last_seen` is the pin as the target last saw it: when a
-/// step re-pinned the cluster since, the answer says so (for the journal).
-pub async fn check_identity(
-    client: Result<Client, TargetError>,
-    run_dir: &Path,
-    last_seen: Option<&str>,
-    what: &str,
-    cluster: &str,
-) -> Result<Option<String>, TargetError> {
-    let pinned = pinned_identity(run_dir)
-        .map_err(|e| TargetError::Refused(format!("refusing to {what}: {e}")))?;
-    let repinned = match last_seen {
-        Some(seen) if seen != pinned => Some(format!(
-            "the cluster identity was re-pinned by the run: kube-system UID {pinned} (was {seen})"
-        )),
-        _ => None,
-    };
-    let client = client.map_err(|e| TargetError::Refused(format!("refusing to {what}: {e}")))?;
-    match api::kube_system_uid(&client).await {
-        Ok(uid) if uid == pinned => Ok(repinned),
-        Ok(uid) => Err(TargetError::Refused(format!(
-            "refusing to {what}: the API server is not {cluster} as pinned for this run (kube-system UID {uid}, pinned {pinned}); after a deliberate rebuild, re-pin it: kubectl get namespace kube-system -o jsonpath='{{.metadata.uid}}' > \"$RUN_DIR/cluster-uid\""
-        ))),
-        Err(e) => Err(TargetError::Refused(format!(
-            "refusing to {what}: cannot confirm that the API server is {cluster}: {e}"
-        ))),
-    }
 }
 
 fn expand_opt(value: &Option<String>, env: &BTreeMap<String, String>) -> Option<String> {

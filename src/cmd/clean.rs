@@ -1,0 +1,61 @@
+//! `firedrill clean RUN_DIR`.
+
+use std::path::Path;
+
+use crate::error::{EXIT_OK, Error};
+
+/// `firedrill clean RUN_DIR`: ends what a dead run left running and removes
+/// its WORKDIR. Processes are found by the run's marker in their environment,
+/// so a pid reused by an unrelated process is never touched.
+pub(super) fn clean(run_dir: &Path) -> Result<i32, Error> {
+    let run = crate::engine::resume::Resume::load(run_dir).map_err(Error::RunDir)?;
+    if run.runner_alive() && !run.has_finished() {
+        return Err(Error::RunnerAlive(run.pid));
+    }
+    if let Some(foreign) = &run.foreign_workdir {
+        eprintln!(
+            "warning: events.jsonl names WORKDIR {}, outside {}; only {} is removed",
+            foreign.display(),
+            run_dir.display(),
+            run.workdir.display()
+        );
+    }
+    let recorded = crate::leftovers::Recorded::from_events(&run.events);
+    let (run_id, workdir) = (run.run_id, run.workdir);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
+    let ended = runtime.block_on(async {
+        let grace = std::time::Duration::from_secs(5);
+        let mut ended = crate::process::sweep(&run_id, grace, false).await;
+        // Those that scrubbed their environment: by recorded group and session.
+        ended.extend(recorded.end(grace).await);
+        ended.sort_unstable();
+        ended.dedup();
+        ended
+    });
+    // A kind cluster the run created, only while it is still that cluster.
+    let runner = crate::target::kind::runner::SystemRunner::new();
+    let cluster = runtime.block_on(crate::target::kind::clean_cluster(run_dir, &runner));
+    if let Some(Ok(done)) = &cluster {
+        println!("{done}");
+    }
+    println!(
+        "ended {} process{} of run {run_id}",
+        ended.len(),
+        if ended.len() == 1 { "" } else { "es" }
+    );
+    // Only a real directory: a symlink named `work` is removed, not followed.
+    if workdir.symlink_metadata().is_ok() {
+        std::fs::remove_dir_all(&workdir).map_err(|source| Error::RemoveWorkdir {
+            path: workdir.clone(),
+            source,
+        })?;
+        println!("removed {}", workdir.display());
+    }
+    match cluster {
+        Some(Err(error)) => Err(Error::KindCluster(error.to_string())),
+        _ => Ok(EXIT_OK),
+    }
+}

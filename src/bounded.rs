@@ -118,14 +118,202 @@ pub fn cap_log(path: &std::path::Path, limit: u64) -> std::io::Result<()> {
     file.seek(SeekFrom::Start(len - keep))?;
     Read::by_ref(&mut file).take(keep).read_to_end(&mut tail)?;
     let dropped = len - keep - tail.len() as u64;
-    let marker = format!(
-        "\n[firedrill: {dropped} bytes of output dropped here; each log keeps its first and last {keep} bytes (FIREDRILL_LOG_LIMIT)]\n"
-    );
+    let marker = dropped_note(dropped, keep);
     file.seek(SeekFrom::Start(keep))?;
     file.write_all(marker.as_bytes())?;
     file.write_all(&tail)?;
     file.set_len(keep + marker.len() as u64 + tail.len() as u64)?;
     Ok(())
+}
+
+/// The line a capped log holds where output was dropped.
+fn dropped_note(dropped: u64, keep: u64) -> String {
+    format!(
+        "\n[firedrill: {dropped} bytes of output dropped here; each log keeps its first and last {keep} bytes (FIREDRILL_LOG_LIMIT)]\n"
+    )
+}
+
+/// Where a command's stdout and stderr go while it runs: a pipe whose
+/// reader writes into a log file, never more than its cap (plus the line
+/// saying what was dropped). The pipe is always drained, so the command
+/// never blocks on it; the head is written as it comes, a bounded tail is
+/// kept in memory and appended when the command ends ([`CappedLog::sync`])
+/// and when its output ends (whatever it left in the background gone).
+pub struct CappedLog {
+    writer: Option<std::os::fd::OwnedFd>,
+    sync: tokio::sync::mpsc::UnboundedSender<tokio::sync::oneshot::Sender<()>>,
+    done: tokio::task::JoinHandle<()>,
+}
+
+impl CappedLog {
+    /// Opens (or appends to) `path`, capped at `limit` bytes: what the file
+    /// holds already counts towards the head.
+    pub fn open(path: &std::path::Path, limit: u64) -> std::io::Result<CappedLog> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(path)?;
+        let start = file.metadata()?.len();
+        let (sender, receiver) = tokio::net::unix::pipe::pipe()?;
+        let writer = sender.into_blocking_fd()?;
+        let (sync, requests) = tokio::sync::mpsc::unbounded_channel();
+        let done = tokio::spawn(pump(receiver, requests, Sink::new(file, start, limit)));
+        Ok(CappedLog {
+            writer: Some(writer),
+            sync,
+            done,
+        })
+    }
+
+    /// A write end for the child's stdout or stderr. Call [`CappedLog::close`]
+    /// (or drop this) once the child is spawned, so that only the child
+    /// holds the pipe open.
+    pub fn stdio(&self) -> std::io::Result<std::process::Stdio> {
+        match &self.writer {
+            Some(fd) => Ok(std::process::Stdio::from(fd.try_clone()?)),
+            None => Err(std::io::Error::other("the log's pipe is closed")),
+        }
+    }
+
+    /// Drops firedrill's own write end: the reader sees the end of the
+    /// output when the child (and whatever inherited the pipe) has gone.
+    pub fn close(&mut self) {
+        self.writer = None;
+    }
+
+    /// Waits until everything written into the pipe so far is in the file,
+    /// the tail included. Output that keeps coming (a process the command
+    /// left in the background) goes on being written, capped, after this.
+    pub async fn sync(&self) {
+        let (ack, acked) = tokio::sync::oneshot::channel();
+        if self.sync.send(ack).is_ok() {
+            let _ = acked.await;
+        }
+    }
+
+    /// Waits for the end of the output (every writer gone), the file final.
+    pub async fn finish(mut self) {
+        self.close();
+        let _ = (&mut self.done).await;
+    }
+}
+
+/// The file side of a [`CappedLog`].
+struct Sink {
+    file: std::fs::File,
+    /// How many more bytes the head takes.
+    head_room: u64,
+    keep: u64,
+    tail: std::collections::VecDeque<u8>,
+    dropped: u64,
+    /// The tail has changed since it was last written.
+    stale: bool,
+}
+
+impl Sink {
+    fn new(file: std::fs::File, start: u64, limit: u64) -> Sink {
+        let keep = limit / 2;
+        Sink {
+            file,
+            head_room: (limit - keep).saturating_sub(start),
+            keep,
+            tail: std::collections::VecDeque::new(),
+            dropped: 0,
+            stale: false,
+        }
+    }
+
+    fn take(&mut self, mut bytes: &[u8]) {
+        use std::io::Write;
+        if self.head_room > 0 {
+            let n = bytes.len().min(self.head_room as usize);
+            let _ = self.file.write_all(&bytes[..n]);
+            self.head_room -= n as u64;
+            bytes = &bytes[n..];
+        }
+        if bytes.is_empty() {
+            return;
+        }
+        self.tail.extend(bytes);
+        let over = self.tail.len().saturating_sub(self.keep as usize);
+        if over > 0 {
+            self.tail.drain(..over);
+            self.dropped += over as u64;
+        }
+        self.stale = true;
+    }
+
+    /// Appends the note and the tail kept so far, so the file reads head,
+    /// note, tail. Appended, never rewritten: other writers of the same log
+    /// (the next runbook step) are never overwritten.
+    fn flush(&mut self) {
+        use std::io::Write;
+        if !self.stale {
+            return;
+        }
+        self.stale = false;
+        let mut bytes = Vec::with_capacity(self.tail.len() + 200);
+        if self.dropped > 0 {
+            bytes.extend_from_slice(dropped_note(self.dropped, self.keep).as_bytes());
+        }
+        bytes.extend(self.tail.drain(..));
+        self.dropped = 0;
+        let _ = self.file.write_all(&bytes);
+    }
+}
+
+async fn pump(
+    receiver: tokio::net::unix::pipe::Receiver,
+    mut requests: tokio::sync::mpsc::UnboundedReceiver<tokio::sync::oneshot::Sender<()>>,
+    mut sink: Sink,
+) {
+    use std::os::fd::AsRawFd;
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        tokio::select! {
+            Some(ack) = requests.recv() => {
+                // What the pipe holds now is all the command wrote so far.
+                let mut pending: libc::c_int = 0;
+                // SAFETY: FIONREAD writes one int through the pointer given.
+                let _ = unsafe { libc::ioctl(receiver.as_raw_fd(), libc::FIONREAD, &mut pending) };
+                let mut pending = pending.max(0) as usize;
+                while pending > 0 {
+                    match receiver.try_read(&mut chunk[..pending.min(64 * 1024)]) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            sink.take(&chunk[..n]);
+                            pending -= n;
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            let _ = receiver.readable().await;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                sink.flush();
+                let _ = ack.send(());
+            }
+            ready = receiver.readable() => {
+                if ready.is_err() {
+                    break;
+                }
+                match receiver.try_read(&mut chunk) {
+                    Ok(0) => break,
+                    Ok(n) => sink.take(&chunk[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+    sink.flush();
+    // Answer whoever waits for a sync: the output has ended.
+    requests.close();
+    while let Ok(ack) = requests.try_recv() {
+        let _ = ack.send(());
+    }
 }
 
 #[cfg(test)]

@@ -376,7 +376,28 @@ impl Record {
         if let Some(reporters) = &self.reporters {
             let _ = reporters.send(event.clone());
         }
-        self.events.push(event);
+        if let Some(event) = for_memory(event) {
+            self.events.push(event);
+        }
+    }
+}
+
+/// What the record in memory keeps of an event: all the score reads, no
+/// more, so a fast probe over a long run does not grow it by its output.
+/// A guard's or an awaited probe's polls are not kept, a steady-state
+/// probe's without its detail (the score reads when and whether it
+/// passed); `events.jsonl` and the reporters have them whole.
+fn for_memory(mut event: Event) -> Option<Event> {
+    match &mut event.kind {
+        EventKind::Probe {
+            role: ProbeRole::Guard | ProbeRole::Wait,
+            ..
+        } => None,
+        EventKind::Probe { detail, .. } => {
+            *detail = String::new();
+            Some(event)
+        }
+        _ => Some(event),
     }
 }
 
@@ -411,7 +432,10 @@ impl Emitter {
             .checked_sub(elapsed)
             .unwrap_or_else(Instant::now);
         Emitter {
-            inner: Arc::new(Mutex::new(Record::new(reporters, earlier))),
+            inner: Arc::new(Mutex::new(Record::new(
+                reporters,
+                earlier.into_iter().filter_map(for_memory).collect(),
+            ))),
             start,
             start_wall: started,
         }
@@ -494,7 +518,9 @@ impl Emitter {
         }
     }
 
-    /// Every event so far.
+    /// Every event so far as the score reads it: not the polls of guards
+    /// and of awaited probes, steady-state polls without their detail
+    /// (`events.jsonl` has them whole).
     pub fn events(&self) -> Vec<Event> {
         self.record().events.clone()
     }

@@ -125,14 +125,15 @@ impl Cmd {
         log: &Path,
         on_spawn: impl FnOnce(u32),
     ) -> std::io::Result<Finished> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)?;
-        let start_len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let start_len = std::fs::metadata(log).map(|m| m.len()).unwrap_or(0);
+        // Through a pipe into a capped writer: however much the command
+        // prints, the log never holds more than its cap.
+        let mut capped = crate::bounded::CappedLog::open(log, crate::bounded::log_limit())?;
         let mut command = self.command();
-        command.stdout(file.try_clone()?).stderr(file);
-        let mut child = self.spawn(command)?;
+        command.stdout(capped.stdio()?).stderr(capped.stdio()?);
+        let spawned = self.spawn(command);
+        capped.close();
+        let mut child = spawned?;
         let pid = child.id();
         let guard = GroupGuard(pid);
         if let Some(pid) = pid {
@@ -140,17 +141,14 @@ impl Cmd {
         }
         let (exit_code, timed_out) = wait_or_kill(&mut child, self.timeout).await;
         guard.disarm();
+        // What the command printed before it ended is in the file; what it
+        // left in the background goes on being written, capped.
+        capped.sync().await;
         let log = log.to_path_buf();
-        let output = tokio::task::spawn_blocking(move || {
-            let output = read_from(&log, start_len).unwrap_or_default();
-            // What is left on disk is bounded: head and tail, the rest said dropped.
-            if let Err(error) = crate::bounded::cap_log(&log, crate::bounded::log_limit()) {
-                tracing::warn!(%error, log = %log.display(), "cannot cap the log");
-            }
-            output
-        })
-        .await
-        .unwrap_or_default();
+        let output =
+            tokio::task::spawn_blocking(move || read_from(&log, start_len).unwrap_or_default())
+                .await
+                .unwrap_or_default();
         Ok(Finished {
             exit_code,
             timed_out,

@@ -1041,51 +1041,170 @@ fn a_probe_interval_has_a_floor() {
     assert!(stderr.contains("interval"), "{stderr}");
 }
 
-/// A step that prints 20 MB leaves a log of its head and tail, saying what
-/// was dropped (FIREDRILL_LOG_LIMIT sets the cap).
+/// The most a log capped at 64K may hold: the cap and the line saying
+/// what was dropped.
+const CAPPED_64K: u64 = 64 * 1024 + 200;
+
+/// Runs the drill in `dir` with logs capped at 64K; once `${T}/printed`
+/// exists (the loud command has printed everything and is still running),
+/// checks `log`'s size on disk, then lets the drill go on (`${T}/go`).
+/// Returns the run's output and the largest size seen while it ran.
+fn run_loud(dir: &Path, log: &str, what: &str) -> (std::process::Output, u64) {
+    let mut command = run_command(dir);
+    command.env("FIREDRILL_LOG_LIMIT", "64K");
+    let mut child = spawn_grouped(command);
+    let log = dir.join("run/logs").join(log);
+    let mut largest = 0;
+    let limit = Instant::now() + Duration::from_secs(120);
+    while !dir.join("printed").exists() && child.try_wait().unwrap().is_none() {
+        largest = largest.max(std::fs::metadata(&log).map_or(0, |m| m.len()));
+        assert!(Instant::now() < limit, "{what}: never printed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    largest = largest.max(std::fs::metadata(&log).map_or(0, |m| m.len()));
+    std::fs::write(dir.join("go"), "").unwrap();
+    (wait_or_hang(child, what), largest)
+}
+
+/// A step that prints 50 MB leaves a log of its head and tail, saying what
+/// was dropped (FIREDRILL_LOG_LIMIT sets the cap), and the log never held
+/// more than that, not even while the step ran.
 #[test]
-fn step_logs_are_capped_and_say_what_was_dropped() {
+fn step_logs_are_capped_while_the_step_runs() {
     let dir = tempfile::tempdir().unwrap();
     write_drill(
         dir.path(),
         &QUICK.replace(
             r#"fault: {run: "true"}"#,
-            r#"fault: {run: "echo first; head -c 20000000 /dev/zero | tr '\\0' x; echo; echo last"}"#,
+            r#"fault: {run: "echo first; head -c 50000000 /dev/zero | tr '\\0' x; echo; echo last >&2; touch ${T}/printed; while [ ! -f ${T}/go ]; do sleep 0.05; done"}"#,
         ),
     );
-    let mut command = run_command(dir.path());
-    command.env("FIREDRILL_LOG_LIMIT", "64K");
-    let output = wait_or_hang(spawn_grouped(command), "loud step");
+    let (output, largest) = run_loud(dir.path(), "break.log", "loud step");
     assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert!(
+        largest <= CAPPED_64K,
+        "the log held {largest} bytes while the step ran"
+    );
     let log = std::fs::read(dir.path().join("run/logs/break.log")).unwrap();
-    assert!(log.len() < 70_000, "the log holds {} bytes", log.len());
+    assert!(
+        log.len() as u64 <= CAPPED_64K,
+        "the log holds {} bytes",
+        log.len()
+    );
     let text = String::from_utf8_lossy(&log);
-    assert!(text.starts_with("first\n"), "{}", &text[..100]);
-    assert!(text.trim_end().ends_with("last"));
-    assert!(text.contains("bytes of output dropped"));
+    assert!(text.starts_with("first\nxxx"), "{}", &text[..100]);
+    assert!(
+        text.ends_with("xxx\nlast\n"),
+        "{}",
+        &text[text.len() - 100..]
+    );
+    assert!(
+        text.contains("[firedrill: 49934") && text.contains("bytes of output dropped here"),
+        "{}",
+        &text[32_000..33_000]
+    );
+    // Not slowed into its timeout: the step passed, nothing timed out.
+    let events = std::fs::read_to_string(dir.path().join("run/events.jsonl")).unwrap();
+    assert!(!events.contains("\"timed_out\":true"), "{events}");
 }
 
-/// A service that prints without end leaves a bounded log too.
+/// A service that prints for the whole run has a bounded log while it runs
+/// and after.
 #[test]
-fn service_logs_are_capped_when_the_run_ends() {
+fn service_logs_are_capped_while_the_service_runs() {
     let dir = tempfile::tempdir().unwrap();
     write_drill(
         dir.path(),
-        &QUICK.replace(
-            "objectives:",
-            "services:\n  loud: {run: \"head -c 5000000 /dev/zero | tr '\\\\0' x; touch loud.done; exec sleep 600\", ready: {command: 'test -f loud.done', interval: 50ms}}\nobjectives:",
-        ),
+        &QUICK
+            .replace(
+                "objectives:",
+                "services:\n  loud: {run: \"echo first; head -c 20000000 /dev/zero | tr '\\\\0' x; echo; echo last; touch ${T}/printed; exec sleep 600\", ready: {command: 'test -f ${T}/printed', interval: 50ms}}\nobjectives:",
+            )
+            .replace(
+                r#"fault: {run: "true"}"#,
+                r#"fault: {run: "while [ ! -f ${T}/go ]; do sleep 0.05; done"}"#,
+            ),
     );
-    let mut command = run_command(dir.path());
-    command.env("FIREDRILL_LOG_LIMIT", "64K");
-    let output = wait_or_hang(spawn_grouped(command), "loud service");
+    let (output, largest) = run_loud(dir.path(), "loud.log", "loud service");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        largest <= CAPPED_64K,
+        "the service log held {largest} bytes while the service ran"
+    );
     let log = std::fs::read(dir.path().join("run/logs/loud.log")).unwrap();
     assert!(
-        log.len() < 70_000,
+        log.len() as u64 <= CAPPED_64K,
         "the service log holds {} bytes",
         log.len()
     );
-    assert!(String::from_utf8_lossy(&log).contains("bytes of output dropped"));
+    let text = String::from_utf8_lossy(&log);
+    assert!(text.starts_with("first\nxxx"));
+    assert!(
+        text.ends_with("xxx\nlast\n"),
+        "{}",
+        &text[text.len() - 100..]
+    );
+    assert!(text.contains("bytes of output dropped here"));
+}
+
+/// The runner's peak resident memory (VmHWM, kB) in a run whose
+/// steady-state probe fails `polls` times during the outage, each time with
+/// a 200 KB line of output, and then heals. Read by the recover step from
+/// its parent, the runner, once the probe has healed.
+fn peak_after_polls(polls: u32) -> u64 {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("big"), "x".repeat(200_000) + "\n").unwrap();
+    write_drill(
+        dir.path(),
+        &format!(
+            r#"
+version: 1
+name: polls
+objectives: {{rto: 30m}}
+probes:
+  up:
+    command: "if [ -f ${{T}}/broken ] && [ ! -f ${{T}}/healed ]; then n=$(cat ${{T}}/count 2>/dev/null || echo 0); echo $((n+1)) > ${{T}}/count; if [ $n -ge {polls} ]; then touch ${{T}}/healed; else cat ${{T}}/big; exit 1; fi; fi"
+    interval: 50ms
+steady_state: [up]
+steps:
+  - id: break
+    fault: {{run: "touch ${{T}}/broken"}}
+  - id: fix
+    needs: [break]
+    timeout: 30m
+    recover: {{run: "while [ ! -f ${{T}}/healed ]; do sleep 0.05; done; grep VmHWM /proc/$PPID/status > ${{T}}/hwm"}}
+"#
+        ),
+    );
+    let out = std::fs::File::create(dir.path().join("out")).unwrap();
+    let mut command = run_command(dir.path());
+    command
+        .process_group(0)
+        .stdout(out.try_clone().unwrap())
+        .stderr(out);
+    let output = wait_or_hang(command.spawn().unwrap(), "polls");
+    let printed = std::fs::read_to_string(dir.path().join("out")).unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        &printed[printed.len().saturating_sub(2000)..]
+    );
+    let hwm = std::fs::read_to_string(dir.path().join("hwm")).unwrap();
+    hwm.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Memory stays flat however many times a probe is polled: what a poll
+/// printed is on disk (`events.jsonl`), not kept in the runner. 250 more
+/// failed polls of 200 KB each would add 50 MB if it were kept.
+#[test]
+fn memory_does_not_grow_with_probe_polls() {
+    let few = peak_after_polls(10);
+    let many = peak_after_polls(260);
+    eprintln!("peak memory {few} kB after 10 polls, {many} kB after 260");
+    assert!(
+        many < few + 10_000,
+        "peak memory {few} kB after 10 polls, {many} kB after 260"
+    );
 }

@@ -292,6 +292,8 @@ pub struct LocalTarget {
     waiters: Mutex<tokio::task::JoinSet<()>>,
     /// Timers of `pause` faults with a `duration`, ended at teardown.
     timers: Mutex<tokio::task::JoinSet<()>>,
+    /// The services' logs, written through their caps for the whole run.
+    logs: Mutex<Vec<crate::bounded::CappedLog>>,
 }
 
 impl LocalTarget {
@@ -302,6 +304,7 @@ impl LocalTarget {
             running: Mutex::new(Vec::new()),
             waiters: Mutex::new(tokio::task::JoinSet::new()),
             timers: Mutex::new(tokio::task::JoinSet::new()),
+            logs: Mutex::new(Vec::new()),
         }
     }
 
@@ -458,13 +461,13 @@ impl Target for LocalTarget {
         for (name, service) in &self.services {
             let env = service_env(service, ctx);
             let log_path = logs.join(format!("{name}.log"));
-            let log = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&log_path)
-                .map_err(|e| {
-                    TargetError::Unavailable(format!("cannot open {}: {e}", log_path.display()))
-                })?;
+            // Capped while it runs: a service that prints for the whole run
+            // leaves a bounded log.
+            let unavailable = |e: std::io::Error| {
+                TargetError::Unavailable(format!("cannot open {}: {e}", log_path.display()))
+            };
+            let mut log = crate::bounded::CappedLog::open(&log_path, crate::bounded::log_limit())
+                .map_err(unavailable)?;
             let cwd = match &service.cwd {
                 Some(cwd) => ctx.scenario_dir.join(expand(cwd, &ctx.env)),
                 None => ctx.scenario_dir.clone(),
@@ -473,11 +476,18 @@ impl Target for LocalTarget {
                 .envs(&env)
                 .cwd(&cwd)
                 .command();
-            let err_log = log
-                .try_clone()
-                .map_err(|e| TargetError::Unavailable(e.to_string()))?;
-            command.stdout(log).stderr(err_log);
-            let mut child = command.spawn().map_err(|e| {
+            command
+                .stdout(log.stdio().map_err(unavailable)?)
+                .stderr(log.stdio().map_err(unavailable)?);
+            let spawned = command.spawn();
+            // Only the service holds the pipe now.
+            drop(command);
+            log.close();
+            self.logs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(log);
+            let mut child = spawned.map_err(|e| {
                 TargetError::Failed(format!("service `{name}` could not be started: {e}"))
             })?;
             let pid = child.id().unwrap_or(0);
@@ -652,7 +662,7 @@ impl Target for LocalTarget {
         }
     }
 
-    async fn teardown(&self, ctx: &RunContext, _keep: bool) {
+    async fn teardown(&self, _ctx: &RunContext, _keep: bool) {
         self.timers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -698,10 +708,13 @@ impl Target for LocalTarget {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .abort_all();
-        // Services are gone: what their logs leave on disk is bounded too.
-        for name in self.services.keys() {
-            let log = ctx.run_dir.join("logs").join(format!("{name}.log"));
-            let _ = crate::bounded::cap_log(&log, crate::bounded::log_limit());
+        // Services are gone: their logs get what was left in the pipes.
+        let logs = std::mem::take(&mut *self.logs.lock().unwrap_or_else(|e| e.into_inner()));
+        // Something a service left outside its group may hold a pipe open:
+        // its log is final by then or goes on being written, capped.
+        let until = deadline.max(tokio::time::Instant::now() + Duration::from_secs(1));
+        for log in logs {
+            let _ = tokio::time::timeout_at(until, log.finish()).await;
         }
     }
 }

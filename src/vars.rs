@@ -66,6 +66,8 @@ pub const RESERVED: &[&str] = &[
     "CLUSTER",
     "KUBECONFIG",
     "KUBECACHEDIR",
+    // kwokctl's home on a kwok target: the run's own, never the user's ~/.kwok.
+    "KWOK_WORKDIR",
 ];
 
 /// Whether `name` is reserved to firedrill: a drill cannot move

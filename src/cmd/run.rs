@@ -44,6 +44,7 @@ fn make_target(
         drill::Target::Kind(kind) => {
             crate::target::kind_target(kind, &loaded.dir, scope(loaded), resuming)
         }
+        drill::Target::Kwok(kwok) => crate::target::kwok_target(kwok, scope(loaded), resuming),
         drill::Target::Cluster(cluster) => std::sync::Arc::new(
             crate::target::cluster::ClusterTarget::new(cluster, scope(loaded)),
         ),
@@ -442,7 +443,8 @@ fn dry_run(
                 }
                 spec @ (drill::FaultSpec::Local(_)
                 | drill::FaultSpec::Kube(_)
-                | drill::FaultSpec::Kind(_)) => target.preview(spec, &ctx),
+                | drill::FaultSpec::Kind(_)
+                | drill::FaultSpec::Kwok(_)) => target.preview(spec, &ctx),
             };
             if what.contains(crate::target::REFUSED) {
                 refused.push(step.id.value.clone());

@@ -29,10 +29,12 @@ pub use crate::target::cluster::ClusterSpec as ClusterTarget;
 pub use crate::target::kind::KindSpec as KindTarget;
 pub use crate::target::kube::scope::ScopeSpec;
 pub use crate::target::kube::{K8sProbe, NodeSelector, PodKillFault};
+pub use crate::target::kwok::KwokSpec as KwokTarget;
 pub use crate::target::local::{CorruptFault, KillFault, PauseFault};
 pub use crate::target::{DeleteFault, Empty, FaultSpec, RawFault, Revert};
 
-/// The system under test: processes on this host, or a kind cluster.
+/// The system under test: processes on this host, a kind cluster, a kwok
+/// cluster, or an existing cluster.
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Target {
@@ -41,16 +43,19 @@ pub enum Target {
     Local,
     /// A kind cluster.
     Kind(KindTarget),
+    /// A kwok cluster: a real control plane, simulated nodes.
+    Kwok(KwokTarget),
     /// An existing cluster, pinned by its identity.
     Cluster(ClusterTarget),
 }
 
 impl Target {
-    /// `local` or `kind`.
+    /// `local`, `kind`, `kwok` or `cluster`.
     pub fn name(&self) -> &'static str {
         match self {
             Target::Local => "local",
             Target::Kind(_) => "kind",
+            Target::Kwok(_) => "kwok",
             Target::Cluster(_) => "cluster",
         }
     }
@@ -59,7 +64,7 @@ impl Target {
     pub fn is_kube(&self) -> bool {
         match self {
             Target::Local => false,
-            Target::Kind(_) | Target::Cluster(_) => true,
+            Target::Kind(_) | Target::Kwok(_) | Target::Cluster(_) => true,
         }
     }
 
@@ -68,6 +73,7 @@ impl Target {
         let own = match self {
             Target::Local => crate::target::local::FAULT_KINDS.to_vec(),
             Target::Kind(_) => crate::target::kind::fault_kinds(),
+            Target::Kwok(_) => crate::target::kwok::fault_kinds(),
             Target::Cluster(_) => crate::target::kube::FAULT_KINDS.to_vec(),
         };
         crate::target::with_shell(&own)
@@ -85,6 +91,7 @@ impl Target {
         match self {
             Target::Local => crate::target::local::parse_fault(kind, raw, check),
             Target::Kind(_) => crate::target::kind::parse_fault(kind, raw, check),
+            Target::Kwok(_) => crate::target::kwok::parse_fault(kind, raw, check),
             Target::Cluster(_) => crate::target::cluster::parse_fault(kind, raw, check),
         }
     }
@@ -94,6 +101,7 @@ impl Target {
         match self {
             Target::Local => &[],
             Target::Kind(_) => crate::target::kind::VAR_NAMES,
+            Target::Kwok(_) => crate::target::kwok::VAR_NAMES,
             Target::Cluster(_) => crate::target::cluster::VAR_NAMES,
         }
     }
@@ -106,11 +114,13 @@ impl<'de> Deserialize<'de> for Target {
         enum Tagged {
             Local,
             Kind(KindTarget),
+            Kwok(KwokTarget),
             Cluster(ClusterTarget),
         }
         Ok(match Tagged::deserialize(deserializer)? {
             Tagged::Local => Target::Local,
             Tagged::Kind(kind) => Target::Kind(kind),
+            Tagged::Kwok(kwok) => Target::Kwok(kwok),
             Tagged::Cluster(cluster) => Target::Cluster(cluster),
         })
     }
@@ -122,12 +132,14 @@ impl JsonSchema for Target {
     }
     fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
         let kind = generator.subschema_for::<KindTarget>();
+        let kwok = generator.subschema_for::<KwokTarget>();
         let cluster = generator.subschema_for::<ClusterTarget>();
         schemars::json_schema!({
-            "description": "`local` (processes on this host, the default), `{kind: {...}}` or `{cluster: {...}}`",
+            "description": "`local` (processes on this host, the default), `{kind: {...}}`, `{kwok: {...}}` or `{cluster: {...}}`",
             "anyOf": [
                 {"const": "local"},
                 {"type": "object", "properties": {"kind": kind}, "required": ["kind"], "additionalProperties": false},
+                {"type": "object", "properties": {"kwok": kwok}, "required": ["kwok"], "additionalProperties": false},
                 {"type": "object", "properties": {"cluster": cluster}, "required": ["cluster"], "additionalProperties": false}
             ]
         })

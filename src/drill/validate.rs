@@ -169,30 +169,55 @@ fn check_target(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
             }
         }
     }
-    if let Target::Kind(kind) = &drill.target {
-        if !is_valid_name(&kind.cluster) {
-            problems.push(
-                Problem::at(
-                    kind.cluster.loc,
-                    format!("invalid kind cluster name `{}`", kind.cluster.value),
-                )
-                .help("kind cluster names use lower-case letters, digits and `-`"),
-            );
+    let cluster = match &drill.target {
+        Target::Local | Target::Cluster(_) => return,
+        Target::Kind(kind) => {
+            if let Some(config) = &kind.config {
+                check_file(cx.dir, config, "kind config", problems);
+            }
+            &kind.cluster
         }
-        if let Some(config) = &kind.config {
-            check_file(cx.dir, config, "kind config", problems);
+        Target::Kwok(kwok) => {
+            if let Some(nodes) = &kwok.nodes
+                && !(1..=crate::target::kwok::MAX_NODES).contains(&nodes.value)
+            {
+                problems.push(
+                    Problem::at(
+                        nodes.loc,
+                        format!("`nodes: {}` is out of range", nodes.value),
+                    )
+                    .help(format!(
+                        "a kwok cluster gets 1 to {} simulated nodes",
+                        crate::target::kwok::MAX_NODES
+                    )),
+                );
+            }
+            &kwok.cluster
         }
-        if !drill.services.is_empty() {
-            let loc = map_key(cx.root, "services")
-                .map(|key| key.loc)
-                .or(cx.services_loc)
-                .or(cx.target_loc)
-                .unwrap_or_default();
-            problems.push(
-                Problem::at(loc, "`services` are for the local target only")
-                    .help("on a kind target, deploy workloads with an `apply` step instead"),
-            );
-        }
+    };
+    let name = drill.target.name();
+    if !is_valid_name(cluster) {
+        problems.push(
+            Problem::at(
+                cluster.loc,
+                format!("invalid {name} cluster name `{}`", cluster.value),
+            )
+            .help(format!(
+                "{name} cluster names use lower-case letters, digits and `-`"
+            )),
+        );
+    }
+    if !drill.services.is_empty() {
+        let loc = map_key(cx.root, "services")
+            .map(|key| key.loc)
+            .or(cx.services_loc)
+            .or(cx.target_loc)
+            .unwrap_or_default();
+        problems.push(
+            Problem::at(loc, "`services` are for the local target only").help(format!(
+                "on a {name} target, deploy workloads with an `apply` step instead"
+            )),
+        );
     }
 }
 
@@ -424,7 +449,7 @@ fn check_probe(probe: &Probe, loc: Loc, what: &str, drill: &Drill, problems: &mu
         if !drill.target.is_kube() {
             problems.push(
                 Problem::at(k8s.kind.loc, format!("{what}: `k8s` probes need a Kubernetes target"))
-                    .help("set `target: {kind: {cluster: ..., config: ...}}`, or use a command, http or tcp probe"),
+                    .help("set `target: {kwok: {cluster: ...}}` or `target: {kind: {cluster: ..., config: ...}}`, or use a command, http or tcp probe"),
             );
         }
         let condition = k8s.condition.as_deref().unwrap_or("");
@@ -571,7 +596,7 @@ fn check_steps(
         }
         if let Some(repin) = step.repin.as_ref().filter(|repin| repin.value) {
             let why = match drill.target {
-                Target::Kind(_) => None,
+                Target::Kind(_) | Target::Kwok(_) => None,
                 Target::Cluster(_) => Some(
                     "the `cluster` target's identity is the drill's `uid`: a drill never rebuilds an existing cluster",
                 ),

@@ -40,8 +40,16 @@ pub async fn check(
     }
     if let Some(k8s) = &probe.k8s {
         return match target.kube() {
-            Some(kube) => kube.probe(k8s, ctx).await,
-            None => ProbeOutcome::fail("k8s probes need a kind target"),
+            // The probe's own timeout, not the client's (30 s): an API
+            // server that accepts and never answers must fail it in time.
+            Some(kube) => match tokio::time::timeout(timeout, kube.probe(k8s, ctx)).await {
+                Ok(outcome) => outcome,
+                Err(_) => ProbeOutcome::fail(format!(
+                    "no answer from the API server within {}",
+                    crate::duration::format_duration(timeout)
+                )),
+            },
+            None => ProbeOutcome::fail("k8s probes need a Kubernetes target"),
         };
     }
     ProbeOutcome::fail("the probe has no check")

@@ -234,7 +234,7 @@ impl Resume {
                 FaultSpec::Local(
                     LocalFault::Kill { services, .. } | LocalFault::Pause { services, .. },
                 ) => services.clone(),
-                FaultSpec::Kube(_) | FaultSpec::Kind(_) => Vec::new(),
+                FaultSpec::Kube(_) | FaultSpec::Kind(_) | FaultSpec::Kwok(_) => Vec::new(),
                 FaultSpec::Local(LocalFault::Delete { .. } | LocalFault::Corrupt { .. })
                 | FaultSpec::Shell(_) => drill.services.keys().cloned().collect(),
             };

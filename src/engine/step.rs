@@ -225,7 +225,7 @@ async fn run_action(attempt: &Attempt<'_>) -> StepResult {
                 .map(|p| shared.ctx.scenario_dir.join(expand(p, &shared.env)))
                 .collect();
             let Some(kube) = shared.target.kube() else {
-                return StepResult::failed("apply needs a kind target");
+                return StepResult::failed("apply needs a Kubernetes target");
             };
             match kube.apply(&paths, &shared.ctx).await {
                 Ok(detail) => StepResult::ok(detail),

@@ -26,7 +26,7 @@ use kube::config::{
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::kube::conn::{Connection, kube_cache_dir, run_kubeconfig, write_private};
+use super::kube::conn::{Connection, kube_vars, run_kubeconfig, write_private};
 use super::kube::scope::Scope;
 use super::kube::{K8sProbe, KubeFault, KubeOps, api};
 use super::local::step_seed;
@@ -327,16 +327,7 @@ impl Target for ClusterTarget {
     }
 
     fn vars(&self, run_dir: &Path) -> BTreeMap<String, String> {
-        BTreeMap::from([
-            (
-                "KUBECONFIG".to_owned(),
-                run_kubeconfig(run_dir).display().to_string(),
-            ),
-            (
-                "KUBECACHEDIR".to_owned(),
-                kube_cache_dir(run_dir).display().to_string(),
-            ),
-        ])
+        kube_vars(run_dir)
     }
 
     fn kube(&self) -> Option<&dyn KubeOps> {
@@ -416,7 +407,7 @@ impl Target for ClusterTarget {
     async fn revert(&self, undo: &Undo, ctx: &RunContext) -> Result<String, TargetError> {
         match undo {
             Undo::Kube(undo) => undo.revert(&self.client(ctx).await?).await,
-            Undo::Local(_) | Undo::Kind(_) => Err(TargetError::Failed(
+            Undo::Local(_) | Undo::Kind(_) | Undo::Kwok(_) => Err(TargetError::Failed(
                 "the cluster target undoes only API faults".to_owned(),
             )),
         }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use super::kube::{NodeSelector, PodKillFault};
 use super::local::{CorruptFault, KillFault, PauseFault};
-use super::{kind, kube, local};
+use super::{kind, kube, kwok, local};
 use crate::located::{Loc, OneOrMany, Problem};
 
 /// What a target's fault validation needs and where its problems go.
@@ -128,6 +128,8 @@ pub enum FaultSpec {
     Kube(kube::KubeFault),
     /// A fault of the kind target's nodes and cluster.
     Kind(kind::KindFault),
+    /// A fault of the kwok target's simulated nodes, control plane and cluster.
+    Kwok(kwok::KwokFault),
     /// `run`: any shell, with `revert:` as its undo; run by the engine on every target.
     Shell(String),
 }
@@ -139,6 +141,7 @@ impl FaultSpec {
             FaultSpec::Local(fault) => fault.kind(),
             FaultSpec::Kube(fault) => fault.kind(),
             FaultSpec::Kind(fault) => fault.kind(),
+            FaultSpec::Kwok(fault) => fault.kind(),
             FaultSpec::Shell(_) => "run",
         }
     }
@@ -149,6 +152,7 @@ impl FaultSpec {
             FaultSpec::Local(fault) => fault.describe(),
             FaultSpec::Kube(fault) => fault.describe(),
             FaultSpec::Kind(fault) => fault.describe(),
+            FaultSpec::Kwok(fault) => fault.describe(),
             FaultSpec::Shell(script) => crate::text::short_line(script),
         }
     }

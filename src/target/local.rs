@@ -648,7 +648,7 @@ impl Target for LocalTarget {
     fn preview(&self, fault: &FaultSpec, ctx: &RunContext) -> String {
         match fault {
             FaultSpec::Local(fault) => fault.preview(ctx),
-            FaultSpec::Kube(_) | FaultSpec::Kind(_) | FaultSpec::Shell(_) => {
+            FaultSpec::Kube(_) | FaultSpec::Kind(_) | FaultSpec::Kwok(_) | FaultSpec::Shell(_) => {
                 format!("{} is not a local fault", fault.kind())
             }
         }
@@ -663,7 +663,7 @@ impl Target for LocalTarget {
     ) -> Result<Injected, TargetError> {
         let fault = match fault {
             FaultSpec::Local(fault) => fault,
-            FaultSpec::Kube(_) | FaultSpec::Kind(_) | FaultSpec::Shell(_) => {
+            FaultSpec::Kube(_) | FaultSpec::Kind(_) | FaultSpec::Kwok(_) | FaultSpec::Shell(_) => {
                 return Err(TargetError::Failed(format!(
                     "fault kind `{}` is not supported by the local target",
                     fault.kind()
@@ -752,7 +752,7 @@ impl Target for LocalTarget {
                 }
                 Ok(format!("SIGCONT to process groups {pgids:?}"))
             }
-            Undo::Kube(_) | Undo::Kind(_) => Err(TargetError::Failed(
+            Undo::Kube(_) | Undo::Kind(_) | Undo::Kwok(_) => Err(TargetError::Failed(
                 "the local target cannot undo a Kubernetes fault".to_owned(),
             )),
         }

@@ -11,6 +11,7 @@
 //! - `local`: processes on this host, signals and file damage.
 //! - `kube`: the Kubernetes layer Kubernetes targets share (API faults, probes, apply).
 //! - `kind`: a kind cluster, faults on its node containers.
+//! - `kwok`: a kwok cluster (a real control plane, simulated nodes).
 //! - `cluster`: an existing cluster, pinned by identity; API faults only.
 
 use std::collections::BTreeMap;
@@ -25,6 +26,7 @@ pub mod cluster;
 mod fault;
 pub mod kind;
 pub mod kube;
+pub mod kwok;
 pub mod local;
 
 #[cfg(test)]
@@ -42,6 +44,8 @@ pub enum Undo {
     Kube(kube::KubeUndo),
     /// Of a kind node or cluster fault.
     Kind(kind::KindUndo),
+    /// Of a kwok node or control-plane fault.
+    Kwok(kwok::KwokUndo),
 }
 
 /// The kind target for a drill, whose API faults may touch `scope`.
@@ -58,6 +62,22 @@ pub fn kind_target(
         spec.reuse = true;
     }
     std::sync::Arc::new(kind::KindTarget::new(&spec, scenario_dir).with_scope(scope))
+}
+
+/// The kwok target for a drill, whose API faults may touch `scope`.
+/// `resuming`: the cluster exists already in the run's directory because
+/// the run created it before its runner died, so it is reused (its
+/// components started again).
+pub fn kwok_target(
+    spec: &kwok::KwokSpec,
+    scope: kube::scope::Scope,
+    resuming: bool,
+) -> std::sync::Arc<dyn Target> {
+    let mut spec = spec.clone();
+    if resuming {
+        spec.reuse = true;
+    }
+    std::sync::Arc::new(kwok::KwokTarget::new(&spec).with_scope(scope))
 }
 
 /// A target that cannot run anything (exit 4 with its reason).

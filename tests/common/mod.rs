@@ -217,3 +217,5 @@ pub fn read_pids(path: &Path) -> Vec<u32> {
         .filter_map(|p| p.parse().ok())
         .collect()
 }
+
+pub mod kwok;

@@ -22,7 +22,7 @@ use kube::Client;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::kube::conn::{Connection, kube_cache_dir, run_kubeconfig, write_private};
+use super::kube::conn::{Connection, kube_cache_dir, kube_vars, run_kubeconfig, write_private};
 use super::kube::scope::Scope;
 use super::kube::{K8sProbe, NodeSelector};
 use super::kube::{KubeFault, KubeOps, api, check_node_selector, describe_selector};
@@ -658,17 +658,9 @@ impl Target for KindTarget {
     }
 
     fn vars(&self, run_dir: &Path) -> BTreeMap<String, String> {
-        BTreeMap::from([
-            ("CLUSTER".to_owned(), self.cluster.clone()),
-            (
-                "KUBECONFIG".to_owned(),
-                run_kubeconfig(run_dir).display().to_string(),
-            ),
-            (
-                "KUBECACHEDIR".to_owned(),
-                kube_cache_dir(run_dir).display().to_string(),
-            ),
-        ])
+        let mut vars = kube_vars(run_dir);
+        vars.insert("CLUSTER".to_owned(), self.cluster.clone());
+        vars
     }
 
     fn kube(&self) -> Option<&dyn KubeOps> {
@@ -795,7 +787,7 @@ impl Target for KindTarget {
                 &ctx.env,
                 &fault.node_selector().map(nodes).unwrap_or_default(),
             ),
-            FaultSpec::Local(_) | FaultSpec::Shell(_) => {
+            FaultSpec::Local(_) | FaultSpec::Kwok(_) | FaultSpec::Shell(_) => {
                 return format!("{} is not a fault of the kind target", fault.kind());
             }
         };
@@ -817,7 +809,7 @@ impl Target for KindTarget {
                     "`run` faults are run by the engine".to_owned(),
                 ));
             }
-            FaultSpec::Local(_) => {
+            FaultSpec::Local(_) | FaultSpec::Kwok(_) => {
                 return Err(TargetError::Failed(format!(
                     "fault kind `{kind}` is not supported by the kind target"
                 )));
@@ -836,9 +828,11 @@ impl Target for KindTarget {
                 self.scope.check(&client, fault, env).await?;
                 fault.inject(&client, nodes, env, seed).await
             }
-            FaultSpec::Local(_) | FaultSpec::Shell(_) => Err(TargetError::Failed(format!(
-                "fault kind `{kind}` is not supported by the kind target"
-            ))),
+            FaultSpec::Local(_) | FaultSpec::Kwok(_) | FaultSpec::Shell(_) => {
+                Err(TargetError::Failed(format!(
+                    "fault kind `{kind}` is not supported by the kind target"
+                )))
+            }
         }
     }
 
@@ -849,9 +843,9 @@ impl Target for KindTarget {
                     let client = self.client(ctx).await?;
                     return undo.revert(&client).await;
                 }
-                Undo::Local(_) => {
+                Undo::Local(_) | Undo::Kwok(_) => {
                     return Err(TargetError::Failed(
-                        "the kind target cannot undo a local fault".to_owned(),
+                        "the kind target cannot undo a fault of another target".to_owned(),
                     ));
                 }
                 Undo::Kind(KindUndo::Unpartition { engine, nodes }) => {
@@ -969,19 +963,8 @@ impl KubeOps for KindTarget {
     }
 
     async fn apply(&self, manifests: &[PathBuf], ctx: &RunContext) -> Result<String, TargetError> {
-        let mut docs = Vec::new();
-        for manifest in manifests {
-            let written = expand(&manifest.to_string_lossy(), &ctx.env);
-            let path = ctx.scenario_dir.join(written);
-            docs.extend(api::read_manifests(&path)?);
-        }
         let client = self.client(ctx).await?;
-        let applied = api::apply(&client, docs).await?;
-        Ok(format!(
-            "applied {} object(s): {}",
-            applied.len(),
-            applied.join(", ")
-        ))
+        super::kube::apply_manifests(&client, manifests, ctx).await
     }
 }
 

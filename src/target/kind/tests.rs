@@ -583,7 +583,8 @@ async fn pod_kill_deletes_the_pods_the_seed_chooses() {
                 format!("/api/v1/namespaces/shop/pods/{name}?"),
                 pod(name, json!({})),
             )
-            .body(json!({})),
+            // No grace period: a pod killed, not asked to stop.
+            .body(json!({"gracePeriodSeconds": 0})),
         );
     }
     let runner = runner();
@@ -778,12 +779,17 @@ async fn drain_cordons_evicts_and_reverts_by_uncordoning() {
         ex("GET", "/api/v1/pods?&fieldSelector=spec.nodeName%3Ddrill-worker", pods),
         ex("POST", "/api/v1/namespaces/shop/pods/web-a/eviction?", json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}))
             .body(json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "web-a", "namespace": "shop"}})),
+        // Evicted is not gone: the drain waits until the pods left the node.
+        ex("GET", "/api/v1/pods?&fieldSelector=spec.nodeName%3Ddrill-worker", list("Pod", vec![])),
     ];
     let runner = runner();
     let (result, target, server, dir) = inject_with(&fault, &runner, exchanges).await;
     let injected = result.unwrap();
     assert_eq!(injected.targets, vec!["drill-worker"]);
-    assert_eq!(injected.detail, "evicted 1 pod(s): shop/web-a");
+    assert_eq!(
+        injected.detail,
+        "drill-worker: evicted 1 pod(s): shop/web-a"
+    );
     let handle = server.await.unwrap();
     let server = serve(
         handle,
@@ -967,13 +973,16 @@ async fn exists_probe_for_any_known_kind() {
         .await
         .ok
     );
+    // A kind not built in is looked up by discovery: served by nobody here.
     let unknown = k8s_probe("Widget", |p| p.name = Some("w".into()));
-    assert!(
-        probe_with(&unknown, vec![])
-            .await
-            .detail
-            .contains("not known")
-    );
+    let none = json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "items": []});
+    let detail = probe_with(
+        &unknown,
+        vec![ex("GET", "/apis", none.clone()), ex("GET", "/api", none)],
+    )
+    .await
+    .detail;
+    assert!(detail.contains("serves no kind `Widget`"), "{detail}");
 }
 
 #[tokio::test]

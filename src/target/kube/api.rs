@@ -194,6 +194,48 @@ async fn resource_of(
     })
 }
 
+/// The resource of a kind as a drill writes it: a built-in kind from the
+/// table, else what the API server serves under that kind (custom
+/// resources), found by discovery. `Kind.group` picks one group when
+/// several serve the kind.
+pub async fn resolve_kind(client: &Client, kind: &str) -> Result<Resource, TargetError> {
+    if let Some(found) = known_resource(kind) {
+        return Ok(found);
+    }
+    let (kind, group) = match kind.split_once('.') {
+        Some((kind, group)) => (kind, Some(group)),
+        None => (kind, None),
+    };
+    let discovery = kube::Discovery::new(client.clone())
+        .run_aggregated()
+        .await
+        .map_err(|e| failed("cannot discover the kinds the API server serves", e))?;
+    let mut found: Vec<Resource> = discovery
+        .groups()
+        .filter(|g| group.is_none_or(|group| g.name() == group))
+        .filter_map(|g| g.recommended_kind(kind))
+        .map(|(api, caps)| Resource {
+            api,
+            namespaced: caps.scope == kube::discovery::Scope::Namespaced,
+        })
+        .collect();
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        0 => Err(TargetError::Failed(format!(
+            "the API server serves no kind `{kind}`{}",
+            group.map(|g| format!(" in group {g}")).unwrap_or_default()
+        ))),
+        _ => Err(TargetError::Failed(format!(
+            "several API groups serve kind `{kind}` ({}): write it as `{kind}.<group>`",
+            found
+                .iter()
+                .map(|r| r.api.group.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
 fn dynamic_api(client: &Client, resource: &Resource, namespace: &str) -> Api<DynamicObject> {
     if resource.namespaced {
         Api::namespaced_with(client.clone(), namespace, &resource.api)
@@ -251,7 +293,8 @@ pub async fn pod_kill(
     let chosen = choose(names, count, seed);
     let mut hit = Vec::new();
     for name in chosen {
-        pods.delete(&name, &DeleteParams::default())
+        // Killed, not asked to stop: no grace period.
+        pods.delete(&name, &DeleteParams::default().grace_period(0))
             .await
             .map_err(|e| failed(&format!("cannot delete pod {}/{name}", fault.namespace), e))?;
         hit.push(format!("{}/{name}", fault.namespace));
@@ -265,13 +308,9 @@ pub async fn delete_objects(
     client: &Client,
     fault: &KubeDelete,
 ) -> Result<Vec<String>, TargetError> {
-    let kind = fault.kind.as_str();
-    let resource = known_resource(kind).ok_or_else(|| {
-        TargetError::Failed(format!(
-            "`delete` does not know kind `{kind}`; known kinds: {}",
-            KNOWN.iter().map(|k| k.kind).collect::<Vec<_>>().join(", ")
-        ))
-    })?;
+    let resource = resolve_kind(client, &fault.kind).await?;
+    // As the API server names it (`Widget`, also when written `Widget.<group>`).
+    let kind = resource.api.kind.as_str();
     let namespace = fault.namespace.as_deref().unwrap_or("default");
     let api = dynamic_api(client, &resource, namespace);
     let names = match (&fault.name, &fault.selector) {
@@ -358,17 +397,43 @@ pub fn evictable(pod: &Pod) -> bool {
     !mirror && !daemon && !finished
 }
 
-/// Cordons a node and evicts its pods (as `kubectl drain --ignore-daemonsets`).
-/// Returns the evicted pods as `namespace/name` and the refusals.
-pub async fn drain(client: &Client, node: &str) -> Result<(Vec<String>, Vec<String>), TargetError> {
+/// How long a drain keeps asking for evictions a disruption budget refuses,
+/// and waits for the evicted pods to leave.
+pub const DRAIN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// What a drain did to one node.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Drained {
+    /// Pods evicted, as `namespace/name`.
+    pub evicted: Vec<String>,
+    /// Pods whose eviction was still refused at the end, with why.
+    pub refused: Vec<String>,
+    /// How many times a disruption budget refused an eviction (429) before
+    /// it was granted or given up.
+    pub retries: u32,
+    /// Evicted pods still on the node when the patience ran out.
+    pub still_there: Vec<String>,
+}
+
+/// Cordons a node, evicts its pods (as `kubectl drain --ignore-daemonsets`)
+/// and waits for them to leave. An eviction a disruption budget refuses
+/// (429) is asked again every second, as kubectl does, until `patience`
+/// runs out; then it is reported as refused.
+pub async fn drain(
+    client: &Client,
+    node: &str,
+    patience: std::time::Duration,
+) -> Result<Drained, TargetError> {
+    let deadline = tokio::time::Instant::now() + patience;
     set_unschedulable(client, node, true).await?;
     let all: Api<Pod> = Api::all(client.clone());
+    let on_node = ListParams::default().fields(&format!("spec.nodeName={node}"));
     let list = all
-        .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
+        .list(&on_node)
         .await
         .map_err(|e| failed(&format!("cannot list the pods of node {node}"), e))?;
-    let mut evicted = Vec::new();
-    let mut refused = Vec::new();
+    let mut drained = Drained::default();
+    let mut evicted_uids = Vec::new();
     for pod in list.items.iter().filter(|pod| evictable(pod)) {
         let namespace = pod.namespace().unwrap_or_default();
         let name = pod.name_any();
@@ -379,16 +444,51 @@ pub async fn drain(client: &Client, node: &str) -> Result<(Vec<String>, Vec<Stri
             "kind": "Eviction",
             "metadata": {"name": name, "namespace": namespace},
         });
-        let result: Result<Value, _> = pods
-            .create_subresource("eviction", &name, &PostParams::default(), &eviction)
-            .await;
-        match result {
-            Ok(_) => evicted.push(format!("{namespace}/{name}")),
-            // A disruption budget may refuse; drain goes on as kubectl does.
-            Err(e) => refused.push(format!("{namespace}/{name}: {e}")),
+        loop {
+            let result: Result<Value, _> = pods
+                .create_subresource("eviction", &name, &PostParams::default(), &eviction)
+                .await;
+            match result {
+                Ok(_) => {
+                    drained.evicted.push(format!("{namespace}/{name}"));
+                    evicted_uids.push(pod.uid().unwrap_or_default());
+                }
+                // Gone already: nothing to evict.
+                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                // A disruption budget says not now: ask again, as kubectl does.
+                Err(kube::Error::Api(status))
+                    if status.code == 429 && tokio::time::Instant::now() < deadline =>
+                {
+                    drained.retries += 1;
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    continue;
+                }
+                Err(e) => drained.refused.push(format!("{namespace}/{name}: {e}")),
+            }
+            break;
         }
     }
-    Ok((evicted, refused))
+    // Evicted is not gone: wait until the pods have left the node.
+    loop {
+        let left: Vec<String> = all
+            .list(&on_node)
+            .await
+            .map_err(|e| failed(&format!("cannot list the pods of node {node}"), e))?
+            .items
+            .iter()
+            .filter(|pod| evicted_uids.contains(&pod.uid().unwrap_or_default()))
+            .map(|pod| format!("{}/{}", pod.namespace().unwrap_or_default(), pod.name_any()))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            drained.still_there = left;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    Ok(drained)
 }
 
 fn condition_true<'a>(
@@ -424,8 +524,17 @@ pub fn pod_ready(pod: &Pod) -> bool {
     )
 }
 
-/// A Deployment whose `Available` condition is `True`.
+/// A Deployment whose `Available` condition is `True` for its current
+/// spec: a status the controller wrote for an older generation (just
+/// after a change) says nothing about the Deployment as it is now.
 pub fn deployment_available(deployment: &Deployment) -> bool {
+    let observed = deployment
+        .status
+        .as_ref()
+        .and_then(|s| s.observed_generation);
+    if observed < deployment.metadata.generation {
+        return false;
+    }
     let conditions = deployment
         .status
         .as_ref()
@@ -441,8 +550,13 @@ pub fn deployment_available(deployment: &Deployment) -> bool {
     )
 }
 
-/// A StatefulSet whose ready replicas reach the wanted replicas.
+/// A StatefulSet whose ready replicas reach the wanted replicas, in a
+/// status written for its current generation.
 pub fn statefulset_ready(set: &StatefulSet) -> bool {
+    let observed = set.status.as_ref().and_then(|s| s.observed_generation);
+    if observed < set.metadata.generation {
+        return false;
+    }
     let wanted = set.spec.replicas.unwrap_or(1);
     let ready = set
         .status
@@ -539,11 +653,9 @@ pub async fn probe(
                 })
         }
         (kind, "Exists") => {
-            let Some(resource) = known_resource(kind) else {
-                return ProbeOutcome::fail(format!(
-                    "kind `{kind}` is not known to firedrill's k8s probe; known kinds: {}",
-                    KNOWN.iter().map(|k| k.kind).collect::<Vec<_>>().join(", ")
-                ));
+            let resource = match resolve_kind(client, kind).await {
+                Ok(resource) => resource,
+                Err(e) => return ProbeOutcome::fail(e.to_string()),
             };
             probe_list::<DynamicObject>(dynamic_api(client, &resource, &namespace), probe, env)
                 .await
@@ -615,26 +727,38 @@ pub fn read_manifests(path: &Path) -> Result<Vec<Value>, TargetError> {
     Ok(docs)
 }
 
-/// Server-side applies documents (Namespaces and CRDs first, then the rest
-/// in order). Returns what was applied as `Kind/namespace/name`.
+/// How long `apply` waits for a CustomResourceDefinition to be Established
+/// before applying objects of its kind.
+pub const CRD_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Server-side applies documents: Namespaces and CustomResourceDefinitions
+/// first, then, once every CRD is Established (its kind is served), the rest
+/// in order. Returns what was applied as `Kind/namespace/name`.
 pub async fn apply(client: &Client, mut docs: Vec<Value>) -> Result<Vec<String>, TargetError> {
     let first = |doc: &Value| {
-        !matches!(
+        matches!(
             doc["kind"].as_str(),
             Some("Namespace" | "CustomResourceDefinition")
         )
     };
-    docs.sort_by_key(|doc| first(doc));
+    // Stable: the rest keep their order.
+    docs.sort_by_key(|doc| !first(doc));
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let mut applied = Vec::new();
+    let mut crds: Vec<String> = Vec::new();
     for doc in docs {
         let kind = doc["kind"].as_str().unwrap_or_default().to_owned();
+        if !first(&doc) && !crds.is_empty() {
+            for crd in std::mem::take(&mut crds) {
+                wait_established(client, &crd, CRD_PATIENCE).await?;
+            }
+        }
         let api_version = doc["apiVersion"].as_str().unwrap_or_default().to_owned();
         let name = doc["metadata"]["name"]
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        let resource = resource_of(client, &api_version, &kind).await?;
+        let resource = served(client, &api_version, &kind).await?;
         let namespace = doc["metadata"]["namespace"]
             .as_str()
             .unwrap_or("default")
@@ -648,9 +772,63 @@ pub async fn apply(client: &Client, mut docs: Vec<Value>) -> Result<Vec<String>,
         api.patch(&name, &params, &Patch::Apply(&doc))
             .await
             .map_err(|e| failed(&format!("cannot apply {shown}"), e))?;
+        if kind == "CustomResourceDefinition" {
+            crds.push(name.clone());
+        }
         applied.push(shown);
     }
+    for crd in crds {
+        wait_established(client, &crd, CRD_PATIENCE).await?;
+    }
     Ok(applied)
+}
+
+/// The resource of `apiVersion` + `kind`, asked again for a while when the
+/// API server does not serve it yet: a CRD applied a moment ago can be
+/// Established before its group shows in discovery.
+async fn served(client: &Client, api_version: &str, kind: &str) -> Result<Resource, TargetError> {
+    let deadline = tokio::time::Instant::now() + CRD_PATIENCE;
+    loop {
+        match resource_of(client, api_version, kind).await {
+            Ok(resource) => return Ok(resource),
+            Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
+        }
+    }
+}
+
+/// Waits until the CustomResourceDefinition `name` is Established: before
+/// that, the API server does not serve its kind and objects of it are refused.
+pub async fn wait_established(
+    client: &Client,
+    name: &str,
+    patience: std::time::Duration,
+) -> Result<(), TargetError> {
+    let resource = known_resource("CustomResourceDefinition")
+        .ok_or_else(|| TargetError::Failed("no CustomResourceDefinition kind".to_owned()))?;
+    let api = dynamic_api(client, &resource, "");
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        let crd = api
+            .get(name)
+            .await
+            .map_err(|e| failed(&format!("cannot read CustomResourceDefinition {name}"), e))?;
+        let established = crd.data["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Established" && c["status"] == "True");
+        if established {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(TargetError::Failed(format!(
+                "CustomResourceDefinition {name} is not Established after {}",
+                crate::duration::format_duration(patience)
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
 
 fn to_text<T: serde::Serialize>(value: &Option<T>) -> String {

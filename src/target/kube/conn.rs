@@ -28,14 +28,30 @@ pub fn run_kubeconfig(run_dir: &Path) -> PathBuf {
     run_dir.join("kubeconfig")
 }
 
+/// `KUBECONFIG` and `KUBECACHEDIR`, set for every command of a run on a
+/// Kubernetes target.
+pub fn kube_vars(run_dir: &Path) -> std::collections::BTreeMap<String, String> {
+    std::collections::BTreeMap::from([
+        (
+            "KUBECONFIG".to_owned(),
+            run_kubeconfig(run_dir).display().to_string(),
+        ),
+        (
+            "KUBECACHEDIR".to_owned(),
+            kube_cache_dir(run_dir).display().to_string(),
+        ),
+    ])
+}
+
 /// A target's connection to its API server.
 pub struct Connection {
     /// How the cluster is named in messages (`kind cluster shop`).
     name: String,
     /// A client given by a test instead of one built from the kubeconfig.
     fixed: Option<Client>,
-    /// The client and the kubeconfig text it was built from: a runbook that
-    /// recreates the cluster rewrites the file, and the client follows.
+    /// The client and the kubeconfig (with its certificates) it was built
+    /// from: a runbook that recreates the cluster rewrites them, and the
+    /// client follows.
     cached: tokio::sync::Mutex<Option<(String, Client)>>,
     /// The pinned `kube-system` UID.
     pin: Mutex<Option<String>>,
@@ -63,7 +79,7 @@ impl Connection {
         if let Some(client) = &self.fixed {
             return Ok(client.clone());
         }
-        let text = std::fs::read_to_string(kubeconfig).map_err(|e| {
+        let text = kubeconfig_fingerprint(kubeconfig).map_err(|e| {
             TargetError::Failed(format!(
                 "cannot read the cluster's kubeconfig {}: {e}",
                 kubeconfig.display()
@@ -136,6 +152,34 @@ impl Connection {
     }
 }
 
+/// The text of a kubeconfig and of the certificate files it names: a
+/// rebuilt cluster (kwokctl) may keep the same text and port but have new
+/// certificates behind the same paths, and a client built for the old ones
+/// cannot talk to it.
+fn kubeconfig_fingerprint(path: &Path) -> std::io::Result<String> {
+    let mut text = std::fs::read_to_string(path)?;
+    if let Ok(config) = Kubeconfig::read_from(path) {
+        let clusters = config
+            .clusters
+            .iter()
+            .filter_map(|c| c.cluster.as_ref()?.certificate_authority.clone());
+        let users = config.auth_infos.iter().flat_map(|a| {
+            let auth = a.auth_info.as_ref();
+            [
+                auth.and_then(|a| a.client_certificate.clone()),
+                auth.and_then(|a| a.client_key.clone()),
+            ]
+            .into_iter()
+            .flatten()
+        });
+        for file in clusters.chain(users) {
+            text.push('\0');
+            text.push_str(&std::fs::read_to_string(&file).unwrap_or_default());
+        }
+    }
+    Ok(text)
+}
+
 /// Builds a client from exactly this kubeconfig file.
 pub async fn client_from_file(path: &Path) -> Result<Client, TargetError> {
     let kubeconfig = Kubeconfig::read_from(path).map_err(|e| {
@@ -158,6 +202,9 @@ pub async fn client_from(
     config.connect_timeout = Some(std::time::Duration::from_secs(5));
     config.read_timeout = Some(std::time::Duration::from_secs(30));
     config.write_timeout = Some(std::time::Duration::from_secs(30));
+    // No retries behind firedrill's back: a probe must fail within its own
+    // timeout, and a drain counts and reports the refusals it asks again.
+    config.default_retry = false;
     Client::try_from(config).map_err(|e| {
         TargetError::Failed(format!("cannot build a client for {}: {e}", path.display()))
     })

@@ -287,18 +287,12 @@ impl KubeFault {
                 })
             }
             KubeFault::DrainNode(_) => {
-                let mut evicted = Vec::new();
-                let mut refused = Vec::new();
+                let mut detail = Vec::new();
                 for node in &nodes {
-                    let (ok, no) = api::drain(client, node).await?;
-                    evicted.extend(ok);
-                    refused.extend(no);
+                    let drained = api::drain(client, node, api::DRAIN_PATIENCE).await?;
+                    detail.push(describe_drain(node, &drained));
                 }
-                let mut detail =
-                    format!("evicted {} pod(s): {}", evicted.len(), evicted.join(", "));
-                if !refused.is_empty() {
-                    detail.push_str(&format!("; evictions refused: {}", refused.join("; ")));
-                }
+                let detail = detail.join("; ");
                 Ok(Injected {
                     targets: nodes.clone(),
                     detail,
@@ -328,6 +322,34 @@ impl KubeUndo {
             }
         }
     }
+}
+
+/// What a drain did to a node, for the journal.
+pub fn describe_drain(node: &str, drained: &api::Drained) -> String {
+    let mut text = format!(
+        "{node}: evicted {} pod(s): {}",
+        drained.evicted.len(),
+        drained.evicted.join(", ")
+    );
+    if drained.retries > 0 {
+        text.push_str(&format!(
+            "; a disruption budget refused {} time(s) before",
+            drained.retries
+        ));
+    }
+    if !drained.refused.is_empty() {
+        text.push_str(&format!(
+            "; evictions refused: {}",
+            drained.refused.join("; ")
+        ));
+    }
+    if !drained.still_there.is_empty() {
+        text.push_str(&format!(
+            "; still on the node: {}",
+            drained.still_there.join(", ")
+        ));
+    }
+    text
 }
 
 /// A node selector in a few words, for `plan`.
@@ -368,6 +390,27 @@ pub fn check_node_selector(
         check.problem(format!("step `{step}`: `count: 0` hits no node"));
     }
     (check.problems.len() == before).then(|| selector.clone())
+}
+
+/// Reads the manifests of an `apply` step (paths as written, `${VAR}`
+/// expanded, relative to the drill's directory) and applies them.
+pub async fn apply_manifests(
+    client: &Client,
+    manifests: &[PathBuf],
+    ctx: &RunContext,
+) -> Result<String, TargetError> {
+    let mut docs = Vec::new();
+    for manifest in manifests {
+        let written = expand(&manifest.to_string_lossy(), &ctx.env);
+        let path = ctx.scenario_dir.join(written);
+        docs.extend(api::read_manifests(&path)?);
+    }
+    let applied = api::apply(client, docs).await?;
+    Ok(format!(
+        "applied {} object(s): {}",
+        applied.len(),
+        applied.join(", ")
+    ))
 }
 
 fn expand_opt(value: &Option<String>, env: &BTreeMap<String, String>) -> Option<String> {

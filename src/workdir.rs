@@ -40,6 +40,37 @@ pub enum WorkdirError {
     Failed(String),
 }
 
+/// Why a `delete` or `corrupt` path, as written in a drill (before
+/// expansion), is outside WORKDIR for every run; None when only the run can
+/// tell (it names a variable other than a leading `${WORKDIR}`).
+pub fn outside_as_written(written: &str) -> Option<&'static str> {
+    if let Some(rest) = written.strip_prefix("${WORKDIR}") {
+        if rest.contains('$') || !(rest.is_empty() || rest.starts_with('/')) {
+            return None;
+        }
+        // Lexically, as the run resolves it: `..` cannot climb out.
+        let mut depth = 0usize;
+        for part in Path::new(rest).components() {
+            match part {
+                Component::Normal(_) => depth += 1,
+                Component::ParentDir if depth == 0 => {
+                    return Some("`..` climbs out of WORKDIR");
+                }
+                Component::ParentDir => depth -= 1,
+                _ => {}
+            }
+        }
+        return (depth == 0).then_some("it is WORKDIR itself, which the run removes at its end");
+    }
+    if written.contains('$') {
+        None
+    } else if written.starts_with('/') {
+        Some("an absolute path without `${WORKDIR}` is never inside a run's fresh WORKDIR")
+    } else {
+        Some("a relative path resolves against the drill's directory, not WORKDIR")
+    }
+}
+
 /// A path inside WORKDIR, as a name relative to it.
 #[derive(Debug, Clone)]
 pub struct Owned {

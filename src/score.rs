@@ -288,6 +288,7 @@ pub fn journal(events: &[Event], ending: &Ending) -> Journal {
         notes: Vec::new(),
         marks: Vec::new(),
         surprise: None,
+        workdir_left: Vec::new(),
     };
     let mut steady: Vec<String> = Vec::new();
     let mut has_data = false;
@@ -435,6 +436,9 @@ pub fn journal(events: &[Event], ending: &Ending) -> Journal {
                     steps: Vec::new(),
                     by_hand: titles.clone(),
                 });
+            }
+            EventKind::WorkdirLeft { paths, .. } => {
+                journal.workdir_left.extend(paths.iter().cloned());
             }
             EventKind::SurpriseFault { window, delay_ms } => {
                 journal.surprise = Some(crate::journal::SurpriseRecord {

@@ -486,7 +486,16 @@ async fn record(run: Run, shared: &Shared, options: &Options, ending: &Ending) -
         tracing::info!(count = swept.len(), "ended processes the run left behind");
     }
     if !options.keep {
-        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(workdir)).await;
+        let removal = tokio::task::spawn_blocking(move || {
+            let left = crate::workdir::remove_workdir(&workdir);
+            (workdir, left)
+        })
+        .await;
+        if let Ok((workdir, left)) = removal
+            && let Some(left) = crate::workdir::left_behind(&workdir, left)
+        {
+            emitter.emit(left);
+        }
     }
     let mut scored = None;
     emitter.emit_with(|events| {

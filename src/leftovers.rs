@@ -3,11 +3,13 @@
 //! The sweep finds a run's processes by `FIREDRILL_RUN_ID` in their
 //! environment; a process that scrubbed its environment (`env -i`) drops
 //! the marker. Every step and service is started as the leader of its own
-//! process group, and `events.jsonl` records those pids: what still lives in
-//! one of those groups (or sessions, or is one of those pids) and started
-//! after the run did, belongs to the run.
+//! process group, and `events.jsonl` records those pids with their start
+//! times and the boot they ran on. A pid alone names nobody for good (after
+//! a reboot or a wrap-around it is someone else's), so a recorded pid counts
+//! only on the same boot and with the same start time; see
+//! [`Recorded::alive`] for the groups and sessions.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
@@ -44,30 +46,84 @@ impl ProcStat {
     }
 }
 
-/// The processes a run recorded starting, and when the run began.
+/// This boot's id (`/proc/sys/kernel/random/boot_id`): pids and start
+/// times recorded under another boot name nobody's process now.
+pub fn boot_id() -> Option<String> {
+    let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    Some(id.trim().to_owned()).filter(|id| !id.is_empty())
+}
+
+/// Clock ticks after boot of a wall-clock time (RFC 3339), on this boot:
+/// `btime` of `/proc/stat` and the kernel's tick rate.
+fn ticks_at(time: &str) -> Option<u64> {
+    let at = chrono::DateTime::parse_from_rfc3339(time).ok()?;
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let btime: i64 = stat
+        .lines()
+        .find_map(|line| line.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    // SAFETY: sysconf reads a constant of the running system, no memory.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let millis = at
+        .timestamp_millis()
+        .checked_sub(btime.checked_mul(1000)?)?;
+    u64::try_from(millis.checked_mul(i64::from(u32::try_from(hz).ok()?))? / 1000).ok()
+}
+
+/// The processes a run recorded starting, each by pid and start time.
 #[derive(Debug, Clone, Default)]
 pub struct Recorded {
-    leaders: HashSet<i32>,
-    /// Processes matched by themselves only (not their groups).
+    /// Group and session leaders the run started: pid to start time.
+    leaders: HashMap<i32, u64>,
+    /// Processes matched by themselves only (they carry the run's marker).
     pids: HashSet<i32>,
-    since: Option<u64>,
+    /// When the run last wrote an event (ticks after boot): a group whose
+    /// leader is gone counts only members started before.
+    until: Option<u64>,
+    /// Processes recorded on another boot (or without a boot id or start
+    /// time, by older versions): not matched by pid, counted here.
+    pub unmatchable: usize,
+    /// Whether the run was recorded on another boot than this one.
+    pub other_boot: bool,
+}
+
+/// The boot and start time a `process_started` counts with: only one of
+/// this boot with its start time recorded names a process now.
+fn this_boot(boot: Option<&str>, now: Option<&str>, started: Option<u64>) -> Option<u64> {
+    match (boot, now) {
+        (Some(boot), Some(now)) if boot == now => started,
+        _ => None,
+    }
 }
 
 impl Recorded {
-    /// From a run's events: the pids of `process_started`, and the start
-    /// time of its first runner (without it nothing is matched: a pid alone
-    /// may have been reused by anybody's process since).
+    /// From a run's events: the pids of `process_started` with their start
+    /// times, those of this boot only (a pid of another boot, or without
+    /// its start time, may be anybody's process now).
     pub fn from_events(events: &[Event]) -> Recorded {
+        let now = boot_id();
         let mut recorded = Recorded::default();
+        let mut boot: Option<String> = None;
         for event in events {
             match &event.kind {
-                EventKind::RunStarted { pid_started, .. } => recorded.since = *pid_started,
-                EventKind::ProcessStarted { pid, .. } => {
-                    recorded.leaders.insert(*pid as i32);
+                EventKind::RunStarted { boot_id, .. } | EventKind::RunResumed { boot_id, .. } => {
+                    boot = boot_id.clone();
+                    recorded.other_boot |= boot_id.is_some() && now.is_some() && *boot_id != now;
+                }
+                EventKind::ProcessStarted { pid, started, .. } => {
+                    match this_boot(boot.as_deref(), now.as_deref(), *started) {
+                        Some(started) => {
+                            recorded.leaders.insert(*pid as i32, started);
+                        }
+                        None => recorded.unmatchable += 1,
+                    }
                 }
                 _ => {}
             }
         }
+        recorded.until = events.last().and_then(|e| ticks_at(&e.time));
         recorded
     }
 
@@ -88,20 +144,28 @@ impl Recorded {
         is_fault: impl Fn(&str) -> bool,
     ) -> Recorded {
         use crate::event::Owner;
-        let mut open: Vec<(Owner, i32)> = Vec::new();
-        let mut since = None;
+        let now = boot_id();
+        let mut boot: Option<String> = None;
+        let mut open: Vec<(Owner, i32, Option<u64>)> = Vec::new();
         for event in events {
             match &event.kind {
-                EventKind::RunStarted { pid_started, .. } => since = *pid_started,
+                EventKind::RunStarted { boot_id, .. } | EventKind::RunResumed { boot_id, .. } => {
+                    boot = boot_id.clone();
+                }
                 EventKind::ProcessStarted {
                     pid,
+                    started,
                     owner: Some(owner @ (Owner::Step { .. } | Owner::Runbook { .. })),
                     ..
-                } => open.push((owner.clone(), *pid as i32)),
+                } => open.push((
+                    owner.clone(),
+                    *pid as i32,
+                    this_boot(boot.as_deref(), now.as_deref(), *started),
+                )),
                 EventKind::StepFinished { step, .. } => open.retain(
-                    |(owner, _)| !matches!(owner, Owner::Step { step: s } if s == step),
+                    |(owner, _, _)| !matches!(owner, Owner::Step { step: s } if s == step),
                 ),
-                EventKind::RunbookStep { step, index, .. } => open.retain(|(owner, _)| {
+                EventKind::RunbookStep { step, index, .. } => open.retain(|(owner, _, _)| {
                     !matches!(owner, Owner::Runbook { step: s, index: i } if s == step && i == index)
                 }),
                 _ => {}
@@ -137,26 +201,54 @@ impl Recorded {
             })
             .map(|(pid, _, _)| pid)
             .collect();
+        let open: Vec<(i32, Option<u64>)> = open
+            .into_iter()
+            .filter(|(owner, _, _)| !matches!(owner, Owner::Step { step } if is_fault(step)))
+            .map(|(_, pid, started)| (pid, started))
+            .collect();
         Recorded {
+            unmatchable: open.iter().filter(|(_, started)| started.is_none()).count(),
             leaders: open
                 .into_iter()
-                .filter(|(owner, _)| !matches!(owner, Owner::Step { step } if is_fault(step)))
-                .map(|(_, pid)| pid)
+                .filter_map(|(pid, started)| Some((pid, started?)))
                 .collect(),
             pids,
-            since,
+            until: events.last().and_then(|e| ticks_at(&e.time)),
+            other_boot: false,
         }
     }
 
-    /// Live processes of the run: a recorded pid, or in a recorded process
-    /// group or session, started after the run began. Never this process.
+    /// Live processes of the run, never this process:
+    /// - one that carries the run's marker ([`Recorded::of_unfinished_work`]);
+    /// - a recorded leader, by pid and the start time recorded with it;
+    /// - a member of a recorded leader's process group or session, while
+    ///   that leader lives with its recorded start time (a group or session
+    ///   keeps its id from reuse while it has members, so a different
+    ///   process under that pid means a foreign group);
+    /// - once that leader is gone, a member started after the leader and
+    ///   before the run's last event: a process started after the run died
+    ///   is never matched this way.
     pub fn alive(&self) -> Vec<i32> {
-        let Some(since) = self.since else {
-            return Vec::new();
-        };
         let me = std::process::id() as i32;
         let Ok(entries) = std::fs::read_dir("/proc") else {
             return Vec::new();
+        };
+        // Each recorded leader: Some(true) alive as recorded, Some(false)
+        // its pid is another process now, None gone.
+        let leaders: HashMap<i32, (u64, Option<bool>)> = self
+            .leaders
+            .iter()
+            .map(|(pid, started)| {
+                let now = ProcStat::read(*pid).map(|stat| stat.start == *started);
+                (*pid, (*started, now))
+            })
+            .collect();
+        let member = |id: i32, start: u64| match leaders.get(&id) {
+            Some((_, Some(alive))) => *alive,
+            Some((started, None)) => self
+                .until
+                .is_some_and(|until| *started <= start && start <= until),
+            None => false,
         };
         let mut found: Vec<i32> = entries
             .flatten()
@@ -164,11 +256,10 @@ impl Recorded {
             .filter(|pid| *pid != me && *pid > 1)
             .filter(|pid| {
                 ProcStat::read(*pid).is_some_and(|stat| {
-                    stat.start >= since
-                        && (self.leaders.contains(pid)
-                            || self.pids.contains(pid)
-                            || self.leaders.contains(&stat.pgrp)
-                            || self.leaders.contains(&stat.session))
+                    self.pids.contains(pid)
+                        || matches!(leaders.get(pid), Some((_, Some(true))))
+                        || member(stat.pgrp, stat.start)
+                        || member(stat.session, stat.start)
                 })
             })
             .collect();

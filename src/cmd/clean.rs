@@ -25,6 +25,25 @@ pub(super) fn clean(run_dir: &Path) -> Result<i32, Error> {
         );
     }
     let recorded = crate::leftovers::Recorded::from_events(&run.events);
+    if recorded.other_boot {
+        println!(
+            "run {} was recorded on another boot: its recorded pids are other processes now, \
+             none is ended by pid (only processes that carry the run's marker)",
+            run.run_id
+        );
+    } else if recorded.unmatchable > 0 {
+        println!(
+            "{} recorded process{} without a start time on this boot (an older record): \
+             ended only if {} the run's marker",
+            recorded.unmatchable,
+            if recorded.unmatchable == 1 { "" } else { "es" },
+            if recorded.unmatchable == 1 {
+                "it carries"
+            } else {
+                "they carry"
+            }
+        );
+    }
     let finished = run.has_finished() || run.was_cleaned();
     let (run_id, workdir, started) = (run.run_id, run.workdir, run.started);
     let runtime = tokio::runtime::Builder::new_current_thread()

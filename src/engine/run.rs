@@ -628,6 +628,7 @@ async fn prepare(
         emitter.emit(EventKind::RunResumed {
             pid: std::process::id(),
             pid_started: crate::rundir::start_time(std::process::id()),
+            boot_id: crate::leftovers::boot_id(),
             finished_steps: resume.finished().len(),
         });
         // The world as the dead runner left it is adopted: only the
@@ -655,6 +656,7 @@ async fn prepare(
             workdir: workdir.display().to_string(),
             pid: std::process::id(),
             pid_started: crate::rundir::start_time(std::process::id()),
+            boot_id: crate::leftovers::boot_id(),
             rto_ms: drill.objectives.rto.0.as_millis() as u64,
             rpo_ms: drill
                 .objectives

@@ -10,6 +10,7 @@
 //! [`Recorded::alive`] for the groups and sessions.
 
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
@@ -20,6 +21,8 @@ use crate::event::{Event, EventKind};
 /// The fields of `/proc/PID/stat` that say whose a process is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProcStat {
+    /// Its parent.
+    pub ppid: i32,
     /// Its process group.
     pub pgrp: i32,
     /// Its session.
@@ -39,6 +42,7 @@ impl ProcStat {
             return None;
         }
         Some(ProcStat {
+            ppid: fields.get(1)?.parse().ok()?,
             pgrp: fields.get(2)?.parse().ok()?,
             session: fields.get(3)?.parse().ok()?,
             start: fields.get(19)?.parse().ok()?,
@@ -72,6 +76,84 @@ fn ticks_at(time: &str) -> Option<u64> {
     u64::try_from(millis.checked_mul(i64::from(u32::try_from(hz).ok()?))? / 1000).ok()
 }
 
+/// The file of `RUN_DIR` where a runner records its descendants: one line
+/// each, `BOOT_ID PID START_TIME`.
+pub const DESCENDANTS: &str = "descendants";
+
+/// Records every descendant of this runner into `RUN_DIR/descendants` as it
+/// sees them (a scan of /proc every 200ms), so that `clean` finds what a
+/// runner killed with SIGKILL left, even a daemon that cleared its
+/// environment and left its step's session (`env -i setsid ...`). A process
+/// that starts and leaves the runner's tree within one scan is missed.
+/// Stops when dropped.
+pub struct DescendantRecorder(tokio::task::JoinHandle<()>);
+
+impl Drop for DescendantRecorder {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl DescendantRecorder {
+    /// Starts recording into `run_dir`.
+    pub fn start(run_dir: &Path) -> DescendantRecorder {
+        let path = run_dir.join(DESCENDANTS);
+        DescendantRecorder(tokio::spawn(async move {
+            let Some(boot) = boot_id() else {
+                return;
+            };
+            let mut seen: HashSet<(i32, u64)> = HashSet::new();
+            loop {
+                let found = tokio::task::spawn_blocking(descendants)
+                    .await
+                    .unwrap_or_default();
+                let new: String = found
+                    .into_iter()
+                    .filter(|found| seen.insert(*found))
+                    .map(|(pid, start)| format!("{boot} {pid} {start}\n"))
+                    .collect();
+                if !new.is_empty() {
+                    use std::io::Write;
+                    let _ = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&path)
+                        .and_then(|mut file| file.write_all(new.as_bytes()));
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }))
+    }
+}
+
+/// This process's live descendants, each with its start time.
+fn descendants() -> Vec<(i32, u64)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut children: HashMap<i32, Vec<(i32, u64)>> = HashMap::new();
+    for pid in entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+    {
+        if let Some(stat) = ProcStat::read(pid) {
+            children
+                .entry(stat.ppid)
+                .or_default()
+                .push((pid, stat.start));
+        }
+    }
+    let mut found = Vec::new();
+    let mut parents = vec![std::process::id() as i32];
+    while let Some(parent) = parents.pop() {
+        for child in children.remove(&parent).unwrap_or_default() {
+            parents.push(child.0);
+            found.push(child);
+        }
+    }
+    found
+}
+
 /// The processes a run recorded starting, each by pid and start time.
 #[derive(Debug, Clone, Default)]
 pub struct Recorded {
@@ -87,6 +169,9 @@ pub struct Recorded {
     pub unmatchable: usize,
     /// Whether the run was recorded on another boot than this one.
     pub other_boot: bool,
+    /// Processes the runner saw among its descendants
+    /// ([`DescendantRecorder`]), this boot's: pid to start time.
+    exact: HashMap<i32, u64>,
 }
 
 /// The boot and start time a `process_started` counts with: only one of
@@ -215,10 +300,35 @@ impl Recorded {
             pids,
             until: events.last().and_then(|e| ticks_at(&e.time)),
             other_boot: false,
+            exact: HashMap::new(),
         }
     }
 
+    /// Adds the descendants the run's runners recorded in
+    /// `RUN_DIR/descendants` on this boot (see [`DescendantRecorder`]).
+    pub fn with_descendants(mut self, run_dir: &Path) -> Recorded {
+        let (Some(now), Ok(text)) = (
+            boot_id(),
+            std::fs::read_to_string(run_dir.join(DESCENDANTS)),
+        ) else {
+            return self;
+        };
+        for line in text.lines() {
+            let mut words = line.split(' ');
+            if let (Some(boot), Some(Ok(pid)), Some(Ok(start))) = (
+                words.next(),
+                words.next().map(str::parse::<i32>),
+                words.next().map(str::parse::<u64>),
+            ) && boot == now
+            {
+                self.exact.insert(pid, start);
+            }
+        }
+        self
+    }
+
     /// Live processes of the run, never this process:
+    /// - one the runner saw among its descendants, by pid and start time;
     /// - one that carries the run's marker ([`Recorded::of_unfinished_work`]);
     /// - a recorded leader, by pid and the start time recorded with it;
     /// - a member of a recorded leader's process group or session, while
@@ -257,6 +367,7 @@ impl Recorded {
             .filter(|pid| {
                 ProcStat::read(*pid).is_some_and(|stat| {
                     self.pids.contains(pid)
+                        || self.exact.get(pid) == Some(&stat.start)
                         || matches!(leaders.get(pid), Some((_, Some(true))))
                         || member(stat.pgrp, stat.start)
                         || member(stat.session, stat.start)

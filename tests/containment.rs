@@ -680,6 +680,29 @@ fn every_terminating_signal_ends_a_run_like_ctrl_c() {
     }
 }
 
+/// LONG, its lingering step starting with `start` (a background process).
+fn long_starting(start: &str) -> String {
+    LONG.replace(r#"run: echo $$"#, &format!("run: {start}echo $$"))
+}
+
+/// `clean` of the run in `dir`, then whether `pid` was alive after it
+/// (killed then, so no test leaves it behind).
+fn clean_and_reap(dir: &Path, pid: u32) -> (std::process::Output, bool) {
+    let output = firedrill()
+        .arg("clean")
+        .arg(dir.join("run"))
+        .output()
+        .unwrap();
+    let alive_after = common::alive(pid);
+    if alive_after {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    (output, alive_after)
+}
+
 /// A step's background process scrubs its environment (`env -i`), the
 /// runner dies (SIGKILL): `clean` still ends it, by the process group the
 /// run recorded.
@@ -688,10 +711,7 @@ fn clean_ends_processes_that_scrubbed_their_environment() {
     let dir = tempfile::tempdir().unwrap();
     write_drill(
         dir.path(),
-        &LONG.replace(
-            r#"run: echo $$ > "${T}/step.pid.new"; mv "${T}/step.pid.new" "${T}/step.pid"; exec sleep 600"#,
-            r#"run: env -i sleep 600 & echo $! > "${T}/scrubbed.pid"; echo $$ > "${T}/step.pid.new"; mv "${T}/step.pid.new" "${T}/step.pid"; exec sleep 600"#,
-        ),
+        &long_starting(r#"env -i sleep 600 & echo $! > "${T}/scrubbed.pid"; "#),
     );
     let mut child = spawn_grouped(run_command(dir.path()));
     let step_pid = dir.path().join("step.pid");
@@ -704,18 +724,7 @@ fn clean_ends_processes_that_scrubbed_their_environment() {
         common::alive(scrubbed),
         "the scrubbed process died with the runner"
     );
-    let output = firedrill()
-        .arg("clean")
-        .arg(dir.path().join("run"))
-        .output()
-        .unwrap();
-    let alive_after = common::alive(scrubbed);
-    if alive_after {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(scrubbed as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
+    let (output, alive_after) = clean_and_reap(dir.path(), scrubbed);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(
@@ -724,6 +733,43 @@ fn clean_ends_processes_that_scrubbed_their_environment() {
     );
     assert!(!common::alive(common::read_pids(&step_pid)[0]));
     assert!(!dir.path().join("run/work").exists());
+}
+
+/// A step starts a daemon that clears its environment and leaves the
+/// step's session (`env -i setsid`), the runner dies (SIGKILL): the runner
+/// had recorded it among its descendants, so `clean` ends it.
+#[test]
+fn clean_ends_a_daemon_that_left_the_session_without_the_marker() {
+    let dir = tempfile::tempdir().unwrap();
+    write_drill(
+        dir.path(),
+        &long_starting(r#"env -i setsid sleep 4242 & echo $! > "${T}/daemon.pid"; "#),
+    );
+    let mut child = spawn_grouped(run_command(dir.path()));
+    let step_pid = dir.path().join("step.pid");
+    assert!(common::wait_for(&step_pid), "the step did not start");
+    let daemon = common::read_pids(&dir.path().join("daemon.pid"))[0];
+    let recorded = dir.path().join("run/descendants");
+    let seen = (0..400).any(|_| {
+        let text = std::fs::read_to_string(&recorded).unwrap_or_default();
+        let found = text
+            .lines()
+            .any(|line| line.split(' ').nth(1) == Some(&daemon.to_string()));
+        if !found {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        found
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (output, alive_after) = clean_and_reap(dir.path(), daemon);
+    assert!(seen, "the runner never recorded the daemon {daemon}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(
+        !alive_after,
+        "clean left the daemon {daemon} alive: {stdout}"
+    );
 }
 
 /// A foreign process: its own session, started by nobody's run.

@@ -24,7 +24,8 @@ pub(super) fn clean(run_dir: &Path) -> Result<i32, Error> {
             run.workdir.display()
         );
     }
-    let recorded = crate::leftovers::Recorded::from_events(&run.events);
+    let recorded =
+        crate::leftovers::Recorded::from_events(&run.events).with_descendants(&run.run_dir);
     if recorded.other_boot {
         println!(
             "run {} was recorded on another boot: its recorded pids are other processes now, \

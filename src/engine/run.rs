@@ -200,6 +200,8 @@ struct Run {
     background_stopped: watch::Receiver<bool>,
     /// The run directory's lock, released when the run's records are written.
     _lock: Arc<crate::rundir::Lock>,
+    /// Records the runner's descendants for `clean`, until the run ends.
+    _descendants: crate::leftovers::DescendantRecorder,
 }
 
 /// Set up: the big red button before anything starts, the ports, the
@@ -225,6 +227,7 @@ async fn set_up(
     let (messages, inbox) = mpsc::unbounded_channel();
     let (stops, stop_seen) = Stops::new(emitter.clone());
     let (stop_background, background_stopped) = watch::channel(false);
+    let descendants = crate::leftovers::DescendantRecorder::start(&run_dir);
     let mut run = Run {
         run_id,
         run_dir,
@@ -234,6 +237,7 @@ async fn set_up(
         background: JoinSet::new(),
         stop_background,
         background_stopped,
+        _descendants: descendants,
         _lock: lock,
     };
     run.background.spawn(forward_interrupt(
@@ -478,6 +482,7 @@ async fn record(run: Run, shared: &Shared, options: &Options, ending: &Ending) -
     // its environment carries no marker: found by the recorded groups.
     swept.extend(
         crate::leftovers::Recorded::from_events(&emitter.events())
+            .with_descendants(&run_dir)
             .end(options.grace)
             .await,
     );

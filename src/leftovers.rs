@@ -164,9 +164,9 @@ pub struct Recorded {
     /// When the run last wrote an event (ticks after boot): a group whose
     /// leader is gone counts only members started before.
     until: Option<u64>,
-    /// Processes recorded on another boot (or without a boot id or start
-    /// time, by older versions): not matched by pid, counted here.
-    pub unmatchable: usize,
+    /// Whether the run was recorded by an older version, without a boot
+    /// id: its pids are not matched (marker only).
+    pub old_record: bool,
     /// Whether the run was recorded on another boot than this one.
     pub other_boot: bool,
     /// Processes the runner saw among its descendants
@@ -196,13 +196,11 @@ impl Recorded {
                 EventKind::RunStarted { boot_id, .. } | EventKind::RunResumed { boot_id, .. } => {
                     boot = boot_id.clone();
                     recorded.other_boot |= boot_id.is_some() && now.is_some() && *boot_id != now;
+                    recorded.old_record |= boot_id.is_none();
                 }
                 EventKind::ProcessStarted { pid, started, .. } => {
-                    match this_boot(boot.as_deref(), now.as_deref(), *started) {
-                        Some(started) => {
-                            recorded.leaders.insert(*pid as i32, started);
-                        }
-                        None => recorded.unmatchable += 1,
+                    if let Some(started) = this_boot(boot.as_deref(), now.as_deref(), *started) {
+                        recorded.leaders.insert(*pid as i32, started);
                     }
                 }
                 _ => {}
@@ -292,7 +290,7 @@ impl Recorded {
             .map(|(_, pid, started)| (pid, started))
             .collect();
         Recorded {
-            unmatchable: open.iter().filter(|(_, started)| started.is_none()).count(),
+            old_record: false,
             leaders: open
                 .into_iter()
                 .filter_map(|(pid, started)| Some((pid, started?)))

@@ -32,17 +32,11 @@ pub(super) fn clean(run_dir: &Path) -> Result<i32, Error> {
              none is ended by pid (only processes that carry the run's marker)",
             run.run_id
         );
-    } else if recorded.unmatchable > 0 {
+    } else if recorded.old_record {
         println!(
-            "{} recorded process{} without a start time on this boot (an older record): \
-             ended only if {} the run's marker",
-            recorded.unmatchable,
-            if recorded.unmatchable == 1 { "" } else { "es" },
-            if recorded.unmatchable == 1 {
-                "it carries"
-            } else {
-                "they carry"
-            }
+            "run {} was recorded by an older firedrill (no boot id): only processes that carry \
+             the run's marker are ended",
+            run.run_id
         );
     }
     let finished = run.has_finished() || run.was_cleaned();

@@ -201,7 +201,7 @@ struct Run {
     /// The run directory's lock, released when the run's records are written.
     _lock: Arc<crate::rundir::Lock>,
     /// Records the runner's descendants for `clean`, until the run ends.
-    _descendants: crate::leftovers::DescendantRecorder,
+    _descendants: Option<crate::leftovers::DescendantRecorder>,
 }
 
 /// Set up: the big red button before anything starts, the ports, the
@@ -227,7 +227,11 @@ async fn set_up(
     let (messages, inbox) = mpsc::unbounded_channel();
     let (stops, stop_seen) = Stops::new(emitter.clone());
     let (stop_background, background_stopped) = watch::channel(false);
-    let descendants = crate::leftovers::DescendantRecorder::start(&run_dir);
+    // Only when this process's descendants are all the run's (not in tests
+    // that run drills side by side in one process).
+    let descendants = options
+        .sweep_descendants
+        .then(|| crate::leftovers::DescendantRecorder::start(&run_dir));
     let mut run = Run {
         run_id,
         run_dir,
@@ -480,12 +484,11 @@ async fn record(run: Run, shared: &Shared, options: &Options, ending: &Ending) -
     let mut swept = process::sweep(&run_id, options.grace, options.sweep_descendants).await;
     // What a resumed run adopted is not its descendant, and what scrubbed
     // its environment carries no marker: found by the recorded groups.
-    swept.extend(
-        crate::leftovers::Recorded::from_events(&emitter.events())
-            .with_descendants(&run_dir)
-            .end(options.grace)
-            .await,
-    );
+    let mut recorded = crate::leftovers::Recorded::from_events(&emitter.events());
+    if options.sweep_descendants {
+        recorded = recorded.with_descendants(&run_dir);
+    }
+    swept.extend(recorded.end(options.grace).await);
     if !swept.is_empty() {
         tracing::info!(count = swept.len(), "ended processes the run left behind");
     }

@@ -29,6 +29,7 @@ fn events(total: usize) -> Vec<Event> {
         workdir: "/tmp/bench/run/work".into(),
         pid: 1,
         pid_started: None,
+        boot_id: None,
         rto_ms: 60_000,
         rpo_ms: Some(5_000),
         min_score: 70,

@@ -61,6 +61,11 @@ pub enum EventKind {
         /// with `pid`, how `clean` and `resume` know it is still alive.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pid_started: Option<u64>,
+        /// The boot it ran on (`/proc/sys/kernel/random/boot_id`): start
+        /// times and pids recorded on another boot name nobody's process
+        /// now (docs/cli.md, `clean`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        boot_id: Option<String>,
         /// Objectives, so the score can be computed from events alone.
         rto_ms: u64,
         /// RPO, if any.
@@ -91,6 +96,9 @@ pub enum EventKind {
         /// When the new runner started (see `RunStarted`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pid_started: Option<u64>,
+        /// The boot the new runner runs on (see `RunStarted`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        boot_id: Option<String>,
         /// Steps that had finished before.
         finished_steps: usize,
     },
@@ -100,6 +108,10 @@ pub enum EventKind {
         what: String,
         /// Its pid (and process group).
         pid: u32,
+        /// When it started (ticks after boot, `/proc/PID/stat`): with the
+        /// pid and the run's boot, it names this process and no other.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        started: Option<u64>,
         /// Whose it is: `resume` adopts what finished work left running
         /// and ends only what it runs again.
         #[serde(default, skip_serializing_if = "Option::is_none")]

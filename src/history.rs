@@ -628,6 +628,7 @@ mod tests {
                 workdir: killed.join("work").display().to_string(),
                 pid: u32::MAX,
                 pid_started: Some(1),
+                boot_id: None,
                 rto_ms: 60_000,
                 rpo_ms: None,
                 min_score: 70,

@@ -804,6 +804,7 @@ mod tests {
             workdir: String::new(),
             pid: 1,
             pid_started: None,
+            boot_id: None,
             rto_ms: 10_000,
             rpo_ms: None,
             min_score: 70,

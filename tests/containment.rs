@@ -680,6 +680,29 @@ fn every_terminating_signal_ends_a_run_like_ctrl_c() {
     }
 }
 
+/// LONG, its lingering step starting with `start` (a background process).
+fn long_starting(start: &str) -> String {
+    LONG.replace(r#"run: echo $$"#, &format!("run: {start}echo $$"))
+}
+
+/// `clean` of the run in `dir`, then whether `pid` was alive after it
+/// (killed then, so no test leaves it behind).
+fn clean_and_reap(dir: &Path, pid: u32) -> (std::process::Output, bool) {
+    let output = firedrill()
+        .arg("clean")
+        .arg(dir.join("run"))
+        .output()
+        .unwrap();
+    let alive_after = common::alive(pid);
+    if alive_after {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    (output, alive_after)
+}
+
 /// A step's background process scrubs its environment (`env -i`), the
 /// runner dies (SIGKILL): `clean` still ends it, by the process group the
 /// run recorded.
@@ -688,10 +711,7 @@ fn clean_ends_processes_that_scrubbed_their_environment() {
     let dir = tempfile::tempdir().unwrap();
     write_drill(
         dir.path(),
-        &LONG.replace(
-            r#"run: echo $$ > "${T}/step.pid.new"; mv "${T}/step.pid.new" "${T}/step.pid"; exec sleep 600"#,
-            r#"run: env -i sleep 600 & echo $! > "${T}/scrubbed.pid"; echo $$ > "${T}/step.pid.new"; mv "${T}/step.pid.new" "${T}/step.pid"; exec sleep 600"#,
-        ),
+        &long_starting(r#"env -i sleep 600 & echo $! > "${T}/scrubbed.pid"; "#),
     );
     let mut child = spawn_grouped(run_command(dir.path()));
     let step_pid = dir.path().join("step.pid");
@@ -704,18 +724,7 @@ fn clean_ends_processes_that_scrubbed_their_environment() {
         common::alive(scrubbed),
         "the scrubbed process died with the runner"
     );
-    let output = firedrill()
-        .arg("clean")
-        .arg(dir.path().join("run"))
-        .output()
-        .unwrap();
-    let alive_after = common::alive(scrubbed);
-    if alive_after {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(scrubbed as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
+    let (output, alive_after) = clean_and_reap(dir.path(), scrubbed);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(
@@ -724,6 +733,183 @@ fn clean_ends_processes_that_scrubbed_their_environment() {
     );
     assert!(!common::alive(common::read_pids(&step_pid)[0]));
     assert!(!dir.path().join("run/work").exists());
+}
+
+/// A step starts a daemon that clears its environment and leaves the
+/// step's session (`env -i setsid`), the runner dies (SIGKILL): the runner
+/// had recorded it among its descendants, so `clean` ends it.
+#[test]
+fn clean_ends_a_daemon_that_left_the_session_without_the_marker() {
+    let dir = tempfile::tempdir().unwrap();
+    write_drill(
+        dir.path(),
+        &long_starting(r#"env -i setsid sleep 4242 & echo $! > "${T}/daemon.pid"; "#),
+    );
+    let mut child = spawn_grouped(run_command(dir.path()));
+    let step_pid = dir.path().join("step.pid");
+    assert!(common::wait_for(&step_pid), "the step did not start");
+    let daemon = common::read_pids(&dir.path().join("daemon.pid"))[0];
+    let recorded = dir.path().join("run/descendants");
+    let seen = (0..400).any(|_| {
+        let text = std::fs::read_to_string(&recorded).unwrap_or_default();
+        let found = text
+            .lines()
+            .any(|line| line.split(' ').nth(1) == Some(&daemon.to_string()));
+        if !found {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        found
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (output, alive_after) = clean_and_reap(dir.path(), daemon);
+    assert!(seen, "the runner never recorded the daemon {daemon}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(
+        !alive_after,
+        "clean left the daemon {daemon} alive: {stdout}"
+    );
+}
+
+/// A foreign process: its own session, started by nobody's run.
+fn foreign_sleep() -> Child {
+    Command::new("setsid")
+        .args(["sleep", "3333"])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Ticks after boot when `pid` started (`/proc/PID/stat`, field 22).
+fn start_of(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    fields[19].parse().unwrap()
+}
+
+/// Runs LONG in `dir` and SIGKILLs the runner once its step runs: the
+/// step.pid file the step wrote.
+fn dead_run(dir: &Path) -> std::path::PathBuf {
+    write_drill(dir, LONG);
+    let mut child = spawn_grouped(run_command(dir));
+    let step_pid = dir.join("step.pid");
+    assert!(common::wait_for(&step_pid), "the step did not start");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    step_pid
+}
+
+/// Resumes the dead run in `dir` until its step runs again (its step.pid
+/// reappears), then Ctrl-C: the output and its stderr.
+fn resume_until_the_step_runs(dir: &Path, step_pid: &Path) -> (std::process::Output, String) {
+    std::fs::remove_file(step_pid).unwrap();
+    let resumed = spawn_grouped({
+        let mut command = firedrill();
+        command.current_dir(dir).arg("resume").arg(dir.join("run"));
+        command
+    });
+    let started = common::wait_for(step_pid);
+    common::interrupt(&resumed);
+    let output = wait_or_hang(resumed, "resume");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(started, "resume did not run the step again: {stderr}");
+    (output, stderr)
+}
+
+/// Appends a crafted event to a run's `events.jsonl`.
+fn append_event(run_dir: &Path, event: serde_json::Value) {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(run_dir.join("events.jsonl"))
+        .unwrap();
+    writeln!(file, "{event}").unwrap();
+}
+
+/// Ends the foreign processes, saying which `what` had ended.
+fn survived(foreign: &mut [Child], what: &str) {
+    for child in foreign.iter_mut() {
+        let pid = child.id();
+        let alive = common::alive(pid);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(alive, "{what} ended the foreign process {pid}");
+    }
+}
+
+/// A recorded pid that is someone else's now (a reboot, a wrap-around):
+/// `clean` and `resume` leave it alone. One recorded without a start time
+/// (as an older version or a crafted line records it), one with another
+/// start time: both are foreign sessions, found alive in /proc afterwards.
+#[test]
+fn clean_and_resume_never_end_a_foreign_process_under_a_recorded_pid() {
+    let dir = tempfile::tempdir().unwrap();
+    let step_pid = dead_run(dir.path());
+    let run_dir = dir.path().join("run");
+    let mut foreign = vec![foreign_sleep(), foreign_sleep()];
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    append_event(
+        &run_dir,
+        serde_json::json!({"at_ms": 1, "time": now, "event": "process_started",
+            "what": "step linger", "pid": foreign[0].id(), "owner": {"of": "step", "step": "linger"}}),
+    );
+    append_event(
+        &run_dir,
+        serde_json::json!({"at_ms": 1, "time": now, "event": "process_started",
+            "what": "step linger", "pid": foreign[1].id(), "started": start_of(foreign[1].id()) + 1,
+            "owner": {"of": "step", "step": "linger"}}),
+    );
+    // resume: the unfinished step runs again, its old processes end; then Ctrl-C.
+    let (_, stderr) = resume_until_the_step_runs(dir.path(), &step_pid);
+    for child in &foreign {
+        assert!(
+            common::alive(child.id()),
+            "resume ended a foreign process: {stderr}"
+        );
+    }
+    let output = firedrill().arg("clean").arg(&run_dir).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    survived(&mut foreign, "clean");
+}
+
+/// A run recorded on another boot: `clean` ends nothing by pid, even a pid
+/// recorded with the start time the process has now, and says so.
+#[test]
+fn clean_ends_nothing_by_pid_of_a_run_recorded_on_another_boot() {
+    let dir = tempfile::tempdir().unwrap();
+    let step_pid = dead_run(dir.path());
+    let run_dir = dir.path().join("run");
+    let events = run_dir.join("events.jsonl");
+    let text = std::fs::read_to_string(&events).unwrap();
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    assert!(text.contains(boot.trim()), "run_started records no boot id");
+    std::fs::write(
+        &events,
+        text.replace(boot.trim(), "00000000-0000-0000-0000-000000000000"),
+    )
+    .unwrap();
+    let mut foreign = vec![foreign_sleep()];
+    let pid = foreign[0].id();
+    append_event(
+        &run_dir,
+        serde_json::json!({"at_ms": 1, "time": "2026-01-01T00:00:00.000Z",
+            "event": "process_started", "what": "step linger", "pid": pid,
+            "started": start_of(pid), "owner": {"of": "step", "step": "linger"}}),
+    );
+    let output = firedrill().arg("clean").arg(&run_dir).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("another boot"), "{stdout}");
+    // The step still ran under the run's marker: that one is ended.
+    assert!(!common::alive(common::read_pids(&step_pid)[0]), "{stdout}");
+    survived(&mut foreign, "clean");
 }
 
 /// The runner dies while writing an event: `events.jsonl` ends inside a
@@ -744,20 +930,7 @@ fn a_damaged_last_event_is_tolerated_and_not_appended_to() {
     std::fs::write(&events, &damaged).unwrap();
 
     // resume: continues (the long step runs again), then Ctrl-C.
-    std::fs::remove_file(&step_pid).unwrap();
-    let resumed = spawn_grouped({
-        let mut command = firedrill();
-        command
-            .current_dir(dir.path())
-            .arg("resume")
-            .arg(dir.path().join("run"));
-        command
-    });
-    let started = common::wait_for(&step_pid);
-    common::interrupt(&resumed);
-    let output = wait_or_hang(resumed, "resume");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(started, "resume did not run the step again: {stderr}");
+    let (output, stderr) = resume_until_the_step_runs(dir.path(), &step_pid);
     assert_eq!(output.status.code(), Some(130), "{stderr}");
     let bytes = std::fs::read(&events).unwrap();
     let lines: Vec<&[u8]> = bytes

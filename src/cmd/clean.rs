@@ -24,7 +24,21 @@ pub(super) fn clean(run_dir: &Path) -> Result<i32, Error> {
             run.workdir.display()
         );
     }
-    let recorded = crate::leftovers::Recorded::from_events(&run.events);
+    let recorded =
+        crate::leftovers::Recorded::from_events(&run.events).with_descendants(&run.run_dir);
+    if recorded.other_boot {
+        println!(
+            "run {} was recorded on another boot: its recorded pids are other processes now, \
+             none is ended by pid (only processes that carry the run's marker)",
+            run.run_id
+        );
+    } else if recorded.old_record {
+        println!(
+            "run {} was recorded by an older firedrill (no boot id): only processes that carry \
+             the run's marker are ended",
+            run.run_id
+        );
+    }
     let finished = run.has_finished() || run.was_cleaned();
     let (run_id, workdir, started) = (run.run_id, run.workdir, run.started);
     let runtime = tokio::runtime::Builder::new_current_thread()

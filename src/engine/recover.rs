@@ -121,6 +121,7 @@ async fn execute(
                 shared.ctx.emitter.emit(EventKind::ProcessStarted {
                     what: format!("runbook step {} of {}", index + 1, step.id.value),
                     pid,
+                    started: crate::rundir::start_time(pid),
                     owner: Some(crate::event::Owner::Runbook {
                         step: step.id.value.clone(),
                         index,

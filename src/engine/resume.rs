@@ -217,6 +217,35 @@ impl Resume {
             .collect()
     }
 
+    /// When each service's leader started, as recorded on this boot (see
+    /// [`crate::leftovers::Recorded`]): none for another boot's.
+    fn services_started(&self) -> std::collections::BTreeMap<String, u64> {
+        let now = crate::leftovers::boot_id();
+        let mut boot = None;
+        let mut started = std::collections::BTreeMap::new();
+        for event in &self.events {
+            match &event.kind {
+                EventKind::RunStarted { boot_id, .. } | EventKind::RunResumed { boot_id, .. } => {
+                    boot = boot_id.clone();
+                }
+                EventKind::ProcessStarted {
+                    started: at,
+                    owner: Some(crate::event::Owner::Service { name }),
+                    ..
+                } => match (at, boot.is_some() && boot == now) {
+                    (Some(at), true) => {
+                        started.insert(name.clone(), *at);
+                    }
+                    _ => {
+                        started.remove(name);
+                    }
+                },
+                _ => {}
+            }
+        }
+        started
+    }
+
     /// What the target needs to take the system over: each service's pid,
     /// and the services a fault that started may have hit. A `kill` or
     /// `pause` hits the services it names; any other fault (a `run` shell,
@@ -244,14 +273,10 @@ impl Resume {
                 });
             }
         }
-        let since = self.events.iter().find_map(|e| match &e.kind {
-            EventKind::RunStarted { pid_started, .. } => *pid_started,
-            _ => None,
-        });
         crate::target::Found {
             services: self.services().into_iter().collect(),
             hit,
-            since,
+            started: self.services_started(),
         }
     }
 

@@ -201,6 +201,8 @@ struct Run {
     background_stopped: watch::Receiver<bool>,
     /// The run directory's lock, released when the run's records are written.
     _lock: Arc<crate::rundir::Lock>,
+    /// Records the runner's descendants for `clean`, until the run ends.
+    _descendants: Option<crate::leftovers::DescendantRecorder>,
 }
 
 /// Set up: the big red button before anything starts, the ports, the
@@ -226,6 +228,11 @@ async fn set_up(
     let (messages, inbox) = mpsc::unbounded_channel();
     let (stops, stop_seen) = Stops::new(emitter.clone());
     let (stop_background, background_stopped) = watch::channel(false);
+    // Only when this process's descendants are all the run's (not in tests
+    // that run drills side by side in one process).
+    let descendants = options
+        .sweep_descendants
+        .then(|| crate::leftovers::DescendantRecorder::start(&run_dir));
     let mut run = Run {
         run_id,
         run_dir,
@@ -235,6 +242,7 @@ async fn set_up(
         background: JoinSet::new(),
         stop_background,
         background_stopped,
+        _descendants: descendants,
         _lock: lock,
     };
     run.background.spawn(forward_interrupt(
@@ -477,11 +485,11 @@ async fn record(run: Run, shared: &Shared, options: &Options, ending: &Ending) -
     let mut swept = process::sweep(&run_id, options.grace, options.sweep_descendants).await;
     // What a resumed run adopted is not its descendant, and what scrubbed
     // its environment carries no marker: found by the recorded groups.
-    swept.extend(
-        crate::leftovers::Recorded::from_events(&emitter.events())
-            .end(options.grace)
-            .await,
-    );
+    let mut recorded = crate::leftovers::Recorded::from_events(&emitter.events());
+    if options.sweep_descendants {
+        recorded = recorded.with_descendants(&run_dir);
+    }
+    swept.extend(recorded.end(options.grace).await);
     if !swept.is_empty() {
         tracing::info!(count = swept.len(), "ended processes the run left behind");
     }
@@ -638,6 +646,7 @@ async fn prepare(
         emitter.emit(EventKind::RunResumed {
             pid: std::process::id(),
             pid_started: crate::rundir::start_time(std::process::id()),
+            boot_id: crate::leftovers::boot_id(),
             finished_steps: resume.finished().len(),
         });
         // The world as the dead runner left it is adopted: only the
@@ -665,6 +674,7 @@ async fn prepare(
             workdir: workdir.display().to_string(),
             pid: std::process::id(),
             pid_started: crate::rundir::start_time(std::process::id()),
+            boot_id: crate::leftovers::boot_id(),
             rto_ms: drill.objectives.rto.0.as_millis() as u64,
             rpo_ms: drill
                 .objectives

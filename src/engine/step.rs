@@ -259,6 +259,7 @@ async fn run_shell(attempt: &Attempt<'_>, script: String) -> StepResult {
             shared.ctx.emitter.emit(EventKind::ProcessStarted {
                 what: format!("step {id}"),
                 pid,
+                started: crate::rundir::start_time(pid),
                 owner: Some(crate::event::Owner::Step { step: id.clone() }),
             });
         })

@@ -400,6 +400,7 @@ impl LocalTarget {
         ctx.emitter.emit(EventKind::ProcessStarted {
             what: format!("service {name}"),
             pid,
+            started: crate::rundir::start_time(pid),
             owner: Some(Owner::Service {
                 name: name.to_owned(),
             }),
@@ -427,13 +428,13 @@ impl LocalTarget {
 
     /// Takes over a service a dead runner started: not this runner's child,
     /// so its exit is watched in /proc.
-    fn adopt(&self, name: &str, pgid: i32, since: Option<u64>) {
+    fn adopt(&self, name: &str, pgid: i32, started: Option<u64>) {
         let (exit_tx, exited) = watch::channel(None);
         self.waiters
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .spawn(async move {
-                while leader_alive(pgid, since) {
+                while leader_alive(pgid, started) {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 let _ = exit_tx.send(Some("exited (adopted: its status is not known)".to_owned()));
@@ -459,12 +460,12 @@ impl LocalTarget {
     }
 }
 
-/// Whether `pid` lives as the leader of its process group and started after
-/// `since` (ticks after boot): the same process the run started, not
-/// another that reuses its pid.
-fn leader_alive(pid: i32, since: Option<u64>) -> bool {
+/// Whether `pid` lives as the leader of its process group and started at
+/// `started` (ticks after boot, recorded on this boot): the same process the
+/// run started, not another that reuses its pid.
+fn leader_alive(pid: i32, started: Option<u64>) -> bool {
     crate::leftovers::ProcStat::read(pid)
-        .is_some_and(|stat| stat.pgrp == pid && since.is_some_and(|since| stat.start >= since))
+        .is_some_and(|stat| stat.pgrp == pid && Some(stat.start) == started)
 }
 
 /// How a process ended: `exit 1`, `killed by SIGKILL`.
@@ -591,10 +592,11 @@ impl Target for LocalTarget {
     ) -> Result<BTreeMap<String, String>, TargetError> {
         for name in self.services.keys() {
             let recorded = found.services.get(name).copied();
-            let alive = recorded.filter(|pid| leader_alive(*pid as i32, found.since));
+            let started = found.started.get(name).copied();
+            let alive = recorded.filter(|pid| leader_alive(*pid as i32, started));
             let (outcome, pid, detail) = match (alive, recorded, found.hit.get(name)) {
                 (Some(pid), _, _) => {
-                    self.adopt(name, pid as i32, found.since);
+                    self.adopt(name, pid as i32, started);
                     // What it printed while no runner read goes on into its
                     // log, capped.
                     let log_path = ctx.run_dir.join("logs").join(format!("{name}.log"));

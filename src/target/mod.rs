@@ -117,9 +117,10 @@ pub struct Found {
     pub services: BTreeMap<String, u32>,
     /// Services a fault may have hit, each with why: down, they stay down.
     pub hit: BTreeMap<String, String>,
-    /// When the run's first runner started (ticks after boot): a recorded
-    /// pid that is alive but started before is somebody else's process.
-    pub since: Option<u64>,
+    /// When each service's leader started (ticks after boot), recorded on
+    /// this boot: a live pid with another start time (or one recorded on
+    /// another boot, or without one) is somebody else's process.
+    pub started: BTreeMap<String, u64>,
 }
 
 /// How [`Target::preview`] marks a fault the run would refuse (its reason

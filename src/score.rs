@@ -135,6 +135,43 @@ pub fn setup_failure(
         })
 }
 
+/// Why the recovery was not exercised although every recover step succeeded,
+/// or `None` if it was (docs/scoring.md, "Recovered"): no outage was
+/// observed (and one was expected), or the steady state came back, and held,
+/// before the first recover step started. `streak_start_ms` is when the final
+/// streak of healthy steady-state results began.
+pub fn not_exercised_because(
+    outage_observed: Option<bool>,
+    expect_outage: bool,
+    first_fault_ms: u64,
+    streak_start_ms: Option<u64>,
+    first_recover_start_ms: Option<u64>,
+) -> Option<String> {
+    match outage_observed {
+        Some(false) if expect_outage => Some(
+            "no outage observed: no steady-state probe failed after the first fault, so the \
+             recovery was not exercised (set `objectives.expect_outage: false` if holding \
+             through the faults is the point)"
+                .to_owned(),
+        ),
+        Some(true) => match (streak_start_ms, first_recover_start_ms) {
+            (Some(healed), Some(recover)) if healed < recover => Some(format!(
+                "the system recovered by itself before the recovery started (the steady state \
+                 held again {} s after the first fault, the first recover step started at {} s): \
+                 the runbook was not exercised",
+                seconds(healed.saturating_sub(first_fault_ms)),
+                seconds(recover.saturating_sub(first_fault_ms)),
+            )),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn seconds(ms: u64) -> String {
+    format!("{:.1}", ms as f64 / 1000.0)
+}
+
 /// Whether an outage was observed: a steady-state probe failed at or after
 /// the first fault (docs/scoring.md, "Outage observed").
 pub fn outage_observed(health: &[ProbeSample], first_fault_ms: u64) -> bool {
@@ -561,23 +598,40 @@ pub fn journal(events: &[Event], ending: &Ending) -> Journal {
         !steady.is_empty(),
         &checks,
     );
-    journal.recovered = not_recovered.is_none();
+    // The streak that holds through the first pass's check: the
+    // idempotency re-run is not part of TTR.
+    let streak_start = first_fault.filter(|_| !steady.is_empty()).map(|fault_at| {
+        let horizon = first_pass_checked_ms.unwrap_or(u64::MAX);
+        let samples: Vec<ProbeSample> = journal
+            .health
+            .iter()
+            .filter(|s| s.at_ms <= horizon)
+            .cloned()
+            .collect();
+        final_streak_start(&samples, &steady, fault_at)
+    });
+    let first_recover_start = journal
+        .steps
+        .iter()
+        .filter(|s| s.action == "recover")
+        .filter_map(|s| s.started_ms)
+        .min();
+    let not_exercised = first_fault.and_then(|fault_at| {
+        not_exercised_because(
+            journal.outage_observed,
+            expect_outage,
+            fault_at,
+            streak_start,
+            first_recover_start,
+        )
+    });
+    journal.recovered = not_recovered.is_none() && not_exercised.is_none();
     if journal.recovered
         && let Some(fault_at) = first_fault
     {
-        journal.ttr_ms = if steady.is_empty() {
-            last_recover_end.map(|end| end.saturating_sub(fault_at))
-        } else {
-            // The streak that holds through the first pass's check: the
-            // idempotency re-run is not part of TTR.
-            let horizon = first_pass_checked_ms.unwrap_or(u64::MAX);
-            let samples: Vec<ProbeSample> = journal
-                .health
-                .iter()
-                .filter(|s| s.at_ms <= horizon)
-                .cloned()
-                .collect();
-            Some(final_streak_start(&samples, &steady, fault_at).saturating_sub(fault_at))
+        journal.ttr_ms = match streak_start {
+            None => last_recover_end.map(|end| end.saturating_sub(fault_at)),
+            Some(start) => Some(start.saturating_sub(fault_at)),
         };
     }
 
@@ -617,14 +671,8 @@ pub fn journal(events: &[Event], ending: &Ending) -> Journal {
                 (Verdict::Error, why)
             } else if let Some(why) = not_recovered {
                 (Verdict::Failed, format!("not recovered: {why}"))
-            } else if expect_outage && journal.outage_observed == Some(false) {
-                (
-                    Verdict::Failed,
-                    "no outage observed: no steady-state probe failed after the first fault, so \
-                     the recovery was not exercised (set `objectives.expect_outage: false` if \
-                     holding through the faults is the point)"
-                        .to_owned(),
-                )
+            } else if let Some(why) = not_exercised {
+                (Verdict::Failed, why)
             } else if !rpo_met {
                 let loss = match (journal.data_loss_ms, &journal.data_loss_detail) {
                     (Some(loss), _) => format!("data loss {loss} ms exceeds"),
@@ -1014,7 +1062,10 @@ mod tests {
         events.push(finished(1200, "fix", "recover", StepStatus::Ok, ""));
         events.push(checked(1300, true, false));
         let failed = journal(&events, &Ending::Completed);
-        assert!(failed.recovered, "the measures stay what they are");
+        assert!(!failed.recovered, "nothing was recovered");
+        assert!(!failed.complete);
+        assert_eq!(failed.ttr_ms, None, "no outage, no time to recover");
+        assert_eq!(failed.score, 0);
         assert_eq!(failed.verdict, Verdict::Failed);
         assert!(
             failed.reason.starts_with("no outage observed"),
@@ -1032,6 +1083,55 @@ mod tests {
             "{}",
             holding.reason
         );
+    }
+
+    fn recover_started(at: u64, step: &str) -> Event {
+        ev(
+            at,
+            EventKind::StepStarted {
+                step: step.into(),
+                action: "recover".into(),
+                attempt: 1,
+                summary: String::new(),
+            },
+        )
+    }
+
+    #[test]
+    fn a_system_that_heals_before_the_recovery_starts_is_not_credited_to_it() {
+        let mut events = vec![ev(0, started(&["a"])), probe(500, "a", true)];
+        events.extend(fault(1000));
+        events.extend([
+            probe(1100, "a", false),
+            probe(2000, "a", true),
+            probe(3000, "a", true),
+            recover_started(4000, "fix"),
+            finished(4100, "fix", "recover", StepStatus::Ok, ""),
+            checked(4200, true, false),
+        ]);
+        let healed = journal(&events, &Ending::Completed);
+        assert!(!healed.recovered, "the recovery was not exercised");
+        assert!(!healed.complete);
+        assert_eq!(healed.ttr_ms, None);
+        assert_eq!(healed.score, 0);
+        assert_eq!(healed.verdict, Verdict::Failed);
+        assert!(
+            healed.reason.starts_with(
+                "the system recovered by itself before the recovery started (the steady state \
+                 held again 1.0 s after the first fault, the first recover step started at 3.0 s)"
+            ),
+            "{}",
+            healed.reason
+        );
+
+        // Broken until the recover step has started: the recovery did it.
+        events[5] = probe(2000, "a", false);
+        events[6] = probe(3000, "a", false);
+        events.insert(8, probe(4050, "a", true));
+        let recovered = journal(&events, &Ending::Completed);
+        assert!(recovered.recovered, "{}", recovered.reason);
+        assert_eq!(recovered.ttr_ms, Some(3050));
+        assert_eq!(recovered.verdict, Verdict::Passed);
     }
 
     #[test]

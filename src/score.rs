@@ -22,8 +22,8 @@ pub enum Ending {
     Aborted(String),
     /// It could not be carried out.
     Error(String),
-    /// Ctrl-C.
-    Interrupted,
+    /// A terminating signal arrived: its name (`SIGINT` for Ctrl-C).
+    Interrupted(String),
 }
 
 /// Time score: 100 within the RTO, else `100 × rto / ttr`.
@@ -113,23 +113,38 @@ pub fn not_recovered_because(
 
 /// The first step that failed before the first fault started (or at all,
 /// when no fault was injected): the drill could not be set up, so the run
-/// is an `error`, not a failed recovery (docs/scoring.md, verdict).
+/// is an `error`, not a failed recovery (docs/scoring.md, verdict). A fault
+/// step that failed or timed out is named as such: its fault was never
+/// confirmed injected. `steps` are (finished at, id, action, status, detail).
 pub fn setup_failure(
-    steps: &[(u64, String, StepStatus, String)],
+    steps: &[(u64, String, String, StepStatus, String)],
     first_fault_ms: Option<u64>,
 ) -> Option<String> {
     steps
         .iter()
-        .find(|(finished_ms, _, status, _)| {
+        .find(|(finished_ms, _, _, status, _)| {
             *status == StepStatus::Failed && first_fault_ms.is_none_or(|fault| *finished_ms < fault)
         })
-        .map(|(_, id, _, detail)| {
+        .map(|(_, id, action, _, detail)| {
             let detail = crate::text::first_line(detail);
-            if detail.is_empty() {
-                format!("step `{id}` failed before the first fault: the drill could not be set up")
+            let detail = if detail.is_empty() {
+                String::new()
+            } else {
+                format!(" ({detail})")
+            };
+            if action == "fault" {
+                let what = if detail.starts_with(" (timed out") {
+                    "timed out"
+                } else {
+                    "failed"
+                };
+                format!(
+                    "fault step `{id}` {what}{detail}: its fault was never confirmed injected, so \
+                     the drill could not be set up"
+                )
             } else {
                 format!(
-                    "step `{id}` failed before the first fault ({detail}): the drill could not be set up"
+                    "step `{id}` failed before the first fault{detail}: the drill could not be set up"
                 )
             }
         })
@@ -170,6 +185,15 @@ pub fn not_exercised_because(
 
 fn seconds(ms: u64) -> String {
     format!("{:.1}", ms as f64 / 1000.0)
+}
+
+/// The reason line of a run a signal ended, naming the signal.
+pub fn interrupted_by(signal: &str) -> String {
+    if signal == "SIGINT" {
+        "interrupted by SIGINT (Ctrl-C)".to_owned()
+    } else {
+        format!("interrupted by {signal}")
+    }
 }
 
 /// Whether an outage was observed: a steady-state probe failed at or after
@@ -339,7 +363,7 @@ pub fn journal(events: &[Event], ending: &Ending) -> Journal {
     let mut runbook_position: BTreeMap<(String, usize), usize> = BTreeMap::new();
     let mut last_recover_end: Option<u64> = None;
     let mut recover_steps: Vec<(String, RecoverStep)> = Vec::new();
-    let mut finished: Vec<(u64, String, StepStatus, String)> = Vec::new();
+    let mut finished: Vec<(u64, String, String, StepStatus, String)> = Vec::new();
     let mut data_read_failed = false;
     let mut people = People::default();
 
@@ -396,7 +420,13 @@ pub fn journal(events: &[Event], ending: &Ending) -> Journal {
                     detail: detail.clone(),
                     output_tail: output_tail.clone(),
                 });
-                finished.push((event.at_ms, step.clone(), *status, detail.clone()));
+                finished.push((
+                    event.at_ms,
+                    step.clone(),
+                    action.clone(),
+                    *status,
+                    detail.clone(),
+                ));
                 if action == "recover" {
                     let outcome = match status {
                         StepStatus::Ok => {
@@ -665,7 +695,7 @@ pub fn journal(events: &[Event], ending: &Ending) -> Journal {
     (journal.verdict, journal.reason) = match ending {
         Ending::Aborted(reason) => (Verdict::Aborted, reason.clone()),
         Ending::Error(reason) => (Verdict::Error, reason.clone()),
-        Ending::Interrupted => (Verdict::Aborted, "interrupted (Ctrl-C)".into()),
+        Ending::Interrupted(signal) => (Verdict::Aborted, interrupted_by(signal)),
         Ending::Completed => {
             let (verdict, reason) = if let Some(why) = setup_failure(&finished, first_fault) {
                 (Verdict::Error, why)
@@ -958,6 +988,11 @@ mod tests {
             journal(&events, &Ending::Error("unhealthy".into())).verdict,
             Verdict::Error
         );
+        let terminated = journal(&events, &Ending::Interrupted("SIGTERM".into()));
+        assert_eq!(terminated.verdict, Verdict::Aborted);
+        assert_eq!(terminated.reason, "interrupted by SIGTERM");
+        let ctrl_c = journal(&events, &Ending::Interrupted("SIGINT".into()));
+        assert_eq!(ctrl_c.reason, "interrupted by SIGINT (Ctrl-C)");
     }
 
     fn finished(at: u64, step: &str, action: &str, status: StepStatus, detail: &str) -> Event {
@@ -1206,6 +1241,28 @@ mod tests {
         ));
         later.push(checked(2200, true, false));
         assert_ne!(journal_verdict(&later), Verdict::Error);
+    }
+
+    #[test]
+    fn a_fault_step_that_times_out_is_named_as_such() {
+        let events = vec![
+            ev(0, started(&["a"])),
+            finished(
+                5000,
+                "break",
+                "fault",
+                StepStatus::Failed,
+                "timed out after 5s; its process group was killed",
+            ),
+            finished(5000, "fix", "recover", StepStatus::Skipped, "needs `break`"),
+        ];
+        let journal = journal(&events, &Ending::Completed);
+        assert_eq!(journal.verdict, Verdict::Error);
+        assert_eq!(
+            journal.reason,
+            "fault step `break` timed out (timed out after 5s; its process group was killed): \
+             its fault was never confirmed injected, so the drill could not be set up"
+        );
     }
 
     fn journal_verdict(events: &[Event]) -> Verdict {

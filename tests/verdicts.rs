@@ -185,6 +185,14 @@ steps:
         "{}",
         reason(&run)
     );
+    // Nothing was checked before the faults, and the output says so.
+    assert!(
+        run.stdout()
+            .contains("no steady state defined, nothing to check: injecting faults")
+            && !run.stdout().contains("steady state holds"),
+        "{}",
+        run.stdout()
+    );
 }
 
 #[test]

@@ -155,6 +155,24 @@ fn a_stale_step_scores_33_and_stops_the_runbook() {
     assert_nothing_left(&run);
 }
 
+/// The reason line says which expectation fell short, not only which step.
+#[test]
+fn a_failed_expectation_is_named_in_the_reason() {
+    let runbook = GOOD.replace(
+        r#"echo "all fine""#,
+        r#"touch "$WORKDIR/healthy"; echo "not yet""#,
+    );
+    let run = run_with_runbook(&runbook, "", &[]);
+    assert_eq!(run.code(), 1, "{}", run.explain());
+    let reason = run.journal()["reason"].as_str().unwrap().to_owned();
+    assert!(
+        reason.contains("step 3 (Check, line ")
+            && reason.contains("failed: stdout does not contain `fine`"),
+        "{reason}"
+    );
+    assert_nothing_left(&run);
+}
+
 #[test]
 fn runbook_continue_runs_the_steps_after_a_failure() {
     let run = run_with_runbook(STALE, "", &["--runbook-continue"]);

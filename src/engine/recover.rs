@@ -338,7 +338,7 @@ pub(crate) async fn follow_runbook(
         if let Some(operator) = &shared.operator {
             let answer = interact(&rb, index, rb_step, &mut outputs, operator).await;
             if answer.status == RunbookStepStatus::Failed {
-                failed.push(index);
+                failed.push((index, answer.detail.clone()));
             } else if answer.status == RunbookStepStatus::Ok {
                 succeeded.push(index);
             }
@@ -382,7 +382,7 @@ pub(crate) async fn follow_runbook(
         if ran.status == RunbookStepStatus::Ok {
             succeeded.push(index);
         } else {
-            failed.push(index);
+            failed.push((index, ran.detail.clone()));
             if !shared.runbook_continue {
                 stopped = Some(format!(
                     "not run: step {} ({}) failed before it",
@@ -399,11 +399,19 @@ pub(crate) async fn follow_runbook(
             succeeded.len()
         ))
     } else {
-        let first = &book.steps[failed[0]];
+        // The reason line shows the first line: it says what fell short.
+        let (index, why) = &failed[0];
+        let first = &book.steps[*index];
+        let why = crate::text::first_line(why);
+        let why = if why.is_empty() {
+            String::new()
+        } else {
+            format!(": {why}")
+        };
         StepResult::failed(format!(
-            "runbook {}: step {} ({}, line {}) failed",
+            "runbook {}: step {} ({}, line {}) failed{why}",
             written.value,
-            failed[0] + 1,
+            index + 1,
             first.title,
             first.line
         ))

@@ -197,7 +197,9 @@ async fn execute(
                     ))
                 } else {
                     match finished.exit_code {
-                        Some(code) => expectations.check(code, &finished.output),
+                        Some(code) => expectations
+                            .check(code, &finished.output)
+                            .map_err(|why| with_truncation(why, finished.dropped)),
                         None => Err("killed by a signal".to_owned()),
                     }
                 };
@@ -239,6 +241,16 @@ async fn execute(
         );
     }
     last
+}
+
+/// A failed expectation on output that was cut says so: the text may have
+/// been in the part that was dropped.
+fn with_truncation(why: String, dropped: u64) -> String {
+    if dropped > 0 && why.contains("stdout does not") {
+        why + &crate::bounded::truncation_note(dropped)
+    } else {
+        why
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -153,7 +153,8 @@ pub fn setup_failure(
 /// Why the recovery was not exercised although every recover step succeeded,
 /// or `None` if it was (docs/scoring.md, "Recovered"): no outage was
 /// observed (and one was expected), or the steady state came back, and held,
-/// before the first recover step started. `streak_start_ms` is when the final
+/// before the first recover step started (unless no outage was required:
+/// then healing by itself is what the drill checks). `streak_start_ms` is when the final
 /// streak of healthy steady-state results began.
 pub fn not_exercised_because(
     outage_observed: Option<bool>,
@@ -169,7 +170,9 @@ pub fn not_exercised_because(
              through the faults is the point)"
                 .to_owned(),
         ),
-        Some(true) => match (streak_start_ms, first_recover_start_ms) {
+        // A resilience check (`expect_outage: false`): healing by itself is
+        // the point.
+        Some(true) if expect_outage => match (streak_start_ms, first_recover_start_ms) {
             (Some(healed), Some(recover)) if healed < recover => Some(format!(
                 "the system recovered by itself before the recovery started (the steady state \
                  held again {} s after the first fault, the first recover step started at {} s): \
@@ -1150,6 +1153,13 @@ mod tests {
         assert_eq!(healed.ttr_ms, None);
         assert_eq!(healed.score, 0);
         assert_eq!(healed.verdict, Verdict::Failed);
+        let mut resilience = events.clone();
+        if let EventKind::RunStarted { expect_outage, .. } = &mut resilience[0].kind {
+            *expect_outage = false;
+        }
+        let resilient = journal(&resilience, &Ending::Completed);
+        assert!(resilient.recovered, "{}", resilient.reason);
+        assert_eq!(resilient.ttr_ms, Some(1000));
         assert!(
             healed.reason.starts_with(
                 "the system recovered by itself before the recovery started (the steady state \

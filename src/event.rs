@@ -123,6 +123,15 @@ pub enum EventKind {
         /// Processes it ended.
         ended: usize,
     },
+    /// Removing the WORKDIR left something: a mount point a step made inside
+    /// it (never crossed, so what it shows stays), or what the file system
+    /// refused, and why.
+    WorkdirLeft {
+        /// What stayed, by path.
+        paths: Vec<String>,
+        /// Why.
+        reason: String,
+    },
     /// The run is ending the processes it leaves (services, what steps and
     /// runbooks started): TERM one at a time, KILL after the grace period.
     ProcessesEnding {

@@ -334,6 +334,10 @@ pub struct Journal {
     /// for an announced drill.
     #[serde(default)]
     pub surprise: Option<SurpriseRecord>,
+    /// What removing the WORKDIR left (a mount point inside it is never
+    /// crossed), by path; absent when it was all removed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workdir_left: Vec<String>,
 }
 
 /// When an unannounced drill's first fault came (`run --surprise`).

@@ -340,7 +340,7 @@ mod tests {
 
     fn drill(target: &str, steps: &str) -> Drill {
         let text = format!(
-            "version: 1\nname: d\ntarget: {target}\nobjectives: {{rto: 1m}}\n{}steps:\n{steps}  - id: fix\n    recover: {{run: 'true'}}\n",
+            "version: 1\nname: d\ntarget: {target}\nobjectives: {{rto: 1m}}\n{}steps:\n{steps}  - id: fix\n    needs: [a]\n    recover: {{run: 'true'}}\n",
             if target == "local" {
                 "services: {web: {run: sleep 100}, db: {run: sleep 100}}\n"
             } else {

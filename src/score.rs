@@ -352,6 +352,7 @@ pub fn journal(events: &[Event], ending: &Ending) -> Journal {
         notes: Vec::new(),
         marks: Vec::new(),
         surprise: None,
+        workdir_left: Vec::new(),
     };
     let mut steady: Vec<String> = Vec::new();
     let mut has_data = false;
@@ -506,6 +507,9 @@ pub fn journal(events: &[Event], ending: &Ending) -> Journal {
                     by_hand: titles.clone(),
                 });
             }
+            EventKind::WorkdirLeft { paths, .. } => {
+                journal.workdir_left.extend(paths.iter().cloned());
+            }
             EventKind::SurpriseFault { window, delay_ms } => {
                 journal.surprise = Some(crate::journal::SurpriseRecord {
                     window: window.clone(),
@@ -641,7 +645,7 @@ pub fn journal(events: &[Event], ending: &Ending) -> Journal {
             .filter(|s| s.at_ms <= horizon)
             .cloned()
             .collect();
-        final_streak_start(&samples, &steady, fault_at)
+        final_streak_start(&samples, &steady, fault_at, first_pass_checked_ms)
     });
     let first_recover_start = journal
         .steps
@@ -782,7 +786,15 @@ fn round1(value: f64) -> f64 {
 
 /// The start of the final streak in which every steady-state probe holds:
 /// for each probe, the first pass after its last failure; the latest of those.
-fn final_streak_start(health: &[ProbeSample], steady: &[String], fault_at: u64) -> u64 {
+/// A probe whose last sample before the recovery check failed (a background
+/// poll that lost the race with the check, in the same millisecond) holds
+/// from the check that confirmed it: `confirmed_at`.
+fn final_streak_start(
+    health: &[ProbeSample],
+    steady: &[String],
+    fault_at: u64,
+    confirmed_at: Option<u64>,
+) -> u64 {
     steady
         .iter()
         .map(|probe| {
@@ -791,7 +803,10 @@ fn final_streak_start(health: &[ProbeSample], steady: &[String], fault_at: u64) 
                 .filter(|s| &s.probe == probe && s.at_ms >= fault_at)
                 .collect();
             match samples.iter().rposition(|s| !s.ok) {
-                Some(last_failure) => samples.get(last_failure + 1).map_or(u64::MAX, |s| s.at_ms),
+                Some(last_failure) => samples.get(last_failure + 1).map_or_else(
+                    || confirmed_at.unwrap_or(samples[last_failure].at_ms),
+                    |s| s.at_ms,
+                ),
                 None => fault_at,
             }
         })
@@ -823,6 +838,29 @@ pub fn formula(journal: &Journal) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_failed_poll_last_before_the_check_counts_from_the_check() {
+        // Seen under load: the background poll failed in the same millisecond
+        // as the recovery check passed; TTR was u64::MAX - fault time.
+        let sample = |at_ms, ok| super::ProbeSample {
+            at_ms,
+            probe: "up".to_owned(),
+            ok,
+        };
+        let health = [sample(100, false), sample(900, false)];
+        let steady = ["up".to_owned()];
+        assert_eq!(
+            super::final_streak_start(&health, &steady, 50, Some(900)),
+            900
+        );
+        assert_eq!(super::final_streak_start(&health, &steady, 50, None), 900);
+        let healed = [sample(100, false), sample(400, true), sample(900, true)];
+        assert_eq!(
+            super::final_streak_start(&healed, &steady, 50, Some(900)),
+            400
+        );
+    }
+
     use super::*;
 
     fn ev(at_ms: u64, kind: EventKind) -> Event {

@@ -40,6 +40,37 @@ pub enum WorkdirError {
     Failed(String),
 }
 
+/// Why a `delete` or `corrupt` path, as written in a drill (before
+/// expansion), is outside WORKDIR for every run; None when only the run can
+/// tell (it names a variable other than a leading `${WORKDIR}`).
+pub fn outside_as_written(written: &str) -> Option<&'static str> {
+    if let Some(rest) = written.strip_prefix("${WORKDIR}") {
+        if rest.contains('$') || !(rest.is_empty() || rest.starts_with('/')) {
+            return None;
+        }
+        // Lexically, as the run resolves it: `..` cannot climb out.
+        let mut depth = 0usize;
+        for part in Path::new(rest).components() {
+            match part {
+                Component::Normal(_) => depth += 1,
+                Component::ParentDir if depth == 0 => {
+                    return Some("`..` climbs out of WORKDIR");
+                }
+                Component::ParentDir => depth -= 1,
+                _ => {}
+            }
+        }
+        return (depth == 0).then_some("it is WORKDIR itself, which the run removes at its end");
+    }
+    if written.contains('$') {
+        None
+    } else if written.starts_with('/') {
+        Some("an absolute path without `${WORKDIR}` is never inside a run's fresh WORKDIR")
+    } else {
+        Some("a relative path resolves against the drill's directory, not WORKDIR")
+    }
+}
+
 /// A path inside WORKDIR, as a name relative to it.
 #[derive(Debug, Clone)]
 pub struct Owned {
@@ -103,12 +134,22 @@ impl Owned {
     pub fn delete(&self) -> Result<(), WorkdirError> {
         let (parent, name) = self.open_parent()?;
         let stat = self.stat_kind(&parent, &name)?;
-        let result = if kind_of(&stat) == SFlag::S_IFDIR {
-            remove_tree(&parent, &name, stat.st_dev)
-        } else {
-            unlinkat(&parent, name.as_os_str(), UnlinkatFlags::NoRemoveDir)
-        };
-        result.map_err(|errno| self.failed(errno))
+        if kind_of(&stat) != SFlag::S_IFDIR {
+            return unlinkat(&parent, name.as_os_str(), UnlinkatFlags::NoRemoveDir)
+                .map_err(|errno| self.failed(errno));
+        }
+        let mount = mount_id(&parent).map_err(|errno| self.failed(errno))?;
+        let mut left = Vec::new();
+        remove_tree(&parent, &name, mount, &self.path(), &mut left)
+            .map_err(|errno| self.failed(errno))?;
+        if left.is_empty() {
+            return Ok(());
+        }
+        Err(WorkdirError::Refused(format!(
+            "deleted {} except {}: another file system is mounted there; the local target never crosses a mount point",
+            self.path().display(),
+            list_paths(&left)
+        )))
     }
 
     /// Overwrites `count` bytes at random offsets chosen by `seed` (each byte
@@ -260,14 +301,14 @@ fn open_beneath(root: &OwnedFd, relative: &Path) -> nix::Result<OwnedFd> {
         Err(Errno::ENOSYS | Errno::EPERM) => {}
         other => return other,
     }
-    let root_dev = fstat(root)?.st_dev;
+    let root_mount = mount_id(root)?;
     let mut dir: Option<OwnedFd> = None;
     for part in relative.components() {
         let Component::Normal(name) = part else {
             return Err(Errno::EXDEV);
         };
         let next = openat(dir.as_ref().unwrap_or(root), name, flags, Mode::empty())?;
-        if fstat(&next)?.st_dev != root_dev {
+        if mount_id(&next)? != root_mount {
             return Err(Errno::EXDEV);
         }
         dir = Some(next);
@@ -289,17 +330,86 @@ fn reopen_for_writing(handle: &OwnedFd) -> nix::Result<OwnedFd> {
     )
 }
 
-/// Removes the directory `name` in `parent` and everything in it, through
-/// handles only; never leaves the file system `dev`.
-fn remove_tree(parent: &OwnedFd, name: &OsStr, dev: u64) -> nix::Result<()> {
+/// Removes a run's WORKDIR and everything in it, through directory handles,
+/// never entering another mount (a volume a step bind-mounted there stays
+/// mounted, and what it holds stays untouched). Returns the mount points it
+/// left, by path; a symlink named `path` is unlinked, not followed.
+pub fn remove_workdir(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let Some(name) = path.file_name() else {
+        return Err(std::io::Error::other(format!(
+            "{} names no directory",
+            path.display()
+        )));
+    };
+    let parent_path = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let parent = open(
+        parent_path,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let stat = match fstatat(&parent, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Err(Errno::ENOENT) => return Ok(Vec::new()),
+        other => other?,
+    };
+    if kind_of(&stat) != SFlag::S_IFDIR {
+        unlinkat(&parent, name, UnlinkatFlags::NoRemoveDir)?;
+        return Ok(Vec::new());
+    }
+    let mut left = Vec::new();
+    remove_tree(&parent, name, mount_id(&parent)?, path, &mut left)?;
+    Ok(left)
+}
+
+/// The event recording what [`remove_workdir`] left, if anything.
+pub fn left_behind(
+    workdir: &Path,
+    removal: std::io::Result<Vec<PathBuf>>,
+) -> Option<crate::event::EventKind> {
+    match removal {
+        Ok(left) if left.is_empty() => None,
+        Ok(left) => Some(crate::event::EventKind::WorkdirLeft {
+            paths: left.iter().map(|p| p.display().to_string()).collect(),
+            reason: "another file system is mounted there (never crossed: unmount it, then run `firedrill clean`)".to_string(),
+        }),
+        Err(error) => Some(crate::event::EventKind::WorkdirLeft {
+            paths: vec![workdir.display().to_string()],
+            reason: error.to_string(),
+        }),
+    }
+}
+
+/// `a, b, c`, for messages.
+pub fn list_paths(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|path| path.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Removes the directory `name` (at path `at`) in `parent` and everything in
+/// it, through handles only. A directory on another mount than `mount`
+/// (another file system, or a bind mount of the same one) is not entered:
+/// it is added to `left`, and the directories holding it stay.
+fn remove_tree(
+    parent: &OwnedFd,
+    name: &OsStr,
+    mount: u64,
+    at: &Path,
+    left: &mut Vec<PathBuf>,
+) -> nix::Result<()> {
     let fd = openat(
         parent,
         name,
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
         Mode::empty(),
     )?;
-    if fstat(&fd)?.st_dev != dev {
-        return Err(Errno::EXDEV);
+    if mount_id(&fd)? != mount {
+        left.push(at.to_path_buf());
+        return Ok(());
     }
     let listing = fd.try_clone().map_err(|_| Errno::EBADF)?;
     let mut entries = Vec::new();
@@ -310,6 +420,7 @@ fn remove_tree(parent: &OwnedFd, name: &OsStr, dev: u64) -> nix::Result<()> {
             entries.push(OsStr::from_bytes(entry_name).to_os_string());
         }
     }
+    let before = left.len();
     for entry in entries {
         let stat = fstatat(
             &fd,
@@ -317,7 +428,7 @@ fn remove_tree(parent: &OwnedFd, name: &OsStr, dev: u64) -> nix::Result<()> {
             nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
         )?;
         if kind_of(&stat) == SFlag::S_IFDIR {
-            match remove_tree(&fd, &entry, dev) {
+            match remove_tree(&fd, &entry, mount, &at.join(&entry), left) {
                 // Swapped for a non-directory since the stat: unlink that.
                 Err(Errno::ELOOP | Errno::ENOTDIR) => {
                     unlinkat(&fd, entry.as_os_str(), UnlinkatFlags::NoRemoveDir)?
@@ -325,10 +436,46 @@ fn remove_tree(parent: &OwnedFd, name: &OsStr, dev: u64) -> nix::Result<()> {
                 other => other?,
             }
         } else {
-            unlinkat(&fd, entry.as_os_str(), UnlinkatFlags::NoRemoveDir)?;
+            match unlinkat(&fd, entry.as_os_str(), UnlinkatFlags::NoRemoveDir) {
+                // A file bind-mounted over this name.
+                Err(Errno::EBUSY) => left.push(at.join(&entry)),
+                other => other?,
+            }
         }
     }
+    if left.len() > before {
+        // It still holds what was left.
+        return Ok(());
+    }
     unlinkat(parent, name, UnlinkatFlags::RemoveDir)
+}
+
+/// The id of the mount `fd` is on: unlike `st_dev`, it tells a bind mount
+/// from the file system it shows.
+fn mount_id(fd: &OwnedFd) -> nix::Result<u64> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `statx` writes only into `buf`, a plain struct it fully owns
+    // for the call; the empty path with AT_EMPTY_PATH names `fd` itself.
+    let mut buf: libc::statx = unsafe { std::mem::zeroed() };
+    let done = unsafe {
+        libc::statx(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+            libc::STATX_MNT_ID,
+            &mut buf,
+        )
+    };
+    if done == 0 && buf.stx_mask & libc::STATX_MNT_ID != 0 {
+        return Ok(buf.stx_mnt_id);
+    }
+    // Kernels before 5.8: the same id, from /proc.
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()))
+        .map_err(|_| Errno::ENOSYS)?;
+    info.lines()
+        .find_map(|line| line.strip_prefix("mnt_id:"))
+        .and_then(|id| id.trim().parse().ok())
+        .ok_or(Errno::ENOSYS)
 }
 
 #[cfg(test)]

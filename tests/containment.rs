@@ -1217,3 +1217,155 @@ fn memory_does_not_grow_with_probe_polls() {
         "peak memory {few} kB after 10 polls, {many} kB after 260"
     );
 }
+
+/// Unmounts a bind mount a test's drill made, when the test ends however
+/// it ends (before its directories are removed: they must not be crossed).
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        while Command::new("umount")
+            .arg(&self.0)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+        {}
+    }
+}
+
+/// Whether `path` is a mount point now, from the mount table.
+fn mounted(path: &Path) -> bool {
+    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let path = path.display().to_string();
+    table
+        .lines()
+        .any(|line| line.split(' ').nth(4) == Some(path.as_str()))
+}
+
+/// A drill whose step bind-mounts the canary's directory at
+/// `$WORKDIR/{at}`, as a runbook mounting a backup volume would.
+fn mounting_drill(canary: &Canary, at: &str, fault: &str) -> String {
+    format!(
+        r#"
+version: 1
+name: mounts
+objectives: {{rto: 30s}}
+steps:
+  - id: mount
+    timeout: 10s
+    run: mkdir -p "$WORKDIR/{at}" && mount --bind '{}' "$WORKDIR/{at}"
+  - id: damage
+    needs: [mount]
+    timeout: 10s
+    fault: {fault}
+  - id: fix
+    needs: [damage]
+    recover: {{run: "true"}}
+"#,
+        canary.dir()
+    )
+}
+
+/// A run of [`mounting_drill`] as root (None otherwise: bind mounts need
+/// root). The fields drop in order: the mount is undone before its
+/// directories are removed, the canary is checked by the test.
+struct MountedRun {
+    _unmount: Unmount,
+    dir: tempfile::TempDir,
+    canary: Canary,
+    backup: std::path::PathBuf,
+    output: std::process::Output,
+}
+
+fn run_mounting(at: &str, fault: &str, args: &[&str]) -> Option<MountedRun> {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: bind mounts need root");
+        return None;
+    }
+    let canary = Canary::new();
+    let dir = tempfile::tempdir().unwrap();
+    let backup = dir.path().join("run/work").join(at);
+    let unmount = Unmount(backup.clone());
+    write_drill(dir.path(), &mounting_drill(&canary, at, fault));
+    let mut command = run_command(dir.path());
+    command.args(args);
+    let output = wait_or_hang(spawn_grouped(command), "a drill that mounts");
+    canary.assert_intact();
+    Some(MountedRun {
+        _unmount: unmount,
+        dir,
+        canary,
+        backup,
+        output,
+    })
+}
+
+#[test]
+fn removing_workdir_never_crosses_a_mount_and_says_what_it_left() {
+    let Some(run) = run_mounting("data/backup", r#"{run: "true"}"#, &[]) else {
+        return;
+    };
+    assert!(
+        mounted(&run.backup),
+        "the step's mount was undone or crossed"
+    );
+    let journal = common::read_journal(&run.dir.path().join("run"));
+    assert_eq!(
+        journal["workdir_left"],
+        serde_json::json!([run.backup.display().to_string()]),
+        "{journal}"
+    );
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.output.stdout),
+        String::from_utf8_lossy(&run.output.stderr)
+    );
+    assert!(
+        shown.contains(&format!("left {}", run.backup.display())),
+        "{shown}"
+    );
+}
+
+#[test]
+fn clean_never_crosses_a_mount_and_fails_naming_it() {
+    let Some(run) = run_mounting("backup", r#"{run: "true"}"#, &["--keep"]) else {
+        return;
+    };
+    assert_eq!(
+        run.output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.output.stderr)
+    );
+    let output = firedrill()
+        .arg("clean")
+        .arg(run.dir.path().join("run"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    run.canary.assert_intact();
+    assert!(mounted(&run.backup));
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains(&run.backup.display().to_string()),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn delete_never_crosses_a_mount_inside_workdir() {
+    let fault = r#"{delete: {path: "${WORKDIR}/data"}}"#;
+    let Some(run) = run_mounting("data/backup", fault, &[]) else {
+        return;
+    };
+    assert_ne!(run.output.status.code(), Some(0));
+    let journal = common::read_journal(&run.dir.path().join("run"));
+    let damage = common::step_of(&journal, "damage");
+    assert_eq!(damage["status"], "failed", "{damage}");
+    let detail = damage["detail"].as_str().unwrap();
+    assert!(detail.contains("mount point"), "{detail}");
+    assert!(
+        detail.contains(&run.backup.display().to_string()),
+        "{detail}"
+    );
+}

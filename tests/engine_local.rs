@@ -446,14 +446,16 @@ steps:
     assert!(left.is_empty(), "{left:?}");
 }
 
-/// A `delete` fault aimed outside `WORKDIR`: a run refuses it.
+/// A `delete` fault aimed outside `WORKDIR` through a variable (validation
+/// refuses a literal one): a run refuses it.
 const REFUSED_FAULT: &str = r#"
 version: 1
 name: refused
 objectives: {rto: 30s}
+vars: {OUTSIDE: "${T}"}
 steps:
   - id: break
-    fault: {delete: {path: "${T}/precious"}}
+    fault: {delete: {path: "${OUTSIDE}/precious"}}
   - id: fix
     needs: [break]
     recover: {run: "true"}

@@ -71,12 +71,23 @@ pub(super) fn clean(run_dir: &Path) -> Result<i32, Error> {
             );
         }
     }
-    // Only a real directory: a symlink named `work` is removed, not followed.
+    // Only a real directory: a symlink named `work` is removed, not followed,
+    // and a mount point inside is left, not crossed.
     if workdir.symlink_metadata().is_ok() {
-        std::fs::remove_dir_all(&workdir).map_err(|source| Error::RemoveWorkdir {
-            path: workdir.clone(),
-            source,
-        })?;
+        let left =
+            crate::workdir::remove_workdir(&workdir).map_err(|source| Error::RemoveWorkdir {
+                path: workdir.clone(),
+                source,
+            })?;
+        if !left.is_empty() {
+            return Err(Error::RemoveWorkdir {
+                path: workdir.clone(),
+                source: std::io::Error::other(format!(
+                    "left {}: another file system is mounted there and is never crossed; unmount it and run `firedrill clean` again",
+                    crate::workdir::list_paths(&left)
+                )),
+            });
+        }
         println!("removed {}", workdir.display());
     }
     match cluster {

@@ -614,6 +614,18 @@ fn check_steps(
                 );
             }
         }
+        if step.timeout.is_some_and(|timeout| timeout.0.is_zero()) {
+            let loc = node
+                .and_then(|n| map_value(n, "timeout"))
+                .map_or(step.id.loc, |n| n.loc);
+            problems.push(
+                Problem::at(
+                    loc,
+                    format!("step `{}`: `timeout` is zero: the step could never finish", step.id.value),
+                )
+                .help("give it the time it needs, e.g. `timeout: 30s`; without `timeout` a step gets 5m"),
+            );
+        }
         if let Some(action) = check_action(drill, cx, step, node, problems) {
             steps.push(Step {
                 id: step.id.clone(),
@@ -644,6 +656,9 @@ fn check_steps(
             );
         }
     }
+    if cx.unparsed_steps == 0 && !duplicate_ids {
+        check_recover_after_fault(raw_steps, problems);
+    }
     // With two steps of one id the graph merges them, and the cycles it
     // finds are artefacts of the duplicate, not of the user's `needs`.
     let cycles = if duplicate_ids {
@@ -668,6 +683,61 @@ fn check_steps(
         );
     }
     steps
+}
+
+/// A `recover` step that needs no fault step, even through other steps, may
+/// run before any fault and then counts as the recovery of nothing.
+fn check_recover_after_fault(raw_steps: &[RawStep], problems: &mut Vec<Problem>) {
+    let by_id: HashMap<&str, &RawStep> = raw_steps
+        .iter()
+        .map(|step| (step.id.as_str(), step))
+        .collect();
+    let is_fault = |step: &RawStep| step.actions().contains(&ActionKind::Fault);
+    let faults: Vec<&str> = raw_steps
+        .iter()
+        .filter(|step| is_fault(step))
+        .map(|step| step.id.as_str())
+        .collect();
+    let Some(first_fault) = faults.first() else {
+        return;
+    };
+    for step in raw_steps {
+        if !step.actions().contains(&ActionKind::Recover) {
+            continue;
+        }
+        let mut seen: HashSet<&str> = HashSet::new();
+        let mut todo: Vec<&str> = step.needs.iter().map(|n| n.as_str()).collect();
+        let mut after_fault = false;
+        while let Some(id) = todo.pop() {
+            if !seen.insert(id) {
+                continue;
+            }
+            // An unknown need is reported as such.
+            let Some(need) = by_id.get(id) else {
+                after_fault = true;
+                break;
+            };
+            if is_fault(need) {
+                after_fault = true;
+                break;
+            }
+            todo.extend(need.needs.iter().map(|n| n.as_str()));
+        }
+        if !after_fault {
+            problems.push(
+                Problem::at(
+                    step.id.loc,
+                    format!(
+                        "recover step `{}` needs no fault step: it may run before any fault and count as the recovery",
+                        step.id.value
+                    ),
+                )
+                .help(format!(
+                    "add `needs: [{first_fault}]` (or the fault step it recovers from)"
+                )),
+            );
+        }
+    }
 }
 
 /// Checks a step's action keys; returns its one action if it has exactly

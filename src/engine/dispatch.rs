@@ -20,8 +20,9 @@ use tokio::task::{AbortHandle, Id, JoinError, JoinSet};
 
 use super::monitor::{start_monitors, steady_state_holds};
 use super::shared::{Active, Msg, Shared, StepResult};
-use super::step::{StepTask, run_step};
+use super::step::run_step;
 use super::stop::{StopReason, Stops};
+use super::task::{Outputs, StepTask};
 use crate::drill::{Action, ActionKind};
 use crate::event::EventKind;
 use crate::journal::StepStatus;
@@ -81,50 +82,6 @@ impl Inbox {
                 process::kill_group(pgid, Signal::SIGKILL);
             }
         }
-    }
-}
-
-/// Which steps each step needs, and what the steps printed to
-/// `FIREDRILL_OUTPUT`.
-#[derive(Default)]
-pub(crate) struct Outputs {
-    needs: Vec<Vec<usize>>,
-    values: HashMap<usize, BTreeMap<String, String>>,
-}
-
-impl Outputs {
-    /// The environment of step `i`: `base`, plus the outputs of every step
-    /// it needs, directly or not; the nearest need wins.
-    pub(crate) fn env_for(
-        &self,
-        base: &BTreeMap<String, String>,
-        i: usize,
-    ) -> BTreeMap<String, String> {
-        let mut env = base.clone();
-        if self.values.is_empty() {
-            return env;
-        }
-        let mut seen = HashSet::new();
-        let mut stack: Vec<usize> = self.needs.get(i).cloned().unwrap_or_default();
-        let mut order = Vec::new();
-        while let Some(need) = stack.pop() {
-            if !seen.insert(need) {
-                continue;
-            }
-            order.push(need);
-            stack.extend(self.needs[need].iter().copied());
-        }
-        for need in order.iter().rev() {
-            if let Some(values) = self.values.get(need) {
-                env.extend(values.clone());
-            }
-        }
-        env
-    }
-
-    /// What step `i` printed, if it succeeded.
-    pub(crate) fn of(&self, i: usize) -> Option<&BTreeMap<String, String>> {
-        self.values.get(&i)
     }
 }
 

@@ -15,7 +15,7 @@ use crate::event::{EventKind, ProbeRole};
 use crate::text::first_line;
 
 use super::shared::{Shared, StepResult};
-use super::step::StepTask;
+use super::task::StepTask;
 
 /// The file in `RUN_DIR` that people `source` for the drill's variables.
 pub(crate) const PEOPLE_ENV: &str = "people.env";

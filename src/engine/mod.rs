@@ -3,11 +3,14 @@
 //! `run` walks the phases of a run; `dispatch` owns the run's state while
 //! the graph runs; `step` is one step's task; `stop` orders the reasons a
 //! run stops; `monitor` and `probe` watch the system; `recover` follows
-//! runbooks; `resume` reads a dead run back.
+//! runbooks, asking the `operator` with `--interactive`; `task` holds what
+//! a step task is given and the steps' outputs; `resume` reads a dead run
+//! back.
 
 mod dispatch;
 mod manual;
 mod monitor;
+pub mod operator;
 pub mod probe;
 pub mod recover;
 pub mod resume;
@@ -15,3 +18,4 @@ pub mod run;
 mod shared;
 mod step;
 mod stop;
+mod task;

@@ -10,14 +10,14 @@
 //! terminal sees them).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::drill::{Check, Recover, Step};
-use crate::engine::dispatch::Outputs;
+use crate::engine::operator::Operator;
 use crate::engine::shared::{Shared, StepResult};
-use crate::engine::step::StepTask;
+use crate::engine::task::{Outputs, StepTask};
 use crate::event::EventKind;
 use crate::journal::{RunbookStepStatus, StepStatus};
 use crate::process;
@@ -25,59 +25,6 @@ use crate::runbook::{self, RunbookStep};
 
 /// Time a block gets without a `timeout` attribute.
 pub const DEFAULT_BLOCK_TIMEOUT: Duration = Duration::from_secs(300);
-
-/// The operator's answers in `--interactive` (a terminal or a pipe, one a line).
-///
-/// The lines are read on a thread of their own, not on the runtime's
-/// blocking pool: a prompt nobody answers must not hold the end of a run
-/// (after Ctrl-C) until Enter is pressed.
-pub struct Operator {
-    answers: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<String>>,
-}
-
-impl Operator {
-    /// Answers read from standard input.
-    pub fn stdin() -> Operator {
-        Operator::from_reader(std::io::BufReader::new(std::io::stdin()))
-    }
-
-    /// Answers from any reader (tests).
-    pub fn from_reader(mut reader: impl BufRead + Send + 'static) -> Operator {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let spawned = std::thread::Builder::new()
-            .name("operator".to_owned())
-            .spawn(move || {
-                loop {
-                    let mut line = String::new();
-                    match reader.read_line(&mut line) {
-                        Ok(0) | Err(_) => return,
-                        Ok(_) => {
-                            let answer = line.trim_end_matches(['\n', '\r']).to_owned();
-                            if tx.send(answer).is_err() {
-                                return;
-                            }
-                        }
-                    }
-                }
-            });
-        if let Err(error) = spawned {
-            // No reader: every question finds the end of input.
-            tracing::warn!(%error, "cannot start the thread that reads the operator's answers");
-        }
-        Operator {
-            answers: tokio::sync::Mutex::new(rx),
-        }
-    }
-
-    /// Shows the prompt and waits for the next line; `None` at the end of
-    /// input.
-    async fn ask_async(self: &Arc<Self>, prompt: &str) -> Option<String> {
-        let mut answers = self.answers.lock().await;
-        eprint!("{prompt}");
-        let _ = std::io::stderr().flush();
-        answers.recv().await
-    }
-}
 
 /// How one runbook step went.
 struct Ran {

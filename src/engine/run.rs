@@ -25,7 +25,7 @@ use crate::score::{self, Ending};
 use crate::target::{RunContext, Target};
 use crate::vars::expand_vars;
 
-use super::dispatch::{Background, Dispatcher, Inbox, Outputs};
+use super::dispatch::{Background, Dispatcher, Inbox};
 use super::monitor::{
     await_services, heartbeats, measure_data_loss, recovery_check, watch_halt_file,
 };
@@ -33,6 +33,7 @@ use super::recover::rerun_for_idempotency;
 use super::shared::{Active, Msg, Shared, changed};
 use super::step::revert_all;
 use super::stop::{StopReason, Stops};
+use super::task::Outputs;
 
 /// Steps that may run at once unless `--parallel` says otherwise. Steps
 /// mostly wait on processes, sleeps and probes, not on this machine's CPUs:
@@ -310,7 +311,7 @@ async fn set_up(
         runbook_continue: options.runbook_continue,
         operator: options
             .interactive
-            .then(|| Arc::new(crate::engine::recover::Operator::stdin())),
+            .then(|| Arc::new(crate::engine::operator::Operator::stdin())),
         halt_file,
         resumed_runbook: resume.map(|r| r.runbook_done()).unwrap_or_default(),
         left_down,
@@ -485,7 +486,16 @@ async fn record(run: Run, shared: &Shared, options: &Options, ending: &Ending) -
         tracing::info!(count = swept.len(), "ended processes the run left behind");
     }
     if !options.keep {
-        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(workdir)).await;
+        let removal = tokio::task::spawn_blocking(move || {
+            let left = crate::workdir::remove_workdir(&workdir);
+            (workdir, left)
+        })
+        .await;
+        if let Ok((workdir, left)) = removal
+            && let Some(left) = crate::workdir::left_behind(&workdir, left)
+        {
+            emitter.emit(left);
+        }
     }
     let mut scored = None;
     emitter.emit_with(|events| {

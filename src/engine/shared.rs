@@ -74,7 +74,7 @@ pub(crate) struct Shared {
     pub(crate) ctx: RunContext,
     pub(crate) env: BTreeMap<String, String>,
     pub(crate) runbook_continue: bool,
-    pub(crate) operator: Option<Arc<crate::engine::recover::Operator>>,
+    pub(crate) operator: Option<Arc<crate::engine::operator::Operator>>,
     pub(crate) halt_file: PathBuf,
     /// On resume: per recover step, the runbook steps already done.
     pub(crate) resumed_runbook: HashMap<String, BTreeSet<usize>>,

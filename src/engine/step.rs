@@ -3,6 +3,7 @@
 
 use super::monitor::await_probe;
 use super::shared::{Active, Msg, Shared, StepResult};
+use super::task::StepTask;
 use crate::drill::{Action, ActionKind, FaultSpec, Revert, Step};
 use crate::event::EventKind;
 use crate::journal::StepStatus;
@@ -67,17 +68,6 @@ pub(crate) async fn revert_all(shared: &Shared, active: Vec<Active>) {
             detail,
         });
     }
-}
-
-/// What a step task is given by the dispatcher.
-pub(crate) struct StepTask<'a> {
-    /// Its index in the drill.
-    pub(crate) index: usize,
-    pub(crate) step: &'a Step,
-    /// The run's environment plus the outputs of the steps it needs.
-    pub(crate) env: BTreeMap<String, String>,
-    /// A runbook's first start announces it (not again on resume).
-    pub(crate) announce_runbook: bool,
 }
 
 /// Runs one step with its retries.

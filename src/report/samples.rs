@@ -166,6 +166,7 @@ pub fn sample_journal_for_docs() -> Journal {
         notes: Vec::new(),
         marks: Vec::new(),
         surprise: None,
+        workdir_left: Vec::new(),
     }
 }
 

@@ -40,6 +40,11 @@ fn describe_raw(event: &Event) -> Option<String> {
             "ending {count} process{}…",
             if *count == 1 { "" } else { "es" }
         ),
+        EventKind::WorkdirLeft { paths, reason } => format!(
+            "warning: WORKDIR not fully removed, left {}: {}",
+            visible(&paths.join(", ")),
+            visible(reason)
+        ),
         EventKind::RunResumed {
             pid,
             finished_steps,

@@ -803,19 +803,19 @@ pub fn kwokctl_config(kwokctl: Option<&Path>) -> Option<PathBuf> {
 /// The file whose lock makes kwokctl creates on this host take turns
 /// (`${TMPDIR:-/tmp}/firedrill-kwokctl-create.lock`, the one runbooks and
 /// `tools/k8s/smoke.sh` take with `flock`), opened, not locked.
-pub fn create_lock_file() -> Result<std::fs::File, String> {
+pub fn create_lock_file() -> Result<std::fs::File, TargetError> {
     let path = std::env::temp_dir().join("firedrill-kwokctl-create.lock");
     std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&path)
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))
+        .map_err(|e| TargetError::Failed(format!("cannot open {}: {e}", path.display())))
 }
 
 /// Takes the create lock (see [`create_lock_file`]), waiting for it.
 async fn create_lock() -> Result<std::fs::File, TargetError> {
-    let file = create_lock_file().map_err(TargetError::Failed)?;
+    let file = create_lock_file()?;
     tokio::task::spawn_blocking(move || file.lock().map(|()| file))
         .await
         .map_err(|e| TargetError::Failed(format!("cannot lock the kwokctl create lock: {e}")))?

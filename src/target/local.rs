@@ -195,6 +195,9 @@ impl LocalFault {
                 {
                     check.problem(format!("step `{step}`: `kind`, `namespace`, `name` and `selector` delete Kubernetes objects, on a kind target only"));
                 }
+                for path in &paths {
+                    outside_as_written(step, "delete", path, check);
+                }
                 (check.problems.len() == before).then_some(LocalFault::Delete { paths })
             }),
             "corrupt" => raw.corrupt.as_ref().and_then(|corrupt| {
@@ -209,6 +212,9 @@ impl LocalFault {
                     ));
                     return None;
                 }
+                if outside_as_written(step, "corrupt", &corrupt.path, check) {
+                    return None;
+                }
                 Some(LocalFault::Corrupt {
                     path: corrupt.path.clone(),
                     bytes: corrupt.bytes.unwrap_or(64),
@@ -217,6 +223,25 @@ impl LocalFault {
             _ => return None,
         })
     }
+}
+
+/// Refuses at validation a `delete` or `corrupt` path that is outside
+/// WORKDIR whatever the run: the run checks again once variables are
+/// expanded. Whether it did.
+fn outside_as_written(step: &str, kind: &str, path: &str, check: &mut FaultCheck) -> bool {
+    let Some(why) = workdir::outside_as_written(path) else {
+        return false;
+    };
+    check.push(
+        Problem::at(
+            check.loc,
+            format!("step `{step}`: `{kind}` path `{path}` is outside WORKDIR: {why}"),
+        )
+        .help(format!(
+            "`{kind}` only touches files inside the run's WORKDIR: write the path as `${{WORKDIR}}/...` and create the file there in an earlier step"
+        )),
+    );
+    true
 }
 
 /// Validates the one fault kind `kind` of `raw` for the local target.

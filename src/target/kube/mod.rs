@@ -424,7 +424,14 @@ mod tests {
     use crate::target::{DeleteFault, FaultSpec};
 
     fn parse(raw: &RawFault) -> Result<FaultSpec, Vec<String>> {
-        crate::target::check_fault(crate::target::kind::parse_fault, raw)
+        crate::target::check_fault(kube_fault, raw)
+    }
+
+    /// The Kubernetes faults every cluster target parses the same way.
+    fn kube_fault(kind: &str, raw: &RawFault, check: &mut FaultCheck) -> Option<FaultSpec> {
+        KubeFault::parse(kind, raw, check)
+            .expect("a Kubernetes fault kind")
+            .map(FaultSpec::Kube)
     }
 
     fn pod_kill(count: Option<u32>, percent: Option<u32>) -> RawFault {

@@ -5,14 +5,17 @@
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Reads `reader` to its end and returns its last `limit` bytes (cut on a
-/// character boundary when decoded lossily by the caller).
-pub async fn read_tail<R: AsyncRead + Unpin>(reader: &mut R, limit: usize) -> Vec<u8> {
+/// character boundary when decoded lossily by the caller), and how many
+/// bytes before them were dropped.
+pub async fn read_tail<R: AsyncRead + Unpin>(reader: &mut R, limit: usize) -> (Vec<u8>, u64) {
     let mut kept: Vec<u8> = Vec::new();
+    let mut total = 0u64;
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
         match reader.read(&mut chunk).await {
             Ok(0) | Err(_) => break,
             Ok(n) => {
+                total += n as u64;
                 kept.extend_from_slice(&chunk[..n]);
                 // Drop the oldest bytes once the buffer is twice the limit,
                 // so dropping costs O(1) per byte read.
@@ -25,7 +28,31 @@ pub async fn read_tail<R: AsyncRead + Unpin>(reader: &mut R, limit: usize) -> Ve
     if kept.len() > limit {
         kept.drain(..kept.len() - limit);
     }
-    kept
+    let dropped = total - kept.len() as u64;
+    (kept, dropped)
+}
+
+/// The bytes a capped log's note says were dropped in `text` (0 if none).
+pub fn dropped_in(text: &str) -> u64 {
+    text.match_indices("\n[firedrill: ")
+        .filter_map(|(at, note)| {
+            let rest = &text[at + note.len()..];
+            let (count, after) = rest.split_once(' ')?;
+            after
+                .starts_with("bytes of output dropped here")
+                .then(|| count.parse::<u64>().ok())
+                .flatten()
+        })
+        .sum()
+}
+
+/// What a failed text expectation adds when the text it judged was cut:
+/// the expected text may have been in the dropped part.
+pub fn truncation_note(dropped: u64) -> String {
+    format!(
+        "; the output was truncated ({dropped} bytes were dropped before the check), so \
+         the expected text may have been in the dropped part"
+    )
 }
 
 /// The largest drill or runbook file firedrill reads.
@@ -384,10 +411,14 @@ mod tests {
     #[tokio::test]
     async fn keeps_the_tail_of_what_is_longer_than_the_limit() {
         let text: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
-        let tail = read_tail(&mut text.as_slice(), 1000).await;
+        let (tail, dropped) = read_tail(&mut text.as_slice(), 1000).await;
         assert_eq!(tail, text[text.len() - 1000..]);
-        let short = read_tail(&mut &b"short"[..], 1000).await;
+        assert_eq!(dropped, 999_000);
+        let (short, dropped) = read_tail(&mut &b"short"[..], 1000).await;
         assert_eq!(short, b"short");
+        assert_eq!(dropped, 0);
+        assert_eq!(dropped_in(&format!("a{}b", dropped_note(1234, 10))), 1234);
+        assert_eq!(dropped_in("[firedrill: 12 bytes] nothing"), 0);
     }
 
     #[test]

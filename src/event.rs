@@ -196,7 +196,8 @@ pub enum EventKind {
     SteadyStateChecked {
         /// All probes passed.
         ok: bool,
-        /// The first probe that failed, with its output.
+        /// The first probe that failed, with its output; when all passed,
+        /// empty, or what there was to check (no `steady_state` defined).
         detail: String,
     },
     /// A fault was injected.

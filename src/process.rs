@@ -192,7 +192,7 @@ impl Cmd {
         // left in the background goes on being written, capped.
         capped.sync().await;
         let log = log.to_path_buf();
-        let output =
+        let (output, dropped) =
             tokio::task::spawn_blocking(move || read_from(&log, start_len).unwrap_or_default())
                 .await
                 .unwrap_or_default();
@@ -201,6 +201,7 @@ impl Cmd {
             timed_out,
             output,
             pid,
+            dropped,
         })
     }
 
@@ -222,23 +223,23 @@ impl Cmd {
             let read_out = async {
                 match stdout.as_mut() {
                     Some(s) => crate::bounded::read_tail(s, MAX_OUTPUT as usize).await,
-                    None => Vec::new(),
+                    None => (Vec::new(), 0),
                 }
             };
             let read_err = async {
                 match stderr.as_mut() {
                     Some(s) => crate::bounded::read_tail(s, MAX_OUTPUT as usize).await,
-                    None => Vec::new(),
+                    None => (Vec::new(), 0),
                 }
             };
-            let (out, err) = tokio::join!(read_out, read_err);
+            let ((out, out_dropped), (err, err_dropped)) = tokio::join!(read_out, read_err);
             let status = child.wait().await;
-            (out, err, status)
+            (out, err, out_dropped + err_dropped, status)
         };
         let finished = tokio::time::timeout(self.timeout, read_all).await;
         guard.disarm();
         match finished {
-            Ok((out, err, status)) => {
+            Ok((out, err, dropped, status)) => {
                 let exit_code = status.ok().and_then(|s| s.code());
                 let stdout = String::from_utf8_lossy(&out).into_owned();
                 let stderr = String::from_utf8_lossy(&err).into_owned();
@@ -248,6 +249,7 @@ impl Cmd {
                         timed_out: false,
                         output: stderr,
                         pid,
+                        dropped,
                     },
                     stdout,
                 ))
@@ -263,6 +265,7 @@ impl Cmd {
                         timed_out: true,
                         output: String::new(),
                         pid,
+                        dropped: 0,
                     },
                     String::new(),
                 ))
@@ -302,6 +305,10 @@ pub struct Finished {
     pub output: String,
     /// Process id of the shell.
     pub pid: Option<u32>,
+    /// Bytes of output that `output` (and a captured stdout) do not hold:
+    /// cut from a capped log or beyond the kept tail. A text expectation
+    /// that fails on cut output says so.
+    pub dropped: u64,
 }
 
 impl Finished {
@@ -320,7 +327,10 @@ pub fn tail(text: &str, lines: usize) -> String {
 
 const MAX_OUTPUT: u64 = 256 * 1024;
 
-fn read_from(path: &Path, offset: u64) -> std::io::Result<String> {
+/// The log from `offset` on, at most its last [`MAX_OUTPUT`] bytes, and how
+/// many bytes of the command's output it does not hold (skipped here, or
+/// dropped by the log's cap as its note says).
+fn read_from(path: &Path, offset: u64) -> std::io::Result<(String, u64)> {
     use std::io::{Read, Seek, SeekFrom};
     let mut file = std::fs::File::open(path)?;
     let len = file.metadata()?.len();
@@ -328,7 +338,9 @@ fn read_from(path: &Path, offset: u64) -> std::io::Result<String> {
     file.seek(SeekFrom::Start(start))?;
     let mut bytes = Vec::new();
     file.take(MAX_OUTPUT).read_to_end(&mut bytes)?;
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let dropped = (start - offset.min(start)) + crate::bounded::dropped_in(&text);
+    Ok((text, dropped))
 }
 
 /// Waits for a child; at the timeout kills its process group.

@@ -22,8 +22,8 @@ pub enum Ending {
     Aborted(String),
     /// It could not be carried out.
     Error(String),
-    /// Ctrl-C.
-    Interrupted,
+    /// A terminating signal arrived: its name (`SIGINT` for Ctrl-C).
+    Interrupted(String),
 }
 
 /// Time score: 100 within the RTO, else `100 × rto / ttr`.
@@ -113,26 +113,90 @@ pub fn not_recovered_because(
 
 /// The first step that failed before the first fault started (or at all,
 /// when no fault was injected): the drill could not be set up, so the run
-/// is an `error`, not a failed recovery (docs/scoring.md, verdict).
+/// is an `error`, not a failed recovery (docs/scoring.md, verdict). A fault
+/// step that failed or timed out is named as such: its fault was never
+/// confirmed injected. `steps` are (finished at, id, action, status, detail).
 pub fn setup_failure(
-    steps: &[(u64, String, StepStatus, String)],
+    steps: &[(u64, String, String, StepStatus, String)],
     first_fault_ms: Option<u64>,
 ) -> Option<String> {
     steps
         .iter()
-        .find(|(finished_ms, _, status, _)| {
+        .find(|(finished_ms, _, _, status, _)| {
             *status == StepStatus::Failed && first_fault_ms.is_none_or(|fault| *finished_ms < fault)
         })
-        .map(|(_, id, _, detail)| {
+        .map(|(_, id, action, _, detail)| {
             let detail = crate::text::first_line(detail);
-            if detail.is_empty() {
-                format!("step `{id}` failed before the first fault: the drill could not be set up")
+            let detail = if detail.is_empty() {
+                String::new()
+            } else {
+                format!(" ({detail})")
+            };
+            if action == "fault" {
+                let what = if detail.starts_with(" (timed out") {
+                    "timed out"
+                } else {
+                    "failed"
+                };
+                format!(
+                    "fault step `{id}` {what}{detail}: its fault was never confirmed injected, so \
+                     the drill could not be set up"
+                )
             } else {
                 format!(
-                    "step `{id}` failed before the first fault ({detail}): the drill could not be set up"
+                    "step `{id}` failed before the first fault{detail}: the drill could not be set up"
                 )
             }
         })
+}
+
+/// Why the recovery was not exercised although every recover step succeeded,
+/// or `None` if it was (docs/scoring.md, "Recovered"): no outage was
+/// observed (and one was expected), or the steady state came back, and held,
+/// before the first recover step started (unless no outage was required:
+/// then healing by itself is what the drill checks). `streak_start_ms` is when the final
+/// streak of healthy steady-state results began.
+pub fn not_exercised_because(
+    outage_observed: Option<bool>,
+    expect_outage: bool,
+    first_fault_ms: u64,
+    streak_start_ms: Option<u64>,
+    first_recover_start_ms: Option<u64>,
+) -> Option<String> {
+    match outage_observed {
+        Some(false) if expect_outage => Some(
+            "no outage observed: no steady-state probe failed after the first fault, so the \
+             recovery was not exercised (set `objectives.expect_outage: false` if holding \
+             through the faults is the point)"
+                .to_owned(),
+        ),
+        // A resilience check (`expect_outage: false`): healing by itself is
+        // the point.
+        Some(true) if expect_outage => match (streak_start_ms, first_recover_start_ms) {
+            (Some(healed), Some(recover)) if healed < recover => Some(format!(
+                "the system recovered by itself before the recovery started (the steady state \
+                 held again {} s after the first fault, the first recover step started at {} s): \
+                 the runbook was not exercised",
+                seconds(healed.saturating_sub(first_fault_ms)),
+                seconds(recover.saturating_sub(first_fault_ms)),
+            )),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn seconds(ms: u64) -> String {
+    format!("{:.1}", ms as f64 / 1000.0)
+}
+
+/// The reason line of a run a signal ended, naming the signal.
+pub fn interrupted_by(signal: &str) -> String {
+    if signal == "SIGINT" {
+        "interrupted by SIGINT (Ctrl-C)".to_owned()
+    } else {
+        format!("interrupted by {signal}")
+    }
 }
 
 /// Whether an outage was observed: a steady-state probe failed at or after
@@ -303,7 +367,7 @@ pub fn journal(events: &[Event], ending: &Ending) -> Journal {
     let mut runbook_position: BTreeMap<(String, usize), usize> = BTreeMap::new();
     let mut last_recover_end: Option<u64> = None;
     let mut recover_steps: Vec<(String, RecoverStep)> = Vec::new();
-    let mut finished: Vec<(u64, String, StepStatus, String)> = Vec::new();
+    let mut finished: Vec<(u64, String, String, StepStatus, String)> = Vec::new();
     let mut data_read_failed = false;
     let mut people = People::default();
 
@@ -360,7 +424,13 @@ pub fn journal(events: &[Event], ending: &Ending) -> Journal {
                     detail: detail.clone(),
                     output_tail: output_tail.clone(),
                 });
-                finished.push((event.at_ms, step.clone(), *status, detail.clone()));
+                finished.push((
+                    event.at_ms,
+                    step.clone(),
+                    action.clone(),
+                    *status,
+                    detail.clone(),
+                ));
                 if action == "recover" {
                     let outcome = match status {
                         StepStatus::Ok => {
@@ -565,26 +635,40 @@ pub fn journal(events: &[Event], ending: &Ending) -> Journal {
         !steady.is_empty(),
         &checks,
     );
-    journal.recovered = not_recovered.is_none();
+    // The streak that holds through the first pass's check: the
+    // idempotency re-run is not part of TTR.
+    let streak_start = first_fault.filter(|_| !steady.is_empty()).map(|fault_at| {
+        let horizon = first_pass_checked_ms.unwrap_or(u64::MAX);
+        let samples: Vec<ProbeSample> = journal
+            .health
+            .iter()
+            .filter(|s| s.at_ms <= horizon)
+            .cloned()
+            .collect();
+        final_streak_start(&samples, &steady, fault_at, first_pass_checked_ms)
+    });
+    let first_recover_start = journal
+        .steps
+        .iter()
+        .filter(|s| s.action == "recover")
+        .filter_map(|s| s.started_ms)
+        .min();
+    let not_exercised = first_fault.and_then(|fault_at| {
+        not_exercised_because(
+            journal.outage_observed,
+            expect_outage,
+            fault_at,
+            streak_start,
+            first_recover_start,
+        )
+    });
+    journal.recovered = not_recovered.is_none() && not_exercised.is_none();
     if journal.recovered
         && let Some(fault_at) = first_fault
     {
-        journal.ttr_ms = if steady.is_empty() {
-            last_recover_end.map(|end| end.saturating_sub(fault_at))
-        } else {
-            // The streak that holds through the first pass's check: the
-            // idempotency re-run is not part of TTR.
-            let horizon = first_pass_checked_ms.unwrap_or(u64::MAX);
-            let samples: Vec<ProbeSample> = journal
-                .health
-                .iter()
-                .filter(|s| s.at_ms <= horizon)
-                .cloned()
-                .collect();
-            Some(
-                final_streak_start(&samples, &steady, fault_at, first_pass_checked_ms)
-                    .saturating_sub(fault_at),
-            )
+        journal.ttr_ms = match streak_start {
+            None => last_recover_end.map(|end| end.saturating_sub(fault_at)),
+            Some(start) => Some(start.saturating_sub(fault_at)),
         };
     }
 
@@ -618,20 +702,14 @@ pub fn journal(events: &[Event], ending: &Ending) -> Journal {
     (journal.verdict, journal.reason) = match ending {
         Ending::Aborted(reason) => (Verdict::Aborted, reason.clone()),
         Ending::Error(reason) => (Verdict::Error, reason.clone()),
-        Ending::Interrupted => (Verdict::Aborted, "interrupted (Ctrl-C)".into()),
+        Ending::Interrupted(signal) => (Verdict::Aborted, interrupted_by(signal)),
         Ending::Completed => {
             let (verdict, reason) = if let Some(why) = setup_failure(&finished, first_fault) {
                 (Verdict::Error, why)
             } else if let Some(why) = not_recovered {
                 (Verdict::Failed, format!("not recovered: {why}"))
-            } else if expect_outage && journal.outage_observed == Some(false) {
-                (
-                    Verdict::Failed,
-                    "no outage observed: no steady-state probe failed after the first fault, so \
-                     the recovery was not exercised (set `objectives.expect_outage: false` if \
-                     holding through the faults is the point)"
-                        .to_owned(),
-                )
+            } else if let Some(why) = not_exercised {
+                (Verdict::Failed, why)
             } else if !rpo_met {
                 let loss = match (journal.data_loss_ms, &journal.data_loss_detail) {
                     (Some(loss), _) => format!("data loss {loss} ms exceeds"),
@@ -952,6 +1030,11 @@ mod tests {
             journal(&events, &Ending::Error("unhealthy".into())).verdict,
             Verdict::Error
         );
+        let terminated = journal(&events, &Ending::Interrupted("SIGTERM".into()));
+        assert_eq!(terminated.verdict, Verdict::Aborted);
+        assert_eq!(terminated.reason, "interrupted by SIGTERM");
+        let ctrl_c = journal(&events, &Ending::Interrupted("SIGINT".into()));
+        assert_eq!(ctrl_c.reason, "interrupted by SIGINT (Ctrl-C)");
     }
 
     fn finished(at: u64, step: &str, action: &str, status: StepStatus, detail: &str) -> Event {
@@ -1056,7 +1139,10 @@ mod tests {
         events.push(finished(1200, "fix", "recover", StepStatus::Ok, ""));
         events.push(checked(1300, true, false));
         let failed = journal(&events, &Ending::Completed);
-        assert!(failed.recovered, "the measures stay what they are");
+        assert!(!failed.recovered, "nothing was recovered");
+        assert!(!failed.complete);
+        assert_eq!(failed.ttr_ms, None, "no outage, no time to recover");
+        assert_eq!(failed.score, 0);
         assert_eq!(failed.verdict, Verdict::Failed);
         assert!(
             failed.reason.starts_with("no outage observed"),
@@ -1074,6 +1160,62 @@ mod tests {
             "{}",
             holding.reason
         );
+    }
+
+    fn recover_started(at: u64, step: &str) -> Event {
+        ev(
+            at,
+            EventKind::StepStarted {
+                step: step.into(),
+                action: "recover".into(),
+                attempt: 1,
+                summary: String::new(),
+            },
+        )
+    }
+
+    #[test]
+    fn a_system_that_heals_before_the_recovery_starts_is_not_credited_to_it() {
+        let mut events = vec![ev(0, started(&["a"])), probe(500, "a", true)];
+        events.extend(fault(1000));
+        events.extend([
+            probe(1100, "a", false),
+            probe(2000, "a", true),
+            probe(3000, "a", true),
+            recover_started(4000, "fix"),
+            finished(4100, "fix", "recover", StepStatus::Ok, ""),
+            checked(4200, true, false),
+        ]);
+        let healed = journal(&events, &Ending::Completed);
+        assert!(!healed.recovered, "the recovery was not exercised");
+        assert!(!healed.complete);
+        assert_eq!(healed.ttr_ms, None);
+        assert_eq!(healed.score, 0);
+        assert_eq!(healed.verdict, Verdict::Failed);
+        let mut resilience = events.clone();
+        if let EventKind::RunStarted { expect_outage, .. } = &mut resilience[0].kind {
+            *expect_outage = false;
+        }
+        let resilient = journal(&resilience, &Ending::Completed);
+        assert!(resilient.recovered, "{}", resilient.reason);
+        assert_eq!(resilient.ttr_ms, Some(1000));
+        assert!(
+            healed.reason.starts_with(
+                "the system recovered by itself before the recovery started (the steady state \
+                 held again 1.0 s after the first fault, the first recover step started at 3.0 s)"
+            ),
+            "{}",
+            healed.reason
+        );
+
+        // Broken until the recover step has started: the recovery did it.
+        events[5] = probe(2000, "a", false);
+        events[6] = probe(3000, "a", false);
+        events.insert(8, probe(4050, "a", true));
+        let recovered = journal(&events, &Ending::Completed);
+        assert!(recovered.recovered, "{}", recovered.reason);
+        assert_eq!(recovered.ttr_ms, Some(3050));
+        assert_eq!(recovered.verdict, Verdict::Passed);
     }
 
     #[test]
@@ -1148,6 +1290,28 @@ mod tests {
         ));
         later.push(checked(2200, true, false));
         assert_ne!(journal_verdict(&later), Verdict::Error);
+    }
+
+    #[test]
+    fn a_fault_step_that_times_out_is_named_as_such() {
+        let events = vec![
+            ev(0, started(&["a"])),
+            finished(
+                5000,
+                "break",
+                "fault",
+                StepStatus::Failed,
+                "timed out after 5s; its process group was killed",
+            ),
+            finished(5000, "fix", "recover", StepStatus::Skipped, "needs `break`"),
+        ];
+        let journal = journal(&events, &Ending::Completed);
+        assert_eq!(journal.verdict, Verdict::Error);
+        assert_eq!(
+            journal.reason,
+            "fault step `break` timed out (timed out after 5s; its process group was killed): \
+             its fault was never confirmed injected, so the drill could not be set up"
+        );
     }
 
     fn journal_verdict(events: &[Event]) -> Verdict {

@@ -27,8 +27,18 @@ const TERMINATING: &[tokio::signal::unix::SignalKind] = &[
     tokio::signal::unix::SignalKind::alarm(),
 ];
 
+/// The first terminating signal that arrived, once [`terminating`] caught
+/// one: the reason line names it.
+static RECEIVED: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+
+/// The name of the first terminating signal caught (`SIGTERM`), if any.
+pub fn received() -> Option<&'static str> {
+    RECEIVED.get().copied()
+}
+
 /// Catches every terminating signal from now on; resolves at the first one
-/// with its name. Call from within a tokio runtime.
+/// with its name, which [`received`] returns from then on. Call from within
+/// a tokio runtime.
 pub fn terminating() -> impl std::future::Future<Output = &'static str> {
     let mut streams: Vec<(tokio::signal::unix::Signal, tokio::signal::unix::SignalKind)> =
         TERMINATING
@@ -40,7 +50,8 @@ pub fn terminating() -> impl std::future::Future<Output = &'static str> {
             return std::future::pending().await;
         }
         let kind = first_of(&mut streams).await;
-        Signal::try_from(kind.as_raw_value()).map_or("a signal", Signal::as_str)
+        let name = Signal::try_from(kind.as_raw_value()).map_or("a signal", Signal::as_str);
+        *RECEIVED.get_or_init(|| name)
     }
 }
 

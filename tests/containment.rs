@@ -675,6 +675,15 @@ fn every_terminating_signal_ends_a_run_like_ctrl_c() {
         assert_eq!(run.code(), 130, "{signal}: {}", run.explain());
         assert!(run.path("reverted").exists(), "{signal}: no revert");
         assert_eq!(run.step("linger")["status"], "interrupted", "{signal}");
+        // The reason line names the signal that arrived.
+        let reason = run.journal()["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            reason.starts_with(&format!("interrupted by {}", signal.as_str())),
+            "{signal}: {reason}"
+        );
         assert!(!common::alive(common::read_pids(&step_pid)[0]), "{signal}");
         assert_nothing_left(&run);
     }

@@ -155,6 +155,52 @@ fn a_stale_step_scores_33_and_stops_the_runbook() {
     assert_nothing_left(&run);
 }
 
+/// The reason line says which expectation fell short, not only which step.
+#[test]
+fn a_failed_expectation_is_named_in_the_reason() {
+    let runbook = GOOD.replace(
+        r#"echo "all fine""#,
+        r#"touch "$WORKDIR/healthy"; echo "not yet""#,
+    );
+    let run = run_with_runbook(&runbook, "", &[]);
+    assert_eq!(run.code(), 1, "{}", run.explain());
+    let reason = run.journal()["reason"].as_str().unwrap().to_owned();
+    assert!(
+        reason.contains("step 3 (Check, line ")
+            && reason.contains("failed: stdout does not contain `fine`"),
+        "{reason}"
+    );
+    assert_nothing_left(&run);
+}
+
+/// A marker that falls in the part of the output a capped log dropped is
+/// not blamed on the runbook without saying so.
+#[test]
+fn an_expectation_on_truncated_output_says_it_was_truncated() {
+    let runbook = GOOD.replace(
+        r#"test -f "$WORKDIR/healthy" && echo "all fine""#,
+        r#"head -c 100000 /dev/zero | tr '\0' x; echo; echo "all fine"; head -c 100000 /dev/zero | tr '\0' y"#,
+    );
+    let dir = with_runbook(&runbook, "");
+    let output = common::run_command(dir.path())
+        .env("FIREDRILL_LOG_LIMIT", "64K")
+        .output()
+        .unwrap();
+    let run = common::Run {
+        run_dir: dir.path().join("run"),
+        output,
+        dir,
+    };
+    assert_eq!(run.code(), 1, "{}", run.explain());
+    let reason = run.journal()["reason"].as_str().unwrap().to_owned();
+    assert!(
+        reason.contains("stdout does not contain `fine`; the output was truncated (")
+            && reason.contains("bytes were dropped before the check)"),
+        "{reason}"
+    );
+    assert_nothing_left(&run);
+}
+
 #[test]
 fn runbook_continue_runs_the_steps_after_a_failure() {
     let run = run_with_runbook(STALE, "", &["--runbook-continue"]);

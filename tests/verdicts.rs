@@ -79,6 +79,39 @@ fn a_skipped_recover_step_is_not_recovered_even_when_the_system_heals() {
 }
 
 #[test]
+fn a_system_that_heals_by_itself_before_the_recovery_is_not_credited_to_it() {
+    let run = run_drill(
+        &drill(
+            "self-healing",
+            "",
+            r#"  - id: heal-by-itself
+    needs: [detected]
+    run: touch "$WORKDIR/healthy"
+  - id: later
+    needs: [heal-by-itself]
+    wait: 1s
+  - id: restore
+    needs: [later]
+    recover: {run: "true"}
+"#,
+        ),
+        &[],
+    );
+    assert_eq!(run.code(), 1, "{}", run.explain());
+    let journal = run.journal();
+    assert_eq!(journal["recovered"], false);
+    assert_eq!(journal["complete"], false);
+    assert!(journal["ttr_ms"].is_null(), "{journal}");
+    let reason = reason(&run);
+    assert!(
+        reason.starts_with("the system recovered by itself before the recovery started")
+            && reason.ends_with("the runbook was not exercised"),
+        "{reason}"
+    );
+    assert_nothing_left(&run);
+}
+
+#[test]
 fn a_fault_that_breaks_nothing_fails_with_no_outage_observed() {
     let yaml = |objectives: &str| {
         format!(
@@ -103,6 +136,11 @@ steps:
     let run = run_drill(&yaml(""), &[]);
     assert_eq!(run.code(), 1, "{}", run.explain());
     assert_eq!(run.journal()["verdict"], "failed");
+    // Nothing broke, so nothing was recovered: no TTR, no score to trend.
+    assert_eq!(run.journal()["recovered"], false);
+    assert_eq!(run.journal()["complete"], false);
+    assert!(run.journal()["ttr_ms"].is_null(), "{}", run.journal());
+    assert_eq!(run.journal()["score"], 0);
     assert!(
         reason(&run).starts_with("no outage observed"),
         "{}",
@@ -146,6 +184,14 @@ steps:
         reason(&run).contains("no steady state defined: judged by the recover steps alone"),
         "{}",
         reason(&run)
+    );
+    // Nothing was checked before the faults, and the output says so.
+    assert!(
+        run.stdout()
+            .contains("no steady state defined, nothing to check: injecting faults")
+            && !run.stdout().contains("steady state holds"),
+        "{}",
+        run.stdout()
     );
 }
 

@@ -28,6 +28,9 @@ use crate::event::EventKind;
 use crate::journal::StepStatus;
 use crate::process;
 
+/// What the check before the first fault says when there was nothing to check.
+const NO_STEADY_STATE: &str = "no steady state defined, nothing to check";
+
 /// Where the run's messages arrive, and the stop reason they decide.
 pub(crate) struct Inbox {
     pub(crate) stops: Stops,
@@ -390,9 +393,14 @@ impl<'a> Dispatcher<'a> {
             let Some(checked) = self.inbox.until_stopped(steady_state_holds(&shared)).await else {
                 return false;
             };
+            let detail = match &checked {
+                Err(why) => why.clone(),
+                Ok(()) if shared.drill.steady_state.is_empty() => NO_STEADY_STATE.to_owned(),
+                Ok(()) => String::new(),
+            };
             shared.ctx.emitter.emit(EventKind::SteadyStateChecked {
                 ok: checked.is_ok(),
-                detail: checked.clone().err().unwrap_or_default(),
+                detail,
             });
             if let Err(why) = checked {
                 self.inbox.stops.stop(StopReason::Error(format!(

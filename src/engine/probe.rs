@@ -113,6 +113,9 @@ async fn check_command(
             Ok(()) => ProbeOutcome::pass(process::tail(&stdout, 3)),
             Err(why) => {
                 let mut detail = why;
+                if finished.dropped > 0 && detail.starts_with("stdout does not") {
+                    detail.push_str(&crate::bounded::truncation_note(finished.dropped));
+                }
                 let out = process::tail(stdout.trim_end(), 5);
                 let err = process::tail(finished.output.trim_end(), 5);
                 if !out.is_empty() {
@@ -219,6 +222,29 @@ mod tests {
         assert_eq!(
             meets(Some(&expect), Some(0), "ok\n3\n\n").unwrap_err(),
             r#"stdout does not match "^ok\n3$": it was "ok\n3\n""#
+        );
+    }
+
+    #[tokio::test]
+    async fn a_marker_in_dropped_output_says_the_output_was_truncated() {
+        let command = process::Cmd::shell(
+            "probe-test",
+            "echo MARK; head -c 300000 /dev/zero | tr '\\0' x",
+        )
+        .timeout(Duration::from_secs(30));
+        let expect = Expect {
+            exit: None,
+            stdout_contains: Some("MARK".into()),
+            stdout_matches: None,
+        };
+        let outcome = check_command(&command, Some(&expect), Duration::from_secs(30)).await;
+        assert!(!outcome.ok);
+        assert!(
+            outcome
+                .detail
+                .contains("the output was truncated (37861 bytes were dropped before the check)"),
+            "{}",
+            crate::text::first_line(&outcome.detail)
         );
     }
 

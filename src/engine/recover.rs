@@ -145,7 +145,9 @@ async fn execute(
                     ))
                 } else {
                     match finished.exit_code {
-                        Some(code) => expectations.check(code, &finished.output),
+                        Some(code) => expectations
+                            .check(code, &finished.output)
+                            .map_err(|why| with_truncation(why, finished.dropped)),
                         None => Err("killed by a signal".to_owned()),
                     }
                 };
@@ -187,6 +189,16 @@ async fn execute(
         );
     }
     last
+}
+
+/// A failed expectation on output that was cut says so: the text may have
+/// been in the part that was dropped.
+fn with_truncation(why: String, dropped: u64) -> String {
+    if dropped > 0 && why.contains("stdout does not") {
+        why + &crate::bounded::truncation_note(dropped)
+    } else {
+        why
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -286,7 +298,7 @@ pub(crate) async fn follow_runbook(
         if let Some(operator) = &shared.operator {
             let answer = interact(&rb, index, rb_step, &mut outputs, operator).await;
             if answer.status == RunbookStepStatus::Failed {
-                failed.push(index);
+                failed.push((index, answer.detail.clone()));
             } else if answer.status == RunbookStepStatus::Ok {
                 succeeded.push(index);
             }
@@ -330,7 +342,7 @@ pub(crate) async fn follow_runbook(
         if ran.status == RunbookStepStatus::Ok {
             succeeded.push(index);
         } else {
-            failed.push(index);
+            failed.push((index, ran.detail.clone()));
             if !shared.runbook_continue {
                 stopped = Some(format!(
                     "not run: step {} ({}) failed before it",
@@ -347,11 +359,19 @@ pub(crate) async fn follow_runbook(
             succeeded.len()
         ))
     } else {
-        let first = &book.steps[failed[0]];
+        // The reason line shows the first line: it says what fell short.
+        let (index, why) = &failed[0];
+        let first = &book.steps[*index];
+        let why = crate::text::first_line(why);
+        let why = if why.is_empty() {
+            String::new()
+        } else {
+            format!(": {why}")
+        };
         StepResult::failed(format!(
-            "runbook {}: step {} ({}, line {}) failed",
+            "runbook {}: step {} ({}, line {}) failed{why}",
             written.value,
-            failed[0] + 1,
+            index + 1,
             first.title,
             first.line
         ))

@@ -511,7 +511,7 @@ async fn record(run: Run, shared: &Shared, options: &Options, ending: &Ending) -
         let finished = EventKind::RunFinished {
             verdict: journal.verdict,
             reason: journal.reason.clone(),
-            interrupted: *ending == Ending::Interrupted,
+            interrupted: matches!(ending, Ending::Interrupted(_)),
         };
         scored = Some(journal);
         finished
@@ -531,7 +531,7 @@ async fn record(run: Run, shared: &Shared, options: &Options, ending: &Ending) -
         }
     })
     .await;
-    let exit_code = if *ending == Ending::Interrupted {
+    let exit_code = if matches!(ending, Ending::Interrupted(_)) {
         crate::error::EXIT_INTERRUPTED
     } else {
         journal.verdict.exit_code()
@@ -714,7 +714,8 @@ async fn forward_interrupt(
 ) {
     loop {
         if *interrupt.borrow_and_update() {
-            let _ = messages.send(Msg::Stop(StopReason::Interrupted));
+            let signal = crate::signal::received().unwrap_or("a signal");
+            let _ = messages.send(Msg::Stop(StopReason::Interrupted(signal)));
             return;
         }
         tokio::select! {

@@ -19,7 +19,7 @@ pub(crate) enum StopReason {
     /// The target cannot be used any more (the cluster is gone).
     TargetUnavailable(String),
     /// Ctrl-C or SIGTERM: the operator's word is final.
-    Interrupted,
+    Interrupted(&'static str),
 }
 
 impl StopReason {
@@ -28,7 +28,7 @@ impl StopReason {
             StopReason::Error(_) => 0,
             StopReason::Aborted(_) => 1,
             StopReason::TargetUnavailable(_) => 2,
-            StopReason::Interrupted => 3,
+            StopReason::Interrupted(_) => 3,
         }
     }
 
@@ -52,7 +52,7 @@ impl StopReason {
                 Ending::Error(why.clone())
             }
             StopReason::Aborted(why) => Ending::Aborted(why.clone()),
-            StopReason::Interrupted => Ending::Interrupted,
+            StopReason::Interrupted(signal) => Ending::Interrupted((*signal).to_owned()),
         }
     }
 
@@ -63,7 +63,7 @@ impl StopReason {
             StopReason::Aborted(why) | StopReason::TargetUnavailable(why) => {
                 format!("run aborted: {why}")
             }
-            StopReason::Interrupted => "interrupted (Ctrl-C)".to_owned(),
+            StopReason::Interrupted(signal) => crate::score::interrupted_by(signal),
         }
     }
 }
@@ -134,7 +134,7 @@ mod tests {
             StopReason::Error("unhealthy".into()),
             StopReason::Aborted("guard".into()),
             StopReason::TargetUnavailable("cluster gone".into()),
-            StopReason::Interrupted,
+            StopReason::Interrupted("SIGINT"),
         ];
         for (i, weaker) in order.iter().enumerate() {
             for stronger in &order[i + 1..] {
@@ -159,9 +159,9 @@ mod tests {
         stops.stop(StopReason::Aborted("halt file appeared".into()));
         stops.stop(StopReason::Error("late".into()));
         assert_eq!(stops.ending(), Ending::Aborted("guard `db` failed".into()));
-        stops.stop(StopReason::Interrupted);
-        assert_eq!(stops.ending(), Ending::Interrupted);
-        assert_eq!(*seen.borrow(), Some(StopReason::Interrupted));
+        stops.stop(StopReason::Interrupted("SIGTERM"));
+        assert_eq!(stops.ending(), Ending::Interrupted("SIGTERM".into()));
+        assert_eq!(*seen.borrow(), Some(StopReason::Interrupted("SIGTERM")));
         let aborted: Vec<_> = emitter
             .events()
             .into_iter()

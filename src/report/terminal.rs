@@ -108,8 +108,10 @@ fn describe_raw(event: &Event) -> Option<String> {
             line
         }
         EventKind::SteadyStateChecked { ok, detail } => {
-            if *ok {
+            if *ok && detail.is_empty() {
                 "steady state holds: injecting faults".to_owned()
+            } else if *ok {
+                format!("{detail}: injecting faults")
             } else {
                 format!("system not healthy before the drill: {detail}")
             }

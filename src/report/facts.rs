@@ -622,6 +622,18 @@ pub(crate) fn by_hand(
         .collect()
 }
 
+/// A by-hand step's mark as words for a report: the mark ("not marked" when
+/// nobody marked the step) and its note.
+pub(crate) fn mark_words(mark: Option<&crate::journal::MarkRecord>) -> (&'static str, String) {
+    match mark {
+        Some(mark) => (
+            mark.mark.as_str(),
+            mark.note.as_deref().map(visible).unwrap_or_default(),
+        ),
+        None => ("not marked", String::new()),
+    }
+}
+
 /// What a fault hit, as a list.
 pub(crate) fn targets(targets: &[String]) -> String {
     if targets.is_empty() {

@@ -356,16 +356,7 @@ fn runbook(out: &mut String, journal: &Journal) {
     if !runbook.by_hand.is_empty() {
         out.push_str("<p>Followed by hand; each step as people marked it.</p>\n<table><thead><tr><th>#</th><th>Step</th><th>Mark</th><th>Note</th></tr></thead><tbody>\n");
         for (n, title, mark) in facts::by_hand(journal) {
-            let (word, note) = match mark {
-                Some(mark) => (
-                    mark.mark.as_str(),
-                    mark.note
-                        .as_deref()
-                        .map(crate::text::visible)
-                        .unwrap_or_default(),
-                ),
-                None => ("not marked", String::new()),
-            };
+            let (word, note) = facts::mark_words(mark);
             let _ = writeln!(
                 out,
                 "<tr><td class=\"num\">{n}</td><td>{}</td><td>{}</td><td>{}</td></tr>",

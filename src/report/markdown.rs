@@ -285,16 +285,7 @@ fn runbook(out: &mut String, journal: &Journal) {
             "Followed by hand; each step as people marked it.\n\n| # | Step | Mark | Note |\n|---|---|---|---|"
         );
         for (n, title, mark) in facts::by_hand(journal) {
-            let (word, note) = match mark {
-                Some(mark) => (
-                    mark.mark.as_str(),
-                    mark.note
-                        .as_deref()
-                        .map(crate::text::visible)
-                        .unwrap_or_default(),
-                ),
-                None => ("not marked", String::new()),
-            };
+            let (word, note) = facts::mark_words(mark);
             let _ = writeln!(out, "| {n} | {} | {word} | {} |", cell(&title), cell(&note));
         }
         out.push('\n');

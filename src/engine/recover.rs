@@ -272,11 +272,7 @@ pub(crate) async fn follow_runbook(
     // On resume, the steps a dead runner finished are kept as recorded.
     let done_before = shared.resumed_runbook.get(step.id.as_str());
     let env = &task.env;
-    // Relative paths in a runbook are relative to the runbook, as for its links.
-    let book_dir = path
-        .parent()
-        .map(std::path::Path::to_path_buf)
-        .unwrap_or_else(|| shared.ctx.scenario_dir.clone());
+    let book_dir = book_dir(&path, shared);
     let rb = Book {
         shared,
         step,
@@ -427,10 +423,7 @@ pub(crate) async fn rerun_for_idempotency(shared: &Arc<Shared>, outputs: &Output
         };
         let mut env = outputs.env_for(&shared.env, position);
         env.insert(RERUN.to_owned(), "1".to_owned());
-        let book_dir = path
-            .parent()
-            .map(std::path::Path::to_path_buf)
-            .unwrap_or_else(|| shared.ctx.scenario_dir.clone());
+        let book_dir = book_dir(&path, shared);
         let rb = Book {
             shared,
             step,
@@ -590,4 +583,12 @@ async fn interact(
         );
         return ran;
     }
+}
+
+/// The directory a runbook's steps run in: the runbook's own, so relative
+/// paths in it read as they do for its links.
+fn book_dir(path: &std::path::Path, shared: &Shared) -> std::path::PathBuf {
+    path.parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| shared.ctx.scenario_dir.clone())
 }

@@ -50,9 +50,19 @@ async fn client(cluster: &KwokCluster) -> Client {
         .unwrap()
 }
 
-/// A fresh namespace of the shared cluster for one test.
+/// A fresh namespace of the shared cluster for one test, once its `default`
+/// service account exists: until the controller creates it, the API server
+/// refuses pods in the namespace.
 fn namespace(cluster: &KwokCluster, name: &str) -> String {
     cluster.kubectl(&["create", "namespace", name]);
+    cluster.kubectl(&[
+        "-n",
+        name,
+        "wait",
+        "--for=create",
+        "serviceaccount/default",
+        "--timeout=60s",
+    ]);
     name.to_owned()
 }
 

@@ -272,13 +272,18 @@ impl CappedLog {
     }
 
     /// Waits until everything written into the pipe so far is in the file,
-    /// the tail included. Output that keeps coming (a process the command
-    /// left in the background) goes on being written, capped, after this.
-    pub async fn sync(&self) {
+    /// the tail included, and whether it is. Output that keeps coming (a
+    /// process the command left in the background) goes on being written,
+    /// capped, after this. Never waits for the pipe, only for the pump to
+    /// take its turn, and not beyond `patience` (a starved runtime): false
+    /// then, and the file may lack the last output.
+    pub async fn sync(&self, patience: std::time::Duration) -> bool {
         let (ack, acked) = tokio::sync::oneshot::channel();
-        if self.sync.send(ack).is_ok() {
-            let _ = acked.await;
+        if self.sync.send(ack).is_err() {
+            // The pump has ended: the file is final.
+            return true;
         }
+        tokio::time::timeout(patience, acked).await.is_ok()
     }
 
     /// Waits for the end of the output (every writer gone), the file final.
@@ -352,36 +357,56 @@ impl Sink {
     }
 }
 
+/// What the pipe holds now is all the command wrote so far: reads it (as
+/// much as `FIONREAD` counts, so output that keeps coming cannot keep this
+/// reading) with plain non-blocking reads, never waiting. Waiting could last
+/// for ever: every process the command started holds the pipe's read end
+/// ([`CappedLog::outlive_runner`]) and may have taken the counted bytes,
+/// while a process it left in the background keeps the pipe open without
+/// writing. Whether the output ended (every writer gone).
+fn drain_now(
+    receiver: &tokio::net::unix::pipe::Receiver,
+    chunk: &mut [u8],
+    sink: &mut Sink,
+) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut pending: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through the pointer given.
+    let _ = unsafe { libc::ioctl(receiver.as_raw_fd(), libc::FIONREAD, &mut pending) };
+    let mut pending = pending.max(0) as usize;
+    while pending > 0 {
+        // Not `try_read`: tokio answers that from the readiness it last
+        // saw, which may not know of bytes that are there.
+        let want = pending.min(chunk.len());
+        match nix::unistd::read(receiver, &mut chunk[..want]) {
+            Ok(0) => return true,
+            Ok(n) => {
+                sink.take(&chunk[..n]);
+                pending = pending.saturating_sub(n);
+            }
+            Err(nix::errno::Errno::EINTR) => {}
+            // `EAGAIN`: another reader took what was counted.
+            Err(_) => break,
+        }
+    }
+    false
+}
+
 async fn pump(
     receiver: tokio::net::unix::pipe::Receiver,
     mut requests: tokio::sync::mpsc::UnboundedReceiver<tokio::sync::oneshot::Sender<()>>,
     mut sink: Sink,
 ) {
-    use std::os::fd::AsRawFd;
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
         tokio::select! {
             Some(ack) = requests.recv() => {
-                // What the pipe holds now is all the command wrote so far.
-                let mut pending: libc::c_int = 0;
-                // SAFETY: FIONREAD writes one int through the pointer given.
-                let _ = unsafe { libc::ioctl(receiver.as_raw_fd(), libc::FIONREAD, &mut pending) };
-                let mut pending = pending.max(0) as usize;
-                while pending > 0 {
-                    match receiver.try_read(&mut chunk[..pending.min(64 * 1024)]) {
-                        Ok(0) => break,
-                        Ok(n) => {
-                            sink.take(&chunk[..n]);
-                            pending -= n;
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                            let _ = receiver.readable().await;
-                        }
-                        Err(_) => break,
-                    }
-                }
+                let ended = drain_now(&receiver, &mut chunk, &mut sink);
                 sink.flush();
                 let _ = ack.send(());
+                if ended {
+                    break;
+                }
             }
             ready = receiver.readable() => {
                 if ready.is_err() {
@@ -435,6 +460,44 @@ mod tests {
         assert!(String::from_utf8_lossy(&capped).contains("90000 bytes of output dropped"));
         cap_log(&log, 1_000_000).unwrap();
         assert_eq!(std::fs::read(&log).unwrap(), capped);
+    }
+
+    /// Every process a command starts holds the log pipe's read end
+    /// ([`CappedLog::outlive_runner`]), so it may read the pipe too: the
+    /// bytes the runner counted in it can be gone when it reads them. The
+    /// runner must not wait for them while a writer (a process the command
+    /// left in the background) lives on without writing.
+    #[tokio::test(flavor = "current_thread")]
+    async fn sync_returns_when_another_reader_took_the_bytes() {
+        use std::io::{Read, Write};
+        let dir = tempfile::tempdir().unwrap();
+        let log = CappedLog::open(&dir.path().join("step.log"), 1 << 20).unwrap();
+        let mut writer = std::fs::File::from(log.writer.as_ref().unwrap().try_clone().unwrap());
+        // SAFETY: borrows the pipe's read end, which the pump keeps open.
+        let reader = unsafe { std::os::fd::BorrowedFd::borrow_raw(log.reader) };
+        let mut thief = std::fs::File::from(reader.try_clone_to_owned().unwrap());
+        let (steal, stolen) = tokio::sync::oneshot::channel::<()>();
+        let thief = tokio::spawn(async move {
+            let _ = stolen.await;
+            let mut bytes = [0u8; 64];
+            thief.read(&mut bytes).unwrap_or(0)
+        });
+        // The pump waits for output, the other reader for its turn.
+        tokio::task::yield_now().await;
+        writer.write_all(b"taken\n").unwrap();
+        // The sync is asked for first, then the other reader runs: on one
+        // thread, it takes the bytes between the runner counting and
+        // reading them.
+        let synced = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            tokio::join!(log.sync(std::time::Duration::from_secs(600)), async {
+                let _ = steal.send(());
+            })
+        })
+        .await;
+        assert!(synced.is_ok(), "sync waits for bytes another reader took");
+        let _ = thief.await;
+        drop(writer);
+        log.finish().await;
     }
 
     #[test]

@@ -189,8 +189,11 @@ impl Cmd {
         let (exit_code, timed_out) = wait_or_kill(&mut child, self.timeout).await;
         guard.disarm();
         // What the command printed before it ended is in the file; what it
-        // left in the background goes on being written, capped.
-        capped.sync().await;
+        // left in the background goes on being written, capped. However the
+        // pipe behaves, the run goes on within moments.
+        if !capped.sync(LOG_PATIENCE).await {
+            tracing::warn!(log = %log.display(), patience = ?LOG_PATIENCE, "the log did not catch up with the command's output; its last lines may be missing");
+        }
         let log = log.to_path_buf();
         let (output, dropped) =
             tokio::task::spawn_blocking(move || read_from(&log, start_len).unwrap_or_default())
@@ -343,7 +346,10 @@ fn read_from(path: &Path, offset: u64) -> std::io::Result<(String, u64)> {
     Ok((text, dropped))
 }
 
-/// Waits for a child; at the timeout kills its process group.
+/// Waits for a child; at the timeout kills its process group, and waits
+/// for it to be reaped at most [`KILL_PATIENCE`] more (a process in
+/// uninterruptible sleep dies only when it leaves it; the run's sweep ends
+/// it then).
 async fn wait_or_kill(child: &mut Child, timeout: Duration) -> (Option<i32>, bool) {
     match tokio::time::timeout(timeout, child.wait()).await {
         Ok(Ok(status)) => (status.code(), false),
@@ -352,11 +358,19 @@ async fn wait_or_kill(child: &mut Child, timeout: Duration) -> (Option<i32>, boo
             if let Some(pid) = child.id() {
                 kill_group(pid as i32, Signal::SIGKILL);
             }
-            let _ = child.wait().await;
+            let _ = tokio::time::timeout(KILL_PATIENCE, child.wait()).await;
             (None, true)
         }
     }
 }
+
+/// How long a command whose group was killed at its timeout gets to end.
+const KILL_PATIENCE: Duration = Duration::from_secs(10);
+
+/// How long a command's log may take, once the command ended, to hold all
+/// it printed (the pump's turn on a loaded machine): the runner never waits
+/// longer on a log pipe, whatever holds it.
+const LOG_PATIENCE: Duration = Duration::from_secs(10);
 
 /// Sends a signal to a process group; a group that is gone is not an error.
 pub fn kill_group(pgid: i32, signal: Signal) -> bool {

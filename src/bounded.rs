@@ -171,7 +171,8 @@ pub struct CappedLog {
     /// The pipe's read end, which the pump owns (open while it runs).
     reader: std::os::fd::RawFd,
     sync: tokio::sync::mpsc::UnboundedSender<tokio::sync::oneshot::Sender<()>>,
-    done: tokio::task::JoinHandle<()>,
+    /// The pump; `None` once it is known to have ended.
+    done: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl CappedLog {
@@ -205,7 +206,7 @@ impl CappedLog {
             writer,
             reader,
             sync,
-            done,
+            done: Some(done),
         })
     }
 
@@ -277,19 +278,43 @@ impl CappedLog {
     /// capped, after this. Never waits for the pipe, only for the pump to
     /// take its turn, and not beyond `patience` (a starved runtime): false
     /// then, and the file may lack the last output.
-    pub async fn sync(&self, patience: std::time::Duration) -> bool {
+    pub async fn sync(&mut self, patience: std::time::Duration) -> bool {
         let (ack, acked) = tokio::sync::oneshot::channel();
+        let Some(done) = self.done.as_mut() else {
+            return true;
+        };
         if self.sync.send(ack).is_err() {
             // The pump has ended: the file is final.
             return true;
         }
-        tokio::time::timeout(patience, acked).await.is_ok()
+        // The pump's end answers too: a request sent as it ends (the
+        // command's output ends as the command does) can be accepted by the
+        // channel after the pump last looked, and then is never answered
+        // nor dropped while this log lives.
+        let answered = tokio::time::timeout(patience, async {
+            tokio::select! {
+                _ = acked => false,
+                _ = done => true,
+            }
+        })
+        .await;
+        match answered {
+            Ok(ended) => {
+                if ended {
+                    self.done = None;
+                }
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// Waits for the end of the output (every writer gone), the file final.
     pub async fn finish(mut self) {
         self.close();
-        let _ = (&mut self.done).await;
+        if let Some(done) = self.done.take() {
+            let _ = done.await;
+        }
     }
 }
 
@@ -471,7 +496,7 @@ mod tests {
     async fn sync_returns_when_another_reader_took_the_bytes() {
         use std::io::{Read, Write};
         let dir = tempfile::tempdir().unwrap();
-        let log = CappedLog::open(&dir.path().join("step.log"), 1 << 20).unwrap();
+        let mut log = CappedLog::open(&dir.path().join("step.log"), 1 << 20).unwrap();
         let mut writer = std::fs::File::from(log.writer.as_ref().unwrap().try_clone().unwrap());
         // SAFETY: borrows the pipe's read end, which the pump keeps open.
         let reader = unsafe { std::os::fd::BorrowedFd::borrow_raw(log.reader) };
@@ -497,6 +522,33 @@ mod tests {
         assert!(synced.is_ok(), "sync waits for bytes another reader took");
         let _ = thief.await;
         drop(writer);
+        log.finish().await;
+    }
+
+    /// A sync asked for as the output ends (the command's output ends as
+    /// the command does) can be taken in by the request channel after the
+    /// pump last looked at it: tokio's `send` says Ok, yet the request is
+    /// never answered, nor dropped while the log lives. The pump's end
+    /// answers it. Here the pump has ended with the request unread.
+    #[tokio::test]
+    async fn sync_returns_once_the_pump_ended_without_answering() {
+        let (sync, unread) = tokio::sync::mpsc::unbounded_channel();
+        let mut log = CappedLog {
+            writer: None,
+            reader: -1,
+            sync,
+            done: Some(tokio::spawn(async {})),
+        };
+        let patience = std::time::Duration::from_secs(600);
+        let synced = tokio::time::timeout(std::time::Duration::from_secs(60), log.sync(patience));
+        assert_eq!(
+            synced.await,
+            Ok(true),
+            "sync waits for an answer that never comes"
+        );
+        // The pump is known to have ended: no second wait for it.
+        assert!(log.sync(patience).await);
+        drop(unread);
         log.finish().await;
     }
 

@@ -359,8 +359,11 @@ async fn wait_or_kill(child: &mut Child, timeout: Duration) -> (Option<i32>, boo
 }
 
 /// Sends a signal to a process group; a group that is gone is not an error.
+/// Group ids 0 and 1 are refused, whatever the caller read them from: 0
+/// means the caller's own group to the kernel (and is what /proc shows for
+/// a group whose leader is outside this pid namespace), 1 is init's.
 pub fn kill_group(pgid: i32, signal: Signal) -> bool {
-    killpg(Pid::from_raw(pgid), signal).is_ok()
+    pgid > 1 && killpg(Pid::from_raw(pgid), signal).is_ok()
 }
 
 /// A process seen in /proc.
@@ -602,6 +605,15 @@ fn reap_orphans() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn groups_zero_and_one_are_never_signalled() {
+        // SIGCONT is harmless should the guard ever be lost: the test then
+        // fails on the return value, not by stopping the test runner.
+        assert!(!kill_group(0, Signal::SIGCONT));
+        assert!(!kill_group(1, Signal::SIGCONT));
+        assert!(!kill_group(-5, Signal::SIGCONT));
+    }
 
     #[tokio::test]
     async fn timeout_kills_the_whole_group() {

@@ -74,6 +74,10 @@ const LEASE_HOLDER: &str = "firedrill";
 /// How long kwokctl and the API server get to come up.
 const START_PATIENCE: Duration = Duration::from_secs(120);
 
+/// How many times reverting `control_plane_down` runs `kwokctl start
+/// cluster` for components that died while the API server was down.
+const START_ROUNDS: usize = 3;
+
 /// How long simulated nodes get to turn Ready (at setup and on revert).
 const NODE_PATIENCE: Duration = Duration::from_secs(60);
 
@@ -680,16 +684,32 @@ impl Target for KwokTarget {
             }
             Undo::Kwok(KwokUndo::StartControlPlane { .. }) => {
                 let lock = create_lock().await?;
-                self.start_components(ctx).await?;
-                let client = self.client(ctx).await?;
-                wait_ready(&client, START_PATIENCE)
-                    .await
-                    .map_err(|e| TargetError::Failed(format!("kwokctl start cluster: {e}")))?;
+                let pids = self.cluster_dir(&ctx.run_dir).join("pids");
+                // kube-controller-manager and kube-scheduler exit once they
+                // cannot renew their leader lease, which happens when the
+                // API server is down longer than the lease's renew deadline
+                // (a slow restart on a loaded host): one that exits after
+                // `kwokctl start` skipped it as running is started again.
+                let mut down = Vec::new();
+                for _ in 0..START_ROUNDS {
+                    self.start_components(ctx).await?;
+                    let client = self.client(ctx).await?;
+                    wait_ready(&client, START_PATIENCE)
+                        .await
+                        .map_err(|e| TargetError::Failed(format!("kwokctl start cluster: {e}")))?;
+                    down = dead_components(&pids);
+                    if down.is_empty() {
+                        break;
+                    }
+                    tracing::info!(
+                        ?down,
+                        "components died while the API server was down; starting them again"
+                    );
+                }
                 drop(lock);
-                let down = dead_components(&self.cluster_dir(&ctx.run_dir).join("pids"));
                 if !down.is_empty() {
                     return Err(TargetError::Failed(format!(
-                        "kube-apiserver answers again but these components are not running: {}",
+                        "kube-apiserver answers again but these components are not running after {START_ROUNDS} rounds of `kwokctl start cluster`: {}",
                         down.join(", ")
                     )));
                 }

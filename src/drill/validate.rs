@@ -172,6 +172,23 @@ fn check_target(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
             }
         }
     }
+    // Services are processes on this host, which only the local target
+    // starts and ends; on a Kubernetes target the workload is the cluster's.
+    if drill.target.is_kube() && !drill.services.is_empty() {
+        let loc = cx
+            .root
+            .map_key("services")
+            .map(|key| key.loc)
+            .or(cx.services_loc)
+            .or(cx.target_loc)
+            .unwrap_or_default();
+        problems.push(
+            Problem::at(loc, "`services` are for the local target only").help(format!(
+                "on a {} target, deploy workloads with an `apply` step instead",
+                drill.target.name()
+            )),
+        );
+    }
     let cluster = match &drill.target {
         Target::Local | Target::Cluster(_) => return,
         Target::Kind(kind) => {
@@ -207,20 +224,6 @@ fn check_target(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
             )
             .help(format!(
                 "{name} cluster names use lower-case letters, digits and `-`"
-            )),
-        );
-    }
-    if !drill.services.is_empty() {
-        let loc = cx
-            .root
-            .map_key("services")
-            .map(|key| key.loc)
-            .or(cx.services_loc)
-            .or(cx.target_loc)
-            .unwrap_or_default();
-        problems.push(
-            Problem::at(loc, "`services` are for the local target only").help(format!(
-                "on a {name} target, deploy workloads with an `apply` step instead"
             )),
         );
     }

@@ -318,11 +318,23 @@ impl Finished {
     }
 }
 
-/// The last `lines` lines of a text, for reports.
-pub fn tail(text: &str, lines: usize) -> String {
+/// The last `lines` lines of a text, whole (evidence files).
+pub fn last_lines(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     let start = all.len().saturating_sub(lines);
     all[start..].join("\n")
+}
+
+/// The last `lines` lines of a command's output, for a detail, a record or
+/// a report: at most [`crate::text::MAX_DETAIL`] characters, so one huge
+/// line is shown as its start and its end.
+pub fn tail(text: &str, lines: usize) -> String {
+    crate::text::clip(&last_lines(text, lines), crate::text::MAX_DETAIL).into_owned()
+}
+
+/// [`tail`] on one line (`a | b`), for an error message.
+pub fn tail_on_one_line(text: &str, lines: usize) -> String {
+    tail(text.trim(), lines).replace('\n', " | ")
 }
 
 const MAX_OUTPUT: u64 = 256 * 1024;

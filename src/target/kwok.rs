@@ -274,7 +274,7 @@ impl KwokTarget {
             "`kwokctl {}` failed (exit {}): {}",
             argv.join(" "),
             output.code.map_or("signal".to_owned(), |c| c.to_string()),
-            last_lines(&output.stderr)
+            crate::process::tail_on_one_line(&output.stderr, 5)
         )))
     }
 
@@ -738,7 +738,7 @@ impl Target for KwokTarget {
                 if let Ok(text) = std::fs::read_to_string(entry.path()) {
                     let _ = std::fs::write(
                         out.join(entry.file_name()),
-                        crate::process::tail(&text, 500),
+                        crate::process::last_lines(&text, 500),
                     );
                 }
             }
@@ -860,7 +860,7 @@ pub async fn wait_ready(client: &Client, patience: Duration) -> Result<(), Strin
             return Err(format!(
                 "the API server is not ready after {}: {}",
                 crate::duration::format_duration(patience),
-                last_lines(&last)
+                crate::process::tail_on_one_line(&last, 5)
             ));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -1084,12 +1084,6 @@ fn dead_components(pids_dir: &Path) -> Vec<String> {
         .filter(|(_, pid)| !alive(*pid))
         .map(|(name, pid)| format!("{name} (pid {pid})"))
         .collect()
-}
-
-/// The last lines of a command's error output.
-fn last_lines(text: &str) -> String {
-    let lines: Vec<&str> = text.trim().lines().collect();
-    lines[lines.len().saturating_sub(5)..].join(" | ")
 }
 
 #[cfg(test)]

@@ -592,10 +592,15 @@ fn fault(yaml: &str) -> firedrill::target::FaultSpec {
 /// The kwok target of a drill with the cluster `name` of `nodes` nodes,
 /// running the tools `.ci/install-k8s` built.
 fn kwok_target(name: &str, nodes: u32) -> firedrill::target::kwok::KwokTarget {
+    kwok_target_reusing(name, nodes, false)
+}
+
+/// The same, with `reuse` as given.
+fn kwok_target_reusing(name: &str, nodes: u32, reuse: bool) -> firedrill::target::kwok::KwokTarget {
     let spec = firedrill::target::kwok::KwokSpec {
         cluster: Located::new(name.to_owned()),
         nodes: Some(Located::new(nodes)),
-        reuse: false,
+        reuse,
         keep: false,
     };
     let runner = firedrill::target::kind::runner::SystemRunner::with_path(kwok::path_with_tools());
@@ -859,8 +864,21 @@ async fn a_cluster_made_while_another_ones_api_server_is_down_takes_none_of_its_
     assert!(listening(mine.kube_apiserver));
     other.delete().unwrap();
 
+    // A resumed run (`reuse: true`) claims the cluster's ports again.
+    target.teardown(&ctx, true).await;
+    assert!(cluster_dir.exists());
+    let resumed = kwok_target_reusing("fd-test-ports", 1, true);
+    resumed.setup(&ctx).await.unwrap();
+    let reserved = ports::Registry::default().reserved().unwrap();
+    let ours: Vec<_> = reserved.iter().filter(|(h, _)| *h == home).collect();
+    assert_eq!(ours, vec![&(home.clone(), mine)]);
+    assert_eq!(
+        std::fs::read_to_string(run_dir.join("kwok/kwok.yaml")).unwrap(),
+        home_config
+    );
+
     // The reservation ends with the cluster.
-    target.teardown(&ctx, false).await;
+    resumed.teardown(&ctx, false).await;
     let reserved = ports::Registry::default().reserved().unwrap();
     assert!(reserved.iter().all(|(h, _)| *h != home), "{reserved:?}");
     guard.delete().unwrap();

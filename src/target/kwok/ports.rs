@@ -511,10 +511,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let registry = Registry::at(dir.path().join("registry"));
         let run = home(dir.path(), "run");
-        let ports = registry.reserve(&run, Owner::me()).unwrap();
-        // The same home claims its cluster's ports again (a new runner).
-        registry.claim(&run, ports, Owner::me()).unwrap();
-        assert_eq!(registry.reserved().unwrap().len(), 1);
+        let me = Owner::me();
+        // The runner that made the cluster, now gone.
+        let killed = Owner {
+            start: me.start + 1,
+            ..me.clone()
+        };
+        let ports = registry.reserve(&run, killed).unwrap();
+        // The same home claims its cluster's ports again (the new runner).
+        registry.claim(&run, ports, me).unwrap();
+        assert_eq!(
+            registry.reserved().unwrap(),
+            vec![(run.canonicalize().unwrap(), ports)]
+        );
         // Another home cannot.
         let other = home(dir.path(), "other");
         let refused = registry.claim(&other, ports, Owner::me()).unwrap_err();

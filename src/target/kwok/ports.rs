@@ -13,8 +13,8 @@
 //! The registry (`${TMPDIR:-/tmp}/firedrill-kwok-ports`, one JSON object a
 //! line, edited under an `flock` of the file itself) keeps two kwok homes
 //! on one host from ever getting the same port, also while a component is
-//! down: an entry names its kwok home, its ports and its owner (pid and
-//! start time of the process that reserved them). An entry whose owner is
+//! down: an entry names its kwok home, its ports and its owner (pid, start
+//! time and boot of the process that reserved them). An entry whose owner is
 //! gone or whose home no longer exists is dropped by the next edit; a
 //! resumed run (a new runner) takes its home's entry over.
 
@@ -54,31 +54,35 @@ pub struct KwokPorts {
     pub kwok_controller: u16,
 }
 
+/// The components of a binary-runtime cluster as their pid files in the
+/// cluster's `pids/` name them, with the kwokctl option of each port, in
+/// the order of [`KwokPorts::all`].
+const OPTIONS: [(&str, &str); 6] = [
+    ("kube-apiserver", "kubeApiserverPort"),
+    ("etcd", "etcdPort"),
+    ("etcd", "etcdPeerPort"),
+    ("kube-controller-manager", "kubeControllerManagerPort"),
+    ("kube-scheduler", "kubeSchedulerPort"),
+    ("kwok-controller", "kwokControllerPort"),
+];
+
 impl KwokPorts {
-    /// `(component, kwokctl option, port)`: the component as its pid file
-    /// in the cluster's `pids/` names it.
-    pub fn by_component(&self) -> [(&'static str, &'static str, u16); 6] {
+    /// The six ports.
+    pub fn all(&self) -> [u16; 6] {
         [
-            ("kube-apiserver", "kubeApiserverPort", self.kube_apiserver),
-            ("etcd", "etcdPort", self.etcd),
-            ("etcd", "etcdPeerPort", self.etcd_peer),
-            (
-                "kube-controller-manager",
-                "kubeControllerManagerPort",
-                self.kube_controller_manager,
-            ),
-            ("kube-scheduler", "kubeSchedulerPort", self.kube_scheduler),
-            (
-                "kwok-controller",
-                "kwokControllerPort",
-                self.kwok_controller,
-            ),
+            self.kube_apiserver,
+            self.etcd,
+            self.etcd_peer,
+            self.kube_controller_manager,
+            self.kube_scheduler,
+            self.kwok_controller,
         ]
     }
 
-    /// The six ports.
-    pub fn all(&self) -> [u16; 6] {
-        self.by_component().map(|(_, _, port)| port)
+    /// `(component, kwokctl option, port)`.
+    pub fn by_component(&self) -> [(&'static str, &'static str, u16); 6] {
+        let all = self.all();
+        std::array::from_fn(|i| (OPTIONS[i].0, OPTIONS[i].1, all[i]))
     }
 
     fn from_ports(p: [u16; 6]) -> KwokPorts {
@@ -95,8 +99,7 @@ impl KwokPorts {
     /// The ports a kwokctl configuration's `options` give, if it gives all six.
     fn from_options(options: &Value) -> Option<KwokPorts> {
         let mut ports = [0u16; 6];
-        let template = KwokPorts::from_ports(ports);
-        for (slot, (_, key, _)) in ports.iter_mut().zip(template.by_component()) {
+        for (slot, (_, key)) in ports.iter_mut().zip(OPTIONS) {
             *slot = u16::try_from(options.get(key)?.as_u64()?)
                 .ok()
                 .filter(|p| *p != 0)?;
@@ -360,7 +363,8 @@ fn choose_in(
         }
     }
     Err(format!(
-        "no six free ports for a kwok cluster in {low}-{high} after {ATTEMPTS} tries ({} reserved by firedrill runs on this host)",
+        "no six free ports for a kwok cluster in {low}-{high} ({} ports tried, {} reserved by firedrill runs on this host)",
+        tried.len(),
         taken.len()
     ))
 }

@@ -897,12 +897,8 @@ pub fn kwokctl_config(kwokctl: Option<&Path>) -> Option<PathBuf> {
 /// `tools/k8s/smoke.sh` take with `flock`), opened, not locked.
 pub fn create_lock_file() -> Result<std::fs::File, TargetError> {
     let path = std::env::temp_dir().join("firedrill-kwokctl-create.lock");
-    std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| TargetError::Failed(format!("cannot open {}: {e}", path.display())))
+    // Another user's lock would do: only its flock counts, not its content.
+    ports::open_shared(&path, false).map_err(TargetError::Failed)
 }
 
 /// Takes the create lock (see [`create_lock_file`]), waiting for it.

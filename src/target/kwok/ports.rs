@@ -167,6 +167,50 @@ struct Locked {
     path: PathBuf,
 }
 
+/// Opens (creating it, mode 0644) a file that firedrill runs on this host
+/// share in the temp directory, where anybody may have put something first:
+/// a symlink is never followed, and it must be a regular file. With
+/// `private`, it must also be owned by this user and writable by nobody
+/// else (its content is trusted).
+pub fn open_shared(path: &Path, private: bool) -> Result<std::fs::File, String> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => format!(
+                "{} is a symbolic link, which firedrill never follows in a shared directory: remove it, or set TMPDIR to a directory of your own",
+                path.display()
+            ),
+            _ => format!("cannot open {}: {e}", path.display()),
+        })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if !meta.file_type().is_file() {
+        return Err(format!(
+            "{} is not a regular file: remove it, or set TMPDIR to a directory of your own",
+            path.display()
+        ));
+    }
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if private && (meta.uid() != me || meta.mode() & 0o022 != 0) {
+        return Err(format!(
+            "{} belongs to uid {} with mode {:o}: it must be this user's (uid {me}) and writable by nobody else; remove it, or set TMPDIR to a directory of your own",
+            path.display(),
+            meta.uid(),
+            meta.mode() & 0o7777
+        ));
+    }
+    Ok(file)
+}
+
 impl Default for Registry {
     fn default() -> Registry {
         Registry::at(std::env::temp_dir().join("firedrill-kwok-ports"))
@@ -180,16 +224,9 @@ impl Registry {
     }
 
     fn lock(&self) -> Result<Locked, String> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            // A planted symlink in a shared temp directory is never followed.
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&self.path)
-            .map_err(|e| format!("cannot open {}: {e}", self.path.display()))?;
+        // Its entries decide which ports a run may take: one that somebody
+        // else could write is refused.
+        let file = open_shared(&self.path, true)?;
         file.lock()
             .map_err(|e| format!("cannot lock {}: {e}", self.path.display()))?;
         Ok(Locked {
@@ -457,6 +494,34 @@ mod tests {
         let home = dir.join(name);
         std::fs::create_dir_all(&home).unwrap();
         home
+    }
+
+    #[test]
+    fn a_shared_file_planted_as_a_link_a_fifo_or_writable_by_others_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        // A link to a file that does not exist yet: following it would
+        // create the canary.
+        let canary = dir.path().join("canary");
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&canary, &link).unwrap();
+        let error = open_shared(&link, false).unwrap_err();
+        assert!(error.contains("symbolic link"), "{error}");
+        assert!(!canary.exists());
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let error = open_shared(&fifo, false).unwrap_err();
+        assert!(error.contains("not a regular file"), "{error}");
+        let open = dir.path().join("open");
+        std::fs::write(&open, "").unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert!(open_shared(&open, false).is_ok());
+        let error = open_shared(&open, true).unwrap_err();
+        assert!(error.contains("writable by nobody else"), "{error}");
+        let registry = Registry::at(open);
+        assert!(registry.lock().is_err());
+        let fresh = dir.path().join("fresh");
+        assert!(open_shared(&fresh, true).is_ok());
     }
 
     #[test]

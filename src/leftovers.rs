@@ -199,8 +199,9 @@ impl Recorded {
                     recorded.old_record |= boot_id.is_none();
                 }
                 EventKind::ProcessStarted { pid, started, .. } => {
-                    if let Some(started) = this_boot(boot.as_deref(), now.as_deref(), *started) {
-                        recorded.leaders.insert(*pid as i32, started);
+                    let started = this_boot(boot.as_deref(), now.as_deref(), *started);
+                    if let (Some(pid), Some(started)) = (leader_pid(*pid), started) {
+                        recorded.leaders.insert(pid, started);
                     }
                 }
                 _ => {}
@@ -293,7 +294,7 @@ impl Recorded {
             old_record: false,
             leaders: open
                 .into_iter()
-                .filter_map(|(pid, started)| Some((pid, started?)))
+                .filter_map(|(pid, started)| Some((leader_pid(pid as u32)?, started?)))
                 .collect(),
             pids,
             until: events.last().and_then(|e| ticks_at(&e.time)),
@@ -406,6 +407,15 @@ impl Recorded {
     }
 }
 
+/// A recorded pid that can lead a group or session of the run. Not 0: a
+/// process whose group or session leader lives outside its pid namespace
+/// (a container's processes, often) reads 0 there, so a leader "0" from a
+/// damaged or crafted journal would claim every such process. Not 1 (init),
+/// and not a value that does not fit a pid.
+fn leader_pid(pid: u32) -> Option<i32> {
+    i32::try_from(pid).ok().filter(|pid| *pid > 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,6 +423,17 @@ mod tests {
     #[test]
     fn this_process_has_a_stat() {
         let stat = ProcStat::read(std::process::id() as i32).unwrap();
-        assert!(stat.pgrp > 0 && stat.session > 0 && stat.start > 0);
+        // Group and session read 0 when their leader is outside this pid
+        // namespace, as in many CI containers.
+        assert!(stat.pgrp >= 0 && stat.session >= 0 && stat.start > 0);
+    }
+
+    #[test]
+    fn leaders_zero_init_and_out_of_range_pids_are_never_recorded() {
+        assert_eq!(leader_pid(0), None);
+        assert_eq!(leader_pid(1), None);
+        assert_eq!(leader_pid(u32::MAX), None);
+        assert_eq!(leader_pid(i32::MAX as u32 + 1), None);
+        assert_eq!(leader_pid(4242), Some(4242));
     }
 }

@@ -38,15 +38,16 @@ const SHELL_AND_LOADER: &[&str] = &[
 /// docs/drill-format.md, built-in variables, plus the shell and loader
 /// variables above).
 fn refused_output_name(name: &str) -> Option<String> {
+    let shown = crate::text::clip(name, 200);
     if crate::vars::is_reserved(name) {
         return Some(format!(
-            "`{name}` is reserved: firedrill sets it, a step's output cannot"
+            "`{shown}` is reserved: firedrill sets it, a step's output cannot"
         ));
     }
     if SHELL_AND_LOADER.contains(&name) || name.starts_with("LD_") || name.starts_with("BASH_FUNC_")
     {
         return Some(format!(
-            "`{name}` changes how shells or programs start: a step's output cannot set it"
+            "`{shown}` changes how shells or programs start: a step's output cannot set it"
         ));
     }
     None
@@ -98,7 +99,7 @@ pub fn parse(text: &str) -> Result<BTreeMap<String, String>, OutputError> {
             (None, _) => {
                 return Err(error(format!(
                     "`{}` is neither `NAME=value` nor `NAME<<DELIM`; a value with several lines is written `NAME<<EOF`, its lines, then `EOF`",
-                    crate::text::escape_controls(line)
+                    crate::text::escape_controls(&crate::text::clip(line, 200))
                 )));
             }
         };
@@ -111,7 +112,7 @@ fn check_name(name: &str) -> Result<(), String> {
     if !crate::drill::is_valid_var_name(name) {
         return Err(format!(
             "`{}` is not a variable name: use letters, digits and `_`, not starting with a digit",
-            crate::text::escape_controls(name)
+            crate::text::escape_controls(&crate::text::clip(name, 200))
         ));
     }
     match refused_output_name(name) {

@@ -349,11 +349,23 @@ impl Finished {
     }
 }
 
-/// The last `lines` lines of a text, for reports.
-pub fn tail(text: &str, lines: usize) -> String {
+/// The last `lines` lines of a text, whole (evidence files).
+pub fn last_lines(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     let start = all.len().saturating_sub(lines);
     all[start..].join("\n")
+}
+
+/// The last `lines` lines of a command's output, for a detail, a record or
+/// a report: at most [`crate::text::MAX_DETAIL`] characters, so one huge
+/// line is shown as its start and its end.
+pub fn tail(text: &str, lines: usize) -> String {
+    crate::text::clip(&last_lines(text, lines), crate::text::MAX_DETAIL).into_owned()
+}
+
+/// [`tail`] on one line (`a | b`), for an error message.
+pub fn tail_on_one_line(text: &str, lines: usize) -> String {
+    tail(text.trim(), lines).replace('\n', " | ")
 }
 
 const MAX_OUTPUT: u64 = 256 * 1024;
@@ -390,8 +402,11 @@ async fn wait_or_kill(child: &mut Child, timeout: Duration) -> (Option<i32>, boo
 }
 
 /// Sends a signal to a process group; a group that is gone is not an error.
+/// Group ids 0 and 1 are refused, whatever the caller read them from: 0
+/// means the caller's own group to the kernel (and is what /proc shows for
+/// a group whose leader is outside this pid namespace), 1 is init's.
 pub fn kill_group(pgid: i32, signal: Signal) -> bool {
-    killpg(Pid::from_raw(pgid), signal).is_ok()
+    pgid > 1 && killpg(Pid::from_raw(pgid), signal).is_ok()
 }
 
 /// A process seen in /proc.
@@ -633,6 +648,15 @@ fn reap_orphans() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn groups_zero_and_one_are_never_signalled() {
+        // SIGCONT is harmless should the guard ever be lost: the test then
+        // fails on the return value, not by stopping the test runner.
+        assert!(!kill_group(0, Signal::SIGCONT));
+        assert!(!kill_group(1, Signal::SIGCONT));
+        assert!(!kill_group(-5, Signal::SIGCONT));
+    }
 
     #[tokio::test]
     async fn timeout_kills_the_whole_group() {

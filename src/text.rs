@@ -74,6 +74,46 @@ pub fn quoted(text: &str, max: usize) -> String {
     format!("\"{cut}{}\"", rest.escape_debug())
 }
 
+/// The most characters of a command's output that a detail, a record or a
+/// report holds: enough for the last lines of an error, small enough that a
+/// command printing megabytes on one line cannot fill `events.jsonl`, the
+/// journal and every report with them.
+pub const MAX_DETAIL: usize = 4096;
+
+/// `text` if it has at most `max` characters; otherwise its first and last
+/// characters (half of `max` each) around a note of how many were cut between
+/// them (`abc[firedrill: 1000 characters cut here]xyz`), cut on character
+/// boundaries.
+pub fn clip(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    // A character is at least one byte: a text of at most `max` bytes fits.
+    if text.len() <= max {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let count = text.chars().count();
+    if count <= max {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let head = max / 2;
+    let tail = max - head;
+    let head_end = text
+        .char_indices()
+        .nth(head)
+        .map_or(text.len(), |(at, _)| at);
+    let tail_start = match tail {
+        0 => text.len(),
+        _ => text
+            .char_indices()
+            .nth_back(tail - 1)
+            .map_or(0, |(at, _)| at),
+    };
+    std::borrow::Cow::Owned(format!(
+        "{}[firedrill: {} characters cut here]{}",
+        &text[..head_end],
+        count - head - tail,
+        &text[tail_start..]
+    ))
+}
+
 /// `text` with its control characters made visible (`\u{1b}` for ESC), so
 /// that what a drill or a command printed cannot move the cursor, clear
 /// the screen or rewrite the lines of a terminal or a report. Newlines and
@@ -111,6 +151,20 @@ fn is_hostile(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clip_keeps_a_head_and_a_tail_on_character_boundaries() {
+        assert_eq!(clip("short", 5), "short");
+        assert!(matches!(clip("short", 5), std::borrow::Cow::Borrowed(_)));
+        // Six characters in twelve bytes fit a limit of six.
+        assert_eq!(clip("éééééé", 6), "éééééé");
+        assert_eq!(
+            clip("abcdefghij", 4),
+            "ab[firedrill: 6 characters cut here]ij"
+        );
+        assert_eq!(clip("ééé€€€ü", 3), "é[firedrill: 4 characters cut here]€ü");
+        assert_eq!(clip("abc", 0), "[firedrill: 3 characters cut here]");
+    }
 
     #[test]
     fn control_characters_are_shown_not_obeyed() {

@@ -344,6 +344,64 @@ steps:
     assert_nothing_left(&run);
 }
 
+/// Prints 10 MB on one line, with no newline, then `END`.
+const HUGE_LINE: &str = "head -c 10000000 /dev/zero | tr -c x x; printf END";
+
+#[test]
+fn one_huge_line_of_output_reaches_no_record_whole() {
+    let run = run_drill(
+        &format!(
+            r#"
+version: 1
+name: huge-output
+objectives: {{rto: 30s}}
+probes:
+  loud:
+    command: '{HUGE_LINE}; test ! -f "$WORKDIR/broken"'
+    interval: 200ms
+    timeout: 30s
+steady_state: [loud]
+steps:
+  - id: break
+    fault: {{run: 'touch "$WORKDIR/broken"'}}
+  - id: fix
+    needs: [break]
+    recover:
+      run: |
+        {AWAIT_OUTAGE}
+        rm "$WORKDIR/broken"
+  - id: noisy
+    needs: [fix]
+    run: '{HUGE_LINE}; exit 3'
+"#
+        ),
+        &[],
+    );
+    let noisy = run.step("noisy");
+    assert_eq!(noisy["status"], "failed", "{}", run.explain());
+    let tail = noisy["output_tail"].as_str().unwrap();
+    assert!(tail.contains("characters cut here]"), "{tail:.200}");
+    assert!(tail.ends_with("xxxEND"), "{tail:.200}");
+    let failed = run
+        .events()
+        .into_iter()
+        .find(|event| event["event"] == "probe" && event["ok"] == false)
+        .map(|event| event["detail"].as_str().unwrap().to_owned())
+        .expect("a failed probe check");
+    assert!(failed.contains("characters cut here]"), "{failed:.200}");
+    assert!(failed.ends_with("xxxEND"), "{failed:.200}");
+    // The logs hold what the commands printed (capped); the records and
+    // reports hold a bounded part of it.
+    for entry in std::fs::read_dir(&run.run_dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_file() {
+            let size = path.metadata().unwrap().len();
+            assert!(size < 512 * 1024, "{} holds {size} bytes", path.display());
+        }
+    }
+    assert_nothing_left(&run);
+}
+
 #[test]
 fn step_outputs_reach_dependents() {
     let run = run_drill(

@@ -590,6 +590,11 @@ fn fault(yaml: &str) -> firedrill::target::FaultSpec {
 
 #[tokio::test]
 async fn the_kwok_target_creates_breaks_mends_and_deletes_its_cluster() {
+    // As `firedrill run` is: the components kwokctl starts (and leaves) are
+    // ours to reap once they die, whatever this host's pid 1 does with
+    // orphans (one that never reaps, a CI container's shell or agent, would
+    // leave a killed kube-apiserver a zombie that kwokctl takes for running).
+    assert!(firedrill::process::become_subreaper());
     let dir = tempfile::tempdir().unwrap();
     let run_dir = dir.path().join("run");
     let ctx = context(&run_dir);

@@ -268,7 +268,7 @@ pub fn parse_source(source: &str, dir: &Path) -> Result<Drill, Vec<Problem>> {
                             }
                             report(Err(error));
                             unparsed_steps += 1;
-                            if let Some(id) = map_value(item, "id").and_then(Node::as_str) {
+                            if let Some(id) = item.map_value("id").and_then(Node::as_str) {
                                 unparsed_step_ids.push(id.to_owned());
                             }
                         }
@@ -473,22 +473,6 @@ fn named_map<'a, T: Deserialize<'a>>(
         }
     }
     (values, names)
-}
-
-/// The value under `key` in a mapping node.
-pub(crate) fn map_value<'a>(node: &'a Node, key: &str) -> Option<&'a Node> {
-    node.as_map()?
-        .iter()
-        .find(|(k, _)| k.as_str() == Some(key))
-        .map(|(_, v)| v)
-}
-
-/// The key node `key` in a mapping node.
-pub(crate) fn map_key<'a>(node: &'a Node, key: &str) -> Option<&'a Node> {
-    node.as_map()?
-        .iter()
-        .find(|(k, _)| k.as_str() == Some(key))
-        .map(|(k, _)| k)
 }
 
 fn de_problem(error: DeError) -> Problem {

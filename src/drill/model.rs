@@ -362,11 +362,11 @@ pub struct RawStep {
     pub wait: Option<Dur>,
     /// Server-side apply of Kubernetes manifests (kind target).
     pub apply: Option<Vec<Located<String>>>,
-    /// Kubernetes targets the drill sets up (kind): once this step
+    /// Kubernetes targets the drill sets up (kind, kwok): once this step
     /// succeeds, the cluster's identity is re-pinned to the API server the
-    /// run's kubeconfig reaches now, after a rebuild the step did (SPEC
-    /// §3.2). Without it, every later fault on the rebuilt cluster is
-    /// refused.
+    /// run's kubeconfig reaches now, after a rebuild the step did
+    /// (docs/drill-format.md, `repin` under `steps`). Without it, every
+    /// later fault on the rebuilt cluster is refused.
     pub repin: Option<Located<bool>>,
 }
 

@@ -5,7 +5,6 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
 
 use super::diag::Problem;
-use super::load::{map_key, map_value};
 use super::model::{
     Action, ActionKind, Drill, Fault, FaultSpec, Probe, ProbeRef, RawFault, RawStep, Recover, Step,
     Target,
@@ -99,8 +98,10 @@ pub(crate) fn validate(
         } else {
             continue;
         };
-        let loc = map_value(cx.root, "vars")
-            .and_then(|vars| map_key(vars, name))
+        let loc = cx
+            .root
+            .map_value("vars")
+            .and_then(|vars| vars.map_key(name))
             .map_or(top, |n| n.loc);
         problems.push(Problem { loc, ..problem });
     }
@@ -130,8 +131,10 @@ pub(crate) fn validate(
     if let Some(min_score) = drill.objectives.min_score
         && min_score > 100
     {
-        let loc = map_value(cx.root, "objectives")
-            .and_then(|o| map_value(o, "min_score"))
+        let loc = cx
+            .root
+            .map_value("objectives")
+            .and_then(|o| o.map_value("min_score"))
             .map_or(top, |n| n.loc);
         problems.push(
             Problem::at(loc, format!("min_score {min_score} is above 100"))
@@ -169,6 +172,23 @@ fn check_target(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
             }
         }
     }
+    // Services are processes on this host, which only the local target
+    // starts and ends; on a Kubernetes target the workload is the cluster's.
+    if drill.target.is_kube() && !drill.services.is_empty() {
+        let loc = cx
+            .root
+            .map_key("services")
+            .map(|key| key.loc)
+            .or(cx.services_loc)
+            .or(cx.target_loc)
+            .unwrap_or_default();
+        problems.push(
+            Problem::at(loc, "`services` are for the local target only").help(format!(
+                "on a {} target, deploy workloads with an `apply` step instead",
+                drill.target.name()
+            )),
+        );
+    }
     let cluster = match &drill.target {
         Target::Local | Target::Cluster(_) => return,
         Target::Kind(kind) => {
@@ -204,18 +224,6 @@ fn check_target(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
             )
             .help(format!(
                 "{name} cluster names use lower-case letters, digits and `-`"
-            )),
-        );
-    }
-    if !drill.services.is_empty() {
-        let loc = map_key(cx.root, "services")
-            .map(|key| key.loc)
-            .or(cx.services_loc)
-            .or(cx.target_loc)
-            .unwrap_or_default();
-        problems.push(
-            Problem::at(loc, "`services` are for the local target only").help(format!(
-                "on a {name} target, deploy workloads with an `apply` step instead"
             )),
         );
     }
@@ -357,10 +365,10 @@ fn unknown_name_help(wrong: &str, known: &[String], what: &str, section: &str) -
 }
 
 fn check_probes(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
-    let probes_node = map_value(cx.root, "probes");
+    let probes_node = cx.root.map_value("probes");
     for (name, probe) in &drill.probes {
         let key_loc = probes_node
-            .and_then(|node| map_key(node, name))
+            .and_then(|node| node.map_key(name))
             .map_or(Loc::default(), |node| node.loc);
         if !is_valid_name(name) {
             problems.push(
@@ -490,10 +498,10 @@ fn one_line(text: &str) -> String {
 }
 
 fn check_services(drill: &Drill, cx: &Context, problems: &mut Vec<Problem>) {
-    let services_node = map_value(cx.root, "services");
+    let services_node = cx.root.map_value("services");
     for (name, service) in &drill.services {
         let key_loc = services_node
-            .and_then(|node| map_key(node, name))
+            .and_then(|node| node.map_key(name))
             .map_or(Loc::default(), |node| node.loc);
         if !is_valid_name(name) {
             problems.push(
@@ -616,7 +624,7 @@ fn check_steps(
         }
         if step.timeout.is_some_and(|timeout| timeout.0.is_zero()) {
             let loc = node
-                .and_then(|n| map_value(n, "timeout"))
+                .and_then(|n| n.map_value("timeout"))
                 .map_or(step.id.loc, |n| n.loc);
             problems.push(
                 Problem::at(
@@ -760,7 +768,7 @@ fn check_action(
         [_] => {}
         [first, second, ..] => {
             let loc = node
-                .and_then(|n| map_key(n, second.key()))
+                .and_then(|n| n.map_key(second.key()))
                 .map_or(step.id.loc, |key| key.loc);
             problems.push(
                 Problem::at(
@@ -798,7 +806,7 @@ fn check_action(
     if let Some(manifests) = &step.apply {
         if !drill.target.is_kube() {
             let loc = node
-                .and_then(|n| map_key(n, "apply"))
+                .and_then(|n| n.map_key("apply"))
                 .map_or(step.id.loc, |key| key.loc);
             problems.push(
                 Problem::at(

@@ -319,7 +319,7 @@ pub(crate) async fn heartbeats(
                 tracing::warn!(
                     "heartbeat write failed ({}): {}",
                     crate::text::exit_status(finished.exit_code),
-                    finished.output.trim()
+                    process::tail_on_one_line(&finished.output, 5)
                 )
             }
             Err(error) => tracing::warn!(%error, "heartbeat write could not start"),
@@ -498,7 +498,7 @@ pub(crate) async fn measure_data_loss(shared: &Shared, read: &str) {
                     last_heartbeat_ms: None,
                     detail: format!(
                         "`data.read` printed {:?}, not a millisecond timestamp: every heartbeat is lost",
-                        stdout.trim()
+                        crate::text::clip(stdout.trim(), 200)
                     ),
                 },
             }
@@ -518,8 +518,8 @@ pub(crate) async fn measure_data_loss(shared: &Shared, read: &str) {
                 } else {
                     ""
                 },
-                stdout.trim(),
-                finished.output.trim()
+                process::tail(stdout.trim(), 5),
+                process::tail(finished.output.trim(), 5)
             ),
         },
         Err(error) => EventKind::DataLoss {

@@ -293,6 +293,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn one_huge_line_of_output_is_shown_as_its_start_and_its_end() {
+        // 10 MB with no newline: the failure detail holds a bounded head and
+        // tail of what was kept, and says how much it cut.
+        let command = process::Cmd::shell(
+            "probe-test",
+            "head -c 10000000 /dev/zero | tr '\\0' x; printf END; exit 1",
+        )
+        .timeout(Duration::from_secs(60));
+        let outcome = check_command(&command, None, Duration::from_secs(60)).await;
+        assert!(!outcome.ok);
+        let detail = &outcome.detail;
+        assert!(
+            detail.chars().count() < crate::text::MAX_DETAIL + 200,
+            "a detail of {} characters",
+            detail.chars().count()
+        );
+        assert!(
+            detail.starts_with("exit code 1, expected 0\nstdout: xxx"),
+            "{detail:.200}"
+        );
+        assert!(detail.contains("characters cut here]"), "{detail:.200}");
+        assert!(detail.ends_with("xxxEND"), "{detail:.200}");
+    }
+
+    #[tokio::test]
     async fn tcp_and_http_probes_really_connect() {
         use tokio::io::AsyncWriteExt;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

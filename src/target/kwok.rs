@@ -74,6 +74,10 @@ const LEASE_HOLDER: &str = "firedrill";
 /// How long kwokctl and the API server get to come up.
 const START_PATIENCE: Duration = Duration::from_secs(120);
 
+/// How many times reverting `control_plane_down` runs `kwokctl start
+/// cluster` for components that died while the API server was down.
+const START_ROUNDS: usize = 3;
+
 /// How long simulated nodes get to turn Ready (at setup and on revert).
 const NODE_PATIENCE: Duration = Duration::from_secs(60);
 
@@ -270,7 +274,7 @@ impl KwokTarget {
             "`kwokctl {}` failed (exit {}): {}",
             argv.join(" "),
             output.code.map_or("signal".to_owned(), |c| c.to_string()),
-            last_lines(&output.stderr)
+            crate::process::tail_on_one_line(&output.stderr, 5)
         )))
     }
 
@@ -680,16 +684,32 @@ impl Target for KwokTarget {
             }
             Undo::Kwok(KwokUndo::StartControlPlane { .. }) => {
                 let lock = create_lock().await?;
-                self.start_components(ctx).await?;
-                let client = self.client(ctx).await?;
-                wait_ready(&client, START_PATIENCE)
-                    .await
-                    .map_err(|e| TargetError::Failed(format!("kwokctl start cluster: {e}")))?;
+                let pids = self.cluster_dir(&ctx.run_dir).join("pids");
+                // kube-controller-manager and kube-scheduler exit once they
+                // cannot renew their leader lease, which happens when the
+                // API server is down longer than the lease's renew deadline
+                // (a slow restart on a loaded host): one that exits after
+                // `kwokctl start` skipped it as running is started again.
+                let mut down = Vec::new();
+                for _ in 0..START_ROUNDS {
+                    self.start_components(ctx).await?;
+                    let client = self.client(ctx).await?;
+                    wait_ready(&client, START_PATIENCE)
+                        .await
+                        .map_err(|e| TargetError::Failed(format!("kwokctl start cluster: {e}")))?;
+                    down = dead_components(&pids);
+                    if down.is_empty() {
+                        break;
+                    }
+                    tracing::info!(
+                        ?down,
+                        "components died while the API server was down; starting them again"
+                    );
+                }
                 drop(lock);
-                let down = dead_components(&self.cluster_dir(&ctx.run_dir).join("pids"));
                 if !down.is_empty() {
                     return Err(TargetError::Failed(format!(
-                        "kube-apiserver answers again but these components are not running: {}",
+                        "kube-apiserver answers again but these components are not running after {START_ROUNDS} rounds of `kwokctl start cluster`: {}",
                         down.join(", ")
                     )));
                 }
@@ -718,7 +738,7 @@ impl Target for KwokTarget {
                 if let Ok(text) = std::fs::read_to_string(entry.path()) {
                     let _ = std::fs::write(
                         out.join(entry.file_name()),
-                        crate::process::tail(&text, 500),
+                        crate::process::last_lines(&text, 500),
                     );
                 }
             }
@@ -840,7 +860,7 @@ pub async fn wait_ready(client: &Client, patience: Duration) -> Result<(), Strin
             return Err(format!(
                 "the API server is not ready after {}: {}",
                 crate::duration::format_duration(patience),
-                last_lines(&last)
+                crate::process::tail_on_one_line(&last, 5)
             ));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -1064,12 +1084,6 @@ fn dead_components(pids_dir: &Path) -> Vec<String> {
         .filter(|(_, pid)| !alive(*pid))
         .map(|(name, pid)| format!("{name} (pid {pid})"))
         .collect()
-}
-
-/// The last lines of a command's error output.
-fn last_lines(text: &str) -> String {
-    let lines: Vec<&str> = text.trim().lines().collect();
-    lines[lines.len().saturating_sub(5)..].join(" | ")
 }
 
 #[cfg(test)]

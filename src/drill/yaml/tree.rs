@@ -76,6 +76,21 @@ impl Node {
         }
     }
 
+    /// The value under `key` in a mapping node.
+    pub fn map_value(&self, key: &str) -> Option<&Node> {
+        self.entry(key).map(|(_, value)| value)
+    }
+
+    /// The key node `key` in a mapping node (where a problem with the whole
+    /// entry is reported).
+    pub fn map_key(&self, key: &str) -> Option<&Node> {
+        self.entry(key).map(|(key, _)| key)
+    }
+
+    fn entry(&self, key: &str) -> Option<&(Node, Node)> {
+        self.as_map()?.iter().find(|(k, _)| k.as_str() == Some(key))
+    }
+
     /// Text of a scalar as a user would have written it.
     pub(super) fn scalar_text(&self) -> Option<String> {
         match &self.kind {

@@ -587,14 +587,8 @@ fn command_failed(argv: &str, output: &Output) -> TargetError {
     TargetError::Failed(format!(
         "`{argv}` failed (exit {}): {}",
         output.code.map_or("signal".to_owned(), |c| c.to_string()),
-        tail(&output.stderr)
+        crate::process::tail_on_one_line(&output.stderr, 5)
     ))
-}
-
-/// The last lines of a command's error output.
-fn tail(text: &str) -> String {
-    let lines: Vec<&str> = text.trim().lines().collect();
-    lines[lines.len().saturating_sub(5)..].join(" | ")
 }
 
 /// A node's role from its kind container name: `<cluster>-control-plane[N]`
@@ -699,7 +693,7 @@ impl Target for KindTarget {
         if !info.success() {
             return Err(TargetError::Unavailable(format!(
                 "{engine} is installed but does not answer (is its daemon running, and may this user use it?): {}",
-                tail(&info.stderr)
+                crate::process::tail_on_one_line(&info.stderr, 5)
             )));
         }
         let kubeconfig_arg = kubeconfig.display().to_string();

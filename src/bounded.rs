@@ -75,15 +75,6 @@ fn notes(text: &str) -> impl Iterator<Item = (std::ops::Range<usize>, u64)> + '_
         })
 }
 
-/// What a failed text expectation adds when the text it judged was cut:
-/// the expected text may have been in the dropped part.
-pub fn truncation_note(dropped: u64) -> String {
-    format!(
-        "; the output was truncated ({dropped} bytes were dropped before the check), so \
-         the expected text may have been in the dropped part"
-    )
-}
-
 /// The largest drill or runbook file firedrill reads.
 pub const MAX_INPUT_FILE: u64 = 16 * 1024 * 1024;
 

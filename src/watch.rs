@@ -712,9 +712,15 @@ impl<'a> Printed<'a> {
         }
     }
 
+    /// What a failed check on output that was not watched adds when the
+    /// output was cut: the expected text may have been in the dropped part.
     fn dropped_note(&self) -> String {
         if self.dropped > 0 {
-            crate::bounded::truncation_note(self.dropped)
+            format!(
+                "; the output was truncated ({} bytes were dropped before the check), so the \
+                 expected text may have been in the dropped part",
+                self.dropped
+            )
         } else {
             String::new()
         }

@@ -342,14 +342,8 @@ impl Watch {
     }
 
     fn feed_lines(&mut self, bytes: &[u8]) {
-        if self.cr_pending && !bytes.is_empty() {
-            // More output: the line before was not the last one, its `\r`
-            // is its own.
-            self.cr_pending = false;
-            if let Some(last) = self.last.take() {
-                self.search(last.left, &last.bytes, Edge::Newline);
-                self.last = Some(last);
-            }
+        if !bytes.is_empty() {
+            self.more_output();
         }
         if self.newlines == 0
             && let Some(first) = &mut self.first
@@ -374,14 +368,11 @@ impl Watch {
             (self.carry_left, region)
         };
         region.extend_from_slice(&bytes[..end]);
-        if self.strip_final_newline && region.last() == Some(&b'\r') {
-            // If this is the output's last line, `\r\n` is its ending, not
-            // part of it: the `\r` is context until more output comes.
-            self.search(left, &region, Edge::Cut);
-            self.cr_pending = true;
-        } else {
-            self.search(left, &region, Edge::Newline);
-        }
+        // If this is the output's last line, `\r\n` is its ending, not part
+        // of it: the `\r` is context until more output comes.
+        let cr_pending = self.strip_final_newline && region.last() == Some(&b'\r');
+        let right = if cr_pending { Edge::Cut } else { Edge::Newline };
+        self.search(left, &region, right);
         self.newlines += memchr::memchr_iter(b'\n', &bytes[..=end]).count() as u64;
         if self.strip_final_newline {
             self.last = Some(match memchr::memrchr(b'\n', &region) {
@@ -396,6 +387,10 @@ impl Watch {
                     windowed: line.windowed,
                 },
             });
+        }
+        self.cr_pending = cr_pending;
+        if end + 1 < bytes.len() {
+            self.more_output();
         }
         if self
             .patterns
@@ -414,6 +409,18 @@ impl Watch {
             self.carry = region;
         }
         self.extend_line(&bytes[end + 1..]);
+    }
+
+    /// After a line break that may have ended the output, more output: the
+    /// line before it was not the last one, and its `\r` is its own.
+    fn more_output(&mut self) {
+        if !std::mem::take(&mut self.cr_pending) {
+            return;
+        }
+        if let Some(last) = self.last.take() {
+            self.search(last.left, &last.bytes, Edge::Newline);
+            self.last = Some(last);
+        }
     }
 
     /// Adds to the line being read; past [`LINE_LIMIT`], searches what it
@@ -1053,6 +1060,27 @@ mod tests {
         let pattern = Pattern::new(r"a\n\z", false).unwrap();
         let seen = fed(Watch::new(&[], vec![pattern]), &[0xA9, b'a', b'\n'], &[]).seen();
         assert_eq!(patterns_found(&seen), [true]);
+    }
+
+    #[test]
+    fn a_carriage_return_is_the_lines_own_when_output_follows() {
+        // `.a.` matches `aa\r`: that `\r\n` is not the output's end.
+        let pattern = Pattern::new(".a.", false).unwrap();
+        let mut watch = Watch::new(&[], vec![pattern.clone()]).strip_final_newline();
+        watch.limits = Limits {
+            line: 3,
+            context: 1,
+        };
+        assert_eq!(
+            patterns_found(&fed(watch.clone(), b"aa\r\na", &[]).seen()),
+            [true]
+        );
+        assert_eq!(
+            patterns_found(&fed(watch.clone(), b"aa\r\na", &[4]).seen()),
+            [true]
+        );
+        // It is the end: the `\r` goes with the final line break.
+        assert_eq!(patterns_found(&fed(watch, b"aa\r\n", &[]).seen()), [false]);
     }
 
     #[test]

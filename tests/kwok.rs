@@ -16,6 +16,7 @@ use common::kwok::{self, KwokCluster};
 use firedrill::located::Located;
 use firedrill::target::kube::api;
 use firedrill::target::kube::{K8sProbe, KubeDelete, KubeUndo, PodKillFault};
+use firedrill::target::kwok::ports;
 use firedrill::target::{RunContext, Target, TargetError};
 use kube::Client;
 use serde_json::{Value, json};
@@ -588,6 +589,24 @@ fn fault(yaml: &str) -> firedrill::target::FaultSpec {
         .unwrap_or_else(|| panic!("{yaml}: {problems:?}"))
 }
 
+/// The kwok target of a drill with the cluster `name` of `nodes` nodes,
+/// running the tools `.ci/install-k8s` built.
+fn kwok_target(name: &str, nodes: u32) -> firedrill::target::kwok::KwokTarget {
+    kwok_target_reusing(name, nodes, false)
+}
+
+/// The same, with `reuse` as given.
+fn kwok_target_reusing(name: &str, nodes: u32, reuse: bool) -> firedrill::target::kwok::KwokTarget {
+    let spec = firedrill::target::kwok::KwokSpec {
+        cluster: Located::new(name.to_owned()),
+        nodes: Some(Located::new(nodes)),
+        reuse,
+        keep: false,
+    };
+    let runner = firedrill::target::kind::runner::SystemRunner::with_path(kwok::path_with_tools());
+    firedrill::target::kwok::KwokTarget::with_runner(&spec, Arc::new(runner))
+}
+
 #[tokio::test]
 async fn the_kwok_target_creates_breaks_mends_and_deletes_its_cluster() {
     // As `firedrill run` is: the components kwokctl starts (and leaves) are
@@ -598,16 +617,8 @@ async fn the_kwok_target_creates_breaks_mends_and_deletes_its_cluster() {
     let dir = tempfile::tempdir().unwrap();
     let run_dir = dir.path().join("run");
     let ctx = context(&run_dir);
-    let spec = firedrill::target::kwok::KwokSpec {
-        cluster: Located::new("fd-test-target".to_owned()),
-        nodes: Some(Located::new(3)),
-        reuse: false,
-        keep: false,
-    };
-    let runner = firedrill::target::kind::runner::SystemRunner::with_path(kwok::path_with_tools());
     let scope = firedrill::target::kube::scope::Scope::new(["default".to_owned()], false, "test");
-    let target =
-        firedrill::target::kwok::KwokTarget::with_runner(&spec, Arc::new(runner)).with_scope(scope);
+    let target = kwok_target("fd-test-target", 3).with_scope(scope);
     // Deletes the cluster if the test stops half-way, and checks /proc.
     let guard = KwokCluster::adopt("fd-test-target", &run_dir);
     let vars = target.setup(&ctx).await.unwrap();
@@ -704,6 +715,8 @@ async fn the_kwok_target_creates_breaks_mends_and_deletes_its_cluster() {
         ])
     };
     let old_uid = kube_system_uid(&guard);
+    let cluster_dir = run_dir.join("kwok/clusters/fd-test-target");
+    let old_ports = ports::cluster_ports(&cluster_dir).unwrap();
     let replacement = KwokCluster::adopt("fd-test-target", &run_dir);
     replacement.kwokctl(&[
         "delete",
@@ -726,6 +739,9 @@ async fn the_kwok_target_creates_breaks_mends_and_deletes_its_cluster() {
     replacement.wait_ready();
     drop(lock);
     std::mem::forget(replacement); // the guard above owns the cluster
+    // Made with plain kwokctl in the run's kwok home (as a runbook does), it
+    // has the ports reserved for the run.
+    assert_eq!(ports::cluster_ports(&cluster_dir), Some(old_ports));
     guard.kubectl(&["create", "configmap", "victim"]);
     let delete_victim = fault("delete: {kind: ConfigMap, namespace: default, name: victim}");
     let refused = target.inject("hit", &delete_victim, &env, &ctx).await;
@@ -766,5 +782,104 @@ async fn the_kwok_target_creates_breaks_mends_and_deletes_its_cluster() {
     }
     let left: Vec<_> = pids.iter().filter(|p| kwok::running(**p)).collect();
     assert!(left.is_empty(), "components left after teardown: {left:?}");
+    guard.delete().unwrap();
+}
+
+/// Whether something listens on `port` (`/proc/net/tcp{,6}`).
+fn listening(port: u16) -> bool {
+    !firedrill::ports::listeners(port).is_empty()
+}
+
+#[tokio::test]
+async fn a_cluster_made_while_another_ones_api_server_is_down_takes_none_of_its_ports() {
+    assert!(firedrill::process::become_subreaper());
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    let ctx = context(&run_dir);
+    let target = kwok_target("fd-test-ports", 1);
+    let guard = KwokCluster::adopt("fd-test-ports", &run_dir);
+    target.setup(&ctx).await.unwrap();
+
+    // The cluster runs on the ports reserved for the run, written into
+    // the run's kwokctl configuration.
+    let cluster_dir = run_dir.join("kwok/clusters/fd-test-ports");
+    let mine = ports::cluster_ports(&cluster_dir).unwrap();
+    let home_config = std::fs::read_to_string(run_dir.join("kwok/kwok.yaml")).unwrap();
+    for (component, key, port) in mine.by_component() {
+        assert!(
+            home_config.contains(&format!("\"{key}\": {port}")),
+            "{key} {port}: {home_config}"
+        );
+        assert!(listening(port), "{component} is not listening on {port}");
+    }
+    let (low, high) = ports::range();
+    assert!(
+        mine.all().iter().all(|p| (low..=high).contains(p)),
+        "{mine:?}"
+    );
+    let home = run_dir.join("kwok").canonicalize().unwrap();
+    let reserved = ports::Registry::default().reserved().unwrap();
+    assert!(reserved.contains(&(home.clone(), mine)), "{reserved:?}");
+
+    // Its API server down, another cluster is made on this host: it takes
+    // none of the ports, the free one of the API server included.
+    let env = BTreeMap::new();
+    let down = target
+        .inject("down", &fault("control_plane_down: {}"), &env, &ctx)
+        .await
+        .unwrap();
+    assert!(!listening(mine.kube_apiserver));
+    let other = tokio::task::spawn_blocking(|| KwokCluster::create_temp("fd-test-ports-b", 0))
+        .await
+        .unwrap();
+    let theirs = ports::cluster_ports(&other.home().join("clusters/fd-test-ports-b")).unwrap();
+    assert!(
+        theirs.all().iter().all(|p| !mine.all().contains(p)),
+        "{mine:?} {theirs:?}"
+    );
+    assert!(!listening(mine.kube_apiserver));
+
+    // A port taken by somebody else at revert: said so, with the holder.
+    let squatter = std::net::TcpListener::bind(("127.0.0.1", mine.kube_apiserver)).unwrap();
+    let refused = target
+        .revert(down.undo.as_ref().unwrap(), &ctx)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains(&format!(
+            "kube-apiserver is down and its port {} (127.0.0.1:{}) is already taken by pid {}",
+            mine.kube_apiserver,
+            mine.kube_apiserver,
+            std::process::id()
+        )),
+        "{refused}"
+    );
+    drop(squatter);
+    let undone = target
+        .revert(down.undo.as_ref().unwrap(), &ctx)
+        .await
+        .unwrap();
+    assert!(undone.contains("every component runs"), "{undone}");
+    assert!(listening(mine.kube_apiserver));
+    other.delete().unwrap();
+
+    // A resumed run (`reuse: true`) claims the cluster's ports again.
+    target.teardown(&ctx, true).await;
+    assert!(cluster_dir.exists());
+    let resumed = kwok_target_reusing("fd-test-ports", 1, true);
+    resumed.setup(&ctx).await.unwrap();
+    let reserved = ports::Registry::default().reserved().unwrap();
+    let ours: Vec<_> = reserved.iter().filter(|(h, _)| *h == home).collect();
+    assert_eq!(ours, vec![&(home.clone(), mine)]);
+    assert_eq!(
+        std::fs::read_to_string(run_dir.join("kwok/kwok.yaml")).unwrap(),
+        home_config
+    );
+
+    // The reservation ends with the cluster.
+    resumed.teardown(&ctx, false).await;
+    let reserved = ports::Registry::default().reserved().unwrap();
+    assert!(reserved.iter().all(|(h, _)| *h != home), "{reserved:?}");
     guard.delete().unwrap();
 }

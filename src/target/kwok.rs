@@ -11,9 +11,11 @@
 //! data, pids and logs) is `RUN_DIR/kwok`, every kwokctl gets `--kubeconfig
 //! RUN_DIR/kubeconfig`, `KUBECACHEDIR` is in `RUN_DIR`, so `~/.kwok` and
 //! `~/.kube` are never read or written (the kwokctl configuration that
-//! points at the binaries is copied into `RUN_DIR/kwok/kwok.yaml`, where
-//! kwokctl reads it first). The cluster's processes inherit the run marker:
-//! they end with the run (after `kwokctl delete cluster`), `keep` or not.
+//! points at the binaries is written into `RUN_DIR/kwok/kwok.yaml`, where
+//! kwokctl reads it first, with the cluster's ports, which firedrill
+//! reserves on the host: see [`ports`]). The cluster's processes inherit the
+//! run marker: they end with the run (after `kwokctl delete cluster`),
+//! `keep` or not.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -39,6 +41,8 @@ use super::{FaultCheck, FaultSpec, Injected, ProbeOutcome, RawFault, RunContext,
 use super::{TargetError, Undo};
 use crate::located::{Located, Problem};
 use crate::vars::expand;
+
+pub mod ports;
 
 /// `target: {kwok: {...}}` (docs/drill-format.md, "kwok").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -299,14 +303,6 @@ impl KwokTarget {
         std::fs::create_dir_all(&home).map_err(|e| {
             TargetError::Unavailable(format!("cannot create {}: {e}", home.display()))
         })?;
-        if let Some(config) = kwokctl_config(self.runner.find("kwokctl").as_deref()) {
-            std::fs::copy(&config, home.join("kwok.yaml")).map_err(|e| {
-                TargetError::Unavailable(format!(
-                    "cannot copy the kwokctl configuration {}: {e}",
-                    config.display()
-                ))
-            })?;
-        }
         let kubeconfig = run_kubeconfig(&ctx.run_dir).display().to_string();
         let exists = self.cluster_dir(&ctx.run_dir).exists();
         if exists && !self.reuse {
@@ -316,8 +312,10 @@ impl KwokTarget {
                 home.display()
             )));
         }
-        // kwokctl chooses free ports by probing, and its components bind
-        // them later: creates take turns until the API server answers.
+        self.reserve_ports(exists, ctx)?;
+        // Clusters made without reserved ports (by hand, or by kwokctl
+        // elsewhere) still choose theirs by probing, and their components
+        // bind them later: creates take turns until the API server answers.
         let lock = create_lock().await?;
         if exists {
             self.start_components(ctx).await?;
@@ -355,14 +353,96 @@ impl KwokTarget {
         Ok(())
     }
 
+    /// Reserves the cluster's ports on this host (see [`ports`]): the
+    /// existing cluster's own (a resumed run), or six new ones; and writes
+    /// them into the kwokctl configuration of the run's kwok home, where
+    /// every `kwokctl create cluster` in it (a runbook's too) reads them.
+    fn reserve_ports(&self, exists: bool, ctx: &RunContext) -> Result<(), TargetError> {
+        let home = kwok_home(&ctx.run_dir);
+        let registry = ports::Registry::default();
+        let owner = ports::Owner::me();
+        let existing = exists
+            .then(|| ports::cluster_ports(&self.cluster_dir(&ctx.run_dir)))
+            .flatten();
+        let reserved = match existing {
+            Some(ports) => registry.claim(&home, ports, owner).map(|()| ports),
+            None => registry.reserve(&home, owner),
+        }
+        .map_err(|e| TargetError::Unavailable(format!("kwok cluster {}: {e}", self.cluster)))?;
+        let source = kwokctl_config(self.runner.find("kwokctl").as_deref());
+        let config = ports::config_with_ports(source.as_deref(), &reserved)
+            .map_err(TargetError::Unavailable)?;
+        let path = home.join("kwok.yaml");
+        std::fs::write(&path, config)
+            .map_err(|e| TargetError::Unavailable(format!("cannot write {}: {e}", path.display())))
+    }
+
+    /// Deletes the cluster at the end of the run, unless it is kept.
+    async fn delete_at_teardown(&self, ctx: &RunContext, keep: bool) {
+        // Whatever cluster is in the run's kwok home is the run's: created
+        // at setup, or rebuilt by a runbook.
+        if !self.cluster_dir(&ctx.run_dir).exists() {
+            return;
+        }
+        if keep || self.keep {
+            tracing::info!(
+                "keeping the files of kwok cluster {} in {}; its processes end with the run: start it again with `KWOK_WORKDIR={} kwokctl --name {} start cluster`",
+                self.cluster,
+                kwok_home(&ctx.run_dir).display(),
+                kwok_home(&ctx.run_dir).display(),
+                self.cluster
+            );
+            return;
+        }
+        let kubeconfig = run_kubeconfig(&ctx.run_dir).display().to_string();
+        if let Err(e) = self
+            .kwokctl(&["delete", "cluster", "--kubeconfig", &kubeconfig], ctx)
+            .await
+        {
+            tracing::warn!("could not delete kwok cluster {}: {e}", self.cluster);
+        }
+    }
+
     /// `kwokctl start cluster` once every component that died is gone for
     /// good (kwokctl takes a pid that still exists, a zombie too, for a
-    /// running component), then waits for the API server.
+    /// running component), then waits for the API server. Refused, with the
+    /// holder, if a port of a component that is down is taken.
     async fn start_components(&self, ctx: &RunContext) -> Result<(), TargetError> {
         let pids_dir = self.cluster_dir(&ctx.run_dir).join("pids");
         settle_zombies(&pids_dir, Duration::from_secs(60)).await;
+        let taken = self.ports_taken(ctx);
+        if !taken.is_empty() {
+            return Err(TargetError::Failed(format!(
+                "kwok cluster {} cannot start again: {}",
+                self.cluster,
+                taken.join("; ")
+            )));
+        }
         self.kwokctl(&["start", "cluster"], ctx).await?;
         Ok(())
+    }
+
+    /// The ports of the cluster's stopped components that another process
+    /// holds, each with its holder where /proc tells.
+    fn ports_taken(&self, ctx: &RunContext) -> Vec<String> {
+        let cluster_dir = self.cluster_dir(&ctx.run_dir);
+        let Some(ports) = ports::cluster_ports(&cluster_dir) else {
+            return Vec::new();
+        };
+        let down: Vec<String> = component_pids(&cluster_dir.join("pids"))
+            .into_iter()
+            .filter(|(_, pid)| !alive(*pid))
+            .map(|(name, _)| name)
+            .collect();
+        ports
+            .by_component()
+            .into_iter()
+            .filter(|(component, _, _)| down.iter().any(|d| d == component))
+            .filter_map(|(component, _, port)| {
+                crate::ports::taken(&format!("127.0.0.1:{port}"))
+                    .map(|taken| format!("{component} is down and its {taken}"))
+            })
+            .collect()
     }
 
     /// Reaps the cluster's components that die as our orphans: as the
@@ -694,9 +774,17 @@ impl Target for KwokTarget {
                 for _ in 0..START_ROUNDS {
                     self.start_components(ctx).await?;
                     let client = self.client(ctx).await?;
-                    wait_ready(&client, START_PATIENCE)
-                        .await
-                        .map_err(|e| TargetError::Failed(format!("kwokctl start cluster: {e}")))?;
+                    if let Err(e) = wait_ready(&client, START_PATIENCE).await {
+                        let taken = self.ports_taken(ctx);
+                        let why = if taken.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({})", taken.join("; "))
+                        };
+                        return Err(TargetError::Failed(format!(
+                            "kwokctl start cluster: {e}{why}"
+                        )));
+                    }
                     down = dead_components(&pids);
                     if down.is_empty() {
                         break;
@@ -752,27 +840,11 @@ impl Target for KwokTarget {
         if let Some(task) = self.reaper.lock().unwrap_or_else(|e| e.into_inner()).take() {
             task.abort();
         }
-        // Whatever cluster is in the run's kwok home is the run's: created
-        // at setup, or rebuilt by a runbook.
-        if !self.cluster_dir(&ctx.run_dir).exists() {
-            return;
-        }
-        if keep || self.keep {
-            tracing::info!(
-                "keeping the files of kwok cluster {} in {}; its processes end with the run: start it again with `KWOK_WORKDIR={} kwokctl --name {} start cluster`",
-                self.cluster,
-                kwok_home(&ctx.run_dir).display(),
-                kwok_home(&ctx.run_dir).display(),
-                self.cluster
-            );
-            return;
-        }
-        let kubeconfig = run_kubeconfig(&ctx.run_dir).display().to_string();
-        if let Err(e) = self
-            .kwokctl(&["delete", "cluster", "--kubeconfig", &kubeconfig], ctx)
-            .await
-        {
-            tracing::warn!("could not delete kwok cluster {}: {e}", self.cluster);
+        self.delete_at_teardown(ctx, keep).await;
+        // The cluster is gone or kept; a kept one gets its ports again from
+        // a run that reuses it.
+        if let Err(e) = ports::Registry::default().release(&kwok_home(&ctx.run_dir)) {
+            tracing::warn!("kwok cluster {}: {e}", self.cluster);
         }
     }
 }
@@ -825,12 +897,8 @@ pub fn kwokctl_config(kwokctl: Option<&Path>) -> Option<PathBuf> {
 /// `tools/k8s/smoke.sh` take with `flock`), opened, not locked.
 pub fn create_lock_file() -> Result<std::fs::File, TargetError> {
     let path = std::env::temp_dir().join("firedrill-kwokctl-create.lock");
-    std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| TargetError::Failed(format!("cannot open {}: {e}", path.display())))
+    // Another user's lock would do: only its flock counts, not its content.
+    ports::open_shared(&path, false).map_err(TargetError::Failed)
 }
 
 /// Takes the create lock (see [`create_lock_file`]), waiting for it.

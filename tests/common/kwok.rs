@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use firedrill::target::kwok::ports;
+
 /// The programs the kwok tests need.
 const TOOLS: &[&str] = &[
     "kwokctl",
@@ -108,9 +110,17 @@ pub struct KwokCluster {
 impl KwokCluster {
     /// Creates a cluster with `nodes` simulated nodes (`node-0` ..) under
     /// `dir`, taking turns with other creates on this host.
+    /// Its ports are reserved on this host as firedrill reserves its
+    /// own clusters' (so that no cluster created meanwhile takes the port of
+    /// a component a test stopped), and released when it is deleted.
     pub fn create(name: &str, dir: &Path, nodes: u32) -> KwokCluster {
-        std::fs::create_dir_all(dir.join("kwok")).unwrap();
-        std::fs::copy(kwokctl_config(), dir.join("kwok/kwok.yaml")).unwrap();
+        let home = dir.join("kwok");
+        std::fs::create_dir_all(&home).unwrap();
+        let reserved = ports::Registry::default()
+            .reserve(&home, ports::Owner::me())
+            .unwrap();
+        let config = ports::config_with_ports(Some(&kwokctl_config()), &reserved).unwrap();
+        std::fs::write(home.join("kwok.yaml"), config).unwrap();
         let cluster = KwokCluster {
             name: name.to_owned(),
             dir: dir.to_path_buf(),
@@ -295,6 +305,7 @@ impl KwokCluster {
                 nix::sys::signal::Signal::SIGKILL,
             );
         }
+        let _ = ports::Registry::default().release(&self.home());
         if self.remove_dir {
             let _ = std::fs::remove_dir_all(&self.dir);
         }

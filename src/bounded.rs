@@ -6,8 +6,12 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Reads `reader` to its end and returns its last `limit` bytes (cut on a
 /// character boundary when decoded lossily by the caller), and how many
-/// bytes before them were dropped.
-pub async fn read_tail<R: AsyncRead + Unpin>(reader: &mut R, limit: usize) -> (Vec<u8>, u64) {
+/// bytes before them were dropped. `watch`, if any, sees every byte.
+pub async fn read_tail<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    limit: usize,
+    mut watch: Option<&mut crate::watch::Watch>,
+) -> (Vec<u8>, u64) {
     let mut kept: Vec<u8> = Vec::new();
     let mut total = 0u64;
     let mut chunk = vec![0u8; 64 * 1024];
@@ -16,6 +20,9 @@ pub async fn read_tail<R: AsyncRead + Unpin>(reader: &mut R, limit: usize) -> (V
             Ok(0) | Err(_) => break,
             Ok(n) => {
                 total += n as u64;
+                if let Some(watch) = watch.as_deref_mut() {
+                    watch.feed(&chunk[..n]);
+                }
                 kept.extend_from_slice(&chunk[..n]);
                 // Drop the oldest bytes once the buffer is twice the limit,
                 // so dropping costs O(1) per byte read.
@@ -34,25 +41,38 @@ pub async fn read_tail<R: AsyncRead + Unpin>(reader: &mut R, limit: usize) -> (V
 
 /// The bytes a capped log's note says were dropped in `text` (0 if none).
 pub fn dropped_in(text: &str) -> u64 {
+    notes(text).map(|(_, count)| count).sum()
+}
+
+/// What a capped log holds of the output, without its notes: the pieces
+/// between the places where output was dropped.
+pub fn kept_pieces(text: &str) -> Vec<&str> {
+    let mut pieces = Vec::new();
+    let mut from = 0;
+    for (range, _) in notes(text) {
+        pieces.push(&text[from..range.start]);
+        from = range.end;
+    }
+    pieces.push(&text[from..]);
+    pieces
+}
+
+/// Each note of a capped log in `text` (see [`dropped_note`]): where it is,
+/// and how many bytes it says were dropped there.
+fn notes(text: &str) -> impl Iterator<Item = (std::ops::Range<usize>, u64)> + '_ {
     text.match_indices("\n[firedrill: ")
         .filter_map(|(at, note)| {
             let rest = &text[at + note.len()..];
             let (count, after) = rest.split_once(' ')?;
-            after
-                .starts_with("bytes of output dropped here")
-                .then(|| count.parse::<u64>().ok())
-                .flatten()
+            let count = count.parse::<u64>().ok()?;
+            if !after.starts_with("bytes of output dropped here") {
+                return None;
+            }
+            let end = rest
+                .find("]\n")
+                .map_or(text.len(), |close| at + note.len() + close + 2);
+            Some((at..end, count))
         })
-        .sum()
-}
-
-/// What a failed text expectation adds when the text it judged was cut:
-/// the expected text may have been in the dropped part.
-pub fn truncation_note(dropped: u64) -> String {
-    format!(
-        "; the output was truncated ({dropped} bytes were dropped before the check), so \
-         the expected text may have been in the dropped part"
-    )
 }
 
 /// The largest drill or runbook file firedrill reads.
@@ -168,6 +188,9 @@ fn dropped_note(dropped: u64, keep: u64) -> String {
 /// and when its output ends (whatever it left in the background gone).
 pub struct CappedLog {
     writer: Option<std::os::fd::OwnedFd>,
+    /// What the watch given to [`CappedLog::open_watched`] saw: set at the
+    /// first [`CappedLog::sync`], or at the end of the output before it.
+    seen: std::sync::Arc<std::sync::Mutex<Option<crate::watch::Seen>>>,
     /// The pipe's read end, which the pump owns (open while it runs).
     reader: std::os::fd::RawFd,
     sync: tokio::sync::mpsc::UnboundedSender<tokio::sync::oneshot::Sender<()>>,
@@ -179,9 +202,19 @@ impl CappedLog {
     /// Opens (or appends to) `path`, capped at `limit` bytes: what the file
     /// holds already counts towards the head.
     pub fn open(path: &std::path::Path, limit: u64) -> std::io::Result<CappedLog> {
+        CappedLog::open_watched(path, limit, None)
+    }
+
+    /// [`CappedLog::open`], with `watch` seeing every byte that goes through
+    /// the pipe, kept or not, until the command ends ([`CappedLog::seen`]).
+    pub fn open_watched(
+        path: &std::path::Path,
+        limit: u64,
+        watch: Option<crate::watch::Watch>,
+    ) -> std::io::Result<CappedLog> {
         let (sender, receiver) = tokio::net::unix::pipe::pipe()?;
         let writer = sender.into_blocking_fd()?;
-        CappedLog::pumping(path, limit, receiver, Some(writer))
+        CappedLog::pumping(path, limit, receiver, Some(writer), watch)
     }
 
     /// Pumps `receiver` into `path` (appended to), capped at `limit`.
@@ -190,6 +223,7 @@ impl CappedLog {
         limit: u64,
         receiver: tokio::net::unix::pipe::Receiver,
         writer: Option<std::os::fd::OwnedFd>,
+        watch: Option<crate::watch::Watch>,
     ) -> std::io::Result<CappedLog> {
         use std::os::fd::AsRawFd;
         use std::os::unix::fs::OpenOptionsExt;
@@ -201,9 +235,13 @@ impl CappedLog {
         let start = file.metadata()?.len();
         let reader = receiver.as_raw_fd();
         let (sync, requests) = tokio::sync::mpsc::unbounded_channel();
-        let done = tokio::spawn(pump(receiver, requests, Sink::new(file, start, limit)));
+        let seen = std::sync::Arc::default();
+        let mut sink = Sink::new(file, start, limit);
+        sink.watch = watch.map(|watch| (watch, std::sync::Arc::clone(&seen)));
+        let done = tokio::spawn(pump(receiver, requests, sink));
         Ok(CappedLog {
             writer,
+            seen,
             reader,
             sync,
             done: Some(done),
@@ -253,7 +291,7 @@ impl CappedLog {
             .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
             .open(&stdout)?;
         let receiver = tokio::net::unix::pipe::Receiver::from_file(pipe)?;
-        CappedLog::pumping(path, limit, receiver, None).map(Some)
+        CappedLog::pumping(path, limit, receiver, None, None).map(Some)
     }
 
     /// A write end for the child's stdout or stderr. Call [`CappedLog::close`]
@@ -309,6 +347,13 @@ impl CappedLog {
         }
     }
 
+    /// What the watch saw of the output up to the first [`CappedLog::sync`]
+    /// (what the command printed before it ended; not what it left in the
+    /// background prints later). `None` without a watch, or before a sync.
+    pub fn seen(&self) -> Option<crate::watch::Seen> {
+        self.seen.lock().ok().and_then(|seen| seen.clone())
+    }
+
     /// Waits for the end of the output (every writer gone), the file final.
     pub async fn finish(mut self) {
         self.close();
@@ -328,6 +373,11 @@ struct Sink {
     dropped: u64,
     /// The tail has changed since it was last written.
     stale: bool,
+    /// Sees every byte until the first sync, then says what it saw.
+    watch: Option<(
+        crate::watch::Watch,
+        std::sync::Arc<std::sync::Mutex<Option<crate::watch::Seen>>>,
+    )>,
 }
 
 impl Sink {
@@ -340,11 +390,15 @@ impl Sink {
             tail: std::collections::VecDeque::new(),
             dropped: 0,
             stale: false,
+            watch: None,
         }
     }
 
     fn take(&mut self, mut bytes: &[u8]) {
         use std::io::Write;
+        if let Some((watch, _)) = &mut self.watch {
+            watch.feed(bytes);
+        }
         if self.head_room > 0 {
             let n = bytes.len().min(self.head_room as usize);
             let _ = self.file.write_all(&bytes[..n]);
@@ -361,6 +415,16 @@ impl Sink {
             self.dropped += over as u64;
         }
         self.stale = true;
+    }
+
+    /// Says what the watch saw, and stops watching: the command has ended,
+    /// what comes later is not its output.
+    fn report_seen(&mut self) {
+        if let Some((watch, slot)) = self.watch.take()
+            && let Ok(mut slot) = slot.lock()
+        {
+            *slot = Some(watch.seen());
+        }
     }
 
     /// Appends the note and the tail kept so far, so the file reads head,
@@ -428,6 +492,7 @@ async fn pump(
             Some(ack) = requests.recv() => {
                 let ended = drain_now(&receiver, &mut chunk, &mut sink);
                 sink.flush();
+                sink.report_seen();
                 let _ = ack.send(());
                 if ended {
                     break;
@@ -447,6 +512,7 @@ async fn pump(
         }
     }
     sink.flush();
+    sink.report_seen();
     // Answer whoever waits for a sync: the output has ended.
     requests.close();
     while let Ok(ack) = requests.try_recv() {
@@ -461,14 +527,17 @@ mod tests {
     #[tokio::test]
     async fn keeps_the_tail_of_what_is_longer_than_the_limit() {
         let text: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
-        let (tail, dropped) = read_tail(&mut text.as_slice(), 1000).await;
+        let (tail, dropped) = read_tail(&mut text.as_slice(), 1000, None).await;
         assert_eq!(tail, text[text.len() - 1000..]);
         assert_eq!(dropped, 999_000);
-        let (short, dropped) = read_tail(&mut &b"short"[..], 1000).await;
+        let (short, dropped) = read_tail(&mut &b"short"[..], 1000, None).await;
         assert_eq!(short, b"short");
         assert_eq!(dropped, 0);
         assert_eq!(dropped_in(&format!("a{}b", dropped_note(1234, 10))), 1234);
         assert_eq!(dropped_in("[firedrill: 12 bytes] nothing"), 0);
+        let capped = format!("head{}tail", dropped_note(1234, 10));
+        assert_eq!(kept_pieces(&capped), ["head", "tail"]);
+        assert_eq!(kept_pieces("all of it"), ["all of it"]);
     }
 
     #[test]
@@ -535,6 +604,7 @@ mod tests {
         let (sync, unread) = tokio::sync::mpsc::unbounded_channel();
         let mut log = CappedLog {
             writer: None,
+            seen: std::sync::Arc::default(),
             reader: -1,
             sync,
             done: Some(tokio::spawn(async {})),

@@ -31,4 +31,5 @@ pub mod signal;
 pub mod target;
 pub mod text;
 pub mod vars;
+pub mod watch;
 pub mod workdir;

@@ -90,6 +90,7 @@ pub struct Cmd {
     cwd: Option<PathBuf>,
     run_id: String,
     timeout: Duration,
+    watch: Option<crate::watch::Watch>,
 }
 
 impl Cmd {
@@ -117,6 +118,7 @@ impl Cmd {
             cwd: None,
             run_id: run_id.to_owned(),
             timeout: DEFAULT_TIMEOUT,
+            watch: None,
         }
     }
 
@@ -136,6 +138,15 @@ impl Cmd {
     /// When its process group is killed.
     pub fn timeout(mut self, timeout: Duration) -> Cmd {
         self.timeout = timeout;
+        self
+    }
+
+    /// Watches every byte of its output for the texts and patterns a check
+    /// needs ([`Finished::seen`]): of its combined output with
+    /// [`Cmd::run_logged`], of its stdout then its stderr with
+    /// [`Cmd::run_captured`].
+    pub fn watching(mut self, watch: Option<crate::watch::Watch>) -> Cmd {
+        self.watch = watch;
         self
     }
 
@@ -172,7 +183,11 @@ impl Cmd {
         let start_len = std::fs::metadata(log).map(|m| m.len()).unwrap_or(0);
         // Through a pipe into a capped writer: however much the command
         // prints, the log never holds more than its cap.
-        let mut capped = crate::bounded::CappedLog::open(log, crate::bounded::log_limit())?;
+        let mut capped = crate::bounded::CappedLog::open_watched(
+            log,
+            crate::bounded::log_limit(),
+            self.watch.clone(),
+        )?;
         let mut command = self.command();
         command.stdout(capped.stdio()?).stderr(capped.stdio()?);
         // What it leaves in the background is not killed by SIGPIPE if the
@@ -194,6 +209,7 @@ impl Cmd {
         if !capped.sync(LOG_PATIENCE).await {
             tracing::warn!(log = %log.display(), patience = ?LOG_PATIENCE, "the log did not catch up with the command's output; its last lines may be missing");
         }
+        let seen = capped.seen();
         let log = log.to_path_buf();
         let (output, dropped) =
             tokio::task::spawn_blocking(move || read_from(&log, start_len).unwrap_or_default())
@@ -205,6 +221,7 @@ impl Cmd {
             output,
             pid,
             dropped,
+            seen,
         })
     }
 
@@ -220,18 +237,24 @@ impl Cmd {
         let guard = GroupGuard(pid);
         let mut stdout = child.stdout.take();
         let mut stderr = child.stderr.take();
+        let mut out_watch = self.watch.clone();
+        let mut err_watch = self.watch.as_ref().map(crate::watch::Watch::following);
         let read_all = async {
             // Read to the end (a command blocked on a full pipe never exits),
             // keep a bounded tail.
             let read_out = async {
                 match stdout.as_mut() {
-                    Some(s) => crate::bounded::read_tail(s, MAX_OUTPUT as usize).await,
+                    Some(s) => {
+                        crate::bounded::read_tail(s, MAX_OUTPUT as usize, out_watch.as_mut()).await
+                    }
                     None => (Vec::new(), 0),
                 }
             };
             let read_err = async {
                 match stderr.as_mut() {
-                    Some(s) => crate::bounded::read_tail(s, MAX_OUTPUT as usize).await,
+                    Some(s) => {
+                        crate::bounded::read_tail(s, MAX_OUTPUT as usize, err_watch.as_mut()).await
+                    }
                     None => (Vec::new(), 0),
                 }
             };
@@ -244,6 +267,10 @@ impl Cmd {
         match finished {
             Ok((out, err, dropped, status)) => {
                 let exit_code = status.ok().and_then(|s| s.code());
+                let seen = match (&out_watch, &err_watch) {
+                    (Some(out), Some(err)) => Some(out.seen_then(err)),
+                    _ => None,
+                };
                 let stdout = String::from_utf8_lossy(&out).into_owned();
                 let stderr = String::from_utf8_lossy(&err).into_owned();
                 Ok((
@@ -253,6 +280,7 @@ impl Cmd {
                         output: stderr,
                         pid,
                         dropped,
+                        seen,
                     },
                     stdout,
                 ))
@@ -269,6 +297,7 @@ impl Cmd {
                         output: String::new(),
                         pid,
                         dropped: 0,
+                        seen: None,
                     },
                     String::new(),
                 ))
@@ -312,6 +341,8 @@ pub struct Finished {
     /// cut from a capped log or beyond the kept tail. A text expectation
     /// that fails on cut output says so.
     pub dropped: u64,
+    /// What the command's [`Cmd::watching`] watch saw of all its output.
+    pub seen: Option<crate::watch::Seen>,
 }
 
 impl Finished {

@@ -173,29 +173,95 @@ fn a_failed_expectation_is_named_in_the_reason() {
     assert_nothing_left(&run);
 }
 
-/// A marker that falls in the part of the output a capped log dropped is
-/// not blamed on the runbook without saying so.
-#[test]
-fn an_expectation_on_truncated_output_says_it_was_truncated() {
-    let runbook = GOOD.replace(
-        r#"test -f "$WORKDIR/healthy" && echo "all fine""#,
-        r#"head -c 100000 /dev/zero | tr '\0' x; echo; echo "all fine"; head -c 100000 /dev/zero | tr '\0' y"#,
-    );
-    let dir = with_runbook(&runbook, "");
+/// Runs `runbook` with each step log capped at 64 KiB.
+fn run_capped(runbook: &str) -> common::Run {
+    let dir = with_runbook(runbook, "");
     let output = common::run_command(dir.path())
         .env("FIREDRILL_LOG_LIMIT", "64K")
         .output()
         .unwrap();
-    let run = common::Run {
+    common::Run {
         run_dir: dir.path().join("run"),
         output,
         dir,
-    };
+    }
+}
+
+/// 10 MB of `x`, a line break, `marker`'s lines, 10 MB of `y`: the marker is
+/// in the middle of 20 MB, far from what a 64 KiB log keeps.
+fn buried(marker: &str) -> String {
+    format!(
+        r#"test -f "$WORKDIR/healthy"; head -c 10000000 /dev/zero | tr '\0' x; echo; {marker} head -c 10000000 /dev/zero | tr '\0' y"#
+    )
+}
+
+/// A marker printed in the middle of a huge output, in the part the capped
+/// log dropped, is still seen: every byte that goes through the pipe is
+/// searched, kept or not. A line regex is matched on every line the same way.
+#[test]
+fn an_expectation_holds_on_output_the_log_dropped() {
+    let runbook = GOOD
+        .replace(
+            r#"```sh {stdout_contains="fine"}"#,
+            r#"```sh {stdout_contains="all fine" stdout_matches="^members: [0-9]+$"}"#,
+        )
+        .replace(
+            r#"test -f "$WORKDIR/healthy" && echo "all fine""#,
+            &buried(r#"echo "all fine"; echo "members: 3";"#),
+        );
+    let run = run_capped(&runbook);
+    assert_eq!(run.code(), 0, "{}", run.explain());
+    let steps = runbook_steps(&run);
+    assert_eq!(steps[2]["status"], "ok", "{:?}", steps[2]);
+    let log = std::fs::read(run.run_dir.join("logs/restore.log")).unwrap();
+    assert!(
+        log.len() < 300_000 && !String::from_utf8_lossy(&log).contains("all fine"),
+        "the log dropped the marker: {} bytes",
+        log.len()
+    );
+    assert_nothing_left(&run);
+}
+
+/// A marker that is not in the output fails the step, and the reason says
+/// the whole output was searched, not only what the log kept.
+#[test]
+fn an_absent_marker_fails_after_all_the_output_was_searched() {
+    let runbook = GOOD.replace(
+        r#"test -f "$WORKDIR/healthy" && echo "all fine""#,
+        &buried(r#"echo "not yet";"#),
+    );
+    let run = run_capped(&runbook);
     assert_eq!(run.code(), 1, "{}", run.explain());
     let reason = run.journal()["reason"].as_str().unwrap().to_owned();
     assert!(
-        reason.contains("stdout does not contain `fine`; the output was truncated (")
-            && reason.contains("bytes were dropped before the check)"),
+        reason.contains(
+            "stdout does not contain `fine` (all 20000009 bytes of the output were searched"
+        ),
+        "{reason}"
+    );
+    assert_nothing_left(&run);
+}
+
+/// A match across lines longer than the context kept between reads is only
+/// seen in what the log kept: when it fails on cut output, the reason says
+/// so.
+#[test]
+fn a_long_match_across_lines_on_cut_output_says_what_was_not_seen() {
+    let runbook = GOOD
+        .replace(
+            r#"```sh {stdout_contains="fine"}"#,
+            r#"```sh {stdout_matches="all\n+fine"}"#,
+        )
+        .replace(
+            r#"test -f "$WORKDIR/healthy" && echo "all fine""#,
+            &buried(r#"echo "all"; head -c 300000 /dev/zero | tr '\0' '\n'; echo "fine";"#),
+        );
+    let run = run_capped(&runbook);
+    assert_eq!(run.code(), 1, "{}", run.explain());
+    let reason = run.journal()["reason"].as_str().unwrap().to_owned();
+    assert!(
+        reason.contains("stdout does not match `all\\n+fine`; every line of the output was searched, but the output was truncated (")
+            && reason.contains("this pattern can match across lines"),
         "{reason}"
     );
     assert_nothing_left(&run);

@@ -8,6 +8,7 @@ use crate::drill::{Expect, HttpProbe, Probe};
 use crate::process;
 use crate::target::{ProbeOutcome, RunContext, Target};
 use crate::vars::expand;
+use crate::watch::{Pattern, Printed, Watch};
 
 /// Runs one attempt of a probe.
 pub async fn check(
@@ -55,8 +56,14 @@ pub async fn check(
     ProbeOutcome::fail("the probe has no check")
 }
 
-/// Checks a command's result against `expect` (default: exit 0).
-pub fn meets(expect: Option<&Expect>, exit_code: Option<i32>, stdout: &str) -> Result<(), String> {
+/// Checks a command's result against `expect` (default: exit 0). The text
+/// checks see stdout followed by stderr: many tools (`etcdctl endpoint
+/// health`) report on stderr.
+pub fn meets(
+    expect: Option<&Expect>,
+    exit_code: Option<i32>,
+    printed: &Printed<'_>,
+) -> Result<(), String> {
     let want_exit = expect.and_then(|e| e.exit).unwrap_or(0);
     match exit_code {
         Some(code) if code == want_exit => {}
@@ -64,32 +71,46 @@ pub fn meets(expect: Option<&Expect>, exit_code: Option<i32>, stdout: &str) -> R
         None => return Err("killed by a signal".to_owned()),
     }
     if let Some(text) = expect.and_then(|e| e.stdout_contains.as_deref())
-        && !stdout.contains(text)
+        && let Err(note) = printed.contains(text)
     {
-        return Err(format!("stdout does not contain {text:?}"));
+        return Err(format!("stdout does not contain {text:?}{note}"));
     }
     if let Some(pattern) = expect.and_then(|e| e.stdout_matches.as_ref()) {
+        let compiled = pattern_of(&pattern.value)?;
         // `$` matches after the last line: the one line ending a command
         // prints after it does not count (docs/drill-format.md).
-        let printed = crate::text::without_final_newline(stdout);
-        match regex::Regex::new(&pattern.value) {
-            Ok(re) if re.is_match(printed) => {}
-            Ok(_) => {
-                return Err(format!(
-                    "stdout does not match {}: it was {}",
-                    crate::text::quoted(&pattern.value, 200),
-                    crate::text::quoted(printed, 200)
-                ));
-            }
-            Err(error) => {
-                return Err(format!(
-                    "bad regex {}: {error}",
-                    crate::text::quoted(&pattern.value, 200)
-                ));
-            }
+        if let Err(note) = printed.matches(&compiled, true) {
+            let whole = printed.kept.concat();
+            return Err(format!(
+                "stdout does not match {}: it was {}{note}",
+                crate::text::quoted(&pattern.value, 200),
+                crate::text::quoted(crate::text::without_final_newline(&whole), 200)
+            ));
         }
     }
     Ok(())
+}
+
+/// A probe's `stdout_matches`, as it is searched: `^` and `$` at the start and
+/// end of the whole output.
+fn pattern_of(source: &str) -> Result<Pattern, String> {
+    Pattern::new(source, false)
+        .map_err(|error| format!("bad regex {}: {error}", crate::text::quoted(source, 200)))
+}
+
+/// A watch for `expect`'s text checks, to see every byte of stdout and stderr.
+fn watch_for(expect: Option<&Expect>) -> Option<Watch> {
+    let expect = expect?;
+    let texts: Vec<String> = expect.stdout_contains.iter().cloned().collect();
+    let patterns: Vec<Pattern> = expect
+        .stdout_matches
+        .iter()
+        .filter_map(|pattern| pattern_of(&pattern.value).ok())
+        .collect();
+    if texts.is_empty() && patterns.is_empty() {
+        return None;
+    }
+    Some(Watch::new(&texts, patterns).strip_final_newline())
 }
 
 async fn check_command(
@@ -97,36 +118,34 @@ async fn check_command(
     expect: Option<&Expect>,
     timeout: Duration,
 ) -> ProbeOutcome {
+    let command = command.clone().watching(watch_for(expect));
     match command.run_captured().await {
         Err(error) => ProbeOutcome::fail(format!("cannot start /bin/sh: {error}")),
         Ok((finished, _)) if finished.timed_out => ProbeOutcome::fail(format!(
             "timed out after {}",
             crate::duration::format_duration(timeout)
         )),
-        // Many tools report health on stderr (`etcdctl endpoint health`), so
-        // the text checks see stdout followed by stderr.
-        Ok((finished, stdout)) => match meets(
-            expect,
-            finished.exit_code,
-            &format!("{stdout}{}", finished.output),
-        ) {
-            Ok(()) => ProbeOutcome::pass(process::tail(&stdout, 3)),
-            Err(why) => {
-                let mut detail = why;
-                if finished.dropped > 0 && detail.starts_with("stdout does not") {
-                    detail.push_str(&crate::bounded::truncation_note(finished.dropped));
+        Ok((finished, stdout)) => {
+            let printed = Printed {
+                kept: &[&stdout, &finished.output],
+                dropped: finished.dropped,
+                seen: finished.seen.as_ref(),
+            };
+            match meets(expect, finished.exit_code, &printed) {
+                Ok(()) => ProbeOutcome::pass(process::tail(&stdout, 3)),
+                Err(mut detail) => {
+                    let out = process::tail(stdout.trim_end(), 5);
+                    let err = process::tail(finished.output.trim_end(), 5);
+                    if !out.is_empty() {
+                        detail.push_str(&format!("\nstdout: {out}"));
+                    }
+                    if !err.is_empty() {
+                        detail.push_str(&format!("\nstderr: {err}"));
+                    }
+                    ProbeOutcome::fail(detail)
                 }
-                let out = process::tail(stdout.trim_end(), 5);
-                let err = process::tail(finished.output.trim_end(), 5);
-                if !out.is_empty() {
-                    detail.push_str(&format!("\nstdout: {out}"));
-                }
-                if !err.is_empty() {
-                    detail.push_str(&format!("\nstderr: {err}"));
-                }
-                ProbeOutcome::fail(detail)
             }
-        },
+        }
     }
 }
 
@@ -193,20 +212,20 @@ mod tests {
 
     #[test]
     fn expectations_check_exit_and_stdout() {
-        assert!(meets(None, Some(0), "").is_ok());
-        assert!(meets(None, Some(1), "").is_err());
+        assert!(meets(None, Some(0), &Printed::whole(&[""])).is_ok());
+        assert!(meets(None, Some(1), &Printed::whole(&[""])).is_err());
         let expect = Expect {
             exit: Some(3),
             stdout_contains: Some("healthy".into()),
             stdout_matches: Some(Located::new("^ok [0-9]+".to_owned())),
         };
-        assert!(meets(Some(&expect), Some(3), "ok 12 healthy").is_ok());
+        assert!(meets(Some(&expect), Some(3), &Printed::whole(&["ok 12 healthy"])).is_ok());
         assert_eq!(
-            meets(Some(&expect), Some(0), "ok 12 healthy").unwrap_err(),
+            meets(Some(&expect), Some(0), &Printed::whole(&["ok 12 healthy"])).unwrap_err(),
             "exit code 0, expected 3"
         );
-        assert!(meets(Some(&expect), Some(3), "ok 12 sick").is_err());
-        assert!(meets(Some(&expect), Some(3), "no healthy").is_err());
+        assert!(meets(Some(&expect), Some(3), &Printed::whole(&["ok 12 sick"])).is_err());
+        assert!(meets(Some(&expect), Some(3), &Printed::whole(&["no healthy"])).is_err());
     }
 
     #[test]
@@ -216,35 +235,60 @@ mod tests {
             stdout_contains: None,
             stdout_matches: Some(Located::new("^ok\n3$".to_owned())),
         };
-        assert_eq!(meets(Some(&expect), Some(0), "ok\n3\n"), Ok(()));
-        assert_eq!(meets(Some(&expect), Some(0), "ok\n3"), Ok(()));
+        assert_eq!(
+            meets(Some(&expect), Some(0), &Printed::whole(&["ok\n3\n"])),
+            Ok(())
+        );
+        assert_eq!(
+            meets(Some(&expect), Some(0), &Printed::whole(&["ok\n3"])),
+            Ok(())
+        );
         // Only one: a blank last line is something the command printed.
         assert_eq!(
-            meets(Some(&expect), Some(0), "ok\n3\n\n").unwrap_err(),
+            meets(Some(&expect), Some(0), &Printed::whole(&["ok\n3\n\n"])).unwrap_err(),
             r#"stdout does not match "^ok\n3$": it was "ok\n3\n""#
         );
     }
 
+    /// A probe whose marker is in the middle of more output than is kept:
+    /// stdout and stderr are searched as they stream, the marker split
+    /// between them too, and an absent marker fails saying all was searched.
     #[tokio::test]
-    async fn a_marker_in_dropped_output_says_the_output_was_truncated() {
-        let command = process::Cmd::shell(
-            "probe-test",
-            "echo MARK; head -c 300000 /dev/zero | tr '\\0' x",
-        )
-        .timeout(Duration::from_secs(30));
-        let expect = Expect {
-            exit: None,
-            stdout_contains: Some("MARK".into()),
-            stdout_matches: None,
+    async fn a_marker_in_output_that_was_not_kept_is_seen() {
+        let probe = |script: &str, contains: &str, matches: Option<&str>| {
+            let command =
+                process::Cmd::shell("probe-test", script).timeout(Duration::from_secs(30));
+            let expect = Expect {
+                exit: None,
+                stdout_contains: Some(contains.into()),
+                stdout_matches: matches.map(|m| Located::new(m.to_owned())),
+            };
+            async move { check_command(&command, Some(&expect), Duration::from_secs(30)).await }
         };
-        let outcome = check_command(&command, Some(&expect), Duration::from_secs(30)).await;
-        assert!(!outcome.ok);
+        let x = "head -c 3000000 /dev/zero | tr '\\0' x";
+        let buried = probe(
+            &format!("{x}; echo; echo MARK; echo 'status: ok'; {x}"),
+            "MARK",
+            Some("(?m)^status: ok$"),
+        )
+        .await;
+        assert!(buried.ok, "{}", crate::text::first_line(&buried.detail));
+        // Split between stdout and stderr: the text checks see one output.
+        let split = probe(
+            &format!("{x}; printf 'MA'; printf 'RK\\n' >&2; {x} >&2"),
+            "MARK",
+            None,
+        )
+        .await;
+        assert!(split.ok, "{}", crate::text::first_line(&split.detail));
+        let absent = probe(&format!("echo MARX; {x}"), "MARK", None).await;
+        assert!(!absent.ok);
         assert!(
-            outcome
-                .detail
-                .contains("the output was truncated (37861 bytes were dropped before the check)"),
+            absent.detail.starts_with(
+                "stdout does not contain \"MARK\" (all 3000005 bytes of the output were searched"
+            ),
             "{}",
-            crate::text::first_line(&outcome.detail)
+            crate::text::first_line(&absent.detail)
         );
     }
 

@@ -7,7 +7,8 @@
 //! Each step's blocks run in one `/bin/sh -c` with `WORKDIR` as the working
 //! directory. `stdout_contains`/`stdout_matches` are checked against what the
 //! step printed (stdout and stderr as they interleaved, as a person at a
-//! terminal sees them).
+//! terminal sees them), every byte of it as it goes through the pipe, not
+//! only what its capped log keeps.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -22,6 +23,7 @@ use crate::event::EventKind;
 use crate::journal::{RunbookStepStatus, StepStatus};
 use crate::process;
 use crate::runbook::{self, RunbookStep};
+use crate::watch::Printed;
 
 /// Time a block gets without a `timeout` attribute.
 pub const DEFAULT_BLOCK_TIMEOUT: Duration = Duration::from_secs(300);
@@ -117,6 +119,7 @@ async fn execute(
             .envs(&env)
             .cwd(cwd)
             .timeout(timeout)
+            .watching(expectations.watch())
             .run_logged(&log, |pid| {
                 shared.ctx.emitter.emit(EventKind::ProcessStarted {
                     what: format!("runbook step {} of {}", index + 1, step.id.value),
@@ -145,9 +148,14 @@ async fn execute(
                     ))
                 } else {
                     match finished.exit_code {
-                        Some(code) => expectations
-                            .check(code, &finished.output)
-                            .map_err(|why| with_truncation(why, finished.dropped)),
+                        Some(code) => expectations.check(
+                            code,
+                            &Printed {
+                                kept: &crate::bounded::kept_pieces(&finished.output),
+                                dropped: finished.dropped,
+                                seen: finished.seen.as_ref(),
+                            },
+                        ),
                         None => Err("killed by a signal".to_owned()),
                     }
                 };
@@ -189,16 +197,6 @@ async fn execute(
         );
     }
     last
-}
-
-/// A failed expectation on output that was cut says so: the text may have
-/// been in the part that was dropped.
-fn with_truncation(why: String, dropped: u64) -> String {
-    if dropped > 0 && why.contains("stdout does not") {
-        why + &crate::bounded::truncation_note(dropped)
-    } else {
-        why
-    }
 }
 
 #[allow(clippy::too_many_arguments)]

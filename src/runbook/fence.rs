@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
-use regex::{Regex, RegexBuilder};
+use regex::RegexBuilder;
 
 use crate::duration::parse_duration;
+use crate::watch::Pattern;
 
 /// Attribute keys a shell fence accepts, in the order error messages list them.
 pub const SUPPORTED_ATTRIBUTES: [&str; 6] = [
@@ -31,7 +32,7 @@ pub struct FenceAttrs {
     /// Text the output must contain.
     pub stdout_contains: Option<String>,
     /// Regex the output must match somewhere (multi-line: `^`/`$` match at line ends).
-    pub stdout_matches: Option<Regex>,
+    pub stdout_matches: Option<Pattern>,
     /// How many times to try again after a failed attempt (default 0).
     pub retries: u32,
     /// Pause between attempts (default 1s).
@@ -232,7 +233,11 @@ fn apply(attrs: &mut FenceAttrs, key: &str, value: Option<&str>) -> Result<(), S
                     let flat: Vec<&str> = message.lines().map(str::trim).collect();
                     invalid(format!("not a valid regex: {}", flat.join(" ")))
                 })?;
-            attrs.stdout_matches = Some(regex);
+            // The same pattern, searchable on part of a stream.
+            attrs.stdout_matches = Some(
+                Pattern::new(regex.as_str(), true)
+                    .map_err(|error| invalid(format!("not a valid regex: {error}")))?,
+            );
         }
         "retries" => {
             attrs.retries = value
@@ -300,7 +305,7 @@ mod tests {
         assert_eq!(attrs.exit, 3);
         assert_eq!(attrs.stdout_contains.as_deref(), Some(r#"is "healthy""#));
         assert_eq!(
-            attrs.stdout_matches.as_ref().map(Regex::as_str),
+            attrs.stdout_matches.as_ref().map(Pattern::as_str),
             Some(r"\d+ members")
         );
         assert_eq!(attrs.retries, 4);

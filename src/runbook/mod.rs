@@ -20,7 +20,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use regex::Regex;
+use crate::watch::{Pattern, Printed, Watch};
 
 pub use fence::{DEFAULT_RETRY_DELAY, FenceAttrs, SUPPORTED_ATTRIBUTES};
 pub use lint::{LintFinding, LintKind, lint, lint_file, names_assigned_in, unset_names_in};
@@ -220,8 +220,8 @@ pub struct StepExpectations {
     pub exit: i32,
     /// Texts the step's standard output must each contain.
     pub stdout_contains: Vec<String>,
-    /// Regexes the step's standard output must each match.
-    pub stdout_matches: Vec<Regex>,
+    /// Regexes the step's standard output must each match (multi-line).
+    pub stdout_matches: Vec<Pattern>,
     /// Further attempts after a failed one.
     pub retries: u32,
     /// Pause between attempts.
@@ -229,21 +229,37 @@ pub struct StepExpectations {
 }
 
 impl StepExpectations {
+    /// A watch for this step's texts and patterns, to see every byte of its
+    /// output as it is printed (docs/runbooks.md, "Checks on long output").
+    pub fn watch(&self) -> Option<Watch> {
+        if self.stdout_contains.is_empty() && self.stdout_matches.is_empty() {
+            None
+        } else {
+            Some(Watch::new(
+                &self.stdout_contains,
+                self.stdout_matches.clone(),
+            ))
+        }
+    }
+
     /// Checks one attempt's result. The error says every way it fell short, e.g.
     /// "exit 1, expected 0; stdout does not contain `is healthy`".
-    pub fn check(&self, exit_code: i32, stdout: &str) -> Result<(), String> {
+    pub fn check(&self, exit_code: i32, printed: &Printed<'_>) -> Result<(), String> {
         let mut problems = Vec::new();
         if exit_code != self.exit {
             problems.push(format!("exit {exit_code}, expected {}", self.exit));
         }
         for text in &self.stdout_contains {
-            if !stdout.contains(text.as_str()) {
-                problems.push(format!("stdout does not contain `{text}`"));
+            if let Err(note) = printed.contains(text) {
+                problems.push(format!("stdout does not contain `{text}`{note}"));
             }
         }
-        for regex in &self.stdout_matches {
-            if !regex.is_match(stdout) {
-                problems.push(format!("stdout does not match `{}`", regex.as_str()));
+        for pattern in &self.stdout_matches {
+            if let Err(note) = printed.matches(pattern, false) {
+                problems.push(format!(
+                    "stdout does not match `{}`{note}",
+                    pattern.as_str()
+                ));
             }
         }
         if problems.is_empty() {

@@ -196,15 +196,15 @@ fn fence_attributes_become_the_step_expectations() {
     assert_eq!(expected.retry_delay, Duration::from_secs(5));
 
     assert_eq!(
-        expected.check(2, "127.0.0.1 is healthy\n3 members\n"),
+        expected.check(2, &Printed::whole(&["127.0.0.1 is healthy\n3 members\n"])),
         Ok(())
     );
     assert_eq!(
-        expected.check(0, "is healthy: 3 members"),
+        expected.check(0, &Printed::whole(&["is healthy: 3 members"])),
         Err("exit 0, expected 2; stdout does not match `^[0-9]+ members`".into())
     );
     assert_eq!(
-        expected.check(2, "unhealthy\nno members"),
+        expected.check(2, &Printed::whole(&["unhealthy\nno members"])),
         Err("stdout does not contain `is healthy`; stdout does not match `^[0-9]+ members`".into())
     );
 }
@@ -220,8 +220,11 @@ fn defaults_without_attributes() {
         Duration::from_secs(300)
     );
     let expected = go.expectations();
-    assert_eq!(expected.check(0, ""), Ok(()));
-    assert_eq!(expected.check(1, ""), Err("exit 1, expected 0".into()));
+    assert_eq!(expected.check(0, &Printed::whole(&[""])), Ok(()));
+    assert_eq!(
+        expected.check(1, &Printed::whole(&[""])),
+        Err("exit 1, expected 0".into())
+    );
 }
 
 #[test]

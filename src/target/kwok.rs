@@ -429,15 +429,11 @@ impl KwokTarget {
         let Some(ports) = ports::cluster_ports(&cluster_dir) else {
             return Vec::new();
         };
-        let down: Vec<String> = component_pids(&cluster_dir.join("pids"))
-            .into_iter()
-            .filter(|(_, pid)| !alive(*pid))
-            .map(|(name, _)| name)
-            .collect();
+        let down = down_components(&cluster_dir.join("pids"));
         ports
             .by_component()
             .into_iter()
-            .filter(|(component, _, _)| down.iter().any(|d| d == component))
+            .filter(|(component, _, _)| down.iter().any(|(name, _)| name == component))
             .filter_map(|(component, _, port)| {
                 crate::ports::taken(&format!("127.0.0.1:{port}"))
                     .map(|taken| format!("{component} is down and its {taken}"))
@@ -1147,10 +1143,17 @@ async fn settle_zombies(pids_dir: &Path, patience: Duration) {
 
 /// The components whose pid file names no running process.
 fn dead_components(pids_dir: &Path) -> Vec<String> {
+    down_components(pids_dir)
+        .into_iter()
+        .map(|(name, pid)| format!("{name} (pid {pid})"))
+        .collect()
+}
+
+/// The components, with their pids, whose pid file names no running process.
+fn down_components(pids_dir: &Path) -> Vec<(String, i32)> {
     component_pids(pids_dir)
         .into_iter()
         .filter(|(_, pid)| !alive(*pid))
-        .map(|(name, pid)| format!("{name} (pid {pid})"))
         .collect()
 }
 

@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::kind::runner::{Output, Runner, SystemRunner};
-use super::kube::conn::{Connection, kube_vars, run_kubeconfig};
+use super::kube::conn::{Connection, kube_vars, run_kubeconfig, write_private};
 use super::kube::scope::Scope;
 use super::kube::{K8sProbe, KubeFault, KubeOps, NodeSelector, api};
 use super::kube::{check_node_selector, describe_selector};
@@ -372,9 +372,7 @@ impl KwokTarget {
         let source = kwokctl_config(self.runner.find("kwokctl").as_deref());
         let config = ports::config_with_ports(source.as_deref(), &reserved)
             .map_err(TargetError::Unavailable)?;
-        let path = home.join("kwok.yaml");
-        std::fs::write(&path, config)
-            .map_err(|e| TargetError::Unavailable(format!("cannot write {}: {e}", path.display())))
+        write_private(&home.join("kwok.yaml"), &config)
     }
 
     /// Deletes the cluster at the end of the run, unless it is kept.
@@ -893,8 +891,7 @@ pub fn kwokctl_config(kwokctl: Option<&Path>) -> Option<PathBuf> {
 /// `tools/k8s/smoke.sh` take with `flock`), opened, not locked.
 pub fn create_lock_file() -> Result<std::fs::File, TargetError> {
     let path = std::env::temp_dir().join("firedrill-kwokctl-create.lock");
-    // Another user's lock would do: only its flock counts, not its content.
-    ports::open_shared(&path, false).map_err(TargetError::Failed)
+    ports::open_shared(&path).map_err(TargetError::Failed)
 }
 
 /// Takes the create lock (see [`create_lock_file`]), waiting for it.
@@ -1060,7 +1057,11 @@ fn read_pid(path: &Path) -> Result<i32, TargetError> {
         .map_err(|e| TargetError::Failed(format!("cannot read {}: {e}", path.display())))?
         .trim()
         .parse()
-        .map_err(|_| TargetError::Failed(format!("{} does not hold a pid", path.display())))
+        .ok()
+        // Never 0 or 1 (init), whatever a run directory says: a SIGKILL goes
+        // to this pid.
+        .filter(|pid| *pid > 1)
+        .ok_or_else(|| TargetError::Failed(format!("{} does not hold a pid", path.display())))
 }
 
 /// `(parent pid, zombie)` of a process, if it exists.
@@ -1160,6 +1161,36 @@ fn down_components(pids_dir: &Path) -> Vec<(String, i32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_crafted_run_directory_neither_redirects_writes_nor_names_init_as_a_component() {
+        let dir = tempfile::tempdir().unwrap();
+        // kwok.yaml planted as a link to a file not there yet, and as a hard
+        // link to one that is: neither is created nor written through.
+        let canary = dir.path().join("canary");
+        let link = dir.path().join("kwok.yaml");
+        std::os::unix::fs::symlink(&canary, &link).unwrap();
+        assert!(write_private(&link, "ports").is_err());
+        assert!(!canary.exists());
+        let precious = dir.path().join("precious");
+        std::fs::write(&precious, "keep me").unwrap();
+        let hard = dir.path().join("hard.yaml");
+        std::fs::hard_link(&precious, &hard).unwrap();
+        assert!(write_private(&hard, "ports").is_err());
+        assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me");
+        let fresh = dir.path().join("fresh.yaml");
+        write_private(&fresh, "ports").unwrap();
+        write_private(&fresh, "again").unwrap();
+        assert_eq!(std::fs::read_to_string(&fresh).unwrap(), "again");
+        // A pid file naming init (or 0) is not a component's.
+        for pid in ["1", "0", "-1"] {
+            let file = dir.path().join("kube-apiserver.pid");
+            std::fs::write(&file, pid).unwrap();
+            assert!(read_pid(&file).is_err(), "{pid}");
+        }
+        std::fs::write(dir.path().join("ok.pid"), "4242\n").unwrap();
+        assert_eq!(read_pid(&dir.path().join("ok.pid")).unwrap(), 4242);
+    }
 
     fn parse(raw: &RawFault) -> Result<FaultSpec, Vec<String>> {
         crate::target::check_fault(parse_fault, raw)

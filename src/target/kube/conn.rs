@@ -210,17 +210,28 @@ pub async fn client_from(
     })
 }
 
-/// Writes a file only its owner can read (a kubeconfig holds credentials).
+/// Writes a file of the run directory only its owner can read (a
+/// kubeconfig holds credentials). The run directory may be crafted: a
+/// symlink there is never followed, and a file with another link (a hard
+/// link to a file elsewhere) is never written through.
 pub fn write_private(path: &Path, text: &str) -> Result<(), TargetError> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let failed = |e: &dyn std::fmt::Display| {
+        TargetError::Failed(format!("cannot write {}: {e}", path.display()))
+    };
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .write(true)
-        .truncate(true)
+        .truncate(false)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path)
-        .map_err(|e| TargetError::Failed(format!("cannot write {}: {e}", path.display())))?;
-    file.write_all(text.as_bytes())
-        .map_err(|e| TargetError::Failed(format!("cannot write {}: {e}", path.display())))
+        .map_err(|e| failed(&e))?;
+    let meta = file.metadata().map_err(|e| failed(&e))?;
+    if !meta.is_file() || meta.nlink() != 1 {
+        return Err(failed(&"not a regular file with one link"));
+    }
+    file.set_len(0).map_err(|e| failed(&e))?;
+    file.write_all(text.as_bytes()).map_err(|e| failed(&e))
 }

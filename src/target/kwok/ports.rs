@@ -167,24 +167,26 @@ struct Locked {
     path: PathBuf,
 }
 
-/// Opens (creating it, mode 0644) a file that firedrill runs on this host
+/// Opens (creating it, mode 0600) a file that firedrill runs of this user
 /// share in the temp directory, where anybody may have put something first:
-/// a symlink is never followed, and it must be a regular file. With
-/// `private`, it must also be owned by this user and writable by nobody
-/// else (its content is trusted).
-pub fn open_shared(path: &Path, private: bool) -> Result<std::fs::File, String> {
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+/// a symlink is never followed, and it must be a regular file with one
+/// link (a hard link to another file would be written through), owned by
+/// this user. It is made readable by nobody else: anyone who can open it
+/// can `flock` it, and hold every run's lock for ever.
+pub fn open_shared(path: &Path) -> Result<std::fs::File, String> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+    let fix = "remove it, or set TMPDIR to a directory of your own";
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
-        .mode(0o644)
+        .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
         .open(path)
         .map_err(|e| match e.raw_os_error() {
             Some(libc::ELOOP) => format!(
-                "{} is a symbolic link, which firedrill never follows in a shared directory: remove it, or set TMPDIR to a directory of your own",
+                "{} is a symbolic link, which firedrill never follows in a shared directory: {fix}",
                 path.display()
             ),
             _ => format!("cannot open {}: {e}", path.display()),
@@ -192,21 +194,24 @@ pub fn open_shared(path: &Path, private: bool) -> Result<std::fs::File, String> 
     let meta = file
         .metadata()
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    if !meta.file_type().is_file() {
+    if !meta.file_type().is_file() || meta.nlink() != 1 {
         return Err(format!(
-            "{} is not a regular file: remove it, or set TMPDIR to a directory of your own",
+            "{} is not a regular file with one link: {fix}",
             path.display()
         ));
     }
     // SAFETY: geteuid has no preconditions.
     let me = unsafe { libc::geteuid() };
-    if private && (meta.uid() != me || meta.mode() & 0o022 != 0) {
+    if meta.uid() != me {
         return Err(format!(
-            "{} belongs to uid {} with mode {:o}: it must be this user's (uid {me}) and writable by nobody else; remove it, or set TMPDIR to a directory of your own",
+            "{} belongs to uid {}, not to this user (uid {me}): {fix}",
             path.display(),
             meta.uid(),
-            meta.mode() & 0o7777
         ));
+    }
+    if meta.mode() & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| format!("cannot make {} private: {e}", path.display()))?;
     }
     Ok(file)
 }
@@ -226,7 +231,7 @@ impl Registry {
     fn lock(&self) -> Result<Locked, String> {
         // Its entries decide which ports a run may take: one that somebody
         // else could write is refused.
-        let file = open_shared(&self.path, true)?;
+        let file = open_shared(&self.path)?;
         file.lock()
             .map_err(|e| format!("cannot lock {}: {e}", self.path.display()))?;
         Ok(Locked {
@@ -476,7 +481,13 @@ fn is_kwokctl_configuration(doc: &Value) -> bool {
 /// The ports a cluster's own configuration (`clusters/NAME/kwok.yaml`,
 /// written by kwokctl when it created the cluster) gives its components.
 pub fn cluster_ports(cluster_dir: &Path) -> Option<KwokPorts> {
-    let text = std::fs::read_to_string(cluster_dir.join("kwok.yaml")).ok()?;
+    // A run directory may be crafted: a FIFO or an endless file is not read.
+    let bytes = crate::bounded::read_regular(
+        &cluster_dir.join("kwok.yaml"),
+        crate::bounded::MAX_INPUT_FILE,
+    )
+    .ok()?;
+    let text = String::from_utf8(bytes).ok()?;
     let docs = serde_saphyr::from_multiple::<Value>(&text).ok()?;
     let options = docs
         .iter()
@@ -497,31 +508,40 @@ mod tests {
     }
 
     #[test]
-    fn a_shared_file_planted_as_a_link_a_fifo_or_writable_by_others_is_refused() {
-        use std::os::unix::fs::PermissionsExt;
+    fn a_shared_file_planted_as_a_link_a_fifo_or_a_hard_link_is_refused_and_ours_made_private() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
         let dir = tempfile::tempdir().unwrap();
         // A link to a file that does not exist yet: following it would
         // create the canary.
         let canary = dir.path().join("canary");
         let link = dir.path().join("link");
         std::os::unix::fs::symlink(&canary, &link).unwrap();
-        let error = open_shared(&link, false).unwrap_err();
+        let error = open_shared(&link).unwrap_err();
         assert!(error.contains("symbolic link"), "{error}");
         assert!(!canary.exists());
         let fifo = dir.path().join("fifo");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
-        let error = open_shared(&fifo, false).unwrap_err();
+        let error = open_shared(&fifo).unwrap_err();
         assert!(error.contains("not a regular file"), "{error}");
+        // A hard link to a file of somebody's: it would be written through.
+        let precious = dir.path().join("precious");
+        std::fs::write(&precious, "keep me").unwrap();
+        let hard = dir.path().join("hard");
+        std::fs::hard_link(&precious, &hard).unwrap();
+        let error = open_shared(&hard).unwrap_err();
+        assert!(error.contains("one link"), "{error}");
+        let registry = Registry::at(hard);
+        assert!(registry.lock().is_err());
+        assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me");
+        // Ours but readable by others (anyone could flock it): made private.
         let open = dir.path().join("open");
         std::fs::write(&open, "").unwrap();
         std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o666)).unwrap();
-        assert!(open_shared(&open, false).is_ok());
-        let error = open_shared(&open, true).unwrap_err();
-        assert!(error.contains("writable by nobody else"), "{error}");
-        let registry = Registry::at(open);
-        assert!(registry.lock().is_err());
+        assert!(open_shared(&open).is_ok());
+        assert_eq!(std::fs::metadata(&open).unwrap().mode() & 0o777, 0o600);
         let fresh = dir.path().join("fresh");
-        assert!(open_shared(&fresh, true).is_ok());
+        assert!(open_shared(&fresh).is_ok());
+        assert_eq!(std::fs::metadata(&fresh).unwrap().mode() & 0o777, 0o600);
     }
 
     #[test]
